@@ -1,0 +1,561 @@
+"""The worker process: the only place that imports user code.
+
+Run as ``python -m breakfix._worker REQUEST.json RESPONSE.json``. The parent (locator.py,
+verifier.py) writes the request, waits with a timeout and reads the response; everything the
+user's code prints goes to captured buffers or to this process's own stdout, never into the
+protocol. Two modes:
+
+``locate``  run the target eagerly (the reference: outputs, stdout, files, inputs' state after the
+            call, over several seeded calls), then under ``torch._dynamo.explain`` with a hook on
+            dynamo's graph-break logger (explain misses breaks inside loops and before the first
+            tensor op), then once with ``fullgraph=True`` to get the break that stops it.
+``check``   compile the (rewritten) target with ``fullgraph=True`` and compare every call with
+            the reference; if breaks remain, compare with breaks allowed and locate them again.
+
+Rewritten sources are served from an in-memory overlay by an import hook, so no file is written
+before verification and no stale bytecode can be loaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import io
+import json
+import linecache
+import os
+import pickle
+import random
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+SEEDS = (0, 1)  # one seeded call per entry: the reference and the check make the same calls
+_BREAKFIX_DIR = str(Path(__file__).resolve().parent)
+
+
+class UserCodeError(Exception):
+    """The user's target, module or inputs callable is at fault (reported, exit 2)."""
+
+
+# --- loading user code -------------------------------------------------------------------------
+
+
+class _OverlayLoader(importlib.machinery.SourceFileLoader):
+    """Loads a module's source from the overlay and never reads or writes its bytecode."""
+
+    def __init__(self, fullname: str, path: str, source: str) -> None:
+        super().__init__(fullname, path)
+        self._source = source
+
+    def get_data(self, path: str) -> bytes:
+        if os.path.abspath(path) == os.path.abspath(self.path):
+            return self._source.encode("utf-8")
+        raise OSError(path)  # the .pyc: refuse, so the overlay is compiled from source
+
+    def path_stats(self, path: str) -> dict:
+        raise OSError(path)
+
+    def set_data(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class _OverlayFinder(importlib.abc.MetaPathFinder):
+    def __init__(self, overlay: dict[str, str]) -> None:
+        self.overlay = {os.path.realpath(p): s for p, s in overlay.items()}
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or not spec.origin:
+            return None
+        source = self.overlay.get(os.path.realpath(spec.origin))
+        if source is None:
+            return None
+        loader = _OverlayLoader(fullname, spec.origin, source)
+        return importlib.util.spec_from_file_location(
+            fullname, spec.origin, loader=loader,
+            submodule_search_locations=spec.submodule_search_locations,
+        )
+
+
+def _module_name_for(path: Path, root: Path) -> str:
+    """Dotted name of a file under the root (``pkg/mod.py`` -> ``pkg.mod``), else its stem."""
+    try:
+        rel = path.with_suffix("").relative_to(root)
+    except ValueError:
+        return path.stem
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _import_location(location: str, root: Path, overlay: dict[str, str]) -> Any:
+    is_file = location.endswith(".py") or os.sep in location or "/" in location
+    if not is_file:
+        try:
+            return importlib.import_module(location)
+        except ModuleNotFoundError as e:
+            if e.name and location.startswith(e.name):
+                raise UserCodeError(f"module {location!r} not found under {root}") from e
+            raise
+    path = Path(location)
+    path = (path if path.is_absolute() else Path.cwd() / path).resolve()
+    if not path.is_file():
+        raise UserCodeError(f"file {location!r} not found")
+    name = _module_name_for(path, root)
+    if name in sys.modules and os.path.realpath(getattr(sys.modules[name], "__file__", "") or "") == str(path):
+        return sys.modules[name]
+    if name == path.stem:
+        sys.path.insert(0, str(path.parent))
+    source = overlay.get(str(path))
+    loader = _OverlayLoader(name, str(path), source) if source is not None else None
+    spec = importlib.util.spec_from_file_location(name, str(path), loader=loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _resolve(spec: str, root: Path, overlay: dict[str, str]) -> tuple[Any, Callable, str]:
+    location, _, qualname = spec.rpartition(":")
+    module = _import_location(location, root, overlay)
+    obj: Any = module
+    for part in qualname.split("."):
+        if not hasattr(obj, part):
+            raise UserCodeError(f"{qualname!r} not found in {location!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise UserCodeError(f"{spec!r} is not callable")
+    return module, obj, os.path.realpath(module.__file__)
+
+
+def _example_inputs(request: dict, module: Any, root: Path, overlay: dict[str, str]) -> Callable[[], tuple]:
+    if request.get("inputs"):
+        _, inputs_fn, _ = _resolve(request["inputs"], root, overlay)
+    else:
+        inputs_fn = getattr(module, "example_inputs", None) or (lambda: ())
+
+    def make() -> tuple:
+        try:
+            args = inputs_fn()
+        except Exception as e:
+            raise UserCodeError(f"inputs callable raised {_one_line(e)}") from e
+        if not isinstance(args, tuple):
+            raise UserCodeError(f"inputs callable must return a tuple of arguments, got {type(args).__name__}")
+        return args
+
+    return make
+
+
+# --- running it --------------------------------------------------------------------------------
+
+
+def _seed_all(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    torch.manual_seed(seed)
+    with contextlib.suppress(ImportError):
+        import numpy
+
+        numpy.random.seed(seed)
+
+
+def _one_line(e: BaseException) -> str:
+    first = (str(e).strip().splitlines() or [""])[0]
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__
+
+
+@contextlib.contextmanager
+def _sandboxed_call():
+    """Capture stdout and run in a fresh working directory so relative writes can be compared."""
+    buffer = io.StringIO()
+    old_cwd = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="breakfix-run-") as cwd:
+        os.chdir(cwd)
+        state = {"stdout": buffer, "cwd": cwd, "files": {}}
+        try:
+            with contextlib.redirect_stdout(buffer):
+                yield state
+        finally:
+            state["files"] = {
+                str(p.relative_to(cwd)): p.read_bytes() for p in sorted(Path(cwd).rglob("*")) if p.is_file()
+            }
+            os.chdir(old_cwd)
+
+
+def _snapshot_inputs(args: tuple) -> list:
+    """The observable state of the inputs after a call: tensors, module state, iterator leftovers."""
+    import torch
+
+    def snap(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return value.detach().clone()
+        if isinstance(value, torch.nn.Module):
+            return {k: v.detach().clone() for k, v in value.state_dict().items()}
+        if isinstance(value, (list, tuple)):
+            return [snap(v) for v in value]
+        if isinstance(value, dict):
+            return {k: snap(v) for k, v in value.items()}
+        if hasattr(value, "__next__") and iter(value) is value:
+            return {"iterator leftovers": list(value)}
+        return None
+
+    return [snap(a) for a in args]
+
+
+def _run_calls(fn: Callable, make_inputs: Callable[[], tuple], user_errors: bool) -> list[dict]:
+    """Call ``fn`` once per seed with freshly made inputs; record everything observable."""
+    calls = []
+    for seed in SEEDS:
+        _seed_all(seed)
+        args = make_inputs()
+        _seed_all(seed)
+        with _sandboxed_call() as state:
+            try:
+                output = fn(*args)
+            except Exception as e:
+                if user_errors:
+                    raise UserCodeError(f"the target raised in eager mode: {_one_line(e)}{_last_user_frame(e)}") from e
+                raise
+        calls.append({"output": output, "stdout": state["stdout"].getvalue(), "files": state["files"],
+                      "inputs_after": _snapshot_inputs(args)})
+    return calls
+
+
+def _last_user_frame(e: BaseException) -> str:
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if not f.filename.startswith(_BREAKFIX_DIR)]
+    return f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+
+
+# --- locating breaks ---------------------------------------------------------------------------
+
+
+def _char_col(filename: str, lineno: int, byte_col: int | None) -> int | None:
+    """FrameSummary columns are UTF-8 byte offsets; LibCST wants characters."""
+    if byte_col is None:
+        return None
+    line = linecache.getline(filename, lineno)
+    return len(line.encode("utf-8")[:byte_col].decode("utf-8", errors="ignore"))
+
+
+def _frame(summary: Any) -> dict:
+    filename = os.path.realpath(summary.filename) if os.path.exists(summary.filename) else summary.filename
+    return {
+        "filename": filename, "lineno": summary.lineno or 0, "name": summary.name,
+        "colno": _char_col(summary.filename, summary.lineno, getattr(summary, "colno", None)),
+        "end_colno": _char_col(summary.filename, summary.lineno, getattr(summary, "end_colno", None)),
+        "line": (linecache.getline(summary.filename, summary.lineno or 0) or "").strip(),
+    }
+
+
+def _is_project_file(filename: str, root: str) -> bool:
+    if not filename.startswith(root + os.sep) or filename.startswith(_BREAKFIX_DIR):
+        return False
+    return not any(part in ("site-packages", "dist-packages") for part in Path(filename).parts)
+
+
+_LOOP_WRAPPER = "graph break in loop"
+
+
+def _parse_message(message: str) -> tuple[str, str, list[str], str | None]:
+    """(Gb_type, explanation, hints, GB id) from an Unsupported message."""
+    lines = message.splitlines()
+    gb_type = lines[0].strip() if lines else ""
+    explanation = next((ln.split("Explanation:", 1)[1].strip() for ln in lines if "Explanation:" in ln), "")
+    hints = [ln.split("Hint:", 1)[1].strip() for ln in lines if ln.strip().startswith("Hint:")]
+    gb_id = None
+    marker = "/gb/gb"
+    if marker in message:
+        digits = message.split(marker, 1)[1][:4]
+        if digits.isdigit():
+            gb_id = f"GB{digits}"
+    return gb_type, explanation, hints, gb_id
+
+
+class _BreakCollector:
+    """Collects breaks from dynamo's graph-break logger, explain's reasons and fullgraph errors."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.by_site: dict[tuple[str, int], dict] = {}
+        import torch._dynamo.exc as exc
+
+        self._type_to_id = exc._load_gb_type_to_gb_id_map()
+        registry_path = Path(exc.__file__).with_name("graph_break_registry.json")
+        self._registry = json.loads(registry_path.read_text()) if registry_path.exists() else {}
+
+    def add(self, message: str, stack: list, gb_type: str | None = None) -> None:
+        frames = [_frame(s) for s in stack]
+        project = [f for f in frames if _is_project_file(f["filename"], self.root)]
+        if not project:
+            return
+        parsed_type, explanation, hints, gb_id = _parse_message(message)
+        gb_type = gb_type or parsed_type
+        gb_id = gb_id or self._type_to_id.get(gb_type)
+        if gb_id and (not explanation or not hints):
+            entry = (self._registry.get(gb_id) or [{}])[0]
+            explanation = explanation or entry.get("Explanation", "")
+            hints = hints or list(entry.get("Hints", []))
+        record = {"gb_type": gb_type, "gb_id": gb_id, "reason": "\n".join(message.splitlines()[:3]),
+                  "explanation": explanation, "hints": hints, "user_stack": frames, "project_stack": project}
+        site = (project[-1]["filename"], project[-1]["lineno"])
+        known = self.by_site.get(site)
+        # One break per innermost site: keep the root cause over dynamo's "graph break in loop"
+        # wrapper, then the longest stack (a nested break is reported once per enclosing frame).
+        if known is None or (known["gb_type"] == _LOOP_WRAPPER and gb_type != _LOOP_WRAPPER) or (
+            known["gb_type"] == gb_type and len(frames) > len(known["user_stack"])
+        ):
+            self.by_site[site] = record
+
+    def add_exception(self, e: BaseException) -> None:
+        stack = getattr(e, "real_stack", None)
+        if not stack:
+            stack = [f for f in traceback.extract_tb(e.__traceback__) if _is_project_file(
+                os.path.realpath(f.filename), self.root)]
+        gb_type = getattr(e, "gb_type", None)
+        if gb_type is None and "data-dependent" in str(e).lower():
+            gb_type = "Data-dependent guard"  # UserError from a guard on an unbacked symbol: no GB id
+        self.add(str(e) if gb_type is None or str(e).startswith(gb_type) else f"{gb_type}\n{e}", list(stack), gb_type)
+
+
+@contextlib.contextmanager
+def _graph_break_hook(collector: _BreakCollector):
+    """Record every break dynamo logs, including the ones explain does not report."""
+    from torch._dynamo import symbolic_convert
+
+    original = symbolic_convert.InstructionTranslatorBase.log_graph_break
+
+    def log_graph_break(self: Any, code_options: Any, reason: str, exc: Any) -> None:
+        if not getattr(exc, "logged", False):
+            stack = getattr(exc, "real_stack", None) or []
+            message = str(exc)
+            gb_type = getattr(exc, "gb_type", None)
+            if gb_type == _LOOP_WRAPPER and exc.__cause__ is not None:
+                message, gb_type = str(exc.__cause__), getattr(exc.__cause__, "gb_type", None)
+            collector.add(message, list(stack), gb_type)
+        return original(self, code_options, reason, exc)
+
+    symbolic_convert.InstructionTranslatorBase.log_graph_break = log_graph_break
+    try:
+        yield
+    finally:
+        symbolic_convert.InstructionTranslatorBase.log_graph_break = original
+
+
+def _configure_dynamo() -> None:
+    import torch._dynamo.config as config
+
+    # fullgraph=True turns these on by itself: without them we would "fix" what compiles anyway.
+    config.capture_scalar_outputs = True
+    config.capture_dynamic_output_shape_ops = True
+
+
+def _force_backend(backend: str) -> None:
+    """Compiled pieces the rewrite creates say ``torch.compile(fullgraph=True)`` (inductor); the
+    worker compiles them on the requested backend instead."""
+    import torch
+
+    original = torch.compile
+
+    def compile_on_backend(model: Any = None, **kwargs: Any) -> Any:
+        kwargs["backend"] = backend
+        return original(model, **kwargs) if model is not None else original(**kwargs)
+
+    torch.compile = compile_on_backend
+
+
+def _is_orchestrator(fn: Callable) -> bool:
+    return bool(getattr(fn, "_torchdynamo_disable", False))
+
+
+def _graph_count() -> int:
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
+
+
+def _collect_breaks(fn: Callable, make_inputs: Callable[[], tuple], orchestrator: bool, root: Path) -> tuple[list[dict], int]:
+    """Every break ``fullgraph=True`` would hit, one per innermost project site, and the graph count."""
+    import torch
+    from torch._dynamo.utils import counters
+
+    collector = _BreakCollector(str(root))
+    graph_count = 0
+    with _graph_break_hook(collector):
+        torch._dynamo.reset()
+        counters.clear()
+        _seed_all(SEEDS[0])
+        args = make_inputs()
+        with _sandboxed_call():
+            if orchestrator:
+                # An eager orchestrator: its compiled pieces carry fullgraph=True and raise.
+                try:
+                    fn(*args)
+                except Exception as e:
+                    collector.add_exception(e)
+                graph_count = _graph_count()
+            else:
+                explained = torch._dynamo.explain(fn)(*args)
+                graph_count = explained.graph_count
+                for reason in explained.break_reasons:
+                    collector.add(reason.reason, list(reason.user_stack))
+    if not orchestrator:
+        # fullgraph stops at the first break with its root cause, including the ones explain skips.
+        torch._dynamo.reset()
+        _seed_all(SEEDS[0])
+        args = make_inputs()
+        with _sandboxed_call():
+            try:
+                torch.compile(fn, fullgraph=True, backend="eager")(*args)
+            except Exception as e:
+                collector.add_exception(e)
+    return list(collector.by_site.values()), graph_count
+
+
+def locate(request: dict, root: Path, overlay: dict[str, str]) -> dict:
+    import torch
+
+    _configure_dynamo()
+    _force_backend(request["backend"])
+    module, fn, target_file = _resolve(request["target"], root, overlay)
+    make_inputs = _example_inputs(request, module, root, overlay)
+    orchestrator = _is_orchestrator(fn)
+    if request.get("reference"):
+        calls = _run_calls(fn, make_inputs, user_errors=True)
+        try:
+            with open(request["reference"], "wb") as f:
+                torch.save({"calls": calls}, f)
+        except (pickle.PicklingError, TypeError, AttributeError) as e:
+            raise UserCodeError(f"cannot verify: the target's outputs cannot be pickled ({_one_line(e)})") from e
+    breaks, graph_count = _collect_breaks(fn, make_inputs, orchestrator, root)
+    return {"breaks": breaks, "graph_count": graph_count, "target_file": target_file,
+            "target_qualname": request["target"].rpartition(":")[2], "orchestrator": orchestrator,
+            "reference": request.get("reference") or "", "facts": _facts(fn, make_inputs, breaks)}
+
+
+def _facts(fn: Callable, make_inputs: Callable[[], tuple], breaks: list[dict]) -> dict:
+    from breakfix._facts import collect_facts
+
+    return collect_facts(fn, make_inputs, breaks, _seed_all) if breaks else {}
+
+
+# --- verifying a rewrite -----------------------------------------------------------------------
+
+
+def _compare(expected: dict, actual: dict, rtol: float | None, atol: float | None) -> str:
+    import torch
+
+    def close(a: Any, b: Any, what: str) -> str:
+        try:
+            torch.testing.assert_close(a, b, rtol=rtol, atol=atol, equal_nan=True)
+        except AssertionError as e:
+            return f"{what} differ: {_one_line(e)}"
+        except Exception:
+            if a != b:  # noqa: PLR1714 (values assert_close cannot handle: compare them as Python values)
+                return f"{what} differ: {a!r} != {b!r}"
+        return ""
+
+    if expected["stdout"] != actual["stdout"]:
+        return f"stdout differs: expected {expected['stdout'][:80]!r}, got {actual['stdout'][:80]!r}"
+    if set(expected["files"]) != set(actual["files"]):
+        return f"files written differ: expected {sorted(expected['files'])}, got {sorted(actual['files'])}"
+    for name, data in expected["files"].items():
+        if data != actual["files"][name]:
+            loaded = [torch.load(io.BytesIO(d), weights_only=False) for d in (data, actual["files"][name])]
+            problem = close(loaded[1], loaded[0], f"contents of written file {name!r}")
+            if problem:
+                return problem
+    return close(actual["output"], expected["output"], "outputs") or close(
+        actual["inputs_after"], expected["inputs_after"], "inputs after the call")
+
+
+def check(request: dict, root: Path, overlay: dict[str, str]) -> dict:
+    """Check a rewrite against the reference, in a fresh process.
+
+    Verified when it compiles with ``fullgraph=True`` and every call matches. When breaks remain
+    elsewhere, an intermediate rewrite must still match the reference when compiled with graph
+    breaks allowed; the remaining breaks are returned so the engine can see this one is gone.
+    """
+    import torch
+    from torch._dynamo.exc import TorchDynamoException, UserError
+
+    _configure_dynamo()
+    _force_backend(request["backend"])
+    module, fn, _ = _resolve(request["target"], root, overlay)
+    make_inputs = _example_inputs(request, module, root, overlay)
+    orchestrator = _is_orchestrator(fn)
+    with open(request["reference"], "rb") as f:
+        reference = torch.load(f, weights_only=False)["calls"]
+    from torch._dynamo.utils import counters
+
+    def matches(compiled: Callable) -> str:
+        calls = _run_calls(compiled, make_inputs, user_errors=False)
+        for number, (expected, actual) in enumerate(zip(reference, calls), start=1):
+            problem = _compare(expected, actual, request.get("rtol"), request.get("atol"))
+            if problem:
+                return f"call {number}: {problem}"
+        return ""
+
+    counters.clear()
+    try:
+        problem = matches(fn if orchestrator else torch.compile(fn, fullgraph=True))
+    except (TorchDynamoException, UserError):
+        pass  # breaks remain: check the rewrite with graph breaks allowed, below
+    except Exception as e:
+        return {"ok": False, "fullgraph": False, "reason": f"the rewrite raised {_one_line(e)}"}
+    else:
+        if problem:
+            return {"ok": False, "fullgraph": True, "reason": problem}
+        if orchestrator and _graph_count() == 0:
+            return {"ok": False, "fullgraph": True, "reason": "no compiled piece ran"}
+        return {"ok": True, "fullgraph": True, "reason": "", "graph_count": _graph_count(), "breaks": []}
+
+    torch._dynamo.reset()
+    try:
+        problem = matches(fn if orchestrator else torch.compile(fn))
+    except Exception as e:
+        return {"ok": False, "fullgraph": False, "reason": f"the rewrite raised {_one_line(e)}"}
+    if problem:
+        return {"ok": False, "fullgraph": False, "reason": problem}
+    breaks, graph_count = _collect_breaks(fn, make_inputs, orchestrator, root)
+    return {"ok": True, "fullgraph": False, "reason": "", "graph_count": graph_count, "breaks": breaks,
+            "facts": _facts(fn, make_inputs, breaks), "orchestrator": orchestrator}
+
+
+def main(argv: list[str]) -> int:
+    request_path, response_path = argv
+    request = json.loads(Path(request_path).read_text())
+    root = Path(request["root"]).resolve()
+    overlay = request.get("overlay", {})
+    sys.path.insert(0, str(root))
+    sys.meta_path.insert(0, _OverlayFinder(overlay))
+    for path, source in overlay.items():
+        # Stack frames of rewritten files must show the rewritten lines, not the ones on disk.
+        linecache.cache[os.path.realpath(path)] = (len(source), None, source.splitlines(True), path)
+    sys.dont_write_bytecode = True
+    try:
+        result = {"locate": locate, "check": check}[request["mode"]](request, root, overlay)
+        response = {"result": result}
+    except UserCodeError as e:
+        response = {"error": str(e)}
+    except SyntaxError as e:
+        response = {"error": f"syntax error in {e.filename}:{e.lineno}: {e.msg}"}
+    except Exception as e:
+        if request["mode"] == "check":
+            response = {"result": {"ok": False, "reason": _one_line(e)}}
+        else:
+            response = {"error": f"importing or running the target failed: {_one_line(e)}{_last_user_frame(e)}"}
+    Path(response_path).write_text(json.dumps(response, default=str))
+    sys.stdout.flush()
+    os._exit(0)  # skip interpreter teardown of torch's threads: it can take seconds
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
+

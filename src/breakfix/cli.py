@@ -1,0 +1,113 @@
+"""Command line: parse, call the engine, hand the result to the renderer. Nothing else."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from breakfix import __version__
+from breakfix.errors import BreakfixError
+from breakfix.types import TargetSpec
+
+BACKENDS = ("aot_eager", "eager", "inductor")
+
+
+class BreakfixGroup(click.Group):
+    """The one exception boundary: known errors become one line and exit code 2."""
+
+    def main(self, *args, **kwargs):  # type: ignore[override]
+        try:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.Exit as e:
+            sys.exit(e.exit_code)
+        except click.Abort:
+            sys.exit(130)
+        except click.ClickException as e:
+            from breakfix.render import Renderer
+
+            Renderer().error(e.format_message().replace("\n", " "))
+            sys.exit(2)
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except BreakfixError as e:
+            from breakfix.render import Renderer
+
+            Renderer().error(str(e))
+            if ctx.meta.get("json"):
+                from breakfix.report_json import error_json
+
+                Renderer().json(error_json(str(e), e.exit_code))
+            sys.exit(e.exit_code)
+        except KeyboardInterrupt:
+            sys.exit(130)
+
+
+def _spec(kind: str):
+    def convert(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            TargetSpec.parse(value)
+        except ValueError as e:
+            raise click.BadParameter(str(e)) from None
+        return value
+
+    return convert
+
+
+@click.group(cls=BreakfixGroup)
+@click.version_option(__version__, prog_name="breakfix")
+def main() -> None:
+    """Find, fix and verify torch.compile graph breaks."""
+
+
+@main.command()
+@click.argument("target", callback=_spec("target"))
+@click.option("--inputs", "inputs", callback=_spec("inputs"), help="MODULE:FN or FILE.py:FN returning a tuple of positional arguments.")
+@click.option("--apply", is_flag=True, help="Write the verified rewrite (default: dry run).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json-schema.md).")
+@click.option("--backend", type=click.Choice(BACKENDS), default="aot_eager", show_default=True,
+              help="Backend the rewrite is verified on.")
+@click.option("--unsafe-fixes", is_flag=True, help="Also apply fixes that change observable behaviour.")
+@click.option("--max-rounds", type=click.IntRange(1), default=5, show_default=True)
+@click.option("--timeout", type=click.FloatRange(min=1), default=300, show_default=True,
+              help="Seconds each worker process may run before it is killed.")
+@click.option("--root", type=click.Path(exists=True, file_okay=False), default=".",
+              help="Project root: only files under it are ever edited.")
+@click.option("--rtol", type=float, default=None, help="Relative tolerance for comparing outputs (torch's default).")
+@click.option("--atol", type=float, default=None, help="Absolute tolerance for comparing outputs (torch's default).")
+@click.pass_context
+def run(ctx: click.Context, target: str, inputs: str | None, apply: bool, as_json: bool, backend: str,
+        unsafe_fixes: bool, max_rounds: int, timeout: float, root: str, rtol: float | None, atol: float | None) -> None:
+    """Locate, fix and verify the graph breaks of TARGET (MODULE:QUALNAME or FILE.py:QUALNAME)."""
+    from breakfix.engine import Engine
+    from breakfix.locator import RunOptions
+    from breakfix.render import Renderer
+    from breakfix.report_json import to_json
+
+    ctx.meta["json"] = as_json
+    if (rtol is None) != (atol is None):
+        raise click.UsageError("--rtol and --atol must be given together")
+    renderer = Renderer(quiet=as_json)
+    root_path = Path(os.path.realpath(root))
+    options = RunOptions(target=_absolute(target, root_path), inputs=inputs and _absolute(inputs, root_path),
+                         root=root_path, backend=backend, timeout=timeout, rtol=rtol, atol=atol)
+    report = Engine(options, unsafe_fixes=unsafe_fixes, max_rounds=max_rounds, progress=renderer.progress).run(apply)
+    if as_json:
+        renderer.json(to_json(report, str(root_path)))
+    else:
+        renderer.report(report, str(root_path))
+    sys.exit(report.exit_code)
+
+
+def _absolute(spec: str, root: Path) -> str:
+    """File specs are resolved against the current directory (the worker runs in the root)."""
+    parsed = TargetSpec.parse(spec)
+    if not parsed.is_file:
+        return spec
+    return f"{os.path.abspath(parsed.location)}:{parsed.qualname}"

@@ -1,0 +1,14 @@
+"""The one registry of breakfix codemods, in the order the classifier tries them (safest first)."""
+
+from __future__ import annotations
+
+from breakfix.codemods._base import BreakfixCodemod, FixRequest
+from breakfix.codemods.escape_hatches import UntraceablePureHelper
+
+REGISTRY: tuple[type[BreakfixCodemod], ...] = (
+    UntraceablePureHelper,
+)
+
+BY_CODE: dict[str, type[BreakfixCodemod]] = {codemod.CODE: codemod for codemod in REGISTRY}
+
+__all__ = ["BY_CODE", "REGISTRY", "BreakfixCodemod", "FixRequest"]

@@ -1,0 +1,83 @@
+"""What every breakfix codemod is: a LibCST codemod aimed at one located graph break.
+
+A codemod class names the *pattern* it answers; its class attributes say which breaks it answers
+(GB ids and Gb_types), how safe its fix is and what the fix is called; its docstring, with the
+headings in ``DOC_HEADINGS``, is its documentation page. The engine instantiates it with a
+``FixRequest`` (the break, where the target is, runtime facts) and runs it on one file in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import libcst as cst
+from libcst.codemod import CodemodContext, SkipFile, VisitorBasedCodemodCommand
+from libcst.metadata import PositionProvider
+
+from breakfix.types import Applicability, GraphBreak
+
+DOC_HEADINGS = ("What it fixes", "Why it breaks", "Example", "Fix safety")
+
+
+@dataclass(frozen=True)
+class FixRequest:
+    """Everything a codemod may know about the break it is asked to fix."""
+
+    brk: GraphBreak
+    target_file: str
+    target_qualname: str
+    orchestrator: bool = False  # the target is already an eager function running compiled pieces
+    facts: dict = field(default_factory=dict)  # runtime facts the worker measured for this break
+    sources: dict[str, str] = field(default_factory=dict)  # files already rewritten in memory
+
+
+class BreakfixCodemod(VisitorBasedCodemodCommand):
+    CODE: ClassVar[str]
+    FIX_TITLE: ClassVar[str]
+    GB_IDS: ClassVar[frozenset[str]] = frozenset()
+    GB_TYPES: ClassVar[frozenset[str]] = frozenset()
+    APPLICABILITY: ClassVar[Applicability] = Applicability.SAFE
+    # What an unsafe fix changes, stated in the report (empty for safe fixes).
+    CHANGES: ClassVar[str] = ""
+
+    METADATA_DEPENDENCIES = (PositionProvider,)
+
+    def __init__(self, context: CodemodContext, request: FixRequest) -> None:
+        super().__init__(context)
+        self.request = request
+        # A codemod may lower its own applicability for one site (e.g. when it cannot prove an
+        # iterator is consumed exactly as before); the engine reads these after the transform.
+        self.applicability = self.APPLICABILITY
+        self.changes = self.CHANGES
+
+    @classmethod
+    def file_to_edit(cls, request: FixRequest) -> str:
+        """The file this codemod rewrites: by default, where the innermost project frame is."""
+        return request.brk.site.filename
+
+    @classmethod
+    def answers(cls, brk: GraphBreak) -> bool:
+        return (brk.gb_id is not None and brk.gb_id in cls.GB_IDS) or brk.gb_type in cls.GB_TYPES
+
+    @property
+    def DESCRIPTION(self) -> str:  # noqa: N802 (LibCST's name)
+        return self.FIX_TITLE
+
+    # --- helpers shared by the codemods ---------------------------------------------------------
+
+    def lines_of(self, node: cst.CSTNode) -> range:
+        position = self.get_metadata(PositionProvider, node)
+        return range(position.start.line, position.end.line + 1)
+
+    def skip(self, why: str) -> SkipFile:
+        return SkipFile(why)
+
+    def parse_file(self, path: str) -> cst.Module:
+        """Another file of the project, as rewritten so far in memory."""
+        try:
+            source = self.request.sources.get(path) or Path(path).read_text(encoding="utf-8")
+            return cst.parse_module(source)
+        except (OSError, UnicodeDecodeError, cst.ParserSyntaxError) as e:
+            raise self.skip(f"cannot read {path}: {e}") from e

@@ -1,0 +1,144 @@
+"""The pipeline: locate -> classify -> rewrite -> verify -> write. Never prints.
+
+Every rewrite lives in an in-memory overlay (path -> source) until the whole overlay is verified:
+the target compiles with ``fullgraph=True`` and matches the original eager run. A candidate fix is
+kept only when a fresh worker shows it still matches the reference and its break is gone; a
+target is written only when nothing is left (all or nothing: a partly fixed target is shown, never
+written, so an unfixable target is never touched).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from libcst.codemod import CodemodContext, TransformSuccess, transform_module
+
+from breakfix import classifier, writer
+from breakfix.codemods import BreakfixCodemod, FixRequest
+from breakfix.locator import RunOptions, locate
+from breakfix.types import Applicability, Attempt, BreakReport, FileChange, GraphBreak, RunReport
+from breakfix.verifier import check
+
+Progress = Callable[[str], None]
+
+
+def _identity(brk: GraphBreak) -> tuple[str, str, str]:
+    """A break's identity across rewrites: line numbers shift, the site's text and type do not."""
+    return (brk.gb_type, brk.site.filename, brk.site.line)
+
+
+def _under_root(path: str, root: Path) -> bool:
+    real = Path(os.path.realpath(path))
+    return real.is_relative_to(root) and "site-packages" not in real.parts
+
+
+class Engine:
+    def __init__(self, options: RunOptions, unsafe_fixes: bool, max_rounds: int, progress: Progress) -> None:
+        self.options = options
+        self.unsafe_fixes = unsafe_fixes
+        self.max_rounds = max_rounds
+        self.progress = progress
+        self.root = Path(os.path.realpath(options.root))
+        self.overlay: dict[str, str] = {}
+        self.on_disk: dict[str, str] = {}  # each touched file as read, to diff and to detect changes
+
+    def run(self, apply: bool) -> RunReport:
+        with tempfile.TemporaryDirectory(prefix="breakfix-") as tmp:
+            reference = str(Path(tmp, "reference.pt"))
+            self.progress(f"locating graph breaks in {self.options.target}")
+            found = locate(self.options, {}, reference)
+            reports, verified, graph_count_after, rounds = self._fix_all(found, reference)
+        changes = [FileChange(Path(p), self.on_disk[p], s) for p, s in self.overlay.items() if s != self.on_disk[p]]
+        written = bool(changes) and verified and apply
+        if written:
+            writer.write_all(changes)
+        for report in reports:
+            if report.status == "proposed" and written:
+                report.status = "fixed"
+            elif report.status == "proposed" and not verified:
+                report.verified = False
+                report.why = "matches eager, but other breaks remain, so the target cannot compile with fullgraph=True; not written"
+        remaining = 0 if (not found.breaks or written) else len(found.breaks)
+        return RunReport(
+            target=self.options.target, applied=written, breaks=reports, changes=changes, rounds=rounds,
+            verified=verified, graph_count_before=found.graph_count,
+            graph_count_after=graph_count_after if verified else None, remaining=remaining)
+
+    def _fix_all(self, found, reference: str) -> tuple[list[BreakReport], bool, int | None, int]:
+        """Fix breaks round by round; True when the final overlay is verified with fullgraph=True."""
+        breaks, facts, orchestrator = found.breaks, found.facts, found.orchestrator
+        reports: dict[tuple, BreakReport] = {}
+        verified, graph_count, rounds = not breaks, None, 0
+        while breaks and rounds < self.max_rounds:
+            rounds += 1
+            progressed = False
+            tried: set[tuple] = set()
+            while True:
+                pending = [b for b in breaks if _identity(b) not in tried]
+                if not pending:
+                    break
+                brk = pending[0]
+                tried.add(_identity(brk))
+                report = reports.setdefault(_identity(brk), BreakReport(brk=brk, round=rounds, status="unfixable"))
+                request = FixRequest(brk=brk, target_file=found.target_file, target_qualname=found.target_qualname,
+                                     orchestrator=orchestrator, facts=facts.get(f"{brk.site.filename}:{brk.site.lineno}", {}),
+                                     sources=dict(self.overlay))
+                outcome = self._fix_one(request, report, reference)
+                if outcome is None:
+                    continue
+                progressed = True
+                verified, graph_count = outcome.fullgraph, outcome.graph_count
+                breaks, facts, orchestrator = outcome.breaks, outcome.facts, outcome.orchestrator
+            if not progressed:
+                break
+        for report in reports.values():
+            if report.status == "unfixable" and not report.why:
+                report.why = "; ".join(a.reason for a in report.attempts) or "no codemod answers this break"
+        return list(reports.values()), verified, graph_count, rounds
+
+    def _fix_one(self, request: FixRequest, report: BreakReport, reference: str):
+        brk = request.brk
+        for codemod in classifier.candidates(brk):
+            path = codemod.file_to_edit(request)
+            if not _under_root(path, self.root):
+                report.attempts.append(Attempt(codemod.CODE, codemod.APPLICABILITY, False, f"{path} is outside the project root"))
+                continue
+            self.progress(f"trying {codemod.CODE} on {os.path.relpath(path, self.root)}:{brk.site.lineno}")
+            source = self._source(path)
+            instance = codemod(CodemodContext(filename=path), request)
+            result = transform_module(instance, source)
+            if not isinstance(result, TransformSuccess) or result.code == source:
+                why = getattr(result, "skip_description", "") or str(getattr(result, "error", "")) or "nothing to change"
+                report.attempts.append(Attempt(codemod.CODE, instance.applicability, False, why))
+                continue
+            if instance.applicability is Applicability.DISPLAY_ONLY or (
+                    instance.applicability is Applicability.UNSAFE and not self.unsafe_fixes):
+                why = f"unsafe fix available with --unsafe-fixes: {instance.changes}" if \
+                    instance.applicability is Applicability.UNSAFE else "display-only fix"
+                report.attempts.append(Attempt(codemod.CODE, instance.applicability, False, why))
+                if report.status == "unfixable":
+                    report.status, report.fix_code, report.applicability = "needs-unsafe", codemod.CODE, instance.applicability
+                    report.why = why
+                continue
+            trial = {**self.overlay, path: result.code}
+            self.progress(f"verifying {codemod.CODE} in a fresh worker")
+            outcome = check(self.options, trial, reference)
+            gone = outcome.ok and all(_identity(b) != _identity(brk) for b in outcome.breaks)
+            if not gone:
+                why = outcome.reason or "the break is still there after the rewrite"
+                report.attempts.append(Attempt(codemod.CODE, instance.applicability, False, why))
+                continue
+            self.overlay = trial
+            report.attempts.append(Attempt(codemod.CODE, instance.applicability, True, ""))
+            report.status, report.fix_code, report.applicability = "proposed", codemod.CODE, instance.applicability
+            report.verified, report.why = True, instance.changes
+            return outcome
+        return None
+
+    def _source(self, path: str) -> str:
+        if path not in self.overlay:
+            self.on_disk[path] = self.overlay[path] = writer.read_source(path)
+        return self.overlay[path]

@@ -1,0 +1,45 @@
+"""The ``--json`` document (schema: docs/json-schema.md). Pure data, no I/O."""
+
+from __future__ import annotations
+
+import os
+
+from breakfix.codemods import BY_CODE
+from breakfix.diffing import unified_diff
+from breakfix.types import BreakReport, RunReport
+
+SCHEMA_VERSION = 1
+
+
+def _break(report: BreakReport, root: str) -> dict:
+    brk = report.brk
+    site = brk.site
+    return {
+        "file": os.path.relpath(site.filename, root), "line": site.lineno, "column": site.colno,
+        "function": site.name, "gb_id": brk.gb_id, "gb_type": brk.gb_type,
+        "explanation": brk.explanation, "hints": brk.hints,
+        "user_stack": [{"file": f.filename, "line": f.lineno, "function": f.name} for f in brk.user_stack],
+        "round": report.round, "status": report.status,
+        "fix": None if report.fix_code is None else {
+            "code": report.fix_code, "title": BY_CODE[report.fix_code].FIX_TITLE,
+            "applicability": report.applicability.value},
+        "verified": report.verified, "why": report.why,
+        "attempts": [{"code": a.code, "applicability": a.applicability.value, "verified": a.verified,
+                      "reason": a.reason} for a in report.attempts],
+    }
+
+
+def to_json(report: RunReport, root: str) -> dict:
+    return {
+        "version": SCHEMA_VERSION, "target": report.target, "applied": report.applied,
+        "verified": report.verified, "exit_code": report.exit_code, "rounds": report.rounds,
+        "remaining": report.remaining,
+        "graph_count": {"before": report.graph_count_before, "after": report.graph_count_after},
+        "breaks": [_break(b, root) for b in report.breaks],
+        "changes": [{"file": os.path.relpath(c.path, root), "diff": unified_diff(str(c.path), c.before, c.after, root)}
+                    for c in report.changes],
+    }
+
+
+def error_json(message: str, exit_code: int) -> dict:
+    return {"version": SCHEMA_VERSION, "error": message, "exit_code": exit_code}

@@ -1,0 +1,161 @@
+"""Plain data passed between the pipeline stages (and, as JSON, across the worker boundary)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+class Applicability(str, enum.Enum):
+    """How a fix may be used, after Ruff: safe fixes keep the exact meaning."""
+
+    SAFE = "safe"
+    UNSAFE = "unsafe"  # may change observable behaviour; written only with --unsafe-fixes
+    DISPLAY_ONLY = "display-only"  # shown in the report, never written
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """`pkg.module:qualname` or `path/to/file.py:qualname`, as the user typed it."""
+
+    location: str
+    qualname: str
+
+    @classmethod
+    def parse(cls, text: str) -> TargetSpec:
+        location, sep, qualname = text.rpartition(":")
+        # A Windows drive letter ("C:\\x.py") is not a separator: require a qualname after it.
+        if not sep or not location or not qualname or not qualname.replace(".", "").isidentifier():
+            raise ValueError(f"expected MODULE:QUALNAME or FILE.py:QUALNAME, got {text!r}")
+        return cls(location, qualname)
+
+    @property
+    def is_file(self) -> bool:
+        return self.location.endswith(".py") or "/" in self.location or "\\" in self.location
+
+    def __str__(self) -> str:
+        return f"{self.location}:{self.qualname}"
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One frame of a user stack. Columns are character offsets (converted from UTF-8 bytes)."""
+
+    filename: str
+    lineno: int
+    name: str
+    colno: int | None = None
+    end_colno: int | None = None
+    line: str = ""
+
+
+@dataclass
+class GraphBreak:
+    """One break that `torch.compile(fullgraph=True)` would hit, deduplicated on its innermost site."""
+
+    gb_type: str
+    gb_id: str | None
+    reason: str
+    explanation: str
+    hints: list[str]
+    user_stack: list[Frame]  # outermost first; the compiled frame first, the break site last
+    project_stack: list[Frame]  # the frames of user_stack inside the project root
+
+    @property
+    def site(self) -> Frame:
+        """The innermost frame inside the project: where a fix goes."""
+        return self.project_stack[-1]
+
+    @property
+    def in_library(self) -> bool:
+        return self.user_stack[-1] != self.project_stack[-1]
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.site.filename, self.site.lineno)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> GraphBreak:
+        data = dict(data)
+        data["user_stack"] = [Frame(**f) for f in data["user_stack"]]
+        data["project_stack"] = [Frame(**f) for f in data["project_stack"]]
+        return cls(**data)
+
+
+@dataclass
+class LocateResult:
+    """What the locate worker found in the code as it is on disk (or in the given overlay)."""
+
+    breaks: list[GraphBreak]
+    graph_count: int
+    target_file: str
+    target_qualname: str
+    orchestrator: bool  # the target is an eager function (torch.compiler.disable) running compiled pieces
+    reference: str  # path of the pickled eager reference run (outputs, stdout, files)
+    facts: dict = field(default_factory=dict)  # per-break runtime facts for codemods, keyed "file:line"
+
+
+@dataclass
+class CheckResult:
+    """A rewrite checked against the eager reference in a fresh worker."""
+
+    ok: bool  # matches the reference (with fullgraph=True when ``fullgraph``, else with breaks allowed)
+    fullgraph: bool  # compiled with fullgraph=True: the rewrite is verified
+    reason: str = ""  # one line: why it was rejected
+    graph_count: int | None = None
+    breaks: list[GraphBreak] = field(default_factory=list)  # breaks left when not fullgraph
+    facts: dict = field(default_factory=dict)
+    orchestrator: bool = False
+
+
+@dataclass
+class Attempt:
+    """One candidate fix tried for one break."""
+
+    code: str
+    applicability: Applicability
+    verified: bool
+    reason: str  # why it was skipped or why verification failed; empty when verified
+
+
+@dataclass
+class BreakReport:
+    """A break as it appears in the final report."""
+
+    brk: GraphBreak
+    round: int
+    status: str  # "fixed" | "proposed" | "unfixable" | "needs-unsafe"
+    fix_code: str | None = None
+    applicability: Applicability | None = None
+    verified: bool = False
+    why: str = ""
+    attempts: list[Attempt] = field(default_factory=list)
+
+
+@dataclass
+class FileChange:
+    path: Path
+    before: str
+    after: str
+
+
+@dataclass
+class RunReport:
+    target: str
+    applied: bool
+    breaks: list[BreakReport]
+    changes: list[FileChange]
+    rounds: int
+    verified: bool  # the rewrite compiles with fullgraph=True and matches the original eagerly
+    graph_count_before: int | None
+    graph_count_after: int | None
+    remaining: int  # breaks left in the code on disk when the command ends
+
+    @property
+    def exit_code(self) -> int:
+        """0: no break remains on disk; 1: breaks remain (including a dry run that proposes fixes)."""
+        return 0 if self.remaining == 0 else 1
