@@ -401,7 +401,10 @@ def _collect_breaks(fn: Callable, make_inputs: Callable[[], tuple], orchestrator
                     collector.add_exception(e)
                 graph_count = _graph_count()
             else:
-                explained = torch._dynamo.explain(fn)(*args)
+                # A dynamo internal error (np.asarray of a PIL image) would abort explain; the
+                # fullgraph attempt below still reports it.
+                with torch._dynamo.config.patch(suppress_errors=True):
+                    explained = torch._dynamo.explain(fn)(*args)
                 graph_count = explained.graph_count
                 for reason in explained.break_reasons:
                     collector.add(reason.reason, list(reason.user_stack))

@@ -98,6 +98,7 @@ def run(ctx: click.Context, target: str, inputs: str | None, apply: bool, as_jso
     options = RunOptions(target=_absolute(target, root_path), inputs=inputs and _absolute(inputs, root_path),
                          root=root_path, backend=backend, timeout=timeout, rtol=rtol, atol=atol)
     report = Engine(options, unsafe_fixes=unsafe_fixes, max_rounds=max_rounds, progress=renderer.progress).run(apply)
+    report.target = target  # as the user typed it
     if as_json:
         renderer.json(to_json(report, str(root_path)))
     else:
