@@ -22,6 +22,7 @@ import contextlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import inspect
 import io
 import json
 import linecache
@@ -290,11 +291,12 @@ class _BreakCollector:
         registry_path = Path(exc.__file__).with_name("graph_break_registry.json")
         self._registry = json.loads(registry_path.read_text()) if registry_path.exists() else {}
 
-    def add(self, message: str, stack: list, gb_type: str | None = None) -> None:
+    def add(self, message: str, stack: list, gb_type: str | None = None) -> bool:
+        """Record one break; False when its stack has no frame inside the project."""
         frames = [_frame(s) for s in stack]
         project = [f for f in frames if _is_project_file(f["filename"], self.root)]
         if not project:
-            return
+            return False
         parsed_type, explanation, hints, gb_id = _parse_message(message)
         gb_type = gb_type or parsed_type
         gb_id = gb_id or self._type_to_id.get(gb_type)
@@ -312,8 +314,10 @@ class _BreakCollector:
             known["gb_type"] == gb_type and len(frames) > len(known["user_stack"])
         ):
             self.by_site[site] = record
+        return True
 
-    def add_exception(self, e: BaseException) -> None:
+    def add_exception(self, e: BaseException, compiled: Callable) -> None:
+        """Record the error that stopped a fullgraph compile; never lose it, even without a stack."""
         stack = getattr(e, "real_stack", None)
         if not stack:
             stack = [f for f in traceback.extract_tb(e.__traceback__) if _is_project_file(
@@ -321,7 +325,14 @@ class _BreakCollector:
         gb_type = getattr(e, "gb_type", None)
         if gb_type is None and "data-dependent" in str(e).lower():
             gb_type = "Data-dependent guard"  # UserError from a guard on an unbacked symbol: no GB id
-        self.add(str(e) if gb_type is None or str(e).startswith(gb_type) else f"{gb_type}\n{e}", list(stack), gb_type)
+        gb_type = gb_type or type(e).__name__  # a dynamo internal error: no Gb_type, no GB id
+        message = str(e) if str(e).startswith(gb_type) else f"{gb_type}\n{e}"
+        if not self.add(message, list(stack), gb_type):
+            # Internal errors carry no user stack: pin the break on the compiled function itself,
+            # so fullgraph's failure is never reported as "no graph breaks".
+            function = inspect.unwrap(getattr(compiled, "_torchdynamo_orig_callable", compiled))
+            code = getattr(function, "__code__", None) or type(function).__call__.__code__
+            self.add(message, [traceback.FrameSummary(code.co_filename, code.co_firstlineno, code.co_name)], gb_type)
 
 
 @contextlib.contextmanager
@@ -398,7 +409,7 @@ def _collect_breaks(fn: Callable, make_inputs: Callable[[], tuple], orchestrator
                 try:
                     fn(*args)
                 except Exception as e:
-                    collector.add_exception(e)
+                    collector.add_exception(e, fn)
                 graph_count = _graph_count()
             else:
                 # A dynamo internal error (np.asarray of a PIL image) would abort explain; the
@@ -417,7 +428,7 @@ def _collect_breaks(fn: Callable, make_inputs: Callable[[], tuple], orchestrator
             try:
                 torch.compile(fn, fullgraph=True, backend="eager")(*args)
             except Exception as e:
-                collector.add_exception(e)
+                collector.add_exception(e, fn)
     return list(collector.by_site.values()), graph_count
 
 

@@ -26,25 +26,35 @@ class BreakfixGroup(click.Group):
         except click.Abort:
             sys.exit(130)
         except click.ClickException as e:
-            from breakfix.render import Renderer
-
-            Renderer().error(e.format_message().replace("\n", " "))
-            sys.exit(2)
+            ctx = getattr(e, "ctx", None)  # usage errors carry the context --json was recorded in
+            _fail(e.format_message().replace("\n", " "), 2, bool(ctx and ctx.meta.get("json")))
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except BreakfixError as e:
-            from breakfix.render import Renderer
-
-            Renderer().error(str(e))
-            if ctx.meta.get("json"):
-                from breakfix.report_json import error_json
-
-                Renderer().json(error_json(str(e), e.exit_code))
-            sys.exit(e.exit_code)
+            _fail(str(e), e.exit_code, ctx.meta.get("json", False))
         except KeyboardInterrupt:
             sys.exit(130)
+
+
+def _fail(message: str, exit_code: int, as_json: bool) -> None:
+    from breakfix.render import Renderer
+
+    renderer = Renderer()
+    renderer.error(message)
+    if as_json:
+        from breakfix.report_json import error_json
+
+        renderer.json(error_json(message, exit_code))
+    sys.exit(exit_code)
+
+
+def _record_json(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    # Eager, so it is recorded before the other parameters are validated: a usage error in a
+    # --json run still prints its JSON error document.
+    ctx.meta["json"] = value
+    return value
 
 
 def _spec(kind: str):
@@ -70,7 +80,7 @@ def main() -> None:
 @click.argument("target", callback=_spec("target"))
 @click.option("--inputs", "inputs", callback=_spec("inputs"), help="MODULE:FN or FILE.py:FN returning a tuple of positional arguments.")
 @click.option("--apply", is_flag=True, help="Write the verified rewrite (default: dry run).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json-schema.md).")
+@click.option("--json", "as_json", is_flag=True, is_eager=True, callback=_record_json, help="Print one JSON object (schema: docs/json-schema.md).")
 @click.option("--backend", type=click.Choice(BACKENDS), default="aot_eager", show_default=True,
               help="Backend the rewrite is verified on.")
 @click.option("--unsafe-fixes", is_flag=True, help="Also apply fixes that change observable behaviour.")
@@ -90,9 +100,8 @@ def run(ctx: click.Context, target: str, inputs: str | None, apply: bool, as_jso
     from breakfix.render import Renderer
     from breakfix.report_json import to_json
 
-    ctx.meta["json"] = as_json
     if (rtol is None) != (atol is None):
-        raise click.UsageError("--rtol and --atol must be given together")
+        raise click.UsageError("--rtol and --atol must be given together", ctx)
     renderer = Renderer(quiet=as_json)
     root_path = Path(os.path.realpath(root))
     options = RunOptions(target=_absolute(target, root_path), inputs=inputs and _absolute(inputs, root_path),

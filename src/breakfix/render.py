@@ -21,13 +21,15 @@ class Renderer:
     """Owns the consoles: results to stdout, progress and errors to stderr."""
 
     def __init__(self, quiet: bool = False) -> None:
+        # User text (targets, paths, Gb_types, hints) is printed as Text, never as a str: rich would
+        # read "m.py:ok:" as an emoji code and brackets as markup.
         self.out = Console(highlight=False, soft_wrap=True)
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
         self.quiet = quiet
 
     def progress(self, message: str) -> None:
         if not self.quiet:
-            self.err.print(f"[dim]breakfix: {message}[/dim]" if self.err.is_terminal else f"breakfix: {message}")
+            self.err.print(Text(f"breakfix: {message}", style="dim" if self.err.is_terminal else ""))
 
     def error(self, message: str) -> None:
         self.err.print(Text(f"breakfix: error: {message}", style="bold red" if self.err.is_terminal else ""))
@@ -37,16 +39,17 @@ class Renderer:
 
     def report(self, report: RunReport, root: str) -> None:
         if not report.breaks:
-            self.out.print(f"{report.target}: no graph breaks; compiles with fullgraph=True.")
+            self.out.print(Text(f"{report.target}: no graph breaks; compiles with fullgraph=True."))
             return
-        table = Table(title=f"Graph breaks in {report.target}", show_lines=False)
+        table = Table(title=Text(f"Graph breaks in {report.target}"), show_lines=False)
         for column in ("location", "GB id", "Gb_type", "fix", "safety", "verified", "why"):
             table.add_column(column, overflow="fold")
         for item in report.breaks:
             site = item.brk.site
             table.add_row(
-                f"{os.path.relpath(site.filename, root)}:{site.lineno}", item.brk.gb_id or "-", item.brk.gb_type,
-                item.fix_code or "-", item.applicability.value if item.applicability else "-",
+                *(Text(cell) for cell in (
+                    f"{os.path.relpath(site.filename, root)}:{site.lineno}", item.brk.gb_id or "-", item.brk.gb_type,
+                    item.fix_code or "-", item.applicability.value if item.applicability else "-")),
                 Text("yes" if item.verified else "no", style="green" if item.verified else "red"),
                 Text(item.why or item.status, style=_STATUS_STYLE.get(item.status, "")),
             )
@@ -60,8 +63,8 @@ class Renderer:
         self.out.print(self._summary(report))
         for item in report.breaks:
             if item.status == "unfixable" and item.brk.hints:
-                self.out.print(f"hint for {os.path.relpath(item.brk.site.filename, root)}:{item.brk.site.lineno}: "
-                               + " ".join(item.brk.hints[:2]))
+                self.out.print(Text(f"hint for {os.path.relpath(item.brk.site.filename, root)}:{item.brk.site.lineno}: "
+                                    + " ".join(item.brk.hints[:2])))
 
     @staticmethod
     def _summary(report: RunReport) -> str:

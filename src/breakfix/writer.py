@@ -42,7 +42,8 @@ def write_all(changes: list[FileChange]) -> None:
             text, encoding = _decode(data)
             if text != change.before:
                 raise WriteRefused(f"{change.path} changed on disk since it was analysed; not written")
-            if not os.access(change.path, os.W_OK):
+            # os.access alone says yes to root; a file without write bits is read-only to its owner.
+            if not os.access(change.path, os.W_OK) or not change.path.stat().st_mode & stat.S_IWUSR:
                 raise WriteRefused(f"{change.path} is read-only; not written")
             fd, temp = tempfile.mkstemp(dir=change.path.parent, prefix=f".{change.path.name}.", suffix=".breakfix")
             staged.append((temp, change.path))

@@ -1,0 +1,92 @@
+"""Fast unit tests of the pieces between the worker and the CLI (no torch, no subprocess)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from breakfix import classifier, writer
+from breakfix.codemods import BY_CODE
+from breakfix.errors import WriteRefused
+from breakfix.types import FileChange, Frame, GraphBreak, TargetSpec
+
+
+def _break(gb_id: str | None, gb_type: str, reason: str = "") -> GraphBreak:
+    frames = [Frame("/p/m.py", 3, "f"), Frame("/p/m.py", 9, "g")]
+    return GraphBreak(gb_type=gb_type, gb_id=gb_id, reason=reason or gb_type, explanation="", hints=[],
+                      user_stack=frames, project_stack=frames)
+
+
+def test_classifier_uses_gb_ids() -> None:
+    codes = [c.CODE for c in classifier.candidates(_break("GB0025", "Call to `torch._dynamo.graph_break()`"))]
+    assert "BF201" in codes
+
+
+def test_classifier_falls_back_to_reason_text_without_gb_ids() -> None:
+    # A torch build without GB ids: the Gb_type wording is all there is.
+    brk = _break(None, "Call to `torch._dynamo.graph_break()`", "Call to `torch._dynamo.graph_break()`\n ...")
+    assert classifier.gb_id_of(brk) == "GB0025"
+    assert BY_CODE["BF201"] in classifier.candidates(brk)
+
+
+def test_classifier_orders_safe_first() -> None:
+    for gb_id in {g for c in BY_CODE.values() for g in c.GB_IDS}:
+        levels = [c.APPLICABILITY.value for c in classifier.candidates(_break(gb_id, "x"))]
+        assert levels == sorted(levels, key=["safe", "unsafe", "display-only"].index)
+
+
+def test_unknown_break_has_no_candidates() -> None:
+    assert classifier.candidates(_break("GB9999", "Something new")) == []
+
+
+@pytest.mark.parametrize("text", ["pkg.mod:f", "a/b.py:Model.forward", "b.py:f"])
+def test_target_spec_parses(text: str) -> None:
+    assert str(TargetSpec.parse(text)) == text
+
+
+@pytest.mark.parametrize("text", ["pkg.mod", ":f", "a.py:", "a.py:1bad", "a.py:f-g"])
+def test_target_spec_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        TargetSpec.parse(text)
+
+
+ENCODED = {
+    "latin1_cookie": "# -*- coding: latin-1 -*-\nname = 'café'\nx = 1\n".encode("latin-1"),
+    "bom": "\ufeffname = 'ok'\nx = 1\n".encode("utf-8"),
+    "crlf_tabs_no_newline": b"def f():\r\n\treturn 1\r\nx = 1",
+}
+
+
+@pytest.mark.parametrize("name", ENCODED)
+def test_write_round_trips_bytes_outside_the_change(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "m.py"
+    path.write_bytes(ENCODED[name])
+    os.chmod(path, 0o640)
+    before = writer.read_source(path)
+    after = before.replace("x = 1", "x = 2")
+    writer.write_all([FileChange(path, before, after)])
+    assert path.read_bytes() == ENCODED[name].replace(b"x = 1", b"x = 2")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["m.py"], "no temporary file is left behind"
+
+
+def test_write_refuses_a_file_changed_since_analysis(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.py", tmp_path / "b.py"
+    a.write_text("x = 1\n")
+    b.write_text("y = 1\n")
+    changes = [FileChange(a, "x = 1\n", "x = 2\n"), FileChange(b, "y = 0\n", "y = 2\n")]
+    with pytest.raises(WriteRefused, match="changed on disk"):
+        writer.write_all(changes)
+    assert a.read_text() == "x = 1\n" and b.read_text() == "y = 1\n", "all files of a fix or none"
+
+
+def test_write_refuses_a_read_only_file(tmp_path: Path) -> None:
+    path = tmp_path / "a.py"
+    path.write_text("x = 1\n")
+    path.chmod(0o444)
+    with pytest.raises(WriteRefused, match="read-only"):
+        writer.write_all([FileChange(path, "x = 1\n", "x = 2\n")])
+    assert path.read_text() == "x = 1\n"
