@@ -369,13 +369,15 @@ def _configure_dynamo() -> None:
 
 def _force_backend(backend: str) -> None:
     """Compiled pieces the rewrite creates say ``torch.compile(fullgraph=True)`` (inductor); the
-    worker compiles them on the requested backend instead."""
+    worker compiles them on the requested backend instead, and without graph breaks unless a
+    caller explicitly allows them: an orchestrator's pieces must all compile whole."""
     import torch
 
     original = torch.compile
 
     def compile_on_backend(model: Any = None, **kwargs: Any) -> Any:
         kwargs["backend"] = backend
+        kwargs.setdefault("fullgraph", True)
         return original(model, **kwargs) if model is not None else original(**kwargs)
 
     torch.compile = compile_on_backend
@@ -426,7 +428,7 @@ def _collect_breaks(fn: Callable, make_inputs: Callable[[], tuple], orchestrator
         args = make_inputs()
         with _sandboxed_call():
             try:
-                torch.compile(fn, fullgraph=True, backend="eager")(*args)
+                torch.compile(fn, fullgraph=True)(*args)
             except Exception as e:
                 collector.add_exception(e, fn)
     return list(collector.by_site.values()), graph_count
@@ -532,7 +534,7 @@ def check(request: dict, root: Path, overlay: dict[str, str]) -> dict:
 
     torch._dynamo.reset()
     try:
-        problem = matches(fn if orchestrator else torch.compile(fn))
+        problem = matches(fn if orchestrator else torch.compile(fn, fullgraph=False))
     except Exception as e:
         return {"ok": False, "fullgraph": False, "reason": f"the rewrite raised {_one_line(e)}"}
     if problem:
