@@ -10,6 +10,7 @@ written, so an unfixable target is never touched).
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -25,9 +26,14 @@ from breakfix.verifier import check
 Progress = Callable[[str], None]
 
 
-def _identity(brk: GraphBreak) -> tuple[str, str, str]:
-    """A break's identity across rewrites: line numbers shift, the site's text and type do not."""
-    return (brk.gb_type, brk.site.filename, brk.site.line)
+_RESUME_FUNCTION = re.compile(r"^torch_dynamo_resume_in_(?P<name>.+)_at_\d+$")
+
+
+def _identity(brk: GraphBreak) -> tuple[str, str, str, str]:
+    """A break's identity across rewrites: line numbers shift; the site's type, function and text
+    do not (dynamo names a function resumed after a break ``torch_dynamo_resume_in_<fn>_at_<N>``)."""
+    resumed = _RESUME_FUNCTION.match(brk.site.name)
+    return (brk.gb_type, brk.site.filename, resumed["name"] if resumed else brk.site.name, brk.site.line)
 
 
 def _under_root(path: str, root: Path) -> bool:
@@ -104,7 +110,7 @@ class Engine:
         for codemod in classifier.candidates(brk):
             path = codemod.file_to_edit(request)
             if not _under_root(path, self.root):
-                report.attempts.append(Attempt(codemod.CODE, codemod.APPLICABILITY, False, f"{path} is outside the project root"))
+                report.add_attempt(Attempt(codemod.CODE, codemod.APPLICABILITY, False, f"{path} is outside the project root"))
                 continue
             self.progress(f"trying {codemod.CODE} on {os.path.relpath(path, self.root)}:{brk.site.lineno}")
             source = self._source(path)
@@ -112,13 +118,13 @@ class Engine:
             result = transform_module(instance, source)
             if not isinstance(result, TransformSuccess) or result.code == source:
                 why = getattr(result, "skip_description", "") or str(getattr(result, "error", "")) or "nothing to change"
-                report.attempts.append(Attempt(codemod.CODE, instance.applicability, False, why))
+                report.add_attempt(Attempt(codemod.CODE, instance.applicability, False, why))
                 continue
             if instance.applicability is Applicability.DISPLAY_ONLY or (
                     instance.applicability is Applicability.UNSAFE and not self.unsafe_fixes):
                 why = f"unsafe fix available with --unsafe-fixes: {instance.changes}" if \
                     instance.applicability is Applicability.UNSAFE else "display-only fix"
-                report.attempts.append(Attempt(codemod.CODE, instance.applicability, False, why))
+                report.add_attempt(Attempt(codemod.CODE, instance.applicability, False, why))
                 if report.status == "unfixable":
                     report.status, report.fix_code, report.applicability = "needs-unsafe", codemod.CODE, instance.applicability
                     report.why = why
@@ -129,10 +135,10 @@ class Engine:
             gone = outcome.ok and all(_identity(b) != _identity(brk) for b in outcome.breaks)
             if not gone:
                 why = outcome.reason or "the break is still there after the rewrite"
-                report.attempts.append(Attempt(codemod.CODE, instance.applicability, False, why))
+                report.add_attempt(Attempt(codemod.CODE, instance.applicability, False, why))
                 continue
             self.overlay = trial
-            report.attempts.append(Attempt(codemod.CODE, instance.applicability, True, ""))
+            report.add_attempt(Attempt(codemod.CODE, instance.applicability, True, ""))
             report.status, report.fix_code, report.applicability = "proposed", codemod.CODE, instance.applicability
             report.verified, report.why = True, instance.changes
             return outcome

@@ -135,6 +135,11 @@ class BreakReport:
     why: str = ""
     attempts: list[Attempt] = field(default_factory=list)
 
+    def add_attempt(self, attempt: Attempt) -> None:
+        """A break retried in a later round reports each distinct outcome once."""
+        if attempt not in self.attempts:
+            self.attempts.append(attempt)
+
 
 @dataclass
 class FileChange:

@@ -1,0 +1,360 @@
+"""The command line as users run it: exit codes, one-line errors, --json, and files left alone.
+
+Every run is a real ``python -m breakfix`` subprocess in a temporary project, with real torch
+workers. A ``breakfix run`` costs several seconds, so one run serves as many checks as it can.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+SCHEMA_DOC = Path(__file__).resolve().parents[1] / "docs" / "json-schema.md"
+
+HELPER_BREAK = """\
+import torch
+
+
+def g(x):
+    y = x.sin()
+    torch._dynamo.graph_break()
+    return y.cos()
+
+
+def f(x):
+    return g(x + 1) * 2
+
+
+def example_inputs():
+    return (torch.randn(4),)
+"""
+
+HELPER_BREAK_FIXED = HELPER_BREAK.replace(
+    "    return g(x + 1) * 2", "    return torch._dynamo.nonstrict_trace(g)(x + 1) * 2")
+
+# One break BF201 fixes (a pure helper) and one nothing may fix: the other helper records every
+# call in a global, which nonstrict_trace would silently drop at runtime.
+FIXABLE_AND_UNFIXABLE = """\
+import torch
+
+calls = []
+
+
+def pure(x):
+    y = x.sin()
+    torch._dynamo.graph_break()
+    return y.cos()
+
+
+def impure(x):
+    calls.append(x.shape[0])
+    torch._dynamo.graph_break("logged")
+    return x * 2
+
+
+def f(x):
+    return impure(pure(x + 1))
+
+
+def example_inputs():
+    return (torch.randn(4),)
+"""
+
+# Targets for the exit-2 cases, all in one module; the error cases below pick one by qualname.
+ERRORS = """\
+import os
+import subprocess
+import sys
+import time
+
+import torch
+
+NOT_CALLABLE = 3
+
+
+def ok(x):
+    return x + 1
+
+
+def raises(x):
+    raise ValueError("boom\\nsecond line of the message")
+
+
+def exits(x):
+    os._exit(3)
+
+
+def sleeps(x):
+    # The worker, and a process it started, must both be gone after a timeout.
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    with open(os.environ["BREAKFIX_TEST_PIDS"], "w") as f:
+        f.write(f"{os.getpid()} {child.pid}")
+    time.sleep(300)
+    return x
+
+
+def inputs_raise():
+    raise RuntimeError("no inputs today\\nsecond line of the message")
+
+
+def inputs_list():
+    return [torch.randn(2)]
+
+
+def example_inputs():
+    return (torch.randn(2),)
+"""
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> dict:
+        return json.loads(self.stdout)
+
+    def error_line(self) -> str:
+        """The one error line: the last stderr line; everything before it is progress."""
+        lines = self.stderr.splitlines()
+        assert lines, "no error message on stderr"
+        assert all(line.startswith("breakfix: ") for line in lines), self.stderr  # no traceback, no wrapping
+        assert lines[-1].startswith("breakfix: error: "), self.stderr
+        assert sum(line.startswith("breakfix: error:") for line in lines) == 1, self.stderr
+        return lines[-1]
+
+
+def breakfix(project: Path, *args: str, env: dict[str, str] | None = None) -> Result:
+    process = subprocess.run(
+        [sys.executable, "-m", "breakfix", "run", *args], cwd=project, capture_output=True, text=True,
+        env={**os.environ, "COLUMNS": "200", **(env or {})}, timeout=600)
+    return Result(process.returncode, process.stdout, process.stderr)
+
+
+def make_project(tmp_path: Path, files: dict[str, str]) -> Path:
+    project = tmp_path / "project"
+    project.mkdir()
+    for name, text in files.items():
+        (project / name).write_text(text)
+    return project
+
+
+def snapshot(project: Path) -> dict[str, bytes]:
+    """Every file under the project, by relative path: stray files (bytecode, temp files) show too."""
+    return {str(p.relative_to(project)): p.read_bytes() for p in sorted(project.rglob("*")) if p.is_file()}
+
+
+def documented_keys(section: str) -> set[str]:
+    """The field names of the table under a heading of docs/json-schema.md (first column, `code`)."""
+    text = SCHEMA_DOC.read_text()
+    match = re.search(rf"^#+ {re.escape(section)}\n(.*?)(?=^#+ |\Z)", text, re.M | re.S)
+    assert match, f"no section {section!r} in {SCHEMA_DOC}"
+    return set(re.findall(r"^\| `([a-z_]+)` \|", match.group(1), re.M))
+
+
+# --- exit 0 and 1 ----------------------------------------------------------------------------------
+
+
+@pytest.mark.torch
+def test_no_break_exits_0_and_writes_nothing(tmp_path: Path) -> None:
+    project = make_project(tmp_path, {"m.py": ERRORS})
+    before = snapshot(project)
+    result = breakfix(project, "m.py:ok", "--json")
+    assert result.code == 0, result.stderr
+    assert result.stderr == ""  # --json is quiet: no progress
+    doc = result.json()
+    assert (doc["exit_code"], doc["remaining"], doc["breaks"], doc["changes"]) == (0, 0, [], [])
+    assert snapshot(project) == before
+
+
+@pytest.mark.torch
+def test_dry_run_then_apply_then_rerun(tmp_path: Path) -> None:
+    project = make_project(tmp_path, {"m.py": HELPER_BREAK})
+    before = snapshot(project)
+
+    dry = breakfix(project, "m.py:f")
+    assert dry.code == 1, dry.stderr
+    assert snapshot(project) == before
+    assert "--- a/m.py\n+++ b/m.py\n" in dry.stdout
+    assert "+    return torch._dynamo.nonstrict_trace(g)(x + 1) * 2\n" in dry.stdout
+    assert all(line.startswith("breakfix: ") for line in dry.stderr.splitlines())
+
+    applied = breakfix(project, "m.py:f", "--apply", "--json")
+    assert applied.code == 0, applied.stderr
+    assert (project / "m.py").read_text() == HELPER_BREAK_FIXED
+    assert set(snapshot(project)) == set(before)  # no staged or bytecode files left behind
+    doc = applied.json()
+    assert (doc["applied"], doc["verified"], doc["exit_code"], doc["remaining"]) == (True, True, 0, 0)
+    assert set(doc) == documented_keys("Top level")
+    [brk] = doc["breaks"]
+    assert set(brk) == documented_keys("Break")
+    assert (brk["gb_id"], brk["gb_type"]) == ("GB0025", "Call to `torch._dynamo.graph_break()`")
+    assert (brk["file"], brk["line"], brk["function"]) == ("m.py", 6, "g")
+    assert (brk["status"], brk["verified"]) == ("fixed", True)
+    assert set(brk["fix"]) == documented_keys("Fix")
+    assert (brk["fix"]["code"], brk["fix"]["applicability"]) == ("BF201", "safe")
+    assert all(set(frame) == documented_keys("Frame") for frame in brk["user_stack"])
+    assert all(set(attempt) == documented_keys("Attempt") for attempt in brk["attempts"])
+    [change] = doc["changes"]
+    assert set(change) == documented_keys("Change")
+    assert change["file"] == "m.py"
+    assert change["diff"] in dry.stdout  # the dry run showed exactly what was written
+
+    written = snapshot(project)
+    again = breakfix(project, "m.py:f", "--apply")
+    assert again.code == 0, again.stderr
+    assert "no graph breaks" in again.stdout
+    assert snapshot(project) == written
+
+
+@pytest.mark.torch
+def test_unfixable_break_writes_nothing(tmp_path: Path) -> None:
+    """All or nothing: a verified fix for one break is not written while another break remains."""
+    project = make_project(tmp_path, {"m.py": FIXABLE_AND_UNFIXABLE})
+    before = snapshot(project)
+    result = breakfix(project, "m.py:f", "--apply", "--json")
+    assert result.code == 1, result.stderr
+    assert snapshot(project) == before
+    doc = result.json()
+    assert (doc["applied"], doc["verified"], doc["exit_code"]) == (False, False, 1)
+    assert doc["remaining"] >= 1
+    by_function = {brk["function"]: brk for brk in doc["breaks"]}
+    assert by_function["impure"]["status"] == "unfixable"
+    assert by_function["impure"]["fix"] is None and by_function["impure"]["why"]
+    assert by_function["pure"]["status"] == "proposed"
+    assert by_function["pure"]["verified"] is False  # matches eager, but fullgraph still fails
+    assert [c["file"] for c in doc["changes"]] == ["m.py"]  # shown, not written
+
+
+TWO_HELPERS = """\
+import torch
+
+
+def g1(x):
+    y = x.sin()
+    torch._dynamo.graph_break()
+    return y + 1
+
+
+def g2(x):
+    y = x.cos()
+    torch._dynamo.graph_break()
+    return y * 2
+
+
+def f(x):
+    return g2(g1(x))
+
+
+def example_inputs():
+    return (torch.randn(4),)
+"""
+
+
+@pytest.mark.torch
+def test_apply_fixes_two_breaks_with_the_same_text(tmp_path: Path) -> None:
+    project = make_project(tmp_path, {"m.py": TWO_HELPERS})
+    result = breakfix(project, "m.py:f", "--apply")
+    assert result.code == 0, result.stdout
+    assert (project / "m.py").read_text().count("torch._dynamo.nonstrict_trace(") == 2
+
+
+# --- exit 2 ----------------------------------------------------------------------------------------
+
+ERROR_CASES = {
+    # id: (target and options, what the error line says, run with --json)
+    "unknown_module": (["nosuchmodule:f"], "module 'nosuchmodule' not found", False),
+    "missing_file": (["missing.py:f"], "missing.py' not found", True),
+    "missing_qualname": (["m.py:nope"], "'nope' not found", False),
+    "not_callable": (["m.py:NOT_CALLABLE"], "is not callable", True),
+    "syntax_error": (["syntax.py:f"], "syntax error in", False),
+    "import_raises": (["broken_import.py:f"], "ImportError: cannot load this", True),
+    "inputs_missing": (["m.py:ok", "--inputs", "m.py:nope"], "'nope' not found", False),
+    "inputs_raise": (["m.py:ok", "--inputs", "m.py:inputs_raise"], "inputs callable raised RuntimeError: no inputs today", True),
+    "inputs_not_tuple": (["m.py:ok", "--inputs", "m.py:inputs_list"], "must return a tuple", False),
+    "eager_raises": (["m.py:raises"], "the target raised in eager mode: ValueError: boom", True),
+    "worker_dies": (["m.py:exits"], "the worker process died (3)", False),
+}
+
+
+def error_project(tmp_path: Path) -> Path:
+    return make_project(tmp_path, {
+        "m.py": ERRORS,
+        "syntax.py": "def f(x)\n    return x\n",
+        "broken_import.py": 'import torch\n\nraise ImportError("cannot load this\\nsecond line")\n\n\ndef f(x):\n    return x\n',
+    })
+
+
+def assert_error(result: Result, expected: str, as_json: bool) -> None:
+    assert result.code == 2, (result.stdout, result.stderr)
+    line = result.error_line()
+    assert expected in line, line
+    assert "second line" not in result.stderr
+    if as_json:
+        doc = result.json()
+        assert set(doc) == documented_keys("Error")
+        assert doc == {"version": 1, "error": line.removeprefix("breakfix: error: "), "exit_code": 2}
+    else:
+        assert result.stdout == ""
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("case", list(ERROR_CASES))
+def test_error_exits_2_with_one_line(tmp_path: Path, case: str) -> None:
+    args, expected, as_json = ERROR_CASES[case]
+    project = error_project(tmp_path)
+    before = snapshot(project)
+    result = breakfix(project, *args, *(["--json"] if as_json else []))
+    assert_error(result, expected, as_json)
+    assert snapshot(project) == before
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["m.py"], "Invalid value for 'TARGET'"),
+    (["m.py:1x", "--json"], "Invalid value for 'TARGET'"),
+    (["m.py:ok", "--inputs", "inputs"], "Invalid value for '--inputs'"),
+    (["--json", "m.py:ok", "--rtol", "1e-3"], "--rtol and --atol must be given together"),
+    (["m.py:ok", "--timeout", "0"], "Invalid value for '--timeout'"),
+    (["--json"], "Missing argument 'TARGET'"),
+])
+def test_usage_error_exits_2_with_one_line(tmp_path: Path, args: list[str], expected: str) -> None:
+    project = error_project(tmp_path)
+    before = snapshot(project)
+    assert_error(breakfix(project, *args), expected, "--json" in args)
+    assert snapshot(project) == before
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A killed process whose parent has not reaped it yet is a zombie: it runs nothing.
+    stat = Path(f"/proc/{pid}/stat")
+    return not stat.exists() or stat.read_text().rpartition(")")[2].split()[0] != "Z"
+
+
+@pytest.mark.torch
+def test_timeout_kills_the_worker_and_its_children(tmp_path: Path) -> None:
+    project = error_project(tmp_path)
+    pids = tmp_path / "pids"  # outside the project, so the snapshot stays comparable
+    before = snapshot(project)
+    # Long enough for the worker to import torch and reach the target on a loaded machine.
+    result = breakfix(project, "m.py:sleeps", "--timeout", "12", "--json", env={"BREAKFIX_TEST_PIDS": str(pids)})
+    assert_error(result, "did not finish within --timeout 12s", as_json=True)
+    assert snapshot(project) == before
+    assert pids.exists(), "the target never ran: raise the timeout"
+    worker, child = map(int, pids.read_text().split())
+    deadline = time.monotonic() + 5
+    while (_alive(worker) or _alive(child)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(worker) and not _alive(child)

@@ -1,0 +1,63 @@
+"""The docs cannot drift: codemod pages are generated and checked, the guides name what the CLI has."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from breakfix import docs
+from breakfix.cli import run
+from breakfix.codemods import REGISTRY
+from breakfix.types import Applicability
+
+PROJECT = Path(__file__).resolve().parent.parent
+GUIDE = PROJECT / "docs" / "index.md"
+SCHEMA = PROJECT / "docs" / "json-schema.md"
+
+
+def test_codemod_pages_are_up_to_date() -> None:
+    stale = [str(p.relative_to(PROJECT)) for p in docs.stale()]
+    assert not stale, f"stale docs {stale}: run `python -m breakfix.docs`"
+
+
+def test_check_finds_stale_missing_and_orphan_pages(tmp_path: Path) -> None:
+    shutil.copytree(PROJECT / "fixtures", tmp_path / "fixtures")
+    assert {p.name for p in docs.write(tmp_path)} == {f"{c.CODE}.md" for c in REGISTRY} | {"index.md"}
+    assert docs.stale(tmp_path) == []
+    folder = tmp_path / "docs" / "codemods"
+    edited, missing, orphan = folder / f"{REGISTRY[0].CODE}.md", folder / "index.md", folder / "BF999.md"
+    edited.write_text(edited.read_text() + "hand edit\n")
+    missing.unlink()
+    orphan.write_text("# a removed codemod\n")
+    assert docs.stale(tmp_path) == sorted([edited, missing, orphan])
+    docs.write(tmp_path)
+    assert docs.stale(tmp_path) == [] and not orphan.exists()
+
+
+def test_pages_show_the_docstring_and_every_fixture() -> None:
+    for codemod in REGISTRY:
+        page = docs.codemod_page(codemod)
+        for heading in ("What it fixes", "Why it breaks", "Example", "Fix safety", "Fixtures"):
+            assert f"\n## {heading}\n" in page, (codemod.CODE, heading)
+        for fixture in docs.fixtures_of(codemod):
+            assert f"\n### {fixture.folder.name}\n" in page
+
+
+def test_user_guide_names_every_option() -> None:
+    guide = GUIDE.read_text()
+    options = [opt for param in run.params for opt in param.opts if opt.startswith("--")]
+    assert options and not [opt for opt in options if not re.search(rf"{opt}(?![\w-])", guide)]
+
+
+def _values(section: str) -> set[str]:
+    text = SCHEMA.read_text()
+    match = re.search(rf"^#+ {section}\n(.*?)(?=^#+ |\Z)", text, re.M | re.S)
+    assert match, section
+    return set(re.findall(r"^\| `([a-z-]+)` \|", match.group(1), re.M))
+
+
+def test_schema_enums_match_the_code() -> None:
+    assert _values("Applicability") == {a.value for a in Applicability}
+    assert _values("Status") == {"fixed", "proposed", "needs-unsafe", "unfixable"}
+    assert {"0", "1", "2"} <= set(re.findall(r"^\| `(\d+)` \|", SCHEMA.read_text(), re.M))

@@ -1,0 +1,92 @@
+"""The codemod registry is the one list of fixes: every codemod in it is complete, and none is missing.
+
+Complete means: a unique code, a title, the breaks it answers (ids torch knows), a docstring with
+the documentation headings, a generated page, and fixtures on both sides (a case it fixes, a case
+it must leave alone). Written generically over REGISTRY, so a new codemod is checked on arrival.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+import re
+from pathlib import Path
+
+import pytest
+
+import breakfix.codemods
+from breakfix.codemods import BY_CODE, REGISTRY, BreakfixCodemod
+from breakfix.codemods._base import DOC_HEADINGS
+from breakfix.docs import family, fixtures_of, torch_gb_registry
+from breakfix.types import Applicability
+
+PROJECT = Path(__file__).resolve().parent.parent
+CODEMODS = {codemod.CODE: codemod for codemod in REGISTRY}
+
+
+def test_codes_are_unique() -> None:
+    codes = [codemod.CODE for codemod in REGISTRY]
+    assert len(codes) == len(set(codes)), codes
+    assert BY_CODE == CODEMODS
+
+
+def test_every_codemod_class_is_registered() -> None:
+    package = breakfix.codemods
+    defined = set()
+    for info in pkgutil.iter_modules(package.__path__, f"{package.__name__}."):
+        module = importlib.import_module(info.name)
+        defined |= {obj for _, obj in inspect.getmembers(module, inspect.isclass)
+                    if issubclass(obj, BreakfixCodemod) and obj is not BreakfixCodemod
+                    and obj.__module__ == module.__name__}
+    unregistered = sorted(c.__qualname__ for c in defined - set(REGISTRY))
+    assert not unregistered, f"not in REGISTRY (src/breakfix/codemods/__init__.py): {unregistered}"
+
+
+@pytest.fixture(params=sorted(CODEMODS), ids=str)
+def codemod(request: pytest.FixtureRequest) -> type[BreakfixCodemod]:
+    return CODEMODS[request.param]
+
+
+def test_lives_in_its_family_module(codemod: type[BreakfixCodemod]) -> None:
+    name = family(codemod)
+    assert codemod.__module__ == f"breakfix.codemods.{name}" and not name.startswith("_")
+    assert (PROJECT / "src" / "breakfix" / "codemods" / f"{name}.py").is_file()
+
+
+def test_declares_what_it_answers(codemod: type[BreakfixCodemod]) -> None:
+    assert re.fullmatch(r"BF\d{3}", codemod.CODE), codemod.CODE
+    assert isinstance(codemod.FIX_TITLE, str) and codemod.FIX_TITLE.strip()
+    assert codemod.GB_IDS or codemod.GB_TYPES
+    assert isinstance(codemod.APPLICABILITY, Applicability)
+    if codemod.APPLICABILITY is Applicability.UNSAFE:
+        assert codemod.CHANGES.strip(), "an unsafe fix must say what it changes"
+
+
+def test_gb_ids_exist_in_torch(codemod: type[BreakfixCodemod]) -> None:
+    known = torch_gb_registry()
+    assert known, "torch/_dynamo/graph_break_registry.json not found"
+    assert not sorted(codemod.GB_IDS - set(known)), "GB ids unknown to this torch"
+
+
+def test_docstring_has_the_documentation_headings(codemod: type[BreakfixCodemod]) -> None:
+    doc = inspect.cleandoc(codemod.__doc__ or "")
+    headings = re.findall(r"^## (.+)$", doc, re.M)
+    assert [h for h in headings if h in DOC_HEADINGS] == list(DOC_HEADINGS), headings
+    for heading, body in zip(headings, re.split(r"^## .+$", doc, flags=re.M)[1:]):
+        assert body.strip(), f"section {heading!r} is empty"
+
+
+def test_has_a_docs_page(codemod: type[BreakfixCodemod]) -> None:
+    assert (PROJECT / "docs" / "codemods" / f"{codemod.CODE}.md").is_file(), "run `python -m breakfix.docs`"
+
+
+def test_has_positive_and_negative_fixtures(codemod: type[BreakfixCodemod]) -> None:
+    fixtures = fixtures_of(codemod, PROJECT)
+    for fixture in fixtures:
+        assert fixture.folder.parent.name == family(codemod), f"{fixture.folder} is not under fixtures/{family(codemod)}/"
+        assert fixture.spec.get("code") == codemod.CODE, fixture.folder
+        assert fixture.spec.get("kind") in ("positive", "negative"), fixture.folder
+        assert (fixture.folder / "before.py").is_file() and (fixture.folder / "after.py").is_file()
+    kinds = {fixture.spec.get("kind") for fixture in fixtures}
+    assert kinds == {"positive", "negative"}, f"fixtures of {codemod.CODE}: {[f.folder.name for f in fixtures]}"
