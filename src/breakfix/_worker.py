@@ -367,10 +367,17 @@ def _configure_dynamo() -> None:
     config.capture_dynamic_output_shape_ops = True
 
 
+_pieces_allow_breaks = False  # True while a rewrite is checked with graph breaks allowed
+
+
 def _force_backend(backend: str) -> None:
     """Compiled pieces the rewrite creates say ``torch.compile(fullgraph=True)`` (inductor); the
     worker compiles them on the requested backend instead, and without graph breaks unless a
-    caller explicitly allows them: an orchestrator's pieces must all compile whole."""
+    caller explicitly allows them: an orchestrator's pieces must all compile whole. While a
+    rewrite is checked with graph breaks allowed, its pieces allow them too (a piece that the next
+    round splits again still breaks)."""
+    import functools
+
     import torch
 
     original = torch.compile
@@ -378,7 +385,18 @@ def _force_backend(backend: str) -> None:
     def compile_on_backend(model: Any = None, **kwargs: Any) -> Any:
         kwargs["backend"] = backend
         kwargs.setdefault("fullgraph", True)
-        return original(model, **kwargs) if model is not None else original(**kwargs)
+        if model is None:
+            return functools.partial(compile_on_backend, **kwargs)
+        strict = original(model, **kwargs)
+        if not kwargs["fullgraph"] or isinstance(model, torch.nn.Module):
+            return strict
+        lenient = original(model, **{**kwargs, "fullgraph": False})
+
+        @functools.wraps(model)
+        def piece(*args: Any, **kw: Any) -> Any:
+            return (lenient if _pieces_allow_breaks else strict)(*args, **kw)
+
+        return piece
 
     torch.compile = compile_on_backend
 
@@ -532,11 +550,15 @@ def check(request: dict, root: Path, overlay: dict[str, str]) -> dict:
             return {"ok": False, "fullgraph": True, "reason": "no compiled piece ran"}
         return {"ok": True, "fullgraph": True, "reason": "", "graph_count": _graph_count(), "breaks": []}
 
+    global _pieces_allow_breaks
     torch._dynamo.reset()
+    _pieces_allow_breaks = True
     try:
         problem = matches(fn if orchestrator else torch.compile(fn, fullgraph=False))
     except Exception as e:
         return {"ok": False, "fullgraph": False, "reason": f"the rewrite raised {_one_line(e)}"}
+    finally:
+        _pieces_allow_breaks = False
     if problem:
         return {"ok": False, "fullgraph": False, "reason": problem}
     breaks, graph_count = _collect_breaks(fn, make_inputs, orchestrator, root)

@@ -1,0 +1,546 @@
+"""Eager orchestrators of compiled pieces: the shared machinery of recipes 1 and 4.
+
+Some code should not be compiled at all (I/O, consuming the caller's iterator). The fix keeps the
+function its callers see, decorated ``@torch.compiler.disable`` so it runs eagerly, and moves the
+code around the eager part into module-level functions decorated
+``@torch.compile(fullgraph=True)``: the *pieces*. A piece receives exactly the local values it
+reads and returns exactly the ones read after it, so the orchestrator reads like the original.
+
+Everything here is LibCST only. ``NotSplittable`` carries the reason a function cannot be split;
+the codemods turn it into a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import libcst as cst
+import libcst.matchers as m
+from libcst.helpers import get_full_name_for_node
+from libcst.metadata import (
+    ClassScope,
+    ComprehensionScope,
+    FunctionScope,
+    MetadataWrapper,
+    PositionProvider,
+    Scope,
+    ScopeProvider,
+)
+
+from breakfix.codemods._base import FixRequest
+
+COMPILE = "torch.compile"
+DISABLE = "torch.compiler.disable"
+_DISABLE_NAMES = frozenset({DISABLE, "torch._dynamo.disable"})
+_COMPILE_DECORATOR = f"{COMPILE}(fullgraph=True)"
+_TEMPORARY = "__breakfix_piece_"
+# Names that read or write the frame's locals behind the analysis' back.
+_INTROSPECTION = frozenset({"locals", "vars", "exec", "eval", "globals"})
+_COMPOUND = {cst.If: "if", cst.For: "for", cst.While: "while", cst.Try: "try", cst.TryStar: "try",
+             cst.With: "with", cst.Match: "match", cst.FunctionDef: "def", cst.ClassDef: "class"}
+
+
+class NotSplittable(Exception):
+    """Why a function cannot become an orchestrator; the message is a codemod's skip reason."""
+
+
+# --- where things are --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FunctionSite:
+    """A function defined at module level, or a method of a module-level class."""
+
+    function: cst.FunctionDef
+    owner: cst.ClassDef | None  # the class of a method
+    top: cst.BaseStatement  # the module-level statement holding it: the function or its class
+
+    @property
+    def qualname(self) -> str:
+        name = self.function.name.value
+        return f"{self.owner.name.value}.{name}" if self.owner is not None else name
+
+    @property
+    def base_name(self) -> str:
+        """What its pieces are named after: ``_f_piece_1`` for ``f`` and ``_forward_piece_1``."""
+        return self.function.name.value.strip("_") or "fn"
+
+
+def function_site(module: cst.Module, line: int) -> FunctionSite:
+    """The innermost function whose body spans ``line``; it must be movable to module level."""
+    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    chain: list[cst.CSTNode] = []
+
+    def descend(nodes: Iterable[cst.CSTNode]) -> None:
+        for node in nodes:
+            position = positions.get(node)
+            if position is not None and position.start.line <= line <= position.end.line:
+                if isinstance(node, (cst.FunctionDef, cst.ClassDef)):
+                    chain.append(node)
+                descend(node.children)
+                return
+
+    descend(module.body)
+    functions = [i for i, node in enumerate(chain) if isinstance(node, cst.FunctionDef)]
+    if not functions:
+        raise NotSplittable(f"no function spans line {line}")
+    enclosing = chain[:functions[-1]]
+    function = chain[functions[-1]]
+    if any(isinstance(node, cst.FunctionDef) for node in enclosing):
+        raise NotSplittable(f"{function.name.value} is nested in another function (its closure cannot move)")
+    if len(enclosing) > 1:
+        raise NotSplittable(f"{function.name.value} is defined in a nested class")
+    owner = enclosing[0] if enclosing else None
+    return FunctionSite(function, owner, owner or function)
+
+
+def compiled_function(module: cst.Module, request: FixRequest) -> FunctionSite:
+    """The function of the compiled frame (the break's outermost frame): the target, or a
+    compiled piece of it once the target is an orchestrator."""
+    frame = request.brk.user_stack[0]
+    site = function_site(module, frame.lineno)
+    same_file = os.path.realpath(frame.filename) == os.path.realpath(request.target_file)
+    if not is_compiled_piece(site.function) and not (same_file and site.qualname == request.target_qualname):
+        raise NotSplittable(f"the compiled frame is in {site.qualname}, neither the target nor a compiled piece")
+    return site
+
+
+def docstring(function: cst.FunctionDef) -> list[cst.BaseStatement]:
+    """The docstring statement, if any: it stays with the function callers see."""
+    first = function.body.body[0]
+    string = m.SimpleString() | m.ConcatenatedString()
+    return [first] if m.matches(first, m.SimpleStatementLine(body=[m.Expr(value=string)])) else []
+
+
+def _decorator_names(function: cst.FunctionDef) -> list[str]:
+    names = []
+    for decorator in function.decorators:
+        expression = decorator.decorator
+        if isinstance(expression, cst.Call):
+            expression = expression.func
+        names.append(get_full_name_for_node(expression) or "")
+    return names
+
+
+def is_compiled_piece(function: cst.FunctionDef) -> bool:
+    return COMPILE in _decorator_names(function)
+
+
+def is_orchestrator(function: cst.FunctionDef) -> bool:
+    return any(name in _DISABLE_NAMES for name in _decorator_names(function))
+
+
+def parameter_names(function: cst.FunctionDef) -> list[str]:
+    """Every parameter in signature order; a piece takes them all as plain positional parameters."""
+    params = function.params
+    names = [p.name.value for p in (*params.posonly_params, *params.params)]
+    if isinstance(params.star_arg, cst.Param):
+        names.append(params.star_arg.name.value)
+    names += [p.name.value for p in params.kwonly_params]
+    if params.star_kwarg is not None:
+        names.append(params.star_kwarg.name.value)
+    return names
+
+
+def check_movable(function: cst.FunctionDef) -> None:
+    """Raise unless the body means the same when moved into a module-level function."""
+    name = function.name.value
+    if function.asynchronous is not None:
+        raise NotSplittable(f"{name} is async")
+    if is_orchestrator(function):
+        raise NotSplittable(f"{name} already runs eagerly (torch.compiler.disable)")
+    if not isinstance(function.body, cst.IndentedBlock):
+        raise NotSplittable(f"{name} is a one-line function")
+    body = function.body
+    problems = (
+        (m.Yield(), "is a generator"),
+        (m.Await(), "awaits"),
+        (m.Global() | m.Nonlocal(), "declares global or nonlocal names"),
+        (m.Del(), "deletes names"),
+        (m.ClassDef(), "defines a class"),
+        (m.Call(func=m.Name("super")), "calls super() (it needs the class cell)"),
+        (m.Name("__class__"), "reads __class__"),
+        (m.Call(func=m.Name(value=m.MatchIfTrue(lambda v: v in _INTROSPECTION))), "introspects its locals"),
+        (m.ImportStar(), "star-imports"),
+    )
+    for matcher, why in problems:
+        if m.findall(body, matcher):
+            raise NotSplittable(f"{name} {why}")
+
+
+# --- which values flow where -------------------------------------------------------------------
+
+
+def _subtree_ids(node: cst.CSTNode) -> set[int]:
+    ids = {id(node)}
+    for child in node.children:
+        ids |= _subtree_ids(child)
+    return ids
+
+
+def _target_names(target: cst.BaseExpression) -> set[str]:
+    if isinstance(target, cst.Name):
+        return {target.value}
+    if isinstance(target, (cst.Tuple, cst.List)):
+        return set().union(*(_target_names(e.value) for e in target.elements))
+    if isinstance(target, cst.StarredElement):
+        return _target_names(target.value)
+    return set()
+
+
+def _definite_binds(statement: cst.BaseStatement) -> set[str]:
+    """Names ``statement`` binds whenever it completes normally (may-binds are a superset)."""
+    if isinstance(statement, cst.SimpleStatementLine):
+        names: set[str] = set()
+        for small in statement.body:
+            if isinstance(small, cst.Assign):
+                for target in small.targets:
+                    names |= _target_names(target.target)
+            elif isinstance(small, cst.AnnAssign) and small.value is not None or isinstance(small, cst.AugAssign):
+                names |= _target_names(small.target)
+            elif isinstance(small, (cst.Import, cst.ImportFrom)) and not isinstance(small.names, cst.ImportStar):
+                for alias in small.names:
+                    bound = alias.asname.name if alias.asname else alias.name
+                    names.add((get_full_name_for_node(bound) or "").split(".")[0])
+        return names
+    if isinstance(statement, (cst.FunctionDef, cst.ClassDef)):
+        return {statement.name.value}
+    if isinstance(statement, cst.If):
+        if statement.orelse is None:
+            return set()
+        orelse = statement.orelse.body if isinstance(statement.orelse, cst.Else) else statement.orelse
+        other = _block_binds(orelse.body) if isinstance(orelse, cst.IndentedBlock) else _definite_binds(orelse)
+        return _block_binds(statement.body.body) & other
+    if isinstance(statement, cst.With):
+        names = set().union(*(_target_names(item.asname.name) for item in statement.items if item.asname))
+        return names | _block_binds(statement.body.body)
+    return set()  # loops may not run, try bodies may stop anywhere
+
+
+def _block_binds(statements: Sequence[cst.CSTNode]) -> set[str]:
+    return set().union(*(_definite_binds(s) for s in statements if isinstance(s, cst.BaseStatement)))
+
+
+def inside(scope: Scope, outer: Scope) -> bool:
+    while scope is not outer:
+        if scope.parent is scope:
+            return False
+        scope = scope.parent
+    return True
+
+
+@dataclass(frozen=True)
+class Cut:
+    """A function split around one top-level statement that stays eager."""
+
+    head: list[cst.BaseStatement]  # compiled before it (piece 1)
+    eager: cst.BaseStatement
+    tail: list[cst.BaseStatement]  # compiled after it (piece 2)
+    head_inputs: list[str]
+    head_outputs: list[str]
+    tail_inputs: list[str]
+    tail_returns: bool  # the tail has a `return`: the orchestrator returns what piece 2 returns
+    docstring: list[cst.BaseStatement]  # stays with the function callers see
+
+
+class Flow:
+    """Which local names each top-level statement of one function reads and binds."""
+
+    def __init__(self, module: cst.Module, function: cst.FunctionDef) -> None:
+        check_movable(function)
+        wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+        scopes = wrapper.resolve(ScopeProvider)
+        self._positions = wrapper.resolve(PositionProvider)
+        self.function = function
+        self.statements: list[cst.BaseStatement] = list(function.body.body)
+        self.params = parameter_names(function)
+        scope = scopes[self.statements[0]]
+        if not isinstance(scope, FunctionScope):
+            raise NotSplittable(f"cannot analyse the names of {function.name.value}")
+        owner: dict[int, int] = {}
+        for index, statement in enumerate(self.statements):
+            owner.update(dict.fromkeys(_subtree_ids(statement), index))
+        count = len(self.statements)
+        self.reads: list[set[str]] = [set() for _ in range(count)]
+        self.may: list[set[str]] = [set() for _ in range(count)]
+        self.definite = [_definite_binds(s) for s in self.statements]
+        self.binders: dict[str, set[int]] = {}
+        self.closures: list[tuple[int, str]] = []  # (statement, local a nested function reads)
+        for assignment in scope.assignments:
+            if "." in assignment.name or isinstance(assignment.node, cst.Param):
+                continue
+            index = owner.get(id(assignment.node))
+            if index is None:
+                raise NotSplittable(f"cannot place the binding of {assignment.name} in {function.name.value}")
+            self.may[index].add(assignment.name)
+            self.binders.setdefault(assignment.name, set()).add(index)
+        for inner in {s for s in scopes.values() if s is not None and inside(s, scope)}:
+            for access in inner.accesses:
+                if not isinstance(access.node, cst.Name) or not any(r.scope is scope for r in access.referents):
+                    continue
+                index = owner[id(access.node)]
+                self.reads[index].add(access.node.value)
+                if inner is not scope and not isinstance(inner, ComprehensionScope):
+                    if isinstance(inner, ClassScope):
+                        raise NotSplittable(f"{function.name.value} defines a class reading its locals")
+                    self.closures.append((index, access.node.value))
+        for index, statement in enumerate(self.statements):
+            for aug in m.findall(statement, m.AugAssign(target=m.Name())):
+                self.reads[index].add(aug.target.value)  # `y += 1` reads y; scope analysis records only the bind
+        self.order = _first_seen(function)
+
+    def index_at(self, line: int) -> int:
+        for index, statement in enumerate(self.statements):
+            position = self._positions[statement]
+            if position.start.line <= line <= position.end.line:
+                return index
+        raise NotSplittable(f"line {line} is not in the body of {self.function.name.value}")
+
+    def exposed(self, indices: Iterable[int]) -> set[str]:
+        """Names read in these statements before they bind them (loops and branches read all)."""
+        bound: set[str] = set()
+        names: set[str] = set()
+        for index in indices:
+            names |= self.reads[index] - bound
+            bound |= self.definite[index]
+        return names
+
+    def _sorted(self, names: Iterable[str]) -> list[str]:
+        return sorted(names, key=lambda n: (self.order.get(n, len(self.order)), n))
+
+    def cut(self, index: int) -> Cut:
+        """Split around statement ``index``, passing exactly the live values."""
+        name = self.function.name.value
+        start = len(docstring(self.function))
+        eager = self.statements[index]
+        if index < start:
+            raise NotSplittable("the line is the docstring")
+        if type(eager) in _COMPOUND:
+            raise NotSplittable(f"the statement to keep eager is inside a `{_COMPOUND[type(eager)]}` block of {name}; "
+                                "only a statement directly in the function body can stay eager")
+        head = list(range(start, index))
+        tail = list(range(index + 1, len(self.statements)))
+        if any(has_return(self.statements[i]) for i in head):
+            raise NotSplittable(f"{name} may return before the statement to keep eager")
+        if tail and has_return(eager):
+            raise NotSplittable(f"{name} has unreachable code after the statement to keep eager")
+        if not head and not tail:
+            raise NotSplittable(f"nothing in {name} is left to compile around the statement to keep eager")
+        params = set(self.params)
+        head_may = set().union(*(self.may[i] for i in head))
+        head_definite = params | set().union(*(self.definite[i] for i in head))
+        outputs = self.exposed([index, *tail]) & head_may
+        tail_inputs = self.exposed(tail) & (params | head_may | self.may[index])
+        unsure = (outputs - head_definite) | (tail_inputs - head_definite - self.definite[index])
+        if unsure:
+            raise NotSplittable(f"cannot prove {', '.join(self._sorted(unsure))} is bound before it is passed on")
+        self._check_closures(head, index, tail)
+        return Cut(head=[self.statements[i] for i in head], eager=eager, tail=[self.statements[i] for i in tail],
+                   head_inputs=self._sorted(self.exposed(head) & params), head_outputs=self._sorted(outputs),
+                   tail_inputs=self._sorted(tail_inputs),
+                   tail_returns=any(has_return(self.statements[i]) for i in tail),
+                   docstring=self.statements[:start])
+
+    def _check_closures(self, head: list[int], index: int, tail: list[int]) -> None:
+        """A nested function shares cells with its frame: every local it reads must be bound in the
+        same piece as the function (or never rebound), or the cells would diverge."""
+        segment = {i: 0 for i in head} | {index: 1} | {i: 2 for i in tail}
+        for where, local in self.closures:
+            if any(segment.get(i) != segment.get(where) for i in self.binders.get(local, ())):
+                raise NotSplittable(f"a nested function reads {local}, which is bound in another piece")
+
+
+def has_return(node: cst.CSTNode) -> bool:
+    """A ``return`` of the enclosing function (those of nested functions do not count)."""
+
+    class Finder(cst.CSTVisitor):
+        found = False
+
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+            return False
+
+        def visit_Return(self, node: cst.Return) -> None:
+            self.found = True
+
+    finder = Finder()
+    node.visit(finder)
+    return finder.found
+
+
+def _first_seen(function: cst.FunctionDef) -> dict[str, int]:
+    order: dict[str, int] = {}
+    for node in m.findall(function, m.Name()):
+        order.setdefault(node.value, len(order))
+    return order
+
+
+# --- building the rewrite ----------------------------------------------------------------------
+
+
+def blank_lines(node: cst.BaseStatement) -> list[cst.EmptyLine]:
+    return [line for line in getattr(node, "leading_lines", ()) if line.comment is None]
+
+
+def _without_leading_blanks(statement: cst.BaseStatement) -> cst.BaseStatement:
+    lines = list(statement.leading_lines)
+    while lines and lines[0].comment is None:
+        lines.pop(0)
+    return statement.with_changes(leading_lines=lines)
+
+
+def compiled_piece(name: str, params: Sequence[str], body: Sequence[cst.BaseStatement],
+                   returns: Sequence[str] = ()) -> cst.FunctionDef:
+    """``@torch.compile(fullgraph=True) def name(params): body; return returns``."""
+    statements = [_without_leading_blanks(body[0]), *body[1:]] if body else []
+    if returns:
+        statements.append(cst.parse_statement(f"return {', '.join(returns)}\n"))
+    return cst.FunctionDef(
+        name=cst.Name(name),
+        params=cst.Parameters(params=[cst.Param(cst.Name(p)) for p in params]),
+        body=cst.IndentedBlock(body=statements),
+        decorators=[cst.Decorator(cst.parse_expression(_COMPILE_DECORATOR))],
+        leading_lines=[cst.EmptyLine(), cst.EmptyLine()],
+    )
+
+
+def piece_call(name: str, args: Sequence[str], outputs: Sequence[str] = (), returns: bool = False,
+               like: cst.BaseStatement | None = None) -> cst.SimpleStatementLine:
+    """``outputs = name(args)``, ``return name(args)`` or ``name(args)``, with ``like``'s blank lines."""
+    call = f"{name}({', '.join(args)})"
+    if returns:
+        text = f"return {call}"
+    elif outputs:
+        text = f"{', '.join(outputs)} = {call}"
+    else:
+        text = call
+    statement = cst.parse_statement(text + "\n")
+    return statement.with_changes(leading_lines=blank_lines(like) if like is not None else [])
+
+
+def as_orchestrator(function: cst.FunctionDef, body: Sequence[cst.BaseStatement]) -> cst.FunctionDef:
+    """The function with this body, running eagerly: a compiled piece's ``torch.compile`` decorator
+    becomes ``torch.compiler.disable`` (nested orchestrators work); otherwise the decorator is added
+    innermost, so ``staticmethod`` or ``torch.no_grad()`` above it still wrap the function."""
+    disable = cst.Decorator(cst.parse_expression(DISABLE))
+    names = _decorator_names(function)
+    if COMPILE in names:
+        at = names.index(COMPILE)
+        decorators = [*function.decorators[:at], disable.with_changes(leading_lines=function.decorators[at].leading_lines),
+                      *function.decorators[at + 1:]]
+    else:
+        decorators = [*function.decorators, disable]
+    return function.with_changes(decorators=decorators, body=function.body.with_changes(body=list(body)))
+
+
+def temporary_name(number: int) -> str:
+    """A placeholder for a new piece; ``install`` gives it its final name."""
+    return f"{_TEMPORARY}{number}"
+
+
+@dataclass(frozen=True)
+class PieceCall:
+    """The one statement of an orchestrator that calls a piece: where a piece is re-split or edited."""
+
+    orchestrator: FunctionSite
+    index: int  # of the calling statement in the orchestrator's body
+    call: cst.Call
+
+
+def single_caller(module: cst.Module, piece: cst.FunctionDef) -> PieceCall | None:
+    """The orchestrator statement calling ``piece``, when it is the only reference to it in the
+    module and the call is the whole value of a top-level statement (``return piece(...)``,
+    ``a, b = piece(...)`` or ``piece(...)``) with positional arguments only."""
+    name = piece.name.value
+    references = [n for n in m.findall(module, m.Name(name)) if n is not piece.name]
+    if len(references) != 1:
+        return None
+    call_shape = m.Call(func=m.Name(name), args=[m.ZeroOrMore(m.Arg(keyword=None, star=""))])
+    for site in _all_functions(module):
+        if not is_orchestrator(site.function) or not isinstance(site.function.body, cst.IndentedBlock):
+            continue
+        for index, statement in enumerate(site.function.body.body):
+            if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+                continue
+            small = statement.body[0]
+            value = small.value if isinstance(small, (cst.Return, cst.Expr, cst.Assign)) else None
+            if value is not None and m.matches(value, call_shape):
+                return PieceCall(site, index, value)
+    return None
+
+
+def _all_functions(module: cst.Module) -> list[FunctionSite]:
+    sites = []
+    for statement in module.body:
+        if isinstance(statement, cst.FunctionDef):
+            sites.append(FunctionSite(statement, None, statement))
+        elif isinstance(statement, cst.ClassDef):
+            sites += [FunctionSite(f, statement, statement) for f in statement.body.body if isinstance(f, cst.FunctionDef)]
+    return sites
+
+
+def _with_function(site: FunctionSite, function: cst.FunctionDef) -> cst.BaseStatement:
+    """The module-level statement of ``site`` with its function replaced."""
+    if site.owner is None:
+        return function
+    body = [function if item is site.function else item for item in site.owner.body.body]
+    return site.owner.with_changes(body=site.owner.body.with_changes(body=body))
+
+
+class _Rename(cst.CSTTransformer):
+    def __init__(self, names: dict[str, str]) -> None:
+        self.names = names
+
+    def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.Name:
+        return updated.with_changes(value=self.names.get(updated.value, updated.value))
+
+
+def install(module: cst.Module, site: FunctionSite, orchestrator: cst.FunctionDef,
+            pieces: dict[str, cst.FunctionDef], removed: Sequence[str] = ()) -> cst.Module:
+    """Put ``orchestrator`` in place of ``site.function`` and its pieces right after ``site.top``.
+
+    ``pieces`` maps a temporary name (or an existing piece's name, to replace it) to its
+    definition; ``removed`` are pieces the rewrite dissolved. The pieces the orchestrator calls are
+    then named ``_<base>_piece_<n>`` in call order and placed in that order, so a function split
+    in several rounds reads as if it had been split at once.
+    """
+    existing = {s.name.value: s for s in module.body if isinstance(s, cst.FunctionDef) and is_compiled_piece(s)}
+    available = {**existing, **pieces}
+    order: list[str] = []
+    for call in m.findall(orchestrator.body, m.Call(func=m.Name())):
+        name = call.func.value
+        if name in available and name not in order and name not in removed:
+            order.append(name)
+    referenced_once = {
+        name for name in order if name in pieces or (
+            re.fullmatch(r"_\w+_piece(_\d+)?", name)
+            and len([n for n in m.findall(module, m.Name(name)) if n is not existing[name].name]) == 1)}
+    owned = [name for name in order if name in referenced_once]
+    rename = _final_names(module, site.base_name, owned, [*owned, *removed])
+    orchestrator = orchestrator.visit(_Rename(rename))
+    placed = [available[name].with_changes(name=cst.Name(rename.get(name, name)),
+                                           leading_lines=[cst.EmptyLine(), cst.EmptyLine()]) for name in owned]
+    dropped = set(owned) | set(removed)
+    body: list[cst.BaseStatement] = []
+    for statement in module.body:
+        if statement is site.top:
+            body.append(_with_function(site, orchestrator))
+            body += placed
+        elif not (isinstance(statement, cst.FunctionDef) and statement.name.value in dropped):
+            body.append(statement)
+    return module.with_changes(body=body)
+
+
+def _final_names(module: cst.Module, base: str, owned: list[str], replaced: list[str]) -> dict[str, str]:
+    """``_<base>_piece`` for a single piece, ``_<base>_piece_<n>`` for several; names taken by
+    anything but the pieces being renamed or removed are avoided by numbering the base
+    (``_f2_piece_1``)."""
+    taken = {n.value for n in m.findall(module, m.Name())} - set(replaced)
+    for attempt in range(1, 100):
+        stem = f"_{base}{attempt if attempt > 1 else ''}_piece"
+        names = [stem] if len(owned) == 1 else [f"{stem}_{i}" for i in range(1, len(owned) + 1)]
+        if not taken & set(names):
+            return dict(zip(owned, names))
+    raise NotSplittable(f"no free name for the pieces of {base}")

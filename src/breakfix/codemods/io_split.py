@@ -1,0 +1,181 @@
+"""Don't compile the I/O: split the function around it (recipe 4 of the fullgraph chapter)."""
+
+from __future__ import annotations
+
+import libcst as cst
+import libcst.matchers as m
+from libcst.codemod.visitors import AddImportsVisitor
+
+from breakfix.codemods._base import BreakfixCodemod, FixRequest
+from breakfix.codemods._orchestration import (
+    Cut,
+    Flow,
+    FunctionSite,
+    NotSplittable,
+    PieceCall,
+    as_orchestrator,
+    blank_lines,
+    compiled_function,
+    compiled_piece,
+    function_site,
+    install,
+    is_compiled_piece,
+    parameter_names,
+    piece_call,
+    single_caller,
+    temporary_name,
+)
+from breakfix.types import Applicability
+
+HEAD, TAIL = temporary_name(1), temporary_name(2)
+
+
+class IoInCompiledRegion(BreakfixCodemod):
+    """Run the I/O statement eagerly and compile the code before and after it as separate pieces.
+
+    ## What it fixes
+    A graph break on a call dynamo refuses to trace because it talks to the world: ``torch.save``,
+    ``time.time``, ``warnings.warn``, ``print``, ``open``, logging, ``repr`` of a tensor, or a
+    helper you already marked ``@torch.compiler.disable``; directly in the compiled function or in
+    a helper it calls.
+
+    ## Why it breaks
+    ``torch.compile`` compiles tensor computation; it cannot put disk or console I/O into a graph,
+    so with ``fullgraph=True`` it stops there. The I/O should not be compiled at all: the function
+    becomes an eager orchestrator (``@torch.compiler.disable``) that calls the compiled code before
+    the I/O, runs the I/O statement as written, and calls the compiled code after it. Each piece
+    receives exactly the local values it reads and returns exactly the values read after it.
+
+    ## Example
+    ```python
+    def f(x):
+        y = x ** 2 / 2
+        torch.save(y, "foo.pt")
+        z = y ** 3 / 6
+        return z
+    ```
+    becomes
+    ```python
+    @torch.compiler.disable
+    def f(x):
+        y = _f_piece_1(x)
+        torch.save(y, "foo.pt")
+        return _f_piece_2(y)
+
+
+    @torch.compile(fullgraph=True)
+    def _f_piece_1(x):
+        y = x ** 2 / 2
+        return y
+
+
+    @torch.compile(fullgraph=True)
+    def _f_piece_2(y):
+        z = y ** 3 / 6
+        return z
+    ```
+    The statement kept eager is the one directly in the function body that contains the break (a
+    call to a helper that does I/O stays eager as a whole). A second I/O statement is split out in
+    the next round; the pieces are renumbered so the result reads as one split. Methods keep their
+    place in the class; their pieces are module-level functions taking ``self``.
+
+    ## Fix safety
+    Safe: the I/O runs once per call, in the same order, on the same values; only the code around
+    it is compiled. Not applied when the I/O is inside a loop, a branch, a ``with`` or a ``try``
+    block, after an early ``return``, in a nested function, or in a function that calls
+    ``super()``, is a generator, or rebinds names in ways the name analysis cannot follow.
+    Callers that compile the function themselves now call an eager function: compile its pieces,
+    not the function.
+    """
+
+    CODE = "BF301"
+    FIX_TITLE = "Keep the I/O eager and compile the code around it"
+    GB_IDS = frozenset({"GB0007", "GB0059", "GB0098", "GB0291", "GB0569"})
+    APPLICABILITY = Applicability.SAFE
+
+    @classmethod
+    def file_to_edit(cls, request: FixRequest) -> str:
+        """Where the compiled frame is: the split happens there, even when the I/O is deeper."""
+        return request.brk.user_stack[0].filename
+
+    def transform_module_impl(self, tree: cst.Module) -> cst.Module:
+        try:
+            compiled_function(tree, self.request)
+            result = split_around(tree, self.request.brk.user_stack[0].lineno)
+        except NotSplittable as e:
+            raise self.skip(str(e)) from e
+        AddImportsVisitor.add_needed_import(self.context, "torch")
+        return result
+
+
+def split_around(module: cst.Module, line: int) -> cst.Module:
+    """Keep the top-level statement spanning ``line`` eager; compile what comes before and after."""
+    site = function_site(module, line)
+    flow = Flow(module, site.function)
+    index = flow.index_at(line)
+    cut = flow.cut(index)
+    pieces = {}
+    if cut.head:
+        pieces[HEAD] = compiled_piece(HEAD, cut.head_inputs, cut.head, cut.head_outputs)
+    if cut.tail:
+        pieces[TAIL] = compiled_piece(TAIL, cut.tail_inputs, cut.tail)
+    if is_compiled_piece(site.function):
+        caller = single_caller(module, site.function)
+        if caller is not None and _inlinable(site, flow, index, cut, caller):
+            return _inline(module, site, cut, caller, pieces)
+    body = [*cut.docstring, *_orchestrated(cut), cut.eager]
+    if cut.tail:
+        body.append(piece_call(TAIL, cut.tail_inputs, returns=cut.tail_returns, like=cut.tail[0]))
+    return install(module, site, as_orchestrator(site.function, body), pieces)
+
+
+def _orchestrated(cut: Cut) -> list[cst.BaseStatement]:
+    return [piece_call(HEAD, cut.head_inputs, cut.head_outputs, like=cut.head[0])] if cut.head else []
+
+
+def _inlinable(piece: FunctionSite, flow: Flow, index: int, cut: Cut, caller: PieceCall) -> bool:
+    """Whether re-splitting a piece can happen in its orchestrator's body instead of nesting a new
+    orchestrator: the piece is called with its own parameter names, and the names its split binds
+    in the orchestrator are not read there afterwards (they then are the original function's
+    variables, and inlining equals splitting the original function at both places)."""
+    args = [arg.value for arg in caller.call.args]
+    if not all(isinstance(a, cst.Name) for a in args) or [a.value for a in args] != parameter_names(piece.function):
+        return False
+    statement = caller.orchestrator.function.body.body[caller.index]
+    targets = {n.value for t in m.findall(statement, m.AssignTarget()) for n in m.findall(t, m.Name())}
+    if not cut.tail and targets:
+        return False
+    orchestrator = caller.orchestrator.function
+    later = orchestrator.body.body[caller.index + 1:]
+    read_later = {n.value for s in later for n in m.findall(s, m.Name())}
+    introduced = (set(cut.head_outputs) | flow.may[index]) - targets
+    piece_locals = set(flow.params) | set(flow.binders)
+    free_in_eager = {n.value for n in m.findall(cut.eager, m.Name())} - piece_locals
+    return not (introduced & read_later) and not (free_in_eager & _bound_names(orchestrator))
+
+
+def _bound_names(function: cst.FunctionDef) -> set[str]:
+    """Every name the function may bind (an over-approximation is safe: it only prevents inlining)."""
+    binders = m.AssignTarget() | m.AnnAssign() | m.AugAssign() | m.For() | m.AsName() | m.NamedExpr() | m.CompFor()
+    names = set(parameter_names(function))
+    for node in m.findall(function.body, binders):
+        target = node.name if isinstance(node, cst.AsName) else node.target
+        names |= {n.value for n in m.findall(target, m.Name())}
+    return names
+
+
+def _inline(module: cst.Module, piece: FunctionSite, cut: Cut, caller: PieceCall,
+            pieces: dict[str, cst.FunctionDef]) -> cst.Module:
+    """Replace the orchestrator's call to the split piece by the split itself."""
+    orchestrator = caller.orchestrator.function
+    statements = list(orchestrator.body.body)
+    calling = statements[caller.index]
+    middle = [*_orchestrated(cut), cut.eager]
+    comments = [line for line in middle[0].leading_lines if line.comment is not None]
+    middle[0] = middle[0].with_changes(leading_lines=[*calling.leading_lines, *comments])
+    if cut.tail:
+        tail_call = cst.parse_expression(f"{TAIL}({', '.join(cut.tail_inputs)})")
+        middle.append(calling.deep_replace(caller.call, tail_call).with_changes(leading_lines=blank_lines(cut.tail[0])))
+    body = [*statements[:caller.index], *middle, *statements[caller.index + 1:]]
+    rewritten = orchestrator.with_changes(body=orchestrator.body.with_changes(body=body))
+    return install(module, caller.orchestrator, rewritten, pieces, removed=[piece.function.name.value])

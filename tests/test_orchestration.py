@@ -1,0 +1,581 @@
+"""The orchestrator machinery of recipes 1 and 4 (BF101, BF301), on LibCST alone: no torch.
+
+Live values decide what each piece takes and returns; a wrong answer would read a stale or unbound
+value in a compiled piece, so the analysis is pinned down here case by case, with the cases it
+must refuse.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import libcst as cst
+import pytest
+
+from breakfix.codemods._orchestration import Flow, NotSplittable, function_site
+from breakfix.codemods.io_split import split_around
+from breakfix.codemods.iterators import consumption_of, iterator_parameter, pass_as_list
+
+
+def _module(source: str) -> cst.Module:
+    return cst.parse_module(textwrap.dedent(source).lstrip("\n"))
+
+
+def _line_of(module: cst.Module, text: str) -> int:
+    return next(i for i, line in enumerate(module.code.splitlines(), start=1) if text in line)
+
+
+def _cut(source: str, eager: str):
+    module = _module(source)
+    line = _line_of(module, eager)
+    flow = Flow(module, function_site(module, line).function)
+    return flow.cut(flow.index_at(line))
+
+
+def _split(source: str, eager: str) -> str:
+    module = _module(source)
+    return split_around(module, _line_of(module, eager)).code
+
+
+# --- live values -------------------------------------------------------------------------------
+
+
+def test_seed_passes_exactly_the_live_values() -> None:
+    cut = _cut("""
+        def f(x):
+            y = x ** 2 / 2
+            torch.save(y, "foo.pt")
+            z = y ** 3 / 6
+            return z
+    """, "torch.save")
+    assert (cut.head_inputs, cut.head_outputs, cut.tail_inputs) == (["x"], ["y"], ["y"])
+    assert cut.tail_returns
+
+
+def test_dead_and_overwritten_names_are_not_returned() -> None:
+    cut = _cut("""
+        def f(x, scale):
+            tmp = x * 2
+            y = tmp + 1
+            w = x.sin()
+            y = log(w)
+            return y + x
+    """, "y = log(w)")
+    # tmp dies in the head; y is rebound by the eager statement before anything reads it.
+    assert (cut.head_inputs, cut.head_outputs, cut.tail_inputs) == (["x"], ["w"], ["x", "y"])
+
+
+def test_a_rebound_parameter_is_returned() -> None:
+    cut = _cut("""
+        def f(x):
+            x = x + 1
+            print(x)
+            return x * 2
+    """, "print")
+    assert (cut.head_inputs, cut.head_outputs, cut.tail_inputs) == (["x"], ["x"], ["x"])
+
+
+def test_names_bound_by_the_eager_statement_flow_into_the_tail() -> None:
+    cut = _cut("""
+        def f(x):
+            y = x.cos()
+            t0 = time.time()
+            y += 1
+            return y, t0
+    """, "time.time")
+    assert cut.head_outputs == ["y"]
+    assert cut.tail_inputs == ["y", "t0"]  # `y += 1` reads y
+
+
+def test_unused_parameters_are_not_passed() -> None:
+    cut = _cut("""
+        def f(x, unused, k=3):
+            y = x * k
+            print(y)
+            return y
+    """, "print")
+    assert cut.head_inputs == ["x", "k"] and cut.tail_inputs == ["y"]
+
+
+def test_a_name_bound_in_both_branches_is_bound() -> None:
+    cut = _cut("""
+        def f(x, flag):
+            if flag:
+                y = x + 1
+            else:
+                y = x - 1
+            print(y)
+            return y
+    """, "print")
+    assert cut.head_outputs == ["y"]
+
+
+def test_a_name_bound_in_one_branch_only_is_refused() -> None:
+    with pytest.raises(NotSplittable, match="cannot prove y is bound"):
+        _cut("""
+            def f(x, flag):
+                if flag:
+                    y = x + 1
+                print(x)
+                return y
+        """, "print")
+
+
+def test_a_loop_variable_is_not_provably_bound() -> None:
+    with pytest.raises(NotSplittable, match="cannot prove"):
+        _cut("""
+            def f(xs):
+                for t in xs:
+                    last = t
+                print(xs)
+                return last
+        """, "print")
+
+
+def test_comprehension_variables_are_not_locals() -> None:
+    cut = _cut("""
+        def f(xs, w):
+            ys = [x * w for x in xs]
+            print(len(ys))
+            return [y + 1 for y in ys]
+    """, "print")
+    assert (cut.head_inputs, cut.head_outputs, cut.tail_inputs) == (["xs", "w"], ["ys"], ["ys"])
+
+
+def test_a_closure_in_one_piece_over_its_own_locals_is_allowed() -> None:
+    cut = _cut("""
+        def f(x):
+            scale = 2
+            g = lambda t: t * scale
+            print(x)
+            return g(x)
+    """, "print")
+    assert cut.head_outputs == ["g"]
+
+
+def test_a_closure_over_a_local_rebound_in_another_piece_is_refused() -> None:
+    with pytest.raises(NotSplittable, match="nested function reads scale"):
+        _cut("""
+            def f(x):
+                scale = 2
+                g = lambda t: t * scale
+                print(x)
+                scale = 3
+                return g(x)
+        """, "print")
+
+
+def test_the_docstring_stays_with_the_orchestrator() -> None:
+    cut = _cut('''
+        def f(x):
+            """Doc."""
+            y = x + 1
+            print(y)
+            return y
+    ''', "print")
+    assert len(cut.docstring) == 1 and len(cut.head) == 1
+
+
+# --- what is refused ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("source", "why"), [
+    ("""
+        def f(x):
+            for i in range(3):
+                torch.save(x, "a.pt")
+            return x
+     """, "inside a `for` block"),
+    ("""
+        def f(x):
+            with torch.no_grad():
+                torch.save(x, "a.pt")
+            return x
+     """, "inside a `with` block"),
+    ("""
+        def f(x):
+            try:
+                torch.save(x, "a.pt")
+            except OSError:
+                pass
+            return x
+     """, "inside a `try` block"),
+    ("""
+        def f(x, flag):
+            if flag:
+                return x
+            torch.save(x, "a.pt")
+            return x + 1
+     """, "may return before"),
+    ("""
+        def f(x):
+            y = x + 1
+            torch.save(y, "a.pt")
+            yield y
+     """, "generator"),
+    ("""
+        def outer(w):
+            def f(x):
+                y = x * w
+                torch.save(y, "a.pt")
+                return y
+            return f
+     """, "nested in another function"),
+    ("""
+        class M(Base):
+            def forward(self, x):
+                y = super().forward(x)
+                torch.save(y, "a.pt")
+                return y
+     """, "super()"),
+    ("""
+        def f(x):
+            global COUNT
+            COUNT += 1
+            torch.save(x, "a.pt")
+            return x
+     """, "global"),
+    ("""
+        def f(x):
+            y = x + 1
+            del x
+            torch.save(y, "a.pt")
+            return y
+     """, "deletes"),
+    ("""
+        def f(x):
+            y = x + 1
+            torch.save(locals(), "a.pt")
+            return y
+     """, "introspects"),
+    ("""
+        def f(x):
+            torch.save(x, "a.pt")
+     """, "nothing"),
+    ("""
+        @torch.compiler.disable
+        def f(x):
+            y = _f_piece(x)
+            torch.save(y, "a.pt")
+            return y
+     """, "already runs eagerly"),
+])
+def test_refuses(source: str, why: str) -> None:
+    with pytest.raises(NotSplittable, match=why.replace("(", r"\(").replace(")", r"\)")):
+        _split(source, "torch.save")
+
+
+# --- the rewrite -------------------------------------------------------------------------------
+
+
+def test_method_pieces_take_self_and_follow_the_class() -> None:
+    result = _split("""
+        import torch
+
+
+        class Model(torch.nn.Module):
+            @torch.no_grad()
+            def forward(self, x):
+                h = self.lin(x)
+                print(h.sum())
+                return self.out(h)
+
+
+        def other():
+            pass
+    """, "print")
+    assert result == textwrap.dedent("""\
+        import torch
+
+
+        class Model(torch.nn.Module):
+            @torch.no_grad()
+            @torch.compiler.disable
+            def forward(self, x):
+                h = _forward_piece_1(self, x)
+                print(h.sum())
+                return _forward_piece_2(self, h)
+
+
+        @torch.compile(fullgraph=True)
+        def _forward_piece_1(self, x):
+            h = self.lin(x)
+            return h
+
+
+        @torch.compile(fullgraph=True)
+        def _forward_piece_2(self, h):
+            return self.out(h)
+
+
+        def other():
+            pass
+    """)
+
+
+def test_a_second_split_is_inlined_and_pieces_renumbered() -> None:
+    source = """
+        import torch
+
+
+        def f(x):
+            y = x + 1
+            torch.save(y, "a.pt")
+            z = y * 2
+            torch.save(z, "b.pt")
+            return z - 1
+    """
+    module = split_around(_module(source), 6)
+    module = split_around(module, _line_of(module, '"b.pt"'))
+    assert module.code == textwrap.dedent("""\
+        import torch
+
+
+        @torch.compiler.disable
+        def f(x):
+            y = _f_piece_1(x)
+            torch.save(y, "a.pt")
+            z = _f_piece_2(y)
+            torch.save(z, "b.pt")
+            return _f_piece_3(z)
+
+
+        @torch.compile(fullgraph=True)
+        def _f_piece_1(x):
+            y = x + 1
+            return y
+
+
+        @torch.compile(fullgraph=True)
+        def _f_piece_2(y):
+            z = y * 2
+            return z
+
+
+        @torch.compile(fullgraph=True)
+        def _f_piece_3(z):
+            return z - 1
+    """)
+
+
+def test_a_piece_called_twice_becomes_a_nested_orchestrator() -> None:
+    module = _module("""
+        import torch
+
+
+        @torch.compiler.disable
+        def f(x):
+            a = _f_piece(x)
+            return _f_piece(a)
+
+
+        @torch.compile(fullgraph=True)
+        def _f_piece(x):
+            y = x + 1
+            print(y)
+            return y * 2
+    """)
+    result = split_around(module, _line_of(module, "print")).code
+    assert "@torch.compiler.disable\ndef _f_piece(x):\n    y = _f_piece_piece_1(x)\n    print(y)\n" in result
+    assert "def f(x):\n    a = _f_piece(x)\n    return _f_piece(a)\n" in result
+
+
+def test_piece_names_avoid_existing_names() -> None:
+    result = _split("""
+        def _f_piece_1():
+            pass
+
+
+        def f(x):
+            y = x + 1
+            print(y)
+            return y
+    """, "print")
+    assert "y = _f2_piece_1(x)" in result and "return _f2_piece_2(y)" in result
+
+
+def test_a_compiled_target_gets_disable_instead_of_compile() -> None:
+    result = _split("""
+        @torch.compile(fullgraph=True)
+        def f(x):
+            y = x + 1
+            print(y)
+            return y
+    """, "print")
+    assert result.startswith("@torch.compiler.disable\ndef f(x):\n")
+
+
+def test_comments_move_with_their_statements() -> None:
+    result = _split("""
+        def f(x):
+            # square it
+            y = x ** 2  # elementwise
+
+            # keep a copy
+            torch.save(y, "y.pt")
+            return y
+    """, "torch.save")
+    assert "    # keep a copy\n    torch.save(y, \"y.pt\")" in result
+    assert "def _f_piece_1(x):\n    # square it\n    y = x ** 2  # elementwise\n    return y\n" in result
+
+
+# --- iterators (BF101) -------------------------------------------------------------------------
+
+
+def _consumption(source: str):
+    module = _module(source)
+    return consumption_of(module, function_site(module, 2).function, "xs")
+
+
+@pytest.mark.parametrize(("source", "template", "exact"), [
+    ("""
+        def f(xs):
+            a = next(xs)
+            b, c = next(xs), next(xs, None)
+            return a + b
+     """, "list(itertools.islice({}, 3))", True),
+    ("""
+        def f(xs):
+            acc = 0
+            for t in xs:
+                for u in range(2):
+                    if u:
+                        break
+                acc = acc + t
+            return acc
+     """, "list({})", True),
+    ("""
+        def f(xs):
+            first = next(xs)
+            for t in xs:
+                first = first + t
+            return first
+     """, "list({})", True),
+    ("""
+        def f(xs):
+            for t in xs:
+                if t.sum() > 0:
+                    break
+            return t
+     """, "list({})", False),
+    ("""
+        def f(xs, flag):
+            a = next(xs)
+            if flag:
+                a = a + next(xs)
+            return a
+     """, "list({})", False),
+    ("""
+        def f(xs, flag):
+            a = next(xs)
+            b = next(xs) if flag else 0
+            return a + b
+     """, "list({})", False),
+    ("""
+        def f(xs, flag):
+            a = next(xs)
+            if flag:
+                return a
+            return a + next(xs)
+     """, "list({})", False),
+    ("""
+        def f(xs, ys):
+            return [a + b for a, b in zip(xs, ys)]
+     """, "list({})", False),
+])
+def test_consumption(source: str, template: str, exact: bool) -> None:
+    consumption = _consumption(source)
+    assert (consumption.template, consumption.exact) == (template, exact)
+
+
+def test_a_shadowed_next_is_not_counted() -> None:
+    assert not _consumption("""
+        def f(xs):
+            next = lambda it: 1
+            return next(xs)
+    """).exact
+
+
+def test_iterator_input_rewrite() -> None:
+    module = _module('''
+        import torch
+
+
+        def f(xs, w=2):
+            """Sum two."""
+            a = next(xs)
+            b = next(xs)
+            return (a + b) * w
+    ''')
+    result, consumption = pass_as_list(module, _line_of(module, "a = next"))
+    assert consumption.exact and consumption.needs_itertools
+    assert result.code == textwrap.dedent('''\
+        import torch
+
+
+        @torch.compiler.disable
+        def f(xs, w=2):
+            """Sum two."""
+            return _f_piece(list(itertools.islice(xs, 2)), w)
+
+
+        @torch.compile(fullgraph=True)
+        def _f_piece(xs, w):
+            xs = iter(xs)
+            a = next(xs)
+            b = next(xs)
+            return (a + b) * w
+    ''')
+
+
+def test_a_for_loop_over_the_list_needs_no_iter() -> None:
+    module = _module("""
+        def f(xs):
+            acc = 0
+            for t in xs:
+                acc = acc + t
+            return acc
+    """)
+    result, _ = pass_as_list(module, _line_of(module, "for t"))
+    assert "def _f_piece(xs):\n    acc = 0\n" in result.code and "iter(" not in result.code
+
+
+def test_an_iterator_given_to_a_piece_is_listed_by_its_orchestrator() -> None:
+    module = _module("""
+        import torch
+
+
+        @torch.compiler.disable
+        def f(xs, x):
+            y = _f_piece_1(x)
+            print(y)
+            return _f_piece_2(xs, y)
+
+
+        @torch.compile(fullgraph=True)
+        def _f_piece_1(x):
+            return x + 1
+
+
+        @torch.compile(fullgraph=True)
+        def _f_piece_2(xs, y):
+            return next(xs) + y
+    """)
+    result, consumption = pass_as_list(module, _line_of(module, "return next(xs)"))
+    assert consumption.exact
+    assert "return _f_piece_2(list(itertools.islice(xs, 1)), y)" in result.code
+    assert "def _f_piece_2(xs, y):\n    xs = iter(xs)\n    return next(xs) + y\n" in result.code
+
+
+def test_the_stepped_parameter_is_found_on_the_line() -> None:
+    module = _module("""
+        def f(xs, ys, zs):
+            a = next(xs)
+            for t in ys:
+                a = a + t
+            return next(xs) + next(zs)
+    """)
+    function = function_site(module, 2).function
+    assert [iterator_parameter(module, function, line) for line in (2, 3)] == ["xs", "ys"]
+    with pytest.raises(NotSplittable, match="which parameter"):
+        iterator_parameter(module, function, 5)
