@@ -268,6 +268,45 @@ def test_apply_fixes_two_breaks_with_the_same_text(tmp_path: Path) -> None:
     assert (project / "m.py").read_text().count("torch._dynamo.nonstrict_trace(") == 2
 
 
+LIBRARY = """\
+import torch
+
+
+def smooth(x):
+    y = torch.tanh(x)
+    torch._dynamo.graph_break()
+    return y * 0.5
+"""
+
+CALLS_LIBRARY = """\
+import torch
+import vendorlib
+
+
+def f(x):
+    return vendorlib.smooth(x.relu()) + 1
+
+
+def example_inputs():
+    return (torch.randn(4),)
+"""
+
+
+@pytest.mark.torch
+def test_break_inside_a_library_is_fixed_at_the_project_call_site(tmp_path: Path) -> None:
+    vendor = tmp_path / "vendor"
+    vendor.mkdir()
+    (vendor / "vendorlib.py").write_text(LIBRARY)
+    project = make_project(tmp_path, {"m.py": CALLS_LIBRARY})
+    result = breakfix(project, "m.py:f", "--apply", "--json", env={"PYTHONPATH": str(vendor)})
+    assert result.code == 0, result.stderr
+    (brk,) = result.json()["breaks"]
+    assert brk["file"] == "m.py" and brk["line"] == 6, "the site is the innermost frame inside the project"
+    assert brk["user_stack"][-1]["file"].endswith("vendorlib.py"), "the stack still shows the library frame"
+    assert "torch._dynamo.nonstrict_trace(vendorlib.smooth)(x.relu())" in (project / "m.py").read_text()
+    assert (vendor / "vendorlib.py").read_text() == LIBRARY, "files outside --root are never written"
+
+
 # --- exit 2 ----------------------------------------------------------------------------------------
 
 ERROR_CASES = {
