@@ -133,8 +133,13 @@ class Engine:
             self.progress(f"verifying {codemod.CODE} in a fresh worker")
             outcome = check(self.options, trial, reference)
             gone = outcome.ok and all(_identity(b) != _identity(brk) for b in outcome.breaks)
-            if not gone:
-                why = outcome.reason or "the break is still there after the rewrite"
+            # A rewrite that only moves the break (wrapping the failing call) leaves a break on a
+            # line it wrote; breaks revealed in untouched code sit on lines that existed before.
+            old_lines = {line.strip() for line in source.splitlines()}
+            moved = [b for b in outcome.breaks if b.site.filename == path and b.site.line not in old_lines]
+            if not gone or moved:
+                why = outcome.reason or (f"the rewrite moved the break to a line it wrote ({moved[0].gb_type})"
+                                         if moved else "the break is still there after the rewrite")
                 report.add_attempt(Attempt(codemod.CODE, instance.applicability, False, why))
                 continue
             self.overlay = trial

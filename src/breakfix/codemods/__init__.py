@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from breakfix.codemods._base import BreakfixCodemod, FixRequest
 from breakfix.codemods.escape_hatches import UntraceablePureHelper
+from breakfix.codemods.io_split import IoInCompiledRegion
+from breakfix.codemods.iterators import IteratorInput
+from breakfix.codemods.opaque_ops import OpaqueComputation
 
 REGISTRY: tuple[type[BreakfixCodemod], ...] = (
+    IteratorInput,
     UntraceablePureHelper,
+    OpaqueComputation,
+    IoInCompiledRegion,
 )
 
 BY_CODE: dict[str, type[BreakfixCodemod]] = {codemod.CODE: codemod for codemod in REGISTRY}

@@ -24,8 +24,12 @@ IMPURE_PREFIXES = ("logging.", "logger.", "log.", "os.", "sys.", "shutil.", "sub
 # Methods that mutate their receiver; an in-place tensor method ends with one underscore.
 MUTATING_METHODS = frozenset({
     "append", "extend", "insert", "pop", "remove", "clear", "update", "setdefault", "add",
-    "discard", "write", "writelines", "sort", "reverse", "register_buffer", "copy_",
+    "discard", "sort", "reverse", "register_buffer", "copy_",
 })
+
+
+# Methods that do I/O whatever their receiver is (a local PIL image's .save() still writes a file).
+IO_METHODS = frozenset({"save", "write", "writelines", "dump", "show", "flush", "savefig", "tofile", "to_csv"})
 
 
 def _mutates(method: str) -> bool:
@@ -67,7 +71,9 @@ class _ImpurityFinder(cst.CSTVisitor):
         name = get_full_name_for_node(node.func) or ""
         if name in IMPURE_CALLS or name.startswith(IMPURE_PREFIXES):
             self.reasons.append(f"calls {name}")
-        if isinstance(node.func, cst.Attribute) and _mutates(node.func.attr.value):
+        if isinstance(node.func, cst.Attribute) and node.func.attr.value in IO_METHODS:
+            self.reasons.append(f"calls {name}, which does I/O")
+        elif isinstance(node.func, cst.Attribute) and _mutates(node.func.attr.value):
             receiver = node.func.value
             if not (isinstance(receiver, cst.Name) and receiver.value in self.local_names):
                 self.reasons.append(f"calls {name}, which mutates its receiver")

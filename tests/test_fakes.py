@@ -1,0 +1,289 @@
+"""Deriving fake kernels for BF202 (breakfix._facts): real torch, in process, no subprocess.
+
+The helpers below are module-level on purpose: the facts are only derived for module-level
+functions, found by file and line like a located break.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import random
+
+import numpy as np
+import pytest
+import torch
+from libcst.codemod import CodemodContext, TransformSuccess, transform_module
+
+from breakfix import _facts
+from breakfix._facts import Rejected, atoms, fit_size, opaque_op_facts, perturbations
+from breakfix.codemods import FixRequest
+from breakfix.codemods.opaque_ops import OpaqueComputation
+from breakfix.types import Frame, GraphBreak
+
+
+def seed_all(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+
+# --- fitting one size ----------------------------------------------------------------------------
+
+
+def samples(rule, args_list):
+    return [(atoms(a), rule(a)) for a in args_list]
+
+
+def all_runs(args):
+    return [args, *perturbations(args)]
+
+
+def test_fit_picks_the_input_size_over_a_coincidental_constant() -> None:
+    runs = all_runs({"x": torch.zeros(3, 5)})
+    assert fit_size(samples(lambda a: a["x"].shape[1], runs)) == "x.shape[1]"
+    assert fit_size(samples(lambda a: 7, runs)) == "7"
+
+
+def test_fit_differences_offsets_and_sequence_elements() -> None:
+    runs = all_runs({"x": torch.zeros(2, 9), "box": (1, 2, 6, 8), "k": 3})
+    assert fit_size(samples(lambda a: a["box"][3] - a["box"][1], runs)) == "box[3] - box[1]"
+    assert fit_size(samples(lambda a: a["x"].shape[1] - a["k"] + 1, runs)) == "x.shape[1] - k + 1"
+    assert fit_size(samples(lambda a: a["x"].shape[1] - 2, runs)) == "x.shape[1] - 2"
+    assert fit_size(samples(lambda a: a["x"].shape[0] + a["x"].shape[1], runs)) == "x.shape[0] + x.shape[1]"
+    assert fit_size(samples(lambda a: 10 - a["k"], runs)) == "10 - k"
+
+
+def test_no_fit_for_a_product() -> None:
+    runs = all_runs({"x": torch.zeros(3, 4)})
+    assert fit_size(samples(lambda a: a["x"].shape[0] * a["x"].shape[1], runs)) is None
+
+
+def test_the_base_run_alone_cannot_tell_a_size_from_a_constant() -> None:
+    # Why the helper is rerun on perturbed copies: from one run, 40 could be anything equal to 40.
+    base = {"box": (10, 10, 50, 50)}
+    assert fit_size(samples(lambda a: 40, [base])) == "box[2] - box[0]"
+    assert fit_size(samples(lambda a: a["box"][3] - a["box"][1], all_runs(base))) == "box[3] - box[1]"
+
+
+def test_perturbations_change_exactly_one_thing() -> None:
+    args = {"x": torch.zeros(2, 3), "n": 4, "box": [0, 2], "flag": True, "name": "a", "index": -1}
+    runs = list(perturbations(args))
+    # x: two dims x (+1, -1), one dtype flip; n: +1, -1; box: 0 -> 1 only, 2 -> 3, 1; index: -1 -> -2 only
+    assert len(runs) == 4 + 1 + 2 + 3 + 1
+    for run in runs:
+        changed = [k for k in args if not _same(args[k], run[k])]
+        assert len(changed) == 1, changed
+        assert run["flag"] is True and run["name"] == "a"
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, torch.Tensor):
+        return a.shape == b.shape and a.dtype == b.dtype
+    return a == b and type(a) is type(b)
+
+
+# --- deriving a whole fake -------------------------------------------------------------------------
+
+
+def crop_pil(pic, box):
+    import PIL.Image
+
+    arr = (pic.clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    cropped = PIL.Image.fromarray(arr).crop(box)
+    return torch.from_numpy(np.array(cropped)).permute(2, 0, 1) / 255.0
+
+
+def crop_view(x, top: int, left: int, size: int):
+    return torch.from_numpy(x.numpy()[..., top:top + size, left:left + size])
+
+
+def interp_curve(x):
+    return torch.from_numpy(np.interp(x.numpy(), [0.0, 0.5, 1.0], [0.0, 0.8, 1.0])).to(x.dtype)
+
+
+def sort_with_numpy(x):
+    order = np.argsort(x.numpy(), axis=-1, kind="stable")
+    return torch.from_numpy(np.take_along_axis(x.numpy(), order, axis=-1)), torch.from_numpy(order)
+
+
+def flatten_numpy(x):
+    return torch.from_numpy(x.numpy().reshape(-1).copy())
+
+
+def noisy_helper(x):
+    print("shape", tuple(x.shape))
+    return torch.from_numpy(x.numpy() * 2)
+
+
+def returns_a_list(x):
+    return [x * 2]
+
+
+def takes_a_dict(x, options):
+    return torch.from_numpy(x.numpy() * options["scale"])
+
+
+def differentiable(x):
+    return x.sin()
+
+
+def mutates_its_input(x):
+    x.add_(1)
+    return x * 2
+
+
+def derived(helper, *args):
+    calls = _facts.capture_calls(lambda *a: helper(*a), lambda: args, [helper], seed_all)
+    return opaque_op_facts(helper, calls[helper.__code__], seed_all)
+
+
+def test_pil_crop_fake_has_cropped_sizes_fixed_dtype_and_hwc_layout() -> None:
+    facts = derived(crop_pil, torch.rand(3, 64, 64), (10, 10, 50, 50))
+    assert facts["annotations"] == {"pic": "torch.Tensor", "box": "Sequence[int]"}
+    assert facts["returns"] == "torch.Tensor" and facts["wrap"] == ""
+    # PIL hands back HWC memory permuted to CHW: the fake states that layout, so opcheck passes.
+    assert facts["fake"] == \
+        "pic.new_empty((box[3] - box[1], box[2] - box[0], pic.shape[0]), dtype=torch.float32).permute(2, 0, 1)"
+    assert facts["op_name"] == f"breakfix::{crop_pil.__module__.replace('.', '_')}_crop_pil"
+
+
+def test_a_view_of_the_input_is_cloned() -> None:
+    facts = derived(crop_view, torch.rand(2, 8, 8), 1, 2, 4)
+    assert facts["wrap"] == "clone"
+    assert facts["fake"] == "x.new_empty((x.shape[0], size, size))"
+
+
+def test_the_dtype_follows_the_input_when_a_flipped_dtype_is_followed() -> None:
+    facts = derived(interp_curve, torch.rand(5))
+    assert facts["fake"] == "x.new_empty((x.shape[0],))"  # new_empty keeps x's dtype
+
+
+def test_tuple_outputs() -> None:
+    facts = derived(sort_with_numpy, torch.rand(3, 4))
+    assert facts["returns"] == "tuple[torch.Tensor, torch.Tensor]"
+    assert facts["fake"] == "x.new_empty((x.shape[0], x.shape[1])), x.new_empty((x.shape[0], x.shape[1]), dtype=torch.int64)"
+
+
+@pytest.mark.parametrize(("helper", "args", "why"), [
+    (flatten_numpy, (torch.rand(3, 4),), "no size rule explains output 0, dim 0"),
+    (noisy_helper, (torch.rand(3),), "side effects: it prints"),
+    (returns_a_list, (torch.rand(3),), "returns list"),
+    (takes_a_dict, (torch.rand(3), {"scale": 2}), "parameter options is dict"),
+    (differentiable, (torch.rand(3, requires_grad=True),), "differentiable"),
+    (differentiable, (torch.rand(3),), "differentiable"),  # in training it would be
+    (mutates_its_input, (torch.rand(3),), "opcheck rejects the op"),
+], ids=lambda v: getattr(v, "__name__", None) or "")
+def test_rejected(helper, args, why) -> None:
+    with pytest.raises(Rejected, match=why):
+        derived(helper, *args)
+
+
+def _line_in(helper) -> int:
+    return inspect.getsourcelines(helper)[1] + 1
+
+
+def two_helpers(x):
+    return crop_view(x, 1, 1, 2), flatten_numpy(x)
+
+
+def test_collect_facts_keys_by_site_one_capture_for_all_helpers() -> None:
+    here = os.path.realpath(__file__)
+    call_site = {"filename": here, "lineno": _line_in(two_helpers), "name": "two_helpers"}
+
+    def at(line):
+        return {"project_stack": [call_site, {"filename": here, "lineno": line, "name": "h"}]}
+
+    lines = [_line_in(crop_view), _line_in(flatten_numpy), _line_in(test_only_module_level_functions) + 1]  # + nested
+    breaks = [*(at(line) for line in lines), {"project_stack": [call_site]}]
+    facts = _facts.collect_facts(two_helpers, lambda: (torch.rand(4, 4),), breaks, seed_all)
+    assert list(facts) == [f"{here}:{line}" for line in lines]
+    crop, flat, inner = (v["opaque_op"] for v in facts.values())
+    assert crop["helper"] == "crop_view" and crop["wrap"] == "clone"
+    assert flat["rejected"].startswith("no size rule")
+    assert "nested in" in inner["rejected"]
+
+
+def test_only_module_level_functions() -> None:
+    def nested(x):
+        return x.numpy()
+
+    with pytest.raises(Rejected, match="nested in"):
+        _facts.helper_at(os.path.realpath(__file__), _line_in(nested))
+    with pytest.raises(Rejected, match="not imported"):
+        _facts.helper_at("/nowhere/else.py", 3)
+
+
+# --- the codemod renders the facts ---------------------------------------------------------------
+
+HELPER = '''\
+import numpy as np
+import torch
+
+
+def smooth(x, window):
+    values = np.convolve(x.numpy(), np.ones(window), mode="valid")
+    return torch.from_numpy(values) / window
+
+
+def f(x):
+    return smooth(x, 3)
+'''
+
+
+def fix(source: str, fact: dict | None, tmp_path) -> TransformSuccess | str:
+    path = tmp_path / "mod.py"
+    path.write_text(source)
+    frames = [Frame(str(path), 11, "f"), Frame(str(path), 6, "smooth")]
+    brk = GraphBreak("attempted to trace numpy function unsupported by PyTorch", "GB0294", "", "", [], frames, frames)
+    request = FixRequest(brk, str(path), "f", facts={"opaque_op": fact} if fact else {})
+    result = transform_module(OpaqueComputation(CodemodContext(filename=str(path)), request), source)
+    return result if isinstance(result, TransformSuccess) else result.skip_description
+
+
+FACT = {"helper": "smooth", "op_name": "breakfix::mod_smooth", "annotations": {"x": "torch.Tensor", "window": "int"},
+        "returns": "torch.Tensor", "fake": "x.new_empty((x.shape[0] - window + 1,), dtype=torch.float64)",
+        "wrap": "", "runs": 5}
+
+
+def test_codemod_renders_op_and_fake(tmp_path) -> None:
+    result = fix(HELPER, FACT, tmp_path)
+    assert '@torch.library.custom_op("breakfix::mod_smooth", mutates_args=())\n' \
+           "def smooth(x: torch.Tensor, window: int) -> torch.Tensor:\n" in result.code
+    assert "\n\n\n@smooth.register_fake\ndef _(x, window):\n" \
+           "    return x.new_empty((x.shape[0] - window + 1,), dtype=torch.float64)\n\n\ndef f(x):" in result.code
+
+
+def test_codemod_wraps_returns_and_reuses_imports(tmp_path) -> None:
+    source = "from typing import Sequence\n" + HELPER.replace("    return torch.from_numpy(values) / window",
+                                                             "    for _ in range(2):\n        pass\n    return torch.from_numpy(values) / window")
+    fact = {**FACT, "wrap": "clone", "annotations": {"x": "torch.Tensor", "window": "Sequence[int]"}}
+    code = fix(source, fact, tmp_path).code
+    assert "return (torch.from_numpy(values) / window).clone()" in code
+    assert "window: Sequence[int]" in code and "collections.abc" not in code
+    assert "def _smooth_fake(x, window):" in code  # the module already uses ``_``
+
+
+def test_codemod_wraps_each_tuple_element(tmp_path) -> None:
+    source = HELPER.replace("return torch.from_numpy(values) / window", "return values_t, values_t[1:]")
+    fact = {**FACT, "wrap": "clone", "returns": "tuple[torch.Tensor, torch.Tensor]", "fake": "x, x"}
+    code = fix(source, fact, tmp_path).code
+    assert "return values_t.clone(), values_t[1:].clone()" in code
+    assert "-> tuple[torch.Tensor, torch.Tensor]:" in code and "    return x, x\n" in code
+
+
+@pytest.mark.parametrize(("change", "fact", "why"), [
+    (lambda s: s, None, "no runtime facts"),
+    (lambda s: s, {"rejected": "no size rule explains output 0"}, "no fake kernel: no size rule"),
+    (lambda s: s.replace("def smooth", "@cache\ndef smooth"), FACT, "decorated"),
+    (lambda s: s.replace("    values =", "    print(x)\n    values ="), FACT, "not pure"),
+    (lambda s: s.replace("def smooth(x, window)", "def smooth(x, window, extra=1)"), FACT, "parameters differ"),
+])
+def test_codemod_skips(change, fact, why, tmp_path) -> None:
+    assert why in fix(change(HELPER), fact, tmp_path)
+
+
+def test_facts_are_json() -> None:
+    facts = derived(crop_pil, torch.rand(3, 16, 16), [2, 2, 10, 12])
+    assert json.loads(json.dumps(facts)) == facts
