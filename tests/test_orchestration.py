@@ -259,6 +259,11 @@ def test_the_docstring_stays_with_the_orchestrator() -> None:
             torch.save(y, "a.pt")
             return y
      """, "already runs eagerly"),
+    ("""
+        def f(x):
+            y = torch.save(x, "a.pt") or x
+            return y
+     """, "nothing in f is left to compile"),
 ])
 def test_refuses(source: str, why: str) -> None:
     with pytest.raises(NotSplittable, match=why.replace("(", r"\(").replace(")", r"\)")):

@@ -327,7 +327,8 @@ class Flow:
             raise NotSplittable(f"{name} may return before the statement to keep eager")
         if tail and has_return(eager):
             raise NotSplittable(f"{name} has unreachable code after the statement to keep eager")
-        if not head and not tail:
+        if all(is_trivial(self.statements[i]) for i in head + tail):
+            # Compiling `return y` alone gains nothing: the break would be "fixed" by compiling nothing.
             raise NotSplittable(f"nothing in {name} is left to compile around the statement to keep eager")
         params = set(self.params)
         head_may = set().union(*(self.may[i] for i in head))
@@ -351,6 +352,15 @@ class Flow:
         for where, local in self.closures:
             if any(segment.get(i) != segment.get(where) for i in self.binders.get(local, ())):
                 raise NotSplittable(f"a nested function reads {local}, which is bound in another piece")
+
+
+def is_trivial(statement: cst.BaseStatement) -> bool:
+    """``pass`` or ``return`` of names only: no computation a compiler could speed up."""
+    if not isinstance(statement, cst.SimpleStatementLine):
+        return False
+    return all(isinstance(item, cst.Pass) or (isinstance(item, cst.Return) and (
+        item.value is None or m.matches(item.value, m.Name() | m.Tuple(elements=[m.ZeroOrMore(m.Element(m.Name()))]))))
+        for item in statement.body)
 
 
 def has_return(node: cst.CSTNode) -> bool:
