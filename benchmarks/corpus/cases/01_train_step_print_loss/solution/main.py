@@ -1,0 +1,37 @@
+"""Forward + loss of a classifier training step; backward and the optimizer run outside."""
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Classifier(nn.Module):
+    def __init__(self, d_in: int = 16, d_hidden: int = 32, n_classes: int = 4) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(d_in, d_hidden)
+        self.fc2 = nn.Linear(d_hidden, n_classes)
+
+    def forward(self, x):
+        return self.fc2(F.relu(self.fc1(x)))
+
+
+@torch.compile(fullgraph=True)
+def _loss_and_acc(model, x, y):
+    logits = model(x)
+    loss = F.cross_entropy(logits, y)
+    acc = (logits.argmax(dim=-1) == y).float().mean()
+    return loss, acc
+
+
+@torch.compiler.disable
+def train_step(model, x, y):
+    loss, acc = _loss_and_acc(model, x, y)
+    print(f"loss={loss.item():.4f} acc={acc.item():.3f}")
+    return loss, acc
+
+
+def example_inputs():
+    model = Classifier()
+    x = torch.randn(8, 16)
+    y = torch.randint(0, 4, (8,))
+    return model, x, y
