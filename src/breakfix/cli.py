@@ -57,17 +57,13 @@ def _record_json(ctx: click.Context, param: click.Parameter, value: bool) -> boo
     return value
 
 
-def _spec(kind: str):
-    def convert(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-        if value is None:
-            return None
+def _check_spec(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
         try:
             TargetSpec.parse(value)
         except ValueError as e:
             raise click.BadParameter(str(e)) from None
-        return value
-
-    return convert
+    return value
 
 
 @click.group(cls=BreakfixGroup)
@@ -77,8 +73,8 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("target", callback=_spec("target"))
-@click.option("--inputs", "inputs", callback=_spec("inputs"), help="MODULE:FN or FILE.py:FN returning a tuple of positional arguments.")
+@click.argument("target", callback=_check_spec)
+@click.option("--inputs", "inputs", callback=_check_spec, help="MODULE:FN or FILE.py:FN returning a tuple of positional arguments.")
 @click.option("--apply", is_flag=True, help="Write the verified rewrite (default: dry run).")
 @click.option("--json", "as_json", is_flag=True, is_eager=True, callback=_record_json, help="Print one JSON object (schema: docs/json-schema.md).")
 @click.option("--backend", type=click.Choice(BACKENDS), default="aot_eager", show_default=True,
