@@ -185,21 +185,7 @@ def test_the_docstring_stays_with_the_orchestrator() -> None:
             for i in range(3):
                 torch.save(x, "a.pt")
             return x
-     """, "inside a `for` block"),
-    ("""
-        def f(x):
-            with torch.no_grad():
-                torch.save(x, "a.pt")
-            return x
-     """, "inside a `with` block"),
-    ("""
-        def f(x):
-            try:
-                torch.save(x, "a.pt")
-            except OSError:
-                pass
-            return x
-     """, "inside a `try` block"),
+     """, "nothing in f is left to compile"),
     ("""
         def f(x, flag):
             if flag:
@@ -271,6 +257,43 @@ def test_refuses(source: str, why: str) -> None:
 
 
 # --- the rewrite -------------------------------------------------------------------------------
+
+
+def test_a_compound_statement_with_the_break_stays_eager_as_a_whole() -> None:
+    result = _split("""
+        import torch
+
+
+        def train_step(model, x, step):
+            loss = model(x).pow(2).mean()
+            if step % 10 == 0:
+                torch.save(loss, "loss.pt")
+                return loss
+            return loss * 2
+    """, "torch.save")
+    assert result == textwrap.dedent("""\
+        import torch
+
+
+        @torch.compiler.disable
+        def train_step(model, x, step):
+            loss = _train_step_piece_1(model, x)
+            if step % 10 == 0:
+                torch.save(loss, "loss.pt")
+                return loss
+            return _train_step_piece_2(loss)
+
+
+        @torch.compile(fullgraph=True)
+        def _train_step_piece_1(model, x):
+            loss = model(x).pow(2).mean()
+            return loss
+
+
+        @torch.compile(fullgraph=True)
+        def _train_step_piece_2(loss):
+            return loss * 2
+    """)
 
 
 def test_method_pieces_take_self_and_follow_the_class() -> None:

@@ -38,8 +38,14 @@ def test_classifier_orders_safe_first() -> None:
         assert levels == sorted(levels, key=["safe", "unsafe", "display-only"].index)
 
 
-def test_unknown_break_has_no_candidates() -> None:
-    assert classifier.candidates(_break("GB9999", "Something new")) == []
+def test_unknown_break_gets_only_the_last_resorts() -> None:
+    candidates = classifier.candidates(_break("GB9999", "Something new"))
+    assert candidates and all(c.CATCH_ALL for c in candidates)
+
+
+def test_last_resorts_come_after_specific_fixes() -> None:
+    codes = [c.CODE for c in classifier.candidates(_break("GB0025", "Call to `torch._dynamo.graph_break()`"))]
+    assert codes.index("BF201") < codes.index("BF301")
 
 
 @pytest.mark.parametrize("text", ["pkg.mod:f", "a/b.py:Model.forward", "b.py:f"])

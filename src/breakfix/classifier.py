@@ -28,7 +28,7 @@ def gb_id_of(brk: GraphBreak) -> str | None:
 
 
 def candidates(brk: GraphBreak) -> list[type[BreakfixCodemod]]:
-    """Codemods answering this break, safe ones first, registry order within a level."""
+    """Codemods answering this break, safe ones first, last resorts last, else registry order."""
     gb_id = gb_id_of(brk)
-    matching = [c for c in REGISTRY if (gb_id in c.GB_IDS) or brk.gb_type in c.GB_TYPES]
-    return sorted(matching, key=lambda c: _ORDER[c.APPLICABILITY])
+    matching = [c for c in REGISTRY if c.answers(gb_id, brk.gb_type)]
+    return sorted(matching, key=lambda c: (_ORDER[c.APPLICABILITY], c.CATCH_ALL))

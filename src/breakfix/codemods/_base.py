@@ -39,6 +39,8 @@ class BreakfixCodemod(VisitorBasedCodemodCommand):
     GB_IDS: ClassVar[frozenset[str]] = frozenset()
     GB_TYPES: ClassVar[frozenset[str]] = frozenset()
     APPLICABILITY: ClassVar[Applicability] = Applicability.SAFE
+    # A last resort that answers any break (after every codemod that answers it specifically).
+    CATCH_ALL: ClassVar[bool] = False
     # What an unsafe fix changes, stated in the report (empty for safe fixes).
     CHANGES: ClassVar[str] = ""
 
@@ -58,8 +60,8 @@ class BreakfixCodemod(VisitorBasedCodemodCommand):
         return request.brk.site.filename
 
     @classmethod
-    def answers(cls, brk: GraphBreak) -> bool:
-        return (brk.gb_id is not None and brk.gb_id in cls.GB_IDS) or brk.gb_type in cls.GB_TYPES
+    def answers(cls, gb_id: str | None, gb_type: str) -> bool:
+        return cls.CATCH_ALL or (gb_id is not None and gb_id in cls.GB_IDS) or gb_type in cls.GB_TYPES
 
     @property
     def DESCRIPTION(self) -> str:  # noqa: N802 (LibCST's name)

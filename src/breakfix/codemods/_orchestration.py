@@ -39,8 +39,6 @@ _COMPILE_DECORATOR = f"{COMPILE}(fullgraph=True)"
 _TEMPORARY = "__breakfix_piece_"
 # Names that read or write the frame's locals behind the analysis' back.
 _INTROSPECTION = frozenset({"locals", "vars", "exec", "eval", "globals"})
-_COMPOUND = {cst.If: "if", cst.For: "for", cst.While: "while", cst.Try: "try", cst.TryStar: "try",
-             cst.With: "with", cst.Match: "match", cst.FunctionDef: "def", cst.ClassDef: "class"}
 
 
 class NotSplittable(Exception):
@@ -100,7 +98,7 @@ def function_site(module: cst.Module, line: int) -> FunctionSite:
 def compiled_function(module: cst.Module, request: FixRequest) -> FunctionSite:
     """The function of the compiled frame (the break's outermost frame): the target, or a
     compiled piece of it once the target is an orchestrator."""
-    frame = request.brk.user_stack[0]
+    frame = request.brk.project_stack[0]
     site = function_site(module, frame.lineno)
     same_file = os.path.realpath(frame.filename) == os.path.realpath(request.target_file)
     if not is_compiled_piece(site.function) and not (same_file and site.qualname == request.target_qualname):
@@ -318,14 +316,15 @@ class Flow:
         eager = self.statements[index]
         if index < start:
             raise NotSplittable("the line is the docstring")
-        if type(eager) in _COMPOUND:
-            raise NotSplittable(f"the statement to keep eager is inside a `{_COMPOUND[type(eager)]}` block of {name}; "
-                                "only a statement directly in the function body can stay eager")
+        if isinstance(eager, (cst.FunctionDef, cst.ClassDef)):
+            raise NotSplittable(f"the break is inside a definition nested in {name}")
         head = list(range(start, index))
         tail = list(range(index + 1, len(self.statements)))
         if any(has_return(self.statements[i]) for i in head):
             raise NotSplittable(f"{name} may return before the statement to keep eager")
-        if tail and has_return(eager):
+        # A return nested in a compound statement returns from the orchestrator, as it did from
+        # the function; only an unconditional one makes the tail unreachable.
+        if tail and isinstance(eager, cst.SimpleStatementLine) and has_return(eager):
             raise NotSplittable(f"{name} has unreachable code after the statement to keep eager")
         if all(is_trivial(self.statements[i]) for i in head + tail):
             # Compiling `return y` alone gains nothing: the break would be "fixed" by compiling nothing.

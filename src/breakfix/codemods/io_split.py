@@ -28,6 +28,7 @@ from breakfix.codemods._orchestration import (
 from breakfix.types import Applicability
 
 HEAD, TAIL = temporary_name(1), temporary_name(2)
+ITERATOR_INPUT_BREAKS = frozenset({"GB4347", "GB0811"})  # answered by BF101 only
 
 
 class IoInCompiledRegion(BreakfixCodemod):
@@ -37,7 +38,8 @@ class IoInCompiledRegion(BreakfixCodemod):
     A graph break on a call dynamo refuses to trace because it talks to the world: ``torch.save``,
     ``time.time``, ``warnings.warn``, ``print``, ``open``, logging, ``repr`` of a tensor, or a
     helper you already marked ``@torch.compiler.disable``; directly in the compiled function or in
-    a helper it calls.
+    a helper it calls. It is also the last resort for any other break: when no specific fix
+    verifies, the statement that breaks is kept eager and the rest is compiled.
 
     ## Why it breaks
     ``torch.compile`` compiles tensor computation; it cannot put disk or console I/O into a graph,
@@ -74,16 +76,19 @@ class IoInCompiledRegion(BreakfixCodemod):
         z = y ** 3 / 6
         return z
     ```
-    The statement kept eager is the one directly in the function body that contains the break (a
-    call to a helper that does I/O stays eager as a whole). A second I/O statement is split out in
+    The statement kept eager is the one directly in the function body that contains the break: a
+    call to a helper that does I/O stays eager as a whole, and so does an ``if``, ``for``,
+    ``with`` or ``try`` block around the I/O (``if step % 100 == 0: torch.save(...)``). A second I/O statement is split out in
     the next round; the pieces are renumbered so the result reads as one split. Methods keep their
     place in the class; their pieces are module-level functions taking ``self``.
 
     ## Fix safety
-    Safe: the I/O runs once per call, in the same order, on the same values; only the code around
-    it is compiled. Not applied when the I/O is inside a loop, a branch, a ``with`` or a ``try``
-    block, after an early ``return``, in a nested function, or in a function that calls
-    ``super()``, is a generator, or rebinds names in ways the name analysis cannot follow.
+    Safe: the statement runs once per call, eagerly, in the same order, on the same values; only
+    the code around it is compiled. A block kept eager as a whole is not compiled at all (a loop
+    with a ``print`` in it runs eagerly), which is correct but gains nothing for that block. Not
+    applied after an early ``return``, in a nested function, in a function that calls
+    ``super()``, is a generator or declares globals, when nothing computational is left to compile,
+    or when names are rebound in ways the name analysis cannot follow.
     Callers that compile the function themselves now call an eager function: compile its pieces,
     not the function.
     """
@@ -92,16 +97,21 @@ class IoInCompiledRegion(BreakfixCodemod):
     FIX_TITLE = "Keep the I/O eager and compile the code around it"
     GB_IDS = frozenset({"GB0007", "GB0059", "GB0098", "GB0291", "GB0569"})
     APPLICABILITY = Applicability.SAFE
+    # Keeping any statement eager computes exactly what it did; tried after the specific fixes.
+    CATCH_ALL = True
 
     @classmethod
     def file_to_edit(cls, request: FixRequest) -> str:
         """Where the compiled frame is: the split happens there, even when the I/O is deeper."""
-        return request.brk.user_stack[0].filename
+        return request.brk.project_stack[0].filename
 
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:
+        if self.request.brk.gb_id in ITERATOR_INPUT_BREAKS:
+            # The pieces would receive the iterator and break on it again on other inputs.
+            raise self.skip("an iterator input would be passed on to the compiled pieces")
         try:
             compiled_function(tree, self.request)
-            result = split_around(tree, self.request.brk.user_stack[0].lineno)
+            result = split_around(tree, self.request.brk.project_stack[0].lineno)
         except NotSplittable as e:
             raise self.skip(str(e)) from e
         AddImportsVisitor.add_needed_import(self.context, "torch")

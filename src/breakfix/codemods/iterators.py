@@ -105,7 +105,7 @@ class IteratorInput(BreakfixCodemod):
 
     @classmethod
     def file_to_edit(cls, request: FixRequest) -> str:
-        return request.brk.user_stack[0].filename
+        return request.brk.project_stack[0].filename
 
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:
         stack = self.request.brk.user_stack
