@@ -83,12 +83,14 @@ class Engine:
             progressed = False
             tried: set[tuple] = set()
             while True:
+                for brk in breaks:  # every break found is reported, including ones a fix removes first
+                    reports.setdefault(_identity(brk), BreakReport(brk=brk, round=rounds, status="unfixable"))
                 pending = [b for b in breaks if _identity(b) not in tried]
                 if not pending:
                     break
                 brk = pending[0]
                 tried.add(_identity(brk))
-                report = reports.setdefault(_identity(brk), BreakReport(brk=brk, round=rounds, status="unfixable"))
+                report = reports[_identity(brk)]
                 request = FixRequest(brk=brk, target_file=found.target_file, target_qualname=found.target_qualname,
                                      orchestrator=orchestrator, facts=facts.get(f"{brk.site.filename}:{brk.site.lineno}", {}),
                                      sources=dict(self.overlay))
@@ -100,9 +102,16 @@ class Engine:
                 breaks, facts, orchestrator = outcome.breaks, outcome.facts, outcome.orchestrator
             if not progressed:
                 break
-        for report in reports.values():
-            if report.status == "unfixable" and not report.why:
-                report.why = "; ".join(a.reason for a in report.attempts) or "no codemod answers this break"
+        left = {_identity(b) for b in breaks}
+        for key, report in reports.items():
+            if report.status in ("unfixable", "needs-unsafe") and key not in left:
+                # e.g. the second report of a break dynamo hit again in its resume function
+                report.status, report.fix_code, report.applicability = "resolved", None, None
+                report.why = "gone after the fix of another break"
+            elif report.status == "unfixable" and not report.why:
+                report.why = "; ".join(a.reason for a in report.attempts) or (
+                    "no codemod answers this break" if classifier.candidates(report.brk) else
+                    f"not tried: --max-rounds {self.max_rounds} reached")
         return list(reports.values()), verified, graph_count, rounds
 
     def _fix_one(self, request: FixRequest, report: BreakReport, reference: str):

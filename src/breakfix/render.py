@@ -14,7 +14,7 @@ from rich.text import Text
 from breakfix.diffing import unified_diff
 from breakfix.types import RunReport
 
-_STATUS_STYLE = {"fixed": "green", "proposed": "cyan", "needs-unsafe": "yellow", "unfixable": "red"}
+_STATUS_STYLE = {"fixed": "green", "proposed": "cyan", "resolved": "green", "needs-unsafe": "yellow", "unfixable": "red"}
 
 
 class Renderer:

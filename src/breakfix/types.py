@@ -122,13 +122,16 @@ class Attempt:
     reason: str  # why it was skipped or why verification failed; empty when verified
 
 
+STATUSES = ("fixed", "proposed", "resolved", "needs-unsafe", "unfixable")
+
+
 @dataclass
 class BreakReport:
     """A break as it appears in the final report."""
 
     brk: GraphBreak
     round: int
-    status: str  # "fixed" | "proposed" | "unfixable" | "needs-unsafe"
+    status: str  # one of STATUSES
     fix_code: str | None = None
     applicability: Applicability | None = None
     verified: bool = False
