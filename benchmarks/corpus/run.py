@@ -285,8 +285,14 @@ def _missed_why(cli: dict) -> str:
     parts = []
     for brk in cli.get("breaks", []):
         if brk.get("status") != "fixed":
-            parts.append(f"{brk['site']} {brk.get('gb_id') or brk.get('gb_type')}: {brk.get('status')}: {brk.get('why')}")
+            parts.append(f"{brk['site']} {brk.get('gb_id') or brk.get('gb_type')}: {brk.get('status')}: {_why(brk)}")
     return "; ".join(parts)
+
+
+def _why(brk: dict) -> str:
+    """The CLI joins one reason per attempted codemod; several attempts often give the same one."""
+    reasons = [r.strip() for r in (brk.get("why") or "").split("; ") if r.strip()]
+    return "; ".join(dict.fromkeys(reasons))
 
 
 # --- reports --------------------------------------------------------------------------------------
@@ -331,6 +337,9 @@ def markdown(results: list[Result], summary: dict, meta: dict) -> str:
         f"| wrong touches (an unfixable case modified) | **{summary['wrong_touches']}** | 0 |", "",
         f"Outcomes: {', '.join(f'{k} {v}' for k, v in sorted(summary['outcomes'].items()))}. "
         f"{summary['cases']} cases ({summary['fixable']} fixable, {summary['unfixable']} unfixable).", "",
+        "## By category and structure", "",
+        "| tag | fixable cases | fixed and verified | unfixable cases | touched |", "|---|---|---|---|---|",
+        *_by_tag(results), "",
         "## Cases", "",
         "| case | category | structure | fixable | outcome | breakfix | detail |", "|---|---|---|---|---|---|---|",
     ]
@@ -348,7 +357,7 @@ def markdown(results: list[Result], summary: dict, meta: dict) -> str:
             lines.append(f"- **{r.case.name}** ({r.outcome}; expected fix: {r.case.ground_truth})")
             for brk in r.cli.get("breaks", []):
                 lines.append(f"  - `{brk['site']}` {brk.get('gb_id') or '-'} *{_cell(brk.get('gb_type') or '', 80)}*: "
-                             f"{brk.get('status')}: {_cell(brk.get('why') or '', 300)}")
+                             f"{brk.get('status')}: {_cell(_why(brk), 300)}")
             if r.cli.get("error"):
                 lines.append(f"  - error: {_cell(r.cli['error'], 300)}")
             if r.outcome == "false-fix":
@@ -359,6 +368,18 @@ def markdown(results: list[Result], summary: dict, meta: dict) -> str:
         for r in bad:
             lines += [f"### {r.case.name}", "", f"{_cell(r.reason, 400)}", "", "```diff", r.diff.rstrip(), "```", ""]
     return "\n".join(lines) + "\n"
+
+
+def _by_tag(results: list[Result]) -> list[str]:
+    tags = sorted({t for r in results for t in (r.case.category, *r.case.structure)})
+    rows = []
+    for tag in tags:
+        tagged = [r for r in results if tag in (r.case.category, *r.case.structure)]
+        fixable = [r for r in tagged if r.case.fixable]
+        unfixable = [r for r in tagged if not r.case.fixable]
+        rows.append(f"| {tag} | {len(fixable)} | {sum(r.outcome == 'fixed' for r in fixable)} | {len(unfixable)} | "
+                    f"{sum(r.outcome == 'wrong-touch' for r in unfixable)} |")
+    return rows
 
 
 def _cell(text: str, limit: int) -> str:
