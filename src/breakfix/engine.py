@@ -29,11 +29,14 @@ Progress = Callable[[str], None]
 _RESUME_FUNCTION = re.compile(r"^torch_dynamo_resume_in_(?P<name>.+)_at_\d+$")
 
 
-def _identity(brk: GraphBreak) -> tuple[str, str, str, str]:
+def _identity(brk: GraphBreak) -> tuple[str, ...]:
     """A break's identity across rewrites: line numbers shift; the site's type, function and text
-    do not (dynamo names a function resumed after a break ``torch_dynamo_resume_in_<fn>_at_<N>``)."""
+    do not (dynamo names a function resumed after a break ``torch_dynamo_resume_in_<fn>_at_<N>``).
+    The compiled frame's statement is part of it: one helper reached from two statements breaks
+    twice, and keeping the first statement eager leaves the second."""
     resumed = _RESUME_FUNCTION.match(brk.site.name)
-    return (brk.gb_type, brk.site.filename, resumed["name"] if resumed else brk.site.name, brk.site.line)
+    function = resumed["name"] if resumed else brk.site.name
+    return (brk.gb_type, brk.site.filename, function, brk.site.line, brk.project_stack[0].line)
 
 
 def _under_root(path: str, root: Path) -> bool:
@@ -142,10 +145,12 @@ class Engine:
             self.progress(f"verifying {codemod.CODE} in a fresh worker")
             outcome = check(self.options, trial, reference)
             gone = outcome.ok and all(_identity(b) != _identity(brk) for b in outcome.breaks)
-            # A rewrite that only moves the break (wrapping the failing call) leaves a break on a
-            # line it wrote; breaks revealed in untouched code sit on lines that existed before.
+            # A rewrite that only moves the break (wrapping the failing call) leaves a break whose
+            # stack passes through a line it wrote; breaks revealed in untouched code (or in code
+            # moved into a compiled piece) pass only through lines that existed before.
             old_lines = {line.strip() for line in source.splitlines()}
-            moved = [b for b in outcome.breaks if b.site.filename == path and b.site.line not in old_lines]
+            moved = [b for b in outcome.breaks
+                     if any(f.filename == path and f.line not in old_lines for f in b.project_stack)]
             if not gone or moved:
                 why = outcome.reason or (f"the rewrite moved the break to a line it wrote ({moved[0].gb_type})"
                                          if moved else "the break is still there after the rewrite")
