@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -70,13 +70,6 @@ class GraphBreak:
     @property
     def in_library(self) -> bool:
         return self.user_stack[-1] != self.project_stack[-1]
-
-    @property
-    def key(self) -> tuple[str, int]:
-        return (self.site.filename, self.site.lineno)
-
-    def to_json(self) -> dict:
-        return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict) -> GraphBreak:

@@ -14,7 +14,6 @@ from typing import ClassVar
 
 import libcst as cst
 from libcst.codemod import CodemodContext, SkipFile, VisitorBasedCodemodCommand
-from libcst.metadata import PositionProvider
 
 from breakfix.types import Applicability, GraphBreak
 
@@ -44,8 +43,6 @@ class BreakfixCodemod(VisitorBasedCodemodCommand):
     # What an unsafe fix changes, stated in the report (empty for safe fixes).
     CHANGES: ClassVar[str] = ""
 
-    METADATA_DEPENDENCIES = (PositionProvider,)
-
     def __init__(self, context: CodemodContext, request: FixRequest) -> None:
         super().__init__(context)
         self.request = request
@@ -68,10 +65,6 @@ class BreakfixCodemod(VisitorBasedCodemodCommand):
         return self.FIX_TITLE
 
     # --- helpers shared by the codemods ---------------------------------------------------------
-
-    def lines_of(self, node: cst.CSTNode) -> range:
-        position = self.get_metadata(PositionProvider, node)
-        return range(position.start.line, position.end.line + 1)
 
     def skip(self, why: str) -> SkipFile:
         return SkipFile(why)
