@@ -26,12 +26,14 @@ import inspect
 import io
 import json
 import linecache
+import logging
 import os
 import pickle
 import random
 import sys
 import tempfile
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -172,18 +174,31 @@ def _one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {first}" if first else type(e).__name__
 
 
+class _LogRecorder(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.NOTSET)
+        self.records: list[tuple[str, int, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append((record.name, record.levelno, record.getMessage()))
+
+
 @contextlib.contextmanager
 def _sandboxed_call():
-    """Capture stdout and run in a fresh working directory so relative writes can be compared."""
+    """Capture stdout, warnings and log records, and run in a fresh working directory so relative
+    writes can be compared: a rewrite must keep every one of them."""
     buffer = io.StringIO()
     old_cwd = os.getcwd()
-    with tempfile.TemporaryDirectory(prefix="breakfix-run-") as cwd:
+    logs = _LogRecorder()
+    with tempfile.TemporaryDirectory(prefix="breakfix-run-") as cwd, warnings.catch_warnings(record=True) as warned:
         os.chdir(cwd)
-        state = {"stdout": buffer, "cwd": cwd, "files": {}}
+        state = {"stdout": buffer, "cwd": cwd, "files": {}, "warnings": warned, "logs": logs.records}
+        logging.getLogger().addHandler(logs)
         try:
             with contextlib.redirect_stdout(buffer):
                 yield state
         finally:
+            logging.getLogger().removeHandler(logs)
             state["files"] = {
                 str(p.relative_to(cwd)): p.read_bytes() for p in sorted(Path(cwd).rglob("*")) if p.is_file()
             }
@@ -225,6 +240,8 @@ def _run_calls(fn: Callable, make_inputs: Callable[[], tuple], user_errors: bool
                     raise UserCodeError(f"the target raised in eager mode: {_one_line(e)}{_last_user_frame(e)}") from e
                 raise
         calls.append({"output": output, "stdout": state["stdout"].getvalue(), "files": state["files"],
+                      "warnings": [(w.category.__name__, str(w.message)) for w in state["warnings"]],
+                      "logs": state["logs"],
                       "inputs_after": _snapshot_inputs(args)})
     return calls
 
@@ -497,6 +514,9 @@ def _compare(expected: dict, actual: dict, rtol: float | None, atol: float | Non
 
     if expected["stdout"] != actual["stdout"]:
         return f"stdout differs: expected {expected['stdout'][:80]!r}, got {actual['stdout'][:80]!r}"
+    for kind in ("warnings", "logs"):
+        if expected[kind] != actual[kind]:
+            return f"{kind} differ: expected {expected[kind][:3]!r}, got {actual[kind][:3]!r}"
     if set(expected["files"]) != set(actual["files"]):
         return f"files written differ: expected {sorted(expected['files'])}, got {sorted(actual['files'])}"
     for name, data in expected["files"].items():
