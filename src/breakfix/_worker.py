@@ -180,7 +180,8 @@ class _LogRecorder(logging.Handler):
         self.records: list[tuple[str, int, str]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.records.append((record.name, record.levelno, record.getMessage()))
+        if not record.name.startswith("torch"):  # the compiler's own logs are not the user's
+            self.records.append((record.name, record.levelno, record.getMessage()))
 
 
 @contextlib.contextmanager
@@ -240,10 +241,18 @@ def _run_calls(fn: Callable, make_inputs: Callable[[], tuple], user_errors: bool
                     raise UserCodeError(f"the target raised in eager mode: {_one_line(e)}{_last_user_frame(e)}") from e
                 raise
         calls.append({"output": output, "stdout": state["stdout"].getvalue(), "files": state["files"],
-                      "warnings": [(w.category.__name__, str(w.message)) for w in state["warnings"]],
+                      "warnings": [(w.category.__name__, str(w.message)) for w in state["warnings"]
+                                   if not _from_torch(w.filename)],
                       "logs": state["logs"],
                       "inputs_after": _snapshot_inputs(args)})
     return calls
+
+
+def _from_torch(filename: str) -> bool:
+    """Warnings dynamo raises while tracing (e.g. on an untraceable builtin) are not the user's."""
+    import torch
+
+    return os.path.realpath(filename).startswith(os.path.dirname(os.path.realpath(torch.__file__)) + os.sep)
 
 
 def _last_user_frame(e: BaseException) -> str:
