@@ -309,8 +309,10 @@ class Flow:
     def _sorted(self, names: Iterable[str]) -> list[str]:
         return sorted(names, key=lambda n: (self.order.get(n, len(self.order)), n))
 
-    def cut(self, index: int) -> Cut:
-        """Split around statement ``index``, passing exactly the live values."""
+    def cut(self, index: int, require_work: bool = True) -> Cut:
+        """Split around statement ``index``, passing exactly the live values. ``require_work``:
+        refuse when the pieces would compute nothing (not needed when splitting a compiled piece:
+        its orchestrator compiles other pieces)."""
         name = self.function.name.value
         start = len(docstring(self.function))
         eager = self.statements[index]
@@ -326,7 +328,7 @@ class Flow:
         # the function; only an unconditional one makes the tail unreachable.
         if tail and isinstance(eager, cst.SimpleStatementLine) and has_return(eager):
             raise NotSplittable(f"{name} has unreachable code after the statement to keep eager")
-        if all(is_trivial(self.statements[i]) for i in head + tail):
+        if require_work and all(is_trivial(self.statements[i]) for i in head + tail):
             # Compiling `return y` alone gains nothing: the break would be "fixed" by compiling nothing.
             raise NotSplittable(f"nothing in {name} is left to compile around the statement to keep eager")
         params = set(self.params)

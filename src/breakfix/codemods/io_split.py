@@ -123,7 +123,7 @@ def split_around(module: cst.Module, line: int) -> cst.Module:
     site = function_site(module, line)
     flow = Flow(module, site.function)
     index = flow.index_at(line)
-    cut = flow.cut(index)
+    cut = flow.cut(index, require_work=not is_compiled_piece(site.function))
     pieces = {}
     if cut.head:
         pieces[HEAD] = compiled_piece(HEAD, cut.head_inputs, cut.head, cut.head_outputs)
