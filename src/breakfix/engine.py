@@ -144,13 +144,16 @@ class Engine:
             trial = {**self.overlay, path: result.code}
             self.progress(f"verifying {codemod.CODE} in a fresh worker")
             outcome = check(self.options, trial, reference)
-            gone = outcome.ok and all(_identity(b) != _identity(brk) for b in outcome.breaks)
-            # A rewrite that only moves the break (wrapping the failing call) leaves a break whose
-            # stack passes through a line it wrote; breaks revealed in untouched code (or in code
-            # moved into a compiled piece) pass only through lines that existed before.
+            # A rewrite that only moves the break (wrapping the failing call) leaves a break on a
+            # line it wrote; breaks revealed in untouched code, or in code moved into a compiled
+            # piece, sit on lines that existed before. The same break reached through a statement
+            # the rewrite wrote is still the same break.
             old_lines = {line.strip() for line in source.splitlines()}
-            moved = [b for b in outcome.breaks
-                     if any(f.filename == path and f.line not in old_lines for f in b.project_stack)]
+            gone = outcome.ok and not any(
+                _identity(b)[:-1] == _identity(brk)[:-1]
+                and (b.project_stack[0].line == brk.project_stack[0].line or b.project_stack[0].line not in old_lines)
+                for b in outcome.breaks)
+            moved = [b for b in outcome.breaks if b.site.filename == path and b.site.line not in old_lines]
             if not gone or moved:
                 why = outcome.reason or (f"the rewrite moved the break to a line it wrote ({moved[0].gb_type})"
                                          if moved else "the break is still there after the rewrite")
