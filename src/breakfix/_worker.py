@@ -496,7 +496,7 @@ def locate(request: dict, root: Path, overlay: dict[str, str]) -> dict:
     breaks, graph_count = _collect_breaks(fn, make_inputs, orchestrator, root)
     return {"breaks": breaks, "graph_count": graph_count, "target_file": target_file,
             "target_qualname": request["target"].rpartition(":")[2], "orchestrator": orchestrator,
-            "reference": request.get("reference") or "", "facts": _facts(fn, make_inputs, breaks)}
+            "facts": _facts(fn, make_inputs, breaks)}
 
 
 def _facts(fn: Callable, make_inputs: Callable[[], tuple], breaks: list[dict]) -> dict:

@@ -88,7 +88,6 @@ class LocateResult:
     target_file: str
     target_qualname: str
     orchestrator: bool  # the target is an eager function (torch.compiler.disable) running compiled pieces
-    reference: str  # path of the pickled eager reference run (outputs, stdout, files)
     facts: dict = field(default_factory=dict)  # per-break runtime facts for codemods, keyed "file:line"
 
 
