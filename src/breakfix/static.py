@@ -26,7 +26,6 @@ import re
 import tokenize
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import libcst as cst
 from libcst.codemod import CodemodContext, SkipFile
@@ -44,6 +43,7 @@ from breakfix.codemods import BY_CODE, FixRequest
 from breakfix.docs import gb_type_of
 from breakfix.errors import BreakfixError
 from breakfix.types import Frame, GraphBreak
+from breakfix.writer import read_source
 
 COMPILE = "torch.compile"
 _MODULE_BASES = frozenset({"torch.nn.Module", "torch.nn.modules.module.Module"})
@@ -271,7 +271,7 @@ class _Module:
         try:
             self.wrapper = MetadataWrapper(cst.parse_module(source))
         except cst.ParserSyntaxError as e:
-            raise CheckError(f"{path}:{e.raw_line}:{e.raw_column + 1}: cannot parse: {e.message}") from None
+            raise CheckError(f"{path}:{e.editor_line}:{e.editor_column}: cannot parse: {e.message}") from None
         self.source = source
         self.path = path
         self.index = _Index()
@@ -604,3 +604,48 @@ def quick_fix(source: str, path: str, finding: Finding) -> str | None:
                 site.pattern.slug, _root(site).qualname) == wanted:
             return _rewrite(module, _request(module, site), finding.code)
     return None
+
+
+# --- files ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CheckReport:
+    """What ``breakfix check`` found in its paths; the exit code policy lives here (after Black)."""
+
+    findings: list[Finding] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # one line per file that could not be checked
+    files: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        """2: some file could not be checked (like ruff on a syntax error); 1: findings; 0: clean."""
+        return 2 if self.errors else 1 if self.findings else 0
+
+
+_SKIPPED_DIRS = frozenset({"__pycache__", "site-packages", "node_modules"})
+
+
+def python_files(paths: list[str]) -> Iterator[str]:
+    """The files to check: each file as given, and the ``*.py`` files under each directory (hidden
+    directories, caches and installed packages left out), in a stable order."""
+    for path in paths:
+        if not os.path.isdir(path):
+            yield path
+            continue
+        for folder, dirs, files in os.walk(path):
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIPPED_DIRS)
+            yield from (os.path.join(folder, f) for f in sorted(files) if f.endswith(".py"))
+
+
+def check_paths(paths: list[str], *, all_functions: bool = False) -> CheckReport:
+    """Scan every Python file under ``paths``; a file that cannot be read or parsed is an error,
+    and the others are still checked."""
+    report = CheckReport()
+    for path in python_files(paths):
+        report.files += 1
+        try:
+            report.findings += scan_source(read_source(path), path, all_functions=all_functions)
+        except BreakfixError as e:
+            report.errors.append(str(e))
+    return report
