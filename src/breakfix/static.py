@@ -287,10 +287,12 @@ class _Module:
     def tree(self) -> cst.Module:
         return self.wrapper.module
 
-    def names(self, node: cst.CSTNode, imported_only: bool = False) -> set[str]:
+    def names(self, node: cst.CSTNode, external: bool = False) -> set[str]:
+        """Qualified names of ``node``; ``external``: only those of imports and builtins (a local
+        class called ``time`` is not the time module)."""
         names = self._qualified_names.get(node, set())
         names = names() if callable(names) else names  # LibCST resolves qualified names lazily
-        return {q.name for q in names if not imported_only or q.source is QualifiedNameSource.IMPORT}
+        return {q.name for q in names if not external or q.source is not QualifiedNameSource.LOCAL}
 
     def _module_classes(self) -> set[str]:
         """Qualnames of the module's ``nn.Module`` subclasses (directly or through its own classes)."""
@@ -422,7 +424,7 @@ def _sites_in(module: _Module, function: _Function, calls: tuple, root: bool) ->
         return _Site(BY_SLUG[slug], node, name, function, calls)
 
     for call in _findall(function.node.body, cst.Call):
-        names = module.names(call.func)
+        names = module.names(call.func, external=True)
         pattern = next((_BY_CALL[n] for n in names if n in _BY_CALL), None)
         if pattern is not None:
             yield site(pattern.slug, call, _call_name(call))
@@ -442,7 +444,7 @@ def _sites_in(module: _Module, function: _Function, calls: tuple, root: bool) ->
                 _is_parameter(module, function, call.args[0].value):
             yield site("iterator-next", call, call.args[0].value.value)
         else:
-            callee = next((module.by_qualname[q] for q in names if q in module.by_qualname), None)
+            callee = next((module.by_qualname[q] for q in module.names(call.func) if q in module.by_qualname), None)
             if callee is not None and callee.decorators & _DISABLE:
                 yield site("disabled-call", call, callee.qualname)
     for node in _findall(function.node.body, (cst.If, cst.While, cst.IfExp)):
@@ -478,7 +480,7 @@ def _reduces(module: _Module, test: cst.BaseExpression) -> bool:
     module's function), or ``torch.any(...)``."""
     torch_reductions = {f"torch.{r}" for r in _REDUCTIONS}
     for call in _findall(test, cst.Call):
-        names = module.names(call.func, imported_only=True)
+        names = module.names(call.func, external=True)
         if names & torch_reductions:
             return True
         if isinstance(call.func, cst.Attribute) and call.func.attr.value in _REDUCTIONS and not names:
