@@ -119,7 +119,7 @@ PATTERNS: tuple[Pattern, ...] = (
             (_example("", "y = x + 1\ntorch._dynamo.graph_break()\nreturn y"),),
             frozenset({"torch._dynamo.graph_break"})),
     Pattern("torch-save", "GB0007", "{name}() writes a file; dynamo skips it, which breaks the graph",
-            (_example("import tempfile", "torch.save(x, tempfile.mktemp())\nreturn x + 1"),),
+            (_example("", "torch.save(x, 'saved.pt')\nreturn x + 1"),),
             frozenset({"torch.save"})),
     Pattern("warnings", "GB0007", "warnings.warn() in compiled code: dynamo skips it, which breaks the graph",
             (_example("import warnings", "warnings.warn('w')\nreturn x + 1"),), frozenset({"warnings.warn"})),
@@ -177,7 +177,7 @@ PATTERNS: tuple[Pattern, ...] = (
             (_example("", "yield x + 1"),)),
     Pattern("module-construction", "GB0264", "{name}() builds a module or parameter inside compiled code",
             (_example("", "m = torch.nn.Linear(3, 3)\nreturn m(x)"),)),
-    Pattern("pil", "GB4841", "{name}(): PIL objects cannot be traced",
+    Pattern("pil", "GB0007", "{name}(): dynamo skips PIL, which breaks the graph",
             (_example("import PIL.Image", "PIL.Image.new('RGB', (2, 2))\nreturn x + 1"),)),
     Pattern("disabled-call", "GB0098", "{name} is marked @torch.compiler.disable: calling it from compiled code "
             "breaks the graph",
