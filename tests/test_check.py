@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import pytest
 from pydantic import BaseModel
 from sarif_pydantic import Sarif
 
+from breakfix.cli import check as check_command
 from breakfix.codemods import BY_CODE, REGISTRY
 from breakfix.static import PATTERNS, Finding, check_paths, quick_fix, scan_source
 
@@ -578,6 +580,14 @@ def test_check_paths_report() -> None:
     report = check_paths([str(FIXTURE)])
     assert report.files == 3 and report.errors == [] and report.exit_code == 1
     assert [f.path for f in report.findings] == [str(FIXTURE / "before.py")]  # after.py and inputs.py: none
+
+
+def test_the_docs_list_every_pattern_with_its_gb_id_and_every_option() -> None:
+    page = (PROJECT / "docs" / "check.md").read_text()
+    rows = dict(re.findall(r"^\| `([a-z-]+)` \| (GB\d{4}|none)\b", page, re.M))
+    assert rows == {p.slug: p.gb_id or "none" for p in PATTERNS}
+    options = [opt for param in check_command.params for opt in param.opts if opt.startswith("--")]
+    assert options and all(opt in page for opt in options)
 
 
 # --- torch tier -------------------------------------------------------------------------------------
