@@ -149,7 +149,7 @@ PATTERNS: tuple[Pattern, ...] = (
     Pattern("copy", "GB0208", "copy.copy() of a tensor cannot be traced",
             (_example("import copy", "y = copy.copy(x)\nreturn y + 1"),), frozenset({"copy.copy"})),
     Pattern("float-tolist", "GB0109", ".tolist() of a floating tensor cannot be traced (integer tensors compile)",
-            (_example("", "y = x.tolist()\nreturn x + y[0]"),), fallback="BF301"),
+            (_example("", "y = x.tolist()\nreturn x + y[0]"),)),
     Pattern("data-dependent-branch", "GB0170",
             "Python `{name}` on a tensor's value: the branch depends on data dynamo does not know",
             (_example("", "if x.sum() > 0:\n    return x + 1\nreturn x - 1"),
@@ -220,8 +220,8 @@ class _Index(cst.CSTVisitor):
         self.functions: dict[cst.FunctionDef, _Function] = {}
         self.classes: dict[str, cst.ClassDef] = {}
         self.class_bases: dict[str, set[str]] = {}
-        self.compile_calls: list[cst.Call] = []  # torch.compile(x, ...) and x.compile()
-        self.method_compiles: list[cst.Call] = []
+        self.compile_calls: list[cst.Call] = []  # torch.compile(x, ...)
+        self.method_compiles: list[cst.Call] = []  # x.compile(): nn.Module.compile when x is a module
         self.loggers: set[str] = set()  # qualified names bound to logging.getLogger(...)
         self._path: list[str] = []
 
@@ -400,8 +400,8 @@ def _findall(node: cst.CSTNode, kind: type) -> list:
 
 
 def _call_name(call: cst.Call) -> str:
-    func = call.func
-    return cst.Module([]).code_for_node(func)
+    """The callee as written (``t.save``): what the message names."""
+    return cst.Module([]).code_for_node(call.func)
 
 
 def _is_parameter(module: _Module, function: _Function, name: cst.Name) -> bool:
@@ -460,9 +460,10 @@ def _sites_in(module: _Module, function: _Function, calls: tuple, root: bool) ->
             if isinstance(loop.iter, cst.Name) and loop.iter.value in iterator_params and \
                     _is_parameter(module, function, loop.iter):
                 yield site("iterator-for", loop.iter, loop.iter.value)
-        yields = [n for n in _findall(function.node.body, (cst.Yield, cst.FunctionDef, cst.Lambda))]
-        nested = [n for n in yields if not isinstance(n, cst.Yield)]
-        direct = [y for y in yields if isinstance(y, cst.Yield) and not any(_contains(n, y) for n in nested)]
+        # A yield in a nested function or lambda makes that one a generator, not the compiled function.
+        found = _findall(function.node.body, (cst.Yield, cst.FunctionDef, cst.Lambda))
+        nested = [n for n in found if not isinstance(n, cst.Yield)]
+        direct = [y for y in found if isinstance(y, cst.Yield) and not any(_contains(n, y) for n in nested)]
         if direct:
             yield site("generator", direct[0])
 
