@@ -45,10 +45,15 @@ def write_all(changes: list[FileChange]) -> None:
             # os.access alone says yes to root; a file without write bits is read-only to its owner.
             if not os.access(change.path, os.W_OK) or not change.path.stat().st_mode & stat.S_IWUSR:
                 raise WriteRefused(f"{change.path} is read-only; not written")
+            try:
+                data = change.after.encode(encoding)
+            except UnicodeEncodeError as e:
+                raise WriteRefused(f"{change.path}: the rewrite cannot be written in the file's encoding "
+                                   f"({encoding}: {e.reason}); not written") from e
             fd, temp = tempfile.mkstemp(dir=change.path.parent, prefix=f".{change.path.name}.", suffix=".breakfix")
             staged.append((temp, change.path))
             with os.fdopen(fd, "wb") as f:
-                f.write(change.after.encode(encoding))
+                f.write(data)
             os.chmod(temp, stat.S_IMODE(change.path.stat().st_mode))
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
