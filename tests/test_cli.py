@@ -7,6 +7,9 @@ workers. A ``breakfix run`` costs several seconds, so one run serves as many che
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -344,6 +347,31 @@ def test_timeout_kills_the_worker_and_its_children(tmp_path: Path) -> None:
     assert snapshot(project) == before
     assert pids.exists(), "the target never ran: raise the timeout"
     worker, child = map(int, pids.read_text().split())
+    deadline = time.monotonic() + 5
+    while (alive(worker) or alive(child)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(worker) and not alive(child)
+
+
+@pytest.mark.torch
+def test_ctrl_c_during_a_run_stops_the_worker_and_writes_nothing(tmp_path: Path) -> None:
+    """SIGINT reaches breakfix only (the worker leads its own session, out of the terminal's reach):
+    breakfix must stop the worker and what it started, write nothing, and exit 130."""
+    project = error_project(tmp_path)
+    pids = tmp_path / "pids"
+    before = snapshot(project)
+    process = subprocess.Popen([sys.executable, "-m", "breakfix", "run", "m.py:sleeps", "--apply"], cwd=project,
+                               env={**os.environ, "BREAKFIX_TEST_PIDS": str(pids)},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (pids.exists() and pids.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    worker, child = map(int, pids.read_text().split())
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stdout + stderr
+    assert "Traceback" not in stderr
+    assert snapshot(project) == before
     deadline = time.monotonic() + 5
     while (alive(worker) or alive(child)) and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -528,9 +528,8 @@ def _differ(actual: Any, expected: Any, what: str, rtol: float | None, atol: flo
     if dataclasses.is_dataclass(expected) and not isinstance(expected, type):
         if type(actual).__qualname__ != type(expected).__qualname__:
             return f"{what} differ: expected a {type(expected).__qualname__}, got {type(actual).__qualname__}"
-        fields = [f.name for f in dataclasses.fields(expected)]
-        return _differ([getattr(actual, f) for f in fields], [getattr(expected, f) for f in fields],
-                       f"{what} ({type(expected).__qualname__} fields {fields})", rtol, atol)
+        return next((p for f in dataclasses.fields(expected) if (p := _differ(
+            getattr(actual, f.name), getattr(expected, f.name), f"{what}.{f.name}", rtol, atol))), "")
     if isinstance(expected, dict):
         if not isinstance(actual, dict) or list(actual) != list(expected):
             keys = list(actual) if isinstance(actual, dict) else type(actual).__name__
@@ -545,7 +544,7 @@ def _differ(actual: Any, expected: Any, what: str, rtol: float | None, atol: flo
         torch.testing.assert_close(actual, expected, rtol=rtol, atol=atol, equal_nan=True)
         return ""
     except AssertionError as e:
-        return f"{what} differ: {_one_line(e)}"
+        return f"{what} differ: {(str(e).strip().splitlines() or ['by assert_close'])[0]}"
     except Exception:
         pass  # not a tensor or number: compare as Python values
     try:
