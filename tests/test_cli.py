@@ -104,6 +104,10 @@ def reads_stdin(x):
     return x * float(input())
 
 
+def unpicklable(x):
+    return lambda: x
+
+
 def sleeps(x):
     # The worker, and a process it started, must both be gone after a timeout.
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
@@ -292,6 +296,7 @@ ERROR_CASES = {
     "calls_sys_exit": (["m.py:calls_exit"], r"the target's code called sys\.exit\(4\) \(at /\S+/m\.py:31\)$", False),
     "os_exit": (["m.py:exits"], r"the worker process exited with code 3 before answering", False),
     "segfault": (["m.py:segfaults"], r"the target crashed the worker process: SIGSEGV \(in segfaults at /\S+/m\.py:26\)$", True),
+    "unpicklable_output": (["m.py:unpicklable"], r"cannot verify: the target's outputs cannot be pickled \(", False),
     # Breaks are only collected inside the root: a target outside it cannot be checked, so no "no breaks".
     "target_symlinked_out_of_root": (["linked.py:ok"], r"the target is defined in /\S+/outside/elsewhere\.py, outside the project root", False),
 }
