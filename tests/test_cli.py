@@ -6,18 +6,15 @@ workers. A ``breakfix run`` costs several seconds, so one run serves as many che
 
 from __future__ import annotations
 
-import json
 import os
-import re
+import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-SCHEMA_DOC = Path(__file__).resolve().parents[1] / "docs" / "json-schema.md"
+from conftest import alive, assert_error, breakfix, documented_keys, make_project, snapshot
 
 HELPER_BREAK = """\
 import torch
@@ -92,6 +89,25 @@ def exits(x):
     os._exit(3)
 
 
+def segfaults(x):
+    import ctypes
+
+    ctypes.string_at(0)  # reads address 0
+    return x
+
+
+def calls_exit(x):
+    sys.exit(4)
+
+
+def reads_stdin(x):
+    return x * float(input())
+
+
+def unpicklable(x):
+    return lambda: x
+
+
 def sleeps(x):
     # The worker, and a process it started, must both be gone after a timeout.
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
@@ -112,53 +128,6 @@ def inputs_list():
 def example_inputs():
     return (torch.randn(2),)
 """
-
-
-@dataclass
-class Result:
-    code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> dict:
-        return json.loads(self.stdout)
-
-    def error_line(self) -> str:
-        """The one error line: the last stderr line; everything before it is progress."""
-        lines = self.stderr.splitlines()
-        assert lines, "no error message on stderr"
-        assert all(line.startswith("breakfix: ") for line in lines), self.stderr  # no traceback, no wrapping
-        assert lines[-1].startswith("breakfix: error: "), self.stderr
-        assert sum(line.startswith("breakfix: error:") for line in lines) == 1, self.stderr
-        return lines[-1]
-
-
-def breakfix(project: Path, *args: str, env: dict[str, str] | None = None) -> Result:
-    process = subprocess.run(
-        [sys.executable, "-m", "breakfix", "run", *args], cwd=project, capture_output=True, text=True,
-        env={**os.environ, "COLUMNS": "200", **(env or {})}, timeout=600)
-    return Result(process.returncode, process.stdout, process.stderr)
-
-
-def make_project(tmp_path: Path, files: dict[str, str]) -> Path:
-    project = tmp_path / "project"
-    project.mkdir()
-    for name, text in files.items():
-        (project / name).write_text(text)
-    return project
-
-
-def snapshot(project: Path) -> dict[str, bytes]:
-    """Every file under the project, by relative path: stray files (bytecode, temp files) show too."""
-    return {str(p.relative_to(project)): p.read_bytes() for p in sorted(project.rglob("*")) if p.is_file()}
-
-
-def documented_keys(section: str) -> set[str]:
-    """The field names of the table under a heading of docs/json-schema.md (first column, `code`)."""
-    text = SCHEMA_DOC.read_text()
-    match = re.search(rf"^#+ {re.escape(section)}\n(.*?)(?=^#+ |\Z)", text, re.M | re.S)
-    assert match, f"no section {section!r} in {SCHEMA_DOC}"
-    return set(re.findall(r"^\| `([a-z_]+)` \|", match.group(1), re.M))
 
 
 # --- exit 0 and 1 ----------------------------------------------------------------------------------
@@ -310,40 +279,40 @@ def test_break_inside_a_library_is_fixed_at_the_project_call_site(tmp_path: Path
 # --- exit 2 ----------------------------------------------------------------------------------------
 
 ERROR_CASES = {
-    # id: (target and options, what the error line says, run with --json)
+    # id: (target and options, a regex for the error line, run with --json)
     "unknown_module": (["nosuchmodule:f"], "module 'nosuchmodule' not found", False),
     "missing_file": (["missing.py:f"], "missing.py' not found", True),
     "missing_qualname": (["m.py:nope"], "'nope' not found", False),
     "not_callable": (["m.py:NOT_CALLABLE"], "is not callable", True),
-    "syntax_error": (["syntax.py:f"], "syntax error in", False),
-    "import_raises": (["broken_import.py:f"], "ImportError: cannot load this", True),
+    "syntax_error": (["syntax.py:f"], r"syntax error in /\S+/syntax\.py:1: ", False),
+    "helper_syntax_error": (["uses_syntax.py:f"], r"syntax error in /\S+/syntax\.py:1: ", True),
+    "import_raises": (["broken_import.py:f"], r"ImportError: cannot load this \(at /\S+/broken_import\.py:3\)$", True),
     "inputs_missing": (["m.py:ok", "--inputs", "m.py:nope"], "'nope' not found", False),
     "inputs_raise": (["m.py:ok", "--inputs", "m.py:inputs_raise"], "inputs callable raised RuntimeError: no inputs today", True),
-    "inputs_not_tuple": (["m.py:ok", "--inputs", "m.py:inputs_list"], "must return a tuple", False),
-    "eager_raises": (["m.py:raises"], "the target raised in eager mode: ValueError: boom", True),
-    "worker_dies": (["m.py:exits"], "the worker process died (3)", False),
+    "inputs_not_tuple": (["m.py:ok", "--inputs", "m.py:inputs_list"], "must return a tuple of arguments, got list", False),
+    # The user's bug, with the last frame of their traceback.
+    "eager_raises": (["m.py:raises"], r"the target raised in eager mode: ValueError: boom \(at /\S+/m\.py:16\)$", True),
+    "reads_stdin": (["m.py:reads_stdin"], r"raised in eager mode: EOFError: EOF when reading a line \(at /\S+/m\.py:35\)$", False),
+    "calls_sys_exit": (["m.py:calls_exit"], r"the target's code called sys\.exit\(4\) \(at /\S+/m\.py:31\)$", False),
+    "os_exit": (["m.py:exits"], r"the worker process exited with code 3 before answering", False),
+    "segfault": (["m.py:segfaults"], r"the target crashed the worker process: SIGSEGV \(in segfaults at /\S+/m\.py:26\)$", True),
+    "unpicklable_output": (["m.py:unpicklable"], r"cannot verify: the target's outputs cannot be pickled \(", False),
+    # Breaks are only collected inside the root: a target outside it cannot be checked, so no "no breaks".
+    "target_symlinked_out_of_root": (["linked.py:ok"], r"the target is defined in /\S+/outside/elsewhere\.py, outside the project root", False),
 }
 
 
 def error_project(tmp_path: Path) -> Path:
-    return make_project(tmp_path, {
+    project = make_project(tmp_path, {
         "m.py": ERRORS,
         "syntax.py": "def f(x)\n    return x\n",
+        "uses_syntax.py": "import syntax\n\n\ndef f(x):\n    return x\n",
         "broken_import.py": 'import torch\n\nraise ImportError("cannot load this\\nsecond line")\n\n\ndef f(x):\n    return x\n',
     })
-
-
-def assert_error(result: Result, expected: str, as_json: bool) -> None:
-    assert result.code == 2, (result.stdout, result.stderr)
-    line = result.error_line()
-    assert expected in line, line
-    assert "second line" not in result.stderr
-    if as_json:
-        doc = result.json()
-        assert set(doc) == documented_keys("Error")
-        assert doc == {"version": 1, "error": line.removeprefix("breakfix: error: "), "exit_code": 2}
-    else:
-        assert result.stdout == ""
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "elsewhere.py").write_text(ERRORS)
+    (project / "linked.py").symlink_to(tmp_path / "outside" / "elsewhere.py")
+    return project
 
 
 @pytest.mark.torch
@@ -372,16 +341,6 @@ def test_usage_error_exits_2_with_one_line(tmp_path: Path, args: list[str], expe
     assert snapshot(project) == before
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A killed process whose parent has not reaped it yet is a zombie: it runs nothing.
-    stat = Path(f"/proc/{pid}/stat")
-    return not stat.exists() or stat.read_text().rpartition(")")[2].split()[0] != "Z"
-
-
 @pytest.mark.torch
 def test_timeout_kills_the_worker_and_its_children(tmp_path: Path) -> None:
     project = error_project(tmp_path)
@@ -394,6 +353,31 @@ def test_timeout_kills_the_worker_and_its_children(tmp_path: Path) -> None:
     assert pids.exists(), "the target never ran: raise the timeout"
     worker, child = map(int, pids.read_text().split())
     deadline = time.monotonic() + 5
-    while (_alive(worker) or _alive(child)) and time.monotonic() < deadline:
+    while (alive(worker) or alive(child)) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _alive(worker) and not _alive(child)
+    assert not alive(worker) and not alive(child)
+
+
+@pytest.mark.torch
+def test_ctrl_c_during_a_run_stops_the_worker_and_writes_nothing(tmp_path: Path) -> None:
+    """SIGINT reaches breakfix only (the worker leads its own session, out of the terminal's reach):
+    breakfix must stop the worker and what it started, write nothing, and exit 130."""
+    project = error_project(tmp_path)
+    pids = tmp_path / "pids"
+    before = snapshot(project)
+    process = subprocess.Popen([sys.executable, "-m", "breakfix", "run", "m.py:sleeps", "--apply"], cwd=project,
+                               env={**os.environ, "BREAKFIX_TEST_PIDS": str(pids)},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (pids.exists() and pids.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    worker, child = map(int, pids.read_text().split())
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stdout + stderr
+    assert "Traceback" not in stderr
+    assert snapshot(project) == before
+    deadline = time.monotonic() + 5
+    while (alive(worker) or alive(child)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(worker) and not alive(child)

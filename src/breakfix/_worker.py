@@ -3,7 +3,7 @@
 Run as ``python -m breakfix._worker REQUEST.json RESPONSE.json``. The parent (locator.py,
 verifier.py) writes the request, waits with a timeout and reads the response; everything the
 user's code prints goes to captured buffers or to this process's own stdout, never into the
-protocol. Two modes:
+protocol. Three modes:
 
 ``locate``  run the target eagerly (the reference: outputs, stdout, files, inputs' state after the
             call, over several seeded calls), then under ``torch._dynamo.explain`` with a hook on
@@ -11,6 +11,8 @@ protocol. Two modes:
             tensor op), then once with ``fullgraph=True`` to get the break that stops it.
 ``check``   compile the (rewritten) target with ``fullgraph=True`` and compare every call with
             the reference; if breaks remain, compare with breaks allowed and locate them again.
+``repeat``  run the original target eagerly again and compare it with the reference (is the
+            target deterministic?).
 
 Rewritten sources are served from an in-memory overlay by an import hook, so no file is written
 before verification and no stale bytecode can be loaded.
@@ -19,6 +21,8 @@ before verification and no stale bytecode can be loaded.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import faulthandler
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -32,6 +36,7 @@ import pickle
 import random
 import sys
 import tempfile
+import tokenize
 import traceback
 import warnings
 from pathlib import Path
@@ -57,7 +62,10 @@ class _OverlayLoader(importlib.machinery.SourceFileLoader):
 
     def get_data(self, path: str) -> bytes:
         if os.path.abspath(path) == os.path.abspath(self.path):
-            return self._source.encode("utf-8")
+            # Python decodes these bytes with the encoding the source declares (a latin-1 coding
+            # cookie): encode in that one, or non-ASCII text would be verified as mojibake.
+            declared, _ = tokenize.detect_encoding(io.BytesIO(self._source.encode("utf-8")).readline)
+            return self._source.encode(declared)
         raise OSError(path)  # the .pyc: refuse, so the overlay is compiled from source
 
     def path_stats(self, path: str) -> dict:
@@ -508,18 +516,51 @@ def _facts(fn: Callable, make_inputs: Callable[[], tuple], breaks: list[dict]) -
 # --- verifying a rewrite -----------------------------------------------------------------------
 
 
-def _compare(expected: dict, actual: dict, rtol: float | None, atol: float | None) -> str:
+def _differ(actual: Any, expected: Any, what: str, rtol: float | None, atol: float | None) -> str:
+    """'' when ``actual`` matches ``expected``, else one line saying where they first differ.
+
+    Containers and dataclasses are walked element by element, so a string, None or int nested
+    anywhere is compared too; tensors and numbers are compared with ``assert_close`` (NaN equals
+    NaN, infinities must match); anything else must be ``==``. Values that cannot be compared do
+    not match: a rewrite is never taken as verified on a comparison that did not happen."""
     import torch
 
-    def close(a: Any, b: Any, what: str) -> str:
-        try:
-            torch.testing.assert_close(a, b, rtol=rtol, atol=atol, equal_nan=True)
-        except AssertionError as e:
-            return f"{what} differ: {_one_line(e)}"
-        except Exception:
-            if a != b:  # noqa: PLR1714 (values assert_close cannot handle: compare them as Python values)
-                return f"{what} differ: {a!r} != {b!r}"
+    if dataclasses.is_dataclass(expected) and not isinstance(expected, type):
+        if type(actual).__qualname__ != type(expected).__qualname__:
+            return f"{what} differ: expected a {type(expected).__qualname__}, got {type(actual).__qualname__}"
+        return next((p for f in dataclasses.fields(expected) if (p := _differ(
+            getattr(actual, f.name), getattr(expected, f.name), f"{what}.{f.name}", rtol, atol))), "")
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict) or list(actual) != list(expected):
+            keys = list(actual) if isinstance(actual, dict) else type(actual).__name__
+            return f"{what} differ: expected keys {list(expected)!r:.80}, got {keys!r:.80}"
+        return next((p for k in expected if (p := _differ(actual[k], expected[k], f"{what}[{k!r}]", rtol, atol))), "")
+    if isinstance(expected, (list, tuple)):
+        if type(actual) is not type(expected) or len(actual) != len(expected):
+            return f"{what} differ: expected {type(expected).__name__} of {len(expected)}, got {_short(actual)}"
+        return next((p for i, (a, e) in enumerate(zip(actual, expected))
+                     if (p := _differ(a, e, f"{what}[{i}]", rtol, atol))), "")
+    try:
+        torch.testing.assert_close(actual, expected, rtol=rtol, atol=atol, equal_nan=True)
         return ""
+    except AssertionError as e:
+        return f"{what} differ: {(str(e).strip().splitlines() or ['by assert_close'])[0]}"
+    except Exception:
+        pass  # not a tensor or number: compare as Python values
+    try:
+        equal = bool(actual == expected)
+    except Exception as e:
+        return f"{what} cannot be compared: {_one_line(e)}"
+    return "" if equal else f"{what} differ: expected {_short(expected)}, got {_short(actual)}"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _compare(expected: dict, actual: dict, rtol: float | None, atol: float | None) -> str:
+    import torch
 
     if expected["stdout"] != actual["stdout"]:
         return f"stdout differs: expected {expected['stdout'][:80]!r}, got {actual['stdout'][:80]!r}"
@@ -531,11 +572,35 @@ def _compare(expected: dict, actual: dict, rtol: float | None, atol: float | Non
     for name, data in expected["files"].items():
         if data != actual["files"][name]:
             loaded = [torch.load(io.BytesIO(d), weights_only=False) for d in (data, actual["files"][name])]
-            problem = close(loaded[1], loaded[0], f"contents of written file {name!r}")
+            problem = _differ(loaded[1], loaded[0], f"contents of written file {name!r}", rtol, atol)
             if problem:
                 return problem
-    return close(actual["output"], expected["output"], "outputs") or close(
-        actual["inputs_after"], expected["inputs_after"], "inputs after the call")
+    return _differ(actual["output"], expected["output"], "outputs", rtol, atol) or _differ(
+        actual["inputs_after"], expected["inputs_after"], "inputs after the call", rtol, atol)
+
+
+def _load_reference(path: str) -> list[dict]:
+    import torch
+
+    with open(path, "rb") as f:
+        return torch.load(f, weights_only=False)["calls"]
+
+
+def _first_mismatch(reference: list[dict], calls: list[dict], request: dict) -> str:
+    for number, (expected, actual) in enumerate(zip(reference, calls), start=1):
+        problem = _compare(expected, actual, request.get("rtol"), request.get("atol"))
+        if problem:
+            return f"call {number}: {problem}"
+    return ""
+
+
+def repeat(request: dict, root: Path, overlay: dict[str, str]) -> dict:
+    """Run the original target eagerly again, in a fresh process like every check, and say how it
+    differs from the reference: when identically seeded runs differ, no rewrite can be verified."""
+    module, fn, _ = _resolve(request["target"], root, overlay)
+    make_inputs = _example_inputs(request, module, root, overlay)
+    calls = _run_calls(fn, make_inputs, user_errors=True)
+    return {"difference": _first_mismatch(_load_reference(request["reference"]), calls, request)}
 
 
 def check(request: dict, root: Path, overlay: dict[str, str]) -> dict:
@@ -553,17 +618,11 @@ def check(request: dict, root: Path, overlay: dict[str, str]) -> dict:
     module, fn, _ = _resolve(request["target"], root, overlay)
     make_inputs = _example_inputs(request, module, root, overlay)
     orchestrator = _is_orchestrator(fn)
-    with open(request["reference"], "rb") as f:
-        reference = torch.load(f, weights_only=False)["calls"]
+    reference = _load_reference(request["reference"])
     from torch._dynamo.utils import counters
 
     def matches(compiled: Callable) -> str:
-        calls = _run_calls(compiled, make_inputs, user_errors=False)
-        for number, (expected, actual) in enumerate(zip(reference, calls), start=1):
-            problem = _compare(expected, actual, request.get("rtol"), request.get("atol"))
-            if problem:
-                return f"call {number}: {problem}"
-        return ""
+        return _first_mismatch(reference, _run_calls(compiled, make_inputs, user_errors=False), request)
 
     counters.clear()
     try:
@@ -574,7 +633,7 @@ def check(request: dict, root: Path, overlay: dict[str, str]) -> dict:
         return {"ok": False, "fullgraph": False, "reason": f"the rewrite raised {_one_line(e)}"}
     else:
         if problem:
-            return {"ok": False, "fullgraph": True, "reason": problem}
+            return {"ok": False, "fullgraph": True, "reason": problem, "mismatch": True}
         if orchestrator and _graph_count() == 0:
             return {"ok": False, "fullgraph": True, "reason": "no compiled piece ran"}
         return {"ok": True, "fullgraph": True, "reason": "", "graph_count": _graph_count(), "breaks": []}
@@ -589,7 +648,7 @@ def check(request: dict, root: Path, overlay: dict[str, str]) -> dict:
     finally:
         _pieces_allow_breaks = False
     if problem:
-        return {"ok": False, "fullgraph": False, "reason": problem}
+        return {"ok": False, "fullgraph": False, "reason": problem, "mismatch": True}
     breaks, graph_count = _collect_breaks(fn, make_inputs, orchestrator, root)
     return {"ok": True, "fullgraph": False, "reason": "", "graph_count": graph_count, "breaks": breaks,
             "facts": _facts(fn, make_inputs, breaks), "orchestrator": orchestrator}
@@ -606,13 +665,16 @@ def main(argv: list[str]) -> int:
         # Stack frames of rewritten files must show the rewritten lines, not the ones on disk.
         linecache.cache[os.path.realpath(path)] = (len(source), None, source.splitlines(True), path)
     sys.dont_write_bytecode = True
+    faulthandler.enable()  # a segfault in the target prints its Python stack: the parent names the frame
     try:
-        result = {"locate": locate, "check": check}[request["mode"]](request, root, overlay)
+        result = {"locate": locate, "check": check, "repeat": repeat}[request["mode"]](request, root, overlay)
         response = {"result": result}
     except UserCodeError as e:
         response = {"error": str(e)}
     except SyntaxError as e:
         response = {"error": f"syntax error in {e.filename}:{e.lineno}: {e.msg}"}
+    except SystemExit as e:
+        response = {"error": f"the target's code called sys.exit({e.code!r}){_last_user_frame(e)}"}
     except Exception as e:
         if request["mode"] == "check":
             response = {"result": {"ok": False, "reason": _one_line(e)}}

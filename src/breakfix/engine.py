@@ -21,7 +21,8 @@ from breakfix import classifier, writer
 from breakfix.codemods import BreakfixCodemod, FixRequest
 from breakfix.locator import RunOptions, locate
 from breakfix.types import Applicability, Attempt, BreakReport, FileChange, GraphBreak, RunReport
-from breakfix.verifier import check
+from breakfix.errors import CannotVerify, TargetError
+from breakfix.verifier import check, repeat
 
 Progress = Callable[[str], None]
 
@@ -53,12 +54,17 @@ class Engine:
         self.root = Path(os.path.realpath(options.root))
         self.overlay: dict[str, str] = {}
         self.on_disk: dict[str, str] = {}  # each touched file as read, to diff and to detect changes
+        self.reproducible = False  # a second eager run of the target matched the reference
 
     def run(self, apply: bool) -> RunReport:
         with tempfile.TemporaryDirectory(prefix="breakfix-") as tmp:
             reference = str(Path(tmp, "reference.pt"))
             self.progress(f"locating graph breaks in {self.options.target}")
             found = locate(self.options, {}, reference)
+            if not _under_root(found.target_file, self.root):
+                # Breaks are only collected at frames inside the root: "no graph breaks" would be a guess.
+                raise TargetError(f"the target is defined in {found.target_file}, outside the project root "
+                                  f"{self.root}: its breaks can be neither located nor fixed (see --root)")
             reports, verified, graph_count_after, rounds = self._fix_all(found, reference)
         changes = [FileChange(Path(p), self.on_disk[p], s) for p, s in self.overlay.items() if s != self.on_disk[p]]
         written = bool(changes) and verified and apply
@@ -144,6 +150,8 @@ class Engine:
             trial = {**self.overlay, path: result.code}
             self.progress(f"verifying {codemod.CODE} in a fresh worker")
             outcome = check(self.options, trial, reference)
+            if outcome.mismatch:
+                self._require_reproducible(reference)
             # A rewrite that only moves the break (wrapping the failing call) leaves a break on a
             # line it wrote; breaks revealed in untouched code, or in code moved into a compiled
             # piece, sit on lines that existed before. The same break reached through a statement
@@ -165,6 +173,20 @@ class Engine:
             report.verified, report.why = True, instance.changes
             return outcome
         return None
+
+    def _require_reproducible(self, reference: str) -> None:
+        """A rewrite that behaves differently from the reference may not be at fault: if a second
+        eager run of the original differs too, the target is nondeterministic and nothing can be
+        verified. Asked once per run, and only after a mismatch, so deterministic targets whose
+        fixes verify pay nothing."""
+        if self.reproducible:
+            return
+        self.progress("a rewrite did not match: checking that the target repeats its own results")
+        difference = repeat(self.options, reference)
+        if difference:
+            raise CannotVerify(f"cannot verify: the target is nondeterministic (two eager runs with the same "
+                               f"seeds differ: {difference})")
+        self.reproducible = True
 
     def _source(self, path: str) -> str:
         if path not in self.overlay:

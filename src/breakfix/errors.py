@@ -24,3 +24,7 @@ class WorkerCrashed(BreakfixError):
 
 class WriteRefused(BreakfixError):
     """A verified rewrite could not be written safely (changed on disk, read-only, outside root)."""
+
+
+class CannotVerify(BreakfixError):
+    """No rewrite of this target can be verified: identically seeded eager runs differ."""

@@ -98,6 +98,7 @@ class CheckResult:
     ok: bool  # matches the reference (with fullgraph=True when ``fullgraph``, else with breaks allowed)
     fullgraph: bool  # compiled with fullgraph=True: the rewrite is verified
     reason: str = ""  # one line: why it was rejected
+    mismatch: bool = False  # rejected because it ran but behaved differently from the reference
     graph_count: int | None = None
     breaks: list[GraphBreak] = field(default_factory=list)  # breaks left when not fullgraph
     facts: dict = field(default_factory=dict)

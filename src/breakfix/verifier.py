@@ -19,3 +19,10 @@ def check(options: RunOptions, overlay: dict[str, str], reference: str) -> Check
         return CheckResult(ok=False, fullgraph=False, reason=str(e))
     result["breaks"] = [GraphBreak.from_json(b) for b in result.get("breaks", [])]
     return CheckResult(**result)
+
+
+def repeat(options: RunOptions, reference: str) -> str:
+    """How a second eager run of the original target differs from the reference ('' if it does not)."""
+    request = {"mode": "repeat", "target": options.target, "inputs": options.inputs, "root": str(options.root),
+               "overlay": {}, "reference": reference, "rtol": options.rtol, "atol": options.atol}
+    return run_worker(request, options.timeout)["difference"]
