@@ -91,6 +91,9 @@ def main() -> None:
 def run(ctx: click.Context, target: str, inputs: str | None, apply: bool, as_json: bool, backend: str,
         unsafe_fixes: bool, max_rounds: int, timeout: float, root: str, rtol: float | None, atol: float | None) -> None:
     """Locate, fix and verify the graph breaks of TARGET (MODULE:QUALNAME or FILE.py:QUALNAME)."""
+    from breakfix import workers
+
+    workers.start(os.path.realpath(root))  # torch imports in the zygotes while the rest loads here
     from breakfix.engine import Engine
     from breakfix.locator import RunOptions
     from breakfix.render import Renderer
