@@ -24,3 +24,11 @@ class WorkerCrashed(BreakfixError):
 
 class WriteRefused(BreakfixError):
     """A verified rewrite could not be written safely (changed on disk, read-only, outside root)."""
+
+
+class FileChangedOnDisk(WriteRefused):
+    """A file changed on disk between reading it and writing its verified rewrite."""
+
+
+class ConfigError(BreakfixError):
+    """The ``[tool.breakfix]`` table of pyproject.toml is malformed."""

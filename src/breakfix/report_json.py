@@ -43,3 +43,10 @@ def to_json(report: RunReport, root: str) -> dict:
 
 def error_json(message: str, exit_code: int) -> dict:
     return {"version": SCHEMA_VERSION, "error": message, "exit_code": exit_code}
+
+
+def batch_json(outcomes: list, root: str) -> dict:
+    """Several targets: one document per target (report or error form, each with its target)."""
+    results = [to_json(o.report, root) if o.report else {**error_json(str(o.error), o.exit_code), "target": o.job.target}
+               for o in outcomes]
+    return {"version": SCHEMA_VERSION, "exit_code": max(o.exit_code for o in outcomes), "results": results}

@@ -18,7 +18,7 @@ import tempfile
 import tokenize
 from pathlib import Path
 
-from breakfix.errors import WriteRefused
+from breakfix.errors import FileChangedOnDisk, WriteRefused
 from breakfix.types import FileChange
 
 
@@ -41,7 +41,7 @@ def write_all(changes: list[FileChange]) -> None:
             data = change.path.read_bytes()
             text, encoding = _decode(data)
             if text != change.before:
-                raise WriteRefused(f"{change.path} changed on disk since it was analysed; not written")
+                raise FileChangedOnDisk(f"{change.path} changed on disk since it was analysed; not written")
             # os.access alone says yes to root; a file without write bits is read-only to its owner.
             if not os.access(change.path, os.W_OK) or not change.path.stat().st_mode & stat.S_IWUSR:
                 raise WriteRefused(f"{change.path} is read-only; not written")
