@@ -74,7 +74,10 @@ def main() -> None:
 
 def _check_specs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
     for value in values:
-        _check_spec(ctx, param, value)
+        try:
+            TargetSpec.parse(value)
+        except ValueError as e:
+            raise click.BadParameter(str(e), ctx, param_hint="'TARGET'") from None
     return values
 
 
