@@ -638,6 +638,28 @@ def _preload() -> None:
 
     import breakfix._facts  # noqa: F401
 
+    _warm_up()
+
+
+def _warm_up() -> None:
+    """Explain and compile a function of ours once, so dynamo's and aot_eager's lazy imports and
+    one-time setup are paid here, not in every job (about half a second each); then forget it.
+    Only ``torch.ones``: the random generators are left as a fresh process has them, and no op is
+    big enough to start torch's intra-op thread pool."""
+    import torch
+    from torch._dynamo.utils import counters
+
+    def ours(x: Any) -> Any:
+        y = x.sin()
+        torch._dynamo.graph_break()
+        return y.cos()
+
+    torch._dynamo.explain(ours)(torch.ones(2))
+    torch._dynamo.reset()
+    torch.compile(lambda x: x.sin() + 1, fullgraph=True, backend="aot_eager")(torch.ones(2))
+    torch._dynamo.reset()
+    counters.clear()
+
 
 def serve() -> None:
     """Zygote loop (``python -m breakfix._worker --zygote``), driven by ``breakfix.workers``.
