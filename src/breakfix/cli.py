@@ -88,8 +88,17 @@ def main() -> None:
     """Find, fix and verify torch.compile graph breaks."""
 
 
+def _check_specs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    for value in values:
+        try:
+            TargetSpec.parse(value)
+        except ValueError as e:
+            raise click.BadParameter(str(e), ctx, param_hint="'TARGET'") from None
+    return values
+
+
 @main.command()
-@click.argument("target", callback=_check_spec)
+@click.argument("targets", metavar="[TARGET]...", nargs=-1, callback=_check_specs)
 @click.option("--inputs", "inputs", callback=_check_spec, help="MODULE:FN or FILE.py:FN returning a tuple of positional arguments.")
 @click.option("--apply", is_flag=True, help="Write the verified rewrite (default: dry run).")
 @click.option("--json", "as_json", is_flag=True, is_eager=True, callback=_record_json, help="Same as --format json.")
@@ -105,35 +114,66 @@ def main() -> None:
               help="Project root: only files under it are ever edited.")
 @click.option("--rtol", type=float, default=None, help="Relative tolerance for comparing outputs (torch's default).")
 @click.option("--atol", type=float, default=None, help="Absolute tolerance for comparing outputs (torch's default).")
+@click.option("-j", "--jobs", "parallel", type=click.IntRange(1), default=1, show_default=True,
+              help="Targets worked on at once (several targets only).")
 @click.pass_context
-def run(ctx: click.Context, target: str, inputs: str | None, apply: bool, as_json: bool, output_format: str | None,
-        backend: str, unsafe_fixes: bool, max_rounds: int, timeout: float, root: str, rtol: float | None,
-        atol: float | None) -> None:
-    """Locate, fix and verify the graph breaks of TARGET (MODULE:QUALNAME or FILE.py:QUALNAME)."""
-    from breakfix.engine import Engine
-    from breakfix.locator import RunOptions
-    from breakfix.render import Renderer
+def run(ctx: click.Context, targets: tuple[str, ...], inputs: str | None, apply: bool, as_json: bool,
+        output_format: str | None, backend: str, unsafe_fixes: bool, max_rounds: int, timeout: float, root: str,
+        rtol: float | None, atol: float | None, parallel: int) -> None:
+    """Locate, fix and verify the graph breaks of each TARGET (MODULE:QUALNAME or FILE.py:QUALNAME).
+
+    Without TARGET, the targets are those of [tool.breakfix] targets in the root's pyproject.toml.
+    """
+    from breakfix import workers
 
     if (rtol is None) != (atol is None):
         raise click.UsageError("--rtol and --atol must be given together", ctx)
     output_format = ctx.meta.get("format", "text")
-    renderer = Renderer(quiet=output_format != "text")
     root_path = Path(os.path.realpath(root))
-    options = RunOptions(target=_absolute(target, root_path), inputs=inputs and _absolute(inputs, root_path),
-                         root=root_path, backend=backend, timeout=timeout, rtol=rtol, atol=atol)
-    report = Engine(options, unsafe_fixes=unsafe_fixes, max_rounds=max_rounds, progress=renderer.progress).run(apply)
-    report.target = target  # as the user typed it
-    if output_format == "json":
-        from breakfix.report_json import to_json
+    jobs = _jobs(ctx, targets, inputs, root_path)
+    workers.start(root_path)  # torch imports in the zygotes while the rest loads here
+    from breakfix.engine import Engine
+    from breakfix.locator import RunOptions
+    from breakfix.render import Renderer
 
-        renderer.json(to_json(report, str(root_path)))
+    renderer = Renderer(quiet=output_format != "text")
+
+    def run_one(job, progress):
+        options = RunOptions(target=_absolute(job.target, job.base), inputs=job.inputs and _absolute(job.inputs, job.base),
+                             root=root_path, backend=backend, timeout=timeout, rtol=rtol, atol=atol)
+        report = Engine(options, unsafe_fixes=unsafe_fixes, max_rounds=max_rounds, progress=progress).run(apply)
+        report.target = job.target  # as the user typed it
+        return report
+
+    if len(jobs) == 1 and targets:
+        report = run_one(jobs[0], renderer.progress)
+        if output_format == "json":
+            from breakfix.report_json import to_json
+
+            renderer.json(to_json(report, str(root_path)))
+        elif output_format == "sarif":
+            from breakfix.sarif import run_results, sarif_log
+
+            renderer.json(sarif_log(run_results(report), str(root_path)))
+        else:
+            renderer.report(report, str(root_path))
+        sys.exit(report.exit_code)
+    from breakfix.batch import run_all
+
+    with renderer.batch_progress(len(jobs)) as events:
+        outcomes = run_all(jobs, run_one, parallel, events)
+    if output_format == "json":
+        from breakfix.report_json import batch_json
+
+        renderer.json(batch_json(outcomes, str(root_path)))
     elif output_format == "sarif":
         from breakfix.sarif import run_results, sarif_log
 
-        renderer.json(sarif_log(run_results(report), str(root_path)))
+        renderer.json(sarif_log([r for o in outcomes if o.report for r in run_results(o.report)], str(root_path),
+                                [f"{o.job.target}: {o.error}" for o in outcomes if not o.report]))
     else:
-        renderer.report(report, str(root_path))
-    sys.exit(report.exit_code)
+        renderer.batch_report(outcomes, str(root_path))
+    sys.exit(max(outcome.exit_code for outcome in outcomes))
 
 
 @main.command()
@@ -169,9 +209,23 @@ def check(paths: tuple[str, ...], all_functions: bool, output_format: str) -> No
     sys.exit(report.exit_code)
 
 
-def _absolute(spec: str, root: Path) -> str:
-    """File specs are resolved against the current directory (the worker runs in the root)."""
+def _jobs(ctx: click.Context, targets: tuple[str, ...], inputs: str | None, root: Path) -> list:
+    """The targets typed (all with ``--inputs``), else the project's list (each with its own inputs)."""
+    from breakfix.batch import TargetJob, project_targets
+
+    if targets:
+        return [TargetJob(target, inputs, os.getcwd()) for target in targets]
+    if inputs:
+        raise click.UsageError("--inputs needs a TARGET", ctx)
+    jobs = project_targets(root)
+    if not jobs:
+        raise click.UsageError("Missing argument 'TARGET' (and no [tool.breakfix] targets in the root's pyproject.toml)", ctx)
+    return jobs
+
+
+def _absolute(spec: str, base: str) -> str:
+    """File specs are resolved against ``base`` (the worker runs in the root)."""
     parsed = TargetSpec.parse(spec)
     if not parsed.is_file:
         return spec
-    return f"{os.path.abspath(parsed.location)}:{parsed.qualname}"
+    return f"{os.path.abspath(os.path.join(base, parsed.location))}:{parsed.qualname}"

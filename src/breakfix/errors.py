@@ -28,3 +28,11 @@ class WriteRefused(BreakfixError):
 
 class CannotVerify(BreakfixError):
     """No rewrite of this target can be verified: identically seeded eager runs differ."""
+
+
+class FileChangedOnDisk(WriteRefused):
+    """A file changed on disk between reading it and writing its verified rewrite."""
+
+
+class ConfigError(BreakfixError):
+    """The ``[tool.breakfix]`` table of pyproject.toml is malformed."""

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
+from breakfix.batch import BatchEvents, TargetJob, TargetOutcome
 from breakfix.diffing import unified_diff
-from typing import TYPE_CHECKING
-
 from breakfix.types import RunReport
 
 if TYPE_CHECKING:
@@ -86,6 +90,27 @@ class Renderer:
         elif not report.errors:
             self.out.print(Text(f"No likely graph breaks in {files}."))
 
+    @contextlib.contextmanager
+    def batch_progress(self, total: int) -> Iterator[BatchEvents]:
+        """Progress of several targets: a live display on a terminal, plain lines otherwise."""
+        if self.quiet or not self.err.is_terminal:
+            yield _PlainBatchEvents(self, total)
+            return
+        columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=self.err) as progress:
+            yield _LiveBatchEvents(progress, total)
+
+    def batch_report(self, outcomes: list[TargetOutcome], root: str) -> None:
+        for outcome in outcomes:
+            if outcome.report:
+                self.report(outcome.report, root)
+            else:
+                self.error(f"{outcome.job.target}: {outcome.error}")
+        counts: dict[str, int] = {}
+        for outcome in outcomes:
+            counts[outcome_status(outcome)] = counts.get(outcome_status(outcome), 0) + 1
+        self.out.print(Text(f"{len(outcomes)} targets: " + ", ".join(f"{n} {status}" for status, n in counts.items())))
+
     @staticmethod
     def _summary(report: RunReport) -> str:
         if report.applied:
@@ -95,3 +120,63 @@ class Renderer:
         if report.changes:
             return "Not written: the rewrite above is partial; breaks remain, so it is not verified with fullgraph=True."
         return f"{report.remaining} graph break(s) remain; no verified fix."
+
+
+def outcome_status(outcome: TargetOutcome) -> str:
+    """A few words on how one target of several ended."""
+    report = outcome.report
+    if report is None:
+        return "error"
+    if report.applied:
+        return "fixed"
+    if not report.breaks:
+        return "clean"
+    if report.verified and report.changes:
+        return "fix verified (dry run)"
+    return "breaks remain"
+
+
+class _PlainBatchEvents:
+    """One line per event on stderr: for logs and pipes (silent under --json)."""
+
+    def __init__(self, renderer: Renderer, total: int) -> None:
+        self.renderer, self.total, self.done = renderer, total, 0
+        self.lock = threading.Lock()
+
+    def started(self, job: TargetJob) -> None:
+        pass  # its first progress line says it started
+
+    def progress(self, job: TargetJob, message: str) -> None:
+        self.renderer.progress(f"{job.target}: {message}")
+
+    def finished(self, outcome: TargetOutcome) -> None:
+        with self.lock:
+            self.done += 1
+            done = self.done
+        detail = f": {outcome.error}" if outcome.error else ""
+        self.renderer.progress(f"[{done}/{self.total}] {outcome.job.target}: {outcome_status(outcome)}{detail} ({outcome.seconds:.1f}s)")
+
+
+class _LiveBatchEvents:
+    """A rich display: the overall bar, and one line per target being worked on."""
+
+    def __init__(self, progress: Progress, total: int) -> None:
+        self.live = progress
+        self.overall = progress.add_task("targets", total=total)
+        self.tasks: dict[TargetJob, object] = {}
+        self.lock = threading.Lock()
+
+    def started(self, job: TargetJob) -> None:
+        with self.lock:
+            self.tasks[job] = self.live.add_task(f"{job.target}: starting", total=None)
+
+    def progress(self, job: TargetJob, message: str) -> None:
+        with self.lock:
+            self.live.update(self.tasks[job], description=f"{job.target}: {message}")
+
+    def finished(self, outcome: TargetOutcome) -> None:
+        style = {"fixed": "green", "clean": "green", "error": "red"}.get(outcome_status(outcome), "yellow")
+        with self.lock:
+            self.live.remove_task(self.tasks.pop(outcome.job))
+            self.live.advance(self.overall)
+            self.live.console.print(Text(f"{outcome.job.target}: {outcome_status(outcome)} ({outcome.seconds:.1f}s)", style=style))

@@ -55,3 +55,10 @@ def check_json(report, root: str) -> dict:
             "gb_type": f.gb_type, "message": f.message, "pattern": f.pattern, "function": f.function,
             "compiled": f.compiled, "verified": False} for f in report.findings],
     }
+
+
+def batch_json(outcomes: list, root: str) -> dict:
+    """Several targets: one document per target (report or error form, each with its target)."""
+    results = [to_json(o.report, root) if o.report else {**error_json(str(o.error), o.exit_code), "target": o.job.target}
+               for o in outcomes]
+    return {"version": SCHEMA_VERSION, "exit_code": max(o.exit_code for o in outcomes), "results": results}

@@ -1,8 +1,21 @@
-"""Parent side of the worker protocol: start ``python -m breakfix._worker``, enforce the timeout."""
+"""Parent side of the worker protocol: zygote processes, one forked worker per job, the timeout.
+
+Starting a worker costs about 2.5 s, nearly all of it ``import torch`` and ``torch._dynamo``. A
+*zygote* (``python -m breakfix._worker --zygote``) pays that once: it imports torch and nothing of
+the user's, then forks one child per job. Each child is a fresh process from the user code's point
+of view (no user module was ever imported before the fork), leads its own process group (so a
+timeout kills everything the target started), and runs ``breakfix._worker.main`` on a request file
+exactly as a freshly started worker would.
+
+There are two zygotes per root, one per role (``locate`` records the reference run, ``check``
+children compare against it); both start at once, so the check zygote imports torch while the
+reference is being recorded. Every zygote runs with ``PYTHONHASHSEED=0`` (unless the user set it):
+set order must not make two identically seeded runs differ.
+"""
 
 from __future__ import annotations
 
-import contextlib
+import atexit
 import json
 import os
 import re
@@ -10,40 +23,145 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from breakfix.errors import TargetError, WorkerCrashed, WorkerTimeout
 
+ROLES = ("locate", "check")
+_KILLED_GRACE = 30.0  # seconds to wait for a killed child to be reaped before giving up on it
 
-def run_worker(request: dict, timeout: float) -> dict:
-    """Run one worker process on ``request``; return its result or raise a BreakfixError."""
-    with tempfile.TemporaryDirectory(prefix="breakfix-worker-") as tmp:
-        request_path, response_path = Path(tmp, "request.json"), Path(tmp, "response.json")
-        stderr_path = Path(tmp, "stderr.txt")
-        request_path.write_text(json.dumps(request))
+
+class _Job:
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self.returncode: int | None = None
+        self.done = threading.Event()
+
+
+class _Zygote:
+    """One zygote process and the jobs it is running; safe to use from several threads."""
+
+    def __init__(self, root: str) -> None:
+        self._stderr = tempfile.TemporaryFile()
         # Same string hashes in every worker: set order must not make identically seeded runs differ.
         env = {"PYTHONHASHSEED": "0", **os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
-        # The worker leads its own process group so a timeout kills everything the target started.
-        # What the target prints outside its captured calls is not the user's terminal's business:
-        # stdout is dropped and stderr goes to a file, so megabytes of output cost no memory and
-        # cannot block the worker on a full pipe; stdin is closed (input() gets EOF).
-        with open(stderr_path, "wb") as stderr:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "breakfix._worker", str(request_path), str(response_path)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
-                start_new_session=True, env=env, cwd=request["root"],
-            )
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "breakfix._worker", "--zygote"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+            start_new_session=True, env=env, cwd=root,
+        )
+        self._lock = threading.Lock()
+        self._jobs: dict[int, _Job] = {}
+        self._next_id = 0
+        self._reader = threading.Thread(target=self._read_events, daemon=True)
+        self._reader.start()
+
+    def _read_events(self) -> None:
+        for line in self.process.stdout:
+            event = json.loads(line)
+            with self._lock:
+                job = self._jobs.get(event["id"])
+            if job is None:
+                continue
+            if "pid" in event:
+                job.pid = event["pid"]
+            else:
+                job.returncode = event["returncode"]
+                job.done.set()
+        with self._lock:  # the zygote is gone: every job it was running is gone with it
+            for job in self._jobs.values():
+                job.done.set()
+
+    def run(self, job_dir: Path, timeout: float) -> int | None:
+        """Run the request in ``job_dir``; its exit code, or None when the zygote died.
+
+        Raises WorkerTimeout after killing the child's process group."""
+        job = _Job()
+        with self._lock:
+            job_id, self._next_id = self._next_id, self._next_id + 1
+            self._jobs[job_id] = job
             try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                raise WorkerTimeout(f"the target did not finish within --timeout {timeout:g}s") from None
-            finally:
-                # Also on Ctrl-C: the worker is in its own session, so the terminal's SIGINT missed it.
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+                self.process.stdin.write((json.dumps({"id": job_id, "dir": str(job_dir)}) + "\n").encode())
+                self.process.stdin.flush()
+            except (BrokenPipeError, ValueError):
+                job.done.set()
+        try:
+            if not job.done.wait(timeout):
+                if job.pid is not None:
+                    _kill_group(job.pid)
+                job.done.wait(_KILLED_GRACE)
+                raise WorkerTimeout(f"the target did not finish within --timeout {timeout:g}s")
+            return job.returncode
+        finally:
+            with self._lock:
+                del self._jobs[job_id]
+
+    def last_error_line(self) -> str:
+        self._stderr.seek(0)
+        lines = self._stderr.read().decode(errors="replace").strip().splitlines()
+        return lines[-1] if lines else f"exit code {self.process.poll()}"
+
+    def close(self) -> None:
+        """End the zygote; it kills the process group of every child still running."""
+        if self.process.poll() is None:
+            try:
+                self.process.stdin.close()
+                self.process.wait(_KILLED_GRACE)
+            except (OSError, subprocess.TimeoutExpired):
+                _kill_group(self.process.pid)
+                self.process.wait()
+        self._reader.join(_KILLED_GRACE)
+        self._stderr.close()
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+_zygotes: dict[tuple[str, str], _Zygote] = {}
+_zygotes_lock = threading.Lock()
+
+
+def start(root: str | Path) -> None:
+    """Start the zygotes for ``root`` now, so they import torch while the caller does other work."""
+    for role in ROLES:
+        _zygote(str(root), role)
+
+
+def _zygote(root: str, role: str) -> _Zygote:
+    with _zygotes_lock:
+        zygote = _zygotes.get((root, role))
+        if zygote is None or zygote.process.poll() is not None:
+            zygote = _zygotes[(root, role)] = _Zygote(root)
+        return zygote
+
+
+@atexit.register
+def shutdown() -> None:
+    """End every zygote (and so every worker) this process started."""
+    with _zygotes_lock:
+        zygotes = list(_zygotes.values())
+        _zygotes.clear()
+    for zygote in zygotes:
+        zygote.close()
+
+
+def run_worker(request: dict, timeout: float) -> dict:
+    """Run one worker job on ``request``; return its result or raise a BreakfixError."""
+    zygote = _zygote(request["root"], request["mode"])
+    with tempfile.TemporaryDirectory(prefix="breakfix-worker-") as tmp:
+        job_dir = Path(tmp)
+        Path(job_dir, "request.json").write_text(json.dumps(request))
+        returncode = zygote.run(job_dir, timeout)
+        response_path = Path(job_dir, "response.json")
         if not response_path.exists():
-            raise WorkerCrashed(_crash_message(process.returncode, _tail(stderr_path), request["root"]))
+            if returncode is None:
+                raise WorkerCrashed(f"the worker zygote died: {zygote.last_error_line()}")
+            raise WorkerCrashed(_crash_message(returncode, _tail(Path(job_dir, "stderr")), request["root"]))
         response = json.loads(response_path.read_text())
     if "error" in response:
         raise TargetError(response["error"])

@@ -20,7 +20,7 @@ import threading
 import tokenize
 from pathlib import Path
 
-from breakfix.errors import WriteRefused
+from breakfix.errors import FileChangedOnDisk, WriteRefused
 from breakfix.types import FileChange
 
 
@@ -81,7 +81,7 @@ def _stage(change: FileChange) -> str:
     """Write the new version next to its file, with the file's mode; return the staged path."""
     text, encoding = _decode(change.path.read_bytes())
     if text != change.before:
-        raise WriteRefused(f"{change.path} changed on disk since it was analysed; not written")
+        raise FileChangedOnDisk(f"{change.path} changed on disk since it was analysed; not written")
     # os.access alone says yes to root; a file without write bits is read-only to its owner.
     if not os.access(change.path, os.W_OK) or not change.path.stat().st_mode & stat.S_IWUSR:
         raise WriteRefused(f"{change.path} is read-only; not written")
