@@ -24,3 +24,7 @@ class WorkerCrashed(BreakfixError):
 
 class WriteRefused(BreakfixError):
     """A verified rewrite could not be written safely (changed on disk, read-only, outside root)."""
+
+
+class UnknownCode(BreakfixError):
+    """`breakfix explain` was given neither a codemod code nor a GB id torch knows."""
