@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from breakfix.codemods._base import BreakfixCodemod, FixRequest
+from breakfix.codemods.copies import DeepcopyOfTensor
 from breakfix.codemods.escape_hatches import UntraceablePureHelper
 from breakfix.codemods.io_split import IoInCompiledRegion
 from breakfix.codemods.iterators import IteratorInput
@@ -10,6 +11,7 @@ from breakfix.codemods.opaque_ops import OpaqueComputation
 
 REGISTRY: tuple[type[BreakfixCodemod], ...] = (
     IteratorInput,
+    DeepcopyOfTensor,
     UntraceablePureHelper,
     OpaqueComputation,
     IoInCompiledRegion,
