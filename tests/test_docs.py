@@ -23,14 +23,16 @@ def test_codemod_pages_are_up_to_date() -> None:
 
 def test_check_finds_stale_missing_and_orphan_pages(tmp_path: Path) -> None:
     shutil.copytree(PROJECT / "fixtures", tmp_path / "fixtures")
-    assert {p.name for p in docs.write(tmp_path)} == {f"{c.CODE}.md" for c in REGISTRY} | {"index.md"}
+    assert {p.name for p in docs.write(tmp_path)} == {f"{c.CODE}.md" for c in REGISTRY} | {"index.md", "coverage.md"}
     assert docs.stale(tmp_path) == []
     folder = tmp_path / "docs" / "codemods"
     edited, missing, orphan = folder / f"{REGISTRY[0].CODE}.md", folder / "index.md", folder / "BF999.md"
+    coverage = tmp_path / "docs" / "coverage.md"
     edited.write_text(edited.read_text() + "hand edit\n")
+    coverage.write_text(coverage.read_text().replace("| - |", "| BF101 |", 1))
     missing.unlink()
     orphan.write_text("# a removed codemod\n")
-    assert docs.stale(tmp_path) == sorted([edited, missing, orphan])
+    assert docs.stale(tmp_path) == sorted([edited, missing, orphan, coverage])
     docs.write(tmp_path)
     assert docs.stale(tmp_path) == [] and not orphan.exists()
 
@@ -42,6 +44,17 @@ def test_pages_show_the_docstring_and_every_fixture() -> None:
             assert f"\n## {heading}\n" in page, (codemod.CODE, heading)
         for fixture in docs.fixtures_of(codemod):
             assert f"\n### {fixture.folder.name}\n" in page
+
+
+def test_coverage_has_every_gb_id_and_every_answer() -> None:
+    """One row per GB id torch knows; a codemod is listed on the row of every id it names."""
+    rows = dict(re.findall(r"^\| \[(GB\d{4})\]\(.*?\) \| .* \| (.*) \|$", (PROJECT / "docs" / "coverage.md").read_text(), re.M))
+    assert set(rows) == set(docs.torch_gb_registry())
+    for codemod in REGISTRY:
+        for gb_id in codemod.GB_IDS:
+            assert f"[{codemod.CODE}]" in rows[gb_id], (codemod.CODE, gb_id)
+    answered = sum(cell != "-" for cell in rows.values())
+    assert f"{answered} of the {len(rows)} GB ids" in (PROJECT / "docs" / "coverage.md").read_text()
 
 
 def test_user_guide_names_every_option() -> None:

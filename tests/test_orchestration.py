@@ -173,7 +173,24 @@ def test_the_docstring_stays_with_the_orchestrator() -> None:
             print(y)
             return y
     ''', "print")
-    assert len(cut.docstring) == 1 and len(cut.head) == 1
+    assert len(cut.prologue) == 1 and len(cut.head) == 1
+
+
+def test_a_global_rebound_in_the_head_is_passed_in_and_returned() -> None:
+    """The orchestrator keeps the declaration; the head takes the global and returns its new value
+    even when nothing after the eager statement reads it: the module's name must still change."""
+    cut = _cut('''
+        def f(x):
+            """Doc."""
+            global COUNT, TOTAL
+            COUNT += 1
+            y = x * TOTAL
+            print(y)
+            return y + 1
+    ''', "print")
+    assert len(cut.prologue) == 2 and len(cut.head) == 2
+    assert cut.head_inputs == ["x", "COUNT", "TOTAL"] and cut.head_outputs == ["COUNT", "y"]
+    assert cut.tail_inputs == ["y"]
 
 
 # --- what is refused ---------------------------------------------------------------------------
@@ -217,10 +234,25 @@ def test_the_docstring_stays_with_the_orchestrator() -> None:
     ("""
         def f(x):
             global COUNT
-            COUNT += 1
+            y = x + 1
             torch.save(x, "a.pt")
-            return x
-     """, "global"),
+            COUNT += 1
+            return y
+     """, "global COUNT is rebound after"),
+    ("""
+        def f(x):
+            global COUNT
+            g = lambda t: t * COUNT
+            torch.save(x, "a.pt")
+            return g(x)
+     """, "nested function reads the global COUNT"),
+    ("""
+        def f(x):
+            y = x + 1
+            global COUNT
+            torch.save(x, "a.pt")
+            return y
+     """, "declares globals after its first statement"),
     ("""
         def f(x):
             y = x + 1

@@ -29,6 +29,10 @@ def gb_id_of(brk: GraphBreak) -> str | None:
 
 def candidates(brk: GraphBreak) -> list[type[BreakfixCodemod]]:
     """Codemods answering this break, safe ones first, last resorts last, else registry order."""
-    gb_id = gb_id_of(brk)
-    matching = [c for c in REGISTRY if c.answers(gb_id, brk.gb_type)]
+    return answering(gb_id_of(brk), brk.gb_type)
+
+
+def answering(gb_id: str | None, gb_type: str) -> list[type[BreakfixCodemod]]:
+    """Codemods answering a GB id or Gb_type, in the order the engine tries them."""
+    matching = [c for c in REGISTRY if c.answers(gb_id, gb_type)]
     return sorted(matching, key=lambda c: (_ORDER[c.APPLICABILITY], c.CATCH_ALL))

@@ -229,3 +229,25 @@ def _absolute(spec: str, base: str) -> str:
     if not parsed.is_file:
         return spec
     return f"{os.path.abspath(os.path.join(base, parsed.location))}:{parsed.qualname}"
+
+
+# --- the catalogue: `breakfix codemods`, `breakfix explain` ------------------------------------------
+
+
+@main.command()
+def codemods() -> None:
+    """List every codemod: code, fix, family, applicability and the GB ids it answers."""
+    from breakfix.codemods import REGISTRY
+    from breakfix.render import Renderer
+
+    Renderer().catalogue(REGISTRY)
+
+
+@main.command()
+@click.argument("code")
+def explain(code: str) -> None:
+    """Print the page of a codemod (BFnnn) or torch's registry entry of a GB id (GBnnnn) and its codemods."""
+    from breakfix.docs import explain as explain_text
+    from breakfix.render import Renderer
+
+    Renderer().page(explain_text(code))

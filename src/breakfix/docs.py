@@ -1,9 +1,11 @@
-"""Generate docs/codemods/ from the codemods themselves: ``python -m breakfix.docs [--check]``.
+"""Generate docs/codemods/ and docs/coverage.md from the codemods: ``python -m breakfix.docs [--check]``.
 
 A codemod's page is its docstring (the headings of ``DOC_HEADINGS``), its class attributes and its
 fixtures (``fixtures/<family>/<CODE>_*/``: before.py and after.py shown as the diff breakfix
 prints), so the prose cannot drift from the behaviour. ``--check`` writes nothing and exits 1 when a
-page is missing, stale or left over from a removed codemod.
+page is missing, stale or left over from a removed codemod. The coverage page is torch's
+graph-break registry with the codemods that answer each GB id; ``explain`` gives the text of
+``breakfix explain CODE|GBnnnn``.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from breakfix.codemods import REGISTRY, BreakfixCodemod
+from breakfix.classifier import answering
+from breakfix.codemods import BY_CODE, REGISTRY, BreakfixCodemod
 from breakfix.diffing import unified_diff
+from breakfix.errors import UnknownCode
 
 PROJECT = Path(__file__).resolve().parents[2]
 GB_PAGE = "https://meta-pytorch.github.io/compile-graph-break-site/gb/{}.html"
@@ -148,10 +152,84 @@ def index_page(project: Path = PROJECT) -> str:
     ])
 
 
+def _gb_types(gb_id: str) -> list[str]:
+    """The id's Gb_types, oldest entry first, without repeats (torch keeps historical entries)."""
+    return list(dict.fromkeys(entry.get("Gb_type", "") for entry in torch_gb_registry().get(gb_id, [])))
+
+
+def specific_codemods(gb_id: str) -> list[type[BreakfixCodemod]]:
+    """Codemods that name this GB id or one of its Gb_types (a catch-all only where it names them)."""
+    found = [c for gb_type in _gb_types(gb_id) or [""] for c in answering(gb_id, gb_type)
+             if gb_id in c.GB_IDS or gb_type in c.GB_TYPES]
+    return list(dict.fromkeys(found))
+
+
+def _catch_all_note(linked: bool = True) -> str:
+    codes = ", ".join(f"[{c.CODE}](codemods/{c.CODE}.md)" if linked else c.CODE for c in REGISTRY if c.CATCH_ALL)
+    return (f"After the codemods listed for a break, the engine tries the last resort {codes} on every break: it "
+            "keeps the breaking statement eager and compiles the code around it, when that split can be verified.")
+
+
+def coverage_page() -> str:
+    """docs/coverage.md: every GB id of the installed torch, with the codemods that answer it."""
+    registry = torch_gb_registry()
+    rows, answered = [], 0
+    for gb_id in sorted(registry):
+        codes = [c.CODE for c in specific_codemods(gb_id)]
+        answered += bool(codes)
+        codemod_cells = ", ".join(f"[{code}](codemods/{code}.md)" for code in codes) or "-"
+        rows.append(f"| [{gb_id}]({GB_PAGE.format(gb_id.lower())}) | {_cell(' / '.join(_gb_types(gb_id)))} "
+                    f"| {codemod_cells} |")
+    return "\n".join([
+        HEADER.format(source="torch's `torch/_dynamo/graph_break_registry.json` and the codemod registry"),
+        "# Coverage of torch's graph-break registry\n",
+        f"{answered} of the {len(registry)} GB ids of the installed torch are answered by a specific codemod. "
+        + _catch_all_note() + " Breaks that carry no GB id (data-dependent guards) are classified from their "
+        "reason text (`src/breakfix/classifier.py`). `breakfix explain GBnnnn` prints one row in full.\n",
+        "| GB id | Gb_type | codemods |",
+        "|---|---|---|",
+        *rows,
+        "",
+    ])
+
+
+def gb_page(gb_id: str) -> str:
+    """A GB id's registry entries (every historical wording once) and the codemods that answer it."""
+    entries = list({entry.get("Explanation", ""): entry for entry in torch_gb_registry()[gb_id]}.values())
+    parts = [f"# {gb_id}: {' / '.join(_gb_types(gb_id))}\n", f"PyTorch's page: {GB_PAGE.format(gb_id.lower())}\n"]
+    for entry in entries:
+        parts.append(f"- Gb_type: {entry.get('Gb_type', '')}\n- Context: `{entry.get('Context', '')}`\n"
+                     f"- Explanation: {entry.get('Explanation', '')}\n")
+        parts.extend(f"  - Hint: {hint}" for hint in entry.get("Hints", []))
+        parts.append("")
+    codemods = specific_codemods(gb_id)
+    parts.append("## Codemods that answer it\n")
+    if codemods:
+        parts.append("| code | fix | applicability |\n|---|---|---|")
+        parts.extend(f"| {c.CODE} | {_cell(c.FIX_TITLE)} | {c.APPLICABILITY.value} |" for c in codemods)
+        parts.append("")
+    else:
+        parts.append("No codemod answers this GB id specifically.\n")
+    parts.append(_catch_all_note(linked=False) + "\n")
+    return "\n".join(parts)
+
+
+def explain(code: str) -> str:
+    """The text of ``breakfix explain CODE``: a codemod's page, or a GB id's registry entry."""
+    key = code.strip().upper()
+    if key in BY_CODE:
+        return codemod_page(BY_CODE[key])
+    if key in torch_gb_registry():
+        return gb_page(key)
+    raise UnknownCode(f"unknown code {code!r}: expected a codemod code (`breakfix codemods` lists them) "
+                      "or a GB id of the installed torch (GB0000-GB9999, docs/coverage.md)")
+
+
 def pages(project: Path = PROJECT) -> dict[Path, str]:
     folder = project / "docs" / "codemods"
     generated = {folder / f"{codemod.CODE}.md": codemod_page(codemod, project) for codemod in REGISTRY}
     generated[folder / "index.md"] = index_page(project)
+    generated[project / "docs" / "coverage.md"] = coverage_page()
     return generated
 
 
@@ -182,7 +260,7 @@ def write(project: Path = PROJECT) -> list[Path]:
 @click.command()
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 when a page is stale.")
 def main(check: bool) -> None:
-    """Generate docs/codemods/ from the codemod registry and the fixtures."""
+    """Generate docs/codemods/ and docs/coverage.md from the codemod registry and the fixtures."""
     if check:
         problems = stale()
         for path in problems:

@@ -36,3 +36,7 @@ class FileChangedOnDisk(WriteRefused):
 
 class ConfigError(BreakfixError):
     """The ``[tool.breakfix]`` table of pyproject.toml is malformed."""
+
+
+class UnknownCode(BreakfixError):
+    """`breakfix explain` was given neither a codemod code nor a GB id torch knows."""

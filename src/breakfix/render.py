@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.markdown import Markdown
 from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
 from breakfix.batch import BatchEvents, TargetJob, TargetOutcome
+from breakfix.codemods import BreakfixCodemod
 from breakfix.diffing import unified_diff
 from breakfix.types import RunReport
 
@@ -45,6 +47,27 @@ class Renderer:
 
     def json(self, document: dict) -> None:
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
+
+    def page(self, markdown: str) -> None:
+        """A documentation page: rendered on a terminal, the Markdown source itself through a pipe."""
+        if self.out.is_terminal:
+            self.out.print(Markdown(markdown))
+        else:
+            sys.stdout.write(markdown if markdown.endswith("\n") else markdown + "\n")
+
+    def catalogue(self, codemods: tuple[type[BreakfixCodemod], ...]) -> None:
+        """`breakfix codemods`: one row per codemod, in the order the classifier tries them."""
+        table = Table(title="breakfix codemods (breakfix explain CODE for one page)")
+        for column in ("code", "fix", "family", "applicability", "GB ids"):
+            table.add_column(column, overflow="fold")
+        for codemod in codemods:
+            gb_ids = ", ".join(sorted(codemod.GB_IDS)) or "-"
+            if codemod.CATCH_ALL:
+                gb_ids += " (and any break, last)"
+            table.add_row(*(Text(cell) for cell in (
+                codemod.CODE, codemod.FIX_TITLE, codemod.__module__.rpartition(".")[2],
+                codemod.APPLICABILITY.value, gb_ids)))
+        self.out.print(table)
 
     def report(self, report: RunReport, root: str) -> None:
         if not report.breaks:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from breakfix.codemods._base import BreakfixCodemod, FixRequest
+from breakfix.codemods.copies import DeepcopyOfTensor
 from breakfix.codemods.escape_hatches import UntraceablePureHelper
 from breakfix.codemods.io_split import IoInCompiledRegion
 from breakfix.codemods.iterators import IteratorInput
 from breakfix.codemods.opaque_ops import OpaqueComputation
+from breakfix.codemods.side_effects import PrintInCompiledRegion
 
 REGISTRY: tuple[type[BreakfixCodemod], ...] = (
     IteratorInput,
+    DeepcopyOfTensor,
+    PrintInCompiledRegion,
     UntraceablePureHelper,
     OpaqueComputation,
     IoInCompiledRegion,

@@ -144,8 +144,9 @@ def parameter_names(function: cst.FunctionDef) -> list[str]:
     return names
 
 
-def check_movable(function: cst.FunctionDef) -> None:
-    """Raise unless the body means the same when moved into a module-level function."""
+def check_movable(function: cst.FunctionDef, allow_globals: bool = False) -> None:
+    """Raise unless the body means the same when moved into a module-level function.
+    ``allow_globals``: the caller keeps leading ``global`` declarations in the orchestrator."""
     name = function.name.value
     if function.asynchronous is not None:
         raise NotSplittable(f"{name} is async")
@@ -157,7 +158,8 @@ def check_movable(function: cst.FunctionDef) -> None:
     problems = (
         (m.Yield(), "is a generator"),
         (m.Await(), "awaits"),
-        (m.Global() | m.Nonlocal(), "declares global or nonlocal names"),
+        (m.Nonlocal(), "declares nonlocal names"),
+        *(() if allow_globals else ((m.Global(), "declares global names"),)),
         (m.Del(), "deletes names"),
         (m.ClassDef(), "defines a class"),
         (m.Call(func=m.Name("super")), "calls super() (it needs the class cell)"),
@@ -242,14 +244,14 @@ class Cut:
     head_outputs: list[str]
     tail_inputs: list[str]
     tail_returns: bool  # the tail has a `return`: the orchestrator returns what piece 2 returns
-    docstring: list[cst.BaseStatement]  # stays with the function callers see
+    prologue: list[cst.BaseStatement]  # the docstring and `global` declarations: stay in the orchestrator
 
 
 class Flow:
     """Which local names each top-level statement of one function reads and binds."""
 
     def __init__(self, module: cst.Module, function: cst.FunctionDef) -> None:
-        check_movable(function)
+        check_movable(function, allow_globals=True)
         wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
         scopes = wrapper.resolve(ScopeProvider)
         self._positions = wrapper.resolve(PositionProvider)
@@ -286,10 +288,40 @@ class Flow:
                     if isinstance(inner, ClassScope):
                         raise NotSplittable(f"{function.name.value} defines a class reading its locals")
                     self.closures.append((index, access.node.value))
+        self.prologue = len(docstring(function))
+        while self.prologue < count and m.matches(self.statements[self.prologue], m.SimpleStatementLine(body=[m.Global()])):
+            self.prologue += 1
+        self.globals = self._declared_globals(scopes, scope, owner)
         for index, statement in enumerate(self.statements):
             for aug in m.findall(statement, m.AugAssign(target=m.Name())):
                 self.reads[index].add(aug.target.value)  # `y += 1` reads y; scope analysis records only the bind
         self.order = _first_seen(function)
+
+    def _declared_globals(self, scopes, scope: FunctionScope, owner: dict[int, int]) -> set[str]:
+        """Names of the leading ``global`` statements, recorded as locals of the statements that read
+        or bind them: pieces take them as parameters and return them when they rebind them, and the
+        orchestrator, which keeps the declarations, reads and rebinds the module's names."""
+        declarations = self.statements[len(docstring(self.function)):self.prologue]
+        declared = {n.name.value for s in declarations for small in s.body for n in small.names}
+        if m.findall(cst.IndentedBlock(body=self.statements[self.prologue:]), m.Global()):
+            raise NotSplittable(f"{self.function.name.value} declares globals after its first statement")
+        if not declared:
+            return declared
+        for assignment in scope.globals.assignments:
+            index = owner.get(id(assignment.node))
+            if assignment.name in declared and index is not None:
+                if scopes[assignment.node] is not scope:
+                    raise NotSplittable(f"the global {assignment.name} is rebound in a nested scope")
+                self.may[index].add(assignment.name)
+                self.binders.setdefault(assignment.name, set()).add(index)
+        for inner in {s for s in scopes.values() if s is not None and inside(s, scope)}:
+            for access in inner.accesses:
+                if not isinstance(access.node, cst.Name) or access.node.value not in declared or id(access.node) not in owner:
+                    continue
+                if inner is not scope and not isinstance(inner, ComprehensionScope):
+                    raise NotSplittable(f"a nested function reads the global {access.node.value}")
+                self.reads[owner[id(access.node)]].add(access.node.value)
+        return declared
 
     def index_at(self, line: int) -> int:
         for index, statement in enumerate(self.statements):
@@ -315,10 +347,10 @@ class Flow:
         refuse when the pieces would compute nothing (not needed when splitting a compiled piece:
         its orchestrator compiles other pieces)."""
         name = self.function.name.value
-        start = len(docstring(self.function))
+        start = self.prologue
         eager = self.statements[index]
         if index < start:
-            raise NotSplittable("the line is the docstring")
+            raise NotSplittable("the line is the docstring or a global declaration")
         if isinstance(eager, (cst.FunctionDef, cst.ClassDef)):
             raise NotSplittable(f"the break is inside a definition nested in {name}")
         head = list(range(start, index))
@@ -332,10 +364,15 @@ class Flow:
         if require_work and all(is_trivial(self.statements[i]) for i in head + tail):
             # Compiling `return y` alone gains nothing: the break would be "fixed" by compiling nothing.
             raise NotSplittable(f"nothing in {name} is left to compile around the statement to keep eager")
-        params = set(self.params)
+        rebound_late = self.globals & set().union(*(self.may[i] for i in tail))
+        if rebound_late:
+            raise NotSplittable(f"the global {', '.join(self._sorted(rebound_late))} is rebound after the statement to keep eager")
+        # A declared global is a parameter of the pieces that read it, and an output of the head
+        # when the head rebinds it: the orchestrator's assignment is what rebinds the module's name.
+        params = set(self.params) | self.globals
         head_may = set().union(*(self.may[i] for i in head))
         head_definite = params | set().union(*(self.definite[i] for i in head))
-        outputs = self.exposed([index, *tail]) & head_may
+        outputs = (self.exposed([index, *tail]) | self.globals) & head_may
         tail_inputs = self.exposed(tail) & (params | head_may | self.may[index])
         unsure = (outputs - head_definite) | (tail_inputs - head_definite - self.definite[index])
         if unsure:
@@ -345,7 +382,7 @@ class Flow:
                    head_inputs=self._sorted(self.exposed(head) & params), head_outputs=self._sorted(outputs),
                    tail_inputs=self._sorted(tail_inputs),
                    tail_returns=any(has_return(self.statements[i]) for i in tail),
-                   docstring=self.statements[:start])
+                   prologue=self.statements[:start])
 
     def _check_closures(self, head: list[int], index: int, tail: list[int]) -> None:
         """A nested function shares cells with its frame: every local it reads must be bound in the

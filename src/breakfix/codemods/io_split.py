@@ -82,15 +82,19 @@ class IoInCompiledRegion(BreakfixCodemod):
     call to a helper that does I/O stays eager as a whole, and so does an ``if``, ``for``,
     ``with`` or ``try`` block around the I/O (``if step % 100 == 0: torch.save(...)``). A second I/O statement is split out in
     the next round; the pieces are renumbered so the result reads as one split. Methods keep their
-    place in the class; their pieces are module-level functions taking ``self``.
+    place in the class; their pieces are module-level functions taking ``self``. A function that
+    declares ``global`` names keeps the declarations: the pieces take a global's value as a
+    parameter, the first piece returns it when it rebinds it, and the orchestrator's assignment
+    rebinds the module's name, as the function did.
 
     ## Fix safety
     Safe: the statement runs once per call, eagerly, in the same order, on the same values; only
     the code around it is compiled. A block kept eager as a whole is not compiled at all (a loop
     with a ``print`` in it runs eagerly), which is correct but gains nothing for that block. Not
     applied after an early ``return``, in a nested function, in a function that calls
-    ``super()``, is a generator or declares globals, when nothing computational is left to compile,
-    or when names are rebound in ways the name analysis cannot follow.
+    ``super()`` or is a generator, when a global is rebound after the statement kept eager or read
+    by a nested function, when nothing computational is left to compile, or when names are rebound
+    in ways the name analysis cannot follow.
     Callers that compile the function themselves now call an eager function: compile its pieces,
     not the function.
     """
@@ -139,7 +143,7 @@ def split_around(module: cst.Module, line: int) -> cst.Module:
         pieces[TAIL] = compiled_piece(TAIL, cut.tail_inputs, cut.tail, options=options)
     if caller is not None and _inlinable(site, flow, index, cut, caller):
         return _inline(module, site, cut, caller, pieces)
-    body = [*cut.docstring, *_orchestrated(cut), cut.eager]
+    body = [*cut.prologue, *_orchestrated(cut), cut.eager]
     if cut.tail:
         body.append(piece_call(TAIL, cut.tail_inputs, returns=cut.tail_returns, like=cut.tail[0]))
     return install(module, site, as_orchestrator(site.function, body, compiled_by), pieces)
