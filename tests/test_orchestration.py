@@ -282,6 +282,23 @@ def test_a_global_rebound_in_the_head_is_passed_in_and_returned() -> None:
             y = torch.save(x, "a.pt") or x
             return y
      """, "nothing in f is left to compile"),
+    # Found by the codemod fuzzer (torch/fx/passes/graph_drawer.py): the split used to return the
+    # module unchanged but for ``import torch``.
+    ("""
+        if HAS_PYDOT:
+            def f(x):
+                y = x + 1
+                torch.save(y, "a.pt")
+                return y * 2
+     """, "inside an if, try or with block"),
+    ("""
+        class M:
+            if FAST:
+                def forward(self, x):
+                    y = x + 1
+                    torch.save(y, "a.pt")
+                    return y * 2
+     """, "inside an if, try or with block"),
 ])
 def test_refuses(source: str, why: str) -> None:
     with pytest.raises(NotSplittable, match=why.replace("(", r"\(").replace(")", r"\)")):

@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from libcst.codemod import CodemodContext, TransformSuccess, transform_module
+from libcst.codemod import CodemodContext, TransformResult, TransformSuccess, transform_module
 
 from breakfix import classifier, writer
 from breakfix.codemods import BreakfixCodemod, FixRequest
@@ -38,6 +38,15 @@ def _identity(brk: GraphBreak) -> tuple[str, ...]:
     resumed = _RESUME_FUNCTION.match(brk.site.name)
     function = resumed["name"] if resumed else brk.site.name
     return (brk.gb_type, brk.site.filename, function, brk.site.line, brk.project_stack[0].line)
+
+
+def apply_codemod(codemod: type[BreakfixCodemod], request: FixRequest, path: str,
+                  source: str) -> tuple[BreakfixCodemod, TransformResult]:
+    """Run one codemod on ``source`` (the text of ``path``) in memory: the instance, whose
+    ``applicability`` and ``changes`` are read after the transform, and LibCST's result (a success,
+    a ``SkipFile`` as a skip, any other exception as a failure)."""
+    instance = codemod(CodemodContext(filename=path), request)
+    return instance, transform_module(instance, source)
 
 
 def _under_root(path: str, root: Path) -> bool:
@@ -132,8 +141,7 @@ class Engine:
                 continue
             self.progress(f"trying {codemod.CODE} on {os.path.relpath(path, self.root)}:{brk.site.lineno}")
             source = self._source(path)
-            instance = codemod(CodemodContext(filename=path), request)
-            result = transform_module(instance, source)
+            instance, result = apply_codemod(codemod, request, path, source)
             if not isinstance(result, TransformSuccess) or result.code == source:
                 why = getattr(result, "skip_description", "") or str(getattr(result, "error", "")) or "nothing to change"
                 report.add_attempt(Attempt(codemod.CODE, instance.applicability, False, why))

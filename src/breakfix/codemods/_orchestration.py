@@ -93,6 +93,10 @@ def function_site(module: cst.Module, line: int) -> FunctionSite:
     if len(enclosing) > 1:
         raise NotSplittable(f"{function.name.value} is defined in a nested class")
     owner = enclosing[0] if enclosing else None
+    # ``install`` replaces the function among the statements of the module or of its class; one
+    # defined under an ``if``/``try``/``with`` there would be left as it was.
+    if owner is not None and function not in owner.body.body or (owner or function) not in module.body:
+        raise NotSplittable(f"{function.name.value} is defined inside an if, try or with block")
     return FunctionSite(function, owner, owner or function)
 
 
