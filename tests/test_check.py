@@ -133,6 +133,15 @@ NEGATIVES = {
                 x = x[0]
             return x
     """,
+    "an assert on a tensor's value with a constant message compiles": """
+        import torch
+
+        @torch.compile
+        def f(x):
+            assert x.sum() > -100, "the sum " "is too small"
+            assert x.shape[0] > 0, f"empty: {x.shape}"
+            return x
+    """,
     "next() on a local iterator is traced": """
         import torch
 

@@ -54,7 +54,7 @@ _OPAQUE = frozenset({"torch._dynamo.nonstrict_trace", "torch.library.custom_op",
                      "torch.compiler.allow_in_graph"})
 _LOGGING_FUNCTIONS = ("debug", "info", "warning", "warn", "error", "critical", "exception", "log")
 # Tensor methods and torch functions whose result, tested by `if`/`while`, depends on tensor data.
-_REDUCTIONS = frozenset({"sum", "mean", "max", "min", "any", "all", "norm", "prod"})
+_REDUCTIONS = frozenset({"sum", "mean", "max", "min", "any", "all", "norm", "prod", "isfinite", "isnan", "isinf"})
 _ITERATOR_ANNOTATIONS = frozenset({f"{m}.{t}" for m in ("typing", "collections.abc") for t in ("Iterator", "Generator")})
 _SUPPRESSION = re.compile(r"#\s*breakfix:\s*ignore(?:\[(?P<codes>[^\]]*)\])?", re.I)
 
@@ -128,6 +128,17 @@ PATTERNS: tuple[Pattern, ...] = (
              _example("import time", "t = time.perf_counter()\nreturn x + t"),
              _example("import time", "t = time.monotonic()\nreturn x + t")),
             frozenset({"time.time", "time.perf_counter", "time.monotonic"})),
+    Pattern("wall-date", "GB0156", "{name}() reads the date and time; dynamo cannot trace it",
+            (_example("from datetime import datetime", "s = datetime.now()\nreturn x + 1"),
+             _example("import datetime", "s = datetime.datetime.utcnow()\nreturn x + 1"),
+             _example("from datetime import date", "s = date.today()\nreturn x + 1")),
+            frozenset({"datetime.datetime.now", "datetime.datetime.utcnow", "datetime.date.today"})),
+    Pattern("host-state", "GB0007", "{name}() asks the operating system; dynamo skips it, which breaks the graph",
+            (_example("import uuid", "s = uuid.uuid4()\nreturn x + 1"),
+             _example("import os", "s = os.getpid()\nreturn x + 1"),
+             _example("import os\nimport tempfile", "fd, path = tempfile.mkstemp()\nos.close(fd)\nos.remove(path)\n"
+                      "return x + 1")),
+            frozenset({"uuid.uuid4", "os.getpid", "tempfile.mkstemp"})),
     Pattern("global-rng", "GB0007", "{name}() uses global random state; dynamo skips it, which breaks the graph",
             (_example("import random", "return x + random.random()"),
              _example("", "torch.manual_seed(0)\nreturn x + 1")),
@@ -160,7 +171,14 @@ PATTERNS: tuple[Pattern, ...] = (
              _example("", "if x.min() > 0:\n    return x + 1\nreturn x - 1"),
              _example("", "if x.norm() > 0:\n    return x + 1\nreturn x - 1"),
              _example("", "if x.prod() > 0:\n    return x + 1\nreturn x - 1"),
-             _example("", "return x + 1 if x.sum() > 0 else x - 1"))),
+             _example("", "return x + 1 if x.sum() > 0 else x - 1"),
+             _example("", "if not torch.isfinite(x.sum()):\n    return x\nreturn x + 1"),
+             _example("", "if x.isnan().any():\n    return x\nreturn x + 1"),
+             _example("", "if torch.isinf(x.sum()):\n    return x\nreturn x + 1"))),
+    Pattern("assert-message", "GB0170", "`assert` on a tensor's value with a computed message: dynamo must branch "
+            "on the value to know whether to build the message",
+            (_example("", "assert x.sum() > -100, f'bad {x}'\nreturn x + 1"),
+             _example("", "assert torch.isfinite(x).all(), f'bad {x.shape}'\nreturn x + 1"))),
     Pattern("data-dependent-guard", None, "Python `{name}` on .item(): dynamo cannot guard on a data-dependent value",
             (_example("", "if x.sum().item() > 0:\n    return x + 1\nreturn x - 1"),),
             gb_type="Could not guard on data-dependent expression"),
@@ -453,6 +471,10 @@ def _sites_in(module: _Module, function: _Function, calls: tuple, root: bool) ->
             yield site("data-dependent-guard", node.test, keyword)
         elif _reduces(module, node.test):
             yield site("data-dependent-branch", node.test, keyword)
+    for node in _findall(function.node.body, cst.Assert):
+        # A constant message needs no branch: dynamo traces such an assert (torch._check).
+        if node.msg is not None and not _constant_string(node.msg) and _reduces(module, node.test):
+            yield site("assert-message", node.test)
     if root:
         iterator_params = {p.name.value for p in _params(function.node)
                            if p.annotation is not None and _iterator_annotation(module, p.annotation.annotation)}
@@ -470,6 +492,11 @@ def _sites_in(module: _Module, function: _Function, calls: tuple, root: bool) ->
 
 def _contains(outer: cst.CSTNode, inner: cst.CSTNode) -> bool:
     return any(n is inner for n in _findall(outer, type(inner)))
+
+
+def _constant_string(node: cst.BaseExpression) -> bool:
+    return isinstance(node, cst.SimpleString) or (
+        isinstance(node, cst.ConcatenatedString) and _constant_string(node.left) and _constant_string(node.right))
 
 
 def _item_call(test: cst.BaseExpression) -> bool:
