@@ -13,8 +13,8 @@ A finding's code is the code of the codemod that would answer the break: the cla
 candidates for the pattern's GB id are tried on the source, with a synthesized ``GraphBreak``
 whose stack is the path from the compiled function to the site, and the first one that rewrites
 it names the finding; trials stop at the pattern's ``fallback`` (the codemod that answers the
-pattern wherever it is, so it names the finding whether or not it can rewrite this site). ``quick_fix`` returns that
-rewrite, unverified. ``# breakfix: ignore[CODE, ...]`` (or a bare ``# breakfix: ignore``) on the
+pattern wherever it is, so it names the finding whether or not it can rewrite this site).
+``quick_fix`` returns the rewrite of the finding's codemod, unverified. ``# breakfix: ignore[CODE, ...]`` (or a bare ``# breakfix: ignore``) on the
 first or last line of a finding suppresses it.
 """
 
