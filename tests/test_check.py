@@ -142,6 +142,14 @@ NEGATIVES = {
             assert x.shape[0] > 0, f"empty: {x.shape}"
             return x
     """,
+    ".tolist() of an integer tensor compiles": """
+        import torch
+
+        @torch.compile
+        def f(logits):
+            preds = logits.argmax(dim=-1)
+            return preds.tolist(), logits.argmax(-1).T.tolist(), logits[0].long().squeeze(0).tolist()
+    """,
     "next() on a local iterator is traced": """
         import torch
 

@@ -449,7 +449,7 @@ def _sites_in(module: _Module, function: _Function, calls: tuple, root: bool) ->
             continue
         if isinstance(call.func, cst.Attribute):
             attr = call.func.attr.value
-            if attr == "tolist" and not call.args:
+            if attr == "tolist" and not call.args and not _integer_valued(module, call.func.value):
                 yield site("float-tolist", call)
             elif attr in _LOGGING_FUNCTIONS and (module.names(call.func.value) & module.index.loggers or (
                     isinstance(call.func.value, cst.Call) and "logging.getLogger" in module.names(call.func.value.func))):
@@ -492,6 +492,39 @@ def _sites_in(module: _Module, function: _Function, calls: tuple, root: bool) ->
 
 def _contains(outer: cst.CSTNode, inner: cst.CSTNode) -> bool:
     return any(n is inner for n in _findall(outer, type(inner)))
+
+
+# Tensor methods whose result is an integer (or bool) tensor, and those that keep the dtype: the
+# `.tolist()` of such a value compiles under fullgraph=True.
+_INTEGER_RESULTS = frozenset({"argmax", "argmin", "argsort", "long", "int", "short", "bool", "nonzero", "bincount"})
+_SAME_DTYPE = frozenset({"squeeze", "unsqueeze", "flatten", "view", "reshape", "t", "contiguous", "cpu", "detach",
+                         "clone", "T", "mT"})
+
+
+def _integer_valued(module: _Module, value: cst.BaseExpression) -> bool:
+    """``value`` is an integer tensor as far as the source shows: ``x.argmax(-1).T``, or a local
+    name bound once to one."""
+    while True:
+        if isinstance(value, cst.Subscript):
+            value = value.value
+        elif isinstance(value, cst.Attribute) and value.attr.value in _SAME_DTYPE:
+            value = value.value
+        elif isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and \
+                value.func.attr.value in _SAME_DTYPE:
+            value = value.func.value
+        else:
+            break
+    if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
+        return value.func.attr.value in _INTEGER_RESULTS
+    if isinstance(value, cst.Name) and (scope := module.scopes.get(value)) is not None:
+        assignments = list(scope[value.value])
+        if len(assignments) == 1:
+            parent = module.parents.get(getattr(assignments[0], "node", None))
+            statement = module.parents.get(parent) if isinstance(parent, cst.AssignTarget) else None
+            if isinstance(statement, cst.Assign) and len(statement.targets) == 1 and \
+                    statement.targets[0].target is assignments[0].node:
+                return _integer_valued(module, statement.value)
+    return False
 
 
 def _constant_string(node: cst.BaseExpression) -> bool:
