@@ -257,6 +257,24 @@ def test_negative(source: str) -> None:
     assert scan(source) == []
 
 
+# Look-alikes of the patterns that compile with fullgraph=True: not reported (text tier), and
+# compiled without a break on the installed torch (torch tier).
+COMPILES = {
+    "tolist-of-argmax": "y = x.argmax(-1).tolist()\nreturn x + y",
+    "assert-constant-message": "assert x.sum() > -100, 'too small'\nreturn x + 1",
+    "branch-on-shape": "if x.shape[0] > 1:\n    return x + 1\nreturn x",
+    "next-on-local-iterator": "it = iter([x, x + 1])\nreturn next(it) + next(it)",
+    "local-generator": "def gen():\n    yield x + 1\nreturn sum(gen())",
+    "functional": "return torch.nn.functional.relu(x)",
+}
+
+
+@pytest.mark.parametrize("body", COMPILES.values(), ids=COMPILES.keys())
+def test_look_alikes_are_not_reported(body: str) -> None:
+    source = "import torch\n\n\n@torch.compile\ndef f(x):\n" + textwrap.indent(body, "    ") + "\n"
+    assert scan_source(source, "m.py") == []
+
+
 # --- what is compiled -----------------------------------------------------------------------------
 
 SPELLINGS = {
@@ -653,6 +671,19 @@ def test_every_example_breaks_with_the_gb_id_the_table_claims(tmp_path: Path) ->
     found = json.loads(result.stdout.splitlines()[-1])
     found = {k: ("UserError" if v.startswith("UserError") and "data-dependent" in v else v) for k, v in found.items()}
     assert found == expected
+
+
+@pytest.mark.torch
+def test_look_alikes_compile_with_fullgraph(tmp_path: Path) -> None:
+    jobs = []
+    for name, body in COMPILES.items():
+        path = tmp_path / f"{name.replace('-', '_')}.py"
+        path.write_text("import torch\n\n\ndef f(x):\n" + textwrap.indent(body, "    ") + "\n")
+        jobs.append((name, str(path), "(torch.randn(3),)"))
+    result = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(jobs)], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.splitlines()[-1]) == {name: "no break" for name in COMPILES}
 
 
 USER_COMPILED_ITERATOR = """\
