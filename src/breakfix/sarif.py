@@ -20,8 +20,6 @@ from breakfix.types import RunReport
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 VERSION = "2.1.0"
-# Where the generated codemod pages (docs/codemods/<CODE>.md) are published.
-DOCS_URL = "https://github.com/breakfix/breakfix/blob/main/docs/codemods/"
 ROOT_ID = "%SRCROOT%"
 _RULE_INDEX = {codemod.CODE: index for index, codemod in enumerate(REGISTRY)}
 
@@ -48,7 +46,6 @@ def _rule(codemod) -> dict:
         "name": codemod.__name__,
         "shortDescription": {"text": codemod.FIX_TITLE},
         "fullDescription": {"text": summary},
-        "helpUri": f"{DOCS_URL}{codemod.CODE}.md",
         "help": {"text": f"{summary} Applicability: {codemod.APPLICABILITY.value}."},
         "defaultConfiguration": {"level": "warning"},
         "properties": {"applicability": codemod.APPLICABILITY.value, "gbIds": sorted(codemod.GB_IDS)},
@@ -90,7 +87,6 @@ def sarif_log(results: list[Result], root: str, errors: list[str] = ()) -> dict:
         "runs": [{
             "tool": {"driver": {
                 "name": "breakfix", "version": __version__, "semanticVersion": __version__,
-                "informationUri": f"{DOCS_URL}index.md",
                 "rules": [_rule(codemod) for codemod in REGISTRY],
             }},
             "originalUriBaseIds": {ROOT_ID: {"uri": Path(os.path.abspath(root)).as_uri() + "/"}},
