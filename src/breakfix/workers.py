@@ -21,8 +21,9 @@ def run_worker(request: dict, timeout: float) -> dict:
         request_path, response_path = Path(tmp, "request.json"), Path(tmp, "response.json")
         stderr_path = Path(tmp, "stderr.txt")
         request_path.write_text(json.dumps(request))
-        # Same string hashes in every worker: set order must not make identically seeded runs differ.
-        env = {"PYTHONHASHSEED": "0", **os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
+        # PYTHONHASHSEED is left alone: each worker hashes strings differently, as the user's own runs
+        # do, so a target whose results depend on set order never matches and is never rewritten.
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1")
         # The worker leads its own process group so a timeout kills everything the target started.
         # What the target prints outside its captured calls is not the user's terminal's business:
         # stdout is dropped and stderr goes to a file, so megabytes of output cost no memory and
