@@ -19,9 +19,9 @@ from libcst.codemod import CodemodContext, TransformResult, TransformSuccess, tr
 
 from breakfix import classifier, writer
 from breakfix.codemods import BreakfixCodemod, FixRequest
+from breakfix.errors import CannotVerify, TargetError
 from breakfix.locator import RunOptions, locate
 from breakfix.types import Applicability, Attempt, BreakReport, FileChange, GraphBreak, RunReport
-from breakfix.errors import CannotVerify, TargetError
 from breakfix.verifier import check, repeat
 
 Progress = Callable[[str], None]

@@ -9,8 +9,9 @@ exactly as a freshly started worker would.
 
 There are two zygotes per root, one per role (``locate`` records the reference run, ``check``
 children compare against it); both start at once, so the check zygote imports torch while the
-reference is being recorded. Every zygote runs with ``PYTHONHASHSEED=0`` (unless the user set it):
-set order must not make two identically seeded runs differ.
+reference is being recorded. Children of one zygote share its ``str`` hash seed, but the reference
+and the checks come from different zygotes, so code whose output depends on hash order differs
+between them, as it did with one fresh process per job.
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ class _Zygote:
 
     def __init__(self, root: str) -> None:
         self._stderr = tempfile.TemporaryFile()
-        # Same string hashes in every worker: set order must not make identically seeded runs differ.
-        env = {"PYTHONHASHSEED": "0", **os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
+        # PYTHONHASHSEED is left alone: each zygote hashes strings differently, as the user's own runs
+        # do, so a target whose results depend on set order never matches its reference.
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "breakfix._worker", "--zygote"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
