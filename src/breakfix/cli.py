@@ -87,9 +87,12 @@ def main() -> None:
               help="Project root: only files under it are ever edited.")
 @click.option("--rtol", type=float, default=None, help="Relative tolerance for comparing outputs (torch's default).")
 @click.option("--atol", type=float, default=None, help="Absolute tolerance for comparing outputs (torch's default).")
+@click.option("--emit-test", "emit_test", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a pytest regression test asserting zero graph breaks, once none remain on disk.")
 @click.pass_context
 def run(ctx: click.Context, target: str, inputs: str | None, apply: bool, as_json: bool, backend: str,
-        unsafe_fixes: bool, max_rounds: int, timeout: float, root: str, rtol: float | None, atol: float | None) -> None:
+        unsafe_fixes: bool, max_rounds: int, timeout: float, root: str, rtol: float | None, atol: float | None,
+        emit_test: Path | None) -> None:
     """Locate, fix and verify the graph breaks of TARGET (MODULE:QUALNAME or FILE.py:QUALNAME)."""
     from breakfix.engine import Engine
     from breakfix.locator import RunOptions
@@ -98,6 +101,8 @@ def run(ctx: click.Context, target: str, inputs: str | None, apply: bool, as_jso
 
     if (rtol is None) != (atol is None):
         raise click.UsageError("--rtol and --atol must be given together", ctx)
+    if emit_test is not None and emit_test.exists():
+        raise click.BadParameter(f"{emit_test} exists; not overwriting it", ctx, param_hint="--emit-test")
     renderer = Renderer(quiet=as_json)
     root_path = Path(os.path.realpath(root))
     options = RunOptions(target=_absolute(target, root_path), inputs=inputs and _absolute(inputs, root_path),
@@ -108,6 +113,8 @@ def run(ctx: click.Context, target: str, inputs: str | None, apply: bool, as_jso
         renderer.json(to_json(report, str(root_path)))
     else:
         renderer.report(report, str(root_path))
+    if emit_test is not None:
+        _emit_test(emit_test, report.exit_code == 0, options, renderer)
     sys.exit(report.exit_code)
 
 
@@ -117,3 +124,22 @@ def _absolute(spec: str, root: Path) -> str:
     if not parsed.is_file:
         return spec
     return f"{os.path.abspath(parsed.location)}:{parsed.qualname}"
+
+
+def _emit_test(path: Path, clean: bool, options, renderer) -> None:
+    """Written only when no break remains on disk, so the new test passes right away (after
+    --apply, or when there was nothing to fix); never over an existing file."""
+    from breakfix.errors import WriteRefused
+    from breakfix.testing import regression_test_source
+
+    if not clean:
+        renderer.progress(f"not writing {path}: graph breaks remain; rerun with --apply once the fix is verified")
+        return
+    command = " ".join(["breakfix", *sys.argv[1:]])
+    source = regression_test_source(options.target, options.inputs, options.root, path, command)
+    try:
+        with open(path, "x", encoding="utf-8") as f:
+            f.write(source)
+    except OSError as e:
+        raise WriteRefused(f"cannot write {path}: {e.strerror}") from e
+    renderer.progress(f"wrote {path}: a regression test asserting zero graph breaks")
