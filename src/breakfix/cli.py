@@ -143,3 +143,15 @@ def _emit_test(path: Path, clean: bool, options, renderer) -> None:
     except OSError as e:
         raise WriteRefused(f"cannot write {path}: {e.strerror}") from e
     renderer.progress(f"wrote {path}: a regression test asserting zero graph breaks")
+
+
+@main.command()
+def lsp() -> None:
+    """Run the language server over stdio (needs the lsp extra: pip install 'breakfix[lsp]')."""
+    try:
+        from breakfix.lsp import serve
+    except ImportError as e:
+        if e.name and e.name.split(".")[0] in ("pygls", "lsprotocol"):
+            raise BreakfixError(f"breakfix lsp needs {e.name.split('.')[0]}: pip install 'breakfix[lsp]'") from None
+        raise
+    serve()
