@@ -5,12 +5,17 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from breakfix import __version__
 from breakfix.errors import BreakfixError
 from breakfix.types import TargetSpec
+
+if TYPE_CHECKING:
+    from breakfix.locator import RunOptions
+    from breakfix.render import Renderer
 
 BACKENDS = ("aot_eager", "eager", "inductor")
 
@@ -26,35 +31,51 @@ class BreakfixGroup(click.Group):
         except click.Abort:
             sys.exit(130)
         except click.ClickException as e:
-            ctx = getattr(e, "ctx", None)  # usage errors carry the context --json was recorded in
-            _fail(e.format_message().replace("\n", " "), 2, bool(ctx and ctx.meta.get("json")))
+            ctx = getattr(e, "ctx", None)  # usage errors carry the context the output format was recorded in
+            _fail(e.format_message().replace("\n", " "), 2, ctx.meta.get("format", "text") if ctx else "text")
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except BreakfixError as e:
-            _fail(str(e), e.exit_code, ctx.meta.get("json", False))
+            _fail(str(e), e.exit_code, ctx.meta.get("format", "text"))
         except KeyboardInterrupt:
             sys.exit(130)
 
 
-def _fail(message: str, exit_code: int, as_json: bool) -> None:
+def _fail(message: str, exit_code: int, output_format: str) -> None:
     from breakfix.render import Renderer
 
     renderer = Renderer()
     renderer.error(message)
-    if as_json:
+    if output_format == "json":
         from breakfix.report_json import error_json
 
         renderer.json(error_json(message, exit_code))
+    elif output_format == "sarif":
+        from breakfix.sarif import sarif_log
+
+        renderer.json(sarif_log([], os.getcwd(), errors=[message]))
     sys.exit(exit_code)
 
 
 def _record_json(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
     # Eager, so it is recorded before the other parameters are validated: a usage error in a
     # --json run still prints its JSON error document.
-    ctx.meta["json"] = value
+    if value:
+        ctx.meta["format"] = "json"
     return value
+
+
+def _record_format(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        if ctx.meta.get("format", value) != value:  # --json given too
+            raise click.BadParameter(f"--json conflicts with --format {value}", ctx, param)
+        ctx.meta["format"] = value
+    return value
+
+
+FORMATS = ("text", "json", "sarif")
 
 
 def _check_spec(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -76,7 +97,9 @@ def main() -> None:
 @click.argument("target", callback=_check_spec)
 @click.option("--inputs", "inputs", callback=_check_spec, help="MODULE:FN or FILE.py:FN returning a tuple of positional arguments.")
 @click.option("--apply", is_flag=True, help="Write the verified rewrite (default: dry run).")
-@click.option("--json", "as_json", is_flag=True, is_eager=True, callback=_record_json, help="Print one JSON object (schema: docs/json-schema.md).")
+@click.option("--json", "as_json", is_flag=True, is_eager=True, callback=_record_json, help="Same as --format json.")
+@click.option("--format", "output_format", type=click.Choice(FORMATS), is_eager=True, callback=_record_format,
+              help="text (default), json (schema: docs/json-schema.md) or sarif (SARIF 2.1.0).")
 @click.option("--backend", type=click.Choice(BACKENDS), default="aot_eager", show_default=True,
               help="Backend the rewrite is verified on.")
 @click.option("--unsafe-fixes", is_flag=True, help="Also apply fixes that change observable behaviour.")
@@ -90,31 +113,70 @@ def main() -> None:
 @click.option("--emit-test", "emit_test", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a pytest regression test asserting zero graph breaks, once none remain on disk.")
 @click.pass_context
-def run(ctx: click.Context, target: str, inputs: str | None, apply: bool, as_json: bool, backend: str,
-        unsafe_fixes: bool, max_rounds: int, timeout: float, root: str, rtol: float | None, atol: float | None,
-        emit_test: Path | None) -> None:
+def run(ctx: click.Context, target: str, inputs: str | None, apply: bool, as_json: bool, output_format: str | None,
+        backend: str, unsafe_fixes: bool, max_rounds: int, timeout: float, root: str, rtol: float | None,
+        atol: float | None, emit_test: Path | None) -> None:
     """Locate, fix and verify the graph breaks of TARGET (MODULE:QUALNAME or FILE.py:QUALNAME)."""
     from breakfix.engine import Engine
     from breakfix.locator import RunOptions
     from breakfix.render import Renderer
-    from breakfix.report_json import to_json
 
     if (rtol is None) != (atol is None):
         raise click.UsageError("--rtol and --atol must be given together", ctx)
     if emit_test is not None and emit_test.exists():
         raise click.BadParameter(f"{emit_test} exists; not overwriting it", ctx, param_hint="--emit-test")
-    renderer = Renderer(quiet=as_json)
+    output_format = ctx.meta.get("format", "text")
+    renderer = Renderer(quiet=output_format != "text")
     root_path = Path(os.path.realpath(root))
     options = RunOptions(target=_absolute(target, root_path), inputs=inputs and _absolute(inputs, root_path),
                          root=root_path, backend=backend, timeout=timeout, rtol=rtol, atol=atol)
     report = Engine(options, unsafe_fixes=unsafe_fixes, max_rounds=max_rounds, progress=renderer.progress).run(apply)
     report.target = target  # as the user typed it
-    if as_json:
+    if output_format == "json":
+        from breakfix.report_json import to_json
+
         renderer.json(to_json(report, str(root_path)))
+    elif output_format == "sarif":
+        from breakfix.sarif import run_results, sarif_log
+
+        renderer.json(sarif_log(run_results(report), str(root_path)))
     else:
         renderer.report(report, str(root_path))
     if emit_test is not None:
         _emit_test(emit_test, report.exit_code == 0, options, renderer)
+    sys.exit(report.exit_code)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--all-functions", is_flag=True, help="Scan every function, not only the compiled ones.")
+@click.option("--format", "output_format", type=click.Choice(FORMATS), default="text", is_eager=True,
+              callback=_record_format, help="text (default), json or sarif (SARIF 2.1.0).")
+def check(paths: tuple[str, ...], all_functions: bool, output_format: str) -> None:
+    """Statically find likely graph breaks in the compiled functions of PATHS (files or directories).
+
+    Runs no code and imports no torch. Exit codes: 0 nothing found, 1 findings, 2 a file could not
+    be checked. `# breakfix: ignore[CODE]` on a line suppresses its findings."""
+    from breakfix.render import Renderer
+    from breakfix.static import check_paths
+
+    report = check_paths(list(paths), all_functions=all_functions)
+    renderer = Renderer()
+    root = os.getcwd()
+    if output_format == "json":
+        from breakfix.report_json import check_json
+
+        for error in report.errors:
+            renderer.error(error)
+        renderer.json(check_json(report, root))
+    elif output_format == "sarif":
+        from breakfix.sarif import check_results, sarif_log
+
+        for error in report.errors:
+            renderer.error(error)
+        renderer.json(sarif_log(check_results(report.findings), root, report.errors))
+    else:
+        renderer.findings(report)
     sys.exit(report.exit_code)
 
 
@@ -126,7 +188,7 @@ def _absolute(spec: str, root: Path) -> str:
     return f"{os.path.abspath(parsed.location)}:{parsed.qualname}"
 
 
-def _emit_test(path: Path, clean: bool, options, renderer) -> None:
+def _emit_test(path: Path, clean: bool, options: RunOptions, renderer: Renderer) -> None:
     """Written only when no break remains on disk, so the new test passes right away (after
     --apply, or when there was nothing to fix); never over an existing file."""
     from breakfix.errors import WriteRefused

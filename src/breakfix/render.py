@@ -12,7 +12,12 @@ from rich.table import Table
 from rich.text import Text
 
 from breakfix.diffing import unified_diff
+from typing import TYPE_CHECKING
+
 from breakfix.types import RunReport
+
+if TYPE_CHECKING:
+    from breakfix.static import CheckReport
 
 _STATUS_STYLE = {"fixed": "green", "proposed": "cyan", "resolved": "green", "needs-unsafe": "yellow", "unfixable": "red"}
 
@@ -65,6 +70,21 @@ class Renderer:
             if item.status == "unfixable" and item.brk.hints:
                 self.out.print(Text(f"hint for {os.path.relpath(item.brk.site.filename, root)}:{item.brk.site.lineno}: "
                                     + " ".join(item.brk.hints[:2])))
+
+    def findings(self, report: CheckReport) -> None:
+        """``breakfix check``: one line per likely break, as linters print them (1-based columns)."""
+        for f in report.findings:
+            gb = f"{f.gb_id} " if f.gb_id else ""
+            self.out.print(Text.assemble((f"{f.path}:{f.line}:{f.col + 1}:", "bold"), " ", (f.code, "red"),
+                                         f" {f.message} [{gb}{f.gb_type}]"))
+        for error in report.errors:
+            self.error(error)
+        files = f"{report.files} file{'s' if report.files != 1 else ''}"
+        if report.findings:
+            self.out.print(Text(f"Found {len(report.findings)} likely graph break(s) in {files} (static check, not "
+                                "verified: `breakfix run` locates and verifies them)."))
+        elif not report.errors:
+            self.out.print(Text(f"No likely graph breaks in {files}."))
 
     @staticmethod
     def _summary(report: RunReport) -> str:

@@ -43,3 +43,15 @@ def to_json(report: RunReport, root: str) -> dict:
 
 def error_json(message: str, exit_code: int) -> dict:
     return {"version": SCHEMA_VERSION, "error": message, "exit_code": exit_code}
+
+
+def check_json(report, root: str) -> dict:
+    """The ``breakfix check --format json`` document: likely breaks, unverified (static)."""
+    return {
+        "version": SCHEMA_VERSION, "exit_code": report.exit_code, "files": report.files, "errors": report.errors,
+        "findings": [{
+            "file": os.path.relpath(f.path, root), "line": f.line, "column": f.col, "end_line": f.end_line,
+            "end_column": f.end_col, "code": f.code, "title": BY_CODE[f.code].FIX_TITLE, "gb_id": f.gb_id,
+            "gb_type": f.gb_type, "message": f.message, "pattern": f.pattern, "function": f.function,
+            "compiled": f.compiled, "verified": False} for f in report.findings],
+    }

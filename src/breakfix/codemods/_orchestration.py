@@ -26,6 +26,7 @@ from libcst.metadata import (
     FunctionScope,
     MetadataWrapper,
     PositionProvider,
+    QualifiedNameProvider,
     Scope,
     ScopeProvider,
 )
@@ -403,8 +404,14 @@ def _without_leading_blanks(statement: cst.BaseStatement) -> cst.BaseStatement:
 
 
 def compiled_piece(name: str, params: Sequence[str], body: Sequence[cst.BaseStatement],
-                   returns: Sequence[str] = ()) -> cst.FunctionDef:
-    """``@torch.compile(fullgraph=True) def name(params): body; return returns``."""
+                   returns: Sequence[str] = (), options: Sequence[cst.Arg] = ()) -> cst.FunctionDef:
+    """``@torch.compile(fullgraph=True) def name(params): body; return returns``; ``options`` are
+    keyword arguments of torch.compile to pass as well (the user's, when the function was compiled
+    by a decorator)."""
+    decorator = cst.parse_expression(_COMPILE_DECORATOR)
+    if options:
+        fullgraph = decorator.args[0].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+        decorator = decorator.with_changes(args=[*(a.with_changes(comma=cst.MaybeSentinel.DEFAULT) for a in options), fullgraph])
     statements = [_without_leading_blanks(body[0]), *body[1:]] if body else []
     if returns:
         statements.append(cst.parse_statement(f"return {', '.join(returns)}\n"))
@@ -412,7 +419,7 @@ def compiled_piece(name: str, params: Sequence[str], body: Sequence[cst.BaseStat
         name=cst.Name(name),
         params=cst.Parameters(params=[cst.Param(cst.Name(p)) for p in params]),
         body=cst.IndentedBlock(body=statements),
-        decorators=[cst.Decorator(cst.parse_expression(_COMPILE_DECORATOR))],
+        decorators=[cst.Decorator(decorator)],
         leading_lines=[cst.EmptyLine(), cst.EmptyLine()],
     )
 
@@ -431,19 +438,45 @@ def piece_call(name: str, args: Sequence[str], outputs: Sequence[str] = (), retu
     return statement.with_changes(leading_lines=blank_lines(like) if like is not None else [])
 
 
-def as_orchestrator(function: cst.FunctionDef, body: Sequence[cst.BaseStatement]) -> cst.FunctionDef:
-    """The function with this body, running eagerly: a compiled piece's ``torch.compile`` decorator
-    becomes ``torch.compiler.disable`` (nested orchestrators work); otherwise the decorator is added
-    innermost, so ``staticmethod`` or ``torch.no_grad()`` above it still wrap the function."""
+def as_orchestrator(function: cst.FunctionDef, body: Sequence[cst.BaseStatement],
+                    compiled_by: cst.Decorator | None = None) -> cst.FunctionDef:
+    """The function with this body, running eagerly: the decorator that compiled it (``compiled_by``,
+    else a ``torch.compile`` one) becomes ``torch.compiler.disable`` (nested orchestrators work; an
+    orchestrator left under torch.compile would break the graph, GB0098); otherwise the decorator is
+    added innermost, so ``staticmethod`` or ``torch.no_grad()`` above it still wrap the function."""
     disable = cst.Decorator(cst.parse_expression(DISABLE))
     names = _decorator_names(function)
-    if COMPILE in names:
+    at = next((i for i, d in enumerate(function.decorators) if d is compiled_by), None)
+    if at is None and COMPILE in names:
         at = names.index(COMPILE)
+    if at is not None:
         decorators = [*function.decorators[:at], disable.with_changes(leading_lines=function.decorators[at].leading_lines),
                       *function.decorators[at + 1:]]
     else:
         decorators = [*function.decorators, disable]
     return function.with_changes(decorators=decorators, body=function.body.with_changes(body=list(body)))
+
+
+def compile_decorator(module: cst.Module, function: cst.FunctionDef) -> cst.Decorator | None:
+    """The decorator compiling ``function``: ``torch.compile`` in any spelling the module's imports
+    allow (``@t.compile``, ``from torch import compile``), called with options or not."""
+    names = MetadataWrapper(module, unsafe_skip_copy=True).resolve(QualifiedNameProvider)
+    for decorator in function.decorators:
+        expression = decorator.decorator
+        if isinstance(expression, cst.Call):
+            expression = expression.func
+        found = names.get(expression, set())
+        if any(q.name == COMPILE for q in (found() if callable(found) else found)):  # resolved lazily by LibCST
+            return decorator
+    return None
+
+
+def compile_options(decorator: cst.Decorator | None) -> list[cst.Arg]:
+    """The keyword options of a ``torch.compile(...)`` decorator, for its function's pieces (every
+    piece is compiled ``fullgraph=True``, so that option is not carried)."""
+    if decorator is None or not isinstance(decorator.decorator, cst.Call):
+        return []
+    return [arg for arg in decorator.decorator.args if arg.keyword is not None and arg.keyword.value != "fullgraph"]
 
 
 def temporary_name(number: int) -> str:

@@ -15,6 +15,8 @@ from breakfix.codemods._orchestration import (
     PieceCall,
     as_orchestrator,
     blank_lines,
+    compile_decorator,
+    compile_options,
     compiled_function,
     compiled_piece,
     function_site,
@@ -123,20 +125,24 @@ def split_around(module: cst.Module, line: int) -> cst.Module:
     site = function_site(module, line)
     flow = Flow(module, site.function)
     index = flow.index_at(line)
-    cut = flow.cut(index, require_work=not is_compiled_piece(site.function))
+    caller = single_caller(module, site.function) if is_compiled_piece(site.function) else None
+    # Only a piece its orchestrator calls may be left trivial: the orchestrator compiles the others.
+    # A function the user compiled must keep work to compile, or the "fix" would compile nothing.
+    cut = flow.cut(index, require_work=caller is None)
+    # A function the user compiled with a decorator: its pieces are compiled with the user's options.
+    compiled_by = compile_decorator(module, site.function)
+    options = compile_options(compiled_by)
     pieces = {}
     if cut.head:
-        pieces[HEAD] = compiled_piece(HEAD, cut.head_inputs, cut.head, cut.head_outputs)
+        pieces[HEAD] = compiled_piece(HEAD, cut.head_inputs, cut.head, cut.head_outputs, options)
     if cut.tail:
-        pieces[TAIL] = compiled_piece(TAIL, cut.tail_inputs, cut.tail)
-    if is_compiled_piece(site.function):
-        caller = single_caller(module, site.function)
-        if caller is not None and _inlinable(site, flow, index, cut, caller):
-            return _inline(module, site, cut, caller, pieces)
+        pieces[TAIL] = compiled_piece(TAIL, cut.tail_inputs, cut.tail, options=options)
+    if caller is not None and _inlinable(site, flow, index, cut, caller):
+        return _inline(module, site, cut, caller, pieces)
     body = [*cut.docstring, *_orchestrated(cut), cut.eager]
     if cut.tail:
         body.append(piece_call(TAIL, cut.tail_inputs, returns=cut.tail_returns, like=cut.tail[0]))
-    return install(module, site, as_orchestrator(site.function, body), pieces)
+    return install(module, site, as_orchestrator(site.function, body, compiled_by), pieces)
 
 
 def _orchestrated(cut: Cut) -> list[cst.BaseStatement]:

@@ -15,6 +15,8 @@ from breakfix.codemods._orchestration import (
     NotSplittable,
     as_orchestrator,
     check_movable,
+    compile_decorator,
+    compile_options,
     compiled_function,
     compiled_piece,
     docstring,
@@ -138,8 +140,10 @@ def pass_as_list(module: cst.Module, line: int) -> tuple[cst.Module, Consumption
         return _edit_caller(module, site, param, consumption, stepping), consumption
     args = [consumption.of(param) if p == param else p for p in params]
     body = [*stepping, *statements[len(doc):]]
-    orchestrator = as_orchestrator(site.function, [*doc, piece_call(PIECE, args, returns=True)])
-    return install(module, site, orchestrator, {PIECE: compiled_piece(PIECE, params, body)}), consumption
+    compiled_by = compile_decorator(module, site.function)  # the user's, in any spelling: it must not stay
+    orchestrator = as_orchestrator(site.function, [*doc, piece_call(PIECE, args, returns=True)], compiled_by)
+    piece = compiled_piece(PIECE, params, body, options=compile_options(compiled_by))
+    return install(module, site, orchestrator, {PIECE: piece}), consumption
 
 
 def _edit_caller(module: cst.Module, site: FunctionSite, param: str, consumption: Consumption,
