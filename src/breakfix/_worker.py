@@ -134,6 +134,10 @@ def _resolve(spec: str, root: Path, overlay: dict[str, str]) -> tuple[Any, Calla
         obj = getattr(obj, part)
     if not callable(obj):
         raise UserCodeError(f"{spec!r} is not callable")
+    if not getattr(obj, "_torchdynamo_disable", False):
+        # A function under @torch.compile is run as written: eagerly for the reference, compiled by
+        # breakfix itself. (A torch.compiler.disable wrapper marks an orchestrator: it is kept.)
+        obj = getattr(obj, "_torchdynamo_orig_callable", obj)
     return module, obj, os.path.realpath(module.__file__)
 
 
@@ -422,6 +426,7 @@ def _force_backend(backend: str) -> None:
         def piece(*args: Any, **kw: Any) -> Any:
             return (lenient if _pieces_allow_breaks else strict)(*args, **kw)
 
+        piece._torchdynamo_orig_callable = model  # as torch.compile marks it: _resolve unwraps a target
         return piece
 
     torch.compile = compile_on_backend

@@ -63,7 +63,8 @@ def find_graph_breaks(fn: Callable, /, *args: Any, **kwargs: Any) -> list[GraphB
     from breakfix._worker import _collect_breaks, _is_orchestrator
 
     function, _ = _callable_and_args(fn, args)
-    target: Callable = fn if not kwargs else (lambda *a: fn(*a, **kwargs))
+    runnable = _as_written(fn)
+    target: Callable = runnable if not kwargs else (lambda *a: runnable(*a, **kwargs))
 
     def make_inputs() -> tuple:
         try:
@@ -85,10 +86,18 @@ def _callable_and_args(fn: Callable, args: tuple) -> tuple[Callable, tuple]:
 
     if isinstance(fn, torch.nn.Module):
         return type(fn).forward, (fn, *args)
-    fn = getattr(fn, "_torchdynamo_orig_callable", fn)  # a function already wrapped by torch.compile
+    fn = _as_written(fn)
     if inspect.ismethod(fn):
         return fn.__func__, (fn.__self__, *args)
     return fn, args
+
+
+def _as_written(fn: Callable) -> Callable:
+    """A function under ``@torch.compile`` is checked as written (the worker does the same); a
+    ``torch.compiler.disable`` wrapper marks an orchestrator of compiled pieces and is kept."""
+    if getattr(fn, "_torchdynamo_disable", False):
+        return fn
+    return getattr(fn, "_torchdynamo_orig_callable", fn)
 
 
 def _project_root(source_file: str) -> Path:
