@@ -17,16 +17,18 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Union
 
 import pytest
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
 from pygls.uris import from_fs_path
 from pytest_lsp import make_test_lsp_client
 
 from breakfix import static
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "io_split" / "BF301_io_in_helper"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "io_split" / "BF301_compiled_target"
 
 PRINT_IN_COMPILED = """\
 import pathlib
@@ -50,6 +52,11 @@ async def lsp_session(root: Path) -> AsyncIterator:
     """A client connected to a fresh `breakfix lsp` process whose workspace is ``root``; the
     session ends with shutdown and exit, and the server must exit 0."""
     client = make_test_lsp_client()
+    # lsprotocol structures every result item holding "command" as a Command, even a CodeAction
+    # whose command is an object; editors tell them apart by the type of "command", as here.
+    converter = client.protocol._converter
+    converter.register_structure_hook(Union[types.Command, types.CodeAction], lambda item, _: converter.structure(
+        item, types.Command if isinstance(item.get("command"), str) else types.CodeAction))
     env = dict(os.environ, PYTHONPATH=str(SRC))
     await client.start_io(sys.executable, "-m", "breakfix", "lsp", env=env, cwd=str(root))
     capabilities = types.ClientCapabilities(
@@ -126,8 +133,9 @@ async def test_static_diagnostic_and_quick_fix_follow_the_text(tmp_path: Path) -
         assert (diagnostic.code, diagnostic.source) == ("BF301", "breakfix")
         assert "GB0059" in diagnostic.message
 
-        actions = await code_actions(client, uri, diagnostic.range.start.line)
-        (action,) = actions
+        action, run = await code_actions(client, uri, diagnostic.range.start.line)
+        assert run.command.command == RUN_COMMAND and list(run.command.arguments) == [{"target": "model.py:f"}]
+        assert run.title == "breakfix: find and verify a fix for f (runs it)"
         assert action.kind == types.CodeActionKind.QuickFix
         assert action.title.startswith("breakfix: ") and action.title.endswith("(not verified)")
         (finding,) = static.scan_source(PRINT_IN_COMPILED, str(path))
@@ -135,6 +143,9 @@ async def test_static_diagnostic_and_quick_fix_follow_the_text(tmp_path: Path) -
         assert expected is not None and expected != PRINT_IN_COMPILED
         assert apply_edits(PRINT_IN_COMPILED, action.edit.changes[uri]) == expected
         assert not await code_actions(client, uri, 0)  # nothing to offer away from the break
+        with pytest.raises(JsonRpcInvalidParams, match="takes one argument"):
+            await client.workspace_execute_command_async(types.ExecuteCommandParams(
+                command=RUN_COMMAND, arguments=["model.py:f"]))
 
         # Typing: the print moves down a line, then goes away; diagnostics follow the buffer.
         moved = PRINT_IN_COMPILED.replace("    y = x.sin()\n", "    y = x.sin()\n    y = y + 1\n")
@@ -169,7 +180,7 @@ async def test_run_command_returns_the_verified_edit_and_caches_it(tmp_path: Pat
     shutil.copy(FIXTURE / "inputs.py", tmp_path / "inputs.py")
     path = tmp_path / "before.py"
     before, after = (FIXTURE / "before.py").read_text(), (FIXTURE / "after.py").read_text()
-    break_line = 10  # `log_stats("hidden", h)`: the statement BF301 keeps eager (0-based)
+    break_line = before.splitlines().index("    print(y)")  # inside @torch.compile(fullgraph=True)
     async with lsp_session(tmp_path) as client:
         uri = open_document(client, path, before)
         result = await client.workspace_execute_command_async(types.ExecuteCommandParams(

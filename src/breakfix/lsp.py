@@ -80,7 +80,7 @@ def build_server() -> BreakfixLanguageServer:
         if not _is_python(document):
             return []
         wanted = document.range_from_client_units(params.range)
-        return _verified_actions(ls, document, wanted) + _static_actions(document, wanted)
+        return _verified_actions(ls, document, wanted) + _static_actions(document, wanted, ls.root)
 
     @server.command(RUN_COMMAND)
     async def run(ls: BreakfixLanguageServer, *arguments: Any) -> dict:
@@ -144,18 +144,29 @@ def _publish(ls: BreakfixLanguageServer, uri: str) -> None:
         types.PublishDiagnosticsParams(uri=uri, version=document.version, diagnostics=diagnostics))
 
 
-def _static_actions(document: TextDocument, wanted: ServerTextRange) -> list[types.CodeAction]:
-    actions = []
+def _static_actions(document: TextDocument, wanted: ServerTextRange, root: Path) -> list[types.CodeAction]:
+    """Per finding on the wanted lines: the codemod's rewrite (not verified), then a command that
+    runs the dynamic pipeline on the compiled function it is reached from (the user's choice:
+    it runs their code)."""
+    actions, offered_runs = [], set()
     for finding in _findings(document) or []:
         if not _touches(wanted, range(finding.line - 1, finding.end_line)):
             continue
+        diagnostic = _diagnostic(document, finding)
         fixed = static.quick_fix(document.source, document.path, finding)
-        if fixed is None or fixed == document.source:
-            continue
-        actions.append(types.CodeAction(
-            title=f"breakfix: {_fix_title(finding)} (not verified)", kind=types.CodeActionKind.QuickFix,
-            diagnostics=[_diagnostic(document, finding)],
-            edit=types.WorkspaceEdit(changes={document.uri: text_edits(document.source, fixed, document.position_codec)})))
+        if fixed is not None and fixed != document.source:
+            actions.append(types.CodeAction(
+                title=f"breakfix: {_fix_title(finding)} (not verified)", kind=types.CodeActionKind.QuickFix,
+                diagnostics=[diagnostic],
+                edit=types.WorkspaceEdit(changes={document.uri: text_edits(document.source, fixed, document.position_codec)})))
+        if finding.compiled and finding.compiled not in offered_runs:
+            offered_runs.add(finding.compiled)
+            path = Path(os.path.realpath(document.path))
+            target = f"{path.relative_to(root) if path.is_relative_to(root) else path}:{finding.compiled}"
+            title = f"breakfix: find and verify a fix for {finding.compiled} (runs it)"
+            actions.append(types.CodeAction(
+                title=title, kind=types.CodeActionKind.QuickFix, diagnostics=[diagnostic],
+                command=types.Command(title=title, command=RUN_COMMAND, arguments=[{"target": target}])))
     return actions
 
 
