@@ -253,9 +253,9 @@ async def _run_command(ls: BreakfixLanguageServer, arguments: tuple) -> dict:
                 options, unsafe_fixes=False, max_rounds=5,
                 progress=lambda message: loop.call_soon_threadsafe(report_progress, message)).run(apply=False))
         except BreakfixError as e:
-            report_progress(None)
             return {"target": request["target"], "verified": False, "why": str(e), "edit": None}
-        report_progress(None)
+        finally:
+            report_progress(None)
     run = CachedRun.from_report(request["target"], report)
     ls.cache(root).store(run, [text for text in (analysed, *(c.before for c in run.changes)) if text is not None])
     if run.verified:
