@@ -13,8 +13,8 @@ A finding's code is the code of the codemod that would answer the break: the cla
 candidates for the pattern's GB id are tried on the source, with a synthesized ``GraphBreak``
 whose stack is the path from the compiled function to the site, and the first one that rewrites
 it names the finding; trials stop at the pattern's ``fallback`` (the codemod that answers the
-pattern wherever it is, so it names the finding whether or not it can rewrite this site). ``quick_fix`` returns that
-rewrite, unverified. ``# breakfix: ignore[CODE, ...]`` (or a bare ``# breakfix: ignore``) on the
+pattern wherever it is, so it names the finding whether or not it can rewrite this site).
+``quick_fix`` returns the rewrite of the finding's codemod, unverified. ``# breakfix: ignore[CODE, ...]`` (or a bare ``# breakfix: ignore``) on the
 first or last line of a finding suppresses it.
 """
 
@@ -54,7 +54,7 @@ _OPAQUE = frozenset({"torch._dynamo.nonstrict_trace", "torch.library.custom_op",
                      "torch.compiler.allow_in_graph"})
 _LOGGING_FUNCTIONS = ("debug", "info", "warning", "warn", "error", "critical", "exception", "log")
 # Tensor methods and torch functions whose result, tested by `if`/`while`, depends on tensor data.
-_REDUCTIONS = frozenset({"sum", "mean", "max", "min", "any", "all", "norm", "prod"})
+_REDUCTIONS = frozenset({"sum", "mean", "max", "min", "any", "all", "norm", "prod", "isfinite", "isnan", "isinf"})
 _ITERATOR_ANNOTATIONS = frozenset({f"{m}.{t}" for m in ("typing", "collections.abc") for t in ("Iterator", "Generator")})
 _SUPPRESSION = re.compile(r"#\s*breakfix:\s*ignore(?:\[(?P<codes>[^\]]*)\])?", re.I)
 
@@ -128,6 +128,17 @@ PATTERNS: tuple[Pattern, ...] = (
              _example("import time", "t = time.perf_counter()\nreturn x + t"),
              _example("import time", "t = time.monotonic()\nreturn x + t")),
             frozenset({"time.time", "time.perf_counter", "time.monotonic"})),
+    Pattern("wall-date", "GB0156", "{name}() reads the date and time; dynamo cannot trace it",
+            (_example("from datetime import datetime", "s = datetime.now()\nreturn x + 1"),
+             _example("import datetime", "s = datetime.datetime.utcnow()\nreturn x + 1"),
+             _example("from datetime import date", "s = date.today()\nreturn x + 1")),
+            frozenset({"datetime.datetime.now", "datetime.datetime.utcnow", "datetime.date.today"})),
+    Pattern("host-state", "GB0007", "{name}() asks the operating system; dynamo skips it, which breaks the graph",
+            (_example("import uuid", "s = uuid.uuid4()\nreturn x + 1"),
+             _example("import os", "s = os.getpid()\nreturn x + 1"),
+             _example("import os\nimport tempfile", "fd, path = tempfile.mkstemp()\nos.close(fd)\nos.remove(path)\n"
+                      "return x + 1")),
+            frozenset({"uuid.uuid4", "os.getpid", "tempfile.mkstemp"})),
     Pattern("global-rng", "GB0007", "{name}() uses global random state; dynamo skips it, which breaks the graph",
             (_example("import random", "return x + random.random()"),
              _example("", "torch.manual_seed(0)\nreturn x + 1")),
@@ -160,7 +171,14 @@ PATTERNS: tuple[Pattern, ...] = (
              _example("", "if x.min() > 0:\n    return x + 1\nreturn x - 1"),
              _example("", "if x.norm() > 0:\n    return x + 1\nreturn x - 1"),
              _example("", "if x.prod() > 0:\n    return x + 1\nreturn x - 1"),
-             _example("", "return x + 1 if x.sum() > 0 else x - 1"))),
+             _example("", "return x + 1 if x.sum() > 0 else x - 1"),
+             _example("", "if not torch.isfinite(x.sum()):\n    return x\nreturn x + 1"),
+             _example("", "if x.isnan().any():\n    return x\nreturn x + 1"),
+             _example("", "if torch.isinf(x.sum()):\n    return x\nreturn x + 1"))),
+    Pattern("assert-message", "GB0170", "`assert` on a tensor's value with a computed message: dynamo must branch "
+            "on the value to know whether to build the message",
+            (_example("", "assert x.sum() > -100, f'bad {x}'\nreturn x + 1"),
+             _example("", "assert torch.isfinite(x).all(), f'bad {x.shape}'\nreturn x + 1"))),
     Pattern("data-dependent-guard", None, "Python `{name}` on .item(): dynamo cannot guard on a data-dependent value",
             (_example("", "if x.sum().item() > 0:\n    return x + 1\nreturn x - 1"),),
             gb_type="Could not guard on data-dependent expression"),
@@ -431,7 +449,7 @@ def _sites_in(module: _Module, function: _Function, calls: tuple, root: bool) ->
             continue
         if isinstance(call.func, cst.Attribute):
             attr = call.func.attr.value
-            if attr == "tolist" and not call.args:
+            if attr == "tolist" and not call.args and not _integer_valued(module, call.func.value):
                 yield site("float-tolist", call)
             elif attr in _LOGGING_FUNCTIONS and (module.names(call.func.value) & module.index.loggers or (
                     isinstance(call.func.value, cst.Call) and "logging.getLogger" in module.names(call.func.value.func))):
@@ -453,6 +471,10 @@ def _sites_in(module: _Module, function: _Function, calls: tuple, root: bool) ->
             yield site("data-dependent-guard", node.test, keyword)
         elif _reduces(module, node.test):
             yield site("data-dependent-branch", node.test, keyword)
+    for node in _findall(function.node.body, cst.Assert):
+        # A constant message needs no branch: dynamo traces such an assert (torch._check).
+        if node.msg is not None and not _constant_string(node.msg) and _reduces(module, node.test):
+            yield site("assert-message", node.test)
     if root:
         iterator_params = {p.name.value for p in _params(function.node)
                            if p.annotation is not None and _iterator_annotation(module, p.annotation.annotation)}
@@ -470,6 +492,44 @@ def _sites_in(module: _Module, function: _Function, calls: tuple, root: bool) ->
 
 def _contains(outer: cst.CSTNode, inner: cst.CSTNode) -> bool:
     return any(n is inner for n in _findall(outer, type(inner)))
+
+
+# Tensor methods whose result is an integer (or bool) tensor, and those that keep the dtype: the
+# `.tolist()` of such a value compiles under fullgraph=True.
+_INTEGER_RESULTS = frozenset({"argmax", "argmin", "argsort", "long", "int", "short", "bool", "nonzero", "bincount"})
+_SAME_DTYPE = frozenset({"squeeze", "unsqueeze", "flatten", "view", "reshape", "t", "contiguous", "cpu", "detach",
+                         "clone", "T", "mT"})
+
+
+def _integer_valued(module: _Module, value: cst.BaseExpression) -> bool:
+    """``value`` is an integer tensor as far as the source shows: ``x.argmax(-1).T``, or a local
+    name bound once to one."""
+    while True:
+        if isinstance(value, cst.Subscript):
+            value = value.value
+        elif isinstance(value, cst.Attribute) and value.attr.value in _SAME_DTYPE:
+            value = value.value
+        elif isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and \
+                value.func.attr.value in _SAME_DTYPE:
+            value = value.func.value
+        else:
+            break
+    if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
+        return value.func.attr.value in _INTEGER_RESULTS
+    if isinstance(value, cst.Name) and (scope := module.scopes.get(value)) is not None:
+        assignments = list(scope[value.value])
+        if len(assignments) == 1:
+            parent = module.parents.get(getattr(assignments[0], "node", None))
+            statement = module.parents.get(parent) if isinstance(parent, cst.AssignTarget) else None
+            if isinstance(statement, cst.Assign) and len(statement.targets) == 1 and \
+                    statement.targets[0].target is assignments[0].node:
+                return _integer_valued(module, statement.value)
+    return False
+
+
+def _constant_string(node: cst.BaseExpression) -> bool:
+    return isinstance(node, cst.SimpleString) or (
+        isinstance(node, cst.ConcatenatedString) and _constant_string(node.left) and _constant_string(node.right))
 
 
 def _item_call(test: cst.BaseExpression) -> bool:

@@ -13,6 +13,7 @@ from breakfix.codemods._base import BreakfixCodemod, FixRequest
 from breakfix.codemods._orchestration import (
     FunctionSite,
     NotSplittable,
+    PieceCall,
     as_orchestrator,
     check_movable,
     compile_decorator,
@@ -136,8 +137,9 @@ def pass_as_list(module: cst.Module, line: int) -> tuple[cst.Module, Consumption
     statements = list(site.function.body.body)
     doc = docstring(site.function)
     stepping = [cst.parse_statement(f"{param} = iter({param})\n")] if consumption.needs_iter else []
-    if is_compiled_piece(site.function):
-        return _edit_caller(module, site, param, consumption, stepping), consumption
+    caller = single_caller(module, site.function) if is_compiled_piece(site.function) else None
+    if caller is not None:
+        return _edit_caller(module, site, caller, param, consumption, stepping), consumption
     args = [consumption.of(param) if p == param else p for p in params]
     body = [*stepping, *statements[len(doc):]]
     compiled_by = compile_decorator(module, site.function)  # the user's, in any spelling: it must not stay
@@ -146,12 +148,10 @@ def pass_as_list(module: cst.Module, line: int) -> tuple[cst.Module, Consumption
     return install(module, site, orchestrator, {PIECE: piece}), consumption
 
 
-def _edit_caller(module: cst.Module, site: FunctionSite, param: str, consumption: Consumption,
+def _edit_caller(module: cst.Module, site: FunctionSite, caller: PieceCall, param: str, consumption: Consumption,
                  stepping: list[cst.BaseStatement]) -> cst.Module:
-    """A compiled piece gets the list from the orchestrator that calls it."""
-    caller = single_caller(module, site.function)
-    if caller is None:
-        raise NotSplittable(f"{site.function.name.value} is compiled but not called from exactly one orchestrator")
+    """A compiled piece gets the list from the orchestrator that calls it (a function compiled
+    otherwise, e.g. by the user's decorator, becomes an orchestrator itself)."""
     position = parameter_names(site.function).index(param)
     argument = caller.call.args[position]
     listed = cst.parse_expression(consumption.of(cst.Module([]).code_for_node(argument.value)))
