@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Union
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.uris import from_fs_path
@@ -108,7 +110,12 @@ def apply_edits(text: str, edits: list[types.TextEdit]) -> str:
         starts.append(starts[-1] + len(line))
 
     def offset(position: types.Position) -> int:
-        return min(starts[min(position.line, len(lines))] + position.character, len(text))
+        # Strict, as an editor may be: no position past the end of its line or of the document.
+        if position.line == len(lines):
+            assert position.character == 0 and (not lines or lines[-1].endswith(("\n", "\r"))), position
+            return len(text)
+        assert position.character <= len(lines[position.line].rstrip("\r\n")), position
+        return starts[position.line] + position.character
 
     for edit in sorted(edits, key=lambda e: (e.range.start.line, e.range.start.character), reverse=True):
         text = text[:offset(edit.range.start)] + edit.new_text + text[offset(edit.range.end):]
@@ -218,3 +225,15 @@ async def test_run_command_returns_the_verified_edit_and_caches_it(tmp_path: Pat
             text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
             content_changes=[types.TextDocumentContentChangeWholeDocument(text=before + "\n# edited\n")]))
         assert not [a for a in await code_actions(client, uri, break_line) if a.title.endswith("(verified)")]
+
+
+@given(st.text(alphabet="ab\r\n", max_size=30), st.text(alphabet="ab\r\n", max_size=30))
+@settings(max_examples=300, deadline=None)
+def test_text_edits_turn_before_into_after(before: str, after: str) -> None:
+    # Line endings of every kind, a last line with or without one: the edits an editor applies
+    # to the old text must give the new text exactly.
+    from pygls.workspace.position_codec import PositionCodec
+
+    from breakfix.lsp import text_edits
+
+    assert apply_edits(before, text_edits(before, after, PositionCodec())) == after

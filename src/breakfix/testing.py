@@ -72,7 +72,8 @@ def find_graph_breaks(fn: Callable, /, *args: Any, **kwargs: Any) -> list[GraphB
         except Exception:  # generators, open files: the caller's own objects are used as they are
             return args
 
-    root = _project_root(inspect.getsourcefile(function) or os.getcwd())
+    code = getattr(_definition(function), "__code__", None)
+    root = _project_root(code.co_filename if code else os.getcwd())
     with _rng_preserved(), torch._dynamo.config.patch(capture_scalar_outputs=True,
                                                       capture_dynamic_output_shape_ops=True):
         found, _ = _collect_breaks(target, make_inputs, _is_orchestrator(function), root, BACKEND)
@@ -98,6 +99,11 @@ def _as_written(fn: Callable) -> Callable:
     if getattr(fn, "_torchdynamo_disable", False):
         return fn
     return getattr(fn, "_torchdynamo_orig_callable", fn)
+
+
+def _definition(function: Callable) -> Callable:
+    """The ``def`` itself: an orchestrator's ``torch.compiler.disable`` wrapper is code in torch."""
+    return getattr(function, "_torchdynamo_orig_callable", function)
 
 
 def _project_root(source_file: str) -> Path:
@@ -135,7 +141,7 @@ def _verified_fix(function: Callable, call_args: tuple, kwargs: dict) -> str:
     from breakfix.locator import RunOptions
 
     qualname = getattr(function, "__qualname__", "")
-    code = getattr(function, "__code__", None)
+    code = getattr(_definition(function), "__code__", None)
     if code is None or "<" in qualname:
         return f"No fix offered: {qualname or function!r} is not a module-level function or method a worker can import."
     if kwargs:
