@@ -36,9 +36,8 @@ def saved_inputs():
 def assert_no_graph_breaks(fn: Callable, /, *args: Any, **kwargs: Any) -> None:
     """Fail unless ``fn(*args, **kwargs)`` compiles with ``torch.compile(fullgraph=True)``.
 
-    ``fn`` is called a few times (eagerly is never needed): under ``torch._dynamo.explain`` and
-    under a ``fullgraph=True`` compile, each time with a deep copy of the arguments when they can
-    be copied. The caller's RNG state and dynamo configuration are left as they were; compiled
+    ``fn`` runs twice, under ``torch._dynamo.explain`` and under a ``fullgraph=True`` compile on
+    ``aot_eager``, each time with a deep copy of the arguments when they can be copied. The caller's RNG state and dynamo configuration are left as they were; compiled
     code caches are reset (as ``torch._dynamo.explain`` does).
 
     On failure the message lists every break as ``file:line: GB id Gb_type``; when breakfix can
