@@ -142,6 +142,10 @@ def _resolve(spec: str, root: Path, overlay: dict[str, str]) -> tuple[Any, Calla
         obj = getattr(obj, part)
     if not callable(obj):
         raise UserCodeError(f"{spec!r} is not callable")
+    if not getattr(obj, "_torchdynamo_disable", False):
+        # A function under @torch.compile is run as written: eagerly for the reference, compiled by
+        # breakfix itself. (A torch.compiler.disable wrapper marks an orchestrator: it is kept.)
+        obj = getattr(obj, "_torchdynamo_orig_callable", obj)
     return module, obj, os.path.realpath(module.__file__)
 
 
@@ -430,6 +434,7 @@ def _force_backend(backend: str) -> None:
         def piece(*args: Any, **kw: Any) -> Any:
             return (lenient if _pieces_allow_breaks else strict)(*args, **kw)
 
+        piece._torchdynamo_orig_callable = model  # as torch.compile marks it: _resolve unwraps a target
         return piece
 
     torch.compile = compile_on_backend
@@ -445,8 +450,12 @@ def _graph_count() -> int:
     return int(counters["stats"]["unique_graphs"])
 
 
-def _collect_breaks(fn: Callable, make_inputs: Callable[[], tuple], orchestrator: bool, root: Path) -> tuple[list[dict], int]:
-    """Every break ``fullgraph=True`` would hit, one per innermost project site, and the graph count."""
+def _collect_breaks(fn: Callable, make_inputs: Callable[[], tuple], orchestrator: bool, root: Path,
+                    backend: str) -> tuple[list[dict], int]:
+    """Every break ``fullgraph=True`` would hit, one per innermost project site, and the graph count.
+
+    Also run in the user's own process by ``breakfix.testing``, where ``torch.compile`` is not
+    redirected to the requested backend: the backend is passed explicitly."""
     import torch
     from torch._dynamo.utils import counters
 
@@ -480,7 +489,7 @@ def _collect_breaks(fn: Callable, make_inputs: Callable[[], tuple], orchestrator
         args = make_inputs()
         with _sandboxed_call():
             try:
-                torch.compile(fn, fullgraph=True)(*args)
+                torch.compile(fn, fullgraph=True, backend=backend)(*args)
             except Exception as e:
                 collector.add_exception(e, fn)
     return list(collector.by_site.values()), graph_count
@@ -501,7 +510,7 @@ def locate(request: dict, root: Path, overlay: dict[str, str]) -> dict:
                 torch.save({"calls": calls}, f)
         except (pickle.PicklingError, TypeError, AttributeError) as e:
             raise UserCodeError(f"cannot verify: the target's outputs cannot be pickled ({_one_line(e)})") from e
-    breaks, graph_count = _collect_breaks(fn, make_inputs, orchestrator, root)
+    breaks, graph_count = _collect_breaks(fn, make_inputs, orchestrator, root, request["backend"])
     return {"breaks": breaks, "graph_count": graph_count, "target_file": target_file,
             "target_qualname": request["target"].rpartition(":")[2], "orchestrator": orchestrator,
             "facts": _facts(fn, make_inputs, breaks)}
@@ -649,7 +658,7 @@ def check(request: dict, root: Path, overlay: dict[str, str]) -> dict:
         _pieces_allow_breaks = False
     if problem:
         return {"ok": False, "fullgraph": False, "reason": problem, "mismatch": True}
-    breaks, graph_count = _collect_breaks(fn, make_inputs, orchestrator, root)
+    breaks, graph_count = _collect_breaks(fn, make_inputs, orchestrator, root, request["backend"])
     return {"ok": True, "fullgraph": False, "reason": "", "graph_count": graph_count, "breaks": breaks,
             "facts": _facts(fn, make_inputs, breaks), "orchestrator": orchestrator}
 

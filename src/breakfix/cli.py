@@ -5,12 +5,17 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from breakfix import __version__
 from breakfix.errors import BreakfixError
 from breakfix.types import TargetSpec
+
+if TYPE_CHECKING:
+    from breakfix.locator import RunOptions
+    from breakfix.render import Renderer
 
 BACKENDS = ("aot_eager", "eager", "inductor")
 
@@ -116,10 +121,12 @@ def _check_specs(ctx: click.Context, param: click.Parameter, values: tuple[str, 
 @click.option("--atol", type=float, default=None, help="Absolute tolerance for comparing outputs (torch's default).")
 @click.option("-j", "--jobs", "parallel", type=click.IntRange(1), default=1, show_default=True,
               help="Targets worked on at once (several targets only).")
+@click.option("--emit-test", "emit_test", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a pytest regression test asserting zero graph breaks, once none remain on disk.")
 @click.pass_context
 def run(ctx: click.Context, targets: tuple[str, ...], inputs: str | None, apply: bool, as_json: bool,
         output_format: str | None, backend: str, unsafe_fixes: bool, max_rounds: int, timeout: float, root: str,
-        rtol: float | None, atol: float | None, parallel: int) -> None:
+        rtol: float | None, atol: float | None, parallel: int, emit_test: Path | None) -> None:
     """Locate, fix and verify the graph breaks of each TARGET (MODULE:QUALNAME or FILE.py:QUALNAME).
 
     Without TARGET, the targets are those of [tool.breakfix] targets in the root's pyproject.toml.
@@ -128,9 +135,13 @@ def run(ctx: click.Context, targets: tuple[str, ...], inputs: str | None, apply:
 
     if (rtol is None) != (atol is None):
         raise click.UsageError("--rtol and --atol must be given together", ctx)
+    if emit_test is not None and emit_test.exists():
+        raise click.BadParameter(f"{emit_test} exists; not overwriting it", ctx, param_hint="--emit-test")
     output_format = ctx.meta.get("format", "text")
     root_path = Path(os.path.realpath(root))
     jobs = _jobs(ctx, targets, inputs, root_path)
+    if emit_test is not None and not (len(jobs) == 1 and targets):
+        raise click.UsageError("--emit-test needs exactly one TARGET", ctx)
     workers.start(root_path)  # torch imports in the zygotes while the rest loads here
     from breakfix.engine import Engine
     from breakfix.locator import RunOptions
@@ -138,10 +149,12 @@ def run(ctx: click.Context, targets: tuple[str, ...], inputs: str | None, apply:
 
     renderer = Renderer(quiet=output_format != "text")
 
+    def options_for(job) -> RunOptions:
+        return RunOptions(target=_absolute(job.target, job.base), inputs=job.inputs and _absolute(job.inputs, job.base),
+                          root=root_path, backend=backend, timeout=timeout, rtol=rtol, atol=atol)
+
     def run_one(job, progress):
-        options = RunOptions(target=_absolute(job.target, job.base), inputs=job.inputs and _absolute(job.inputs, job.base),
-                             root=root_path, backend=backend, timeout=timeout, rtol=rtol, atol=atol)
-        report = Engine(options, unsafe_fixes=unsafe_fixes, max_rounds=max_rounds, progress=progress).run(apply)
+        report = Engine(options_for(job), unsafe_fixes=unsafe_fixes, max_rounds=max_rounds, progress=progress).run(apply)
         report.target = job.target  # as the user typed it
         return report
 
@@ -157,6 +170,8 @@ def run(ctx: click.Context, targets: tuple[str, ...], inputs: str | None, apply:
             renderer.json(sarif_log(run_results(report), str(root_path)))
         else:
             renderer.report(report, str(root_path))
+        if emit_test is not None:
+            _emit_test(emit_test, report.exit_code == 0, options_for(jobs[0]), renderer)
         sys.exit(report.exit_code)
     from breakfix.batch import run_all
 
@@ -251,3 +266,34 @@ def explain(code: str) -> None:
     from breakfix.render import Renderer
 
     Renderer().page(explain_text(code))
+
+
+def _emit_test(path: Path, clean: bool, options: RunOptions, renderer: Renderer) -> None:
+    """Written only when no break remains on disk, so the new test passes right away (after
+    --apply, or when there was nothing to fix); never over an existing file."""
+    from breakfix.errors import WriteRefused
+    from breakfix.testing import regression_test_source
+
+    if not clean:
+        renderer.progress(f"not writing {path}: graph breaks remain; rerun with --apply once the fix is verified")
+        return
+    command = " ".join(["breakfix", *sys.argv[1:]])
+    source = regression_test_source(options.target, options.inputs, options.root, path, command)
+    try:
+        with open(path, "x", encoding="utf-8") as f:
+            f.write(source)
+    except OSError as e:
+        raise WriteRefused(f"cannot write {path}: {e.strerror}") from e
+    renderer.progress(f"wrote {path}: a regression test asserting zero graph breaks")
+
+
+@main.command()
+def lsp() -> None:
+    """Run the language server over stdio (needs the lsp extra: pip install 'breakfix[lsp]')."""
+    try:
+        from breakfix.lsp import serve
+    except ImportError as e:
+        if e.name and e.name.split(".")[0] in ("pygls", "lsprotocol"):
+            raise BreakfixError(f"breakfix lsp needs {e.name.split('.')[0]}: pip install 'breakfix[lsp]'") from None
+        raise
+    serve()
