@@ -55,8 +55,11 @@ def _markdown(report: fuzzing.Report, meta: dict) -> str:
         f"{data['files']} files ({data['inputs_skipped']} more skipped: they do not compile under Python 3.11), "
         f"{data['functions']} functions, {data['locations']} locations, {data['breaks']} synthesized breaks, "
         f"{totals['applications']} codemod applications, {data['files_changed']} files rewritten at least once. "
-        f"Sampling: seed {meta['seed']}, up to {meta['functions_per_file']} functions per file and "
-        f"{meta['locations_per_function']} locations per function.", "",
+        f"Sampling: {meta['sampled_files']} of the {meta['eligible_files']} files"
+        f"{' of at most ' + str(meta['max_lines']) + ' lines' if meta['max_lines'] else ''}, seed {meta['seed']}, "
+        f"up to {meta['functions_per_file']} functions per file and {meta['locations_per_function']} locations per "
+        "function, plus a call of a helper of the same file and a next()/for over a parameter when the function has one."
+        + ("" if meta["complete"] else " **The run was stopped before the end: these are the files done by then.**"), "",
         "## Per codemod", "",
         "| codemod | " + " | ".join(fuzzing.OUTCOMES) + " |",
         "|---|" + "---|" * len(fuzzing.OUTCOMES),
@@ -82,15 +85,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="files fuzzed in parallel (default 2)")
     parser.add_argument("--functions-per-file", type=int, default=3)
     parser.add_argument("--locations-per-function", type=int, default=2)
+    parser.add_argument("--max-lines", type=int, default=None,
+                        help="sample only files of at most this many lines (an application costs time in "
+                             "proportion to the size of the file)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="where fuzz.json and fuzz.md go")
     args = parser.parse_args(argv)
 
     corpus = fuzzing.corpus_files()
-    files = fuzzing.sample(corpus, len(corpus) if args.files == "all" else int(args.files), args.seed)
+    eligible = [f for f in corpus if args.max_lines is None or f.read_bytes().count(b"\n") <= args.max_lines]
+    files = fuzzing.sample(eligible, len(eligible) if args.files == "all" else int(args.files), args.seed)
     work = partial(fuzzing.fuzz_file, seed=args.seed, functions_per_file=args.functions_per_file,
                    locations_per_function=args.locations_per_function)
     started = time.monotonic()
     report = fuzzing.Report()
+    meta = {
+        "command": "python benchmarks/fuzz/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "date": datetime.date.today().isoformat(), "revision": _revision(), "libcst": importlib.metadata.version("libcst"),
+        "python": platform.python_version(), "jobs": args.jobs, "seed": args.seed,
+        "functions_per_file": args.functions_per_file, "locations_per_function": args.locations_per_function,
+        "max_lines": args.max_lines, "corpus_files": len(corpus), "eligible_files": len(eligible),
+        "sampled_files": len(files),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
     with concurrent.futures.ProcessPoolExecutor(args.jobs) as pool:
         for done, (path, result) in enumerate(zip(files, pool.map(work, files, chunksize=4)), start=1):
             report.add(result)
@@ -99,19 +115,17 @@ def main(argv: list[str] | None = None) -> int:
             if done % 50 == 0 or done == len(files):
                 print(f"{done}/{len(files)} files, {time.monotonic() - started:.0f} s, last {path.name}",
                       file=sys.stderr)
-    meta = {
-        "command": "python benchmarks/fuzz/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "date": datetime.date.today().isoformat(), "revision": _revision(), "libcst": importlib.metadata.version("libcst"),
-        "python": platform.python_version(), "jobs": args.jobs, "minutes": (time.monotonic() - started) / 60,
-        "seed": args.seed, "functions_per_file": args.functions_per_file,
-        "locations_per_function": args.locations_per_function, "corpus_files": len(corpus),
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "fuzz.json").write_text(json.dumps({"meta": meta, **report.as_json()}, indent=1) + "\n")
-    (args.out / "fuzz.md").write_text(_markdown(report, meta))
+                # Written as it goes: a run stopped early still leaves what it checked.
+                _write(args.out, report, {**meta, "minutes": (time.monotonic() - started) / 60,
+                                          "complete": done == len(files)})
     print(f"{report.files} files, {report.total('applications')} applications, "
           f"{sum(report.total(o) for o in fuzzing.FAILURES)} failures -> {args.out / 'fuzz.md'}")
     return 0 if report.ok else 1
+
+
+def _write(out: Path, report: fuzzing.Report, meta: dict) -> None:
+    (out / "fuzz.json").write_text(json.dumps({"meta": meta, **report.as_json()}, indent=1) + "\n")
+    (out / "fuzz.md").write_text(_markdown(report, meta))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import random
+import re
 import traceback
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -298,6 +299,7 @@ class Source:
     module: cst.Module
     units: list[Unit]
     functions: list[Function]
+    lines: list[str]
 
     @classmethod
     def read(cls, path: Path) -> Source | None:
@@ -314,7 +316,7 @@ class Source:
     def of(cls, path: str, text: str, module: cst.Module) -> Source:
         wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
         module_units = units(module, wrapper.resolve(PositionProvider))
-        return cls(path, text, module, module_units, functions_of(wrapper, module_units))
+        return cls(path, text, module, module_units, functions_of(wrapper, module_units), lines_of(text))
 
 
 @dataclass(frozen=True)
@@ -328,9 +330,14 @@ class Case:
     description: str
 
 
+def lines_of(text: str) -> list[str]:
+    """Lines as LibCST and linecache number them (``str.splitlines`` also splits at form feeds)."""
+    return re.split(r"\r\n|\r|\n", text)
+
+
 def _frame(source: Source, function: Function, location: Location) -> Frame:
     return Frame(source.path, location.line, function.name, location.colno, location.end_colno,
-                 source.text.splitlines()[location.line - 1].strip())
+                 source.lines[location.line - 1].strip())
 
 
 def _callee(functions: list[Function], caller: Function, callee: str) -> Function | None:
@@ -406,7 +413,7 @@ def relocate(case: Case, before: Source, after: Source) -> Case | None:
     same qualname, by its text (the n-th line with that text there), else carried over by a line
     diff (a line rewritten in place). None when a frame's line is no longer in its function (the
     fix moved it elsewhere: there is nothing to apply again)."""
-    old_lines, new_lines = before.text.splitlines(), after.text.splitlines()
+    old_lines, new_lines = before.lines, after.lines
     carried: dict[int, int] = {}
     matcher = difflib.SequenceMatcher(a=old_lines, b=new_lines, autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
