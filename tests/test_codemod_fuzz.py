@@ -1,0 +1,164 @@
+"""Codemods never corrupt code: every registered codemod at real locations of real Python.
+
+``breakfix.fuzzing`` synthesizes breaks at sampled calls and statements of the installed torch and
+libcst packages and runs every codemod of the registry on them through the engine's entry point.
+CI fuzzes a seeded sample of small files (the cost of one application grows with the file: the
+codemods resolve metadata on the whole module); ``BREAKFIX_FUZZ_FILES=N`` fuzzes N files of any size
+with more locations per file, and ``benchmarks/fuzz/run.py`` the whole corpus. The harness's own
+checks are pinned down first, on codemods broken on purpose.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import textwrap
+from pathlib import Path
+
+import libcst as cst
+import pytest
+
+from breakfix import fuzzing
+from breakfix.codemods import REGISTRY, BreakfixCodemod
+
+SEED = 0
+# CI: at least 300 files, ~1 minute on 2 busy cores.
+CI_FILES, CI_MAX_LINES = 300, 200
+OPT_IN_FILES = int(os.environ.get("BREAKFIX_FUZZ_FILES", "0"))
+
+
+def _failures(report: fuzzing.Report) -> str:
+    return "\n\n".join(f"{f['codemod']} {f['outcome']}: {f['case']}\n{f['detail'][-2000:]}" for f in report.failures)
+
+
+def _small(files: list[Path]) -> list[Path]:
+    return [f for f in files if f.read_bytes().count(b"\n") <= CI_MAX_LINES]
+
+
+def test_codemods_never_corrupt_real_code() -> None:
+    corpus = fuzzing.corpus_files()
+    if OPT_IN_FILES:
+        files = fuzzing.sample(corpus, OPT_IN_FILES, SEED)
+        report = fuzzing.run(files, SEED, functions_per_file=2, locations_per_function=1)
+    else:
+        files = fuzzing.sample(_small(corpus), CI_FILES + 10, SEED)  # a few do not compile under 3.11
+        report = fuzzing.run(files, SEED, functions_per_file=1, locations_per_function=1)
+    assert report.ok, _failures(report)
+    assert report.files >= min(len(files) - 10, OPT_IN_FILES or CI_FILES)
+    # The sample reaches the rewrites, not only the codemods' first refusals.
+    changed = {code for code, counts in report.counts.items() if counts["changed"]}
+    assert {"BF201", "BF301"} <= changed, report.as_json()["per_codemod"]
+    assert report.total("idempotence_checked") > 0
+
+
+# --- the harness catches what it is meant to catch ---------------------------------------------
+
+
+SOURCE = textwrap.dedent("""\
+    import os
+
+
+    def helper(x):
+        return x + 1
+
+
+    def f(x):
+        y = helper(x)
+        print(y)
+        return y * 2
+
+
+    class C:
+        def g(self, x):
+            return self.h(x)
+
+        def h(self, x):
+            return x
+""")
+
+
+class _Broken(BreakfixCodemod):
+    CODE = "BF999"
+    FIX_TITLE = "broken on purpose"
+    CATCH_ALL = True
+
+
+def _fuzz(tmp_path: Path, codemod: type[BreakfixCodemod]) -> fuzzing.Report:
+    path = tmp_path / "module.py"
+    path.write_text(SOURCE)
+    return fuzzing.fuzz_file(path, SEED, functions_per_file=10, locations_per_function=10, codemods=[codemod])
+
+
+class Crashing(_Broken):
+    def transform_module_impl(self, tree: cst.Module) -> cst.Module:
+        raise ValueError("a codemod bug")
+
+
+class DropsTheFirstImport(_Broken):
+    def transform_module_impl(self, tree: cst.Module) -> cst.Module:
+        return tree.with_changes(body=tree.body[1:])
+
+
+class ReturnsAtModuleLevel(_Broken):
+    def transform_module_impl(self, tree: cst.Module) -> cst.Module:
+        return tree.with_changes(body=[*tree.body, cst.SimpleStatementLine([cst.Return(cst.Integer("1"))])])
+
+
+class OnlyImports(_Broken):
+    def transform_module_impl(self, tree: cst.Module) -> cst.Module:
+        return tree.with_changes(body=[cst.parse_statement("import torch\n"), *tree.body])
+
+
+class AddsAStatementEachTime(_Broken):
+    """Prepends ``pass`` to the compiled function every time: a second application changes it again."""
+
+    def transform_module_impl(self, tree: cst.Module) -> cst.Module:
+        name = self.request.brk.project_stack[0].name
+        target = next(s for s in tree.body if isinstance(s, cst.FunctionDef) and s.name.value == name) \
+            if name in ("f", "helper") else None
+        if target is None:
+            raise self.skip("only module-level functions")
+        body = target.body.with_changes(body=[cst.SimpleStatementLine([cst.Pass()]), *target.body.body])
+        return tree.deep_replace(target, target.with_changes(body=body))
+
+
+class Idempotent(AddsAStatementEachTime):
+    """The same rewrite, skipping a function it already rewrote."""
+
+    def transform_module_impl(self, tree: cst.Module) -> cst.Module:
+        if "    pass\n" in tree.code:
+            raise self.skip("already rewritten")
+        return super().transform_module_impl(tree)
+
+
+@pytest.mark.parametrize(("codemod", "outcome"), [
+    (Crashing, "crashes"),
+    (DropsTheFirstImport, "outside_changes"),
+    (ReturnsAtModuleLevel, "not_parsing"),
+    (OnlyImports, "outside_changes"),
+    (AddsAStatementEachTime, "not_idempotent"),
+])
+def test_the_harness_reports_a_broken_codemod(tmp_path: Path, codemod: type[BreakfixCodemod], outcome: str) -> None:
+    report = _fuzz(tmp_path, codemod)
+    assert report.counts[codemod.CODE][outcome] > 0, report.as_json()
+    assert not report.ok
+
+
+def test_the_harness_accepts_a_sound_codemod(tmp_path: Path) -> None:
+    report = _fuzz(tmp_path, Idempotent)
+    counts = report.counts[Idempotent.CODE]
+    assert report.ok, _failures(report)
+    assert counts["changed"] > 0 and counts["idempotence_checked"] == counts["changed"]
+
+
+def test_breaks_reach_helpers_of_the_same_file(tmp_path: Path) -> None:
+    path = tmp_path / "module.py"
+    path.write_text(SOURCE)
+    source = fuzzing.Source.read(path)
+    stacks = {tuple(frame.name for frame in case.brk.user_stack)
+              for case in fuzzing.cases(source, random.Random(0), 10, 10)}
+    assert {("f",), ("f", "helper"), ("g", "h")} <= stacks
+
+
+def test_every_registered_codemod_is_fuzzed() -> None:
+    assert set(fuzzing.Report().counts) == {codemod.CODE for codemod in REGISTRY}
