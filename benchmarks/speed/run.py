@@ -258,6 +258,9 @@ def markdown(doc: dict) -> str:
            f"{meta['cpus']} CPUs ({meta['machine']}), {meta['date']}. The machine was shared with other "
            "work while this ran (load average per row below): wall times are noisy, so the floor and the "
            "run are timed pair by pair, in alternating order, and ratios are taken within a pair.", ""]
+    if meta.get("sections"):
+        out += ["Sections measured: " + "; ".join(f"{name} at {m['breakfix']}, {m['date']}"
+                                                  for name, m in meta["sections"].items()) + ".", ""]
     if "floor" in doc:
         floor = doc["floor"]
         median = floor["median"]
@@ -366,14 +369,19 @@ def main() -> None:
     parser.add_argument("--targets", default="1,10,50")
     parser.add_argument("--payoff-cases", default=",".join(PAYOFF_CASES))
     parser.add_argument("--out", type=Path, default=RESULTS / "speed")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the other sections of an existing OUT.json; rerun only those of --only")
     args = parser.parse_args()
     sections = args.only.split(",")
     commit = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
     torch_version = subprocess.run([sys.executable, "-c", "import torch; print(torch.__version__)"], capture_output=True,
                                    text=True).stdout.strip()
-    doc: dict = {"meta": {"breakfix": commit, "torch": torch_version, "cpus": os.cpu_count(), "machine": platform.machine(),
+    doc: dict = json.loads(args.out.with_suffix(".json").read_text()) if args.merge else {}
+    doc["meta"] = {**doc.get("meta", {}), **{"breakfix": commit, "torch": torch_version, "cpus": os.cpu_count(), "machine": platform.machine(),
                           "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                           "baseline": str(args.baseline_src) if args.baseline_src else None}}
+    for section in sections:
+        doc["meta"].setdefault("sections", {})[section] = {"breakfix": commit, "date": doc["meta"]["date"]}
     with tempfile.TemporaryDirectory(prefix="breakfix-speed-") as tmp:
         work = Path(tmp)
         numbers = lambda text: [int(x) for x in text.split(",")]  # noqa: E731
