@@ -161,11 +161,12 @@ def _run_traced(project: Path, work: Path, name: str, *args: str) -> dict:
     doc = json.loads(done.stdout)
     traced = json.loads(spans.read_text())
     checks = [s["end"] - s["start"] for s in traced["spans"] if s["mode"] == "check"]
+    locates = [s["end"] - s["start"] for s in traced["spans"] if s["mode"] == "locate"]
     results = doc.get("results", [doc])
-    return {"wall": wall, "exit_code": done.returncode, "jobs": len(traced["spans"]), "checks": len(checks),
-            "check_median": statistics.median(checks) if checks else None,
-            "applied": sum(bool(r.get("applied")) for r in results), "targets": len(results),
-            "graph_count": [r.get("graph_count") for r in results][:3], "load": _load()}
+    return {"wall": wall, "exit_code": done.returncode, "worker_jobs": len(traced["spans"]), "checks": len(checks),
+            "check_median": statistics.median(checks) if checks else None, "check_total": sum(checks),
+            "locate_total": sum(locates), "applied": sum(bool(r.get("applied")) for r in results),
+            "targets": len(results), "graph_count": [r.get("graph_count") for r in results][:3], "load": _load()}
 
 
 def bench_breaks(work: Path, counts: list[int]) -> dict:
@@ -204,7 +205,7 @@ def bench_targets(work: Path, counts: list[int], parallel: list[int]) -> dict:
             for i in range(count):
                 (project / f"t{i}.py").write_text(_many_breaks_source(1))
             targets = [f"t{i}.py:f" for i in range(count)]
-            row = {"targets": count, "jobs": jobs,
+            row = {"targets": count, "j": jobs,
                    **_run_traced(project, work, f"targets-{count}-j{jobs}", *targets, "-j", str(jobs))}
             row["per_target"] = row["wall"] / count
             rows.append(row)
@@ -257,6 +258,9 @@ def markdown(doc: dict) -> str:
            f"{meta['cpus']} CPUs ({meta['machine']}), {meta['date']}. The machine was shared with other "
            "work while this ran (load average per row below): wall times are noisy, so the floor and the "
            "run are timed pair by pair, in alternating order, and ratios are taken within a pair.", ""]
+    if meta.get("sections"):
+        out += ["Sections measured: " + "; ".join(f"{name} at {m['breakfix']}, {m['date']}"
+                                                  for name, m in meta["sections"].items()) + ".", ""]
     if "floor" in doc:
         floor = doc["floor"]
         median = floor["median"]
@@ -300,31 +304,36 @@ def markdown(doc: dict) -> str:
         out += ["## Breaks in one target", "",
                 "One target calling N helpers, each with its own `torch._dynamo.graph_break()`; every break "
                 "is fixed (BF201), one verification each.", "",
-                "| breaks | wall (s) | worker jobs | checks | median check job (s) | fixed and written | load |",
-                "|---|---|---|---|---|---|---|"]
+                "| breaks | wall (s) | locate job (s) | checks | check jobs, total (s) | median check job (s) | outside jobs (s) | fixed and written | load |",
+                "|---|---|---|---|---|---|---|---|---|"]
         for row in breaks["rows"]:
-            out.append(f"| {row['breaks']} | {row['wall']:.1f} | {row['jobs']} | {row['checks']} | "
-                       f"{row['check_median']:.2f} | {'yes' if row['applied'] else 'no'} | {row['load']:.2f} |")
+            rest = row["wall"] - row["locate_total"] - row["check_total"]
+            out.append(f"| {row['breaks']} | {row['wall']:.1f} | {row['locate_total']:.1f} | {row['checks']} | "
+                       f"{row['check_total']:.1f} | {row['check_median']:.2f} | {rest:.1f} | "
+                       f"{'yes' if row['applied'] else 'no'} | {row['load']:.2f} |")
         if breaks["marginal_per_break"] is not None:
-            check = statistics.median(r["check_median"] for r in breaks["rows"])
             out += ["", f"Each break beyond the first costs {breaks['marginal_per_break']:.2f} s of wall time "
                     f"((wall at {breaks['rows'][-1]['breaks']} - wall at {breaks['rows'][0]['breaks']}) / "
-                    f"{breaks['rows'][-1]['breaks'] - breaks['rows'][0]['breaks']}); "
-                    f"a check job takes {check:.2f} s (median of the per-size medians). Each further "
-                    "fix is one more verification, a forked worker, not a new process importing torch; "
-                    "the check job grows with the target, since it compiles the whole target.", ""]
+                    f"{breaks['rows'][-1]['breaks'] - breaks['rows'][0]['breaks']}). Each further fix is one "
+                    "more verification: one check job, forked from a zygote that has imported torch (no new "
+                    "`import torch`), plus the rewrite in the parent. A check job grows with the target: it "
+                    "compiles the whole target and, while breaks remain, locates them again. *Outside jobs*: wall "
+                    "time not spent waiting on a worker job: the parent's start (its imports overlap the zygotes' "
+                    "start, which the locate job includes), the rewrites (LibCST), writing, the report, exit.", ""]
     if "lines" in doc:
         out += ["## File size", "", "One break in a file padded with unrelated functions.", "",
-                "| lines | wall (s) | worker jobs | load |", "|---|---|---|---|"]
+                "| lines | wall (s) | locate job (s) | check jobs (s) | outside jobs (s) | load |", "|---|---|---|---|---|---|"]
         for row in doc["lines"]["rows"]:
-            out.append(f"| {row['lines']} | {row['wall']:.1f} | {row['jobs']} | {row['load']:.2f} |")
+            rest = row["wall"] - row["locate_total"] - row["check_total"]
+            out.append(f"| {row['lines']} | {row['wall']:.1f} | {row['locate_total']:.1f} | {row['check_total']:.1f} | "
+                       f"{rest:.1f} | {row['load']:.2f} |")
         out.append("")
     if "targets" in doc:
         out += ["## Many targets", "",
                 "N files with one fixable break each, all given to one `breakfix run ... --apply -j J`.", "",
                 "| targets | -j | wall (s) | per target (s) | fixed and written | load |", "|---|---|---|---|---|---|"]
         for row in doc["targets"]["rows"]:
-            out.append(f"| {row['targets']} | {row['jobs']} | {row['wall']:.1f} | {row['per_target']:.2f} | "
+            out.append(f"| {row['targets']} | {row['j']} | {row['wall']:.1f} | {row['per_target']:.2f} | "
                        f"{row['applied']}/{row['targets']} | {row['load']:.2f} |")
         out += ["", "```", *_ascii_plot(doc["targets"]["rows"]), "```", ""]
     if "payoff" in doc:
@@ -346,7 +355,7 @@ def markdown(doc: dict) -> str:
 def _ascii_plot(rows: list[dict]) -> list[str]:
     """Wall time per configuration as bars: a picture of how many targets scale with -j."""
     top = max(r["wall"] for r in rows)
-    return [f"{r['targets']:>3} targets -j {r['jobs']} | {'#' * max(1, round(50 * r['wall'] / top)):<50} {r['wall']:.1f} s"
+    return [f"{r['targets']:>3} targets -j {r['j']} | {'#' * max(1, round(50 * r['wall'] / top)):<50} {r['wall']:.1f} s"
             for r in rows]
 
 
@@ -360,14 +369,19 @@ def main() -> None:
     parser.add_argument("--targets", default="1,10,50")
     parser.add_argument("--payoff-cases", default=",".join(PAYOFF_CASES))
     parser.add_argument("--out", type=Path, default=RESULTS / "speed")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the other sections of an existing OUT.json; rerun only those of --only")
     args = parser.parse_args()
     sections = args.only.split(",")
     commit = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
     torch_version = subprocess.run([sys.executable, "-c", "import torch; print(torch.__version__)"], capture_output=True,
                                    text=True).stdout.strip()
-    doc: dict = {"meta": {"breakfix": commit, "torch": torch_version, "cpus": os.cpu_count(), "machine": platform.machine(),
+    doc: dict = json.loads(args.out.with_suffix(".json").read_text()) if args.merge else {}
+    doc["meta"] = {**doc.get("meta", {}), **{"breakfix": commit, "torch": torch_version, "cpus": os.cpu_count(), "machine": platform.machine(),
                           "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                           "baseline": str(args.baseline_src) if args.baseline_src else None}}
+    for section in sections:
+        doc["meta"].setdefault("sections", {})[section] = {"breakfix": commit, "date": doc["meta"]["date"]}
     with tempfile.TemporaryDirectory(prefix="breakfix-speed-") as tmp:
         work = Path(tmp)
         numbers = lambda text: [int(x) for x in text.split(",")]  # noqa: E731
