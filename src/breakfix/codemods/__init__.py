@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from breakfix.codemods._base import BreakfixCodemod, FixRequest
+from breakfix.codemods.control_flow import DataDependentBranch
 from breakfix.codemods.copies import DeepcopyOfTensor
 from breakfix.codemods.escape_hatches import UntraceablePureHelper
 from breakfix.codemods.io_split import IoInCompiledRegion
@@ -14,6 +15,7 @@ REGISTRY: tuple[type[BreakfixCodemod], ...] = (
     IteratorInput,
     DeepcopyOfTensor,
     PrintInCompiledRegion,
+    DataDependentBranch,
     UntraceablePureHelper,
     OpaqueComputation,
     IoInCompiledRegion,
