@@ -19,7 +19,8 @@ class DataDependentBranch(BreakfixCodemod):
     ## What it fixes
     A branch on a value computed from tensors, ``if x.sum() > 0:`` or
     ``y = a if (x < 0).any() else b``, whose two branches only compute values: each branch is
-    assignments to names, and both branches assign the same names.
+    assignments to names; the names both assign are the results, and a name only one branch
+    assigns is a temporary of that branch.
 
     ## Why it breaks
     Dynamo traces one path through the code; which path a data-dependent condition takes is only
@@ -58,8 +59,9 @@ class DataDependentBranch(BreakfixCodemod):
     the meaning, so such a rewrite does not compile and is not written: a branch with side effects (print, I/O, mutating a tensor or a
     Python object), branches whose results differ in shape or dtype, a result that is an input
     unchanged (an alias), or results that are not tensors. Only branches that are plain
-    assignments are rewritten (no ``+=``, which updates a tensor in place), with an ``else`` that
-    assigns the same names; ``elif`` chains are left alone, and so is an ``if`` without ``else``:
+    assignments are rewritten (no ``+=``, which updates a tensor in place), with an ``else``; the
+    names both branches assign are the results, and a name only one branch assigns must not be
+    mentioned anywhere else in the function; ``elif`` chains are left alone, and so is an ``if`` without ``else``:
     its other branch keeps the very objects, which ``torch.cond`` cannot return, and a copy is
     not the same object (an in-place update of it would no longer reach the caller's tensor). Both branches are traced when the
     code compiles, so a branch that cannot be traced for the other branch's shapes fails to
@@ -79,6 +81,7 @@ class DataDependentBranch(BreakfixCodemod):
         self.rewritten = 0
         self.refused = ""  # why the branch at the site was not rewritten
         self.functions: list[cst.FunctionDef] = []
+        self.in_test = 0
 
     def _at_site(self, node: cst.CSTNode) -> bool:
         position = self.get_metadata(PositionProvider, node)
@@ -86,6 +89,14 @@ class DataDependentBranch(BreakfixCodemod):
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self.functions.append(node)
+
+    # A conditional expression inside an if's test is the if's business: rewriting it alone would
+    # leave the if for a second pass (the rewrite must be idempotent).
+    def visit_If_test(self, node: cst.If) -> None:
+        self.in_test += 1
+
+    def leave_If_test(self, node: cst.If) -> None:
+        self.in_test -= 1
 
     def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef) -> cst.FunctionDef:
         self.functions.pop()
@@ -99,7 +110,8 @@ class DataDependentBranch(BreakfixCodemod):
         except _Refused as why:
             self.refused = str(why)
             return updated
-        outputs = _assigned_in_order(updated.body.body)
+        false_assigned = _assigned_in_order(updated.orelse.body.body)
+        outputs = [name for name in _assigned_in_order(updated.body.body) if name in false_assigned]
         taken = _names_in(self.functions[-1])
         true_fn, false_fn = _fresh("_if_true", taken), _fresh("_if_false", taken)
         operands = sorted(true_names | false_names, key=lambda n: outputs.index(n) if n in outputs else len(outputs))
@@ -111,17 +123,18 @@ class DataDependentBranch(BreakfixCodemod):
         call = _cond_call(arguments, operands)
         target = cst.AssignTarget(cst.parse_expression(", ".join(outputs)))
         assignment = cst.SimpleStatementLine([cst.Assign(targets=[target], value=call)], leading_lines=[cst.EmptyLine(indent=False)])
-        comments = [line for line in updated.leading_lines if line.comment is not None]
-        definitions[0] = definitions[0].with_changes(leading_lines=[cst.EmptyLine(indent=False), *comments])
+        definitions[0] = definitions[0].with_changes(leading_lines=updated.leading_lines)
         definitions[1] = definitions[1].with_changes(leading_lines=[cst.EmptyLine(indent=False)])
         self.rewritten += 1
         return cst.FlattenSentinel([*definitions, assignment])
 
     def leave_IfExp(self, original: cst.IfExp, updated: cst.IfExp) -> cst.BaseExpression:
-        if self.rewritten or not self.functions or not self._at_site(original.test):
+        if self.rewritten or self.in_test or not self.functions or not self._at_site(original.test):
             return updated
-        if any(m.findall(branch, m.Yield() | m.Await() | m.NamedExpr()) for branch in (updated.body, updated.orelse)):
-            self.refused = "a branch of the conditional expression yields, awaits or binds a name"
+        if any(m.findall(part, m.Yield() | m.Await() | m.NamedExpr() | m.IfExp())
+               for part in (updated.test, updated.body, updated.orelse)):
+            # A nested conditional would be rewritten by a second pass: the rewrite must be idempotent.
+            self.refused = "the conditional expression nests another, yields, awaits or binds a name"
             return updated
         self.rewritten += 1
         lambdas = [cst.Lambda(params=cst.Parameters(), body=branch) for branch in (updated.body, updated.orelse)]
@@ -150,8 +163,16 @@ class DataDependentBranch(BreakfixCodemod):
                 if m.findall(statement, m.Yield() | m.Await() | m.NamedExpr() | m.Lambda()):
                     raise _Refused("a branch yields, awaits, or defines a function")
             reads.append(_read_before_bound(block))
-        if set(_assigned_in_order(node.body.body)) != set(_assigned_in_order(node.orelse.body.body)):
-            raise _Refused("the branches assign different names")
+        true_names, false_names = (set(_assigned_in_order(b)) for b in (node.body.body, node.orelse.body.body))
+        if not true_names & false_names:
+            raise _Refused("the branches assign no name in common")
+        # A name only one branch assigns stays inside that branch's function: only when nothing
+        # else in the enclosing function mentions it (a temporary of the branch).
+        function = self.functions[-1]
+        for name, block in [*((n, node.body) for n in true_names - false_names),
+                            *((n, node.orelse.body) for n in false_names - true_names)]:
+            if len(m.findall(function, m.Name(name))) != len(m.findall(block, m.Name(name))):
+                raise _Refused(f"{name} is assigned on one branch only and used outside it")
         return reads[0], reads[1]
 
 

@@ -133,7 +133,10 @@ class PrintInCompiledRegion(BreakfixCodemod):
 
         def text(raw: str) -> str:
             # The f-string's text is already a format string ({{ and }} escaped the same way).
-            return ast.literal_eval(f"{prefix}{string.start[len(string.prefix):]}{raw}{string.end}")
+            try:
+                return ast.literal_eval(f"{prefix}{string.start[len(string.prefix):]}{raw}{string.end}")
+            except (SyntaxError, ValueError) as e:  # a part that is no literal on its own (`f"\\{x}"`)
+                raise _Refused(f"cannot read the f-string's text {raw!r}") from e
 
         out = []
         for part in string.parts:

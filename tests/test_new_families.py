@@ -1,0 +1,124 @@
+"""Where the copies, side_effects and control_flow codemods refuse, and what they write: libcst only.
+
+The fixtures show one case each way through the real CLI; these pin the rules in between.
+"""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+
+import pytest
+from libcst.codemod import CodemodContext, TransformSkip, TransformSuccess, transform_module
+
+from breakfix.codemods import BY_CODE, FixRequest
+from breakfix.codemods.side_effects import _literal
+from breakfix.types import Frame, GraphBreak
+
+PATH = "/project/m.py"
+
+
+def _run(code: str, source: str, line: int):
+    frames = [Frame(PATH, line, "f")]
+    brk = GraphBreak(gb_type="", gb_id=sorted(BY_CODE[code].GB_IDS)[0], reason="", explanation="", hints=[],
+                     user_stack=frames, project_stack=frames)
+    request = FixRequest(brk=brk, target_file=PATH, target_qualname="f")
+    return transform_module(BY_CODE[code](CodemodContext(filename=PATH), request), textwrap.dedent(source))
+
+
+def _line_of(source: str, text: str) -> int:
+    return next(i for i, line in enumerate(textwrap.dedent(source).splitlines(), 1) if text in line)
+
+
+@pytest.mark.parametrize(("statement", "why"), [
+    ('print(f"x={x}")', "may be a tensor"),
+    ('print(f"{x.sum().item()!r}")', "conversion"),
+    ('print(f"{x.sum().item()=}")', "conversion"),
+    ('print(f"{x.sum():.{p}f}")', "nested format spec"),
+    ('print("loss", x.sum().item(), sep=",")', "sep/end/file/flush"),
+    ('print(f"{step}")', "may be a tensor"),  # a loop variable over a list, not range/enumerate
+])
+def test_print_refusals(statement: str, why: str) -> None:
+    source = f"def f(x, p, steps):\n    for step in steps:\n        {statement}\n"
+    result = _run("BF501", source, 3)
+    assert isinstance(result, TransformSkip) and why in result.skip_description
+
+
+def test_print_format_string_prints_the_same_text() -> None:
+    source = '''
+        def f(x, ys):
+            for i, y in enumerate(ys):
+                print(f"{i}: {{raw}} {x.sum().item():.2f}\\t'q\\"", "{lit}", x.shape[0], len(ys))
+    '''
+    result = _run("BF501", source, 4)
+    assert isinstance(result, TransformSuccess)
+    call = ast.parse(result.code).body[-1].body[0].body[0].value
+    assert ast.unparse(call.func) == "torch._higher_order_ops.print"
+    fmt = call.args[0].value
+    assert fmt.format(3, 1.0, 4, 2) == f"{3}: {{raw}} {1.0:.2f}\t'q\" {{lit}} 4 2"
+    assert [ast.unparse(a) for a in call.args[1:]] == ["i", "x.sum().item()", "x.shape[0]", "len(ys)"]
+
+
+@pytest.mark.parametrize("text", ["a", 'a"b', "a'b", "both ' and \" \\ end", "tab\tnew\nline", "\\'"])
+def test_literal_round_trips(text: str) -> None:
+    literal = _literal(text)
+    assert literal.startswith('"') and ast.literal_eval(literal) == text
+
+
+def test_counter_rebound_elsewhere_is_not_a_counter() -> None:
+    source = "def f(x):\n    for i in range(3):\n        i = x\n        print(f'{i}')\n"
+    assert isinstance(_run("BF501", source, 4), TransformSkip)
+
+
+@pytest.mark.parametrize(("source", "why"), [
+    ("def f(x):\n    if x.sum() > 0:\n        y = x * 2\n    return y\n", "no else"),
+    ("def f(x):\n    if x.sum() > 0:\n        y = x * 2\n    elif x.sum() < -1:\n        y = x\n    else:\n        y = -x\n    return y\n",
+     "elif"),
+    ("def f(x):\n    if x.sum() > 0:\n        x.add_(1)\n        y = x\n    else:\n        y = x\n    return y\n", "more than assign"),
+    ("def f(x):\n    if x.sum() > 0:\n        y = x * 2\n    else:\n        z = x\n    return x\n", "no name in common"),
+    ("def f(x):\n    t = x\n    if x.sum() > 0:\n        t = x * 2\n        y = t\n    else:\n        y = x\n    return y, t\n",
+     "t is assigned on one branch only"),
+])
+def test_branch_refusals(source: str, why: str) -> None:
+    result = _run("BF601", source, _line_of(source, "if x.sum()"))
+    assert isinstance(result, TransformSkip) and why in result.skip_description, result
+
+
+def test_branch_operands_are_the_names_a_branch_rebinds_after_reading() -> None:
+    source = "def f(x, w):\n    if x.sum() > 0:\n        x = x * w\n        tmp = x\n    else:\n        x = x + 1\n    return x\n"
+    result = _run("BF601", source, 2)
+    assert isinstance(result, TransformSuccess)
+    assert "def _if_true(x):" in result.code and "def _if_false(x):" in result.code
+    assert "    x = torch.cond(x.sum() > 0, _if_true, _if_false, (x,))\n" in result.code
+    namespace: dict = {}
+    plain = result.code.replace("import torch\n", "").replace("torch.cond", "cond")
+    exec(compile(plain, PATH, "exec"),
+         {"cond": lambda pred, t, f, ops=(): t(*ops) if pred else f(*ops)}, namespace)
+    assert namespace["f"](_Num(2), 3).value == 6 and namespace["f"](_Num(-2), 3).value == -1
+
+
+class _Num:
+    """A stand-in with .sum() so the branch runs in plain Python."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def sum(self) -> float:
+        return self.value
+
+    def __mul__(self, other):
+        return _Num(self.value * other)
+
+    def __add__(self, other):
+        return _Num(self.value + other)
+
+
+def test_deepcopy_helper_is_added_once_and_its_own_call_is_never_rewritten() -> None:
+    source = "import copy\n\n\ndef f(x):\n    a = copy.deepcopy(x)\n    return a\n"
+    first = _run("BF401", source, 5)
+    assert isinstance(first, TransformSuccess) and "    a = _deepcopy(x)\n" in first.code
+    helper_line = _line_of(first.code, "return copy.deepcopy(value)")
+    assert isinstance(_run("BF401", first.code, helper_line), TransformSkip)
+    assert first.code.count("def _deepcopy(") == 1
+    memo = "import copy\n\n\ndef f(x, memo):\n    return copy.deepcopy(x, memo)\n"
+    assert "memo" in _run("BF401", memo, 5).skip_description
