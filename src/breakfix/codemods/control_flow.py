@@ -82,6 +82,7 @@ class DataDependentBranch(BreakfixCodemod):
         self.refused = ""  # why the branch at the site was not rewritten
         self.functions: list[cst.FunctionDef] = []
         self.in_test = 0
+        self.elifs: set[cst.If] = set()  # Ifs in an elif position: their replacement must be an If
 
     def _at_site(self, node: cst.CSTNode) -> bool:
         position = self.get_metadata(PositionProvider, node)
@@ -102,8 +103,15 @@ class DataDependentBranch(BreakfixCodemod):
         self.functions.pop()
         return updated
 
+    def visit_If(self, node: cst.If) -> None:
+        if isinstance(node.orelse, cst.If):
+            self.elifs.add(node.orelse)
+
     def leave_If(self, original: cst.If, updated: cst.If) -> cst.BaseStatement | cst.FlattenSentinel:
         if self.rewritten or not self.functions or not self._at_site(original.test):
+            return updated
+        if original in self.elifs:  # its replacement would have to be an `else:` block, not statements
+            self.refused = "the condition is an elif's"
             return updated
         try:
             true_names, false_names = self._branches(updated)
