@@ -28,6 +28,7 @@ from pygls.uris import from_fs_path
 from pytest_lsp import make_test_lsp_client
 
 from breakfix import static
+from breakfix.codemods import BY_CODE
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "io_split" / "BF301_compiled_target"
@@ -79,6 +80,7 @@ async def lsp_session(root: Path) -> AsyncIterator:
 
 
 RUN_COMMAND = "breakfix.run"
+BF301_TITLE = BY_CODE["BF301"].FIX_TITLE
 
 
 def open_document(client, path: Path, text: str, version: int = 1) -> str:
@@ -211,11 +213,16 @@ async def test_run_command_returns_the_verified_edit_and_caches_it(tmp_path: Pat
     # A new server (the editor reopened): the same content gets the verified fix from the cache.
     async with lsp_session(tmp_path) as client:
         uri = open_document(client, path, before)
+        static_diagnostic, run_diagnostic = await diagnostics_for(client, uri)
+        assert (static_diagnostic.source, run_diagnostic.source) == ("breakfix", "breakfix run")
+        assert run_diagnostic.range.start.line == break_line
+        assert run_diagnostic.message == ("graph break (GB0059 Failed to trace builtin operator) found running "
+                                          "before.py:f; verified fix available: " + BF301_TITLE)
         started = time.monotonic()
         actions = await code_actions(client, uri, break_line)
         assert time.monotonic() - started < 5  # a cache read, not a run (a run takes much longer)
         (action,) = [a for a in actions if a.title.endswith("(verified)")]
-        assert action.title == "breakfix: Keep the I/O eager and compile the code around it (verified)"
+        assert action.title == f"breakfix: {BF301_TITLE} (verified)"
         assert action.is_preferred
         assert apply_edits(before, action.edit.changes[uri]) == after
         assert not client.progress_reports  # nothing ran

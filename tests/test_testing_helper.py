@@ -164,3 +164,19 @@ def test_emitted_test_passes_after_apply_and_fails_when_the_break_returns(tmp_pa
     assert failing.returncode == 1
     assert f"mod.py:{BREAK_LINE}: GB0025" in failing.stdout
     assert "+    return torch._dynamo.nonstrict_trace(g)(x + 1) * 2" in failing.stdout
+
+
+def test_emitted_test_imports_by_spec_relative_to_its_own_location(tmp_path: Path) -> None:
+    from breakfix.testing import regression_test_source
+
+    root = tmp_path / "project"
+    source = regression_test_source("pkg.model:Net.forward", f"{root}/pkg/inputs.py:make", root,
+                                    root / "tests" / "test_net.py", "breakfix run pkg.model:Net.forward --apply")
+    compile(source, "test_net.py", "exec")
+    assert "sys.path.insert(0, str(Path(__file__).resolve().parent / '..'))" in source
+    assert "import pkg.model as target_module" in source and "import pkg.inputs as inputs_module" in source
+    assert "    args = inputs_module.make()\n    assert_no_graph_breaks(target_module.Net.forward, *args)" in source
+    elsewhere = regression_test_source(f"{tmp_path}/lib/m.py:f", None, root, root / "test_m.py", "breakfix run")
+    assert "sys.path.insert(0, str(Path(__file__).resolve().parent / '../lib'))" in elsewhere
+    assert "import m as target_module" in elsewhere
+    assert 'args = getattr(target_module, "example_inputs", tuple)()' in elsewhere

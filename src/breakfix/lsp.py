@@ -139,9 +139,30 @@ def _publish(ls: BreakfixLanguageServer, uri: str) -> None:
     findings = _findings(document)
     if findings is None:
         return  # keep the last diagnostics until the file parses again, rather than flicker
-    diagnostics = [_diagnostic(document, f) for f in findings]
+    diagnostics = [_diagnostic(document, f) for f in findings] + _run_diagnostics(ls, document)
     ls.text_document_publish_diagnostics(
         types.PublishDiagnosticsParams(uri=uri, version=document.version, diagnostics=diagnostics))
+
+
+def _run_diagnostics(ls: BreakfixLanguageServer, document: TextDocument) -> list[types.Diagnostic]:
+    """The breaks a ``breakfix.run`` found in exactly this content (from the cache): the ones the
+    static check cannot see, and where a verified fix is on offer."""
+    path = Path(os.path.realpath(document.path))
+    diagnostics = []
+    for run in ls.cache().lookup(document.source):
+        outcome = f"verified fix available: {run.title}" if run.verified else f"no verified fix: {run.why}"
+        for brk in run.breaks:
+            line = brk["line"] - 1
+            if Path(brk["path"]) != path or line >= len(document.lines):
+                continue
+            text = document.lines[line].rstrip("\r\n")
+            site = ServerTextRange(ServerTextPosition(line, len(text) - len(text.lstrip())), ServerTextPosition(line, len(text)))
+            gb = " ".join(part for part in (brk["gb_id"], brk["gb_type"]) if part)
+            diagnostics.append(types.Diagnostic(
+                range=document.range_to_client_units(site), severity=types.DiagnosticSeverity.Warning,
+                message=f"graph break ({gb}) found running {run.target}; {outcome}",
+                code=brk["gb_id"] or None, source=f"{SOURCE} run"))
+    return diagnostics
 
 
 def _static_actions(document: TextDocument, wanted: ServerTextRange, root: Path) -> list[types.CodeAction]:
@@ -258,6 +279,8 @@ async def _run_command(ls: BreakfixLanguageServer, arguments: tuple) -> dict:
             report_progress(None)
     run = CachedRun.from_report(request["target"], report)
     ls.cache(root).store(run, [text for text in (analysed, *(c.before for c in run.changes)) if text is not None])
+    for uri in list(ls.workspace.text_documents):
+        _publish(ls, uri)  # open files with this content now show what the run found
     if run.verified:
         ls.window_show_message(types.ShowMessageParams(
             type=types.MessageType.Info, message=f"breakfix: verified fix for {request['target']}: {run.title}"))
