@@ -161,5 +161,13 @@ def test_breaks_reach_helpers_of_the_same_file(tmp_path: Path) -> None:
     assert {("f",), ("f", "helper"), ("g", "h")} <= stacks
 
 
+def test_a_decorator_call_is_not_a_location_of_the_function_it_decorates() -> None:
+    # Found fuzzing torch/_inductor/fx_passes/auto_chunker/propagate_scale_by.py: ``@rule(...)``
+    # runs in the module's frame, outside the function's lines.
+    text = "@rule(make())\ndef f(p=default()):\n    return g()\n"
+    source = fuzzing.Source.of("m.py", text, cst.parse_module(text))
+    assert [(loc.line, loc.callee) for loc in source.functions[0].locations] == [(3, None), (3, "g")]
+
+
 def test_every_registered_codemod_is_fuzzed() -> None:
     assert set(fuzzing.Report().counts) == {codemod.CODE for codemod in REGISTRY}

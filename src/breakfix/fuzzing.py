@@ -124,12 +124,14 @@ class _Functions(cst.CSTVisitor):
         position = self.get_metadata(PositionProvider, node)
         prefix = ".".join(name for name, _ in self._scopes)
         owner = prefix if self._scopes and self._scopes[-1][1] is None else None
-        function = Function(node.name.value, f"{prefix}.{node.name.value}" if prefix else node.name.value, owner,
-                            position.start.line, position.end.line, node.params)
-        self.functions.append(function)
-        self._scopes.append((node.name.value, function))
+        self.functions.append(Function(node.name.value, f"{prefix}.{node.name.value}" if prefix else node.name.value,
+                                       owner, position.start.line, position.end.line, node.params))
 
-    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+    # Only the body runs in the function's frame: its decorators and defaults run in the frame around it.
+    def visit_FunctionDef_body(self, node: cst.FunctionDef) -> None:
+        self._scopes.append((node.name.value, self.functions[-1]))  # decorators and defaults hold no def
+
+    def leave_FunctionDef_body(self, node: cst.FunctionDef) -> None:
         self._scopes.pop()
 
     def _location(self, node: cst.CSTNode, callee: str | None = None, steps: str | None = None) -> None:
