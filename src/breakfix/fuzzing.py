@@ -19,6 +19,7 @@ Only LibCST is imported: torch's files are read as text, never imported.
 
 from __future__ import annotations
 
+import concurrent.futures
 import difflib
 import importlib.util
 import random
@@ -27,6 +28,7 @@ import traceback
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import libcst as cst
@@ -122,12 +124,14 @@ class _Functions(cst.CSTVisitor):
         position = self.get_metadata(PositionProvider, node)
         prefix = ".".join(name for name, _ in self._scopes)
         owner = prefix if self._scopes and self._scopes[-1][1] is None else None
-        function = Function(node.name.value, f"{prefix}.{node.name.value}" if prefix else node.name.value, owner,
-                            position.start.line, position.end.line, node.params)
-        self.functions.append(function)
-        self._scopes.append((node.name.value, function))
+        self.functions.append(Function(node.name.value, f"{prefix}.{node.name.value}" if prefix else node.name.value,
+                                       owner, position.start.line, position.end.line, node.params))
 
-    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+    # Only the body runs in the function's frame: its decorators and defaults run in the frame around it.
+    def visit_FunctionDef_body(self, node: cst.FunctionDef) -> None:
+        self._scopes.append((node.name.value, self.functions[-1]))  # decorators and defaults hold no def
+
+    def leave_FunctionDef_body(self, node: cst.FunctionDef) -> None:
         self._scopes.pop()
 
     def _location(self, node: cst.CSTNode, callee: str | None = None, steps: str | None = None) -> None:
@@ -562,9 +566,21 @@ def fuzz_file(path: Path, seed: int = 0, functions_per_file: int = 3, locations_
     return report
 
 
+def fuzz_files(files: Sequence[Path], seed: int = 0, functions_per_file: int = 3, locations_per_function: int = 2,
+               codemods: Sequence[type[BreakfixCodemod]] = REGISTRY, jobs: int = 1) -> Iterator[tuple[Path, Report]]:
+    """Each file with its report, in order; ``jobs`` files at a time in worker processes."""
+    work = partial(fuzz_file, seed=seed, functions_per_file=functions_per_file,
+                   locations_per_function=locations_per_function, codemods=codemods)
+    if jobs <= 1:
+        yield from ((path, work(path)) for path in files)
+        return
+    with concurrent.futures.ProcessPoolExecutor(jobs) as pool:
+        yield from zip(files, pool.map(work, files, chunksize=4))
+
+
 def run(files: Sequence[Path], seed: int = 0, functions_per_file: int = 3, locations_per_function: int = 2,
-        codemods: Sequence[type[BreakfixCodemod]] = REGISTRY) -> Report:
+        codemods: Sequence[type[BreakfixCodemod]] = REGISTRY, jobs: int = 1) -> Report:
     report = Report()
-    for path in files:
-        report.add(fuzz_file(path, seed, functions_per_file, locations_per_function, codemods))
+    for _, result in fuzz_files(files, seed, functions_per_file, locations_per_function, codemods, jobs):
+        report.add(result)
     return report
