@@ -4,7 +4,7 @@
 
 Prints one JSON object: ``eager`` and ``compiled`` median seconds per call over the timed calls,
 ``first_call`` (the compiled call that compiled), ``graphs`` (dynamo's unique graphs, with breaks
-allowed). Each call gets fresh ``example_inputs()``, made outside the timer; calls run with stdout
+allowed); when the compiled call raises, ``compiled`` is null and ``error`` says what it raised. Each call gets fresh ``example_inputs()``, made outside the timer; calls run with stdout
 discarded and in a temporary working directory, since targets print and write files.
 """
 
@@ -62,7 +62,13 @@ def main() -> None:
         compiled = torch.compile(fn, backend=args.backend)
         counters.clear()
         started = time.perf_counter()
-        compiled(*make_inputs())
+        try:
+            compiled(*make_inputs())
+        except Exception as e:  # torch.compile itself can fail on code that breaks (a result too)
+            print(json.dumps({"eager": statistics.median(eager), "compiled": None, "error": f"{type(e).__name__}: {e}"[:200]}),
+                  file=sys.__stdout__)
+            sys.__stdout__.flush()
+            os._exit(0)
         first_call = time.perf_counter() - started
         _time_calls(compiled, make_inputs, args.warmup, 0)
         graphs = int(counters["stats"]["unique_graphs"])
