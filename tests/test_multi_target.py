@@ -92,3 +92,44 @@ def test_bad_target_list_is_one_line_error(tmp_path: Path) -> None:
     result = breakfix(project)
     assert result.code == 2
     assert "each target is" in result.error_line()
+
+
+SHARED = """\
+import torch
+
+
+def g(x):
+    torch._dynamo.graph_break()
+    return x.sin()
+
+
+def h(x):
+    return g(x) + 1
+"""
+
+USES_SHARED = """\
+import torch
+
+import shared
+
+
+def f(x):
+    return shared.h(x) * {factor}
+
+
+def example_inputs():
+    return (torch.ones(3),)
+"""
+
+
+@pytest.mark.torch
+def test_targets_in_different_files_fixing_one_shared_file_do_not_collide(tmp_path: Path) -> None:
+    # Both fixes rewrite shared.py the same way; whichever writes second finds the file changed,
+    # runs again on the new file, and finds nothing left to fix.
+    project = make_project(tmp_path, {"shared.py": SHARED, "a.py": USES_SHARED.format(factor=2),
+                                      "b.py": USES_SHARED.format(factor=3)})
+    result = breakfix(project, "a.py:f", "b.py:f", "-j", "2", "--apply", "--json")
+    assert result.code == 0, result.stderr
+    assert [r["exit_code"] for r in result.json()["results"]] == [0, 0]
+    assert sum(r["applied"] for r in result.json()["results"]) == 1
+    assert (project / "shared.py").read_text() == SHARED.replace("return g(x) + 1", "return torch._dynamo.nonstrict_trace(g)(x) + 1")
