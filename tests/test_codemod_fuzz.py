@@ -19,7 +19,7 @@ import libcst as cst
 import pytest
 
 from breakfix import fuzzing
-from breakfix.codemods import REGISTRY, BreakfixCodemod
+from breakfix.codemods import REGISTRY, BreakfixCodemod, FixRequest
 
 SEED = 0
 # CI: 300 files of at most 200 lines with functions: ~2 CPU-minutes, about a minute on 2 cores.
@@ -95,6 +95,12 @@ class Crashing(_Broken):
         raise ValueError("a codemod bug")
 
 
+class CrashingFileToEdit(_Broken):
+    @classmethod
+    def file_to_edit(cls, request: FixRequest) -> str:
+        return request.brk.project_stack[1].filename  # no second frame for a break in the compiled function
+
+
 class DropsTheFirstImport(_Broken):
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:
         return tree.with_changes(body=tree.body[1:])
@@ -134,6 +140,7 @@ class Idempotent(AddsAStatementEachTime):
 
 @pytest.mark.parametrize(("codemod", "outcome"), [
     (Crashing, "crashes"),
+    (CrashingFileToEdit, "crashes"),
     (DropsTheFirstImport, "outside_changes"),
     (ReturnsAtModuleLevel, "not_parsing"),
     (OnlyImports, "outside_changes"),
