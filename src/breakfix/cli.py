@@ -112,7 +112,7 @@ def run(ctx: click.Context, targets: tuple[str, ...], inputs: str | None, apply:
         raise click.UsageError("--rtol and --atol must be given together", ctx)
     root_path = Path(os.path.realpath(root))
     jobs = _jobs(ctx, targets, inputs, root_path)
-    workers.start(root_path)  # torch imports in the zygotes while the rest loads here
+    workers.start()  # torch imports in the zygotes while the rest loads here
     from breakfix.engine import Engine
     from breakfix.locator import RunOptions
     from breakfix.render import Renderer
