@@ -80,7 +80,7 @@ def _load() -> float:
 # --- floor ---------------------------------------------------------------------------------------
 
 
-def bench_floor(work: Path, pairs: int, baseline: Path | None) -> dict:
+def bench_floor(work: Path, pairs: int, baseline: Path | None, baseline_label: str | None) -> dict:
     project, floor_dir = work / "floor-project", work / "floor"
     project.mkdir()
     floor_dir.mkdir()
@@ -116,7 +116,7 @@ def bench_floor(work: Path, pairs: int, baseline: Path | None) -> dict:
         rows.append(row)
         print(f"  pair {number + 1}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items()), flush=True)
     keys = [k for k in rows[0] if k != "load"]
-    return {"target": "examples/graph_break_helper.py:f", "pairs": rows,
+    return {"target": "examples/graph_break_helper.py:f", "pairs": rows, "baseline": baseline_label,
             "median": {k: statistics.median(r[k] for r in rows) for k in keys}}
 
 
@@ -272,7 +272,7 @@ def markdown(doc: dict) -> str:
                 "`breakfix run graph_break_helper.py:f --apply` on a fresh copy (locate, reference run, rewrite, "
                 "verification in a fresh worker, write)."
                 + (" **baseline run**: the same command with the sources given by `--baseline-src` "
-                   f"(`{meta.get('baseline')}`)." if "baseline_run" in median else ""), "",
+                   f"({floor.get('baseline')})." if "baseline_run" in median else ""), "",
                 "| pair | load | floor (s) | floor, fast exit (s) | run (s) | run / floor | run / floor, fast exit |"
                 + (" baseline run (s) | baseline / floor |" if "baseline_run" in median else ""),
                 "|---|---|---|---|---|---|---|" + ("---|---|" if "baseline_run" in median else "")]
@@ -352,11 +352,15 @@ def markdown(doc: dict) -> str:
                        f"{_ms(before['eager'])} | {_ms(before['compiled']) if before['compiled'] else 'raises (a)'} | "
                        f"{_ms(after['compiled']) if after['compiled'] else 'raises (a)'} | "
                        + (f"{row['speedup']:.2f}x" if row["speedup"] else "-") + " | "
-                       + " | ".join(f"{side['first_call']:.1f}" if side.get("first_call") else "-" for side in (before, after)) + " |")
+                       + " | ".join("(b)" if side.get("orchestrator") else f"{side['first_call']:.1f}" if side.get("first_call")
+                                    else "-" for side in (before, after)) + " |")
         errors = [f"{row['case']} {side}: `{row[side]['error']}`" for row in doc["payoff"]["rows"]
                   for side in ("before", "after") if row[side].get("error")]
         if errors:
             out += ["", "(a) The compiled call raised on inductor: " + "; ".join(errors) + "."]
+        if any(row[side].get("orchestrator") for row in doc["payoff"]["rows"] for side in ("before", "after")):
+            out += ["", "(b) An eager orchestrator: its pieces were compiled during the eager calls, before the "
+                    "timed ones."]
         out.append("")
     return "\n".join(out)
 
@@ -373,6 +377,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--only", default=",".join(SECTIONS))
     parser.add_argument("--baseline-src", type=Path)
+    parser.add_argument("--baseline-label", help="what --baseline-src is, for the report (e.g. a commit)")
     parser.add_argument("--breaks", default="1,10,50")
     parser.add_argument("--lines", default="100,1000,10000")
     parser.add_argument("--targets", default="1,10,50")
@@ -391,15 +396,15 @@ def main() -> None:
                                    text=True).stdout.strip()
     doc: dict = json.loads(args.out.with_suffix(".json").read_text()) if args.merge else {}
     doc["meta"] = {**doc.get("meta", {}), **{"breakfix": commit, "torch": torch_version, "cpus": os.cpu_count(), "machine": platform.machine(),
-                          "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                          "baseline": str(args.baseline_src) if args.baseline_src else None}}
+                          "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}}
     for section in sections:
         doc["meta"].setdefault("sections", {})[section] = {"breakfix": commit, "date": doc["meta"]["date"]}
     with tempfile.TemporaryDirectory(prefix="breakfix-speed-") as tmp:
         work = Path(tmp)
         numbers = lambda text: [int(x) for x in text.split(",")]  # noqa: E731
         runs = {
-            "floor": lambda: bench_floor(work, args.pairs, args.baseline_src and args.baseline_src.resolve()),
+            "floor": lambda: bench_floor(work, args.pairs, args.baseline_src and args.baseline_src.resolve(),
+                                         args.baseline_label or (args.baseline_src and str(args.baseline_src))),
             "profile": lambda: bench_profile(work),
             "breaks": lambda: bench_breaks(work, numbers(args.breaks)),
             "lines": lambda: bench_lines(work, numbers(args.lines)),

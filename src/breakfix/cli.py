@@ -142,7 +142,7 @@ def run(ctx: click.Context, targets: tuple[str, ...], inputs: str | None, apply:
     jobs = _jobs(ctx, targets, inputs, root_path)
     if emit_test is not None and not (len(jobs) == 1 and targets):
         raise click.UsageError("--emit-test needs exactly one TARGET", ctx)
-    workers.start(root_path)  # torch imports in the zygotes while the rest loads here
+    workers.start()  # torch imports in the zygotes while the rest loads here
     from breakfix.engine import Engine
     from breakfix.locator import RunOptions
     from breakfix.render import Renderer

@@ -7,11 +7,12 @@ of view (no user module was ever imported before the fork), leads its own proces
 timeout kills everything the target started), and runs ``breakfix._worker.main`` on a request file
 exactly as a freshly started worker would.
 
-There are two zygotes per root, one per role (``locate`` records the reference run, ``check``
-children compare against it); both start at once, so the check zygote imports torch while the
-reference is being recorded. Children of one zygote share its ``str`` hash seed, but the reference
-and the checks come from different zygotes, so code whose output depends on hash order differs
-between them, as it did with one fresh process per job.
+There are two zygotes per parent process, one per role, shared by every root (a child moves to
+its job's root and puts it first on ``sys.path``): the reference run is recorded by a ``locate`` child
+and compared by ``check`` children, and children of one zygote share its ``str`` hash seed. With
+separate interpreters, code whose output depends on hash order still differs between the
+reference and the check, as it did with one fresh process per job. Both start at once, so the
+check zygote imports torch while the reference is being recorded.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class _Job:
 class _Zygote:
     """One zygote process and the jobs it is running; safe to use from several threads."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self) -> None:
         self._stderr = tempfile.TemporaryFile()
         # PYTHONHASHSEED is left alone: each zygote hashes strings differently, as the user's own runs
         # do, so a target whose results depend on set order never matches its reference.
@@ -51,7 +52,9 @@ class _Zygote:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "breakfix._worker", "--zygote"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
-            start_new_session=True, env=env, cwd=root,
+            # Started next to the breakfix package, so the sys.path entry ``-m`` adds is one that is
+            # already there: nothing of a project's can shadow what the zygote imports.
+            start_new_session=True, env=env, cwd=Path(__file__).resolve().parent.parent,
         )
         self._lock = threading.Lock()
         self._jobs: dict[int, _Job] = {}
@@ -124,21 +127,21 @@ def _kill_group(pid: int) -> None:
         pass
 
 
-_zygotes: dict[tuple[str, str], _Zygote] = {}
+_zygotes: dict[str, _Zygote] = {}
 _zygotes_lock = threading.Lock()
 
 
-def start(root: str | Path) -> None:
-    """Start the zygotes for ``root`` now, so they import torch while the caller does other work."""
+def start() -> None:
+    """Start the zygotes now, so they import torch while the caller does other work."""
     for role in ROLES:
-        _zygote(str(root), role)
+        _zygote(role)
 
 
-def _zygote(root: str, role: str) -> _Zygote:
+def _zygote(role: str) -> _Zygote:
     with _zygotes_lock:
-        zygote = _zygotes.get((root, role))
+        zygote = _zygotes.get(role)
         if zygote is None or zygote.process.poll() is not None:
-            zygote = _zygotes[(root, role)] = _Zygote(root)
+            zygote = _zygotes[role] = _Zygote()
         return zygote
 
 
@@ -154,7 +157,7 @@ def shutdown() -> None:
 
 def run_worker(request: dict, timeout: float) -> dict:
     """Run one worker job on ``request``; return its result or raise a BreakfixError."""
-    zygote = _zygote(request["root"], request["mode"])
+    zygote = _zygote(request["mode"])
     with tempfile.TemporaryDirectory(prefix="breakfix-worker-") as tmp:
         job_dir = Path(tmp)
         Path(job_dir, "request.json").write_text(json.dumps(request))
