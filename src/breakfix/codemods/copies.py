@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.codemod.visitors import AddImportsVisitor
+from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 from libcst.metadata import PositionProvider, QualifiedNameProvider
 
 from breakfix.codemods._base import BreakfixCodemod
@@ -117,6 +117,8 @@ class DeepcopyOfTensor(BreakfixCodemod):
             return updated
         AddImportsVisitor.add_needed_import(self.context, "copy")
         AddImportsVisitor.add_needed_import(self.context, "torch")
+        # `from copy import deepcopy` goes when the rewritten calls were its only uses.
+        RemoveImportsVisitor.remove_unused_import(self.context, "copy", "deepcopy")
         body = list(updated.body)
         at = _after_imports(body)
         helper = helper.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()] if at else [])

@@ -60,7 +60,10 @@ class PrintInCompiledRegion(BreakfixCodemod):
     same point. Only prints whose every value prints the same inside a graph are rewritten: not a
     tensor without a format spec (its repr inside a graph has no ``grad_fn=``), not ``!r``/``!s``
     conversions, ``{x=}``, nested format specs, or ``sep``/``end``/``file``/``flush`` arguments;
-    those prints are kept eager by BF301 instead. The operator is a private torch API
+    those prints are kept eager by BF301 instead. Logging (``logger.warning_once`` included),
+    ``warnings.warn`` and progress bars are not rewritten: their handlers, filters and
+    once-per-process registries are Python state that no graph operator reproduces, so the exact
+    fix for them is BF301's split, which runs them eagerly. The operator is a private torch API
     (``torch._higher_order_ops``); the rewrite is verified with the torch it runs on.
     """
 
