@@ -13,6 +13,39 @@ from pathlib import Path
 
 SCHEMA_DOC = Path(__file__).resolve().parents[1] / "docs" / "json-schema.md"
 
+# A target whose one break (a graph_break() in a pure helper) BF201 fixes, and that fix.
+HELPER_BREAK = """\
+import torch
+
+
+def g(x):
+    y = x.sin()
+    torch._dynamo.graph_break()
+    return y.cos()
+
+
+def f(x):
+    return g(x + 1) * 2
+
+
+def example_inputs():
+    return (torch.randn(4),)
+"""
+
+HELPER_BREAK_FIXED = HELPER_BREAK.replace(
+    "    return g(x + 1) * 2", "    return torch._dynamo.nonstrict_trace(g)(x + 1) * 2")
+
+# A library module (kept outside the project by the tests) whose function breaks.
+BREAKING_LIBRARY = """\
+import torch
+
+
+def smooth(x):
+    y = torch.tanh(x)
+    torch._dynamo.graph_break()
+    return y * 0.5
+"""
+
 
 @dataclass
 class Result:

@@ -21,6 +21,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import HELPER_BREAK
 from pydantic import BaseModel
 from sarif_pydantic import Sarif
 
@@ -726,25 +727,6 @@ def test_quick_fixes_of_user_compiled_functions_compile_and_match(tmp_path: Path
     """)
     result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.stdout.strip().endswith("ok"), result.stderr[-3000:]
-
-
-HELPER_BREAK = """\
-import torch
-
-
-def g(x):
-    y = x.sin()
-    torch._dynamo.graph_break()
-    return y.cos()
-
-
-def f(x):
-    return g(x + 1) * 2
-
-
-def example_inputs():
-    return (torch.randn(4),)
-"""
 
 
 @pytest.mark.torch

@@ -14,28 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import alive, assert_error, breakfix, documented_keys, make_project, snapshot
-
-HELPER_BREAK = """\
-import torch
-
-
-def g(x):
-    y = x.sin()
-    torch._dynamo.graph_break()
-    return y.cos()
-
-
-def f(x):
-    return g(x + 1) * 2
-
-
-def example_inputs():
-    return (torch.randn(4),)
-"""
-
-HELPER_BREAK_FIXED = HELPER_BREAK.replace(
-    "    return g(x + 1) * 2", "    return torch._dynamo.nonstrict_trace(g)(x + 1) * 2")
+from conftest import (BREAKING_LIBRARY, HELPER_BREAK, HELPER_BREAK_FIXED, alive, assert_error, breakfix, documented_keys,
+                      make_project, snapshot)
 
 # One break BF201 fixes (a pure helper) and one nothing may fix: the other helper records every
 # call in a global, which nonstrict_trace would silently drop at runtime.
@@ -237,16 +217,6 @@ def test_apply_fixes_two_breaks_with_the_same_text(tmp_path: Path) -> None:
     assert (project / "m.py").read_text().count("torch._dynamo.nonstrict_trace(") == 2
 
 
-LIBRARY = """\
-import torch
-
-
-def smooth(x):
-    y = torch.tanh(x)
-    torch._dynamo.graph_break()
-    return y * 0.5
-"""
-
 CALLS_LIBRARY = """\
 import torch
 import vendorlib
@@ -265,7 +235,7 @@ def example_inputs():
 def test_break_inside_a_library_is_fixed_at_the_project_call_site(tmp_path: Path) -> None:
     vendor = tmp_path / "vendor"
     vendor.mkdir()
-    (vendor / "vendorlib.py").write_text(LIBRARY)
+    (vendor / "vendorlib.py").write_text(BREAKING_LIBRARY)
     project = make_project(tmp_path, {"m.py": CALLS_LIBRARY})
     result = breakfix(project, "m.py:f", "--apply", "--json", env={"PYTHONPATH": str(vendor)})
     assert result.code == 0, result.stderr
@@ -273,7 +243,7 @@ def test_break_inside_a_library_is_fixed_at_the_project_call_site(tmp_path: Path
     assert brk["file"] == "m.py" and brk["line"] == 6, "the site is the innermost frame inside the project"
     assert brk["user_stack"][-1]["file"].endswith("vendorlib.py"), "the stack still shows the library frame"
     assert "torch._dynamo.nonstrict_trace(vendorlib.smooth)(x.relu())" in (project / "m.py").read_text()
-    assert (vendor / "vendorlib.py").read_text() == LIBRARY, "files outside --root are never written"
+    assert (vendor / "vendorlib.py").read_text() == BREAKING_LIBRARY, "files outside --root are never written"
 
 
 # --- exit 2 ----------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_cli import HELPER_BREAK, HELPER_BREAK_FIXED, breakfix, documented_keys, make_project, snapshot
+from conftest import HELPER_BREAK, HELPER_BREAK_FIXED, breakfix, documented_keys, make_project, snapshot
 
 # Two targets in one file, each with its own fixable break: their rewrites must both land.
 TWO_IN_ONE_FILE = """\

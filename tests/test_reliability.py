@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import breakfix, make_project, snapshot
+from conftest import BREAKING_LIBRARY, HELPER_BREAK, breakfix, make_project, snapshot
 
 from breakfix._worker import _differ
 
@@ -252,16 +252,6 @@ def test_a_two_file_fix_keeps_encodings_newlines_and_modes_and_is_all_or_nothing
     assert snapshot(project) == written
 
 
-SITE_LIB = """\
-import torch
-
-
-def smooth(x):
-    y = torch.tanh(x)
-    torch._dynamo.graph_break()
-    return y * 0.5
-"""
-
 USES_LIBRARIES = """\
 import torch
 
@@ -285,10 +275,10 @@ def test_site_packages_and_symlinks_out_of_the_root_are_never_written(tmp_path: 
     project = make_project(tmp_path, {"m.py": USES_LIBRARIES})
     site = project / ".venv" / "lib" / "python3.11" / "site-packages"  # a venv inside the project
     site.mkdir(parents=True)
-    (site / "sitelib.py").write_text(SITE_LIB)
+    (site / "sitelib.py").write_text(BREAKING_LIBRARY)
     outside = tmp_path / "outside"
     outside.mkdir()
-    (outside / "linkedlib.py").write_text(SITE_LIB)
+    (outside / "linkedlib.py").write_text(BREAKING_LIBRARY)
     (project / "linkedlib.py").symlink_to(outside / "linkedlib.py")
 
     pythonpath = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
@@ -297,28 +287,9 @@ def test_site_packages_and_symlinks_out_of_the_root_are_never_written(tmp_path: 
     text = (project / "m.py").read_text()
     assert "torch._dynamo.nonstrict_trace(sitelib.smooth)(x)" in text
     assert "torch._dynamo.nonstrict_trace(linkedlib.smooth)(x)" in text
-    assert (site / "sitelib.py").read_text() == SITE_LIB
-    assert (outside / "linkedlib.py").read_text() == SITE_LIB
+    assert (site / "sitelib.py").read_text() == BREAKING_LIBRARY
+    assert (outside / "linkedlib.py").read_text() == BREAKING_LIBRARY
     assert (project / "linkedlib.py").is_symlink()
-
-
-HELPER_BREAK = """\
-import torch
-
-
-def g(x):
-    y = x.sin()
-    torch._dynamo.graph_break()
-    return y.cos()
-
-
-def f(x):
-    return g(x + 1) * 2
-
-
-def example_inputs():
-    return (torch.randn(4),)
-"""
 
 
 @pytest.mark.torch
