@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -116,3 +117,9 @@ def assert_error(result: Result, expected: str, as_json: bool) -> None:
         assert doc == {"version": 1, "error": line.removeprefix("breakfix: error: "), "exit_code": 2}
     else:
         assert result.stdout == ""
+
+
+def interruptible() -> None:
+    """``preexec_fn`` for a child the test will send SIGINT: a shell that starts the test run in the
+    background ignores SIGINT, and the child would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import (BREAKING_LIBRARY, HELPER_BREAK, HELPER_BREAK_FIXED, alive, assert_error, breakfix, documented_keys,
-                      make_project, snapshot)
+                      interruptible, make_project, snapshot)
 
 # One break BF201 fixes (a pure helper) and one nothing may fix: the other helper records every
 # call in a global, which nonstrict_trace would silently drop at runtime.
@@ -336,7 +336,7 @@ def test_ctrl_c_during_a_run_stops_the_worker_and_writes_nothing(tmp_path: Path)
     pids = tmp_path / "pids"
     before = snapshot(project)
     process = subprocess.Popen([sys.executable, "-m", "breakfix", "run", "m.py:sleeps", "--apply"], cwd=project,
-                               env={**os.environ, "BREAKFIX_TEST_PIDS": str(pids)},
+                               env={**os.environ, "BREAKFIX_TEST_PIDS": str(pids)}, preexec_fn=interruptible,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (pids.exists() and pids.read_text()) and time.monotonic() < deadline:

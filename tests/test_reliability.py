@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import BREAKING_LIBRARY, HELPER_BREAK, breakfix, make_project, snapshot
+from conftest import BREAKING_LIBRARY, HELPER_BREAK, breakfix, interruptible, make_project, snapshot
 
 from breakfix._worker import _differ
 
@@ -341,7 +341,8 @@ def test_ctrl_c_while_writing_leaves_every_file_old_or_new(tmp_path: Path) -> No
         paths = [folder / f"m{i}.py" for i in range(12)]
         for path in paths:
             path.write_text(old)
-        child = subprocess.Popen([sys.executable, "-c", WRITE_ALL, *map(str, paths)], stdout=subprocess.PIPE, text=True)
+        child = subprocess.Popen([sys.executable, "-c", WRITE_ALL, *map(str, paths)], stdout=subprocess.PIPE, text=True,
+                                 preexec_fn=interruptible)
         assert child.stdout.readline() == "ready\n"
         time.sleep(delay)
         child.send_signal(signal.SIGINT)

@@ -18,6 +18,7 @@ check zygote imports torch while the reference is being recorded.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import re
@@ -32,6 +33,7 @@ from breakfix.errors import TargetError, WorkerCrashed, WorkerTimeout
 
 ROLES = ("locate", "check")
 _KILLED_GRACE = 30.0  # seconds to wait for a killed child to be reaped before giving up on it
+_CLOSE_GRACE = 5.0  # seconds a zygote gets to kill its children and exit once its input ends
 
 
 class _Job:
@@ -99,6 +101,9 @@ class _Zygote:
                 raise WorkerTimeout(f"the target did not finish within --timeout {timeout:g}s")
             return job.returncode
         finally:
+            # Also on Ctrl-C: the child leads its own session, so the terminal's SIGINT missed it.
+            if not job.done.is_set() and job.pid is not None:
+                _kill_group(job.pid)
             with self._lock:
                 del self._jobs[job_id]
 
@@ -107,15 +112,19 @@ class _Zygote:
         lines = self._stderr.read().decode(errors="replace").strip().splitlines()
         return lines[-1] if lines else f"exit code {self.process.poll()}"
 
+    def end_input(self) -> None:
+        """Ask the zygote to end: at the end of its input it kills every child still running."""
+        with contextlib.suppress(OSError):
+            self.process.stdin.close()
+
     def close(self) -> None:
-        """End the zygote; it kills the process group of every child still running."""
-        if self.process.poll() is None:
-            try:
-                self.process.stdin.close()
-                self.process.wait(_KILLED_GRACE)
-            except (OSError, subprocess.TimeoutExpired):
-                _kill_group(self.process.pid)
-                self.process.wait()
+        """End the zygote. One still importing torch is not waited for: it has no child yet."""
+        self.end_input()
+        try:
+            self.process.wait(_CLOSE_GRACE)
+        except subprocess.TimeoutExpired:
+            _kill_group(self.process.pid)
+            self.process.wait()
         self._reader.join(_KILLED_GRACE)
         self._stderr.close()
 
@@ -151,6 +160,8 @@ def shutdown() -> None:
     with _zygotes_lock:
         zygotes = list(_zygotes.values())
         _zygotes.clear()
+    for zygote in zygotes:  # all at once: each kills its own children
+        zygote.end_input()
     for zygote in zygotes:
         zygote.close()
 
