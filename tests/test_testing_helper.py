@@ -11,24 +11,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import HELPER_BREAK
 
 from breakfix import locator, verifier
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
-MODULE = """\
-import torch
-
-
-def g(x):
-    y = x.sin()
-    torch._dynamo.graph_break()
-    return y.cos()
-
-
-def f(x):
-    return g(x + 1) * 2
-
+# HELPER_BREAK (a graph_break() in a pure helper, fixed by BF201) plus a clean function and a loop.
+MODULE = HELPER_BREAK + """
 
 def clean(x):
     return x.sin() * 2
@@ -39,10 +29,6 @@ def looped(x, n):
         x = x + 1
         torch._dynamo.graph_break()
     return x
-
-
-def example_inputs():
-    return (torch.randn(4),)
 """
 
 FIXED = MODULE.replace("    return g(x + 1) * 2", "    return torch._dynamo.nonstrict_trace(g)(x + 1) * 2")
