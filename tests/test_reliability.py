@@ -118,25 +118,9 @@ def test_outputs_are_compared_element_by_element(expected: object, actual: objec
 
 # --- nondeterminism ---------------------------------------------------------------------------------
 
-UNSEEDED = """\
-import numpy as np
-import torch
-
-
-def g(x):
-    y = x.sin()
-    torch._dynamo.graph_break()
-    return y.cos()
-
-
-def f(x):
-    return g(x + 1) * 2
-
-
-def example_inputs():
-    # A generator seeded from the OS: torch, numpy and random seeds do not reach it.
-    return (torch.from_numpy(np.random.default_rng().standard_normal(4)),)
-"""
+# HELPER_BREAK with inputs from a generator seeded by the OS: torch, numpy and random seeds do not reach it.
+UNSEEDED = "import numpy as np\n" + HELPER_BREAK.replace(
+    "    return (torch.randn(4),)", "    return (torch.from_numpy(np.random.default_rng().standard_normal(4)),)")
 
 
 @pytest.mark.torch
