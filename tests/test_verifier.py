@@ -20,6 +20,9 @@ import warnings
 import torch
 
 log = logging.getLogger("demo")
+# A library logger with its own handler, like transformers': the root never sees its records.
+quiet = logging.getLogger("demo.library")
+quiet.propagate = False
 
 
 def f(x):
@@ -28,6 +31,7 @@ def f(x):
     warnings.warn("careful")
     log.warning("norm %.3f", float(y.norm()))
     torch.save(y, "y.pt")
+    quiet.warning("saved")
     return y * 2
 
 
@@ -43,6 +47,9 @@ import warnings
 import torch
 
 log = logging.getLogger("demo")
+# A library logger with its own handler, like transformers': the root never sees its records.
+quiet = logging.getLogger("demo.library")
+quiet.propagate = False
 
 
 @torch.compile(fullgraph=True)
@@ -62,6 +69,7 @@ def f(x):
     warnings.warn("careful")
     log.warning("norm %.3f", float(y.norm()))
     torch.save(y, "y.pt")
+    quiet.warning("saved")
     return _double(y)
 
 
@@ -73,6 +81,8 @@ WRONG = {
     "drops the print": (FAITHFUL.replace('    print("mean", round(float(y.mean()), 4))\n', ""), "stdout differs"),
     "drops the warning": (FAITHFUL.replace('    warnings.warn("careful")\n', ""), "warnings differ"),
     "drops the log line": (FAITHFUL.replace('    log.warning("norm %.3f", float(y.norm()))\n', ""), "logs differ"),
+    "drops a record of a logger that does not propagate": (FAITHFUL.replace('    quiet.warning("saved")\n', ""),
+                                                            "logs differ"),
     "does not write the file": (FAITHFUL.replace('    torch.save(y, "y.pt")\n', ""), "files written differ"),
     "writes other data": (FAITHFUL.replace('torch.save(y, "y.pt")', 'torch.save(y + 1e-3, "y.pt")'), "contents of written file"),
     "changes the numbers": (FAITHFUL.replace("return y * 2", "return y * 2.001"), "outputs differ"),

@@ -186,14 +186,23 @@ def _one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {first}" if first else type(e).__name__
 
 
-class _LogRecorder(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.NOTSET)
-        self.records: list[tuple[str, int, str]] = []
+@contextlib.contextmanager
+def _recording_logs():
+    """Every log record any logger hands to its handlers, also from loggers that do not propagate
+    to the root (transformers' do not): a rewrite must log the same records."""
+    records: list[tuple[str, int, str]] = []
+    call_handlers = logging.Logger.callHandlers
 
-    def emit(self, record: logging.LogRecord) -> None:
+    def recording(logger: logging.Logger, record: logging.LogRecord) -> None:
         if not record.name.startswith("torch"):  # the compiler's own logs are not the user's
-            self.records.append((record.name, record.levelno, record.getMessage()))
+            records.append((record.name, record.levelno, record.getMessage()))
+        call_handlers(logger, record)
+
+    logging.Logger.callHandlers = recording
+    try:
+        yield records
+    finally:
+        logging.Logger.callHandlers = call_handlers
 
 
 @contextlib.contextmanager
@@ -202,16 +211,14 @@ def _sandboxed_call():
     writes can be compared: a rewrite must keep every one of them."""
     buffer = io.StringIO()
     old_cwd = os.getcwd()
-    logs = _LogRecorder()
-    with tempfile.TemporaryDirectory(prefix="breakfix-run-") as cwd, warnings.catch_warnings(record=True) as warned:
+    with tempfile.TemporaryDirectory(prefix="breakfix-run-") as cwd, warnings.catch_warnings(record=True) as warned, \
+            _recording_logs() as logs:
         os.chdir(cwd)
-        state = {"stdout": buffer, "cwd": cwd, "files": {}, "warnings": warned, "logs": logs.records}
-        logging.getLogger().addHandler(logs)
+        state = {"stdout": buffer, "cwd": cwd, "files": {}, "warnings": warned, "logs": logs}
         try:
             with contextlib.redirect_stdout(buffer):
                 yield state
         finally:
-            logging.getLogger().removeHandler(logs)
             state["files"] = {
                 str(p.relative_to(cwd)): p.read_bytes() for p in sorted(Path(cwd).rglob("*")) if p.is_file()
             }

@@ -9,12 +9,13 @@ from breakfix.codemods.escape_hatches import UntraceablePureHelper
 from breakfix.codemods.io_split import IoInCompiledRegion
 from breakfix.codemods.iterators import IteratorInput
 from breakfix.codemods.opaque_ops import OpaqueComputation
-from breakfix.codemods.side_effects import PrintInCompiledRegion
+from breakfix.codemods.side_effects import PrintInCompiledRegion, WarningOnceInCompiledRegion
 
 REGISTRY: tuple[type[BreakfixCodemod], ...] = (
     IteratorInput,
     DeepcopyOfTensor,
     PrintInCompiledRegion,
+    WarningOnceInCompiledRegion,
     DataDependentBranch,
     UntraceablePureHelper,
     OpaqueComputation,

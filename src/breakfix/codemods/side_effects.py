@@ -60,10 +60,10 @@ class PrintInCompiledRegion(BreakfixCodemod):
     same point. Only prints whose every value prints the same inside a graph are rewritten: not a
     tensor without a format spec (its repr inside a graph has no ``grad_fn=``), not ``!r``/``!s``
     conversions, ``{x=}``, nested format specs, or ``sep``/``end``/``file``/``flush`` arguments;
-    those prints are kept eager by BF301 instead. Logging (``logger.warning_once`` included),
-    ``warnings.warn`` and progress bars are not rewritten: their handlers, filters and
-    once-per-process registries are Python state that no graph operator reproduces, so the exact
-    fix for them is BF301's split, which runs them eagerly. The operator is a private torch API
+    those prints are kept eager by BF301 instead. Logging, ``warnings.warn`` and progress bars
+    are not rewritten: their handlers, filters and once-per-process registries are Python state
+    that no graph operator reproduces, so the exact fix for them is BF301's split, which runs them
+    eagerly (``logger.warning_once`` has its own exact fix, BF502). The operator is a private torch API
     (``torch._higher_order_ops``); the rewrite is verified with the torch it runs on.
     """
 
@@ -212,3 +212,144 @@ def _literal(text: str) -> str:
     quoted = repr(text)
     inner = quoted[1:-1].replace("\\'", "'") if quoted[0] == "'" else quoted[1:-1]
     return '"' + inner.replace('"', '\\"') + '"'
+
+
+class WarningOnceInCompiledRegion(BreakfixCodemod):
+    """Emit a ``logger.warning_once(...)`` while torch.compile traces it, which is once, as in eager.
+
+    ## What it fixes
+    A ``logger.warning_once("...")`` (the once-per-process warning transformers adds to
+    ``logging.Logger``) inside compiled code, directly in the compiled function or in a method deep
+    inside a model, where the logger is a module-level global and the message is text: string
+    literals and f-strings.
+
+    ## Why it breaks
+    Dynamo does not trace ``logging.Logger`` methods (GB0291). Ignoring logging functions drops the
+    line and reordering them is not defined for Logger methods, but ``warning_once`` has a rule a
+    compiler can keep: it logs a message at most once per process (its arguments are an LRU cache
+    key). A function marked ``torch.compiler.assume_constant_result`` is called by dynamo while it
+    traces, with the message as a constant, and left out of the graph. So the warning is logged
+    during the first call that reaches it, the call dynamo traces, and a later retrace asks the
+    same cache and logs nothing, exactly as eager code does.
+
+    ## Example
+    ```python
+    logger = logging.get_logger(__name__)
+
+    def forward(self, hidden, past_key_values):
+        if not isinstance(past_key_values, Cache):
+            logger.warning_once("Passing a tuple of `past_key_values` is deprecated.")
+        return self.layer(hidden)
+    ```
+    becomes
+    ```python
+    logger = logging.get_logger(__name__)
+
+
+    @torch.compiler.assume_constant_result
+    def _logger_warning_once(*args):
+        # logger.warning_once(...), called by torch.compile while it traces: the message is logged
+        # once per process, during the first call that reaches it, as in eager code.
+        logger.warning_once(*args)
+
+
+    def forward(self, hidden, past_key_values):
+        if not isinstance(past_key_values, Cache):
+            _logger_warning_once("Passing a tuple of `past_key_values` is deprecated.")
+        return self.layer(hidden)
+    ```
+
+    ## Fix safety
+    Safe: the same record (logger, level, text) is logged once per process, during the same call
+    as in eager code. Within that call it is logged when the call is traced, so before the compiled
+    code's own output, not between it. Only messages made of string literals and f-strings, and
+    only loggers bound at module level, are rewritten (the helper reads the global, as the call
+    did); a message that is not a constant while tracing fails the verification, and the call is
+    left as it was. Plain ``logger.warning``/``info`` log on every call, which a trace-time call
+    cannot do, so they are not rewritten.
+    """
+
+    CODE = "BF502"
+    FIX_TITLE = "Log warning_once while torch.compile traces the call"
+    GB_IDS = frozenset({"GB0291"})
+    APPLICABILITY = Applicability.SAFE
+
+    METADATA_DEPENDENCIES = (PositionProvider, ParentNodeProvider)
+
+    def __init__(self, context, request) -> None:
+        super().__init__(context, request)
+        self.loggers: list[str] = []  # the module-level loggers whose calls were rewritten
+        self.refused = ""
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        position = self.get_metadata(PositionProvider, original)
+        if not position.start.line <= self.request.brk.site.lineno <= position.end.line:
+            return updated
+        if not m.matches(original.func, m.Attribute(value=m.Name(), attr=m.Name("warning_once"))):
+            return updated
+        if not isinstance(self.get_metadata(ParentNodeProvider, original), cst.Expr):
+            self.refused = "the value of warning_once(...) is used"
+            return updated
+        if any(arg.star or not isinstance(arg.value, (cst.SimpleString, cst.ConcatenatedString,
+                                                      cst.FormattedString)) for arg in original.args):
+            self.refused = "warning_once is given something other than string literals and f-strings"
+            return updated
+        logger = original.func.value.value
+        if self._bound_locally(original, logger):
+            self.refused = f"`{logger}` is a local name where warning_once is called, not the module's logger"
+            return updated
+        self.loggers.append(logger)
+        return updated.with_changes(func=cst.Name(_warning_once_helper(logger)))
+
+    def _bound_locally(self, node: cst.CSTNode, name: str) -> bool:
+        binders = m.Param(name=m.Name(name)) | m.AssignTarget(target=m.Name(name)) | m.AsName(name=m.Name(name)) \
+            | m.For(target=m.Name(name))
+        while not isinstance(node, cst.Module):
+            node = self.get_metadata(ParentNodeProvider, node)
+            if isinstance(node, (cst.FunctionDef, cst.Lambda)) and m.findall(node, binders):
+                return True
+        return False
+
+    def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
+        if not self.loggers:
+            raise self.skip(self.refused or f"no <logger>.warning_once(...) call at line {self.request.brk.site.lineno}")
+        body = list(updated.body)
+        for logger in dict.fromkeys(self.loggers):
+            body = self._with_helper(body, logger, updated.config_for_parsing)
+        AddImportsVisitor.add_needed_import(self.context, "torch")
+        return updated.with_changes(body=body)
+
+    def _with_helper(self, body: list[cst.CSTNode], logger: str, config) -> list[cst.CSTNode]:
+        name = _warning_once_helper(logger)
+        helper = cst.parse_statement(_WARNING_ONCE_SOURCE.format(helper=name, logger=logger), config=config)
+        existing = [s for s in body if m.matches(s, m.FunctionDef(name=m.Name(name)))]
+        if existing:
+            if not existing[0].with_changes(leading_lines=[]).deep_equals(helper):
+                raise self.skip(f"the module already defines a different {name}")
+            return body
+        binding = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name(logger))])])
+        at = next((i + 1 for i, s in enumerate(body) if m.matches(s, binding)), None)
+        if at is None:
+            raise self.skip(f"`{logger}` is not assigned at module level")
+        helper = helper.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()])
+        following = body[at:]
+        if following:
+            following[0] = following[0].with_changes(
+                leading_lines=[cst.EmptyLine(), cst.EmptyLine(),
+                               *(line for line in following[0].leading_lines if line.comment is not None)])
+        return [*body[:at], helper, *following]
+
+
+# The helper's exact text: a module that already has it is reused, a different function of that
+# name is never overwritten.
+_WARNING_ONCE_SOURCE = '''\
+@torch.compiler.assume_constant_result
+def {helper}(*args):
+    # {logger}.warning_once(...), called by torch.compile while it traces: the message is logged
+    # once per process, during the first call that reaches it, as in eager code.
+    {logger}.warning_once(*args)
+'''
+
+
+def _warning_once_helper(logger: str) -> str:
+    return f"_{logger.lstrip('_')}_warning_once"
