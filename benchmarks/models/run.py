@@ -94,11 +94,12 @@ def _measure(env: Path, root: Path, out: Path, cache: Path, reference: Path, sav
     return result
 
 
-def _breakfix(env: Path, root: Path, cache: Path) -> dict:
+def _breakfix(env: Path, root: Path, cache: Path, unsafe_fixes: bool) -> dict:
     cmd = [str(env / "bin/breakfix"), "run", "target.py:forward", "--inputs", "target.py:example_inputs",
            "--apply", "--json", "--root", str(root), "--timeout", str(TIMEOUT)]
+    cmd += ["--unsafe-fixes"] if unsafe_fixes else []
     code, stdout, stderr, seconds = _run(cmd, root, cache, TIMEOUT * 12)
-    result: dict = {"exit_code": code, "seconds": round(seconds, 1)}
+    result: dict = {"exit_code": code, "seconds": round(seconds, 1), "unsafe_fixes": unsafe_fixes}
     try:
         document = json.loads(stdout)
     except json.JSONDecodeError:
@@ -112,12 +113,14 @@ def _breakfix(env: Path, root: Path, cache: Path) -> dict:
         remaining=document["remaining"], graph_count=document["graph_count"],
         changed_files=[c["file"] for c in document["changes"]],
         breaks=[{"gb_id": b["gb_id"], "gb_type": b["gb_type"], "file": b["file"], "line": b["line"],
-                 "status": b["status"], "fix": b["fix"] and b["fix"]["code"], "verified": b["verified"],
+                 "status": b["status"], "fix": b["fix"] and b["fix"]["code"],
+                 "applicability": b["fix"] and b["fix"]["applicability"], "verified": b["verified"],
                  "why": (b["why"] or "")[:300], "attempts": b["attempts"]} for b in document["breaks"]])
     return result
 
 
-def bench_model(env: Path, version: str, transformers_dir: Path, name: str, work: Path, before_only: bool) -> dict:
+def bench_model(env: Path, version: str, transformers_dir: Path, name: str, work: Path, before_only: bool,
+                unsafe_fixes: bool) -> dict:
     spec = BY_NAME[name]
     root = work / version / name
     cache = work / "pycache" / version / name
@@ -129,7 +132,7 @@ def bench_model(env: Path, version: str, transformers_dir: Path, name: str, work
     entry["before"] = _measure(env, root, work / version / f"{name}.before.json", cache, reference, save=True)
     if before_only or "error" in entry["before"]:
         return entry
-    entry["breakfix"] = _breakfix(env, root, cache)
+    entry["breakfix"] = _breakfix(env, root, cache, unsafe_fixes)
     entry["after"] = _measure(env, root, work / version / f"{name}.after.json", cache / "after", reference, save=False)
     return entry
 
@@ -140,6 +143,8 @@ def main() -> None:
     parser.add_argument("--models", help="comma-separated model names (default: all)")
     parser.add_argument("--before-only", action="store_true", help="measure the code as it is; do not run breakfix")
     parser.add_argument("--results", default=str(RESULTS), help="folder for models.json and models.md")
+    parser.add_argument("--unsafe-fixes", action="store_true",
+                        help="let breakfix apply unsafe fixes too (the table marks each one)")
     parser.add_argument("--render", action="store_true", help="only render models.md from models.json")
     args = parser.parse_args()
     names = args.models.split(",") if args.models else [s.name for s in SPECS]
@@ -154,13 +159,14 @@ def main() -> None:
         (results_dir / "models.md").write_text(report.render(results))
         return
     envs = [Path(e) for e in args.transformers_env or DEFAULT_ENVS]
-    results["meta"] = _meta(envs[0])
+    results["meta"] = {**_meta(envs[0]), "unsafe_fixes": args.unsafe_fixes}
     with tempfile.TemporaryDirectory(prefix="breakfix-models-") as tmp:
         for env in envs:
             version, transformers_dir = _locate_transformers(env)
             for name in names:
                 started = time.perf_counter()
-                entry = bench_model(env, version, transformers_dir, name, Path(tmp), args.before_only)
+                entry = bench_model(env, version, transformers_dir, name, Path(tmp), args.before_only,
+                                    args.unsafe_fixes)
                 entry["seconds"] = round(time.perf_counter() - started, 1)
                 key = f"{version}/{name}"
                 results["runs"][key] = entry
