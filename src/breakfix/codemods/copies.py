@@ -143,7 +143,8 @@ class AttributeReassignedFromItself(BreakfixCodemod):
     A buffer created with ``nn.Buffer(...)`` is marked on the tensor itself (``Module.__setattr__``
     reads the mark to keep it a buffer and its ``persistent`` flag). When the method changes
     nothing it returns that very tensor (``.to()`` to the dtype and device it already has), and
-    dynamo, holding it as the result of an operation, fails inside ``Module.__setattr__``
+    dynamo, holding it as the result of an operation, cannot read the flag off it:
+    ``Module.__setattr__`` calls ``register_buffer``, which stops at ``if persistent:``
     (GB4841, "Unsupported python_type() call"). Measured on torch 2.13: assigning a converted
     tensor traces, and so does assigning the attribute's own value read from the module
     (``self.b = self.b``), with buffers from ``register_buffer`` and plain tensor attributes too.
