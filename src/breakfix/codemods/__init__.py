@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from breakfix.codemods._base import BreakfixCodemod, FixRequest
 from breakfix.codemods.control_flow import DataDependentBranch
-from breakfix.codemods.copies import DeepcopyOfTensor
+from breakfix.codemods.copies import DeepcopyOfTensor, AttributeReassignedFromItself
 from breakfix.codemods.escape_hatches import UntraceablePureHelper
 from breakfix.codemods.io_split import IoInCompiledRegion
 from breakfix.codemods.iterators import IteratorInput
@@ -14,6 +14,7 @@ from breakfix.codemods.side_effects import PrintInCompiledRegion, WarningOnceInC
 REGISTRY: tuple[type[BreakfixCodemod], ...] = (
     IteratorInput,
     DeepcopyOfTensor,
+    AttributeReassignedFromItself,
     PrintInCompiledRegion,
     WarningOnceInCompiledRegion,
     DataDependentBranch,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import libcst as cst
+import libcst.matchers as m
 from libcst.codemod import CodemodContext, SkipFile, VisitorBasedCodemodCommand
 
 from breakfix.types import Applicability, GraphBreak
@@ -76,3 +77,20 @@ class BreakfixCodemod(VisitorBasedCodemodCommand):
             return cst.parse_module(source)
         except (OSError, UnicodeDecodeError, cst.ParserSyntaxError) as e:
             raise self.skip(f"cannot read {path}: {e}") from e
+
+
+def names_in(node: cst.CSTNode) -> set[str]:
+    """Every variable name mentioned in ``node`` (a function: its locals, the globals it reads,
+    nested code); the ``attr`` of ``x.attr`` and the keyword of ``f(attr=...)`` are not variables."""
+    not_variables = {id(a.attr) for a in m.findall(node, m.Attribute())}
+    not_variables |= {id(a.keyword) for a in m.findall(node, m.Arg(keyword=m.Name()))}
+    return {n.value for n in m.findall(node, m.Name()) if id(n) not in not_variables}
+
+
+def fresh_name(base: str, taken: set[str]) -> str:
+    """``base``, or ``base_2``, ``base_3``... : the first not in ``taken``."""
+    name, number = base, 1
+    while name in taken:
+        number += 1
+        name = f"{base}_{number}"
+    return name

@@ -7,7 +7,7 @@ import libcst.matchers as m
 from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import PositionProvider
 
-from breakfix.codemods._base import BreakfixCodemod
+from breakfix.codemods._base import BreakfixCodemod, fresh_name, names_in
 from breakfix.types import Applicability
 
 COND = "torch.cond"
@@ -120,8 +120,8 @@ class DataDependentBranch(BreakfixCodemod):
             return updated
         false_assigned = _assigned_in_order(updated.orelse.body.body)
         outputs = [name for name in _assigned_in_order(updated.body.body) if name in false_assigned]
-        taken = _names_in(self.functions[-1])
-        true_fn, false_fn = _fresh("_if_true", taken), _fresh("_if_false", taken)
+        taken = names_in(self.functions[-1])
+        true_fn, false_fn = fresh_name("_if_true", taken), fresh_name("_if_false", taken)
         operands = sorted(true_names | false_names, key=lambda n: outputs.index(n) if n in outputs else len(outputs))
         definitions = [
             _branch_function(true_fn, operands, updated.body.body, outputs),
@@ -207,18 +207,6 @@ def _read_before_bound(block) -> set[str]:
         for target in assign.targets:
             bound |= {n.value for n in m.findall(target.target, m.Name())}
     return read & bound
-
-
-def _names_in(function: cst.FunctionDef) -> set[str]:
-    return {n.value for n in m.findall(function, m.Name())}
-
-
-def _fresh(base: str, taken: set[str]) -> str:
-    name, number = base, 1
-    while name in taken:
-        number += 1
-        name = f"{base}_{number}"
-    return name
 
 
 def _branch_function(name: str, params: list[str], body, outputs: list[str]) -> cst.FunctionDef:

@@ -1,4 +1,4 @@
-"""Copies of tensors that dynamo refuses to trace, made traceable where they are plain clones."""
+"""Copies and re-bindings of tensors that dynamo refuses to trace, made traceable where the meaning is kept."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import libcst.matchers as m
 from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 from libcst.metadata import PositionProvider, QualifiedNameProvider
 
-from breakfix.codemods._base import BreakfixCodemod
+from breakfix.codemods._base import BreakfixCodemod, fresh_name, names_in
 from breakfix.types import Applicability
 
 DEEPCOPY = "copy.deepcopy"
@@ -128,6 +128,118 @@ class DeepcopyOfTensor(BreakfixCodemod):
                 leading_lines=[cst.EmptyLine(), cst.EmptyLine(),
                                *(line for line in following[0].leading_lines if line.comment is not None)])
         return updated.with_changes(body=[*body[:at], helper, *following])
+
+
+class AttributeReassignedFromItself(BreakfixCodemod):
+    """Assign an attribute its own object when a method returned it, and the method's result otherwise.
+
+    ## What it fixes
+    An attribute re-assigned from a method of its own value inside compiled code, the
+    "move the buffer along" idiom of ``forward``:
+    ``self.pos_encoding = self.pos_encoding.to(device=device, dtype=x.dtype)``, or ``.float()``,
+    ``.contiguous()``, ``.cpu()``, ``.type(...)``, an in-place ``.add_(...)``.
+
+    ## Why it breaks
+    A buffer created with ``nn.Buffer(...)`` is marked on the tensor itself (``Module.__setattr__``
+    reads the mark to keep it a buffer and its ``persistent`` flag). When the method changes
+    nothing it returns that very tensor (``.to()`` to the dtype and device it already has), and
+    dynamo, holding it as the result of an operation, cannot read the flag off it:
+    ``Module.__setattr__`` calls ``register_buffer``, which stops at ``if persistent:``
+    (GB4841, "Unsupported python_type() call"). Measured on torch 2.13: assigning a converted
+    tensor traces, and so does assigning the attribute's own value read from the module
+    (``self.b = self.b``), with buffers from ``register_buffer`` and plain tensor attributes too.
+    The result is bound to a local, and the assignment assigns the attribute's own object when
+    the local *is* that object, else the local.
+
+    ## Example
+    ```python
+    self.pos_encoding = self.pos_encoding.to(device=device, dtype=x.dtype)
+    pos_embeds = self.pos_encoding[position_ids, :]
+    ```
+    becomes
+    ```python
+    pos_encoding = self.pos_encoding.to(device=device, dtype=x.dtype)
+    # Its own object when the call returned it (the same value): torch.compile traces that.
+    self.pos_encoding = self.pos_encoding if pos_encoding is self.pos_encoding else pos_encoding
+    pos_embeds = self.pos_encoding[position_ids, :]
+    ```
+
+    ## Fix safety
+    Safe: the attribute is assigned on every call, as before, and always exactly the object the
+    method returned: the conditional picks the attribute's own object only when it *is* that
+    object. Buffer registration, persistence, registration hooks and a custom ``__setattr__`` see
+    the same assignment, and the method runs once, as before. The attribute is read once or twice
+    more, which only matters for a property or ``__getattr__`` with side effects. Only
+    ``a.b = a.b.method(...)`` with ``a.b`` a chain of plain attribute reads (``self.table``,
+    ``self.block.table``), alone on its line, is rewritten; a receiver reached through a call or a
+    subscript (``self.blocks[0].table``) would be evaluated again, and is left alone.
+    """
+
+    CODE = "BF402"
+    FIX_TITLE = "Assign the attribute its own object when the method returned it"
+    GB_IDS = frozenset({"GB4841"})
+    GB_TYPES = frozenset({"Unsupported python_type() call"})
+    APPLICABILITY = Applicability.SAFE
+
+    METADATA_DEPENDENCIES = (PositionProvider,)
+
+    def __init__(self, context, request) -> None:
+        super().__init__(context, request)
+        self.functions: list[cst.FunctionDef] = []
+        self.rewritten = 0
+        self.left_alone = ""  # why the assignment at the site was not rewritten
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.functions.append(node)
+
+    def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef) -> cst.FunctionDef:
+        self.functions.pop()
+        return updated
+
+    def leave_SimpleStatementLine(
+            self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine,
+    ) -> cst.BaseStatement | cst.FlattenSentinel:
+        position = self.get_metadata(PositionProvider, original)
+        at_site = position.start.line <= self.request.brk.site.lineno <= position.end.line
+        if self.rewritten or not self.functions or not at_site:
+            return updated
+        pattern = m.Assign(targets=[m.AssignTarget(target=m.Attribute())],
+                           value=m.Call(func=m.Attribute(value=m.Attribute())))
+        if len(updated.body) != 1 or not m.matches(updated.body[0], pattern):
+            self.left_alone = f"line {self.request.brk.site.lineno} is not one `obj.attr = obj.attr.method(...)`"
+            return updated
+        assign = updated.body[0]
+        target = assign.targets[0].target
+        receiver = assign.value.func.value
+        if not receiver.deep_equals(target):
+            self.left_alone = "the method is called on another value than the one assigned"
+            return updated
+        if not _plain_attribute_chain(target):
+            self.left_alone = "the attribute is not a chain of plain attribute reads: it would be evaluated again"
+            return updated
+        local = fresh_name(target.attr.value, names_in(self.functions[-1]))
+        bind = updated.with_changes(body=[cst.Assign(targets=[cst.AssignTarget(cst.Name(local))], value=assign.value)])
+        own_or_result = cst.IfExp(
+            test=cst.Comparison(cst.Name(local), [cst.ComparisonTarget(cst.Is(), target)]),
+            body=target, orelse=cst.Name(local))
+        comment = cst.EmptyLine(comment=cst.Comment(
+            "# Its own object when the call returned it (the same value): torch.compile traces that."))
+        reassign = cst.SimpleStatementLine([assign.with_changes(value=own_or_result)], leading_lines=[comment],
+                                           trailing_whitespace=updated.trailing_whitespace)
+        self.rewritten += 1
+        return cst.FlattenSentinel([bind.with_changes(trailing_whitespace=cst.TrailingWhitespace()), reassign])
+
+    def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
+        if not self.rewritten:
+            raise self.skip(self.left_alone or f"no attribute assignment at line {self.request.brk.site.lineno}")
+        return updated
+
+
+def _plain_attribute_chain(node: cst.BaseExpression) -> bool:
+    """``a.b.c``: reading it again gives the same object and runs nothing but attribute reads."""
+    while isinstance(node, cst.Attribute):
+        node = node.value
+    return isinstance(node, cst.Name)
 
 
 def _after_imports(body: list[cst.CSTNode]) -> int:
