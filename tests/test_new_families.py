@@ -20,8 +20,9 @@ PATH = "/project/m.py"
 
 def _run(code: str, source: str, line: int):
     frames = [Frame(PATH, line, "f")]
-    brk = GraphBreak(gb_type="", gb_id=sorted(BY_CODE[code].GB_IDS)[0], reason="", explanation="", hints=[],
-                     user_stack=frames, project_stack=frames)
+    codemod = BY_CODE[code]
+    brk = GraphBreak(gb_type=min(codemod.GB_TYPES, default=""), gb_id=min(codemod.GB_IDS, default=None), reason="",
+                     explanation="", hints=[], user_stack=frames, project_stack=frames)
     request = FixRequest(brk=brk, target_file=PATH, target_qualname="f")
     return transform_module(BY_CODE[code](CodemodContext(filename=PATH), request), textwrap.dedent(source))
 
@@ -122,3 +123,67 @@ def test_deepcopy_helper_is_added_once_and_its_own_call_is_never_rewritten() -> 
     assert first.code.count("def _deepcopy(") == 1
     memo = "import copy\n\n\ndef f(x, memo):\n    return copy.deepcopy(x, memo)\n"
     assert "memo" in _run("BF401", memo, 5).skip_description
+
+
+_ROUTING = """
+def f(x, mask, experts):
+    out = torch.zeros_like(x)
+    hit = mask.sum(dim=-1).nonzero()
+    for e in hit:
+        {body}
+    return out
+"""
+
+
+@pytest.mark.parametrize(("body", "why"), [
+    ("out.index_add_(0, torch.where(mask[e[0]])[0], experts[e[0]](x))\n        print(e)", "is used in `print(e)`"),
+    ("out += e[0]", "is used in `out += e[0]`"),  # a number, not an index
+    ('log(f"{e}")', "where a tensor and the static loop's list may differ"),  # a row formats as tensor([i])
+    ('log(f"{e[0]!r}")', "where a tensor and the static loop's int may differ"),
+    ("out.add_(experts[e[0]](x))\n        break", "a break"),
+])
+def test_expert_loop_refusals(body: str, why: str) -> None:
+    source = _ROUTING.format(body=body)
+    result = _run("BF602", source, _line_of(source, "for e in hit"))
+    assert isinstance(result, TransformSkip) and why in result.skip_description, result
+
+
+@pytest.mark.parametrize(("source", "why"), [
+    (_ROUTING.format(body="out.add_(experts[e[0]](x))").replace("return out", "return out, hit"), "hit is used again"),
+    (_ROUTING.format(body="out.add_(experts[e[0]](x))").replace("return out", "return out, e"), "e is read after"),
+    (_ROUTING.format(body="out.add_(experts[e[0]](x))").replace("    hit = ", "    if x.any():\n        hit = "),
+     "the assignment is conditional"),
+    (_ROUTING.format(body="out.add_(experts[e[0]](x))").replace(".nonzero()", ".nonzero(as_tuple=True)"),
+     "not a nonzero() of a tensor"),
+])
+def test_expert_loop_refuses_what_it_cannot_see_whole(source: str, why: str) -> None:
+    result = _run("BF602", source, _line_of(source, "for e in hit"))
+    assert isinstance(result, TransformSkip) and why in result.skip_description, result
+
+
+def test_expert_loop_items_keep_the_shape_the_body_used() -> None:
+    # torch.nonzero(...)[0] gives index tensors: the static loop gives ints; its assignment keeps
+    # the tensor counted, which the loop's length is read from.
+    source = _ROUTING.format(body="out.index_add_(0, torch.where(mask[e])[0], experts[f'e{e}'](x))").replace(
+        "mask.sum(dim=-1).nonzero()", "torch.nonzero(mask.sum(dim=-1), as_tuple=True)[0]")
+    result = _run("BF602", source, _line_of(source, "for e in hit"))
+    assert isinstance(result, TransformSuccess)
+    assert "    hit = mask.sum(dim=-1)\n    for e in range(hit.shape[0]):\n" in result.code
+
+
+def test_empty_skip_refusals() -> None:
+    source = """
+        def f(x, mask):
+            for e in range(4):
+                rows = torch.where(mask[e])[0]
+                if rows.shape[0] == 0:
+                    x = x + 1
+                    continue
+                x[rows] = 0
+            return x
+    """
+    result = _run("BF602", source, _line_of(source, "if rows"))
+    assert isinstance(result, TransformSkip) and "more than `continue`" in result.skip_description
+    unselected = source.replace("torch.where(mask[e])[0]", "mask[e].float()").replace("                    x = x + 1\n", "")
+    result = _run("BF602", unselected, _line_of(unselected, "if rows"))
+    assert isinstance(result, TransformSkip) and "not selected with torch.where" in result.skip_description

@@ -33,9 +33,17 @@ def test_classifier_falls_back_to_reason_text_without_gb_ids() -> None:
 
 
 def test_classifier_orders_safe_first() -> None:
-    for gb_id in {g for c in BY_CODE.values() for g in c.GB_IDS}:
-        levels = [c.APPLICABILITY.value for c in classifier.candidates(_break(gb_id, "x"))]
+    breaks = [_break(g, "x") for c in BY_CODE.values() for g in c.GB_IDS]
+    breaks += [_break(None, t) for c in BY_CODE.values() for t in c.GB_TYPES]
+    for brk in breaks:
+        levels = [c.APPLICABILITY.value for c in classifier.candidates(brk) if not c.CATCH_ALL]
         assert levels == sorted(levels, key=["safe", "unsafe", "display-only"].index)
+
+
+def test_an_unsafe_fix_for_the_pattern_comes_before_the_safe_last_resort() -> None:
+    # Without --unsafe-fixes the engine only reports it and tries the last resort next.
+    codes = [c.CODE for c in classifier.candidates(_break(None, "Data-dependent guard"))]
+    assert codes == ["BF601", "BF602", "BF301"]
 
 
 def test_unknown_break_gets_only_the_last_resorts() -> None:

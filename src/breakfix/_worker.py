@@ -307,6 +307,7 @@ def _is_project_file(filename: str, root: str) -> bool:
 
 
 _LOOP_WRAPPER = "graph break in loop"
+DATA_DEPENDENT_GUARD = "Data-dependent guard"  # our name for the UserError that carries no Gb_type
 
 
 def _parse_message(message: str) -> tuple[str, str, list[str], str | None]:
@@ -343,6 +344,9 @@ class _BreakCollector:
         if not project:
             return False
         parsed_type, explanation, hints, gb_id = _parse_message(message)
+        if gb_type is None and gb_id is None and "data-dependent expression" in message:
+            # A UserError logged as a break: its first line is advice ("Consider annotating..."), not a Gb_type.
+            parsed_type = DATA_DEPENDENT_GUARD
         gb_type = gb_type or parsed_type
         gb_id = gb_id or self._type_to_id.get(gb_type)
         if gb_id and (not explanation or not hints):
@@ -369,7 +373,7 @@ class _BreakCollector:
                 os.path.realpath(f.filename), self.root)]
         gb_type = getattr(e, "gb_type", None)
         if gb_type is None and "data-dependent" in str(e).lower():
-            gb_type = "Data-dependent guard"  # UserError from a guard on an unbacked symbol: no GB id
+            gb_type = DATA_DEPENDENT_GUARD  # UserError from a guard on an unbacked symbol: no GB id
         gb_type = gb_type or type(e).__name__  # a dynamo internal error: no Gb_type, no GB id
         message = str(e) if str(e).startswith(gb_type) else f"{gb_type}\n{e}"
         if not self.add(message, list(stack), gb_type):

@@ -33,6 +33,9 @@ def candidates(brk: GraphBreak) -> list[type[BreakfixCodemod]]:
 
 
 def answering(gb_id: str | None, gb_type: str) -> list[type[BreakfixCodemod]]:
-    """Codemods answering a GB id or Gb_type, in the order the engine tries them."""
+    """Codemods answering a GB id or Gb_type, in the order the engine tries them: the fixes made
+    for this break, safe ones first, then the last resorts. An unsafe specific fix comes before a
+    safe last resort: without --unsafe-fixes it is only reported and the last resort is tried next;
+    with it, the fix for the pattern beats a split that keeps the break eager."""
     matching = [c for c in REGISTRY if c.answers(gb_id, gb_type)]
-    return sorted(matching, key=lambda c: (_ORDER[c.APPLICABILITY], c.CATCH_ALL))
+    return sorted(matching, key=lambda c: (c.CATCH_ALL, _ORDER[c.APPLICABILITY]))

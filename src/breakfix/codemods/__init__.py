@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from breakfix.codemods._base import BreakfixCodemod, FixRequest
-from breakfix.codemods.control_flow import DataDependentBranch
-from breakfix.codemods.copies import DeepcopyOfTensor, AttributeReassignedFromItself
+from breakfix.codemods.control_flow import DataDependentBranch, DataDependentExpertLoop
+from breakfix.codemods.copies import AttributeReassignedFromItself, DeepcopyOfTensor
 from breakfix.codemods.escape_hatches import UntraceablePureHelper
 from breakfix.codemods.io_split import IoInCompiledRegion
 from breakfix.codemods.iterators import IteratorInput
@@ -18,6 +18,7 @@ REGISTRY: tuple[type[BreakfixCodemod], ...] = (
     PrintInCompiledRegion,
     WarningOnceInCompiledRegion,
     DataDependentBranch,
+    DataDependentExpertLoop,
     UntraceablePureHelper,
     OpaqueComputation,
     IoInCompiledRegion,
