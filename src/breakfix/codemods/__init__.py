@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from breakfix.codemods._base import BreakfixCodemod, FixRequest
-from breakfix.codemods.control_flow import DataDependentBranch
+from breakfix.codemods.control_flow import DataDependentBranch, DataDependentTail
 from breakfix.codemods.copies import DeepcopyOfTensor
 from breakfix.codemods.escape_hatches import UntraceablePureHelper
 from breakfix.codemods.io_split import IoInCompiledRegion
@@ -16,6 +16,7 @@ REGISTRY: tuple[type[BreakfixCodemod], ...] = (
     DeepcopyOfTensor,
     PrintInCompiledRegion,
     DataDependentBranch,
+    DataDependentTail,
     UntraceablePureHelper,
     OpaqueComputation,
     IoInCompiledRegion,
