@@ -317,6 +317,9 @@ def _parse_message(message: str) -> tuple[str, str, list[str], str | None]:
     return gb_type, explanation, hints, gb_id
 
 
+_DATA_DEPENDENT_GUARD = "Data-dependent guard"
+
+
 class _BreakCollector:
     """Collects breaks from dynamo's graph-break logger, explain's reasons and fullgraph errors."""
 
@@ -336,6 +339,10 @@ class _BreakCollector:
         if not project:
             return False
         parsed_type, explanation, hints, gb_id = _parse_message(message)
+        if gb_type is None and gb_id is None and "could not guard on data-dependent" in message.lower():
+            # A guard on an unbacked symbol logged as a graph break (its message starts with a hint,
+            # not a Gb_type): the same break add_exception names when it stops fullgraph.
+            gb_type = _DATA_DEPENDENT_GUARD
         gb_type = gb_type or parsed_type
         gb_id = gb_id or self._type_to_id.get(gb_type)
         if gb_id and (not explanation or not hints):
@@ -362,7 +369,7 @@ class _BreakCollector:
                 os.path.realpath(f.filename), self.root)]
         gb_type = getattr(e, "gb_type", None)
         if gb_type is None and "data-dependent" in str(e).lower():
-            gb_type = "Data-dependent guard"  # UserError from a guard on an unbacked symbol: no GB id
+            gb_type = _DATA_DEPENDENT_GUARD  # UserError from a guard on an unbacked symbol: no GB id
         gb_type = gb_type or type(e).__name__  # a dynamo internal error: no Gb_type, no GB id
         message = str(e) if str(e).startswith(gb_type) else f"{gb_type}\n{e}"
         if not self.add(message, list(stack), gb_type):
