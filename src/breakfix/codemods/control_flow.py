@@ -503,7 +503,10 @@ class _Specialise(cst.CSTTransformer):
             chosen = []
         if not chosen:
             return cst.FlattenSentinel([])
-        return cst.FlattenSentinel([chosen[0].with_changes(leading_lines=[*updated.leading_lines,
+        # The `if` line's own comment goes above the statements that stay.
+        header = updated.body.header.comment if known else None
+        comment = [cst.EmptyLine(comment=header)] if header else []
+        return cst.FlattenSentinel([chosen[0].with_changes(leading_lines=[*updated.leading_lines, *comment,
                                                                            *chosen[0].leading_lines]), *chosen[1:]])
 
     def leave_IfExp(self, original: cst.IfExp, updated: cst.IfExp) -> cst.BaseExpression:
