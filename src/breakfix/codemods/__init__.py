@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from breakfix.codemods._base import BreakfixCodemod, FixRequest
-from breakfix.codemods.control_flow import DataDependentBranch, DataDependentExpertLoop
+from breakfix.codemods.control_flow import DataDependentBranch, DataDependentExpertLoop, DataDependentTail
 from breakfix.codemods.copies import AttributeReassignedFromItself, DeepcopyOfTensor
 from breakfix.codemods.escape_hatches import UntraceablePureHelper
 from breakfix.codemods.io_split import IoInCompiledRegion
@@ -19,6 +19,7 @@ REGISTRY: tuple[type[BreakfixCodemod], ...] = (
     WarningOnceInCompiledRegion,
     DataDependentBranch,
     DataDependentExpertLoop,
+    DataDependentTail,
     UntraceablePureHelper,
     OpaqueComputation,
     IoInCompiledRegion,
