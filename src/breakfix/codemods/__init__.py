@@ -8,7 +8,7 @@ from breakfix.codemods.copies import DeepcopyOfTensor
 from breakfix.codemods.escape_hatches import UntraceablePureHelper
 from breakfix.codemods.io_split import IoInCompiledRegion
 from breakfix.codemods.iterators import IteratorInput
-from breakfix.codemods.opaque_ops import OpaqueComputation
+from breakfix.codemods.opaque_ops import NumpyScalarMath, OpaqueComputation
 from breakfix.codemods.side_effects import PrintInCompiledRegion
 
 REGISTRY: tuple[type[BreakfixCodemod], ...] = (
@@ -16,6 +16,7 @@ REGISTRY: tuple[type[BreakfixCodemod], ...] = (
     DeepcopyOfTensor,
     PrintInCompiledRegion,
     DataDependentBranch,
+    NumpyScalarMath,
     UntraceablePureHelper,
     OpaqueComputation,
     IoInCompiledRegion,
