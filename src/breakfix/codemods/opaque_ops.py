@@ -245,7 +245,7 @@ class NumpyScalarMath(BreakfixCodemod):
             raise self.skip(f"line {line} is not a statement inside a function")
         helpers = {node.name.value: node for node in tree.body if isinstance(node, cst.FunctionDef)}
         calls = _NumpyCalls(self, helpers)
-        calls.follow(function, _read_names(_header(statement)), depth=0)
+        calls.follow(function, _read_names(_header(statement)), depth=0, before=line)
         if not calls.found:
             raise self.skip(calls.refused or f"no np.lcm/np.gcd call feeds line {line}")
         if self._shadows_math(tree):
@@ -284,15 +284,18 @@ class _NumpyCalls:
         self.refused = ""
         self.seen: set[tuple[int, str]] = set()
 
-    def follow(self, function: cst.FunctionDef, names: set[str], depth: int) -> None:
+    def follow(self, function: cst.FunctionDef, names: set[str], depth: int, before: int | None = None) -> None:
+        """Follow ``names`` through the assignments of ``function`` (those starting before line
+        ``before`` when given: what runs after the branch does not feed it)."""
         pending = list(names)
         while pending:
             name = pending.pop()
             if (id(function), name) in self.seen:
                 continue
             self.seen.add((id(function), name))
-            for value in _assigned_values(function, name):
-                pending.extend(self.expression(value, depth))
+            for assignment in _assignments(function, name):
+                if before is None or self.codemod.get_metadata(PositionProvider, assignment).start.line <= before:
+                    pending.extend(self.expression(assignment.value, depth))
 
     def expression(self, value: cst.BaseExpression, depth: int) -> set[str]:
         """Record the numpy calls in ``value`` and follow the helpers it calls; the names it reads."""
@@ -357,8 +360,8 @@ def _read_names(node: cst.CSTNode) -> set[str]:
     return {n.value for n in m.findall(node, m.Name()) if id(n) not in excluded}
 
 
-def _assigned_values(function: cst.FunctionDef, name: str) -> list[cst.BaseExpression]:
-    """The values assigned to ``name`` in ``function``'s own scope."""
-    return [node.value for node in _own_nodes(function, (cst.Assign, cst.AnnAssign, cst.AugAssign))
+def _assignments(function: cst.FunctionDef, name: str) -> list[cst.Assign | cst.AnnAssign | cst.AugAssign]:
+    """The assignments to ``name`` in ``function``'s own scope."""
+    return [node for node in _own_nodes(function, (cst.Assign, cst.AnnAssign, cst.AugAssign))
             if node.value is not None and any(m.findall(target, m.Name(name)) for target in (
                 [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]))]
