@@ -168,6 +168,8 @@ def test_numpy_math_follows_the_branch_back_to_the_numpy_call_and_no_further() -
      "other than two positional arguments"),
     ("import numpy as np\n\ndef f(x, a):\n    n = np.sqrt(a)\n    if x.shape[0] > n:\n        x = x + 1\n    return x\n",
      "numpy.sqrt feeds the branch and has no exact Python counterpart"),
+    ("from math import lcm\n\ndef f(x, a):\n    n = lcm(a, 2)\n    if x.shape[0] > n:\n        x = x + 1\n    return x\n",
+     "does not import numpy"),
     ("import numpy as np\n\ndef f(x, a):\n    def inner():\n        n = np.lcm(a, 2)\n        return n\n    n = a\n"
      "    if x.shape[0] > n:\n        x = x + inner()\n    return x\n", "no np.lcm/np.gcd call feeds line 8"),
 ])

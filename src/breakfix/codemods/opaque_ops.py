@@ -8,6 +8,7 @@ import libcst.matchers as m
 from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 from libcst.helpers import get_full_name_for_node
 from libcst.metadata import PositionProvider, QualifiedNameProvider
+from libcst.metadata.base_provider import LazyValue
 
 from breakfix.codemods._base import BreakfixCodemod
 from breakfix.codemods._purity import impurity
@@ -191,7 +192,9 @@ class NumpyScalarMath(BreakfixCodemod):
     A data-dependent branch whose condition is ordinary integer arithmetic, except that one of
     its numbers came from a numpy function applied to Python ints: ``np.lcm(a, b)`` or
     ``np.gcd(a, b)``, called in the function that branches or in a module-level helper of the
-    same file whose return value it is assigned from (followed through local assignments).
+    same file whose return value it is assigned from. The names in the condition are followed
+    back through the assignments before the branch (and through a helper's assignments to its
+    return value); a numpy call whose value does not reach the condition is left alone.
 
     ## Why it breaks
     Dynamo traces numpy by translating it to torch (``trace_numpy``): ``np.lcm(4, 6)`` becomes a
@@ -217,8 +220,9 @@ class NumpyScalarMath(BreakfixCodemod):
     Unsafe (written only with ``--unsafe-fixes``): the value is the same while it fits in int64,
     but its type changes from ``np.int64`` to ``int``, and with it what later code sees:
     ``isinstance(v, int)`` becomes true and ``isinstance(v, np.integer)`` false, ``repr`` prints
-    ``12`` instead of ``np.int64(12)``, ``n % v`` with ``v == 0`` raises instead of warning and
-    giving 0, and arithmetic on it no longer wraps at 2**63. Past int64, ``np.lcm`` silently
+    ``12`` instead of NumPy 2's ``np.int64(12)``, ``n % v`` with ``v == 0`` raises
+    ``ZeroDivisionError`` instead of warning and giving 0, and arithmetic on it no longer wraps
+    at 2**63 (with a warning). Past int64, ``np.lcm`` silently
     wraps (``np.lcm(2**40, 2**40 + 1)`` is ``2**40``) where ``math.lcm`` is exact. Only calls
     with two positional arguments and no ``out=``/``dtype=`` are rewritten; an argument that is
     an array at runtime makes ``math`` raise, so the rewrite fails verification and is not
@@ -235,10 +239,14 @@ class NumpyScalarMath(BreakfixCodemod):
     CHANGES = ("np.lcm/np.gcd of Python ints become math.lcm/math.gcd: an int instead of an np.int64, "
                "equal while it fits in int64 (numpy wraps past it)")
 
-    METADATA_DEPENDENCIES = (PositionProvider, QualifiedNameProvider)
-
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:
         line = self.request.brk.site.lineno
+        # Most files never import numpy: refuse them before resolving names on the whole module.
+        if not any(_imports_numpy(node) for node in m.findall(tree, m.Import() | m.ImportFrom())):
+            raise self.skip("the file does not import numpy")
+        wrapper = cst.MetadataWrapper(tree, unsafe_skip_copy=True)
+        self.positions = wrapper.resolve(PositionProvider)
+        self.qualified_names = wrapper.resolve(QualifiedNameProvider)
         function = self._innermost(cst.FunctionDef, line)
         statement = self._innermost((cst.SimpleStatementLine, cst.BaseCompoundStatement), line)
         if function is None or statement is None:
@@ -258,19 +266,27 @@ class NumpyScalarMath(BreakfixCodemod):
     def _innermost(self, kinds: type | tuple[type, ...], line: int):
         """The node of one of ``kinds`` that spans ``line`` and starts last."""
         best, best_start = None, 0
-        for node, position in self.metadata[PositionProvider].items():
+        for node, position in self.positions.items():
             if isinstance(node, kinds) and position.start.line <= line <= position.end.line \
                     and position.start.line >= best_start:
                 best, best_start = node, position.start.line
         return best
 
     def _shadows_math(self, tree: cst.Module) -> bool:
-        return any(q.name != "math" and not q.name.startswith("math.")
+        return any(q != "math" and not q.startswith("math.")
                    for name in m.findall(tree, m.Name("math"))
-                   for q in self.get_metadata(QualifiedNameProvider, name, set()))
+                   for q in self.qualified(name))
 
     def qualified(self, node: cst.CSTNode) -> set[str]:
-        return {q.name for q in self.get_metadata(QualifiedNameProvider, node, set())}
+        names = self.qualified_names.get(node, set())
+        return {q.name for q in (names() if isinstance(names, LazyValue) else names)}
+
+
+def _imports_numpy(node: cst.Import | cst.ImportFrom) -> bool:
+    if isinstance(node, cst.ImportFrom):
+        return not node.relative and node.module is not None and \
+            get_full_name_for_node(node.module).split(".")[0] == "numpy"
+    return any(get_full_name_for_node(alias.name).split(".")[0] == "numpy" for alias in node.names)
 
 
 class _NumpyCalls:
@@ -294,7 +310,7 @@ class _NumpyCalls:
                 continue
             self.seen.add((id(function), name))
             for assignment in _assignments(function, name):
-                if before is None or self.codemod.get_metadata(PositionProvider, assignment).start.line <= before:
+                if before is None or self.codemod.positions[assignment].start.line <= before:
                     pending.extend(self.expression(assignment.value, depth))
 
     def expression(self, value: cst.BaseExpression, depth: int) -> set[str]:
