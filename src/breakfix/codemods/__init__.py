@@ -8,7 +8,7 @@ from breakfix.codemods.copies import AttributeReassignedFromItself, DeepcopyOfTe
 from breakfix.codemods.escape_hatches import UntraceablePureHelper
 from breakfix.codemods.io_split import IoInCompiledRegion
 from breakfix.codemods.iterators import IteratorInput
-from breakfix.codemods.opaque_ops import OpaqueComputation
+from breakfix.codemods.opaque_ops import NumpyScalarMath, OpaqueComputation
 from breakfix.codemods.side_effects import PrintInCompiledRegion, WarningOnceInCompiledRegion
 
 REGISTRY: tuple[type[BreakfixCodemod], ...] = (
@@ -20,6 +20,7 @@ REGISTRY: tuple[type[BreakfixCodemod], ...] = (
     DataDependentBranch,
     DataDependentExpertLoop,
     DataDependentTail,
+    NumpyScalarMath,
     UntraceablePureHelper,
     OpaqueComputation,
     IoInCompiledRegion,

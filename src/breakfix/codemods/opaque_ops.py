@@ -1,11 +1,14 @@
-"""Opaque computations as custom operators (recipe 3 of the fullgraph chapter)."""
+"""Opaque and Python-only code: custom operators (recipe 3 of the fullgraph chapter), and numpy
+scalar math that has an exact Python counterpart."""
 
 from __future__ import annotations
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.codemod.visitors import AddImportsVisitor
+from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 from libcst.helpers import get_full_name_for_node
+from libcst.metadata import PositionProvider, QualifiedNameProvider
+from libcst.metadata.base_provider import LazyValue
 
 from breakfix.codemods._base import BreakfixCodemod
 from breakfix.codemods._purity import impurity
@@ -172,3 +175,209 @@ class _WrapReturns(cst.CSTTransformer):
                 elements=[e.with_changes(value=self._wrapped(e.value)) for e in value.elements]))
         each = cst.parse_expression(f"tuple(t.{self.method}() for t in _)")
         return updated.with_changes(value=each.deep_replace(m.findall(each, m.Name("_"))[0], value))
+
+
+# numpy functions whose value on Python ints the named Python function computes exactly, while
+# the result fits in int64 (numpy's integer loops wrap past it). Deliberately short: np.sqrt,
+# np.floor, np.round, np.prod, np.mod and np.abs differ from math/builtins in the result's type,
+# on domain errors (nan and a warning vs an exception) or on empty input.
+EXACT_COUNTERPARTS = {"numpy.lcm": "math.lcm", "numpy.gcd": "math.gcd"}
+_MAX_HELPER_DEPTH = 3  # helpers calling helpers: how far the assignment chain is followed
+
+
+class NumpyScalarMath(BreakfixCodemod):
+    """Compute ``np.lcm``/``np.gcd`` of Python ints with ``math`` when the result steers Python code.
+
+    ## What it fixes
+    A data-dependent branch whose condition is ordinary integer arithmetic, except that one of
+    its numbers came from a numpy function applied to Python ints: ``np.lcm(a, b)`` or
+    ``np.gcd(a, b)``, called in the function that branches or in a module-level helper of the
+    same file whose return value it is assigned from. The names in the condition are followed
+    back through the assignments before the branch (and through a helper's assignments to its
+    return value); a numpy call whose value does not reach the condition is left alone.
+
+    ## Why it breaks
+    Dynamo traces numpy by translating it to torch (``trace_numpy``): ``np.lcm(4, 6)`` becomes a
+    0-d tensor, not the int 12, so ``if length % np.lcm(4, 6):`` branches on a tensor's value
+    (GB0170, "Data-dependent branching"), and so does every later use of the value as a Python
+    number. ``math.lcm(4, 6)`` is plain Python on constants: dynamo folds it to 12 at trace time.
+
+    ## Example
+    ```python
+    def chunk_length(sizes):                         # before
+        return np.lcm(sizes[0], sizes[1])
+
+    def forward(self, x):
+        chunk = chunk_length(self.sizes)
+        if x.shape[-1] % chunk != 0:
+            x = F.pad(x, (0, chunk - x.shape[-1] % chunk))
+
+    def chunk_length(sizes):                         # after
+        return math.lcm(sizes[0], sizes[1])
+    ```
+
+    ## Fix safety
+    Unsafe (written only with ``--unsafe-fixes``): the value is the same while it fits in int64,
+    but its type changes from ``np.int64`` to ``int``, and with it what later code sees:
+    ``isinstance(v, int)`` becomes true and ``isinstance(v, np.integer)`` false, ``repr`` prints
+    ``12`` instead of NumPy 2's ``np.int64(12)``, ``n % v`` with ``v == 0`` raises
+    ``ZeroDivisionError`` instead of warning and giving 0, and arithmetic on it no longer wraps
+    at 2**63 (with a warning). Past int64, ``np.lcm`` silently
+    wraps (``np.lcm(2**40, 2**40 + 1)`` is ``2**40``) where ``math.lcm`` is exact. Only calls
+    with two positional arguments and no ``out=``/``dtype=`` are rewritten; an argument that is
+    an array at runtime makes ``math`` raise, so the rewrite fails verification and is not
+    written. Every caller of a rewritten helper gets an ``int`` too. Other numpy functions are
+    left alone: ``np.sqrt`` returns nan with a warning where ``math.sqrt`` raises, ``np.floor``
+    and ``np.round`` return floats where ``math.floor`` and ``round`` return ints.
+    """
+
+    CODE = "BF203"
+    FIX_TITLE = "Compute np.lcm/np.gcd of Python ints with math.lcm/math.gcd"
+    GB_IDS = frozenset({"GB0170"})
+    GB_TYPES = frozenset({"Data-dependent branching"})
+    APPLICABILITY = Applicability.UNSAFE
+    CHANGES = ("np.lcm/np.gcd of Python ints become math.lcm/math.gcd: an int instead of an np.int64, "
+               "equal while it fits in int64 (numpy wraps past it)")
+
+    def transform_module_impl(self, tree: cst.Module) -> cst.Module:
+        line = self.request.brk.site.lineno
+        # Most files never import numpy: refuse them before resolving names on the whole module.
+        if not any(_imports_numpy(node) for node in m.findall(tree, m.Import() | m.ImportFrom())):
+            raise self.skip("the file does not import numpy")
+        wrapper = cst.MetadataWrapper(tree, unsafe_skip_copy=True)
+        self.positions = wrapper.resolve(PositionProvider)
+        self.qualified_names = wrapper.resolve(QualifiedNameProvider)
+        function = self._innermost(cst.FunctionDef, line)
+        statement = self._innermost((cst.SimpleStatementLine, cst.BaseCompoundStatement), line)
+        if function is None or statement is None:
+            raise self.skip(f"line {line} is not a statement inside a function")
+        helpers = {node.name.value: node for node in tree.body if isinstance(node, cst.FunctionDef)}
+        calls = _NumpyCalls(self, helpers)
+        calls.follow(function, _read_names(_header(statement)), depth=0, before=line)
+        if not calls.found:
+            raise self.skip(calls.refused or f"no np.lcm/np.gcd call feeds line {line}")
+        if self._shadows_math(tree):
+            raise self.skip("the name math is bound to something other than the math module here")
+        for call, _ in calls.found:
+            RemoveImportsVisitor.remove_unused_import_by_node(self.context, call.func)
+        AddImportsVisitor.add_needed_import(self.context, "math")
+        return tree.visit(_Replace({id(call): cst.parse_expression(name) for call, name in calls.found}))
+
+    def _innermost(self, kinds: type | tuple[type, ...], line: int):
+        """The node of one of ``kinds`` that spans ``line`` and starts last."""
+        best, best_start = None, 0
+        for node, position in self.positions.items():
+            if isinstance(node, kinds) and position.start.line <= line <= position.end.line \
+                    and position.start.line >= best_start:
+                best, best_start = node, position.start.line
+        return best
+
+    def _shadows_math(self, tree: cst.Module) -> bool:
+        return any(q != "math" and not q.startswith("math.")
+                   for name in m.findall(tree, m.Name("math"))
+                   for q in self.qualified(name))
+
+    def qualified(self, node: cst.CSTNode) -> set[str]:
+        names = self.qualified_names.get(node, set())
+        return {q.name for q in (names() if isinstance(names, LazyValue) else names)}
+
+
+def _imports_numpy(node: cst.Import | cst.ImportFrom) -> bool:
+    if isinstance(node, cst.ImportFrom):
+        return not node.relative and node.module is not None and \
+            get_full_name_for_node(node.module).split(".")[0] == "numpy"
+    return any(get_full_name_for_node(alias.name).split(".")[0] == "numpy" for alias in node.names)
+
+
+class _NumpyCalls:
+    """The allow-listed numpy calls whose values reach a set of names: through the assignments of
+    a function, and into the return values of module-level helpers of the file it calls."""
+
+    def __init__(self, codemod: NumpyScalarMath, helpers: dict[str, cst.FunctionDef]) -> None:
+        self.codemod = codemod
+        self.helpers = helpers
+        self.found: list[tuple[cst.Call, str]] = []
+        self.refused = ""
+        self.seen: set[tuple[int, str]] = set()
+
+    def follow(self, function: cst.FunctionDef, names: set[str], depth: int, before: int | None = None) -> None:
+        """Follow ``names`` through the assignments of ``function`` (those starting before line
+        ``before`` when given: what runs after the branch does not feed it)."""
+        pending = list(names)
+        while pending:
+            name = pending.pop()
+            if (id(function), name) in self.seen:
+                continue
+            self.seen.add((id(function), name))
+            for assignment in _assignments(function, name):
+                if before is None or self.codemod.positions[assignment].start.line <= before:
+                    pending.extend(self.expression(assignment.value, depth))
+
+    def expression(self, value: cst.BaseExpression, depth: int) -> set[str]:
+        """Record the numpy calls in ``value`` and follow the helpers it calls; the names it reads."""
+        for call in m.findall(value, m.Call()):
+            numpy_names = sorted(n for n in self.codemod.qualified(call.func) if n.startswith("numpy."))
+            if numpy_names and numpy_names[0] in EXACT_COUNTERPARTS:
+                if len(call.args) != 2 or any(a.keyword is not None or a.star for a in call.args):
+                    self.refused = f"{numpy_names[0]} is called with other than two positional arguments"
+                elif all(c is not call for c, _ in self.found):
+                    self.found.append((call, EXACT_COUNTERPARTS[numpy_names[0]]))
+            elif numpy_names:
+                self.refused = f"{numpy_names[0]} feeds the branch and has no exact Python counterpart"
+            elif isinstance(call.func, cst.Name) and call.func.value in self.helpers and depth < _MAX_HELPER_DEPTH:
+                helper = self.helpers[call.func.value]
+                for returned in _own_nodes(helper, cst.Return):
+                    if returned.value is not None:
+                        self.follow(helper, self.expression(returned.value, depth + 1), depth + 1)
+        return _read_names(value)
+
+
+class _Replace(cst.CSTTransformer):
+    def __init__(self, functions: dict[int, cst.BaseExpression]) -> None:
+        self.functions = functions  # id of an original call -> the function it calls instead
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        function = self.functions.get(id(original))
+        return updated if function is None else updated.with_changes(func=function)
+
+
+class _OwnNodes(cst.CSTVisitor):
+    """Every node of a function's body outside the functions, lambdas and classes nested in it."""
+
+    def __init__(self) -> None:
+        self.nodes: list[cst.CSTNode] = []
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        self.nodes.append(node)
+        return not isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda))
+
+
+def _own_nodes(function: cst.FunctionDef, kind: type) -> list:
+    visitor = _OwnNodes()
+    function.body.visit(visitor)
+    return [node for node in visitor.nodes if isinstance(node, kind)]
+
+
+def _header(statement: cst.CSTNode) -> cst.CSTNode:
+    """What a compound statement evaluates at its first line (its test or iterable); a simple
+    statement whole."""
+    for attribute in ("test", "iter"):
+        part = getattr(statement, attribute, None)
+        if isinstance(part, cst.CSTNode):
+            return part
+    return statement
+
+
+def _read_names(node: cst.CSTNode) -> set[str]:
+    """Plain names in ``node``, not attribute names or call keywords (a superset of the reads is
+    fine: a name the function does not assign leads nowhere)."""
+    excluded = {id(a.attr) for a in m.findall(node, m.Attribute())}
+    excluded |= {id(a.keyword) for a in m.findall(node, m.Arg()) if a.keyword is not None}
+    return {n.value for n in m.findall(node, m.Name()) if id(n) not in excluded}
+
+
+def _assignments(function: cst.FunctionDef, name: str) -> list[cst.Assign | cst.AnnAssign | cst.AugAssign]:
+    """The assignments to ``name`` in ``function``'s own scope."""
+    return [node for node in _own_nodes(function, (cst.Assign, cst.AnnAssign, cst.AugAssign))
+            if node.value is not None and any(m.findall(target, m.Name(name)) for target in (
+                [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]))]
