@@ -273,6 +273,11 @@ def render(results: dict) -> str:
     lines += [f"| {label} | {overall[name][0]} | {overall[name][1]} | {_reduction(*overall[name])} |"
               for name, label in names.items()]
     lines.append("")
+    earlier = sorted(f"{e['model']}@{e['transformers']} ({e.get('measured_with', 'an earlier breakfix')})"
+                     for e in runs.values() if e.get("measured_with") != meta.get("breakfix"))
+    if earlier:
+        lines += ["Rows measured with another breakfix commit than the header's (kept from an earlier run): "
+                  + ", ".join(earlier) + ".", ""]
     lines += ["## Break catalogue: what stands between these models and `fullgraph=True`", "",
               "Every distinct break of the code as shipped, grouped by GB id and site, with what breakfix did "
               "with it.", ""]

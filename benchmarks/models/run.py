@@ -168,6 +168,7 @@ def main() -> None:
                 entry = bench_model(env, version, transformers_dir, name, Path(tmp), args.before_only,
                                     args.unsafe_fixes)
                 entry["seconds"] = round(time.perf_counter() - started, 1)
+                entry["measured_with"] = results["meta"]["breakfix"]
                 key = f"{version}/{name}"
                 results["runs"][key] = entry
                 store.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
