@@ -34,6 +34,7 @@ import logging
 import os
 import pickle
 import random
+import re
 import sys
 import tempfile
 import tokenize
@@ -371,6 +372,8 @@ class _BreakCollector:
         if not stack:
             stack = [f for f in traceback.extract_tb(e.__traceback__) if _is_project_file(
                 os.path.realpath(f.filename), self.root)]
+        if not stack:
+            stack = _user_code_frames(str(e))
         gb_type = getattr(e, "gb_type", None)
         if gb_type is None and "data-dependent" in str(e).lower():
             gb_type = DATA_DEPENDENT_GUARD  # UserError from a guard on an unbacked symbol: no GB id
@@ -382,6 +385,22 @@ class _BreakCollector:
             function = inspect.unwrap(getattr(compiled, "_torchdynamo_orig_callable", compiled))
             code = getattr(function, "__code__", None) or type(function).__call__.__code__
             self.add(message, [traceback.FrameSummary(code.co_filename, code.co_firstlineno, code.co_name)], gb_type)
+
+
+def _user_code_frames(message: str) -> list[traceback.FrameSummary]:
+    """The frames of the "from user code:" section dynamo appends to an error's message: an internal
+    error (e.g. PendingUnbackedSymbolNotFound) carries its user stack only there."""
+    _, marker, section = message.partition("\nfrom user code:\n")
+    frames = []
+    for line in section.splitlines() if marker else ():
+        parsed = _FRAME_LINE.match(line)
+        if parsed:
+            filename, lineno, name = parsed.groups()
+            frames.append(traceback.FrameSummary(filename, int(lineno), name, line=linecache.getline(filename, int(lineno))))
+    return frames
+
+
+_FRAME_LINE = re.compile(r'\s*File "(.+)", line (\d+), in (\S+)$')
 
 
 @contextlib.contextmanager

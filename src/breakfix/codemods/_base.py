@@ -94,3 +94,36 @@ def fresh_name(base: str, taken: set[str]) -> str:
         number += 1
         name = f"{base}_{number}"
     return name
+
+
+def existing_helper(body: list[cst.CSTNode], helper: cst.FunctionDef) -> bool:
+    """Whether the module already has this exact helper (a fix applied before); a different
+    function of that name is never overwritten."""
+    existing = [s for s in body if m.matches(s, m.FunctionDef(name=m.Name(helper.name.value)))]
+    if existing and not existing[0].with_changes(leading_lines=[]).deep_equals(helper.with_changes(leading_lines=[])):
+        raise SkipFile(f"the module already defines a different {helper.name.value}")
+    return bool(existing)
+
+
+def insert_top_level(body: list[cst.CSTNode], at: int, statement: cst.BaseStatement) -> list[cst.CSTNode]:
+    """``body`` with ``statement`` at index ``at``, two blank lines around it as for any top-level
+    definition; comments above the statement that moves down stay with it."""
+    statement = statement.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()] if at else [])
+    following = body[at:]
+    if following:
+        following[0] = following[0].with_changes(
+            leading_lines=[cst.EmptyLine(), cst.EmptyLine(),
+                           *(line for line in following[0].leading_lines if line.comment is not None)])
+    return [*body[:at], statement, *following]
+
+
+def index_after_imports(body: list[cst.CSTNode]) -> int:
+    """Index after the module docstring, ``__future__`` and other leading imports."""
+    index = 0
+    for statement in body:
+        leading = m.matches(statement, m.SimpleStatementLine(
+            body=[m.OneOf(m.Import(), m.ImportFrom(), m.Expr(value=m.SimpleString()))]))
+        if not leading:
+            break
+        index += 1
+    return index

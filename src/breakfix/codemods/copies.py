@@ -7,7 +7,14 @@ import libcst.matchers as m
 from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 from libcst.metadata import PositionProvider, QualifiedNameProvider
 
-from breakfix.codemods._base import BreakfixCodemod, fresh_name, names_in
+from breakfix.codemods._base import (
+    BreakfixCodemod,
+    existing_helper,
+    fresh_name,
+    index_after_imports,
+    insert_top_level,
+    names_in,
+)
 from breakfix.types import Applicability
 
 DEEPCOPY = "copy.deepcopy"
@@ -110,24 +117,14 @@ class DeepcopyOfTensor(BreakfixCodemod):
         if not self.rewritten:
             raise self.skip(self.left_alone or f"no copy.deepcopy(value) call at line {self.request.brk.site.lineno}")
         helper = cst.parse_statement(HELPER_SOURCE, config=updated.config_for_parsing)
-        existing = [s for s in updated.body if m.matches(s, m.FunctionDef(name=m.Name(HELPER)))]
-        if existing:
-            if not existing[0].with_changes(leading_lines=[]).deep_equals(helper):
-                raise self.skip(f"the module already defines a different {HELPER}")
+        if existing_helper(list(updated.body), helper):
             return updated
         AddImportsVisitor.add_needed_import(self.context, "copy")
         AddImportsVisitor.add_needed_import(self.context, "torch")
         # `from copy import deepcopy` goes when the rewritten calls were its only uses.
         RemoveImportsVisitor.remove_unused_import(self.context, "copy", "deepcopy")
         body = list(updated.body)
-        at = _after_imports(body)
-        helper = helper.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()] if at else [])
-        following = body[at:]
-        if following:
-            following[0] = following[0].with_changes(
-                leading_lines=[cst.EmptyLine(), cst.EmptyLine(),
-                               *(line for line in following[0].leading_lines if line.comment is not None)])
-        return updated.with_changes(body=[*body[:at], helper, *following])
+        return updated.with_changes(body=insert_top_level(body, index_after_imports(body), helper))
 
 
 class AttributeReassignedFromItself(BreakfixCodemod):
@@ -240,15 +237,3 @@ def _plain_attribute_chain(node: cst.BaseExpression) -> bool:
     while isinstance(node, cst.Attribute):
         node = node.value
     return isinstance(node, cst.Name)
-
-
-def _after_imports(body: list[cst.CSTNode]) -> int:
-    """Index after the module docstring, ``__future__`` and other leading imports."""
-    index = 0
-    for statement in body:
-        leading = m.matches(statement, m.SimpleStatementLine(
-            body=[m.OneOf(m.Import(), m.ImportFrom(), m.Expr(value=m.SimpleString()))]))
-        if not leading:
-            break
-        index += 1
-    return index

@@ -9,7 +9,7 @@ import libcst.matchers as m
 from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import ParentNodeProvider, PositionProvider, QualifiedNameProvider
 
-from breakfix.codemods._base import BreakfixCodemod
+from breakfix.codemods._base import BreakfixCodemod, existing_helper, insert_top_level
 from breakfix.types import Applicability
 
 ORDERED_PRINT = "torch._higher_order_ops.print"
@@ -320,24 +320,15 @@ class WarningOnceInCompiledRegion(BreakfixCodemod):
         return updated.with_changes(body=body)
 
     def _with_helper(self, body: list[cst.CSTNode], logger: str, config) -> list[cst.CSTNode]:
-        name = _warning_once_helper(logger)
-        helper = cst.parse_statement(_WARNING_ONCE_SOURCE.format(helper=name, logger=logger), config=config)
-        existing = [s for s in body if m.matches(s, m.FunctionDef(name=m.Name(name)))]
-        if existing:
-            if not existing[0].with_changes(leading_lines=[]).deep_equals(helper):
-                raise self.skip(f"the module already defines a different {name}")
+        helper = cst.parse_statement(_WARNING_ONCE_SOURCE.format(helper=_warning_once_helper(logger), logger=logger),
+                                     config=config)
+        if existing_helper(body, helper):
             return body
         binding = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name(logger))])])
         at = next((i + 1 for i, s in enumerate(body) if m.matches(s, binding)), None)
         if at is None:
             raise self.skip(f"`{logger}` is not assigned at module level")
-        helper = helper.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()])
-        following = body[at:]
-        if following:
-            following[0] = following[0].with_changes(
-                leading_lines=[cst.EmptyLine(), cst.EmptyLine(),
-                               *(line for line in following[0].leading_lines if line.comment is not None)])
-        return [*body[:at], helper, *following]
+        return insert_top_level(body, at, helper)
 
 
 # The helper's exact text: a module that already has it is reused, a different function of that
