@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import stat
+import warnings
 from pathlib import Path
 
 import pytest
 
-from breakfix import classifier, writer
+from breakfix import _worker, classifier, writer
 from breakfix.codemods import BY_CODE
 from breakfix.errors import WriteRefused
 from breakfix.types import FileChange, Frame, GraphBreak, TargetSpec
@@ -104,3 +105,14 @@ def test_write_refuses_a_read_only_file(tmp_path: Path) -> None:
     with pytest.raises(WriteRefused, match="read-only"):
         writer.write_all([FileChange(path, "x = 1\n", "x = 2\n")])
     assert path.read_text() == "x = 1\n"
+
+
+@pytest.mark.torch
+def test_warnings_of_torch_itself_are_not_compared_but_the_users_are() -> None:
+    def raised(message: str, filename: str) -> warnings.WarningMessage:
+        return warnings.WarningMessage(UserWarning(message), UserWarning, filename, 3)
+
+    cpp = raised("Using a non-tuple sequence for multidimensional indexing is deprecated (Triggered internally at "
+                 "python_variable_indexing.cpp:349.)", "/project/model.py")
+    assert _worker._from_torch(cpp), "a C++ TORCH_WARN is attributed to the user's line but is torch's"
+    assert not _worker._from_torch(raised("loss is not finite", "/project/model.py"))

@@ -262,17 +262,21 @@ def _run_calls(fn: Callable, make_inputs: Callable[[], tuple], user_errors: bool
                 raise
         calls.append({"output": output, "stdout": state["stdout"].getvalue(), "files": state["files"],
                       "warnings": [(w.category.__name__, str(w.message)) for w in state["warnings"]
-                                   if not _from_torch(w.filename)],
+                                   if not _from_torch(w)],
                       "logs": state["logs"],
                       "inputs_after": _snapshot_inputs(args)})
     return calls
 
 
-def _from_torch(filename: str) -> bool:
-    """Warnings dynamo raises while tracing (e.g. on an untraceable builtin) are not the user's."""
+def _from_torch(warning: warnings.WarningMessage) -> bool:
+    """Warnings torch raises itself are not the user's: those dynamo raises while tracing (from
+    torch's Python files), and those of torch's C++ core ("Triggered internally at ..."), which
+    are attributed to the user's line but which compiled code does not raise again."""
     import torch
 
-    return os.path.realpath(filename).startswith(os.path.dirname(os.path.realpath(torch.__file__)) + os.sep)
+    torch_dir = os.path.dirname(os.path.realpath(torch.__file__)) + os.sep
+    from_cpp = "(Triggered internally at " in str(warning.message)
+    return from_cpp or os.path.realpath(warning.filename).startswith(torch_dir)
 
 
 def _last_user_frame(e: BaseException) -> str:
