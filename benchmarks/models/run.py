@@ -53,10 +53,14 @@ def _locate_transformers(env: Path) -> tuple[str, Path]:
 
 
 def _meta(env: Path) -> dict:
-    """What was measured: breakfix's commit (with a mark for uncommitted changes) and its codemods."""
+    """What was measured: breakfix's commit (marked dirty when its code or this benchmark differ
+    from it; the results this run writes do not count) and its codemods."""
     repo = HERE.parent.parent
-    commit = subprocess.run(["git", "-C", str(repo), "describe", "--always", "--dirty"], capture_output=True,
+    commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip() or "?"
+    changed = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--", "src", "benchmarks/models"],
+                             capture_output=True, text=True).stdout.strip()
+    commit += "-dirty" if changed else ""
     out = subprocess.run([str(env / "bin/python"), "-c",
                           "import torch; from breakfix.codemods import REGISTRY; "
                           "print(torch.__version__, *[c.CODE for c in REGISTRY])"],
