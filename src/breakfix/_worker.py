@@ -43,6 +43,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
+from breakfix.types import DATA_DEPENDENT_GUARD, TENSOR_ASSERT
+
 SEEDS = (0, 1)  # one seeded call per entry: the reference and the check make the same calls
 _BREAKFIX_DIR = str(Path(__file__).resolve().parent)
 
@@ -312,7 +314,6 @@ def _is_project_file(filename: str, root: str) -> bool:
 
 
 _LOOP_WRAPPER = "graph break in loop"
-DATA_DEPENDENT_GUARD = "Data-dependent guard"  # our name for the UserError that carries no Gb_type
 
 
 def _parse_message(message: str) -> tuple[str, str, list[str], str | None]:
@@ -381,6 +382,8 @@ class _BreakCollector:
         gb_type = getattr(e, "gb_type", None)
         if gb_type is None and "data-dependent" in str(e).lower():
             gb_type = DATA_DEPENDENT_GUARD  # UserError from a guard on an unbacked symbol: no GB id
+        if gb_type is None and isinstance(e, AssertionError) and str(e).startswith("Expected bool, got FakeTensor"):
+            gb_type = TENSOR_ASSERT
         gb_type = gb_type or type(e).__name__  # a dynamo internal error: no Gb_type, no GB id
         message = str(e) if str(e).startswith(gb_type) else f"{gb_type}\n{e}"
         if not self.add(message, list(stack), gb_type):
@@ -389,6 +392,17 @@ class _BreakCollector:
             function = inspect.unwrap(getattr(compiled, "_torchdynamo_orig_callable", compiled))
             code = getattr(function, "__code__", None) or type(function).__call__.__code__
             self.add(message, [traceback.FrameSummary(code.co_filename, code.co_firstlineno, code.co_name)], gb_type)
+
+
+def _revealed_break(e: BaseException, compiled: Callable, root: Path) -> list[dict]:
+    """The break at the project line where dynamo failed while tracing (none when the error did not
+    come from tracing project code)."""
+    stack = getattr(e, "real_stack", None) or _user_code_frames(str(e))
+    if not any(_is_project_file(os.path.realpath(f.filename), str(root)) for f in stack):
+        return []
+    collector = _BreakCollector(str(root))
+    collector.add_exception(e, compiled)
+    return list(collector.by_site.values())
 
 
 def _user_code_frames(message: str) -> list[traceback.FrameSummary]:
@@ -673,7 +687,10 @@ def check(request: dict, root: Path, overlay: dict[str, str]) -> dict:
     except (TorchDynamoException, UserError):
         pass  # breaks remain: check the rewrite with graph breaks allowed, below
     except Exception as e:
-        return {"ok": False, "fullgraph": False, "reason": f"the rewrite raised {_one_line(e)}"}
+        # The compiler failed inside the rewrite: when it failed on a project line (code a rewrite
+        # made the compiler trace, like a torch.cond branch), that line is a break the engine may repair.
+        revealed = _revealed_break(e, fn, root)
+        return {"ok": False, "fullgraph": False, "reason": f"the rewrite raised {_one_line(e)}", "breaks": revealed}
     else:
         if problem:
             return {"ok": False, "fullgraph": True, "reason": problem, "mismatch": True}

@@ -13,6 +13,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from libcst.codemod import CodemodContext, TransformResult, TransformSuccess, transform_module
@@ -21,10 +22,21 @@ from breakfix import classifier, writer
 from breakfix.codemods import BreakfixCodemod, FixRequest
 from breakfix.errors import CannotVerify, TargetError
 from breakfix.locator import RunOptions, locate
-from breakfix.types import Applicability, Attempt, BreakReport, FileChange, GraphBreak, RunReport
+from breakfix.types import Applicability, Attempt, BreakReport, CheckResult, FileChange, GraphBreak, RunReport
 from breakfix.verifier import check, repeat
 
 Progress = Callable[[str], None]
+REPAIR_DEPTH = 2  # how many breaks revealed one inside another's rewrite are repaired before giving up
+
+
+@dataclass(frozen=True)
+class _Fix:
+    """A verified rewrite: the whole overlay with it, its check, and the reports of the breaks it
+    revealed and repaired on the way."""
+
+    overlay: dict[str, str]
+    outcome: CheckResult
+    repairs: list[BreakReport]
 
 
 _RESUME_FUNCTION = re.compile(r"^torch_dynamo_resume_in_(?P<name>.+)_at_\d+$")
@@ -64,6 +76,7 @@ class Engine:
         self.overlay: dict[str, str] = {}
         self.on_disk: dict[str, str] = {}  # each touched file as read, to diff and to detect changes
         self.reproducible = False  # a second eager run of the target matched the reference
+        self.revealed: list[BreakReport] = []  # breaks a kept rewrite revealed, repaired with it
 
     def run(self, apply: bool) -> RunReport:
         with tempfile.TemporaryDirectory(prefix="breakfix-") as tmp:
@@ -130,17 +143,33 @@ class Engine:
                 report.why = "; ".join(a.reason for a in report.attempts) or (
                     "no codemod answers this break" if classifier.candidates(report.brk) else
                     f"not tried: --max-rounds {self.max_rounds} reached")
-        return list(reports.values()), verified, graph_count, rounds
+        return [*reports.values(), *self.revealed], verified, graph_count, rounds
 
-    def _fix_one(self, request: FixRequest, report: BreakReport, reference: str):
+    def _fix_one(self, request: FixRequest, report: BreakReport, reference: str) -> CheckResult | None:
+        """Fix one break on top of the overlay; the check of the kept rewrite, or None."""
+        fix = self._find_fix(request, report, reference, self.overlay, classifier.candidates(request.brk), REPAIR_DEPTH)
+        if fix is None:
+            return None
+        self.overlay = fix.overlay
+        for repair in fix.repairs:
+            repair.round = report.round
+        self.revealed += fix.repairs
+        return fix.outcome
+
+    def _find_fix(self, request: FixRequest, report: BreakReport, reference: str, base: dict[str, str],
+                  codemods: list[type[BreakfixCodemod]], repairs_left: int) -> _Fix | None:
+        """The first of ``codemods`` whose rewrite of ``base`` removes the break and matches the
+        reference. A rewrite the compiler fails on at a project line (it made the compiler trace
+        code it never traced before) is repaired by fixing that revealed break on top of it, up to
+        ``repairs_left`` deep; the two are kept only if they verify together."""
         brk = request.brk
-        for codemod in classifier.candidates(brk):
+        for codemod in codemods:
             path = codemod.file_to_edit(request)
             if not _under_root(path, self.root):
                 report.add_attempt(Attempt(codemod.CODE, codemod.APPLICABILITY, False, f"{path} is outside the project root"))
                 continue
             self.progress(f"trying {codemod.CODE} on {os.path.relpath(path, self.root)}:{brk.site.lineno}")
-            source = self._source(path)
+            source = base[path] if path in base else self._source(path)
             instance, result = apply_codemod(codemod, request, path, source)
             if not isinstance(result, TransformSuccess) or result.code == source:
                 why = getattr(result, "skip_description", "") or str(getattr(result, "error", "")) or "nothing to change"
@@ -155,9 +184,16 @@ class Engine:
                     report.status, report.fix_code, report.applicability = "needs-unsafe", codemod.CODE, instance.applicability
                     report.why = why
                 continue
-            trial = {**self.overlay, path: result.code}
+            trial = {**base, path: result.code}
             self.progress(f"verifying {codemod.CODE} in a fresh worker")
             outcome = check(self.options, trial, reference)
+            repairs: list[BreakReport] = []
+            if not outcome.ok and outcome.breaks and repairs_left:
+                repaired = self._repair(request, codemod.CODE, trial, outcome, reference, repairs_left - 1)
+                if isinstance(repaired, _Fix):
+                    trial, outcome, repairs = repaired.overlay, repaired.outcome, repaired.repairs
+                elif repaired:
+                    outcome = CheckResult(ok=False, fullgraph=False, reason=f"{outcome.reason}; {repaired}")
             if outcome.mismatch:
                 self._require_reproducible(reference)
             # A rewrite that only moves the break (wrapping the failing call) leaves a break on a
@@ -175,12 +211,31 @@ class Engine:
                                          if moved else "the break is still there after the rewrite")
                 report.add_attempt(Attempt(codemod.CODE, instance.applicability, False, why))
                 continue
-            self.overlay = trial
             report.add_attempt(Attempt(codemod.CODE, instance.applicability, True, ""))
             report.status, report.fix_code, report.applicability = "proposed", codemod.CODE, instance.applicability
             report.verified, report.why = True, instance.changes
-            return outcome
+            return _Fix(trial, outcome, repairs)
         return None
+
+    def _repair(self, request: FixRequest, code: str, trial: dict[str, str], outcome: CheckResult,
+                reference: str, repairs_left: int) -> _Fix | str:
+        """Fix the break a candidate rewrite revealed, on top of it: the fix of both, or why not."""
+        revealed = outcome.breaks[0]
+        report = BreakReport(brk=revealed, round=0, status="unfixable")
+        # Only a fix made for the revealed break: a last resort would keep part of the rewrite eager.
+        codemods = [c for c in classifier.candidates(revealed) if not c.CATCH_ALL]
+        if _identity(revealed)[:-1] == _identity(request.brk)[:-1] or not codemods:
+            return ""
+        self.progress(f"{code}'s rewrite reveals a break at {os.path.relpath(revealed.site.filename, self.root)}:"
+                      f"{revealed.site.lineno}: repairing it")
+        repair_request = FixRequest(brk=revealed, target_file=request.target_file, target_qualname=request.target_qualname,
+                                    orchestrator=request.orchestrator, sources=dict(trial))
+        fix = self._find_fix(repair_request, report, reference, trial, codemods, repairs_left)
+        if fix is None:
+            tried = "; ".join(f"{a.code}: {a.reason}" for a in report.attempts)
+            return f"no repair of the break it reveals ({tried})"
+        report.why = f"revealed by {code}'s rewrite" + (f": {report.why}" if report.why else "")
+        return _Fix(fix.overlay, fix.outcome, [report, *fix.repairs])
 
     def _require_reproducible(self, reference: str) -> None:
         """A rewrite that behaves differently from the reference may not be at fault: if a second

@@ -7,6 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+# Our Gb_types for the breaks dynamo raises without one (and without a GB id).
+DATA_DEPENDENT_GUARD = "Data-dependent guard"  # a UserError from a guard on an unbacked symbol
+# dynamo's internal AssertionError on an ``assert`` whose test is a tensor (``[n, m] == [n, t]``
+# with ``t`` a 0-d tensor compares to a tensor)
+TENSOR_ASSERT = "Tensor-valued assert"
+
+
 class Applicability(str, enum.Enum):
     """How a fix may be used, after Ruff: safe fixes keep the exact meaning."""
 

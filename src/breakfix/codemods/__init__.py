@@ -6,7 +6,7 @@ from breakfix.codemods._base import BreakfixCodemod, FixRequest
 from breakfix.codemods.control_flow import DataDependentBranch, DataDependentExpertLoop, DataDependentTail
 from breakfix.codemods.copies import AttributeReassignedFromItself, DeepcopyOfTensor
 from breakfix.codemods.escape_hatches import UntraceablePureHelper
-from breakfix.codemods.host_syncs import TensorBoundsOfArange
+from breakfix.codemods.host_syncs import SizeAssertOnTensor, TensorBoundsOfArange
 from breakfix.codemods.io_split import IoInCompiledRegion
 from breakfix.codemods.iterators import IteratorInput
 from breakfix.codemods.opaque_ops import NumpyScalarMath, OpaqueComputation
@@ -23,6 +23,7 @@ REGISTRY: tuple[type[BreakfixCodemod], ...] = (
     DataDependentTail,
     NumpyScalarMath,
     TensorBoundsOfArange,
+    SizeAssertOnTensor,
     UntraceablePureHelper,
     OpaqueComputation,
     IoInCompiledRegion,

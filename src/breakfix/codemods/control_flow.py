@@ -8,7 +8,7 @@ from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import ParentNodeProvider, PositionProvider
 
 from breakfix.codemods._base import BreakfixCodemod, fresh_name, names_in
-from breakfix.types import Applicability
+from breakfix.types import DATA_DEPENDENT_GUARD, Applicability
 
 COND = "torch.cond"
 
@@ -71,7 +71,7 @@ class DataDependentBranch(BreakfixCodemod):
     CODE = "BF601"
     FIX_TITLE = "Branch inside the graph with torch.cond"
     GB_IDS = frozenset({"GB0170", "GB0035"})
-    GB_TYPES = frozenset({"Data-dependent guard", "Data-dependent branching"})
+    GB_TYPES = frozenset({DATA_DEPENDENT_GUARD, "Data-dependent branching"})
     APPLICABILITY = Applicability.SAFE
 
     METADATA_DEPENDENCIES = (PositionProvider,)
@@ -279,7 +279,7 @@ class DataDependentExpertLoop(BreakfixCodemod):
 
     CODE = "BF602"
     FIX_TITLE = "Loop over every expert, statically"
-    GB_TYPES = frozenset({"Data-dependent guard"})
+    GB_TYPES = frozenset({DATA_DEPENDENT_GUARD})
     APPLICABILITY = Applicability.UNSAFE
     CHANGES = ("the loop body also runs for experts no token was routed to, on an empty selection: "
                "their modules run on an empty batch (hooks, training-mode layers, zero instead of no "
@@ -584,7 +584,7 @@ class DataDependentTail(BreakfixCodemod):
     CODE = "BF603"
     FIX_TITLE = "Branch the rest of the function inside the graph with torch.cond"
     GB_IDS = frozenset({"GB0170", "GB0035"})
-    GB_TYPES = frozenset({"Data-dependent guard", "Data-dependent branching"})
+    GB_TYPES = frozenset({DATA_DEPENDENT_GUARD, "Data-dependent branching"})
     APPLICABILITY = Applicability.SAFE
 
     METADATA_DEPENDENCIES = (PositionProvider,)

@@ -7,8 +7,9 @@ import libcst.matchers as m
 from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import PositionProvider, QualifiedNameProvider
 
-from breakfix.codemods._base import BreakfixCodemod, existing_helper, index_after_imports, insert_top_level
-from breakfix.types import Applicability
+from breakfix.codemods._base import BreakfixCodemod, existing_helper, index_after_imports, insert_top_level, names_in
+from breakfix.codemods._orchestration import parameter_names
+from breakfix.types import TENSOR_ASSERT, Applicability
 
 ARANGE = "torch.arange"
 HELPER = "_number"
@@ -110,3 +111,146 @@ def _read_number(value: cst.BaseExpression) -> cst.BaseExpression:
     if m.matches(value, literal | m.Call(func=m.Name(HELPER))):
         return value
     return cst.Call(func=cst.Name(HELPER), args=[cst.Arg(value)])
+
+
+class SizeAssertOnTensor(BreakfixCodemod):
+    """Compare sizes with ``int()`` of a value that may be a one-element tensor.
+
+    ## What it fixes
+    An ``assert`` comparing a tensor's sizes with a list or tuple of values, one of which is a
+    one-element tensor used as a size, such as a count read off the data
+    (``m = counts.max()``, then ``x.new_zeros(b, m)`` and
+    ``assert list(x.size()) == [b, m]``). ``fullgraph=True`` stops with a dynamo internal error,
+    ``AssertionError: Expected bool, got FakeTensor`` (no GB id; breakfix names it
+    "Tensor-valued assert"). transformers' longformer and led hit it in their global attention,
+    once ``torch.cond`` (BF603) makes the compiler trace that branch.
+
+    ## Why it breaks
+    ``[b, m] == [b, t]`` with ``t`` a tensor compares ``m == t`` to a tensor, so the assert's
+    test is a tensor. Eagerly its truth is read off the tensor; dynamo's ``assert`` handling
+    requires a Python bool and fails. ``int(t)`` is the number the tensor holds (the value
+    ``x.new_zeros(b, t)`` already read to size ``x``), and dynamo traces it: the comparison is
+    then between sizes.
+
+    ## Example
+    ```python
+    def scores(self, hidden, max_count):
+        batch = hidden.size(0)
+        out = hidden.new_zeros(batch, max_count)
+        assert list(out.size()) == [batch, max_count], "wrong size"
+        return out
+    ```
+    becomes
+    ```python
+    def scores(self, hidden, max_count):
+        batch = hidden.size(0)
+        out = hidden.new_zeros(batch, max_count)
+        assert list(out.size()) == [batch, int(max_count)], "wrong size"
+        return out
+    ```
+
+    ## Fix safety
+    Safe: for an integer tensor of one element ``int(t)`` is its value, so each comparison is
+    true exactly when it was; for a Python int or a traced size it is the value itself (it does
+    not specialise a dynamic size: measured, one graph for three input lengths). Only the
+    asserts of the function at the break's line that compare ``.size()``/``.shape`` with a list,
+    tuple or name are touched, and in them only the bare names that are parameters or locals not
+    computed from sizes (``seq_len, batch = x.shape[:2]`` is left alone). A name holding a
+    floating tensor would be truncated by ``int()``; such a size makes ``new_zeros`` fail before
+    the assert, so it does not occur where the assert passed. The message is not changed: it is
+    only formatted when the assert fails.
+    """
+
+    CODE = "BF702"
+    FIX_TITLE = "Compare sizes with int() of a one-element tensor in asserts"
+    GB_TYPES = frozenset({TENSOR_ASSERT})
+    APPLICABILITY = Applicability.SAFE
+
+    METADATA_DEPENDENCIES = (PositionProvider,)
+
+    def __init__(self, context, request) -> None:
+        super().__init__(context, request)
+        self.function: cst.FunctionDef | None = None  # the innermost function at the break's line
+        self.functions: list[cst.FunctionDef] = []
+        self.rewritten_break_line = False
+
+    def visit_Module(self, node: cst.Module) -> None:
+        line = self.request.brk.site.lineno
+        spanning = [f for f in m.findall(node, m.FunctionDef())
+                    if self.get_metadata(PositionProvider, f).start.line <= line <= self.get_metadata(PositionProvider, f).end.line]
+        if spanning:  # nested functions start after the functions around them
+            self.function = max(spanning, key=lambda f: self.get_metadata(PositionProvider, f).start.line)
+            sized, unsized = _locals_by_origin(self.function)
+            self.maybe_tensors = (set(parameter_names(self.function)) - sized) | unsized
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.functions.append(node)
+
+    def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef) -> cst.FunctionDef:
+        self.functions.pop()
+        return updated
+
+    def leave_Assert(self, original: cst.Assert, updated: cst.Assert) -> cst.Assert:
+        if not self.functions or self.functions[-1] is not self.function:
+            return updated
+        test = _with_int_sizes(updated.test, self.maybe_tensors)
+        if test is updated.test:
+            return updated
+        position = self.get_metadata(PositionProvider, original)
+        self.rewritten_break_line |= position.start.line <= self.request.brk.site.lineno <= position.end.line
+        return updated.with_changes(test=test)
+
+    def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
+        if not self.rewritten_break_line:
+            raise self.skip(f"no assert comparing sizes with a name that may hold a tensor at line {self.request.brk.site.lineno}")
+        return updated
+
+
+_SIZE_READS = m.Attribute(attr=m.Name("size") | m.Name("shape") | m.Name("ndim")) | m.Call(
+    func=m.Name("len") | m.Attribute(attr=m.Name("dim") | m.Name("numel")))
+
+
+def _reads_sizes(node: cst.CSTNode) -> bool:
+    return bool(m.findall(node, _SIZE_READS))
+
+
+def _locals_by_origin(function: cst.FunctionDef) -> tuple[set[str], set[str]]:
+    """The locals every assignment of which computes sizes (``b, n = x.shape[:2]``,
+    ``n = len(xs)``, ``n = 4``: Python ints or traced sizes, never tensors), and the other locals."""
+    sized: set[str] = set()
+    other: set[str] = set()
+    for node in m.findall(function.body, m.Assign() | m.AugAssign() | m.AnnAssign() | m.For() | m.NamedExpr() | m.WithItem()):
+        if isinstance(node, cst.Assign):
+            names = set().union(*(names_in(t.target) for t in node.targets))
+            from_sizes = _reads_sizes(node.value) or m.matches(node.value, m.Integer())
+            (sized if from_sizes else other).update(names)
+        else:
+            other |= names_in(getattr(node, "target", None) or getattr(node, "asname", None) or cst.Name("_"))
+    return sized - other, other
+
+
+def _with_int_sizes(test: cst.BaseExpression, maybe_tensors: set[str]) -> cst.BaseExpression:
+    """``test`` with ``int(name)`` for each bare name in ``maybe_tensors`` that is compared
+    (``==``/``!=``) with sizes, alone or as an element of a list or tuple."""
+    if not isinstance(test, cst.Comparison) or len(test.comparisons) != 1 or not m.matches(
+            test.comparisons[0].operator, m.Equal() | m.NotEqual()):
+        return test
+    left, right = test.left, test.comparisons[0].comparator
+
+    def as_int(value: cst.BaseExpression) -> cst.BaseExpression:
+        if isinstance(value, cst.Name) and value.value in maybe_tensors:
+            return cst.Call(func=cst.Name("int"), args=[cst.Arg(value)])
+        if isinstance(value, (cst.List, cst.Tuple)):
+            elements = [e.with_changes(value=as_int(e.value)) if isinstance(e, cst.Element) else e for e in value.elements]
+            if any(new.value is not old.value for new, old in zip(elements, value.elements)):
+                return value.with_changes(elements=elements)
+        return value
+
+    if _reads_sizes(left) and not _reads_sizes(right):
+        new_right = as_int(right)
+        return test if new_right is right else test.with_changes(
+            comparisons=[test.comparisons[0].with_changes(comparator=new_right)])
+    if _reads_sizes(right) and not _reads_sizes(left):
+        new_left = as_int(left)
+        return test if new_left is left else test.with_changes(left=new_left)
+    return test

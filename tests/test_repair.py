@@ -1,0 +1,68 @@
+"""A rewrite that makes the compiler trace code it never traced before (BF603's ``torch.cond``
+traces both branches) can hit a break there; the engine repairs it on top of the rewrite and keeps
+the two only if they verify together. Real CLI runs, real torch."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import breakfix, make_project
+
+pytestmark = pytest.mark.torch
+
+# longformer's shape: a flag read off the data decides the rest of forward; the global branch
+# sizes a tensor with a count (a 0-d tensor) and checks the size in an assert. Eagerly the flag is
+# False on these inputs, so only the compiler ever reaches the assert (when BF603 makes it trace
+# the branch).
+GLOBAL_ATTENTION = """\
+import torch
+
+
+def global_scores(hidden, max_count):
+    batch = hidden.size(0)
+    out = hidden.new_zeros(batch, max_count)
+    assert list(out.size()) == [batch, {count}], "wrong size"
+    return out
+
+
+def attend(hidden, is_global):
+    has_global = is_global.any().item()
+    scores = hidden @ hidden.T
+    if has_global:
+        max_count = is_global.sum(-1).max()
+        return scores.sum() + global_scores(hidden, max_count).sum()
+    return scores.sum() * 2
+
+
+def example_inputs():
+    return torch.randn(3, 4), torch.zeros(3, 5, dtype=torch.bool)
+"""
+
+
+def test_a_break_revealed_by_a_rewrite_is_repaired_and_both_are_written(tmp_path):
+    project = make_project(tmp_path, {"m.py": GLOBAL_ATTENTION.format(count="max_count")})
+    result = breakfix(project, "m.py:attend", "--inputs", "m.py:example_inputs", "--apply", "--json")
+    assert result.code == 0, result.stderr
+    report = result.json()
+    by_code = {b["fix"]["code"]: b for b in report["breaks"]}
+    assert set(by_code) == {"BF603", "BF702"}
+    assert by_code["BF702"]["status"] == "fixed" and by_code["BF702"]["verified"]
+    assert by_code["BF702"]["why"].startswith("revealed by BF603's rewrite")
+    written = (project / "m.py").read_text()
+    assert 'assert list(out.size()) == [batch, int(max_count)], "wrong size"' in written
+    assert "torch.cond(" in written
+
+
+def test_a_rewrite_whose_revealed_break_has_no_repair_is_not_kept(tmp_path):
+    # The count in the assert is an expression, not a name: BF702 cannot place it, so BF603's
+    # rewrite is rejected with the reason, and the last resort (BF301) fixes the break instead.
+    project = make_project(tmp_path, {"m.py": GLOBAL_ATTENTION.format(count="max_count + 0")})
+    result = breakfix(project, "m.py:attend", "--inputs", "m.py:example_inputs", "--apply", "--json")
+    assert result.code == 0, result.stderr
+    [report] = result.json()["breaks"]
+    attempts = {a["code"]: a for a in report["attempts"]}
+    assert not attempts["BF603"]["verified"]
+    assert "no repair of the break it reveals (BF702: no assert comparing sizes" in attempts["BF603"]["reason"]
+    assert report["fix"]["code"] == "BF301"
+    written = (project / "m.py").read_text()
+    assert "torch.cond(" not in written and "int(" not in written
