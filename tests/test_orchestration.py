@@ -656,3 +656,65 @@ def test_the_stepped_parameter_is_found_on_the_line() -> None:
     assert [iterator_parameter(module, function, line) for line in (2, 3)] == ["xs", "ys"]
     with pytest.raises(NotSplittable, match="which parameter"):
         iterator_parameter(module, function, 5)
+
+
+# --- a loop over what dynamo cannot iterate: eager loop, compiled body --------------------------
+
+PROGRESS_LOOP = """
+    import torch
+    from tqdm import tqdm
+
+
+    def evaluate(model, batches):
+        total, count = torch.zeros(()), 0
+        for i, x in enumerate(tqdm(batches)):
+            out = model(x)
+            total = total + out.sum()
+            count += x.shape[0]
+        return total / count
+"""
+
+
+def test_a_loop_whose_iteration_breaks_compiles_its_body() -> None:
+    result = _split(PROGRESS_LOOP, "for i, x")
+    # The values carried from one pass to the next go in and out; `out` lives in the piece; `i` is unused.
+    assert "    for i, x in enumerate(tqdm(batches)):\n        total, count = _evaluate_piece_2(model, total, count, x)\n" in result
+    assert textwrap.dedent("""\
+        @torch.compile(fullgraph=True)
+        def _evaluate_piece_2(model, total, count, x):
+            out = model(x)
+            total = total + out.sum()
+            count += x.shape[0]
+            return total, count
+    """) in result
+    assert "return _evaluate_piece_3(total, count)" in result
+
+
+@pytest.mark.parametrize("change", [
+    "        if count > 8:\n            break\n",
+    "        if count > 8:\n            continue\n",
+    "        def scale(v):\n            return v * 2\n",
+])
+def test_a_loop_body_that_cannot_be_a_piece_keeps_the_whole_loop_eager(change: str) -> None:
+    count_line = "        count += x.shape[0]\n"
+    source = textwrap.dedent(PROGRESS_LOOP).replace(count_line, count_line + change)
+    assert change in source
+    result = _split(source, "for i, x")
+    orchestrator = result.split("def _evaluate_piece_1")[0]
+    assert "out = model(x)" in orchestrator  # the body stayed in the eager loop
+
+
+def test_a_value_read_before_the_loop_binds_it_is_not_passed_unbound() -> None:
+    # `scale` is read in the first pass before the body binds it, and never bound before the loop.
+    source = textwrap.dedent(PROGRESS_LOOP).replace("        out = model(x)\n", "        out = model(x) * scale\n        scale = 2\n")
+    assert "scale = 2" in source
+    result = _split(source, "for i, x")
+    assert "out = model(x) * scale" in result.split("def _evaluate_piece_1")[0]
+
+
+def test_a_break_inside_the_loop_body_keeps_the_loop_eager() -> None:
+    source = textwrap.dedent(PROGRESS_LOOP).replace("enumerate(tqdm(batches))", "enumerate(batches)").replace(
+        "        count += x.shape[0]\n", "        count += x.shape[0]\n        torch.save(out, 'out.pt')\n")
+    assert "torch.save" in source
+    result = _split(source, "torch.save")
+    assert "out = model(x)" in result.split("def _evaluate_piece_1")[0]

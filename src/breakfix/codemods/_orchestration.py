@@ -251,6 +251,44 @@ class Cut:
     prologue: list[cst.BaseStatement]  # the docstring and `global` declarations: stay in the orchestrator
 
 
+@dataclass(frozen=True)
+class LoopBody:
+    """The body of a ``for`` kept eager, compiled as a piece the loop calls once per iteration."""
+
+    statements: list[cst.BaseStatement]
+    inputs: list[str]
+    outputs: list[str]
+
+
+def _leaves_loop(body: Sequence[cst.BaseStatement]) -> bool:
+    """A ``break`` or ``continue`` of this loop (not of a loop nested in it)."""
+
+    class Finder(cst.CSTVisitor):
+        found = False
+
+        def visit_For(self, node: cst.For) -> bool:
+            return self._else_only(node)
+
+        def visit_While(self, node: cst.While) -> bool:
+            return self._else_only(node)
+
+        def _else_only(self, node: cst.For | cst.While) -> bool:
+            if node.orelse is not None:  # a break in a nested loop's else clause leaves this loop
+                node.orelse.visit(self)
+            return False
+
+        def visit_Break(self, node: cst.Break) -> None:
+            self.found = True
+
+        def visit_Continue(self, node: cst.Continue) -> None:
+            self.found = True
+
+    finder = Finder()
+    for statement in body:
+        statement.visit(finder)
+    return finder.found
+
+
 class Flow:
     """Which local names each top-level statement of one function reads and binds."""
 
@@ -274,6 +312,9 @@ class Flow:
         self.definite = [_definite_binds(s) for s in self.statements]
         self.binders: dict[str, set[int]] = {}
         self.closures: list[tuple[int, str]] = []  # (statement, local a nested function reads)
+        # (id of the node, local name) of every read and bind: what nested blocks read and bind
+        self._reads_at: list[tuple[int, str]] = []
+        self._binds_at: list[tuple[int, str]] = []
         for assignment in scope.assignments:
             if "." in assignment.name or isinstance(assignment.node, cst.Param):
                 continue
@@ -282,8 +323,13 @@ class Flow:
                 raise NotSplittable(f"cannot place the binding of {assignment.name} in {function.name.value}")
             self.may[index].add(assignment.name)
             self.binders.setdefault(assignment.name, set()).add(index)
+            self._binds_at.append((id(assignment.node), assignment.name))
         for inner in {s for s in scopes.values() if s is not None and inside(s, scope)}:
             for access in inner.accesses:
+                if isinstance(access.node, cst.Name):
+                    # LibCST links a read only to bindings before it in the text; in a loop body a
+                    # read may see the binding further down from the previous pass.
+                    self._reads_at.append((id(access.node), access.node.value))
                 if not isinstance(access.node, cst.Name) or not any(r.scope is scope for r in access.referents):
                     continue
                 index = owner[id(access.node)]
@@ -387,6 +433,57 @@ class Flow:
                    tail_inputs=self._sorted(tail_inputs),
                    tail_returns=any(has_return(self.statements[i]) for i in tail),
                    prologue=self.statements[:start])
+
+    def header_loop(self, index: int, line: int) -> cst.For | None:
+        """The ``for`` statement at ``index`` when ``line`` is in its header (the iteration broke,
+        not its body): its body can be compiled while the loop itself runs eagerly."""
+        loop = self.statements[index]
+        if not isinstance(loop, cst.For) or not isinstance(loop.body, cst.IndentedBlock):
+            return None
+        return loop if line < self._positions[loop.body.body[0]].start.line else None
+
+    def loop_body(self, index: int) -> LoopBody:
+        """The body of the ``for`` at ``index`` as a compiled piece called once per iteration: it
+        takes the values its statements read (the loop variables, values bound before the loop,
+        values carried from the previous iteration) and returns those the next iteration or the
+        code after the loop reads."""
+        loop = self.statements[index]
+        name = self.function.name.value
+        if loop.asynchronous is not None or loop.orelse is not None:
+            raise NotSplittable(f"the loop in {name} is async or has an else clause")
+        body = list(loop.body.body)
+        if any(has_return(s) for s in body) or _leaves_loop(body):
+            raise NotSplittable(f"the loop in {name} returns, breaks or continues")
+        if m.findall(loop.body, m.FunctionDef() | m.ClassDef()):
+            raise NotSplittable(f"the loop in {name} defines a function or class")
+        if all(is_trivial(s) for s in body):
+            raise NotSplittable(f"the loop in {name} computes nothing to compile")
+        local = set(self.params) | set(self.binders)
+        exposed: set[str] = set()
+        definite: set[str] = set()
+        for statement in body:
+            exposed |= (self._names_at(self._reads_at, statement) & local) - definite
+            exposed |= {a.target.value for a in m.findall(statement, m.AugAssign(target=m.Name()))} - definite
+            definite |= _definite_binds(statement)
+        may = set().union(*(self._names_at(self._binds_at, s) for s in body))
+        if self.globals & (exposed | may):
+            raise NotSplittable(f"the loop in {name} reads or rebinds a global")
+        head = range(self.prologue, index)
+        before = set(self.params) | set().union(*(self.definite[i] for i in head))
+        loop_variables = _target_names(loop.target)
+        unsure = exposed - loop_variables - before
+        if unsure:
+            raise NotSplittable(f"cannot prove {', '.join(self._sorted(unsure))} is bound before the loop")
+        read_after = self.exposed(range(index + 1, len(self.statements)))
+        outputs = may & (read_after | exposed)
+        # A value the body may leave unbound is passed in too (it was bound before the loop), so
+        # the piece always has a value to return.
+        inputs = exposed | (outputs - definite)
+        return LoopBody(statements=body, inputs=self._sorted(inputs), outputs=self._sorted(outputs))
+
+    def _names_at(self, names_at: list[tuple[int, str]], node: cst.CSTNode) -> set[str]:
+        ids = _subtree_ids(node)
+        return {name for node_id, name in names_at if node_id in ids}
 
     def _check_closures(self, head: list[int], index: int, tail: list[int]) -> None:
         """A nested function shares cells with its frame: every local it reads must be bound in the

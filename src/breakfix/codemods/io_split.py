@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import libcst as cst
 import libcst.matchers as m
 from libcst.codemod.visitors import AddImportsVisitor
@@ -29,7 +31,7 @@ from breakfix.codemods._orchestration import (
 )
 from breakfix.types import Applicability
 
-HEAD, TAIL = temporary_name(1), temporary_name(2)
+HEAD, TAIL, BODY = temporary_name(1), temporary_name(2), temporary_name(3)
 ITERATOR_INPUT_BREAKS = frozenset({"GB4347", "GB0811"})  # answered by BF101 only
 
 
@@ -80,7 +82,11 @@ class IoInCompiledRegion(BreakfixCodemod):
     ```
     The statement kept eager is the one directly in the function body that contains the break: a
     call to a helper that does I/O stays eager as a whole, and so does an ``if``, ``for``,
-    ``with`` or ``try`` block around the I/O (``if step % 100 == 0: torch.save(...)``). A second I/O statement is split out in
+    ``with`` or ``try`` block around the I/O (``if step % 100 == 0: torch.save(...)``). A ``for``
+    loop whose iteration itself breaks (a ``tqdm`` progress bar, a data loader, a generator dynamo
+    cannot trace) runs eagerly and calls its body as a compiled piece once per pass: the piece
+    takes the loop variables and the values carried from the previous pass and returns the values
+    the next pass or the code after the loop reads. A second I/O statement is split out in
     the next round; the pieces are renumbered so the result reads as one split. Methods keep their
     place in the class; their pieces are module-level functions taking ``self``. A function that
     declares ``global`` names keeps the declarations: the pieces take a global's value as a
@@ -90,7 +96,9 @@ class IoInCompiledRegion(BreakfixCodemod):
     ## Fix safety
     Safe: the statement runs once per call, eagerly, in the same order, on the same values; only
     the code around it is compiled. A block kept eager as a whole is not compiled at all (a loop
-    with a ``print`` in it runs eagerly), which is correct but gains nothing for that block. Not
+    with a ``print`` in it runs eagerly), which is correct but gains nothing for that block; a loop
+    body that returns, breaks, continues, defines a function or reads a value it binds later in the
+    pass before any is bound keeps its whole loop eager too. Not
     applied after an early ``return``, in a nested function, in a function that calls
     ``super()`` or is a generator, when a global is rebound after the statement kept eager or read
     by a nested function, when nothing computational is left to compile, or when names are rebound
@@ -130,13 +138,24 @@ def split_around(module: cst.Module, line: int) -> cst.Module:
     flow = Flow(module, site.function)
     index = flow.index_at(line)
     caller = single_caller(module, site.function) if is_compiled_piece(site.function) else None
+    # A loop over what dynamo cannot iterate (a progress bar, a data loader) runs eagerly and calls
+    # its body compiled; a body that cannot be a piece leaves the whole loop eager.
+    loop = flow.header_loop(index, line)
+    try:
+        body = flow.loop_body(index) if loop is not None else None
+    except NotSplittable:
+        body = None
     # Only a piece its orchestrator calls may be left trivial: the orchestrator compiles the others.
     # A function the user compiled must keep work to compile, or the "fix" would compile nothing.
-    cut = flow.cut(index, require_work=caller is None)
+    cut = flow.cut(index, require_work=caller is None and body is None)
     # A function the user compiled with a decorator: its pieces are compiled with the user's options.
     compiled_by = compile_decorator(module, site.function)
     options = compile_options(compiled_by)
     pieces = {}
+    if body is not None:
+        pieces[BODY] = compiled_piece(BODY, body.inputs, body.statements, body.outputs, options)
+        call = piece_call(BODY, body.inputs, body.outputs, like=body.statements[0])
+        cut = dataclasses.replace(cut, eager=loop.with_changes(body=loop.body.with_changes(body=[call])))
     if cut.head:
         pieces[HEAD] = compiled_piece(HEAD, cut.head_inputs, cut.head, cut.head_outputs, options)
     if cut.tail:
