@@ -819,6 +819,16 @@ def _returning_copy(tail: cst.Module, flag: str, value: bool) -> cst.Module:
     raise _Refused(f"the tail with {flag} {str(value).lower()} does not end in a return of a value")
 
 
+def _compiled_failure_changes(cls: str, message: cst.BaseExpression | None) -> str:
+    """What a failing check does differently in compiled code, for this class and message (measured:
+    the runtime assertion raises RuntimeError, with the message only when it is a constant string)."""
+    literal = message is not None and not m.findall(message, m.FormattedStringExpression())
+    raised = "RuntimeError" if cls == "RuntimeError" else f"RuntimeError instead of {cls}"
+    text = "with the same message" if literal else "with a generic message"
+    return (f"a check failing in compiled code raises {raised} {text}, and skips the in-place input updates made "
+            "before it; eager code raises as before")
+
+
 # Which torch._check* raises each builtin exception class (torch/__init__.py: each is
 # _check_with(<class>, cond, message)); a class not here has no check that raises it.
 _CHECK_RAISING = {
@@ -890,9 +900,9 @@ class ValidationRaise(BreakfixCodemod):
     GB_IDS = frozenset({"GB0170", "GB0035"})
     GB_TYPES = frozenset({"Data-dependent guard", "Data-dependent branching"})
     APPLICABILITY = Applicability.UNSAFE
-    CHANGES = ("when the check fails in compiled code, the graph's runtime assertion raises RuntimeError instead of "
-               "the exception class (a string literal's message kept, an f-string's replaced by a generic one), and "
-               "in-place updates of inputs made earlier in the compiled region are not applied; eager code raises as before")
+    CHANGES = ("a check failing in compiled code raises RuntimeError instead of the exception class, with a generic "
+               "message for an f-string or no message, and skips the in-place input updates made before it; eager "
+               "code raises as before")
 
     METADATA_DEPENDENCIES = (PositionProvider, ScopeProvider)
 
@@ -967,6 +977,7 @@ class ValidationRaise(BreakfixCodemod):
             if not all(isinstance(a, BuiltinAssignment) for a in scope[name]):
                 raise _Refused(f"the module rebinds {name}")
         if not call_args:
+            self.changes = _compiled_failure_changes(cls.value, None)
             return _CHECK_RAISING[cls.value], cst.SimpleString('""')
         if len(call_args) != 1 or call_args[0].keyword is not None or call_args[0].star:
             raise _Refused("the exception gets more than one positional message")
@@ -977,4 +988,5 @@ class ValidationRaise(BreakfixCodemod):
             raise _Refused("the message is a bytes literal")
         if m.findall(message, m.Await() | m.Yield() | m.NamedExpr() | m.Name("super")):
             raise _Refused("the message awaits, yields, binds a name or calls super: it cannot move into a lambda")
+        self.changes = _compiled_failure_changes(cls.value, message)
         return _CHECK_RAISING[cls.value], message
