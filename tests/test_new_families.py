@@ -261,6 +261,7 @@ _VALIDATION = "import torch\n{prelude}\n\ndef f(x):\n    if (x < 0).any():\n    
     ({"body": 'raise ValueError(f"{(n := 1)}")'}, "binds a name"),
     ({"body": 'raise ValueError(f"{super()}")'}, "calls super"),
     ({"body": "raise builtins.ValueError"}, "raises builtins.ValueError"),
+    ({"body": "raise"}, "a bare raise"),
 ])
 def test_validation_raise_refusals(parts: dict, why: str) -> None:
     source = _VALIDATION.format(**{"prelude": "", "after": "", **parts})

@@ -884,15 +884,17 @@ class ValidationRaise(BreakfixCodemod):
     whatever the class was (so an ``except ValueError`` around the compiled call no longer
     catches it), with the message for a string literal and a generic ``Runtime assertion failed
     for expression ...`` for an f-string (``Assertion is failed`` for no message); in-place
-    updates of inputs made earlier in the compiled region are not applied when it fails. A
+    updates of inputs made earlier in the compiled region are not applied when it fails (so even
+    ``RuntimeError`` with a string literal, which raises the same class and text, is not exact).
+    The report states, for each site, which of these apply. Inductor was not measured. A
     message reading anything but constants (``self.name``, a tensor) does not compile
     (``torch._check*`` needs a message closure of constants), so that rewrite is not written.
     Refused before trying: the ``if`` is an ``elif``, has an ``else``, or its body is more than
     the ``raise``; ``raise ... from ...``; a class that is not one of the five builtins (a custom
     class, ``KeyError``, ``AssertionError``, a name the module rebinds); a message that is not
     one string literal or f-string, or is a bytes literal, or awaits, yields, binds a name or
-    calls ``super``; an ``if`` outside a function body (a lambda in a class body does not see the
-    class's names); a module that rebinds ``bool``.
+    calls ``super``; a bare ``raise``; an ``if`` outside a function body (a lambda in a class body
+    does not see the class's names); code that rebinds ``bool``.
     """
 
     CODE = "BF604"
@@ -968,10 +970,12 @@ class ValidationRaise(BreakfixCodemod):
         if statement.cause is not None:
             raise _Refused("raise ... from ...: no torch._check chains a cause")
         exc = statement.exc
+        if exc is None:
+            raise _Refused("a bare raise re-raises the exception being handled")
         call_args = exc.args if isinstance(exc, cst.Call) else ()
         cls = exc.func if isinstance(exc, cst.Call) else exc
         if not isinstance(cls, cst.Name) or cls.value not in _CHECK_RAISING:
-            shown = cst.Module([]).code_for_node(cls) if cls is not None else "nothing"
+            shown = cst.Module([]).code_for_node(cls)
             raise _Refused(f"raises {shown}: only {', '.join(_CHECK_RAISING)} have a torch._check* that raises them")
         for name in (cls.value, "bool"):
             if not all(isinstance(a, BuiltinAssignment) for a in scope[name]):
