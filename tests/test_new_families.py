@@ -241,3 +241,57 @@ def test_numpy_math_follows_the_branch_back_to_the_numpy_call_and_no_further() -
 def test_numpy_math_refusals(source: str, why: str) -> None:
     result = _run("BF203", source, _line_of(source, "if "))
     assert isinstance(result, TransformSkip) and why in result.skip_description, result
+
+
+_VALIDATION = "import torch\n{prelude}\n\ndef f(x):\n    if (x < 0).any():\n        {body}\n{after}    return x.sqrt()\n"
+
+
+@pytest.mark.parametrize(("parts", "why"), [
+    ({"body": 'raise KeyError("k")'}, "raises KeyError: only RuntimeError"),
+    ({"body": 'raise AssertionError("a")'}, "raises AssertionError"),
+    ({"prelude": "class BadInput(ValueError):\n    pass\n", "body": 'raise BadInput("b")'}, "raises BadInput"),
+    ({"prelude": "from errors import ValueError\n", "body": 'raise ValueError("v")'}, "the module rebinds ValueError"),
+    ({"prelude": "bool = int\n", "body": 'raise ValueError("v")'}, "the module rebinds bool"),
+    ({"body": 'raise ValueError("v") from None'}, "raise ... from"),
+    ({"body": 'x = x.abs()\n        raise ValueError("v")'}, "more than one raise"),
+    ({"body": 'raise ValueError("v")', "after": "    else:\n        x = x.abs()\n"}, "has an else or elif"),
+    ({"body": 'raise ValueError("v", 1)'}, "more than one positional message"),
+    ({"body": "raise ValueError(MESSAGE)"}, "not a string literal or f-string"),
+    ({"body": 'raise ValueError(b"v")'}, "bytes literal"),
+    ({"body": 'raise ValueError(f"{(n := 1)}")'}, "binds a name"),
+    ({"body": 'raise ValueError(f"{super()}")'}, "calls super"),
+    ({"body": "raise builtins.ValueError"}, "raises builtins.ValueError"),
+    ({"body": "raise"}, "a bare raise"),
+])
+def test_validation_raise_refusals(parts: dict, why: str) -> None:
+    source = _VALIDATION.format(**{"prelude": "", "after": "", **parts})
+    result = _run("BF604", source, _line_of(source, "if (x < 0)"))
+    assert isinstance(result, TransformSkip) and why in result.skip_description, result
+
+
+def test_validation_raise_refuses_an_elif_and_a_class_body() -> None:
+    elif_source = "def f(x):\n    if x.sum() > 1:\n        pass\n    elif (x < 0).any():\n        raise ValueError('v')\n"
+    assert "is an elif" in _run("BF604", elif_source, 4).skip_description
+    class_source = "import torch\nclass C:\n    t = torch.ones(1)\n    if (t < 0).any():\n        raise ValueError('v')\n"
+    assert "not in a function body" in _run("BF604", class_source, 4).skip_description
+
+
+def test_validation_raise_keeps_comments_and_the_exact_message() -> None:
+    source = '''
+        def f(x, n):
+            # check first
+            if x.sum().item() > n:  # a data-dependent guard
+                # explain
+                raise TypeError(f"over {n}: " 'drop it')  # why
+            if (x < 0).any(): raise RuntimeError
+            return x
+    '''
+    first = _run("BF604", source, _line_of(source, "if x.sum()"))
+    assert isinstance(first, TransformSuccess), first
+    assert ("    # check first\n    # a data-dependent guard\n    # explain\n"
+            "    torch._check_type(torch.sym_not(bool(x.sum().item() > n)), "
+            "lambda: f\"over {n}: \" 'drop it')  # why\n") in first.code
+    second = _run("BF604", first.code, _line_of(first.code, "if (x < 0)"))
+    assert isinstance(second, TransformSuccess), second
+    assert '    torch._check(torch.sym_not(bool((x < 0).any())), lambda: "")\n    return x\n' in second.code
+    assert second.code.count("import torch\n") == 1
