@@ -900,7 +900,7 @@ class ValidationRaise(BreakfixCodemod):
     CODE = "BF604"
     FIX_TITLE = "State the validation as a torch._check inside the graph"
     GB_IDS = frozenset({"GB0170", "GB0035"})
-    GB_TYPES = frozenset({"Data-dependent guard", "Data-dependent branching"})
+    GB_TYPES = frozenset({DATA_DEPENDENT_GUARD, "Data-dependent branching"})
     APPLICABILITY = Applicability.UNSAFE
     CHANGES = ("a check failing in compiled code raises RuntimeError instead of the exception class, with a generic "
                "message for an f-string or no message, and skips the in-place input updates made before it; eager "
