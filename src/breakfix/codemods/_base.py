@@ -15,6 +15,7 @@ from typing import ClassVar
 import libcst as cst
 import libcst.matchers as m
 from libcst.codemod import CodemodContext, SkipFile, VisitorBasedCodemodCommand
+from libcst.metadata import PositionProvider
 
 from breakfix.types import Applicability, GraphBreak
 
@@ -66,6 +67,11 @@ class BreakfixCodemod(VisitorBasedCodemodCommand):
         return self.FIX_TITLE
 
     # --- helpers shared by the codemods ---------------------------------------------------------
+
+    def spans_break(self, node: cst.CSTNode) -> bool:
+        """Whether ``node`` spans the line of the break (the codemod declares PositionProvider)."""
+        position = self.get_metadata(PositionProvider, node)
+        return position.start.line <= self.request.brk.site.lineno <= position.end.line
 
     def skip(self, why: str) -> SkipFile:
         return SkipFile(why)

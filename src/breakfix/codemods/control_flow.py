@@ -85,10 +85,6 @@ class DataDependentBranch(BreakfixCodemod):
         self.in_test = 0
         self.elifs: set[cst.If] = set()  # Ifs in an elif position: their replacement must be an If
 
-    def _at_site(self, node: cst.CSTNode) -> bool:
-        position = self.get_metadata(PositionProvider, node)
-        return position.start.line <= self.request.brk.site.lineno <= position.end.line
-
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self.functions.append(node)
 
@@ -109,7 +105,7 @@ class DataDependentBranch(BreakfixCodemod):
             self.elifs.add(node.orelse)
 
     def leave_If(self, original: cst.If, updated: cst.If) -> cst.BaseStatement | cst.FlattenSentinel:
-        if self.rewritten or not self.functions or not self._at_site(original.test):
+        if self.rewritten or not self.functions or not self.spans_break(original.test):
             return updated
         if original in self.elifs:  # its replacement would have to be an `else:` block, not statements
             self.refused = "the condition is an elif's"
@@ -138,7 +134,7 @@ class DataDependentBranch(BreakfixCodemod):
         return cst.FlattenSentinel([*definitions, assignment])
 
     def leave_IfExp(self, original: cst.IfExp, updated: cst.IfExp) -> cst.BaseExpression:
-        if self.rewritten or self.in_test or not self.functions or not self._at_site(original.test):
+        if self.rewritten or self.in_test or not self.functions or not self.spans_break(original.test):
             return updated
         if any(m.findall(part, m.Yield() | m.Await() | m.NamedExpr() | m.IfExp())
                for part in (updated.test, updated.body, updated.orelse)):
@@ -600,7 +596,7 @@ class DataDependentTail(BreakfixCodemod):
             return updated
         statements = list(original.body.body)
         for index, statement in enumerate(statements):
-            if isinstance(statement, cst.If) and self._at_site(statement.test):
+            if isinstance(statement, cst.If) and self.spans_break(statement.test):
                 break
         else:
             return updated
@@ -620,10 +616,6 @@ class DataDependentTail(BreakfixCodemod):
             raise self.skip(self.refused or f"no `if NAME:` in a function body at line {self.request.brk.site.lineno}")
         AddImportsVisitor.add_needed_import(self.context, "torch")
         return updated
-
-    def _at_site(self, node: cst.CSTNode) -> bool:
-        position = self.get_metadata(PositionProvider, node)
-        return position.start.line <= self.request.brk.site.lineno <= position.end.line
 
     def _rewrite(self, function: cst.FunctionDef, index: int, flag: str) -> list[cst.BaseStatement]:
         before, tail = function.body.body[:index], function.body.body[index:]
@@ -914,16 +906,12 @@ class ValidationRaise(BreakfixCodemod):
         self.refused = ""
         self.elifs: set[cst.If] = set()
 
-    def _at_site(self, node: cst.CSTNode) -> bool:
-        position = self.get_metadata(PositionProvider, node)
-        return position.start.line <= self.request.brk.site.lineno <= position.end.line
-
     def visit_If(self, node: cst.If) -> None:
         if isinstance(node.orelse, cst.If):
             self.elifs.add(node.orelse)
 
     def leave_If(self, original: cst.If, updated: cst.If) -> cst.If | cst.SimpleStatementLine:
-        if self.rewritten or not self._at_site(original.test):
+        if self.rewritten or not self.spans_break(original.test):
             return updated
         try:
             check, message = self._check_and_message(original)

@@ -101,8 +101,7 @@ class DeepcopyOfTensor(BreakfixCodemod):
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         if self.in_helper:
             return updated  # the helper's own deepcopy is the fallback, never rewritten
-        position = self.get_metadata(PositionProvider, original)
-        if not position.start.line <= self.request.brk.site.lineno <= position.end.line:
+        if not self.spans_break(original):
             return updated
         names = {q.name for q in self.get_metadata(QualifiedNameProvider, original.func, set())}
         if DEEPCOPY not in names:
@@ -196,9 +195,7 @@ class AttributeReassignedFromItself(BreakfixCodemod):
     def leave_SimpleStatementLine(
             self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine,
     ) -> cst.BaseStatement | cst.FlattenSentinel:
-        position = self.get_metadata(PositionProvider, original)
-        at_site = position.start.line <= self.request.brk.site.lineno <= position.end.line
-        if self.rewritten or not self.functions or not at_site:
+        if self.rewritten or not self.functions or not self.spans_break(original):
             return updated
         pattern = m.Assign(targets=[m.AssignTarget(target=m.Attribute())],
                            value=m.Call(func=m.Attribute(value=m.Attribute())))

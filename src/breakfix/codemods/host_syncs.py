@@ -82,8 +82,7 @@ class TensorBoundsOfArange(BreakfixCodemod):
         return updated
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
-        position = self.get_metadata(PositionProvider, original)
-        if self.in_helper or not position.start.line <= self.request.brk.site.lineno <= position.end.line:
+        if self.in_helper or not self.spans_break(original):
             return updated
         if ARANGE not in {q.name for q in self.get_metadata(QualifiedNameProvider, original.func, set())}:
             return updated
@@ -196,8 +195,7 @@ class SizeAssertOnTensor(BreakfixCodemod):
         test = _with_int_sizes(updated.test, self.maybe_tensors)
         if test is updated.test:
             return updated
-        position = self.get_metadata(PositionProvider, original)
-        self.rewritten_break_line |= position.start.line <= self.request.brk.site.lineno <= position.end.line
+        self.rewritten_break_line |= self.spans_break(original)
         return updated.with_changes(test=test)
 
     def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:

@@ -80,8 +80,7 @@ class PrintInCompiledRegion(BreakfixCodemod):
         self.refused = ""  # why a print at the site was not rewritten
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
-        position = self.get_metadata(PositionProvider, original)
-        if not position.start.line <= self.request.brk.site.lineno <= position.end.line:
+        if not self.spans_break(original):
             return updated
         names = {q.name for q in self.get_metadata(QualifiedNameProvider, original.func, set())}
         if "builtins.print" not in names or not isinstance(self.get_metadata(ParentNodeProvider, original), cst.Expr):
@@ -282,8 +281,7 @@ class WarningOnceInCompiledRegion(BreakfixCodemod):
         self.refused = ""
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
-        position = self.get_metadata(PositionProvider, original)
-        if not position.start.line <= self.request.brk.site.lineno <= position.end.line:
+        if not self.spans_break(original):
             return updated
         if not m.matches(original.func, m.Attribute(value=m.Name(), attr=m.Name("warning_once"))):
             return updated
