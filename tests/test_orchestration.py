@@ -675,8 +675,13 @@ PROGRESS_LOOP = """
 """
 
 
+def _split_loop(source: str, line_text: str) -> str:
+    module = _module(source)
+    return split_around(module, _line_of(module, line_text), compile_loop_body=True).code
+
+
 def test_a_loop_whose_iteration_breaks_compiles_its_body() -> None:
-    result = _split(PROGRESS_LOOP, "for i, x")
+    result = _split_loop(PROGRESS_LOOP, "for i, x")
     # The values carried from one pass to the next go in and out; `out` lives in the piece; `i` is unused.
     assert "    for i, x in enumerate(tqdm(batches)):\n        total, count = _evaluate_piece_2(model, total, count, x)\n" in result
     assert textwrap.dedent("""\
@@ -690,31 +695,29 @@ def test_a_loop_whose_iteration_breaks_compiles_its_body() -> None:
     assert "return _evaluate_piece_3(total, count)" in result
 
 
-@pytest.mark.parametrize("change", [
-    "        if count > 8:\n            break\n",
-    "        if count > 8:\n            continue\n",
-    "        def scale(v):\n            return v * 2\n",
+def test_bf301_keeps_the_same_loop_eager_as_a_whole() -> None:
+    result = _split(PROGRESS_LOOP, "for i, x")
+    assert "        out = model(x)\n" in result.split("def _evaluate_piece_1")[0]
+
+
+@pytest.mark.parametrize(("change", "why"), [
+    ("        if count > 8:\n            break\n", "returns, breaks or continues"),
+    ("        if count > 8:\n            continue\n", "returns, breaks or continues"),
+    ("        def scale(v):\n            return v * 2\n", "defines a function or class"),
+    ("        scale = 2\n", "cannot prove scale is bound before the loop"),  # read above, in `out = ...`
 ])
-def test_a_loop_body_that_cannot_be_a_piece_keeps_the_whole_loop_eager(change: str) -> None:
+def test_a_loop_body_that_cannot_be_a_piece_is_refused(change: str, why: str) -> None:
     count_line = "        count += x.shape[0]\n"
     source = textwrap.dedent(PROGRESS_LOOP).replace(count_line, count_line + change)
+    source = source.replace("out = model(x)\n", "out = model(x) * scale\n") if "scale = 2" in change else source
     assert change in source
-    result = _split(source, "for i, x")
-    orchestrator = result.split("def _evaluate_piece_1")[0]
-    assert "out = model(x)" in orchestrator  # the body stayed in the eager loop
+    with pytest.raises(NotSplittable, match=why):
+        _split_loop(source, "for i, x")
 
 
-def test_a_value_read_before_the_loop_binds_it_is_not_passed_unbound() -> None:
-    # `scale` is read in the first pass before the body binds it, and never bound before the loop.
-    source = textwrap.dedent(PROGRESS_LOOP).replace("        out = model(x)\n", "        out = model(x) * scale\n        scale = 2\n")
-    assert "scale = 2" in source
-    result = _split(source, "for i, x")
-    assert "out = model(x) * scale" in result.split("def _evaluate_piece_1")[0]
-
-
-def test_a_break_inside_the_loop_body_keeps_the_loop_eager() -> None:
+def test_a_break_inside_the_loop_body_is_not_a_loop_iteration() -> None:
     source = textwrap.dedent(PROGRESS_LOOP).replace("enumerate(tqdm(batches))", "enumerate(batches)").replace(
         "        count += x.shape[0]\n", "        count += x.shape[0]\n        torch.save(out, 'out.pt')\n")
     assert "torch.save" in source
-    result = _split(source, "torch.save")
-    assert "out = model(x)" in result.split("def _evaluate_piece_1")[0]
+    with pytest.raises(NotSplittable, match="not the header of a for loop"):
+        _split_loop(source, "torch.save")

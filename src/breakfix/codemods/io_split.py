@@ -82,11 +82,8 @@ class IoInCompiledRegion(BreakfixCodemod):
     ```
     The statement kept eager is the one directly in the function body that contains the break: a
     call to a helper that does I/O stays eager as a whole, and so does an ``if``, ``for``,
-    ``with`` or ``try`` block around the I/O (``if step % 100 == 0: torch.save(...)``). A ``for``
-    loop whose iteration itself breaks (a ``tqdm`` progress bar, a data loader, a generator dynamo
-    cannot trace) runs eagerly and calls its body as a compiled piece once per pass: the piece
-    takes the loop variables and the values carried from the previous pass and returns the values
-    the next pass or the code after the loop reads. A second I/O statement is split out in
+    ``with`` or ``try`` block around the I/O (``if step % 100 == 0: torch.save(...)``); a loop
+    whose iteration breaks is first tried by BF302, which compiles its body. A second I/O statement is split out in
     the next round; the pieces are renumbered so the result reads as one split. Methods keep their
     place in the class; their pieces are module-level functions taking ``self``. A function that
     declares ``global`` names keeps the declarations: the pieces take a global's value as a
@@ -96,9 +93,7 @@ class IoInCompiledRegion(BreakfixCodemod):
     ## Fix safety
     Safe: the statement runs once per call, eagerly, in the same order, on the same values; only
     the code around it is compiled. A block kept eager as a whole is not compiled at all (a loop
-    with a ``print`` in it runs eagerly), which is correct but gains nothing for that block; a loop
-    body that returns, breaks, continues, defines a function or reads a value it binds later in the
-    pass before any is bound keeps its whole loop eager too. Not
+    with a ``print`` in it runs eagerly), which is correct but gains nothing for that block. Not
     applied after an early ``return``, in a nested function, in a function that calls
     ``super()`` or is a generator, when a global is rebound after the statement kept eager or read
     by a nested function, when nothing computational is left to compile, or when names are rebound
@@ -119,32 +114,100 @@ class IoInCompiledRegion(BreakfixCodemod):
         """Where the compiled frame is: the split happens there, even when the I/O is deeper."""
         return request.brk.project_stack[0].filename
 
+    # BF302 compiles the body of a loop whose iteration breaks; BF301 keeps the loop eager whole.
+    COMPILE_LOOP_BODY = False
+
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:
         if self.request.brk.gb_id in ITERATOR_INPUT_BREAKS:
             # The pieces would receive the iterator and break on it again on other inputs.
             raise self.skip("an iterator input would be passed on to the compiled pieces")
         try:
             compiled_function(tree, self.request)
-            result = split_around(tree, self.request.brk.project_stack[0].lineno)
+            result = split_around(tree, self.request.brk.project_stack[0].lineno, self.COMPILE_LOOP_BODY)
         except NotSplittable as e:
             raise self.skip(str(e)) from e
         AddImportsVisitor.add_needed_import(self.context, "torch")
         return result
 
 
-def split_around(module: cst.Module, line: int) -> cst.Module:
-    """Keep the top-level statement spanning ``line`` eager; compile what comes before and after."""
+class OpaqueLoopIteration(IoInCompiledRegion):
+    """Iterate eagerly over what dynamo cannot iterate, and compile the loop body.
+
+    ## What it fixes
+    A ``for`` loop in compiled code whose iteration itself breaks: a ``tqdm`` progress bar, a
+    data loader, a generator or any iterable dynamo refuses to trace, directly in the compiled
+    function (``for x in tqdm(batches):``).
+
+    ## Why it breaks
+    Dynamo has to trace the iterator's ``__next__`` to unroll the loop; when that code is skipped
+    or untraceable, the graph breaks at the ``for``. The iteration (and the progress bar it draws)
+    should run eagerly, but the work done per item is tensor code that compiles. BF301 keeps the
+    whole loop eager; this fix keeps only the iteration eager: the function becomes an eager
+    orchestrator, the ``for`` stays in it, and its body becomes a compiled piece called once per
+    pass. The piece takes the loop variables and the values carried from the previous pass (and
+    those bound before the loop that it reads), and returns the values the next pass or the code
+    after the loop reads. The code before and after the loop is compiled as in BF301.
+
+    ## Example
+    ```python
+    def evaluate(model, batches):
+        total = torch.zeros(())
+        for x in tqdm(batches):
+            total = total + model(x).sum()
+        return total
+    ```
+    becomes
+    ```python
+    @torch.compiler.disable
+    def evaluate(model, batches):
+        total = _evaluate_piece_1()
+        for x in tqdm(batches):
+            total = _evaluate_piece_2(model, total, x)
+        return total
+
+
+    @torch.compile(fullgraph=True)
+    def _evaluate_piece_1():
+        total = torch.zeros(())
+        return total
+
+
+    @torch.compile(fullgraph=True)
+    def _evaluate_piece_2(model, total, x):
+        total = total + model(x).sum()
+        return total
+    ```
+
+    ## Fix safety
+    Safe: the iterator is created and advanced eagerly, exactly as before, and each pass runs the
+    same statements on the same values; only where they run changes. Not applied when the break
+    is in the loop body rather than its header, when the body returns, breaks or continues (the
+    piece could not leave the loop), defines a function or class, reads or rebinds a ``global``,
+    or reads a value that is not bound before the loop or earlier in the same pass, or when the
+    loop is async or has an ``else``; then BF301 keeps the whole loop eager. A value that changes
+    on every pass and is not a tensor (a Python ``int`` counter) is a compile-time constant of the
+    piece: it recompiles once, then is treated as dynamic.
+    """
+
+    CODE = "BF302"
+    FIX_TITLE = "Iterate eagerly and compile the loop body"
+    COMPILE_LOOP_BODY = True
+
+
+def split_around(module: cst.Module, line: int, compile_loop_body: bool = False) -> cst.Module:
+    """Keep the top-level statement spanning ``line`` eager; compile what comes before and after.
+    ``compile_loop_body``: the statement is a ``for`` whose header holds ``line`` (its iteration
+    broke), and its body is compiled as a piece called once per pass."""
     site = function_site(module, line)
     flow = Flow(module, site.function)
     index = flow.index_at(line)
     caller = single_caller(module, site.function) if is_compiled_piece(site.function) else None
-    # A loop over what dynamo cannot iterate (a progress bar, a data loader) runs eagerly and calls
-    # its body compiled; a body that cannot be a piece leaves the whole loop eager.
-    loop = flow.header_loop(index, line)
-    try:
-        body = flow.loop_body(index) if loop is not None else None
-    except NotSplittable:
-        body = None
+    body = None
+    if compile_loop_body:
+        loop = flow.header_loop(index, line)
+        if loop is None:
+            raise NotSplittable(f"line {line} is not the header of a for loop")
+        body = flow.loop_body(index)
     # Only a piece its orchestrator calls may be left trivial: the orchestrator compiles the others.
     # A function the user compiled must keep work to compile, or the "fix" would compile nothing.
     cut = flow.cut(index, require_work=caller is None and body is None)
