@@ -66,3 +66,38 @@ def test_a_rewrite_whose_revealed_break_has_no_repair_is_not_kept(tmp_path):
     assert report["fix"]["code"] == "BF301"
     written = (project / "m.py").read_text()
     assert "torch.cond(" not in written and "int(" not in written
+
+
+# The draw and the shift are compiled in BF301's second piece, where roll reads its shift as a
+# Python int drawn while tracing: dynamo's internal PendingUnbackedSymbolNotFound. A split's piece
+# that fails is split again on top of it (a last resort may repair a last resort).
+RANDOM_AUGMENT = """\
+import random
+
+import torch
+
+
+def augment(images, p_flip=0.5, max_shift=2):
+    if random.random() < p_flip:
+        images = images.flip(-1)
+    shift = random.randint(-max_shift, max_shift)
+    images = torch.roll(images, shifts=shift, dims=-2)
+    return images * 2.0 - 1.0
+
+
+def example_inputs():
+    return (torch.rand(2, 1, 6, 6),)
+"""
+
+
+def test_a_split_whose_piece_fails_to_compile_is_split_again(tmp_path):
+    project = make_project(tmp_path, {"m.py": RANDOM_AUGMENT})
+    result = breakfix(project, "m.py:augment", "--inputs", "m.py:example_inputs", "--apply", "--json")
+    assert result.code == 0, result.stderr
+    first, revealed = result.json()["breaks"]
+    assert first["fix"]["code"] == "BF301" and first["status"] == "fixed"
+    assert revealed["fix"]["code"] == "BF301" and revealed["why"].startswith("revealed by BF301's rewrite")
+    # the break is placed in the compiled piece dynamo was tracing, not on the eager call to it
+    assert revealed["function"].startswith("_augment_piece")
+    written = (project / "m.py").read_text()
+    assert "    images = torch.roll(images, shifts=shift, dims=-2)\n    return _augment_piece_2(images)" in written

@@ -373,12 +373,12 @@ class _BreakCollector:
 
     def add_exception(self, e: BaseException, compiled: Callable) -> None:
         """Record the error that stopped a fullgraph compile; never lose it, even without a stack."""
-        stack = getattr(e, "real_stack", None)
+        # Where dynamo was tracing (the compiled frame first) beats the eager frames that called it:
+        # an internal error in an orchestrator's piece is a break in the piece.
+        stack = getattr(e, "real_stack", None) or _user_code_frames(str(e))
         if not stack:
             stack = [f for f in traceback.extract_tb(e.__traceback__) if _is_project_file(
                 os.path.realpath(f.filename), self.root)]
-        if not stack:
-            stack = _user_code_frames(str(e))
         gb_type = getattr(e, "gb_type", None)
         if gb_type is None and "data-dependent" in str(e).lower():
             gb_type = DATA_DEPENDENT_GUARD  # UserError from a guard on an unbacked symbol: no GB id
@@ -687,8 +687,9 @@ def check(request: dict, root: Path, overlay: dict[str, str]) -> dict:
     except (TorchDynamoException, UserError):
         pass  # breaks remain: check the rewrite with graph breaks allowed, below
     except Exception as e:
-        # The compiler failed inside the rewrite: when it failed on a project line (code a rewrite
-        # made the compiler trace, like a torch.cond branch), that line is a break the engine may repair.
+        # The compiler failed inside the rewrite (also below, with breaks allowed): when it failed
+        # on a project line (code a rewrite made the compiler trace, like a torch.cond branch or a
+        # compiled piece), that line is a break the engine may repair.
         revealed = _revealed_break(e, fn, root)
         return {"ok": False, "fullgraph": False, "reason": f"the rewrite raised {_one_line(e)}", "breaks": revealed}
     else:
@@ -704,7 +705,8 @@ def check(request: dict, root: Path, overlay: dict[str, str]) -> dict:
     try:
         problem = matches(fn if orchestrator else torch.compile(fn, fullgraph=False))
     except Exception as e:
-        return {"ok": False, "fullgraph": False, "reason": f"the rewrite raised {_one_line(e)}"}
+        revealed = _revealed_break(e, fn, root)
+        return {"ok": False, "fullgraph": False, "reason": f"the rewrite raised {_one_line(e)}", "breaks": revealed}
     finally:
         _pieces_allow_breaks = False
     if problem:

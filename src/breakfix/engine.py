@@ -189,7 +189,7 @@ class Engine:
             outcome = check(self.options, trial, reference)
             repairs: list[BreakReport] = []
             if not outcome.ok and outcome.breaks and repairs_left:
-                repaired = self._repair(request, codemod.CODE, trial, outcome, reference, repairs_left - 1)
+                repaired = self._repair(request, codemod, trial, outcome, reference, repairs_left - 1)
                 if isinstance(repaired, _Fix):
                     trial, outcome, repairs = repaired.overlay, repaired.outcome, repaired.repairs
                 elif repaired:
@@ -217,13 +217,16 @@ class Engine:
             return _Fix(trial, outcome, repairs)
         return None
 
-    def _repair(self, request: FixRequest, code: str, trial: dict[str, str], outcome: CheckResult,
-                reference: str, repairs_left: int) -> _Fix | str:
+    def _repair(self, request: FixRequest, candidate: type[BreakfixCodemod], trial: dict[str, str],
+                outcome: CheckResult, reference: str, repairs_left: int) -> _Fix | str:
         """Fix the break a candidate rewrite revealed, on top of it: the fix of both, or why not."""
         revealed = outcome.breaks[0]
+        code = candidate.CODE
         report = BreakReport(brk=revealed, round=0, status="unfixable")
-        # Only a fix made for the revealed break: a last resort would keep part of the rewrite eager.
-        codemods = [c for c in classifier.candidates(revealed) if not c.CATCH_ALL]
+        # A split (a last resort) whose compiled piece fails is split again, as a later round would;
+        # a specific fix is repaired only by fixes made for the revealed break: a split would keep
+        # part of it eager (half of a torch.cond).
+        codemods = [c for c in classifier.candidates(revealed) if candidate.CATCH_ALL or not c.CATCH_ALL]
         if _identity(revealed)[:-1] == _identity(request.brk)[:-1] or not codemods:
             return ""
         self.progress(f"{code}'s rewrite reveals a break at {os.path.relpath(revealed.site.filename, self.root)}:"
