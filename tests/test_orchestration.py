@@ -721,3 +721,13 @@ def test_a_break_inside_the_loop_body_is_not_a_loop_iteration() -> None:
     assert "torch.save" in source
     with pytest.raises(NotSplittable, match="not the header of a for loop"):
         _split_loop(source, "torch.save")
+
+
+def test_a_loop_body_holding_another_located_break_is_refused() -> None:
+    module = _module(PROGRESS_LOOP)
+    header, body_line = _line_of(module, "for i, x"), _line_of(module, "total = total + out.sum()")
+    with pytest.raises(NotSplittable, match=f"the loop body breaks too \\(line {body_line}\\)"):
+        split_around(module, header, compile_loop_body=True, breaking_lines={body_line})
+    # a break outside the body does not matter
+    assert "_evaluate_piece_2(model, total, count, x)" in split_around(
+        module, header, compile_loop_body=True, breaking_lines={header, body_line + 2}).code

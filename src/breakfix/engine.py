@@ -124,7 +124,7 @@ class Engine:
                 report = reports[_identity(brk)]
                 request = FixRequest(brk=brk, target_file=found.target_file, target_qualname=found.target_qualname,
                                      orchestrator=orchestrator, facts=facts.get(f"{brk.site.filename}:{brk.site.lineno}", {}),
-                                     sources=dict(self.overlay))
+                                     sources=dict(self.overlay), other_breaks=tuple(b for b in breaks if b is not brk))
                 outcome = self._fix_one(request, report, reference)
                 if outcome is None:
                     continue

@@ -442,16 +442,21 @@ class Flow:
             return None
         return loop if line < self._positions[loop.body.body[0]].start.line else None
 
-    def loop_body(self, index: int) -> LoopBody:
+    def loop_body(self, index: int, breaking_lines: frozenset[int] | set[int] = frozenset()) -> LoopBody:
         """The body of the ``for`` at ``index`` as a compiled piece called once per iteration: it
         takes the values its statements read (the loop variables, values bound before the loop,
         values carried from the previous iteration) and returns those the next iteration or the
-        code after the loop reads."""
+        code after the loop reads. ``breaking_lines``: lines known to break, which the body must
+        not hold."""
         loop = self.statements[index]
         name = self.function.name.value
         if loop.asynchronous is not None or loop.orelse is not None:
             raise NotSplittable(f"the loop in {name} is async or has an else clause")
         body = list(loop.body.body)
+        start, end = self._positions[body[0]].start.line, self._positions[body[-1]].end.line
+        inside = sorted(line for line in breaking_lines if start <= line <= end)
+        if inside:
+            raise NotSplittable(f"the loop body breaks too (line {inside[0]}): as a piece it would break again")
         if any(has_return(s) for s in body) or _leaves_loop(body):
             raise NotSplittable(f"the loop in {name} returns, breaks or continues")
         if m.findall(loop.body, m.FunctionDef() | m.ClassDef()):

@@ -123,7 +123,12 @@ class IoInCompiledRegion(BreakfixCodemod):
             raise self.skip("an iterator input would be passed on to the compiled pieces")
         try:
             compiled_function(tree, self.request)
-            result = split_around(tree, self.request.brk.project_stack[0].lineno, self.COMPILE_LOOP_BODY)
+            compiled_frame = self.request.brk.project_stack[0]
+            # Lines of the compiled frame where other breaks were located: a loop body holding one
+            # would break again as a piece (BF301 keeps such a loop eager as a whole).
+            breaking = {b.project_stack[0].lineno for b in self.request.other_breaks
+                        if b.project_stack[0].filename == compiled_frame.filename}
+            result = split_around(tree, compiled_frame.lineno, self.COMPILE_LOOP_BODY, breaking)
         except NotSplittable as e:
             raise self.skip(str(e)) from e
         AddImportsVisitor.add_needed_import(self.context, "torch")
@@ -194,10 +199,12 @@ class OpaqueLoopIteration(IoInCompiledRegion):
     COMPILE_LOOP_BODY = True
 
 
-def split_around(module: cst.Module, line: int, compile_loop_body: bool = False) -> cst.Module:
+def split_around(module: cst.Module, line: int, compile_loop_body: bool = False,
+                 breaking_lines: frozenset[int] | set[int] = frozenset()) -> cst.Module:
     """Keep the top-level statement spanning ``line`` eager; compile what comes before and after.
     ``compile_loop_body``: the statement is a ``for`` whose header holds ``line`` (its iteration
-    broke), and its body is compiled as a piece called once per pass."""
+    broke), and its body, which must hold none of ``breaking_lines``, is compiled as a piece
+    called once per pass."""
     site = function_site(module, line)
     flow = Flow(module, site.function)
     index = flow.index_at(line)
@@ -207,7 +214,7 @@ def split_around(module: cst.Module, line: int, compile_loop_body: bool = False)
         loop = flow.header_loop(index, line)
         if loop is None:
             raise NotSplittable(f"line {line} is not the header of a for loop")
-        body = flow.loop_body(index)
+        body = flow.loop_body(index, breaking_lines)
     # Only a piece its orchestrator calls may be left trivial: the orchestrator compiles the others.
     # A function the user compiled must keep work to compile, or the "fix" would compile nothing.
     cut = flow.cut(index, require_work=caller is None and body is None)
