@@ -374,10 +374,13 @@ class _BreakCollector:
         """Record the error that stopped a fullgraph compile; never lose it, even without a stack."""
         stack = getattr(e, "real_stack", None)
         if not stack:
+            # An internal error names the frames dynamo was compiling only in its message; those
+            # start at the compiled frame (a piece an eager orchestrator called, say), where the
+            # traceback would show only the eager call of that piece.
+            stack = _user_code_frames(str(e))
+        if not stack:
             stack = [f for f in traceback.extract_tb(e.__traceback__) if _is_project_file(
                 os.path.realpath(f.filename), self.root)]
-        if not stack:
-            stack = _user_code_frames(str(e))
         gb_type = getattr(e, "gb_type", None)
         if gb_type is None and "data-dependent" in str(e).lower():
             gb_type = DATA_DEPENDENT_GUARD  # UserError from a guard on an unbacked symbol: no GB id
@@ -511,11 +514,18 @@ def _collect_breaks(fn: Callable, make_inputs: Callable[[], tuple], orchestrator
             else:
                 # A dynamo internal error (np.asarray of a PIL image) would abort explain; the
                 # fullgraph attempt below still reports it.
-                with torch._dynamo.config.patch(suppress_errors=True):
-                    explained = torch._dynamo.explain(fn)(*args)
-                graph_count = explained.graph_count
-                for reason in explained.break_reasons:
-                    collector.add(reason.reason, list(reason.user_stack))
+                try:
+                    with torch._dynamo.config.patch(suppress_errors=True):
+                        explained = torch._dynamo.explain(fn)(*args)
+                except Exception as e:
+                    # A compiled piece run by an eager orchestrator below the target compiles with
+                    # fullgraph=True on its own and raises, explain or not.
+                    collector.add_exception(e, fn)
+                    graph_count = _graph_count()
+                else:
+                    graph_count = explained.graph_count
+                    for reason in explained.break_reasons:
+                        collector.add(reason.reason, list(reason.user_stack))
     if not orchestrator:
         # fullgraph stops at the first break with its root cause, including the ones explain skips.
         torch._dynamo.reset()
@@ -685,7 +695,10 @@ def check(request: dict, root: Path, overlay: dict[str, str]) -> dict:
     torch._dynamo.reset()
     _pieces_allow_breaks = True
     try:
-        problem = matches(fn if orchestrator else torch.compile(fn, fullgraph=False))
+        # With breaks allowed, a frame dynamo fails on internally (e.g. PendingUnbackedSymbolNotFound
+        # in a piece the next round splits again) runs eagerly, as a frame after a break does.
+        with torch._dynamo.config.patch(suppress_errors=True):
+            problem = matches(fn if orchestrator else torch.compile(fn, fullgraph=False))
     except Exception as e:
         return {"ok": False, "fullgraph": False, "reason": f"the rewrite raised {_one_line(e)}"}
     finally:
@@ -720,7 +733,7 @@ def main(argv: list[str]) -> int:
         response = {"error": f"the target's code called sys.exit({e.code!r}){_last_user_frame(e)}"}
     except Exception as e:
         if request["mode"] == "check":
-            response = {"result": {"ok": False, "reason": _one_line(e)}}
+            response = {"result": {"ok": False, "fullgraph": False, "reason": _one_line(e)}}
         else:
             response = {"error": f"importing or running the target failed: {_one_line(e)}{_last_user_frame(e)}"}
     Path(response_path).write_text(json.dumps(response, default=str))
