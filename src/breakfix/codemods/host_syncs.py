@@ -59,7 +59,11 @@ class TensorBoundsOfArange(BreakfixCodemod):
     the same numbers and infers the same dtype; a tensor of more than one element fails both ways.
     Only the positional bounds of a ``torch.arange`` call at the break's line are touched; keyword
     arguments (``dtype=``, ``device=``) are not. Other functions that read a number off a tensor
-    argument the same way (``x.roll(shift)`` with a 0-d tensor ``shift``) are not rewritten.
+    argument the same way (``x.roll(shift)`` with a 0-d tensor ``shift``) are not rewritten. Not
+    applied in a compiled piece an orchestrator calls, outside the piece's loops: there BF301 keeps
+    the statement eager at the cost of that statement alone, and the rest of the piece gets an
+    arange of known size instead of an unbacked one that later code may have to guard on
+    (transformers' gemma2: ``if cache_position.shape[0] > max_cache_len:`` in its cache).
     """
 
     CODE = "BF701"

@@ -27,7 +27,7 @@ from breakfix.codemods._orchestration import (
     single_caller,
     temporary_name,
 )
-from breakfix.types import Applicability
+from breakfix.types import Applicability, GraphBreak
 
 HEAD, TAIL = temporary_name(1), temporary_name(2)
 ITERATOR_INPUT_BREAKS = frozenset({"GB4347", "GB0811"})  # answered by BF101 only
@@ -96,7 +96,10 @@ class IoInCompiledRegion(BreakfixCodemod):
     applied after an early ``return``, in a nested function, in a function that calls
     ``super()`` or is a generator, when a global is rebound after the statement kept eager or read
     by a nested function, when nothing computational is left to compile, or when names are rebound
-    in ways the name analysis cannot follow.
+    in ways the name analysis cannot follow. One exception to "nothing left": a statement that
+    itself calls a function already running eagerly (GB0098, GB0099; an orchestrator BF302 made
+    of the project function it calls) makes the compiled function an eager caller of it; the
+    verifier accepts that only when a compiled piece runs.
     Callers that compile the function themselves now call an eager function: compile its pieces,
     not the function.
     """
@@ -141,8 +144,8 @@ class BreakInLibraryCall(BreakfixCodemod):
     edits), reached through the project's own functions: ``forward`` calls ``self.model(...)``,
     whose ``forward`` builds a library object whose constructor branches on a tensor
     (``if not self.is_sliding[i]:``, transformers' ``HybridCache``). It is also the answer to the
-    ``torch.compiler.disable`` call such a fix leaves in the project function above it (GB0098),
-    so the split climbs the project's call chain one frame per round.
+    ``torch.compiler.disable`` call such a fix leaves in the project function above it (GB0098,
+    GB0099), so the split climbs the project's call chain one frame per round.
 
     ## Why it breaks
     The library code cannot be compiled and cannot be changed; the project's call into it can be
@@ -192,19 +195,27 @@ class BreakInLibraryCall(BreakfixCodemod):
 
     CODE = "BF302"
     FIX_TITLE = "Keep the library call eager where the project makes it and compile the code around it"
+    GB_IDS = EAGER_CALLEE_BREAKS  # and, as a last resort, any break inside a library
     APPLICABILITY = Applicability.SAFE
     # Tried after BF301: a split of the compiled function, when it leaves work to compile, needs
     # no orchestrator below the target.
     CATCH_ALL = True
 
+    @classmethod
+    def refusal(cls, brk: GraphBreak) -> str | None:
+        if brk.gb_id in ITERATOR_INPUT_BREAKS:
+            return "an iterator input would be passed on to the compiled pieces"
+        if len(brk.project_stack) < 2:
+            return "the call is in the compiled function itself (BF301 splits it)"
+        if not brk.in_library and brk.gb_id not in EAGER_CALLEE_BREAKS:
+            return "the break is in project code, not in a library it calls"
+        return None
+
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:
         brk = self.request.brk
-        if brk.gb_id in ITERATOR_INPUT_BREAKS:
-            raise self.skip("an iterator input would be passed on to the compiled pieces")
-        if len(brk.project_stack) < 2:
-            raise self.skip("the call is in the compiled function itself (BF301 splits it)")
-        if not brk.in_library and brk.gb_id not in EAGER_CALLEE_BREAKS:
-            raise self.skip("the break is in project code, not in a library it calls")
+        refusal = self.refusal(brk)
+        if refusal is not None:
+            raise self.skip(refusal)
         try:
             site = function_site(tree, brk.site.lineno)
             if is_compiled_piece(site.function):
