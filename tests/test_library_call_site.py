@@ -1,4 +1,4 @@
-"""BF302 through the real command line: a break inside a library outside the project root is kept
+"""BF303 through the real command line: a break inside a library outside the project root is kept
 eager at the project's call site, in the file that makes the call, and the split climbs to the target.
 
 The library is a hand-written stand-in for transformers' HybridCache (a cache whose constructor
@@ -17,7 +17,7 @@ import pytest
 import torch
 from conftest import breakfix, make_project
 
-LIBRARY = Path(__file__).resolve().parents[1] / "fixtures" / "io_split" / "BF302_library_constructor" / "site-packages" / "cachelib.py"
+LIBRARY = Path(__file__).resolve().parents[1] / "fixtures" / "io_split" / "BF303_library_constructor" / "site-packages" / "cachelib.py"
 
 MODEL = """\
 import torch
@@ -72,7 +72,7 @@ def test_a_library_constructor_that_branches_on_a_tensor_is_kept_eager_at_its_ca
     fixes = [(b["gb_id"], b["file"], b["fix"]["code"]) for b in report["breaks"]]
     # The library break is answered in model.py, where the project calls the library; the
     # target's call of the now eager Decoder.forward is answered in main.py.
-    assert fixes[0] == ("GB0170", "model.py", "BF302")
+    assert fixes[0] == ("GB0170", "model.py", "BF303")
     assert fixes[-1][1:] == ("main.py", "BF301")
     assert library.read_text() == LIBRARY.read_text()
 

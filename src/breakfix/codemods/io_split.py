@@ -97,7 +97,7 @@ class IoInCompiledRegion(BreakfixCodemod):
     ``super()`` or is a generator, when a global is rebound after the statement kept eager or read
     by a nested function, when nothing computational is left to compile, or when names are rebound
     in ways the name analysis cannot follow. One exception to "nothing left": a statement that
-    itself calls a function already running eagerly (GB0098, GB0099; an orchestrator BF302 made
+    itself calls a function already running eagerly (GB0098, GB0099; an orchestrator BF303 made
     of the project function it calls) makes the compiled function an eager caller of it; the
     verifier accepts that only when a compiled piece runs.
     Callers that compile the function themselves now call an eager function: compile its pieces,
@@ -121,7 +121,7 @@ class IoInCompiledRegion(BreakfixCodemod):
             # The pieces would receive the iterator and break on it again on other inputs.
             raise self.skip("an iterator input would be passed on to the compiled pieces")
         brk = self.request.brk
-        # The statement itself calls a function that runs eagerly (an orchestrator BF302 made of
+        # The statement itself calls a function that runs eagerly (an orchestrator BF303 made of
         # the project function it calls, or the user's own): what is compiled is in that
         # function's pieces, so the compiled frame may become an eager caller with nothing of its
         # own to compile. The verifier still requires a compiled piece to run.
@@ -193,7 +193,7 @@ class BreakInLibraryCall(BreakfixCodemod):
     ``fullgraph=True`` now calls an eager function and must compile its pieces instead.
     """
 
-    CODE = "BF302"
+    CODE = "BF303"
     FIX_TITLE = "Keep the library call eager where the project makes it and compile the code around it"
     GB_IDS = EAGER_CALLEE_BREAKS  # and, as a last resort, any break inside a library
     APPLICABILITY = Applicability.SAFE
