@@ -525,11 +525,18 @@ def _collect_breaks(fn: Callable, make_inputs: Callable[[], tuple], orchestrator
             else:
                 # A dynamo internal error (np.asarray of a PIL image) would abort explain; the
                 # fullgraph attempt below still reports it.
-                with torch._dynamo.config.patch(suppress_errors=True):
-                    explained = torch._dynamo.explain(fn)(*args)
-                graph_count = explained.graph_count
-                for reason in explained.break_reasons:
-                    collector.add(reason.reason, list(reason.user_stack))
+                try:
+                    with torch._dynamo.config.patch(suppress_errors=True):
+                        explained = torch._dynamo.explain(fn)(*args)
+                except Exception as e:
+                    # A compiled piece run by an eager orchestrator below the target compiles with
+                    # fullgraph=True on its own and raises, explain or not.
+                    collector.add_exception(e, fn)
+                    graph_count = _graph_count()
+                else:
+                    graph_count = explained.graph_count
+                    for reason in explained.break_reasons:
+                        collector.add(reason.reason, list(reason.user_stack))
     if not orchestrator:
         # fullgraph stops at the first break with its root cause, including the ones explain skips.
         torch._dynamo.reset()
@@ -703,7 +710,10 @@ def check(request: dict, root: Path, overlay: dict[str, str]) -> dict:
     torch._dynamo.reset()
     _pieces_allow_breaks = True
     try:
-        problem = matches(fn if orchestrator else torch.compile(fn, fullgraph=False))
+        # With breaks allowed, a frame dynamo fails on internally (e.g. PendingUnbackedSymbolNotFound
+        # in a piece the next round splits again) runs eagerly, as a frame after a break does.
+        with torch._dynamo.config.patch(suppress_errors=True):
+            problem = matches(fn if orchestrator else torch.compile(fn, fullgraph=False))
     except Exception as e:
         revealed = _revealed_break(e, fn, root)
         return {"ok": False, "fullgraph": False, "reason": f"the rewrite raised {_one_line(e)}", "breaks": revealed}
@@ -739,7 +749,7 @@ def main(argv: list[str]) -> int:
         response = {"error": f"the target's code called sys.exit({e.code!r}){_last_user_frame(e)}"}
     except Exception as e:
         if request["mode"] == "check":
-            response = {"result": {"ok": False, "reason": _one_line(e)}}
+            response = {"result": {"ok": False, "fullgraph": False, "reason": _one_line(e)}}
         else:
             response = {"error": f"importing or running the target failed: {_one_line(e)}{_last_user_frame(e)}"}
     Path(response_path).write_text(json.dumps(response, default=str))

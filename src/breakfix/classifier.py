@@ -29,7 +29,7 @@ def gb_id_of(brk: GraphBreak) -> str | None:
 
 def candidates(brk: GraphBreak) -> list[type[BreakfixCodemod]]:
     """Codemods answering this break, safe ones first, last resorts last, else registry order."""
-    return answering(gb_id_of(brk), brk.gb_type)
+    return [c for c in answering(gb_id_of(brk), brk.gb_type) if c.refusal(brk) is None]
 
 
 def answering(gb_id: str | None, gb_type: str) -> list[type[BreakfixCodemod]]:

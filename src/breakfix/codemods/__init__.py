@@ -7,7 +7,7 @@ from breakfix.codemods.control_flow import DataDependentBranch, DataDependentExp
 from breakfix.codemods.copies import AttributeReassignedFromItself, DeepcopyOfTensor
 from breakfix.codemods.escape_hatches import UntraceablePureHelper
 from breakfix.codemods.host_syncs import SizeAssertOnTensor, TensorBoundsOfArange
-from breakfix.codemods.io_split import IoInCompiledRegion, OpaqueLoopIteration
+from breakfix.codemods.io_split import BreakInLibraryCall, IoInCompiledRegion, OpaqueLoopIteration
 from breakfix.codemods.iterators import IteratorInput
 from breakfix.codemods.opaque_ops import NumpyScalarMath, OpaqueComputation
 from breakfix.codemods.side_effects import PrintInCompiledRegion, WarningOnceInCompiledRegion
@@ -29,6 +29,7 @@ REGISTRY: tuple[type[BreakfixCodemod], ...] = (
     OpaqueComputation,
     OpaqueLoopIteration,
     IoInCompiledRegion,
+    BreakInLibraryCall,
 )
 
 BY_CODE: dict[str, type[BreakfixCodemod]] = {codemod.CODE: codemod for codemod in REGISTRY}

@@ -63,6 +63,12 @@ class BreakfixCodemod(VisitorBasedCodemodCommand):
     def answers(cls, gb_id: str | None, gb_type: str) -> bool:
         return cls.CATCH_ALL or (gb_id is not None and gb_id in cls.GB_IDS) or gb_type in cls.GB_TYPES
 
+    @classmethod
+    def refusal(cls, brk: GraphBreak) -> str | None:
+        """Why this located break is none of this codemod's business whatever the code says (its
+        frames, not its GB id, rule it out), or None. The classifier leaves such a codemod out."""
+        return None
+
     @property
     def DESCRIPTION(self) -> str:  # noqa: N802 (LibCST's name)
         return self.FIX_TITLE

@@ -5,10 +5,10 @@ from __future__ import annotations
 import libcst as cst
 import libcst.matchers as m
 from libcst.codemod.visitors import AddImportsVisitor
-from libcst.metadata import PositionProvider, QualifiedNameProvider
+from libcst.metadata import MetadataWrapper, PositionProvider, QualifiedNameProvider
 
 from breakfix.codemods._base import BreakfixCodemod, existing_helper, index_after_imports, insert_top_level, names_in
-from breakfix.codemods._orchestration import parameter_names
+from breakfix.codemods._orchestration import NotSplittable, function_site, is_compiled_piece, parameter_names, single_caller
 from breakfix.types import TENSOR_ASSERT, Applicability
 
 ARANGE = "torch.arange"
@@ -59,7 +59,11 @@ class TensorBoundsOfArange(BreakfixCodemod):
     the same numbers and infers the same dtype; a tensor of more than one element fails both ways.
     Only the positional bounds of a ``torch.arange`` call at the break's line are touched; keyword
     arguments (``dtype=``, ``device=``) are not. Other functions that read a number off a tensor
-    argument the same way (``x.roll(shift)`` with a 0-d tensor ``shift``) are not rewritten.
+    argument the same way (``x.roll(shift)`` with a 0-d tensor ``shift``) are not rewritten. Not
+    applied in a compiled piece an orchestrator calls, outside the piece's loops: there BF301 keeps
+    the statement eager at the cost of that statement alone, and the rest of the piece gets an
+    arange of known size instead of an unbacked one that later code may have to guard on
+    (transformers' gemma2: ``if cache_position.shape[0] > max_cache_len:`` in its cache).
     """
 
     CODE = "BF701"
@@ -73,6 +77,12 @@ class TensorBoundsOfArange(BreakfixCodemod):
         super().__init__(context, request)
         self.rewritten = 0
         self.in_helper = 0
+
+    def transform_module_impl(self, tree: cst.Module) -> cst.Module:
+        if _orchestrator_can_run_it(tree, self.request.brk.site.lineno):
+            raise self.skip("the arange is in a compiled piece outside any loop: BF301 keeps it eager in the "
+                            "orchestrator, so the piece gets a tensor of known size instead of an unbacked one")
+        return super().transform_module_impl(tree)
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self.in_helper += node.name.value == HELPER
@@ -102,6 +112,24 @@ class TensorBoundsOfArange(BreakfixCodemod):
         if existing_helper(body, helper):
             return updated
         return updated.with_changes(body=insert_top_level(body, index_after_imports(body), helper))
+
+
+def _orchestrator_can_run_it(module: cst.Module, line: int) -> bool:
+    """Whether ``line`` is in a compiled piece an orchestrator calls, outside any loop of the
+    piece: keeping its statement eager then costs no compiled code but that statement, and the
+    arange's size is a plain number to the rest of the piece. Read with ``.item()`` inside, it
+    is an unbacked size, and code after it (a library's ``if positions.shape[0] > n:``) may need
+    a guard on it that no rewrite can give."""
+    try:
+        site = function_site(module, line)
+    except NotSplittable:
+        return False
+    if not is_compiled_piece(site.function) or single_caller(module, site.function) is None:
+        return False
+    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    statement = next((s for s in site.function.body.body
+                      if positions[s].start.line <= line <= positions[s].end.line), None)
+    return statement is not None and not m.findall(statement, m.For() | m.While())
 
 
 def _read_number(value: cst.BaseExpression) -> cst.BaseExpression:

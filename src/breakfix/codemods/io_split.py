@@ -29,10 +29,12 @@ from breakfix.codemods._orchestration import (
     single_caller,
     temporary_name,
 )
-from breakfix.types import Applicability
+from breakfix.types import Applicability, GraphBreak
 
 HEAD, TAIL, BODY = temporary_name(1), temporary_name(2), temporary_name(3)
 ITERATOR_INPUT_BREAKS = frozenset({"GB4347", "GB0811"})  # answered by BF101 only
+# A call to a torch.compiler.disable'd function: directly (GB0098), or a module's forward (GB0099).
+EAGER_CALLEE_BREAKS = frozenset({"GB0098", "GB0099"})
 
 
 class IoInCompiledRegion(BreakfixCodemod):
@@ -97,14 +99,17 @@ class IoInCompiledRegion(BreakfixCodemod):
     applied after an early ``return``, in a nested function, in a function that calls
     ``super()`` or is a generator, when a global is rebound after the statement kept eager or read
     by a nested function, when nothing computational is left to compile, or when names are rebound
-    in ways the name analysis cannot follow.
+    in ways the name analysis cannot follow. One exception to "nothing left": a statement that
+    itself calls a function already running eagerly (GB0098, GB0099; an orchestrator BF303 made
+    of the project function it calls) makes the compiled function an eager caller of it; the
+    verifier accepts that only when a compiled piece runs.
     Callers that compile the function themselves now call an eager function: compile its pieces,
     not the function.
     """
 
     CODE = "BF301"
     FIX_TITLE = "Keep the I/O eager and compile the code around it"
-    GB_IDS = frozenset({"GB0007", "GB0059", "GB0098", "GB0291", "GB0569"})
+    GB_IDS = frozenset({"GB0007", "GB0059", "GB0098", "GB0099", "GB0291", "GB0569"})
     APPLICABILITY = Applicability.SAFE
     # Keeping any statement eager computes exactly what it did; tried after the specific fixes.
     CATCH_ALL = True
@@ -121,14 +126,21 @@ class IoInCompiledRegion(BreakfixCodemod):
         if self.request.brk.gb_id in ITERATOR_INPUT_BREAKS:
             # The pieces would receive the iterator and break on it again on other inputs.
             raise self.skip("an iterator input would be passed on to the compiled pieces")
+        brk = self.request.brk
+        # The statement itself calls a function that runs eagerly (an orchestrator BF303 made of
+        # the project function it calls, or the user's own): what is compiled is in that
+        # function's pieces, so the compiled frame may become an eager caller with nothing of its
+        # own to compile. The verifier still requires a compiled piece to run.
+        calls_eager_function = brk.gb_id in EAGER_CALLEE_BREAKS and len(brk.project_stack) == 1
         try:
             compiled_function(tree, self.request)
-            compiled_frame = self.request.brk.project_stack[0]
+            compiled_frame = brk.project_stack[0]
             # Lines of the compiled frame where other breaks were located: a loop body holding one
             # would break again as a piece (BF301 keeps such a loop eager as a whole).
             breaking = {b.project_stack[0].lineno for b in self.request.other_breaks
                         if b.project_stack[0].filename == compiled_frame.filename}
-            result = split_around(tree, compiled_frame.lineno, self.COMPILE_LOOP_BODY, breaking)
+            result = split_around(tree, compiled_frame.lineno, self.COMPILE_LOOP_BODY, breaking,
+                                  require_work=not calls_eager_function)
         except NotSplittable as e:
             raise self.skip(str(e)) from e
         AddImportsVisitor.add_needed_import(self.context, "torch")
@@ -198,13 +210,104 @@ class OpaqueLoopIteration(IoInCompiledRegion):
     FIX_TITLE = "Iterate eagerly and compile the loop body"
     COMPILE_LOOP_BODY = True
 
+class BreakInLibraryCall(BreakfixCodemod):
+    """Run the project's call into a library eagerly, where the project makes it, and compile the code around it.
+
+    ## What it fixes
+    A graph break inside a library the project calls (an installed package, which breakfix never
+    edits), reached through the project's own functions: ``forward`` calls ``self.model(...)``,
+    whose ``forward`` builds a library object whose constructor branches on a tensor
+    (``if not self.is_sliding[i]:``, transformers' ``HybridCache``). It is also the answer to the
+    ``torch.compiler.disable`` call such a fix leaves in the project function above it (GB0098,
+    GB0099), so the split climbs the project's call chain one frame per round.
+
+    ## Why it breaks
+    The library code cannot be compiled and cannot be changed; the project's call into it can be
+    kept eager. Splitting the compiled function (BF301) would keep the whole call to the project
+    function eager (the entire model when the compiled function is ``model(x)``); splitting the
+    innermost project function keeps only the library call eager. That function becomes an eager
+    orchestrator (``@torch.compiler.disable``) of compiled pieces, as in BF301, and each project
+    function that calls it, up to the target, is then split around its call in the next rounds:
+    the target ends as an eager caller, and every piece compiles with ``fullgraph=True``.
+
+    ## Example
+    ```python
+    def forward(self, x):
+        h = self.embed(x)
+        cache = somelib.Cache(self.config, batch=x.shape[0])  # branches on a tensor inside
+        return self.decode(h, cache)
+    ```
+    becomes
+    ```python
+    @torch.compiler.disable
+    def forward(self, x):
+        h = _forward_piece_1(self, x)
+        cache = somelib.Cache(self.config, batch=x.shape[0])  # branches on a tensor inside
+        return _forward_piece_2(self, h, cache)
+
+
+    @torch.compile(fullgraph=True)
+    def _forward_piece_1(self, x):
+        h = self.embed(x)
+        return h
+
+
+    @torch.compile(fullgraph=True)
+    def _forward_piece_2(self, h, cache):
+        return self.decode(h, cache)
+    ```
+
+    ## Fix safety
+    Safe, as BF301: the library call runs once per call, eagerly, in the same order, on the same
+    values; only the code around it is compiled. Only for a break whose innermost frame is outside
+    the project (or a call to a ``torch.compiler.disable``'d function) and whose innermost project
+    frame is below the compiled one; refused on the same grounds as BF301 (nothing left to
+    compile around the call, an early ``return``, ``super()``, a generator, names the analysis
+    cannot follow). The split function is not the target: any other caller that compiles it with
+    ``fullgraph=True`` now calls an eager function and must compile its pieces instead.
+    """
+
+    CODE = "BF303"
+    FIX_TITLE = "Keep the library call eager where the project makes it and compile the code around it"
+    GB_IDS = EAGER_CALLEE_BREAKS  # and, as a last resort, any break inside a library
+    APPLICABILITY = Applicability.SAFE
+    # Tried after BF301: a split of the compiled function, when it leaves work to compile, needs
+    # no orchestrator below the target.
+    CATCH_ALL = True
+
+    @classmethod
+    def refusal(cls, brk: GraphBreak) -> str | None:
+        if brk.gb_id in ITERATOR_INPUT_BREAKS:
+            return "an iterator input would be passed on to the compiled pieces"
+        if len(brk.project_stack) < 2:
+            return "the call is in the compiled function itself (BF301 splits it)"
+        if not brk.in_library and brk.gb_id not in EAGER_CALLEE_BREAKS:
+            return "the break is in project code, not in a library it calls"
+        return None
+
+    def transform_module_impl(self, tree: cst.Module) -> cst.Module:
+        brk = self.request.brk
+        refusal = self.refusal(brk)
+        if refusal is not None:
+            raise self.skip(refusal)
+        try:
+            site = function_site(tree, brk.site.lineno)
+            if is_compiled_piece(site.function):
+                raise NotSplittable(f"{site.qualname} is a compiled piece (BF301 splits it)")
+            result = split_around(tree, brk.site.lineno)
+        except NotSplittable as e:
+            raise self.skip(str(e)) from e
+        AddImportsVisitor.add_needed_import(self.context, "torch")
+        return result
+
 
 def split_around(module: cst.Module, line: int, compile_loop_body: bool = False,
-                 breaking_lines: frozenset[int] | set[int] = frozenset()) -> cst.Module:
+                 breaking_lines: frozenset[int] | set[int] = frozenset(), require_work: bool = True) -> cst.Module:
     """Keep the top-level statement spanning ``line`` eager; compile what comes before and after.
     ``compile_loop_body``: the statement is a ``for`` whose header holds ``line`` (its iteration
     broke), and its body, which must hold none of ``breaking_lines``, is compiled as a piece
-    called once per pass."""
+    called once per pass. ``require_work``: refuse when nothing computational is left around the
+    statement."""
     site = function_site(module, line)
     flow = Flow(module, site.function)
     index = flow.index_at(line)
@@ -217,7 +320,7 @@ def split_around(module: cst.Module, line: int, compile_loop_body: bool = False,
         body = flow.loop_body(index, breaking_lines)
     # Only a piece its orchestrator calls may be left trivial: the orchestrator compiles the others.
     # A function the user compiled must keep work to compile, or the "fix" would compile nothing.
-    cut = flow.cut(index, require_work=caller is None and body is None)
+    cut = flow.cut(index, require_work=require_work and caller is None and body is None)
     # A function the user compiled with a decorator: its pieces are compiled with the user's options.
     compiled_by = compile_decorator(module, site.function)
     options = compile_options(compiled_by)
