@@ -4,6 +4,8 @@ the two only if they verify together. Real CLI runs, real torch."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from conftest import breakfix, make_project
@@ -69,8 +71,8 @@ def test_a_rewrite_whose_revealed_break_has_no_repair_is_not_kept(tmp_path):
 
 
 # The draw and the shift are compiled in BF301's second piece, where roll reads its shift as a
-# Python int drawn while tracing: dynamo's internal PendingUnbackedSymbolNotFound. A split's piece
-# that fails is split again on top of it (a last resort may repair a last resort).
+# Python int drawn while tracing: dynamo's internal PendingUnbackedSymbolNotFound, which the check
+# with breaks allowed runs eagerly and then reports in the piece, where BF301 splits it again.
 RANDOM_AUGMENT = """\
 import random
 
@@ -90,14 +92,25 @@ def example_inputs():
 """
 
 
-def test_a_split_whose_piece_fails_to_compile_is_split_again(tmp_path):
+def test_an_internal_error_in_a_piece_is_placed_in_the_piece_and_split_again(tmp_path):
     project = make_project(tmp_path, {"m.py": RANDOM_AUGMENT})
     result = breakfix(project, "m.py:augment", "--inputs", "m.py:example_inputs", "--apply", "--json")
     assert result.code == 0, result.stderr
-    first, revealed = result.json()["breaks"]
-    assert first["fix"]["code"] == "BF301" and first["status"] == "fixed"
-    assert revealed["fix"]["code"] == "BF301" and revealed["why"].startswith("revealed by BF301's rewrite")
-    # the break is placed in the compiled piece dynamo was tracing, not on the eager call to it
-    assert revealed["function"].startswith("_augment_piece")
+    first, second = result.json()["breaks"]
+    assert first["fix"]["code"] == second["fix"]["code"] == "BF301"
+    # placed in the compiled piece dynamo was tracing, not on the orchestrator's eager call to it
+    assert second["function"].startswith("_augment_piece") and second["gb_type"] == "InternalTorchDynamoError"
     written = (project / "m.py").read_text()
     assert "    images = torch.roll(images, shifts=shift, dims=-2)\n    return _augment_piece_2(images)" in written
+
+
+def test_a_split_whose_piece_raises_a_data_dependent_guard_is_split_again(tmp_path):
+    # The corpus' CTC case: BF301 keeps the CTC loss eager; its second piece then slices rows by
+    # lengths read off a tensor and raises GuardOnDataDependentSymNode (not a graph break, so the
+    # check cannot continue with breaks allowed). A split may repair a split: BF301 splits the piece.
+    case = Path(__file__).resolve().parents[1] / "benchmarks" / "corpus" / "cases" / "22_char_error_rate_levenshtein"
+    project = make_project(tmp_path, {p.name: p.read_text() for p in case.glob("*.py")})
+    result = breakfix(project, "main.py:evaluate_ctc", "--inputs", "main.py:example_inputs", "--apply", "--json")
+    assert result.code == 0, result.stderr
+    revealed = [b for b in result.json()["breaks"] if b["why"].startswith("revealed by BF301's rewrite")]
+    assert revealed and revealed[0]["fix"]["code"] == "BF301" and revealed[0]["status"] == "fixed"
