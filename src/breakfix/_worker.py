@@ -710,10 +710,9 @@ def check(request: dict, root: Path, overlay: dict[str, str]) -> dict:
     torch._dynamo.reset()
     _pieces_allow_breaks = True
     try:
-        # With breaks allowed, a frame dynamo fails on internally (e.g. PendingUnbackedSymbolNotFound
-        # in a piece the next round splits again) runs eagerly, as a frame after a break does.
-        with torch._dynamo.config.patch(suppress_errors=True):
-            problem = matches(fn if orchestrator else torch.compile(fn, fullgraph=False))
+        # A frame dynamo fails on internally raises here too (running it eagerly instead would
+        # accept a rewrite whose piece cannot compile); the engine may repair it as a revealed break.
+        problem = matches(fn if orchestrator else torch.compile(fn, fullgraph=False))
     except Exception as e:
         revealed = _revealed_break(e, fn, root)
         return {"ok": False, "fullgraph": False, "reason": f"the rewrite raised {_one_line(e)}", "breaks": revealed}
