@@ -312,22 +312,22 @@ def split_around(module: cst.Module, line: int, compile_loop_body: bool = False,
     flow = Flow(module, site.function)
     index = flow.index_at(line)
     caller = single_caller(module, site.function) if is_compiled_piece(site.function) else None
-    body = None
+    loop_body = None
     if compile_loop_body:
         loop = flow.header_loop(index, line)
         if loop is None:
             raise NotSplittable(f"line {line} is not the header of a for loop")
-        body = flow.loop_body(index, breaking_lines)
+        loop_body = flow.loop_body(index, breaking_lines)
     # Only a piece its orchestrator calls may be left trivial: the orchestrator compiles the others.
     # A function the user compiled must keep work to compile, or the "fix" would compile nothing.
-    cut = flow.cut(index, require_work=require_work and caller is None and body is None)
+    cut = flow.cut(index, require_work=require_work and caller is None and loop_body is None)
     # A function the user compiled with a decorator: its pieces are compiled with the user's options.
     compiled_by = compile_decorator(module, site.function)
     options = compile_options(compiled_by)
     pieces = {}
-    if body is not None:
-        pieces[BODY] = compiled_piece(BODY, body.inputs, body.statements, body.outputs, options)
-        call = piece_call(BODY, body.inputs, body.outputs, like=body.statements[0])
+    if loop_body is not None:
+        pieces[BODY] = compiled_piece(BODY, loop_body.inputs, loop_body.statements, loop_body.outputs, options)
+        call = piece_call(BODY, loop_body.inputs, loop_body.outputs, like=loop_body.statements[0])
         cut = dataclasses.replace(cut, eager=loop.with_changes(body=loop.body.with_changes(body=[call])))
     if cut.head:
         pieces[HEAD] = compiled_piece(HEAD, cut.head_inputs, cut.head, cut.head_outputs, options)
