@@ -70,37 +70,25 @@ def test_a_rewrite_whose_revealed_break_has_no_repair_is_not_kept(tmp_path):
     assert "torch.cond(" not in written and "int(" not in written
 
 
-# The draw and the shift are compiled in BF301's second piece, where roll reads its shift as a
-# Python int drawn while tracing: dynamo's internal PendingUnbackedSymbolNotFound, which the check
-# with breaks allowed runs eagerly and then reports in the piece, where BF301 splits it again.
-RANDOM_AUGMENT = """\
-import random
-
-import torch
+CORPUS = Path(__file__).resolve().parents[1] / "benchmarks" / "corpus" / "cases"
 
 
-def augment(images, p_flip=0.5, max_shift=2):
-    if random.random() < p_flip:
-        images = images.flip(-1)
-    shift = random.randint(-max_shift, max_shift)
-    images = torch.roll(images, shifts=shift, dims=-2)
-    return images * 2.0 - 1.0
+def _corpus_project(tmp_path: Path, case: str) -> Path:
+    return make_project(tmp_path, {p.name: p.read_text() for p in (CORPUS / case).glob("*.py")})
 
 
-def example_inputs():
-    return (torch.rand(2, 1, 6, 6),)
-"""
-
-
+# The corpus' augmentation case: the draw and the shift are compiled in BF301's second piece,
+# where roll reads its shift as a Python int drawn while tracing: dynamo's internal
+# PendingUnbackedSymbolNotFound, placed in the piece, where BF301 splits it again.
 def test_an_internal_error_in_a_piece_is_placed_in_the_piece_and_split_again(tmp_path):
-    project = make_project(tmp_path, {"m.py": RANDOM_AUGMENT})
-    result = breakfix(project, "m.py:augment", "--inputs", "m.py:example_inputs", "--apply", "--json")
+    project = _corpus_project(tmp_path, "39_augment_random_flip")
+    result = breakfix(project, "main.py:augment", "--inputs", "main.py:example_inputs", "--apply", "--json")
     assert result.code == 0, result.stderr
     first, second = result.json()["breaks"]
     assert first["fix"]["code"] == second["fix"]["code"] == "BF301"
     # placed in the compiled piece dynamo was tracing, not on the orchestrator's eager call to it
     assert second["function"].startswith("_augment_piece") and second["gb_type"] == "InternalTorchDynamoError"
-    written = (project / "m.py").read_text()
+    written = (project / "main.py").read_text()
     assert "    images = torch.roll(images, shifts=shift, dims=-2)\n    return _augment_piece_2(images)" in written
 
 
@@ -108,8 +96,7 @@ def test_a_split_whose_piece_raises_a_data_dependent_guard_is_split_again(tmp_pa
     # The corpus' CTC case: BF301 keeps the CTC loss eager; its second piece then slices rows by
     # lengths read off a tensor and raises GuardOnDataDependentSymNode (not a graph break, so the
     # check cannot continue with breaks allowed). A split may repair a split: BF301 splits the piece.
-    case = Path(__file__).resolve().parents[1] / "benchmarks" / "corpus" / "cases" / "22_char_error_rate_levenshtein"
-    project = make_project(tmp_path, {p.name: p.read_text() for p in case.glob("*.py")})
+    project = _corpus_project(tmp_path, "22_char_error_rate_levenshtein")
     result = breakfix(project, "main.py:evaluate_ctc", "--inputs", "main.py:example_inputs", "--apply", "--json")
     assert result.code == 0, result.stderr
     revealed = [b for b in result.json()["breaks"] if b["why"].startswith("revealed by BF301's rewrite")]
