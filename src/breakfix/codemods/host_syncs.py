@@ -202,9 +202,7 @@ class SizeAssertOnTensor(BreakfixCodemod):
         self.rewritten_break_line = False
 
     def visit_Module(self, node: cst.Module) -> None:
-        line = self.request.brk.site.lineno
-        spanning = [f for f in m.findall(node, m.FunctionDef())
-                    if self.get_metadata(PositionProvider, f).start.line <= line <= self.get_metadata(PositionProvider, f).end.line]
+        spanning = [f for f in m.findall(node, m.FunctionDef()) if self.spans_break(f)]
         if spanning:  # nested functions start after the functions around them
             self.function = max(spanning, key=lambda f: self.get_metadata(PositionProvider, f).start.line)
             sized, unsized = _locals_by_origin(self.function)
