@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from breakfix import _worker, classifier, writer
+from breakfix import classifier, writer
+from breakfix.worker import sandbox
 from breakfix.codemods import BY_CODE
 from breakfix.errors import WriteRefused
 from breakfix.types import FileChange, Frame, GraphBreak, TargetSpec
@@ -114,5 +115,5 @@ def test_warnings_of_torch_itself_are_not_compared_but_the_users_are() -> None:
 
     cpp = raised("Using a non-tuple sequence for multidimensional indexing is deprecated (Triggered internally at "
                  "python_variable_indexing.cpp:349.)", "/project/model.py")
-    assert _worker._from_torch(cpp), "a C++ TORCH_WARN is attributed to the user's line but is torch's"
-    assert not _worker._from_torch(raised("loss is not finite", "/project/model.py"))
+    assert sandbox._from_torch(cpp), "a C++ TORCH_WARN is attributed to the user's line but is torch's"
+    assert not sandbox._from_torch(raised("loss is not finite", "/project/model.py"))
