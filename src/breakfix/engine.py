@@ -25,7 +25,7 @@ from breakfix.locator import RunOptions, locate
 from breakfix.project import is_project_file
 from breakfix.types import Applicability, Attempt, BreakReport, FileChange, GraphBreak, RunReport
 from breakfix.verifier import check, repeat
-from breakfix.worker.protocol import CheckResult
+from breakfix.worker.protocol import CheckResult, LocateResult
 
 Progress = Callable[[str], None]
 REPAIR_DEPTH = 2  # how many breaks revealed one inside another's rewrite are repaired before giving up
@@ -101,7 +101,7 @@ class Engine:
             verified=verified, graph_count_before=found.graph_count,
             graph_count_after=graph_count_after if verified else None, remaining=remaining)
 
-    def _fix_all(self, found, reference: str) -> tuple[list[BreakReport], bool, int | None, int]:
+    def _fix_all(self, found: LocateResult, reference: str) -> tuple[list[BreakReport], bool, int | None, int]:
         """Fix breaks round by round; True when the final overlay is verified with fullgraph=True."""
         breaks, facts = found.breaks, found.facts
         reports: dict[tuple, BreakReport] = {}

@@ -11,6 +11,8 @@ LIBRARY_DIRS = frozenset({"site-packages", "dist-packages"})  # installed code, 
 
 def is_project_file(path: str, root: str | Path) -> bool:
     """True when ``path`` (resolved) lies under ``root`` and is neither installed code nor breakfix's."""
+    if not os.path.isabs(path):
+        return False  # "<string>", "<frozen ...>": code that no file holds
     real = Path(os.path.realpath(path))
     if not real.is_relative_to(root) or real.is_relative_to(PACKAGE_DIR):
         return False

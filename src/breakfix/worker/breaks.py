@@ -144,7 +144,8 @@ def _user_code_frames(message: str) -> list[traceback.FrameSummary]:
         parsed = _FRAME_LINE.match(line)
         if parsed:
             filename, lineno, name = parsed.groups()
-            frames.append(traceback.FrameSummary(filename, int(lineno), name, line=linecache.getline(filename, int(lineno))))
+            line = linecache.getline(filename, int(lineno))
+            frames.append(traceback.FrameSummary(filename, int(lineno), name, line=line))
     return frames
 
 

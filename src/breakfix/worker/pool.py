@@ -31,7 +31,7 @@ from pathlib import Path
 
 from breakfix.errors import TargetError, WorkerCrashed, WorkerTimeout
 from breakfix.project import PACKAGE_DIR, is_project_file
-from breakfix.worker.protocol import Mode, Request, Response
+from breakfix.worker.protocol import Mode, Result, WorkerRequest
 
 ROLES = (Mode.LOCATE, Mode.CHECK)  # repeat jobs, rare, get a zygote of their own when asked
 _KILLED_GRACE = 30.0  # seconds to wait for a killed child to be reaped before giving up on it
@@ -168,7 +168,7 @@ def shutdown() -> None:
         zygote.close()
 
 
-def run_worker(request: Request, timeout: float) -> Response:
+def run_worker(request: WorkerRequest[Result], timeout: float) -> Result:
     """Run one worker job on ``request``; return its response or raise a BreakfixError."""
     zygote = _zygote(request.mode)
     with tempfile.TemporaryDirectory(prefix="breakfix-worker-") as tmp:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar, Generic, TypeVar, Union
 
 from breakfix.types import GraphBreak
 
@@ -71,8 +71,13 @@ class RepeatResult:
         return cls(**data)
 
 
+Result = TypeVar("Result", LocateResult, CheckResult, RepeatResult)
+
+
 @dataclass(frozen=True)
-class _Request:
+class WorkerRequest(Generic[Result]):
+    """What every request names: the target, its inputs, the project root, the reference, the overlay."""
+
     target: str  # a TargetSpec: "file.py:qualname" or "module:qualname"
     inputs: str | None  # the spec of the inputs callable; None: the module's example_inputs
     root: str
@@ -80,20 +85,21 @@ class _Request:
     overlay: dict[str, str]  # rewritten sources by path, served instead of the files on disk
 
     mode: ClassVar[Mode]
+    response: ClassVar[type]  # the Result type the worker answers with
 
     def to_json(self) -> dict:
         return {"mode": self.mode.value, **dataclasses.asdict(self)}
 
 
 @dataclass(frozen=True)
-class LocateRequest(_Request):
+class LocateRequest(WorkerRequest[LocateResult]):
     backend: str = "aot_eager"
     mode: ClassVar[Mode] = Mode.LOCATE
     response: ClassVar[type] = LocateResult
 
 
 @dataclass(frozen=True)
-class CheckRequest(_Request):
+class CheckRequest(WorkerRequest[CheckResult]):
     backend: str = "aot_eager"
     rtol: float | None = None
     atol: float | None = None
@@ -102,7 +108,7 @@ class CheckRequest(_Request):
 
 
 @dataclass(frozen=True)
-class RepeatRequest(_Request):
+class RepeatRequest(WorkerRequest[RepeatResult]):
     rtol: float | None = None
     atol: float | None = None
     mode: ClassVar[Mode] = Mode.REPEAT

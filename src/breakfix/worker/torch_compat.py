@@ -1,4 +1,4 @@
-"""Every private torch hook breakfix uses, in one place (torch 2.13 names; see DYNAMO_FACTS.md).
+"""Every private torch hook breakfix uses, in one place (the names torch 2.13 has).
 
 Imports of torch happen inside the functions: the module itself is importable without torch.
 """

@@ -143,7 +143,8 @@ def serve() -> None:
             if pid == 0:
                 break
             if pid in running:
-                events.write(json.dumps({"id": running.pop(pid), "returncode": os.waitstatus_to_exitcode(status)}) + "\n")
+                exited = {"id": running.pop(pid), "returncode": os.waitstatus_to_exitcode(status)}
+                events.write(json.dumps(exited) + "\n")
     os._exit(0)  # skip interpreter teardown of torch: it can take seconds
 
 
