@@ -24,6 +24,7 @@ from breakfix.codemods._orchestration import (
     function_site,
     install,
     is_compiled_piece,
+    is_trivial,
     parameter_names,
     piece_call,
     single_caller,
@@ -335,9 +336,13 @@ def split_around(module: cst.Module, line: int, compile_loop_body: bool = False,
         pieces[TAIL] = compiled_piece(TAIL, cut.tail_inputs, cut.tail, options=options)
     if caller is not None and _inlinable(site, flow, index, cut, caller):
         return _inline(module, site, cut, caller, pieces)
-    body = [*cut.prologue, *_orchestrated(cut), cut.eager]
-    if cut.tail:
-        body.append(piece_call(TAIL, cut.tail_inputs, returns=cut.tail_returns, like=cut.tail[0]))
+    # A head or tail of plain reads and returns (``return out.logits``) would be a piece that
+    # compiles nothing: it stays in the orchestrator as written.
+    head = cut.head if all(is_trivial(s) for s in cut.head) else [
+        piece_call(HEAD, cut.head_inputs, cut.head_outputs, like=cut.head[0])]
+    tail = cut.tail if all(is_trivial(s) for s in cut.tail) else [
+        piece_call(TAIL, cut.tail_inputs, returns=cut.tail_returns, like=cut.tail[0])]
+    body = [*cut.prologue, *head, cut.eager, *tail]
     return install(module, site, as_orchestrator(site.function, body, compiled_by), pieces)
 
 
