@@ -105,6 +105,7 @@ class Engine:
         if written:
             writer.write_all(changes)
         final = self.final if verified else None
+        target = (os.path.realpath(found.target_file), found.target_qualname)  # its kind is the report's own
         kind = None if final is None else (FixKind.SPLIT if final.split else FixKind.FULLGRAPH)
         coverage = self._coverage(final) if final is not None and final.split else None
         for report in reports:
@@ -123,7 +124,8 @@ class Engine:
             graph_count_after=graph_count_after if verified else None, remaining=remaining, kind=kind,
             coverage=coverage, pieces=len(final.pieces) if final is not None and final.split else 0,
             eager_callers=[caller for c in changes if kind is FixKind.SPLIT
-                           for caller in new_orchestrators(c.path, c.before, c.after)])
+                           for caller in new_orchestrators(c.path, c.before, c.after)
+                           if (os.path.realpath(caller.path), caller.function) != target])
 
     def _fix_all(self, found: LocateResult, reference: str) -> tuple[list[BreakReport], bool, int | None, int]:
         """Fix breaks round by round; True when the final overlay is verified with no break left."""
@@ -262,8 +264,9 @@ class Engine:
 
     def _split_refusal(self, outcome: CheckResult) -> str:
         """Why a rewrite that leaves the target eager is no fix: a piece that compiles nothing, or
-        pieces that compile too little of the work ('' when it is a fix)."""
-        if not outcome.split:
+        pieces that compile too little of the work ('' when it is a fix). Judged once no break is
+        left: while breaks remain, a piece holding one may run its frame eagerly and count nothing."""
+        if not (outcome.split and outcome.complete):
             return ""
         if outcome.empty_pieces:
             return (f"the split's piece {outcome.empty_pieces[0]} compiles no operation (attribute reads, "

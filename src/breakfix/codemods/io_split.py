@@ -260,9 +260,11 @@ class BreakInLibraryCall(BreakfixCodemod):
 
     ## Fix safety
     Safe, as BF301: the library call runs once per call, eagerly, in the same order, on the same
-    values; only the code around it is compiled. Only for a break whose innermost frame is outside
-    the project (or a call to a ``torch.compiler.disable``'d function) and whose innermost project
-    frame is below the compiled one; refused on the same grounds as BF301 (nothing left to
+    values; only the code around it is compiled. Only for a break whose innermost project frame is
+    below the compiled one: a call into a library, a call to a ``torch.compiler.disable``'d
+    function, or, when no specific fix verifies and BF301's split of the compiled function would
+    compile too little (``--min-coverage``), any statement that breaks in a project function the
+    target calls (a model's ``forward`` writing a checkpoint); refused on the same grounds as BF301 (nothing left to
     compile around the call, an early ``return``, ``super()``, a generator, names the analysis
     cannot follow). The split function is not the target: any other caller that compiles it with
     ``fullgraph=True`` now calls an eager function and must compile its pieces instead.
@@ -282,8 +284,6 @@ class BreakInLibraryCall(BreakfixCodemod):
             return "an iterator input would be passed on to the compiled pieces"
         if len(brk.project_stack) < 2:
             return "the call is in the compiled function itself (BF301 splits it)"
-        if not brk.in_library and brk.gb_id not in EAGER_CALLEE_BREAKS:
-            return "the break is in project code, not in a library it calls"
         return None
 
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:
