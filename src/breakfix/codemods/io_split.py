@@ -212,13 +212,17 @@ class OpaqueLoopIteration(IoInCompiledRegion):
     COMPILE_LOOP_BODY = True
 
 class BreakInLibraryCall(BreakfixCodemod):
-    """Run the project's call into a library eagerly, where the project makes it, and compile the code around it.
+    """Run the breaking call eagerly in the innermost project function, and compile the code around it.
 
     ## What it fixes
     A graph break inside a library the project calls (an installed package, which breakfix never
     edits), reached through the project's own functions: ``forward`` calls ``self.model(...)``,
     whose ``forward`` builds a library object whose constructor branches on a tensor
-    (``if not self.is_sliding[i]:``, transformers' ``HybridCache``). It is also the answer to the
+    (``if not self.is_sliding[i]:``, transformers' ``HybridCache``). Likewise a statement that
+    breaks in a project function below the compiled one (a model's ``forward`` that writes a
+    checkpoint), when no specific fix verifies: BF301 would keep the whole model call eager and
+    compile almost nothing (refused below ``--min-coverage``), so the split goes where the break
+    is. It is also the answer to the
     ``torch.compiler.disable`` call such a fix leaves in the project function above it (GB0098,
     GB0099), so the split climbs the project's call chain one frame per round.
 
@@ -271,7 +275,7 @@ class BreakInLibraryCall(BreakfixCodemod):
     """
 
     CODE = "BF303"
-    FIX_TITLE = "Keep the library call eager where the project makes it and compile the code around it"
+    FIX_TITLE = "Keep the breaking call eager in the innermost project function and compile the code around it"
     GB_IDS = EAGER_CALLEE_BREAKS  # and, as a last resort, any break inside a library
     APPLICABILITY = Applicability.SAFE
     # Tried after BF301: a split of the compiled function, when it leaves work to compile, needs
