@@ -5,14 +5,20 @@ the work. The worker counts, during one call, the operations the compiled graphs
 nodes that call a function, a method or a module) for the original under ``explain`` and for the
 rewrite's compiled pieces; the engine calls their ratio the rewrite's *coverage*. Counting
 executions, not graph nodes, keeps the two comparable when a piece is a loop body run once per
-pass while the original unrolled the loop into one graph.
+pass while the original unrolled the loop into one graph. Only graphs of project frames count: a
+library function dynamo breaks inside (``optimizer.step()``) has its own frames compiled between
+the breaks, which no rewrite of the project can compile whole.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
+
+from breakfix.project import is_project_file
+from breakfix.worker import torch_compat
 
 OPERATIONS = frozenset({"call_function", "call_method", "call_module"})
 TARGET = "<target>"  # what a graph compiled outside any piece (the target compiled whole) counts for
@@ -27,6 +33,7 @@ class OperationCounter:
     compiled piece that runs it; and which pieces ran at all."""
 
     def __init__(self) -> None:
+        self.root: Path | None = None  # set by the mode that counts: graphs of frames under it count
         self.active = False
         self.piece = TARGET
         self.executed: dict[str, int] = {}
@@ -64,8 +71,11 @@ class OperationCounter:
             self.piece = outer
 
     def wrap_compiled(self, graph_module: Any, compiled: Callable) -> Callable:
-        """``compiled`` (a backend's output for ``graph_module``), counting each run."""
-        operations = graph_operations(graph_module)
+        """``compiled`` (a backend's output for ``graph_module``), counting each run. Called while
+        dynamo compiles the graph's frame: a frame outside the project counts nothing."""
+        frame_file = torch_compat.compiling_file()
+        in_project = self.root is not None and frame_file is not None and is_project_file(frame_file, self.root)
+        operations = graph_operations(graph_module) if in_project else 0
 
         def run(*args: Any) -> Any:
             if self.active:

@@ -37,6 +37,7 @@ def locate(request: LocateRequest, root: Path) -> LocateResult:
 
     torch_compat.configure_dynamo()
     _force_backend(request.backend)
+    COUNTER.root = root
     module, fn, target_file = resolve(request.target, root, request.overlay)
     make_inputs = example_inputs(request, module, root)
     if request.reference:
@@ -78,6 +79,7 @@ def check(request: CheckRequest, root: Path) -> CheckResult:
 
     torch_compat.configure_dynamo()
     _force_backend(request.backend)
+    COUNTER.root = root
     module, fn, _ = resolve(request.target, root, request.overlay)
     make_inputs = example_inputs(request, module, root)
     orchestrator = torch_compat.is_orchestrator(fn)

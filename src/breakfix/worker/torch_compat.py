@@ -95,6 +95,16 @@ def graph_runs_counted(wrap: Callable[[Any, Callable], Callable]) -> Iterator[No
         eval_frame.optimize = original
 
 
+def compiling_file() -> str | None:
+    """The file of the frame dynamo is compiling now (inside a backend call), or None."""
+    from torch._dynamo.symbolic_convert import InstructionTranslator
+
+    try:
+        return InstructionTranslator.current_tx().f_code.co_filename
+    except (AttributeError, AssertionError):
+        return None
+
+
 def lookup_backend(name: str) -> Callable:
     """The compiler function registered as ``name`` (``aot_eager``, ``eager``, ``inductor``)."""
     from torch._dynamo.backends.registry import lookup_backend as lookup
