@@ -156,7 +156,7 @@ _FRAME_LINE = re.compile(r'\s*File "(.+)", line (\d+), in (\S+)$')
 class CollectedBreaks(NamedTuple):
     breaks: list[dict]
     graph_count: int
-    operations: int  # operations the compiled graphs executed in the call (breaks allowed): see coverage.py
+    operations: int  # operations compiled graphs executed in the call (breaks allowed) but at break sites: coverage.py
 
 
 def collect_breaks(fn: Callable, make_inputs: Callable[[], tuple], orchestrator: bool, root: Path,
@@ -200,7 +200,6 @@ def collect_breaks(fn: Callable, make_inputs: Callable[[], tuple], orchestrator:
                     graph_count = explained.graph_count
                     for reason in explained.break_reasons:
                         collector.add(reason.reason, list(reason.user_stack))
-    operations = COUNTER.total
     if not orchestrator:
         # fullgraph stops at the first break with its root cause, including the ones explain skips.
         torch._dynamo.reset()
@@ -211,4 +210,8 @@ def collect_breaks(fn: Callable, make_inputs: Callable[[], tuple], orchestrator:
                 torch.compile(fn, fullgraph=True, backend=backend)(*args)
             except Exception as e:
                 collector.add_exception(e, fn)
-    return CollectedBreaks(list(collector.by_site.values()), graph_count, operations)
+    # A break's own statement runs wherever the break runs (eagerly in a split): what it computes
+    # is no operation a rewrite could be expected to compile.
+    sites = {(os.path.realpath(b["project_stack"][-1]["filename"]), b["project_stack"][-1]["lineno"])
+             for b in collector.by_site.values() if b["project_stack"]}
+    return CollectedBreaks(list(collector.by_site.values()), graph_count, COUNTER.total_outside(sites))

@@ -13,7 +13,10 @@ the breaks, which no rewrite of the project can compile whole.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+import os
+import re
+from collections import Counter
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +24,24 @@ from breakfix.project import is_project_file
 from breakfix.worker import torch_compat
 
 OPERATIONS = frozenset({"call_function", "call_method", "call_module"})
+_STACK_FRAME = re.compile(r'^\s*File "(?P<file>.+)", line (?P<line>\d+), in ', re.M)
 TARGET = "<target>"  # what a graph compiled outside any piece (the target compiled whole) counts for
 
 
 def graph_operations(graph_module: Any) -> int:
     return sum(1 for node in graph_module.graph.nodes if node.op in OPERATIONS)
+
+
+def _operations_by_line(graph_module: Any, root: Path) -> Counter[tuple[str, int]]:
+    """The graph's operations by the innermost project line that made each (from the stack dynamo
+    records on every node); operations without a recorded project line count under ``("", 0)``."""
+    lines: Counter[tuple[str, int]] = Counter()
+    for node in graph_module.graph.nodes:
+        if node.op in OPERATIONS:
+            frames = [(os.path.realpath(m["file"]), int(m["line"]))
+                      for m in _STACK_FRAME.finditer(node.meta.get("stack_trace") or "") if is_project_file(m["file"], root)]
+            lines[frames[-1] if frames else ("", 0)] += 1
+    return lines
 
 
 class OperationCounter:
@@ -37,11 +53,17 @@ class OperationCounter:
         self.active = False
         self.piece = TARGET
         self.executed: dict[str, int] = {}
+        self.executed_at: Counter[tuple[str, int]] = Counter()  # by the innermost project line that made them
         self.pieces_run: set[str] = set()
 
     @property
     def total(self) -> int:
         return sum(self.executed.values())
+
+    def total_outside(self, lines: Collection[tuple[str, int]]) -> int:
+        """Operations executed, but those the given project lines made (a break's own statement:
+        what it computes to print or branch on runs wherever the break runs)."""
+        return self.total - sum(self.executed_at[line] for line in set(lines))
 
     def empty_pieces(self) -> list[str]:
         """Pieces that ran but executed no operation: a piece made of attribute reads, tuple
@@ -50,6 +72,7 @@ class OperationCounter:
 
     def reset(self) -> None:
         self.executed.clear()
+        self.executed_at.clear()
         self.pieces_run.clear()
 
     @contextlib.contextmanager
@@ -75,11 +98,13 @@ class OperationCounter:
         dynamo compiles the graph's frame: a frame outside the project counts nothing."""
         frame_file = torch_compat.compiling_file()
         in_project = self.root is not None and frame_file is not None and is_project_file(frame_file, self.root)
-        operations = graph_operations(graph_module) if in_project else 0
+        by_line = _operations_by_line(graph_module, self.root) if in_project and self.root else Counter()
+        operations = sum(by_line.values())
 
         def run(*args: Any) -> Any:
             if self.active:
                 self.executed[self.piece] = self.executed.get(self.piece, 0) + operations
+                self.executed_at.update(by_line)
             return compiled(*args)
 
         return run
