@@ -17,7 +17,7 @@ from typing import Any, Callable, NamedTuple
 from breakfix.project import is_project_file
 from breakfix.types import DATA_DEPENDENT_GUARD, TENSOR_ASSERT
 from breakfix.worker import torch_compat
-from breakfix.worker.coverage import COUNTER
+from breakfix.worker.coverage import COUNTER, statement_span
 from breakfix.worker.sandbox import SEEDS, sandboxed_call, seed_all
 
 
@@ -210,8 +210,8 @@ def collect_breaks(fn: Callable, make_inputs: Callable[[], tuple], orchestrator:
                 torch.compile(fn, fullgraph=True, backend=backend)(*args)
             except Exception as e:
                 collector.add_exception(e, fn)
-    # A break's own statement runs wherever the break runs (eagerly in a split): what it computes
-    # is no operation a rewrite could be expected to compile.
-    sites = {(os.path.realpath(b["project_stack"][-1]["filename"]), b["project_stack"][-1]["lineno"])
+    # A break's statement runs eagerly in a split: what it computes itself (to print, to branch on)
+    # is no operation a rewrite could be expected to compile; what the functions it calls compute is.
+    spans = {statement_span(b["project_stack"][-1]["filename"], b["project_stack"][-1]["lineno"])
              for b in collector.by_site.values() if b["project_stack"]}
-    return CollectedBreaks(list(collector.by_site.values()), graph_count, COUNTER.total_outside(sites))
+    return CollectedBreaks(list(collector.by_site.values()), graph_count, COUNTER.total_outside(spans))

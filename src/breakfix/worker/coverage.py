@@ -7,12 +7,17 @@ rewrite's compiled pieces; the engine calls their ratio the rewrite's *coverage*
 executions, not graph nodes, keeps the two comparable when a piece is a loop body run once per
 pass while the original unrolled the loop into one graph. Only graphs of project frames count: a
 library function dynamo breaks inside (``optimizer.step()``) has its own frames compiled between
-the breaks, which no rewrite of the project can compile whole.
+the breaks, which no rewrite of the project can compile whole. Nor does what a break's statement
+computes itself (the ``.item()`` a log prints, the test of a data-dependent ``if`` and its body):
+a split keeps that statement eager, wherever it is. The functions it calls still count: keeping
+``out = model(x)`` eager keeps the model's work eager.
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import linecache
 import os
 import re
 from collections import Counter
@@ -32,16 +37,33 @@ def graph_operations(graph_module: Any) -> int:
     return sum(1 for node in graph_module.graph.nodes if node.op in OPERATIONS)
 
 
-def _operations_by_line(graph_module: Any, root: Path) -> Counter[tuple[str, int]]:
-    """The graph's operations by the innermost project line that made each (from the stack dynamo
-    records on every node); operations without a recorded project line count under ``("", 0)``."""
+def _operations_by_line(graph_module: Any) -> Counter[tuple[str, int]]:
+    """The graph's operations by the line that made each: the innermost frame of the stack dynamo
+    records on every node (a library's line for ``self.proj(x)``, the user's for ``x.sin()``)."""
     lines: Counter[tuple[str, int]] = Counter()
     for node in graph_module.graph.nodes:
         if node.op in OPERATIONS:
-            frames = [(os.path.realpath(m["file"]), int(m["line"]))
-                      for m in _STACK_FRAME.finditer(node.meta.get("stack_trace") or "") if is_project_file(m["file"], root)]
-            lines[frames[-1] if frames else ("", 0)] += 1
+            frames = list(_STACK_FRAME.finditer(node.meta.get("stack_trace") or ""))
+            lines[(os.path.realpath(frames[-1]["file"]), int(frames[-1]["line"])) if frames else ("", 0)] += 1
     return lines
+
+
+def statement_span(filename: str, line: int) -> tuple[str, int, int]:
+    """The statement of its function that holds ``line`` (a direct child of the function's body, as a
+    split keeps it eager), as (file, first line, last line); the line alone when none is found."""
+    source = "".join(linecache.getlines(filename))
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return os.path.realpath(filename), line, line
+    functions = [f for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+                 and f.lineno <= line <= (f.end_lineno or f.lineno)]
+    if functions:
+        innermost = max(functions, key=lambda f: f.lineno)
+        for statement in innermost.body:
+            if statement.lineno <= line <= (statement.end_lineno or statement.lineno):
+                return os.path.realpath(filename), statement.lineno, statement.end_lineno or statement.lineno
+    return os.path.realpath(filename), line, line
 
 
 class OperationCounter:
@@ -53,17 +75,20 @@ class OperationCounter:
         self.active = False
         self.piece = TARGET
         self.executed: dict[str, int] = {}
-        self.executed_at: Counter[tuple[str, int]] = Counter()  # by the innermost project line that made them
+        self.executed_at: Counter[tuple[str, int]] = Counter()  # by the line that made them
         self.pieces_run: set[str] = set()
 
     @property
     def total(self) -> int:
         return sum(self.executed.values())
 
-    def total_outside(self, lines: Collection[tuple[str, int]]) -> int:
-        """Operations executed, but those the given project lines made (a break's own statement:
-        what it computes to print or branch on runs wherever the break runs)."""
-        return self.total - sum(self.executed_at[line] for line in set(lines))
+    def total_outside(self, spans: Collection[tuple[str, int, int]]) -> int:
+        """Operations executed, but those made by code written on the given (file, first, last)
+        lines: a break's statement, which a split keeps eager (what it computes to print or to
+        branch on runs wherever the break runs). Operations of functions it calls are counted."""
+        inside = sum(count for (file, line), count in self.executed_at.items()
+                     if any(file == f and first <= line <= last for f, first, last in spans))
+        return self.total - inside
 
     def empty_pieces(self) -> list[str]:
         """Pieces that ran but executed no operation: a piece made of attribute reads, tuple
@@ -98,7 +123,7 @@ class OperationCounter:
         dynamo compiles the graph's frame: a frame outside the project counts nothing."""
         frame_file = torch_compat.compiling_file()
         in_project = self.root is not None and frame_file is not None and is_project_file(frame_file, self.root)
-        by_line = _operations_by_line(graph_module, self.root) if in_project and self.root else Counter()
+        by_line = _operations_by_line(graph_module) if in_project else Counter()
         operations = sum(by_line.values())
 
         def run(*args: Any) -> Any:
