@@ -22,12 +22,13 @@ from libcst.codemod import CodemodContext, TransformResult, TransformSuccess, tr
 
 from breakfix import classifier, writer
 from breakfix.codemods import BY_CODE, BreakfixCodemod, FixRequest
-from breakfix.codemods._orchestration import new_orchestrators
+from breakfix.codemods._orchestration import eager_original_lines, new_orchestrators
 from breakfix.errors import CannotVerify, TargetError
 from breakfix.locator import RunOptions, locate
 from breakfix.project import is_project_file
 from breakfix.types import Applicability, Attempt, BreakReport, FileChange, FixKind, GraphBreak, RunReport, Status
 from breakfix.verifier import check, repeat
+from breakfix.worker.coverage import statement_span
 from breakfix.worker.protocol import CheckResult, LocateResult
 
 Progress = Callable[[str], None]
@@ -85,7 +86,8 @@ class Engine:
         self.on_disk: dict[str, str] = {}  # each touched file as read, to diff and to detect changes
         self.reproducible = False  # a second eager run of the target matched the reference
         self.revealed: list[BreakReport] = []  # breaks a kept rewrite revealed, repaired with it
-        self.original_operations = 0  # operations the original's compiled graphs executed (breaks allowed)
+        self.located: LocateResult | None = None  # the original, as located (its compiled operations)
+        self.break_statements: set[tuple[str, int]] = set()  # (file, line) of the statements holding its breaks
         self.final: CheckResult | None = None  # the check of the last rewrite kept
         self.kept_codes: list[str] = []  # the codemods of the last rewrite kept (its fix and repairs)
 
@@ -94,7 +96,10 @@ class Engine:
             reference = str(Path(tmp, "reference.pt"))
             self.progress(f"locating graph breaks in {self.options.target}")
             found = locate(self.options, {}, reference)
-            self.original_operations = found.operations
+            self.located = found
+            self.break_statements = {(file, line) for b in found.breaks
+                                     for file, first, last in [statement_span(b.site.filename, b.site.lineno)]
+                                     for line in range(first, last + 1)}
             if not is_project_file(found.target_file, self.root):
                 # Breaks are only collected at frames inside the root: "no graph breaks" would be a guess.
                 raise TargetError(f"the target is defined in {found.target_file}, outside the project root "
@@ -107,7 +112,7 @@ class Engine:
         final = self.final if verified else None
         target = (os.path.realpath(found.target_file), found.target_qualname)  # its kind is the report's own
         kind = None if final is None else (FixKind.SPLIT if final.split else FixKind.FULLGRAPH)
-        coverage = self._coverage(final) if final is not None and final.split else None
+        coverage = self._coverage(final, self.overlay) if final is not None and final.split else None
         for report in reports:
             if report.status is Status.PROPOSED and written:
                 report.status = Status.FIXED
@@ -246,7 +251,7 @@ class Engine:
                                          if moved else "the break is still there after the rewrite")
                 report.add_attempt(Attempt(codemod.CODE, instance.applicability, False, why))
                 continue
-            refusal = self._split_refusal(outcome)
+            refusal = self._split_refusal(outcome, trial)
             if refusal:
                 report.add_attempt(Attempt(codemod.CODE, instance.applicability, False, refusal))
                 continue
@@ -256,13 +261,24 @@ class Engine:
             return _Fix(trial, outcome, repairs)
         return None
 
-    def _coverage(self, outcome: CheckResult) -> float:
-        """The share of the original's compiled operations a split's pieces compile (at most 1)."""
-        if not self.original_operations:
+    def _coverage(self, outcome: CheckResult, overlay: dict[str, str]) -> float:
+        """The share of the original's compiled operations a split's pieces compile (at most 1).
+        What the statements the split keeps eager compute themselves is left out of the original's
+        count (the break's statement, and the calls of functions the split made eager): no split
+        compiles those. What the functions they call compute is counted."""
+        eager = set(self.break_statements)
+        for path, text in overlay.items():
+            if text != self.on_disk[path]:
+                real = os.path.realpath(path)
+                eager |= {(real, line) for line in eager_original_lines(self.on_disk[path], text)}
+        assert self.located is not None
+        compilable = self.located.operations - sum(
+            count for file, line, count in self.located.operations_by_line if (file, line) in eager)
+        if compilable <= 0:
             return 1.0 if outcome.operations else 0.0
-        return min(1.0, outcome.operations / self.original_operations)
+        return min(1.0, outcome.operations / compilable)
 
-    def _split_refusal(self, outcome: CheckResult) -> str:
+    def _split_refusal(self, outcome: CheckResult, overlay: dict[str, str]) -> str:
         """Why a rewrite that leaves the target eager is no fix: a piece that compiles nothing, or
         pieces that compile too little of the work ('' when it is a fix). Judged once no break is
         left: while breaks remain, a piece holding one may run its frame eagerly and count nothing."""
@@ -271,7 +287,7 @@ class Engine:
         if outcome.empty_pieces:
             return (f"the split's piece {outcome.empty_pieces[0]} compiles no operation (attribute reads, "
                     f"packing or returns only)")
-        coverage = self._coverage(outcome)
+        coverage = self._coverage(outcome, overlay)
         if coverage < self.options.min_coverage:
             return (f"the split compiles {coverage:.0%} of the original's operations, below --min-coverage "
                     f"{self.options.min_coverage:g}")

@@ -702,6 +702,31 @@ def new_orchestrators(path: Path, before: str, after: str) -> list[EagerCallers]
             if is_orchestrator(site.function) and site.qualname not in was_eager]
 
 
+def eager_original_lines(before: str, after: str) -> set[int]:
+    """Lines of ``before`` whose code ``after`` runs eagerly: the statements its new orchestrators
+    kept as written (matched line by line, by text, within the function of the same name)."""
+    was_eager = {site.qualname for site in _all_functions(cst.parse_module(before)) if is_orchestrator(site.function)}
+    after_module = cst.parse_module(after)
+    kept: dict[str, set[str]] = {}
+    for site in _all_functions(after_module):
+        if is_orchestrator(site.function) and site.qualname not in was_eager:
+            code = "".join(after_module.code_for_node(statement) for statement in site.function.body.body)
+            kept[site.qualname] = {line.strip() for line in code.splitlines()
+                                   if line.strip() and not line.strip().startswith("#")}
+    if not kept:
+        return set()
+    wrapper = MetadataWrapper(cst.parse_module(before))
+    positions = wrapper.resolve(PositionProvider)
+    source_lines = before.splitlines()
+    lines: set[int] = set()
+    for site in _all_functions(wrapper.module):
+        if site.qualname in kept:
+            span = positions[site.function.body]
+            lines |= {number for number in range(span.start.line, span.end.line + 1)
+                      if number <= len(source_lines) and source_lines[number - 1].strip() in kept[site.qualname]}
+    return lines
+
+
 def _with_function(site: FunctionSite, function: cst.FunctionDef) -> cst.BaseStatement:
     """The module-level statement of ``site`` with its function replaced."""
     if site.owner is None:

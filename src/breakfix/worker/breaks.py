@@ -17,7 +17,7 @@ from typing import Any, Callable, NamedTuple
 from breakfix.project import is_project_file
 from breakfix.types import DATA_DEPENDENT_GUARD, TENSOR_ASSERT
 from breakfix.worker import torch_compat
-from breakfix.worker.coverage import COUNTER, statement_span
+from breakfix.worker.coverage import COUNTER
 from breakfix.worker.sandbox import SEEDS, sandboxed_call, seed_all
 
 
@@ -156,7 +156,8 @@ _FRAME_LINE = re.compile(r'\s*File "(.+)", line (\d+), in (\S+)$')
 class CollectedBreaks(NamedTuple):
     breaks: list[dict]
     graph_count: int
-    operations: int  # operations compiled graphs executed in the call (breaks allowed) but at break sites: coverage.py
+    operations: int  # operations compiled graphs of project frames executed in the call (breaks allowed)
+    operations_by_line: list[list]  # [file, line, count]: the same, by the line that wrote each (coverage.py)
 
 
 def collect_breaks(fn: Callable, make_inputs: Callable[[], tuple], orchestrator: bool, root: Path,
@@ -210,8 +211,5 @@ def collect_breaks(fn: Callable, make_inputs: Callable[[], tuple], orchestrator:
                 torch.compile(fn, fullgraph=True, backend=backend)(*args)
             except Exception as e:
                 collector.add_exception(e, fn)
-    # A break's statement runs eagerly in a split: what it computes itself (to print, to branch on)
-    # is no operation a rewrite could be expected to compile; what the functions it calls compute is.
-    spans = {statement_span(b["project_stack"][-1]["filename"], b["project_stack"][-1]["lineno"])
-             for b in collector.by_site.values() if b["project_stack"]}
-    return CollectedBreaks(list(collector.by_site.values()), graph_count, COUNTER.total_outside(spans))
+    return CollectedBreaks(list(collector.by_site.values()), graph_count, COUNTER.total,
+                           [[file, line, count] for (file, line), count in sorted(COUNTER.executed_at.items())])

@@ -7,10 +7,9 @@ rewrite's compiled pieces; the engine calls their ratio the rewrite's *coverage*
 executions, not graph nodes, keeps the two comparable when a piece is a loop body run once per
 pass while the original unrolled the loop into one graph. Only graphs of project frames count: a
 library function dynamo breaks inside (``optimizer.step()``) has its own frames compiled between
-the breaks, which no rewrite of the project can compile whole. Nor does what a break's statement
-computes itself (the ``.item()`` a log prints, the test of a data-dependent ``if`` and its body):
-a split keeps that statement eager, wherever it is. The functions it calls still count: keeping
-``out = model(x)`` eager keeps the model's work eager.
+the breaks, which no rewrite of the project can compile whole. Operations are also counted by the
+line that wrote them, so that the engine can leave out what the statements a split keeps eager
+compute themselves (``coverage_of`` in engine.py).
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ import linecache
 import os
 import re
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -81,14 +80,6 @@ class OperationCounter:
     @property
     def total(self) -> int:
         return sum(self.executed.values())
-
-    def total_outside(self, spans: Collection[tuple[str, int, int]]) -> int:
-        """Operations executed, but those made by code written on the given (file, first, last)
-        lines: a break's statement, which a split keeps eager (what it computes to print or to
-        branch on runs wherever the break runs). Operations of functions it calls are counted."""
-        inside = sum(count for (file, line), count in self.executed_at.items()
-                     if any(file == f and first <= line <= last for f, first, last in spans))
-        return self.total - inside
 
     def empty_pieces(self) -> list[str]:
         """Pieces that ran but executed no operation: a piece made of attribute reads, tuple

@@ -50,7 +50,8 @@ def locate(request: LocateRequest, root: Path) -> LocateResult:
     found = collect_breaks(fn, make_inputs, torch_compat.is_orchestrator(fn), root, request.backend)
     return LocateResult.from_json({"breaks": found.breaks, "graph_count": found.graph_count,
                                    "target_file": target_file, "target_qualname": request.target.rpartition(":")[2],
-                                   "facts": _facts(fn, make_inputs, found.breaks), "operations": found.operations})
+                                   "facts": _facts(fn, make_inputs, found.breaks), "operations": found.operations,
+                                   "operations_by_line": found.operations_by_line})
 
 
 def _facts(fn: Callable, make_inputs: Callable[[], tuple], breaks: list[dict]) -> dict:

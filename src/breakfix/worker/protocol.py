@@ -30,7 +30,8 @@ class LocateResult:
     target_file: str
     target_qualname: str
     facts: dict = field(default_factory=dict)  # per-break runtime facts for codemods, keyed "file:line"
-    operations: int = 0  # operations compiled code executed in one call with breaks allowed (explain)
+    operations: int = 0  # operations compiled graphs of project frames executed in one call (explain)
+    operations_by_line: list[list] = field(default_factory=list)  # [file, line, count]: by the line that wrote them
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
