@@ -395,7 +395,12 @@ def _inline(module: cst.Module, piece: FunctionSite, cut: Cut, caller: PieceCall
     comments = [line for line in middle[0].leading_lines if line.comment is not None]
     middle[0] = middle[0].with_changes(leading_lines=[*calling.leading_lines, *comments])
     if cut.tail:
-        tail_call = cst.parse_expression(f"{TAIL}({', '.join(cut.tail_inputs)})")
+        only = cut.tail[0].body[0] if len(cut.tail) == 1 and isinstance(cut.tail[0], cst.SimpleStatementLine) else None
+        if isinstance(only, cst.Return) and only.value is not None and is_trivial(cut.tail[0]):
+            # ``return a, b`` alone would be a piece that compiles nothing: the caller reads the values.
+            tail_call: cst.BaseExpression = only.value
+        else:
+            tail_call = cst.parse_expression(f"{TAIL}({', '.join(cut.tail_inputs)})")
         middle.append(calling.deep_replace(caller.call, tail_call).with_changes(leading_lines=blank_lines(cut.tail[0])))
     body = [*statements[:caller.index], *middle, *statements[caller.index + 1:]]
     rewritten = orchestrator.with_changes(body=orchestrator.body.with_changes(body=body))
