@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import libcst as cst
 import libcst.matchers as m
@@ -30,7 +31,7 @@ from breakfix.codemods._orchestration import (
     single_caller,
     temporary_name,
 )
-from breakfix.types import Applicability, GraphBreak
+from breakfix.types import Applicability, Frame, GraphBreak
 
 HEAD, TAIL, BODY = temporary_name(1), temporary_name(2), temporary_name(3)
 ITERATOR_INPUT_BREAKS = frozenset({"GB4347", "GB0811"})  # answered by BF101 only
@@ -290,20 +291,43 @@ class BreakInLibraryCall(BreakfixCodemod):
             return "the call is in the compiled function itself (BF301 splits it)"
         return None
 
+    @classmethod
+    def file_to_edit(cls, request: FixRequest) -> str:
+        return cls._frame_to_split(request).filename
+
+    @classmethod
+    def _frame_to_split(cls, request: FixRequest) -> Frame:
+        """The innermost project frame below the compiled one with work to compile around its call
+        (a helper whose only statement is the print is kept eager whole, by its caller's split);
+        the innermost frame when none has, so that the transform says why."""
+        frames = request.brk.project_stack[1:]
+        for frame in reversed(frames):
+            try:
+                source = request.sources.get(frame.filename) or Path(frame.filename).read_text(encoding="utf-8")
+                _split(cst.parse_module(source), frame.lineno)
+            except (OSError, UnicodeDecodeError, cst.ParserSyntaxError, NotSplittable):
+                continue
+            return frame
+        return frames[-1] if frames else request.brk.site
+
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:
-        brk = self.request.brk
-        refusal = self.refusal(brk)
+        refusal = self.refusal(self.request.brk)
         if refusal is not None:
             raise self.skip(refusal)
         try:
-            site = function_site(tree, brk.site.lineno)
-            if is_compiled_piece(site.function):
-                raise NotSplittable(f"{site.qualname} is a compiled piece (BF301 splits it)")
-            result = split_around(tree, brk.site.lineno)
+            result = _split(tree, self._frame_to_split(self.request).lineno)
         except NotSplittable as e:
             raise self.skip(str(e)) from e
         AddImportsVisitor.add_needed_import(self.context, "torch")
         return result
+
+
+def _split(tree: cst.Module, line: int) -> cst.Module:
+    """BF303's split of the function holding ``line``, which must not be a compiled piece."""
+    site = function_site(tree, line)
+    if is_compiled_piece(site.function):
+        raise NotSplittable(f"{site.qualname} is a compiled piece (BF301 splits it)")
+    return split_around(tree, line)
 
 
 def split_around(module: cst.Module, line: int, compile_loop_body: bool = False,
