@@ -121,12 +121,13 @@ def _check_specs(ctx: click.Context, param: click.Parameter, values: tuple[str, 
 @click.option("--atol", type=float, default=None, help="Absolute tolerance for comparing outputs (torch's default).")
 @click.option("-j", "--jobs", "parallel", type=click.IntRange(1), default=1, show_default=True,
               help="Targets worked on at once (several targets only).")
+@click.option("-v", "--verbose", is_flag=True, help="Print why each refused fix was refused in full (text output).")
 @click.option("--emit-test", "emit_test", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a pytest regression test asserting zero graph breaks, once none remain on disk.")
 @click.pass_context
 def run(ctx: click.Context, targets: tuple[str, ...], inputs: str | None, apply: bool, as_json: bool,
         output_format: str | None, backend: str, unsafe_fixes: bool, max_rounds: int, timeout: float, root: str,
-        rtol: float | None, atol: float | None, parallel: int, emit_test: Path | None) -> None:
+        rtol: float | None, atol: float | None, parallel: int, verbose: bool, emit_test: Path | None) -> None:
     """Locate, fix and verify the graph breaks of each TARGET (MODULE:QUALNAME or FILE.py:QUALNAME).
 
     Without TARGET, the targets are those of [tool.breakfix] targets in the root's pyproject.toml.
@@ -147,7 +148,7 @@ def run(ctx: click.Context, targets: tuple[str, ...], inputs: str | None, apply:
     from breakfix.locator import RunOptions
     from breakfix.render import Renderer
 
-    renderer = Renderer(quiet=output_format != "text")
+    renderer = Renderer(quiet=output_format != "text", verbose=verbose)
 
     def options_for(job) -> RunOptions:
         return RunOptions(target=_absolute(job.target, job.base), inputs=job.inputs and _absolute(job.inputs, job.base),

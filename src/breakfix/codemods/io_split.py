@@ -108,7 +108,7 @@ class IoInCompiledRegion(BreakfixCodemod):
     """
 
     CODE = "BF301"
-    FIX_TITLE = "Keep the I/O eager and compile the code around it"
+    FIX_TITLE = "Keep the breaking statement eager and compile the code around it"
     GB_IDS = frozenset({"GB0007", "GB0059", "GB0098", "GB0099", "GB0291", "GB0569"})
     APPLICABILITY = Applicability.SAFE
     # Keeping any statement eager computes exactly what it did; tried after the specific fixes.
