@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from breakfix.batch import BatchEvents, TargetJob, TargetOutcome
-from breakfix.codemods import BreakfixCodemod
+from breakfix.codemods import BY_CODE, BreakfixCodemod
 from breakfix.diffing import unified_diff
 from breakfix.types import BreakReport, RunReport
 
@@ -114,7 +114,8 @@ class Renderer:
         """The status or why, then each fix tried and refused before the one kept, with its reason
         (shortened unless --verbose): a split for one ``print`` says why the targeted fix was not used."""
         refused = [f"{a.code} refused: {a.reason if self.verbose else _shorten(a.reason)}"
-                   for a in item.attempts if not a.verified and a.code != item.fix_code and a.reason != item.why]
+                   for a in item.attempts if not a.verified and a.code != item.fix_code and a.reason != item.why
+                   and (self.verbose or not BY_CODE[a.code].CATCH_ALL)]  # a last resort's refusal: --verbose
         return [item.why or item.status, *refused]
 
     def findings(self, report: CheckReport) -> None:
