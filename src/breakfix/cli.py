@@ -133,6 +133,7 @@ def run(ctx: click.Context, targets: tuple[str, ...], inputs: str | None, apply:
     Without TARGET, the targets are those of [tool.breakfix] targets in the root's pyproject.toml.
     """
     from breakfix import workers
+    from breakfix.targets import check_job
 
     if (rtol is None) != (atol is None):
         raise click.UsageError("--rtol and --atol must be given together", ctx)
@@ -141,8 +142,11 @@ def run(ctx: click.Context, targets: tuple[str, ...], inputs: str | None, apply:
     output_format = ctx.meta.get("format", "text")
     root_path = Path(os.path.realpath(root))
     jobs = _jobs(ctx, targets, inputs, root_path)
-    if emit_test is not None and not (len(jobs) == 1 and targets):
+    single = len(jobs) == 1 and bool(targets)
+    if emit_test is not None and not single:
         raise click.UsageError("--emit-test needs exactly one TARGET", ctx)
+    if single:
+        check_job(jobs[0], root_path)  # at once: a misspelled qualname is reported before torch is imported
     workers.start()  # torch imports in the zygotes while the rest loads here
     from breakfix.engine import Engine
     from breakfix.locator import RunOptions
@@ -155,11 +159,13 @@ def run(ctx: click.Context, targets: tuple[str, ...], inputs: str | None, apply:
                           root=root_path, backend=backend, timeout=timeout, rtol=rtol, atol=atol)
 
     def run_one(job, progress):
+        if not single:
+            check_job(job, root_path)  # one target's error is its outcome; the others go on
         report = Engine(options_for(job), unsafe_fixes=unsafe_fixes, max_rounds=max_rounds, progress=progress).run(apply)
         report.target = job.target  # as the user typed it
         return report
 
-    if len(jobs) == 1 and targets:
+    if single:
         report = run_one(jobs[0], renderer.progress)
         if output_format == "json":
             from breakfix.report_json import to_json
