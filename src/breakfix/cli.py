@@ -132,8 +132,8 @@ def run(ctx: click.Context, targets: tuple[str, ...], inputs: str | None, apply:
 
     Without TARGET, the targets are those of [tool.breakfix] targets in the root's pyproject.toml.
     """
-    from breakfix import workers
     from breakfix.targets import check_job
+    from breakfix.worker import pool
 
     if (rtol is None) != (atol is None):
         raise click.UsageError("--rtol and --atol must be given together", ctx)
@@ -147,7 +147,7 @@ def run(ctx: click.Context, targets: tuple[str, ...], inputs: str | None, apply:
         raise click.UsageError("--emit-test needs exactly one TARGET", ctx)
     if single:
         check_job(jobs[0], root_path)  # at once: a misspelled qualname is reported before torch is imported
-    workers.start()  # torch imports in the zygotes while the rest loads here
+    pool.start()  # torch imports in the zygotes while the rest loads here
     from breakfix.engine import Engine
     from breakfix.locator import RunOptions
     from breakfix.render import Renderer
