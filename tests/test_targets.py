@@ -90,3 +90,23 @@ def test_cli_reports_a_misspelled_qualname_without_a_worker(project: Path) -> No
         assert result.returncode == 2, result.stderr
         assert result.stderr.startswith("breakfix: error: ") and expected in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@pytest.mark.torch
+def test_a_missing_sibling_import_suggests_cd_or_root(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "utils.py").write_text("def double(x):\n    return x * 2\n")
+    (tmp_path / "sub" / "model.py").write_text(
+        "import torch\nimport utils\n\n\ndef f(x):\n    return utils.double(x).sin()\n\n\n"
+        "def example_inputs():\n    return (torch.randn(3),)\n")
+    before = {p: p.read_bytes() for p in (tmp_path / "sub").iterdir()}
+    result = subprocess.run([sys.executable, "-m", "breakfix", "run", "sub/model.py:f"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert "No module named 'utils'" in result.stderr and "(cd sub) or pass --root sub" in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("breakfix: error: importing the target failed: ")
+    # and the suggestion works: --root sub finds the sibling, as `python sub/model.py` does
+    fixed = subprocess.run([sys.executable, "-m", "breakfix", "run", "sub/model.py:f", "--root", "sub"], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=300)
+    assert fixed.returncode == 0, fixed.stderr
+    assert {p: p.read_bytes() for p in (tmp_path / "sub").iterdir()} == before
