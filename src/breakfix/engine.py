@@ -160,7 +160,8 @@ class Engine:
                 report = reports[_identity(brk)]
                 request = FixRequest(brk=brk, target_file=found.target_file, target_qualname=found.target_qualname,
                                      facts=facts.get(f"{brk.site.filename}:{brk.site.lineno}", {}),
-                                     sources=dict(self.overlay), other_breaks=tuple(b for b in breaks if b is not brk))
+                                     sources=dict(self.overlay), other_breaks=tuple(b for b in breaks if b is not brk),
+                                     piece_options=self.options.piece_options)
                 outcome = self._fix_one(request, report, reference)
                 if outcome is None:
                     continue
@@ -268,7 +269,7 @@ class Engine:
         self.progress(f"{code}'s rewrite reveals a break at {os.path.relpath(revealed.site.filename, self.root)}:"
                       f"{revealed.site.lineno}: repairing it")
         repair_request = FixRequest(brk=revealed, target_file=request.target_file, target_qualname=request.target_qualname,
-                                    sources=dict(trial))
+                                    sources=dict(trial), piece_options=request.piece_options)
         fix = self._find_fix(repair_request, report, reference, trial, codemods, repairs_left)
         if fix is None:
             tried = "; ".join(f"{a.code}: {a.reason}" for a in report.attempts)

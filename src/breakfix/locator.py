@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from breakfix.piece_options import PieceOptions
 from breakfix.worker.pool import run_worker
 from breakfix.worker.protocol import LocateRequest, LocateResult
 
@@ -18,6 +19,7 @@ class RunOptions:
     timeout: float
     rtol: float | None = None
     atol: float | None = None
+    piece_options: PieceOptions = ()  # --piece-options or [tool.breakfix] piece-options
 
 
 def locate(options: RunOptions, overlay: dict[str, str], reference: str | None) -> LocateResult:

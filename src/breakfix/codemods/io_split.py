@@ -18,7 +18,7 @@ from breakfix.codemods._orchestration import (
     as_orchestrator,
     blank_lines,
     compile_decorator,
-    compile_options,
+    piece_options,
     compiled_function,
     compiled_piece,
     function_site,
@@ -29,6 +29,7 @@ from breakfix.codemods._orchestration import (
     single_caller,
     temporary_name,
 )
+from breakfix.piece_options import PieceOptions
 from breakfix.types import Applicability, GraphBreak
 
 HEAD, TAIL, BODY = temporary_name(1), temporary_name(2), temporary_name(3)
@@ -140,7 +141,7 @@ class IoInCompiledRegion(BreakfixCodemod):
             breaking = {b.project_stack[0].lineno for b in self.request.other_breaks
                         if b.project_stack[0].filename == compiled_frame.filename}
             result = split_around(tree, compiled_frame.lineno, self.COMPILE_LOOP_BODY, breaking,
-                                  require_work=not calls_eager_function)
+                                  require_work=not calls_eager_function, defaults=self.request.piece_options)
         except NotSplittable as e:
             raise self.skip(str(e)) from e
         AddImportsVisitor.add_needed_import(self.context, "torch")
@@ -294,7 +295,7 @@ class BreakInLibraryCall(BreakfixCodemod):
             site = function_site(tree, brk.site.lineno)
             if is_compiled_piece(site.function):
                 raise NotSplittable(f"{site.qualname} is a compiled piece (BF301 splits it)")
-            result = split_around(tree, brk.site.lineno)
+            result = split_around(tree, brk.site.lineno, defaults=self.request.piece_options)
         except NotSplittable as e:
             raise self.skip(str(e)) from e
         AddImportsVisitor.add_needed_import(self.context, "torch")
@@ -302,7 +303,8 @@ class BreakInLibraryCall(BreakfixCodemod):
 
 
 def split_around(module: cst.Module, line: int, compile_loop_body: bool = False,
-                 breaking_lines: frozenset[int] | set[int] = frozenset(), require_work: bool = True) -> cst.Module:
+                 breaking_lines: frozenset[int] | set[int] = frozenset(), require_work: bool = True,
+                 defaults: PieceOptions = ()) -> cst.Module:
     """Keep the top-level statement spanning ``line`` eager; compile what comes before and after.
     ``compile_loop_body``: the statement is a ``for`` whose header holds ``line`` (its iteration
     broke), and its body, which must hold none of ``breaking_lines``, is compiled as a piece
@@ -321,9 +323,9 @@ def split_around(module: cst.Module, line: int, compile_loop_body: bool = False,
     # Only a piece its orchestrator calls may be left trivial: the orchestrator compiles the others.
     # A function the user compiled must keep work to compile, or the "fix" would compile nothing.
     cut = flow.cut(index, require_work=require_work and caller is None and loop_body is None)
-    # A function the user compiled with a decorator: its pieces are compiled with the user's options.
+    # A function the user compiled: its pieces are compiled with the user's options.
     compiled_by = compile_decorator(module, site.function)
-    options = compile_options(compiled_by)
+    options = piece_options(module, site.function, compiled_by, defaults)
     pieces = {}
     if loop_body is not None:
         pieces[BODY] = compiled_piece(BODY, loop_body.inputs, loop_body.statements, loop_body.outputs, options)
