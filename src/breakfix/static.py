@@ -56,6 +56,7 @@ _LOGGING_FUNCTIONS = ("debug", "info", "warning", "warn", "error", "critical", "
 # Tensor methods and torch functions whose result, tested by `if`/`while`, depends on tensor data.
 _REDUCTIONS = frozenset({"sum", "mean", "max", "min", "any", "all", "norm", "prod", "isfinite", "isnan", "isinf"})
 _ITERATOR_ANNOTATIONS = frozenset({f"{m}.{t}" for m in ("typing", "collections.abc") for t in ("Iterator", "Generator")})
+_NEVER_COMPILED = frozenset({"__init__", "example_inputs"})
 _SUPPRESSION = re.compile(r"#\s*breakfix:\s*ignore(?:\[(?P<codes>[^\]]*)\])?", re.I)
 
 
@@ -358,9 +359,11 @@ class _Module:
         return None
 
     def compiled(self, all_functions: bool) -> list[_Function]:
-        """The functions compiled in this module (every function with ``all_functions``)."""
+        """The functions compiled in this module (with ``all_functions``, every function but the
+        ones nobody compiles: ``__init__``, which builds modules, and ``example_inputs``, which
+        makes the inputs)."""
         if all_functions:
-            return list(self.index.functions.values())
+            return [f for f in self.index.functions.values() if f.node.name.value not in _NEVER_COMPILED]
         roots = [f for f in self.index.functions.values() if COMPILE in f.decorators]
         compiled_values = [call.args[0].value for call in self.index.compile_calls]
         compiled_values += [call.func.value for call in self.index.method_compiles]
@@ -650,8 +653,10 @@ def scan_source(source: str, path: str, *, all_functions: bool = False) -> list[
     module = _Module(source, path)
     suppressions = _suppressed(source)
     findings = [_finding(module, site) for site in _sites(module, all_functions)]
-    findings = [f for f in findings if not _is_suppressed(f, suppressions)]
-    return sorted(findings, key=lambda f: (f.line, f.col, f.code))
+    findings = sorted((f for f in findings if not _is_suppressed(f, suppressions)), key=lambda f: (f.line, f.col, f.code))
+    # One finding per line: dynamo stops at the first break of a statement (``print(t.tolist())``
+    # is one break for the user, not two).
+    return list({f.line: f for f in reversed(findings)}.values())[::-1]
 
 
 def quick_fix(source: str, path: str, finding: Finding) -> str | None:
