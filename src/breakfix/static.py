@@ -138,8 +138,43 @@ PATTERNS: tuple[Pattern, ...] = (
             (_example("import uuid", "s = uuid.uuid4()\nreturn x + 1"),
              _example("import os", "s = os.getpid()\nreturn x + 1"),
              _example("import os\nimport tempfile", "fd, path = tempfile.mkstemp()\nos.close(fd)\nos.remove(path)\n"
-                      "return x + 1")),
-            frozenset({"uuid.uuid4", "os.getpid", "tempfile.mkstemp"})),
+                      "return x + 1"),
+             _example("import os", "os.makedirs('made', exist_ok=True)\nreturn x + 1"),
+             _example("import os", "seed = os.urandom(8)\nreturn x + 1")),
+            frozenset({"uuid.uuid4", "os.getpid", "tempfile.mkstemp", "os.close", "os.remove", "os.makedirs",
+                       "os.urandom"})),
+    Pattern("skipped-stdlib", "GB0007", "{name}(): dynamo skips this function, which breaks the graph",
+            (_example("import heapq", "top = heapq.nlargest(2, [3, 1, 2])\nreturn x + top[0]"),
+             _example("import heapq", "top = heapq.nsmallest(2, [3, 1, 2])\nreturn x + top[0]")),
+            frozenset({"heapq.nlargest", "heapq.nsmallest"})),
+    Pattern("path-io", "GB0007", "Path.{name}() reads or writes a file; dynamo skips it, which breaks the graph",
+            (_example("from pathlib import Path", "text = Path(__file__).read_text()\nreturn x + len(text)"),
+             _example("from pathlib import Path", "with Path(__file__).open() as f:\n    f.read()\nreturn x + 1"))),
+    Pattern("untraceable-object", "GB0156", "{name}() makes an object dynamo cannot trace",
+            (_example("import io", "buffer = io.BytesIO()\nreturn x + 1"),
+             _example("import json", "s = json.dumps({'a': 1})\nreturn x + len(s)")),
+            frozenset({"io.BytesIO", "io.StringIO", "json.dumps"})),
+    Pattern("opaque-generator", "GB0363", "{name}() creates an opaque object in the middle of compiled code",
+            (_example("", "g = torch.Generator()\nreturn x + 1"),), frozenset({"torch.Generator"})),
+    Pattern("numpy-unsupported", "GB0294", "{name}() is a numpy function torch cannot trace",
+            (_example("import numpy as np", "np.save('saved.npy', x.numpy())\nreturn x + 1"),
+             _example("import numpy as np", "y = np.interp(np.linspace(0, 1, 3), np.linspace(0, 1, 3), x.numpy())\n"
+                      "return x + torch.from_numpy(y)"),
+             _example("import numpy as np", "rng = np.random.default_rng()\nreturn x + 1")),
+            frozenset({"numpy.save", "numpy.interp", "numpy.random.default_rng"})),
+    Pattern("numpy-ufunc-method", "GB0290", "{name}(): a numpy ufunc method torch cannot trace",
+            (_example("import numpy as np", "np.add.at(np.zeros(3), np.array([0, 1]), 1)\nreturn x + 1"),)),
+    Pattern("backward", "GB0123", "{name}() in compiled code: dynamo does not trace backward()",
+            (_example("", "y = (x * 2).sum()\ny.backward()\nreturn y"),), example_args="torch.randn(3, requires_grad=True)"),
+    Pattern("zero-grad", "GB0008", "{name}() is skipped by dynamo, which breaks the graph",
+            ("import torch\n\nparam = torch.nn.Parameter(torch.randn(3))\noptimizer = torch.optim.SGD([param], lr=0.1)\n\n\n"
+             "def f(x):\n    optimizer.zero_grad()\n    return x + 1\n",)),
+    Pattern("optimizer-step", "GB0025", "{name}(): the optimizer step breaks the graph on purpose",
+            ("import torch\n\nparam = torch.nn.Parameter(torch.randn(3))\noptimizer = torch.optim.SGD([param], lr=0.1)\n\n\n"
+             "def f(x):\n    optimizer.step()\n    return x + 1\n",)),
+    Pattern("inspect-signature", "GB0088", "{name}() raises inside dynamo: it cannot inspect a signature while tracing",
+            (_example("import inspect", "n = len(inspect.signature(torch.nn.functional.softmax).parameters)\n"
+                      "return x + n"),), frozenset({"inspect.signature"})),
     Pattern("global-rng", "GB0007", "{name}() uses global random state; dynamo skips it, which breaks the graph",
             (_example("import random", "return x + random.random()"),
              _example("", "torch.manual_seed(0)\nreturn x + 1")),
@@ -444,6 +479,7 @@ def _sites_in(module: _Module, function: _Function, calls: tuple, root: bool) ->
     def site(slug: str, node: cst.CSTNode, name: str = "") -> _Site:
         return _Site(BY_SLUG[slug], node, name, function, calls)
 
+    opaque = _opaque_locals(module, function)
     for call in _findall(function.node.body, cst.Call):
         names = module.names(call.func, external=True)
         pattern = next((_BY_CALL[n] for n in names if n in _BY_CALL), None)
@@ -452,11 +488,18 @@ def _sites_in(module: _Module, function: _Function, calls: tuple, root: bool) ->
             continue
         if isinstance(call.func, cst.Attribute):
             attr = call.func.attr.value
-            if attr == "tolist" and not call.args and not _integer_valued(module, call.func.value):
+            receiver = call.func.value
+            if attr == "tolist" and not call.args and not _integer_valued(module, receiver):
                 yield site("float-tolist", call)
-            elif attr in _LOGGING_FUNCTIONS and (module.names(call.func.value) & module.index.loggers or (
-                    isinstance(call.func.value, cst.Call) and "logging.getLogger" in module.names(call.func.value.func))):
+                continue
+            if attr in _LOGGING_FUNCTIONS and (module.names(receiver) & module.index.loggers or (
+                    isinstance(receiver, cst.Call) and "logging.getLogger" in module.names(receiver.func))):
                 yield site("logger-method", call, attr)
+                continue
+            method = _method_pattern(attr, receiver, names, opaque)
+            if method is not None:
+                yield site(method, call, _call_name(call) if method != "path-io" else attr)
+                continue
         if any(n.startswith("PIL.") for n in names):
             yield site("pil", call, _call_name(call))
         elif any(re.fullmatch(r"torch\.nn\.[A-Z]\w*", n) for n in names):
@@ -489,8 +532,56 @@ def _sites_in(module: _Module, function: _Function, calls: tuple, root: bool) ->
         found = _findall(function.node.body, (cst.Yield, cst.FunctionDef, cst.Lambda))
         nested = [n for n in found if not isinstance(n, cst.Yield)]
         direct = [y for y in found if isinstance(y, cst.Yield) and not any(_contains(n, y) for n in nested)]
-        if direct:
-            yield site("generator", direct[0])
+        if direct:  # dynamo reports it at the def line
+            yield site("generator", function.node.name)
+
+
+_PATH_IO = frozenset({"open", "read_text", "write_text", "read_bytes", "write_bytes"})
+_OPTIMIZER = re.compile(r"optim|^opt$", re.I)
+_UFUNC_METHOD = re.compile(r"numpy\.\w+\.(at|reduceat|outer|accumulate)")
+# Patterns whose calls return an object dynamo cannot trace: a method called on it breaks too.
+_OPAQUE_RESULTS = frozenset({"pil", "untraceable-object", "numpy-unsupported", "opaque-generator", "host-state"})
+
+
+def _method_pattern(attr: str, receiver: cst.BaseExpression, names: set[str], opaque: dict[str, str]) -> str | None:
+    """The pattern of a method call ``receiver.attr(...)``, or None."""
+    if isinstance(receiver, cst.Name) and receiver.value in opaque:
+        return opaque[receiver.value]  # ``buffer.seek(0)`` on ``buffer = io.BytesIO()``
+    if any(_UFUNC_METHOD.fullmatch(n) for n in names):
+        return "numpy-ufunc-method"
+    if any(n.startswith("PIL.") for n in names):
+        return None  # the PIL pattern
+    if attr == "backward":
+        return "backward"
+    if attr == "zero_grad":
+        return "zero-grad"
+    last = receiver.attr.value if isinstance(receiver, cst.Attribute) else getattr(receiver, "value", "")
+    if attr == "step" and isinstance(last, str) and _OPTIMIZER.search(last):
+        return "optimizer-step"
+    if attr in _PATH_IO and not names:
+        return "path-io"
+    return None
+
+
+def _opaque_locals(module: _Module, function: _Function) -> dict[str, str]:
+    """Local names ``function`` binds (``name = call(...)``) to an object dynamo cannot trace, with
+    the pattern of the call that made it."""
+    found = {}
+    for statement in _findall(function.node.body, cst.Assign):
+        if len(statement.targets) != 1 or not isinstance(statement.targets[0].target, cst.Name):
+            continue
+        value = statement.value
+        while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and isinstance(value.func.value, cst.Call):
+            value = value.func.value  # ``Image.open(b).convert("RGB")``: what made it
+        if not isinstance(value, cst.Call):
+            continue
+        names = module.names(value.func, external=True)
+        slug = next((_BY_CALL[n].slug for n in names if n in _BY_CALL), None)
+        if slug is None and any(n.startswith("PIL.") for n in names):
+            slug = "pil"
+        if slug in _OPAQUE_RESULTS:
+            found[statement.targets[0].target.value] = slug
+    return found
 
 
 def _contains(outer: cst.CSTNode, inner: cst.CSTNode) -> bool:
