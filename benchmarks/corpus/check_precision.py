@@ -32,7 +32,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from breakfix.static import python_files, scan_source
+from breakfix.static import python_files, scan_sources
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE.parent / "results"
@@ -63,17 +63,14 @@ def locate_case(folder: Path) -> list[str]:
 
 def scan_case(folder: Path) -> list[dict]:
     spec = tomllib.loads((folder / "case.toml").read_text())
-    findings = []
+    sources = {}
     for path in python_files([str(folder)]):
-        relative = os.path.relpath(path, folder)
-        if relative.split(os.sep)[0] in ("solution", "unsound"):
-            continue
-        source = Path(path).read_text()
-        if relative == "main.py":
-            source = _marked(source, spec["target"])
-        findings += [{"site": f"{relative}:{f.line}", "code": f.code, "gb_id": f.gb_id, "pattern": f.pattern}
-                     for f in scan_source(source, path)]
-    return findings
+        if os.path.relpath(path, folder).split(os.sep)[0] not in ("solution", "unsound"):
+            sources[path] = Path(path).read_text()
+    main_py = str(folder / "main.py")
+    sources[main_py] = _marked(sources[main_py], spec["target"])
+    return [{"site": f"{os.path.relpath(path, folder)}:{f.line}", "code": f.code, "gb_id": f.gb_id, "pattern": f.pattern}
+            for path, findings in scan_sources(sources).items() for f in findings]
 
 
 def main() -> None:
