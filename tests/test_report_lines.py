@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from breakfix.engine import disk_line, one_report_per_site
-from breakfix.types import BreakReport, Frame, GraphBreak
+from breakfix.types import BreakReport, Frame, GraphBreak, Status
 
 TWO_BREAKS = """\
 import torch
@@ -67,14 +67,14 @@ def test_a_line_moved_into_a_piece_maps_to_its_line_on_disk() -> None:
     assert 1 <= disk_line(SPLIT, TWO_BREAKS, 6) <= len(TWO_BREAKS.splitlines())  # a line the rewrite wrote
 
 
-def _report(lineno: int, status: str, name: str = "f") -> BreakReport:
+def _report(lineno: int, status: Status, name: str = "f") -> BreakReport:
     frame = Frame("/p/two.py", lineno, name, line='print("z", z.sum())')
     return BreakReport(GraphBreak("Failed to trace builtin operator", "GB0059", "", "", [], [frame], [frame]), 1, status)
 
 
 def test_one_report_per_site_keeps_the_fix_over_gone() -> None:
-    first = _report(6, "proposed")
-    gone, fixed = _report(8, "resolved", "torch_dynamo_resume_in_f_at_6"), _report(8, "proposed", "_f_piece_3")
+    first = _report(6, Status.PROPOSED)
+    gone, fixed = _report(8, Status.RESOLVED, "torch_dynamo_resume_in_f_at_6"), _report(8, Status.PROPOSED, "_f_piece_3")
     assert one_report_per_site([first, gone, fixed]) == [first, fixed]
 
 

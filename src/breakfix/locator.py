@@ -19,6 +19,7 @@ class RunOptions:
     timeout: float
     rtol: float | None = None
     atol: float | None = None
+    min_coverage: float = 0.9  # a split must compile at least this share of the original's operations
     piece_options: PieceOptions = ()  # --piece-options or [tool.breakfix] piece-options
 
 
