@@ -72,7 +72,10 @@ def test_project_piece_options_come_from_pyproject(tmp_path: Path) -> None:
 
 @pytest.mark.torch
 def test_cli_pieces_use_pyproject_options_and_the_flag_overrides_them(tmp_path: Path) -> None:
-    (tmp_path / "m.py").write_text(BODY.format(decorator="", after="\n\ndef example_inputs():\n    return (torch.randn(3),)\n"))
+    # Enough work on each side of the break that the split compiles most of it (--min-coverage).
+    (tmp_path / "m.py").write_text(
+        "import torch\n\n\ndef f(x):\n    y = x.sin().cos().exp().tanh() * 2\n    torch._dynamo.graph_break()\n"
+        "    return (y + 1).sin().cos().exp().tanh()\n\n\ndef example_inputs():\n    return (torch.randn(3),)\n")
     (tmp_path / "pyproject.toml").write_text('[tool.breakfix]\npiece-options = {dynamic = false}\n')
 
     def diff(*args: str) -> str:
