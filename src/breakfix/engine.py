@@ -11,6 +11,8 @@ written, so an unfixable target is never touched).
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import os
 import re
 import tempfile
@@ -26,7 +28,7 @@ from breakfix.codemods._orchestration import eager_original_lines, new_orchestra
 from breakfix.errors import CannotVerify, TargetError
 from breakfix.locator import RunOptions, locate
 from breakfix.project import is_project_file
-from breakfix.types import Applicability, Attempt, BreakReport, FileChange, FixKind, GraphBreak, RunReport, Status
+from breakfix.types import Applicability, Attempt, BreakReport, FileChange, FixKind, Frame, GraphBreak, RunReport, Status
 from breakfix.verifier import check, repeat
 from breakfix.worker.coverage import statement_span
 from breakfix.worker.protocol import CheckResult, LocateResult
@@ -56,6 +58,43 @@ def _identity(brk: GraphBreak) -> tuple[str, ...]:
     resumed = _RESUME_FUNCTION.match(brk.site.name)
     function = resumed["name"] if resumed else brk.site.name
     return (brk.gb_type, brk.site.filename, function, brk.site.line, brk.project_stack[0].line)
+
+
+def disk_line(located_source: str, disk_source: str, lineno: int) -> int:
+    """The line of the file as on disk that line ``lineno`` of a rewrite of it came from. Lines the
+    rewrite left in place map by a line diff; a line it moved (into a compiled piece) maps to the
+    line on disk with the same text nearest to where the diff puts it; a line it wrote maps to the
+    start of the code it replaced."""
+    located, disk = located_source.splitlines(), disk_source.splitlines()
+    index = lineno - 1
+    if not 0 <= index < len(located):
+        return lineno
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, located, disk, autojunk=False).get_opcodes():
+        if not i1 <= index < i2:
+            continue
+        if tag == "equal":
+            return j1 + index - i1 + 1
+        text = located[index].strip()
+        same_text = [j for j, line in enumerate(disk) if line.strip() == text]
+        nearest = min(same_text, key=lambda j: abs(j - (j1 + index - i1)), default=j1)
+        return min(nearest, len(disk) - 1) + 1
+    return lineno
+
+
+_STATUS_RANK = {Status.FIXED: 0, Status.PROPOSED: 0, Status.NEEDS_UNSAFE: 1, Status.UNFIXABLE: 2,
+                Status.KEPT_EAGER: 3, Status.RESOLVED: 3}
+
+
+def one_report_per_site(reports: list[BreakReport]) -> list[BreakReport]:
+    """A break located again in a rewrite (a split moves it into a compiled piece) is the break on
+    disk it came from: one report per site, the one that says most (a fix over "gone"), in the
+    place of the first."""
+    kept: dict[tuple, BreakReport] = {}
+    for report in reports:
+        key = (report.brk.gb_type, report.brk.site.filename, report.brk.site.lineno)
+        if key not in kept or _STATUS_RANK[report.status] < _STATUS_RANK[kept[key].status]:
+            kept[key] = report
+    return list(kept.values())
 
 
 def _place_in(path: str, brk: GraphBreak, root: Path) -> str:
@@ -144,7 +183,8 @@ class Engine:
             tried: set[tuple] = set()
             while True:
                 for brk in breaks:  # every break found is reported, including ones a fix removes first
-                    reports.setdefault(_identity(brk), BreakReport(brk=brk, round=rounds, status=Status.UNFIXABLE))
+                    reports.setdefault(_identity(brk), BreakReport(brk=self._on_disk(brk, self.overlay), round=rounds,
+                                                                   status=Status.UNFIXABLE))
                 pending = [b for b in breaks if _identity(b) not in tried]
                 if not pending:
                     break
@@ -153,7 +193,8 @@ class Engine:
                 report = reports[_identity(brk)]
                 request = FixRequest(brk=brk, target_file=found.target_file, target_qualname=found.target_qualname,
                                      facts=facts.get(f"{brk.site.filename}:{brk.site.lineno}", {}),
-                                     sources=dict(self.overlay), other_breaks=tuple(b for b in breaks if b is not brk))
+                                     sources=dict(self.overlay), other_breaks=tuple(b for b in breaks if b is not brk),
+                                     piece_options=self.options.piece_options)
                 outcome = self._fix_one(request, report, reference)
                 if outcome is None:
                     continue
@@ -182,7 +223,7 @@ class Engine:
                 report.why = "; ".join(a.reason for a in report.attempts) or (
                     "no codemod answers this break" if classifier.candidates(report.brk) else
                     f"not tried: --max-rounds {self.max_rounds} reached")
-        return [*reports.values(), *self.revealed], verified, graph_count, rounds
+        return one_report_per_site([*reports.values(), *self.revealed]), verified, graph_count, rounds
 
     def _fix_one(self, request: FixRequest, report: BreakReport, reference: str) -> CheckResult | None:
         """Fix one break on top of the overlay; the check of the kept rewrite, or None."""
@@ -298,7 +339,7 @@ class Engine:
         """Fix the break a candidate rewrite revealed, on top of it: the fix of both, or why not."""
         revealed = outcome.breaks[0]
         code = candidate.CODE
-        report = BreakReport(brk=revealed, round=0, status=Status.UNFIXABLE)
+        report = BreakReport(brk=self._on_disk(revealed, trial), round=0, status=Status.UNFIXABLE)
         # A split (a last resort) whose compiled piece fails is split again, as a later round would;
         # a specific fix is repaired only by fixes made for the revealed break: a split would keep
         # part of it eager (half of a torch.cond).
@@ -308,7 +349,7 @@ class Engine:
         self.progress(f"{code}'s rewrite reveals a break at {os.path.relpath(revealed.site.filename, self.root)}:"
                       f"{revealed.site.lineno}: repairing it")
         repair_request = FixRequest(brk=revealed, target_file=request.target_file, target_qualname=request.target_qualname,
-                                    sources=dict(trial))
+                                    sources=dict(trial), piece_options=request.piece_options)
         fix = self._find_fix(repair_request, report, reference, trial, codemods, repairs_left)
         if fix is None:
             tried = "; ".join(f"{a.code}: {a.reason}" for a in report.attempts)
@@ -329,6 +370,17 @@ class Engine:
             raise CannotVerify(f"cannot verify: the target is nondeterministic (two eager runs with the same "
                                f"seeds differ: {difference})")
         self.reproducible = True
+
+    def _on_disk(self, brk: GraphBreak, located_in: dict[str, str]) -> GraphBreak:
+        """The break as the report shows it: its frames at lines of the files as the user has them,
+        not of the rewrite ``located_in`` it was located in (which may have lines the file lacks)."""
+        def frame(f: Frame) -> Frame:
+            if f.filename not in located_in or located_in[f.filename] == self.on_disk[f.filename]:
+                return f
+            return dataclasses.replace(f, lineno=disk_line(located_in[f.filename], self.on_disk[f.filename], f.lineno))
+
+        return dataclasses.replace(brk, user_stack=[frame(f) for f in brk.user_stack],
+                                   project_stack=[frame(f) for f in brk.project_stack])
 
     def _source(self, path: str) -> str:
         if path not in self.overlay:

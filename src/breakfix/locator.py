@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from breakfix.piece_options import PieceOptions
 from breakfix.worker.pool import run_worker
 from breakfix.worker.protocol import LocateRequest, LocateResult
 
@@ -19,6 +20,7 @@ class RunOptions:
     rtol: float | None = None
     atol: float | None = None
     min_coverage: float = 0.9  # a split must compile at least this share of the original's operations
+    piece_options: PieceOptions = ()  # --piece-options or [tool.breakfix] piece-options
 
 
 def locate(options: RunOptions, overlay: dict[str, str], reference: str | None) -> LocateResult:

@@ -33,6 +33,7 @@ from libcst.metadata import (
 )
 
 from breakfix.codemods._base import FixRequest
+from breakfix.piece_options import PieceOptions
 from breakfix.types import EagerCallers
 
 COMPILE = "torch.compile"
@@ -622,6 +623,14 @@ def as_orchestrator(function: cst.FunctionDef, body: Sequence[cst.BaseStatement]
     return function.with_changes(decorators=decorators, body=function.body.with_changes(body=list(body)))
 
 
+_NO_SPACE_EQUAL = cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace(""))
+
+
+def _is_compile(names: dict, expression: cst.BaseExpression) -> bool:
+    found = names.get(expression, set())
+    return any(q.name == COMPILE for q in (found() if callable(found) else found))  # resolved lazily by LibCST
+
+
 def compile_decorator(module: cst.Module, function: cst.FunctionDef) -> cst.Decorator | None:
     """The decorator compiling ``function``: ``torch.compile`` in any spelling the module's imports
     allow (``@t.compile``, ``from torch import compile``), called with options or not."""
@@ -630,18 +639,28 @@ def compile_decorator(module: cst.Module, function: cst.FunctionDef) -> cst.Deco
         expression = decorator.decorator
         if isinstance(expression, cst.Call):
             expression = expression.func
-        found = names.get(expression, set())
-        if any(q.name == COMPILE for q in (found() if callable(found) else found)):  # resolved lazily by LibCST
+        if _is_compile(names, expression):
             return decorator
     return None
 
 
-def compile_options(decorator: cst.Decorator | None) -> list[cst.Arg]:
-    """The keyword options of a ``torch.compile(...)`` decorator, for its function's pieces (every
-    piece is compiled ``fullgraph=True``, so that option is not carried)."""
-    if decorator is None or not isinstance(decorator.decorator, cst.Call):
-        return []
-    return [arg for arg in decorator.decorator.args if arg.keyword is not None and arg.keyword.value != "fullgraph"]
+def piece_options(module: cst.Module, function: cst.FunctionDef, compiled_by: cst.Decorator | None,
+                  defaults: PieceOptions = ()) -> list[cst.Arg]:
+    """The keyword options of ``torch.compile`` for the pieces made of ``function``: the ones it is
+    compiled with (its decorator, else a ``torch.compile(function, ...)`` call in the module), else
+    ``defaults`` (--piece-options, [tool.breakfix] piece-options). Every piece is compiled
+    ``fullgraph=True``, so that option is not carried."""
+    if compiled_by is not None:
+        call = compiled_by.decorator if isinstance(compiled_by.decorator, cst.Call) else None
+    else:
+        names = MetadataWrapper(module, unsafe_skip_copy=True).resolve(QualifiedNameProvider)
+        call = next((c for c in m.findall(module, m.Call(args=[m.Arg(value=m.Name(function.name.value), keyword=None),
+                                                                 m.ZeroOrMore()]))
+                     if _is_compile(names, c.func)), None)
+        if call is None:
+            return [cst.Arg(cst.parse_expression(value), keyword=cst.Name(key), equal=_NO_SPACE_EQUAL)
+                    for key, value in defaults]
+    return [arg for arg in call.args if arg.keyword is not None and arg.keyword.value != "fullgraph"] if call else []
 
 
 def temporary_name(number: int) -> str:

@@ -19,7 +19,7 @@ from breakfix.codemods._orchestration import (
     as_orchestrator,
     blank_lines,
     compile_decorator,
-    compile_options,
+    piece_options,
     compiled_function,
     compiled_piece,
     function_site,
@@ -31,6 +31,7 @@ from breakfix.codemods._orchestration import (
     single_caller,
     temporary_name,
 )
+from breakfix.piece_options import PieceOptions
 from breakfix.types import Applicability, Frame, GraphBreak
 
 HEAD, TAIL, BODY = temporary_name(1), temporary_name(2), temporary_name(3)
@@ -110,7 +111,7 @@ class IoInCompiledRegion(BreakfixCodemod):
     """
 
     CODE = "BF301"
-    FIX_TITLE = "Keep the I/O eager and compile the code around it"
+    FIX_TITLE = "Keep the breaking statement eager and compile the code around it"
     GB_IDS = frozenset({"GB0007", "GB0059", "GB0098", "GB0099", "GB0291", "GB0569"})
     APPLICABILITY = Applicability.SAFE
     # Keeping any statement eager computes exactly what it did; tried after the specific fixes.
@@ -142,7 +143,7 @@ class IoInCompiledRegion(BreakfixCodemod):
             breaking = {b.project_stack[0].lineno for b in self.request.other_breaks
                         if b.project_stack[0].filename == compiled_frame.filename}
             result = split_around(tree, compiled_frame.lineno, self.COMPILE_LOOP_BODY, breaking,
-                                  require_work=not calls_eager_function)
+                                  require_work=not calls_eager_function, defaults=self.request.piece_options)
         except NotSplittable as e:
             raise self.skip(str(e)) from e
         AddImportsVisitor.add_needed_import(self.context, "torch")
@@ -304,7 +305,7 @@ class BreakInLibraryCall(BreakfixCodemod):
         for frame in reversed(frames):
             try:
                 source = request.sources.get(frame.filename) or Path(frame.filename).read_text(encoding="utf-8")
-                _split(cst.parse_module(source), frame.lineno)
+                _split(cst.parse_module(source), frame.lineno, request.piece_options)
             except (OSError, UnicodeDecodeError, cst.ParserSyntaxError, NotSplittable):
                 continue
             return frame
@@ -315,23 +316,24 @@ class BreakInLibraryCall(BreakfixCodemod):
         if refusal is not None:
             raise self.skip(refusal)
         try:
-            result = _split(tree, self._frame_to_split(self.request).lineno)
+            result = _split(tree, self._frame_to_split(self.request).lineno, self.request.piece_options)
         except NotSplittable as e:
             raise self.skip(str(e)) from e
         AddImportsVisitor.add_needed_import(self.context, "torch")
         return result
 
 
-def _split(tree: cst.Module, line: int) -> cst.Module:
+def _split(tree: cst.Module, line: int, defaults: PieceOptions) -> cst.Module:
     """BF303's split of the function holding ``line``, which must not be a compiled piece."""
     site = function_site(tree, line)
     if is_compiled_piece(site.function):
         raise NotSplittable(f"{site.qualname} is a compiled piece (BF301 splits it)")
-    return split_around(tree, line)
+    return split_around(tree, line, defaults=defaults)
 
 
 def split_around(module: cst.Module, line: int, compile_loop_body: bool = False,
-                 breaking_lines: frozenset[int] | set[int] = frozenset(), require_work: bool = True) -> cst.Module:
+                 breaking_lines: frozenset[int] | set[int] = frozenset(), require_work: bool = True,
+                 defaults: PieceOptions = ()) -> cst.Module:
     """Keep the top-level statement spanning ``line`` eager; compile what comes before and after.
     ``compile_loop_body``: the statement is a ``for`` whose header holds ``line`` (its iteration
     broke), and its body, which must hold none of ``breaking_lines``, is compiled as a piece
@@ -350,9 +352,9 @@ def split_around(module: cst.Module, line: int, compile_loop_body: bool = False,
     # Only a piece its orchestrator calls may be left trivial: the orchestrator compiles the others.
     # A function the user compiled must keep work to compile, or the "fix" would compile nothing.
     cut = flow.cut(index, require_work=require_work and caller is None and loop_body is None)
-    # A function the user compiled with a decorator: its pieces are compiled with the user's options.
+    # A function the user compiled: its pieces are compiled with the user's options.
     compiled_by = compile_decorator(module, site.function)
-    options = compile_options(compiled_by)
+    options = piece_options(module, site.function, compiled_by, defaults)
     pieces = {}
     if loop_body is not None:
         pieces[BODY] = compiled_piece(BODY, loop_body.inputs, loop_body.statements, loop_body.outputs, options)

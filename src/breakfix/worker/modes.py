@@ -157,6 +157,10 @@ def _force_backend(backend: str) -> None:
 
     def compile_on_backend(model: Any = None, **kwargs: Any) -> Any:
         kwargs["backend"] = counting_backend
+        # ``mode`` and ``options`` tune inductor (a piece may inherit the user's): torch refuses them
+        # with a backend given as a callable, and they do not change what is computed.
+        kwargs.pop("mode", None)
+        kwargs.pop("options", None)
         kwargs.setdefault("fullgraph", True)
         if model is None:
             return functools.partial(compile_on_backend, **kwargs)
