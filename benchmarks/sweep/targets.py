@@ -123,6 +123,8 @@ def function_candidate(module_name: str, name: str, fn: Callable, table: dict[st
         if key in seen:  # every parameter had a named value: one text is enough
             continue
         seen.add(key)
+        if all(p in table for p in params):
+            profile = "named"  # every parameter has a value of its own: no profile tensor is used
         text = HEADER.format(name=f"{module_name}.{name}", how="public function", profile=profile)
         text += f"import {module_name}\n\n\n"
         text += "def example_inputs():\n    torch.manual_seed(0)\n"
@@ -274,8 +276,11 @@ def transformers() -> list[Candidate]:
 
     found = []
     for model_type in sorted(configuration_auto.CONFIG_MAPPING_NAMES):
+        # The text-model heads: their forward takes input_ids (the base mapping holds vision and
+        # audio models too, which need pixel or audio inputs).
         model_class = (modeling_auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(model_type)
-                       or modeling_auto.MODEL_MAPPING_NAMES.get(model_type))
+                       or modeling_auto.MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES.get(model_type)
+                       or modeling_auto.MODEL_FOR_MASKED_LM_MAPPING_NAMES.get(model_type))
         config_class = configuration_auto.CONFIG_MAPPING_NAMES[model_type]
         if not isinstance(model_class, str) or not hasattr(package, model_class):
             continue
