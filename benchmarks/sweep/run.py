@@ -92,7 +92,7 @@ def screen(source: Source, work: Path, sample: int, only: str | None) -> list[di
     if listing.returncode != 0:
         raise SystemExit(f"{source.label}: {(listing.stderr.strip().splitlines() or ['?'])[-1]}")
     counts = json.loads(listing.stdout)
-    start = 0
+    start = max((e["index"] for e in _lines(out)), default=-1) + 1  # a run with the same --work resumes
     while start < counts["sampled"]:
         process = subprocess.Popen(base + ["--start", str(start)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                    text=True, env=env_vars(cache), stdin=subprocess.DEVNULL)
