@@ -103,13 +103,20 @@ def check(root: str, reference_path: str) -> dict:
 
     result: dict = {"ok": False, "kind": None}
     torch._dynamo.reset()
-    try:
-        output = run_once(original_compile(target.target, fullgraph=True, backend="aot_eager"), target.example_inputs)
-    except Exception as e:
-        result["fullgraph_error"] = one_line(e)
+    counters.clear()
+    if getattr(target.target, "_torchdynamo_disable", False):  # compiling it would just run it eagerly
+        result["fullgraph_error"] = "the target is an eager orchestrator (torch.compiler.disable)"
     else:
-        difference = same(output, reference)
-        return {**result, "ok": not difference, "kind": "fullgraph", "reason": difference}
+        try:
+            output = run_once(original_compile(target.target, fullgraph=True, backend="aot_eager"),
+                              target.example_inputs)
+        except Exception as e:
+            result["fullgraph_error"] = one_line(e)
+        else:
+            if not counters["stats"]["unique_graphs"]:
+                return {**result, "reason": "torch.compile(fullgraph=True) ran, but compiled no graph"}
+            difference = same(output, reference)
+            return {**result, "ok": not difference, "kind": "fullgraph", "reason": difference}
 
     torch._dynamo.reset()
     counters.clear()
