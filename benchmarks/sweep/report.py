@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 OUTCOMES = ("fixed-fullgraph", "fixed-split", "unfixable", "false-fix")
@@ -60,6 +61,17 @@ def render(document: dict) -> str:
             names = [f"{r['source']}:{r['name'].split('.')[-1]}" for r in rows if r["reason"] == reason][:4]
             lines.append(f"| {count} | {reason.replace('|', '/')} | {', '.join(names)} |")
         lines.append("")
+    refusals = Counter()
+    for r in rows:
+        for b in r["breakfix"].get("breaks", []):
+            if b["status"] not in ("fixed", "resolved"):
+                refusals.update({(a["code"], generic(a["reason"])) for a in b["attempts"] if not a["verified"]})
+    if refusals:
+        lines += ["## Why each codemod refused, over the breaks left open", "",
+                  "Each attempt on a break that stayed open, its reason with the particulars blanked; a reason "
+                  "counts once per break.", "", "| breaks | codemod | reason |", "|---|---|---|"]
+        lines += [f"| {n} | {code} | {reason.replace('|', '/')} |" for (code, reason), n in refusals.most_common(40)]
+        lines.append("")
     false_fixes = [r for r in rows if r["outcome"] == "false-fix"]
     if false_fixes:
         lines += ["## False fixes", "", "| source | target | why the check failed |", "|---|---|---|"]
@@ -85,3 +97,12 @@ def render(document: dict) -> str:
             lines.append(f"| {label} | {status} | {count} |")
     lines.append("")
     return "\n".join(lines)
+
+
+def generic(text: str) -> str:
+    """A message with its particulars (numbers, quoted names, paths) blanked, to group reasons."""
+    text = re.sub(r"'[^']*'|\"[^\"]*\"|`[^`]*`", "…", text)
+    text = re.sub(r"/\S+", "…", text)
+    text = re.sub(r"\b(in|at|is|of) [A-Za-z_][\w.]*(, neither)", r"\1 …\2", text)
+    return re.sub(r"\d+(\.\d+)?", "N", text)[:90]
+

@@ -204,19 +204,12 @@ def classify(result: dict) -> tuple[str, str]:
     if summary.get("applied"):
         return "false-fix", "breakfix reported a rewrite applied but no file changed"
     if "error" in summary:
-        return "unfixable", "breakfix error: " + _generic(summary["error"])
+        return "unfixable", "breakfix error: " + report.generic(summary["error"])
     open_breaks = [b for b in summary["breaks"] if b["status"] not in ("fixed", "resolved")]
     if not open_breaks:
         return "unfixable", "no break reported"
     first = open_breaks[0]
-    return "unfixable", f"{first['status']}: {first['gb_id'] or '-'} {_generic(first['gb_type'] or '')}"
-
-
-def _generic(text: str) -> str:
-    """A message with its particulars (numbers, quoted names, paths) blanked, to group reasons."""
-    text = re.sub(r"'[^']*'|\"[^\"]*\"|`[^`]*`", "…", text)
-    text = re.sub(r"/\S+", "…", text)
-    return re.sub(r"\d+(\.\d+)?", "N", text)[:90]
+    return "unfixable", f"{first['status']}: {first['gb_id'] or '-'} {report.generic(first['gb_type'] or '')}"
 
 
 def pick(screened: dict[str, list[dict]], limit: int) -> list[tuple[str, dict]]:
@@ -245,7 +238,12 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=0, help="start no new target after this many minutes")
     parser.add_argument("--work", help="keep the screening and projects here (default: a temporary folder)")
     parser.add_argument("--results", default=str(RESULTS))
+    parser.add_argument("--render", action="store_true", help="only render sweep.md from sweep.json")
     args = parser.parse_args()
+    if args.render:
+        store = Path(args.results) / "sweep.json"
+        (Path(args.results) / "sweep.md").write_text(report.render(json.loads(store.read_text())))
+        return
     chosen = [s for s in SOURCES if not args.sources or s.label in args.sources.split(",")]
     started = time.monotonic()
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
