@@ -58,7 +58,7 @@ def render(document: dict) -> str:
                   "(status, GB id, torch's break type with its particulars blanked).", "",
                   "| targets | reason | examples |", "|---|---|---|"]
         for reason, count in reasons.most_common():
-            names = [f"{r['source']}:{r['name'].split('.')[-1]}" for r in rows if r["reason"] == reason][:4]
+            names = [f"{r['source']}:{'.'.join(r['name'].split('.')[-2:])}" for r in rows if r["reason"] == reason][:4]
             lines.append(f"| {count} | {reason.replace('|', '/')} | {', '.join(names)} |")
         lines.append("")
     refusals = Counter()
