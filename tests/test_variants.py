@@ -6,11 +6,12 @@ else dropped or added, a loop body); tests/variants/harness.py runs them. The te
 fixture's codemod on every variant and fails on a crash, unparsable output, an edit outside the
 break's functions or a second rewrite; it writes the counts per codemod to
 benchmarks/results/variants.md. The torch tier (opt-in: BREAKFIX_VARIANTS_TORCH=N, N variants per
-codemod) runs the real CLI on a sample.
+family) runs the real CLI on a sample.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 from collections import defaultdict
 from pathlib import Path
@@ -20,7 +21,7 @@ import pytest
 from variants import generator, harness
 
 FIXTURES = generator.positive_fixtures()
-TORCH_SAMPLE = int(os.environ.get("BREAKFIX_VARIANTS_TORCH", "0"))
+TORCH_SAMPLE = int(os.environ.get("BREAKFIX_VARIANTS_TORCH", "0"))  # variants per family
 
 
 @pytest.mark.parametrize("fixture", FIXTURES, ids=lambda f: f.id)
@@ -75,33 +76,43 @@ def test_text_tier(tmp_path: Path) -> None:
     assert not failures, "\n\n".join(f"{o.variant}: {o.reason}\n{o.detail[-1500:]}" for o in failures)
 
 
-def _sample(per_code: int) -> list[generator.Variant]:
-    """``per_code`` variants per codemod, each of another transformation where there are enough."""
+# The shapes the torch tier samples first: a break moved away from where the fixture has it.
+SAMPLED_FIRST = ("helper_depth_2", "other_file", "child_module", "local_to_parameter", "method", "add_else",
+                 "helper_depth_3", "drop_else", "local_to_attribute", "loop_body")
+
+
+def _sample(per_family: int) -> list[generator.Variant]:
+    """``per_family`` variants per fixture family, of different fixtures and transformations; each
+    family starts further down ``SAMPLED_FIRST``, so that the sample covers its shapes."""
     made, _ = _all_variants()
-    by_code: dict[str, list[generator.Variant]] = defaultdict(list)
+    by_family: dict[str, list[generator.Variant]] = defaultdict(list)
     for variant in made:
-        by_code[variant.fixture.code].append(variant)
+        if variant.transformation in SAMPLED_FIRST:
+            by_family[variant.fixture.family].append(variant)
     chosen = []
-    for variants in by_code.values():
-        seen: set[str] = set()
-        for variant in variants:
-            if len([c for c in chosen if c.fixture.code == variant.fixture.code]) == per_code:
-                break
-            if variant.transformation not in seen and variant.transformation.startswith(("helper", "other", "child",
-                                                                                        "method", "local", "add", "drop")):
-                seen.add(variant.transformation)
-                chosen.append(variant)
+    for index, family in enumerate(sorted(by_family)):
+        order = SAMPLED_FIRST[2 * index % len(SAMPLED_FIRST):] + SAMPLED_FIRST[:2 * index % len(SAMPLED_FIRST)]
+        picked: list[generator.Variant] = []
+        for variant in sorted(by_family[family], key=lambda v: order.index(v.transformation)):
+            if len(picked) < per_family and all(p.fixture.id != variant.fixture.id and
+                                                p.transformation != variant.transformation for p in picked):
+                picked.append(variant)
+        chosen += picked
     return chosen
 
 
 @pytest.mark.torch
-@pytest.mark.skipif(not TORCH_SAMPLE, reason="opt-in: BREAKFIX_VARIANTS_TORCH=N runs N variants per codemod")
+@pytest.mark.skipif(not TORCH_SAMPLE, reason="opt-in: BREAKFIX_VARIANTS_TORCH=N runs N variants per family")
 def test_torch_tier(tmp_path: Path) -> None:
     """The CLI on a sample: each variant is fixed and verified, or refused; never an error (a
     crash, or a variant the generator broke)."""
-    outcomes = [harness.run_torch(v, tmp_path / f"{i}") for i, v in enumerate(_sample(TORCH_SAMPLE))]
-    section = harness.torch_section(outcomes)
-    harness.write_report(torch=section)
+    sample = _sample(TORCH_SAMPLE)
+    outcomes = []
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:  # two CLI runs at a time, each a subprocess
+        for outcome in pool.map(lambda iv: harness.run_torch(iv[1], tmp_path / f"{iv[0]}"), enumerate(sample)):
+            outcomes.append(outcome)
+            section = harness.torch_section(outcomes)
+            harness.write_report(torch=section)  # as it goes: a run stopped early leaves what it ran
     print("\n".join(section))
     errors = [o for o in outcomes if o.status == "error"]
     assert not errors, "\n".join(f"{o.variant}: {o.detail}" for o in errors)

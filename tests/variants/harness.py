@@ -280,7 +280,7 @@ def write_report(text: list[str] | None = None, torch: list[str] | None = None, 
               "in ways that keep its meaning (see tests/variants/generator.py), with its recorded break moved "
               "along. Text tier: `.venv/bin/python -m pytest tests/test_variants.py -m 'not torch'`. Torch tier "
               "(opt-in): `BREAKFIX_VARIANTS_TORCH=N .venv/bin/python -m pytest tests/test_variants.py -m torch` "
-              "(N variants per codemod).", ""]
+              "(N variants per fixture family).", ""]
     content = "\n".join(header) + "\n" + parts["text"] + ("\n" + parts["torch"] if parts["torch"] else "")
     path.write_text(content)
     return content
