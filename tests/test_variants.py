@@ -102,6 +102,18 @@ def _sample(per_family: int) -> list[generator.Variant]:
 
 
 @pytest.mark.torch
+@pytest.mark.skipif(not TORCH_SAMPLE, reason="opt-in: BREAKFIX_VARIANTS_TORCH=N runs the torch tier")
+def test_variants_keep_their_meaning(tmp_path: Path) -> None:
+    """Every variant, run eagerly, gives its fixture's outputs and stdout on the same seeded inputs:
+    the generator changes the form, never the meaning."""
+    made, _ = _all_variants()
+    verdicts = harness.eager_verdicts(made, tmp_path)
+    differing = {k: v for k, v in verdicts.items() if v != "same"}
+    assert len(verdicts) == len(made)
+    assert not differing, "\n".join(f"{k}: {v}" for k, v in differing.items())
+
+
+@pytest.mark.torch
 @pytest.mark.skipif(not TORCH_SAMPLE, reason="opt-in: BREAKFIX_VARIANTS_TORCH=N runs N variants per family")
 def test_torch_tier(tmp_path: Path) -> None:
     """The CLI on a sample: each variant is fixed and verified, or refused; never an error (a

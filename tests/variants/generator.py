@@ -550,6 +550,7 @@ class _RenameNames(cst.CSTTransformer):
         self.within = within
         self.inside = within is None
         self.to_attribute = to_attribute
+        self.scopes: list[str] = []
 
     def on_visit(self, node: cst.CSTNode) -> bool:
         if node is self.within:
@@ -576,6 +577,21 @@ class _RenameNames(cst.CSTTransformer):
 
     def leave_Param(self, original: cst.Param, updated: cst.Param) -> cst.Param:
         return updated.with_changes(name=original.name)
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self.scopes.append("class")
+
+    def leave_ClassDef(self, original: cst.ClassDef, updated: cst.ClassDef) -> cst.ClassDef:
+        self.scopes.pop()
+        return updated
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.scopes.append("function")
+
+    def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef) -> cst.FunctionDef:
+        self.scopes.pop()
+        # a method's name is an attribute of its class, not a variable
+        return updated.with_changes(name=original.name) if self.scopes[-1:] == ["class"] else updated
 
 
 def _rename_facts(facts: dict, old: str, new: str) -> dict:
@@ -614,8 +630,8 @@ def _rename_global(project: Project, file: str, old: str, new: str) -> Project:
         inputs = project.modules["inputs.py"]
         inputs = inputs.visit(_Replace({id(a): (lambda node: node.with_changes(attr=cst.Name(new)))
                                         for a in m.findall(inputs, m.Attribute(value=m.Name("before"), attr=m.Name(old)))}))
-        inputs = inputs.visit(_Replace({id(a): (lambda node: node.with_changes(name=cst.Name(new)))
-                                        for a in m.findall(inputs, m.ImportAlias(name=m.Name(old)))}))
+        if m.findall(inputs, m.ImportFrom(module=m.Name("before"))):  # ``from before import <old>``
+            inputs = inputs.visit(_RenameNames({old: new}))
         project = project.with_module("inputs.py", inputs)
     return project
 
@@ -805,7 +821,7 @@ def extract(project: Project, how: str, depth: int = 1) -> Project:
         call = f"self.{name}({', '.join(arguments)})"
         helper = cst.parse_statement(f"def {name}({', '.join(['self', *arguments])}):\n    pass\n")
         class_methods.append(helper.with_changes(body=helper.body.with_changes(body=plan.body(statement)),
-                                                 leading_lines=[cst.EmptyLine()]))
+                                                 leading_lines=[cst.EmptyLine(indent=False)]))
         stack += [FrameRef(file, mark, 0, function.name.value), replace(site_ref, function=name)]
         next_mark = mark + 1
     elif how in ("method", "module"):
@@ -817,7 +833,8 @@ def extract(project: Project, how: str, depth: int = 1) -> Project:
         class_name = fresh_name("Steps" if how == "method" else f"{base.title().replace('_', '')}Block", taken)
         instance = fresh_name("steps" if how == "method" else f"{base}_block", taken)
         method = "run" if how == "method" else "forward"
-        call = f"{instance}.run({', '.join(arguments)})" if how == "method" else f"{instance}({', '.join(arguments)})"
+        passed = ", ".join(plan.arguments)  # the caller passes self, the helper calls it owner
+        call = f"{instance}.run({passed})" if how == "method" else f"{instance}({passed})"
         base_class = "" if how == "method" else "(torch.nn.Module)"
         cls = cst.parse_statement(f"class {class_name}{base_class}:\n    def {method}(self, {', '.join(arguments)}):\n"
                                   "        pass\n")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import shutil
 import subprocess
 import sys
 import traceback
@@ -225,14 +226,20 @@ def text_section(outcomes: list[TextOutcome], skipped: list[Skipped]) -> list[st
             examples = sorted(o.variant for o in by_code[code] if o.status == "refused" and o.reason == reason)
             lines.append(f"- {count} × {reason} — e.g. `{examples[0]}`")
         lines.append("")
-    lines += ["### Rewritten variants by transformation", "",
-              "| transformation | variants | rewritten | refused | failures |", "|---|---|---|---|---|"]
-    by_transformation: dict[str, list[TextOutcome]] = defaultdict(list)
-    for o in outcomes:
-        by_transformation[o.variant.split(":")[1]].append(o)
-    for name, rows in by_transformation.items():
-        lines.append(f"| {name} | {len(rows)} | {sum(o.status == 'rewritten' for o in rows)} | "
-                     f"{sum(o.status == 'refused' for o in rows)} | {sum(o.status == 'failure' for o in rows)} |")
+    names = list(dict.fromkeys(o.variant.split(":")[1] for o in outcomes))
+    lines += ["### Rewritten / generated, by codemod and transformation", "",
+              "A cell is variants rewritten / variants generated (blank: the transformation applied to none of "
+              "the codemod's fixtures).", "",
+              "| codemod | " + " | ".join(n.replace("_", " ") for n in names) + " |", "|---|" + "---|" * len(names)]
+    for code in codes:
+        cells = []
+        for name in names:
+            rows = [o for o in by_code[code] if o.variant.split(":")[1] == name]
+            cells.append(f"{sum(o.status == 'rewritten' for o in rows)}/{len(rows)}" if rows else "")
+        lines.append(f"| {code} | " + " | ".join(cells) + " |")
+    lines += ["| **all** | " + " | ".join(
+        f"{sum(o.status == 'rewritten' for o in outcomes if o.variant.split(':')[1] == n)}/"
+        f"{sum(o.variant.split(':')[1] == n for o in outcomes)}" for n in names) + " |"]
     lines += ["", "### Failures", ""]
     failures = [o for o in outcomes if o.status == "failure"]
     if not failures:
@@ -284,3 +291,25 @@ def write_report(text: list[str] | None = None, torch: list[str] | None = None, 
     content = "\n".join(header) + "\n" + parts["text"] + ("\n" + parts["torch"] if parts["torch"] else "")
     path.write_text(content)
     return content
+
+
+def eager_verdicts(variants: list[Variant], folder: Path, timeout: float = 1800) -> dict[str, str]:
+    """Each variant against its fixture, both run eagerly (tests/variants/eager.py): variant id ->
+    "same", or what differs."""
+    pairs = []
+    fixtures: dict[str, Path] = {}
+    for index, variant in enumerate(variants):
+        fixture = variant.fixture
+        if fixture.id not in fixtures:
+            fixtures[fixture.id] = folder / "fixtures" / fixture.id
+            shutil.copytree(fixture.folder, fixtures[fixture.id],
+                            ignore=shutil.ignore_patterns("after.py", "case.toml", "__pycache__"))
+        pairs.append({"id": variant.id, "fixture": str(fixtures[fixture.id]), "fixture_target": fixture.spec["target"],
+                      "variant": str(variant.materialize(folder / "variants" / str(index))),
+                      "variant_target": variant.target})
+    (folder / "pairs.json").write_text(json.dumps(pairs))
+    run = subprocess.run([sys.executable, str(Path(__file__).with_name("eager.py")), str(folder / "pairs.json")],
+                         capture_output=True, text=True, timeout=timeout)
+    if run.returncode:
+        raise RuntimeError(run.stderr[-2000:])
+    return json.loads(run.stdout.strip().splitlines()[-1])
