@@ -180,8 +180,11 @@ def run_torch(variant: Variant, folder: Path, timeout: float = 900) -> TorchOutc
     fixes = sorted({b["fix"]["code"] for b in report["breaks"] if b.get("fix") and b["status"] == "fixed"})
     if report["applied"] and report["verified"]:
         return outcome("fixed", f"{'+'.join(fixes)} ({report.get('kind')})")
-    whys = "; ".join(f"{b['status']}: {b['why']}" for b in report["breaks"])
-    return outcome("refused", normalized(whys) if whys else f"exit {run.returncode}, no break reported")
+    # What the fixture's own codemod said, then how each break ended.
+    own = [a["reason"] for b in report["breaks"] for a in b.get("attempts", []) if a["code"] == fixture.code]
+    statuses = ", ".join(f"{b['status']}" + (f" by {b['fix']['code']}" if b.get("fix") else "") for b in report["breaks"])
+    detail = f"{fixture.code}: {normalized(own[0]) if own else 'not tried'}; breaks: {statuses or 'none reported'}"
+    return outcome("refused", detail)
 
 
 # --- the report -----------------------------------------------------------------------------------
@@ -265,7 +268,7 @@ def torch_section(outcomes: list[TorchOutcome]) -> list[str]:
                      f"{sum(o.status == 'refused' for o in rows)} | {sum(o.status == 'error' for o in rows)} |")
     lines += ["", "| variant | outcome | detail |", "|---|---|---|"]
     for o in outcomes:
-        lines.append(f"| `{o.variant}` | {o.status} | {o.detail.replace('|', '/')[:300]} |")
+        lines.append(f"| `{o.variant}` | {o.status} | {o.detail.replace('|', '/')[:400]} |")
     return lines
 
 
