@@ -629,7 +629,8 @@ def _rename_global(project: Project, file: str, old: str, new: str) -> Project:
     if file == "before.py":
         inputs = project.modules["inputs.py"]
         inputs = inputs.visit(_Replace({id(a): (lambda node: node.with_changes(attr=cst.Name(new)))
-                                        for a in m.findall(inputs, m.Attribute(value=m.Name("before"), attr=m.Name(old)))}))
+                                        for a in m.findall(inputs, m.Attribute(value=m.Name("before"),
+                                                                               attr=m.Name(old)))}))
         if m.findall(inputs, m.ImportFrom(module=m.Name("before"))):  # ``from before import <old>``
             inputs = inputs.visit(_RenameNames({old: new}))
         project = project.with_module("inputs.py", inputs)
@@ -646,7 +647,8 @@ def rename_target(project: Project) -> Project:
         return replace(project, target=f"{new}.{method}")
     new = fresh_name(f"my_{method}", _taken(project))
     project = _rename_global(project, "before.py", method, new)
-    stack = tuple(replace(f, function=new) if f.file == "before.py" and f.function == method else f for f in project.stack)
+    stack = tuple(replace(f, function=new) if f.file == "before.py" and f.function == method else f
+                  for f in project.stack)
     return replace(project, target=new, stack=stack, facts=_rename_facts(project.facts, method, new))
 
 
@@ -869,7 +871,8 @@ def extract(project: Project, how: str, depth: int = 1) -> Project:
     body = list(new_module.body)
     at = next(i for i, s in enumerate(module.body) if s is site.top)
     if how == "file":
-        prelude = [s.with_changes(leading_lines=[]) if i == 0 else s for i, s in enumerate(module.body[:_prelude_end(module)])
+        prelude = [s.with_changes(leading_lines=[]) if i == 0 else s
+                   for i, s in enumerate(module.body[:_prelude_end(module)])
                    if not m.matches(s, m.SimpleStatementLine(body=[m.Expr(m.SimpleString())]))]
         other = cst.Module(body=[])
         other_body = list(prelude)
@@ -915,7 +918,8 @@ def local_to_parameter(project: Project) -> Project:
     caller = _with_mark(cst.parse_statement(f"return {name}({arguments})\n").with_changes(
         leading_lines=region[0].leading_lines), mark)
     helper = cst.parse_statement(f"def {name}({arguments}):\n    pass\n")
-    helper = helper.with_changes(body=helper.body.with_changes(body=[region[0].with_changes(leading_lines=[]), *region[1:]]))
+    moved = [region[0].with_changes(leading_lines=[]), *region[1:]]
+    helper = helper.with_changes(body=helper.body.with_changes(body=moved))
 
     def cut(node: cst.FunctionDef) -> cst.FunctionDef:
         return node.with_changes(body=node.body.with_changes(body=[*node.body.body[:index], caller]))
@@ -941,7 +945,8 @@ def local_to_attribute(project: Project) -> Project:
     if not candidates:
         raise NotApplicable("no local bound before the break is read by the breaking statement")
     file = project.stack[-1].file
-    renamed = project.modules[file].visit(_RenameNames({candidates[0]: candidates[0]}, within=function, to_attribute=True))
+    attribute = _RenameNames({candidates[0]: candidates[0]}, within=function, to_attribute=True)
+    renamed = project.modules[file].visit(attribute)
     return project.with_module(file, renamed)
 
 
@@ -999,7 +1004,8 @@ def drop_else(project: Project) -> Project:
     def hoist(statements, index):
         current = statements[index]
         moved = [s.with_changes(leading_lines=current.leading_lines if i == 0 else []) for i, s in enumerate(other)]
-        return [*statements[:index], *moved, current.with_changes(orelse=None, leading_lines=[]), *statements[index + 1:]]
+        return [*statements[:index], *moved, current.with_changes(orelse=None, leading_lines=[]),
+                *statements[index + 1:]]
     return _replace_in_block(project, node, hoist)
 
 

@@ -182,7 +182,8 @@ def run_torch(variant: Variant, folder: Path, timeout: float = 900) -> TorchOutc
         return outcome("fixed", f"{'+'.join(fixes)} ({report.get('kind')})")
     # What the fixture's own codemod said, then how each break ended.
     own = [a["reason"] for b in report["breaks"] for a in b.get("attempts", []) if a["code"] == fixture.code]
-    statuses = ", ".join(f"{b['status']}" + (f" by {b['fix']['code']}" if b.get("fix") else "") for b in report["breaks"])
+    statuses = ", ".join(f"{b['status']}" + (f" by {b['fix']['code']}" if b.get("fix") else "")
+                         for b in report["breaks"])
     detail = f"{fixture.code}: {normalized(own[0]) if own else 'not tried'}; breaks: {statuses or 'none reported'}"
     return outcome("refused", detail)
 
@@ -250,7 +251,8 @@ def text_section(outcomes: list[TextOutcome], skipped: list[Skipped]) -> list[st
     for o in failures:
         lines += [f"- `{o.variant}` ({o.code}): **{o.reason}**", "", "```", o.detail.strip()[-1500:], "```", ""]
     lines += ["", "### Transformations that did not apply", "",
-              "A transformation that cannot keep the fixture's meaning, or has nothing to act on, makes no variant:", ""]
+              "A transformation that cannot keep the fixture's meaning, or has nothing to act on, makes no "
+              "variant:", ""]
     for (name, reason), count in sorted(Counter((s.transformation, s.reason) for s in skipped).items()):
         lines.append(f"- {name}: {reason} ({count})")
     return lines
@@ -260,7 +262,8 @@ def torch_section(outcomes: list[TorchOutcome]) -> list[str]:
     by_code: dict[str, list[TorchOutcome]] = defaultdict(list)
     for o in outcomes:
         by_code[o.code].append(o)
-    lines = ["## Torch tier (the CLI, a sample)", "", "| codemod | variants run | fixed and verified | refused | error |",
+    lines = ["## Torch tier (the CLI, a sample)", "",
+             "| codemod | variants run | fixed and verified | refused | error |",
              "|---|---|---|---|---|"]
     for code in _families(set(by_code)):
         rows = by_code[code]
