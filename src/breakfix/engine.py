@@ -320,14 +320,11 @@ class Engine:
         return min(1.0, outcome.operations / compilable)
 
     def _split_refusal(self, outcome: CheckResult, overlay: dict[str, str]) -> str:
-        """Why a rewrite that leaves the target eager is no fix: a piece that compiles nothing, or
-        pieces that compile too little of the work ('' when it is a fix). Judged once no break is
-        left: while breaks remain, a piece holding one may run its frame eagerly and count nothing."""
+        """Why a rewrite that leaves the target eager is no fix: its pieces compile too little of the
+        work ('' when it is a fix). Judged once no break is left: while breaks remain, a piece
+        holding one may run its frame eagerly and count nothing."""
         if not (outcome.split and outcome.complete):
             return ""
-        if outcome.empty_pieces:
-            return (f"the split's piece {outcome.empty_pieces[0]} compiles no operation (attribute reads, "
-                    f"packing or returns only)")
         coverage = self._coverage(outcome, overlay)
         if coverage < self.options.min_coverage:
             return (f"the split compiles {coverage:.0%} of the original's operations, below --min-coverage "

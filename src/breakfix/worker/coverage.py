@@ -81,11 +81,6 @@ class OperationCounter:
     def total(self) -> int:
         return sum(self.executed.values())
 
-    def empty_pieces(self) -> list[str]:
-        """Pieces that ran but executed no operation: a piece made of attribute reads, tuple
-        packing or returns compiles nothing."""
-        return sorted(p for p in self.pieces_run if not self.executed.get(p))
-
     def reset(self) -> None:
         self.executed.clear()
         self.executed_at.clear()

@@ -94,8 +94,7 @@ def check(request: CheckRequest, root: Path) -> CheckResult:
     def verified(fullgraph: bool, **found: Any) -> CheckResult:
         # An orchestrator runs eagerly: what it compiles is what its pieces executed in one call.
         return CheckResult.from_json({"ok": True, "fullgraph": fullgraph and not orchestrator, "split": orchestrator,
-                                      "operations": COUNTER.total, "pieces": sorted(COUNTER.pieces_run),
-                                      "empty_pieces": COUNTER.empty_pieces(), **found})
+                                      "operations": COUNTER.total, "pieces": sorted(COUNTER.pieces_run), **found})
 
     def raised(e: Exception) -> CheckResult:
         # The compiler failed inside the rewrite: when it failed on a project line (code a rewrite
@@ -131,8 +130,7 @@ def check(request: CheckRequest, root: Path) -> CheckResult:
         _pieces_allow_breaks = False
     if problem:
         return CheckResult(ok=False, fullgraph=False, reason=problem, mismatch=True)
-    measured = {"operations": COUNTER.total, "pieces": sorted(COUNTER.pieces_run),
-                "empty_pieces": COUNTER.empty_pieces()}
+    measured = {"operations": COUNTER.total, "pieces": sorted(COUNTER.pieces_run)}
     found = collect_breaks(fn, make_inputs, orchestrator, root, request.backend)
     return verified(False, graph_count=found.graph_count, breaks=found.breaks, **measured,
                     facts=_facts(fn, make_inputs, found.breaks))

@@ -56,7 +56,6 @@ class CheckResult:
     split: bool = False  # the target runs eagerly (torch.compiler.disable) and calls compiled pieces
     operations: int = 0  # operations compiled code executed in the first call (worker/coverage.py)
     pieces: list[str] = field(default_factory=list)  # compiled pieces that ran in the first call
-    empty_pieces: list[str] = field(default_factory=list)  # pieces that ran and executed no operation
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
