@@ -3,7 +3,7 @@
     python benchmarks/fuzz/run.py [--files N | --files all] [--seed 0] [--jobs 2]
                                   [--functions-per-file 3] [--locations-per-function 2]
 
-The same checks as tests/test_codemod_fuzz.py (``breakfix.fuzzing``), on more files and more
+The same checks as tests/test_codemod_fuzz.py (``benchmarks/fuzz/fuzzing.py``), on more files and more
 locations per file: each codemod of the registry is applied to breaks synthesized at sampled
 calls and statements, and every application must raise nothing but ``SkipFile``, leave the file
 unchanged or make it parse and compile, change nothing outside the functions of the break, and be
@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from breakfix import fuzzing
+import fuzzing  # benchmarks/fuzz/fuzzing.py, beside this script
 
 REPO = Path(__file__).resolve().parent.parent.parent
 RESULTS_DIR = REPO / "benchmarks" / "results"

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from breakfix import _toml
 from breakfix.errors import BreakfixError, ConfigError, FileChangedOnDisk
 from breakfix.types import RunReport, TargetSpec
 
@@ -58,12 +59,8 @@ def project_targets(root: Path) -> list[TargetJob]:
     if not path.is_file():
         return []
     try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        raise ConfigError(f"{path}: reading [tool.breakfix] needs Python 3.11 or later; give the targets on the command line") from None
-    try:
-        entries = tomllib.loads(path.read_text(encoding="utf-8")).get("tool", {}).get("breakfix", {}).get("targets", [])
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        entries = _toml.loads(path.read_text(encoding="utf-8")).get("tool", {}).get("breakfix", {}).get("targets", [])
+    except (OSError, UnicodeDecodeError, _toml.TOMLDecodeError) as e:
         raise ConfigError(f"cannot read {path}: {e}") from e
     if not isinstance(entries, list):
         raise ConfigError(f"{path}: [tool.breakfix] targets must be a list")
