@@ -35,6 +35,7 @@ def _small_with_functions(files: list[Path]) -> list[Path]:
     return [f for f in files if (text := f.read_bytes()).count(b"\n") <= CI_MAX_LINES and b"def " in text]
 
 
+@pytest.mark.slow  # about a minute on 2 cores
 def test_codemods_never_corrupt_real_code() -> None:
     corpus = fuzzing.corpus_files()
     if OPT_IN_FILES:
