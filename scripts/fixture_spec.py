@@ -15,7 +15,7 @@ from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from breakfix import _toml
+from breakfix._toml import tomllib
 from breakfix.types import Frame, GraphBreak
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -95,7 +95,7 @@ class Case:
     @classmethod
     def read(cls, folder: Path) -> Case:
         path = folder / "case.toml"
-        table = _toml.loads(path.read_text(encoding="utf-8"))
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
         raw_breaks = table.pop("breaks", None)
         if not isinstance(raw_breaks, list) or not raw_breaks:
             raise FixtureSpecError(f"{path}: at least one [[breaks]] table is required")

@@ -1,5 +1,5 @@
-"""TOML is read here and nowhere else: the standard library's tomllib from Python 3.11, its backport
-tomli (a dependency on Python 3.10 only) before."""
+"""TOML read one way on every supported Python: tomllib from 3.11, its backport tomli on 3.10
+(a dependency there, pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,7 @@ import sys
 
 if sys.version_info >= (3, 11):
     import tomllib
-else:  # pragma: no cover - Python 3.10
+else:
     import tomli as tomllib
 
-loads = tomllib.loads
-TOMLDecodeError = tomllib.TOMLDecodeError
-
-__all__ = ["TOMLDecodeError", "loads"]
+__all__ = ["tomllib"]

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from breakfix import _toml
 from breakfix.errors import BreakfixError, ConfigError, FileChangedOnDisk
 from breakfix.types import RunReport, TargetSpec
 
@@ -58,9 +57,11 @@ def project_targets(root: Path) -> list[TargetJob]:
     path = root / "pyproject.toml"
     if not path.is_file():
         return []
+    from breakfix._toml import tomllib
+
     try:
-        entries = _toml.loads(path.read_text(encoding="utf-8")).get("tool", {}).get("breakfix", {}).get("targets", [])
-    except (OSError, UnicodeDecodeError, _toml.TOMLDecodeError) as e:
+        entries = tomllib.loads(path.read_text(encoding="utf-8")).get("tool", {}).get("breakfix", {}).get("targets", [])
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise ConfigError(f"cannot read {path}: {e}") from e
     if not isinstance(entries, list):
         raise ConfigError(f"{path}: [tool.breakfix] targets must be a list")
