@@ -49,8 +49,11 @@ def _load(cls: type[Any], table: dict[str, Any], where: str) -> Any:
     unknown = sorted(set(table) - set(declared))
     if unknown:
         raise FixtureSpecError(f"{where}: unknown key(s) {unknown} (fixtures/README.md lists the keys)")
-    missing = sorted(name for name, f in declared.items()
-                     if name not in table and f.default is MISSING and f.default_factory is MISSING)
+    missing = sorted(
+        name
+        for name, f in declared.items()
+        if name not in table and f.default is MISSING and f.default_factory is MISSING
+    )
     if missing:
         raise FixtureSpecError(f"{where}: missing key(s) {missing}")
     hints = typing.get_type_hints(cls)
@@ -126,8 +129,15 @@ class Case:
             path = str((folder / name).resolve())
             frames.append(Frame(path, int(line), function, line=linecache.getline(path, int(line)).strip()))
         library = [Frame(LIBRARY_FILE, 1, "lib") for _ in range(entry.library_frames)]
-        return GraphBreak(gb_type=entry.gb_type, gb_id=entry.gb_id, reason=entry.gb_type,
-                          explanation="", hints=[], user_stack=frames + library, project_stack=frames)
+        return GraphBreak(
+            gb_type=entry.gb_type,
+            gb_id=entry.gb_id,
+            reason=entry.gb_type,
+            explanation="",
+            hints=[],
+            user_stack=frames + library,
+            project_stack=frames,
+        )
 
 
 def all_cases(fixtures: Path = FIXTURES) -> list[Case]:

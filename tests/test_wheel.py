@@ -41,8 +41,22 @@ def _build_wheel(tmp_path: Path) -> Path:
     shutil.copytree(REPO / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation",
-                    "--quiet", "-w", str(tmp_path / "dist")], check=True, timeout=600)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(source),
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "-w",
+            str(tmp_path / "dist"),
+        ],
+        check=True,
+        timeout=600,
+    )
     (wheel,) = (tmp_path / "dist").glob("breakfix-*.whl")
     return wheel
 
@@ -51,10 +65,28 @@ def _fresh_venv(tmp_path: Path, wheel: Path) -> Path:
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=False)
     python = env_dir / "bin" / "python"
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index",
-                    "--quiet", str(wheel)], check=True, timeout=600)
-    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--quiet",
+            str(wheel),
+        ],
+        check=True,
+        timeout=600,
+    )
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     ours = dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
     (Path(site) / "_breakfix_test_dependencies.pth").write_text("".join(f"{path}\n" for path in ours))
     return env_dir
@@ -74,11 +106,18 @@ def test_the_installed_wheel_explains_and_checks_outside_the_checkout(tmp_path: 
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"} | {"COLUMNS": "200"}
 
     def breakfix(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([env_dir / "bin" / "breakfix", *args], cwd=work, capture_output=True, text=True,
-                              env=env, timeout=300)
+        return subprocess.run(
+            [env_dir / "bin" / "breakfix", *args], cwd=work, capture_output=True, text=True, env=env, timeout=300
+        )
 
-    where = subprocess.run([env_dir / "bin" / "python", "-c", "import breakfix; print(breakfix.__file__)"],
-                           cwd=work, capture_output=True, text=True, env=env, check=True).stdout
+    where = subprocess.run(
+        [env_dir / "bin" / "python", "-c", "import breakfix; print(breakfix.__file__)"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout
     assert Path(where).is_relative_to(env_dir), where
 
     explained = breakfix("explain", "BF201")
@@ -87,6 +126,8 @@ def test_the_installed_wheel_explains_and_checks_outside_the_checkout(tmp_path: 
 
     checked = breakfix("check", "model.py", "--format", "json")
     assert checked.returncode == 1, checked.stderr
-    findings = [(f["file"], f["line"], f["code"], f["gb_id"], f["gb_type"]) for f in json.loads(checked.stdout)["findings"]]
+    findings = [
+        (f["file"], f["line"], f["code"], f["gb_id"], f["gb_type"]) for f in json.loads(checked.stdout)["findings"]
+    ]
     # The Gb_type comes from torch's registry file, found from the installed package.
     assert findings == [("model.py", 6, "BF501", "GB0059", docs.gb_type_of("GB0059"))]

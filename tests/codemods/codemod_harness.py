@@ -15,14 +15,29 @@ from breakfix.types import Frame, GraphBreak
 PATH = "/project/m.py"
 
 
-def run_codemod(code: str, source: str, line: int, *, function: str = "f", qualname: str | None = None,
-                path: str = PATH, facts: dict[str, Any] | None = None) -> TransformResult:
+def run_codemod(
+    code: str,
+    source: str,
+    line: int,
+    *,
+    function: str = "f",
+    qualname: str | None = None,
+    path: str = PATH,
+    facts: dict[str, Any] | None = None,
+) -> TransformResult:
     """Codemod ``code`` on ``source`` (dedented) for a break at ``line`` of ``function``, with the
     codemod's own GB id and Gb_type."""
     codemod = BY_CODE[code]
     frames = [Frame(path, line, function)]
-    brk = GraphBreak(gb_type=min(codemod.GB_TYPES, default=""), gb_id=min(codemod.GB_IDS, default=None), reason="",
-                     explanation="", hints=[], user_stack=frames, project_stack=frames)
+    brk = GraphBreak(
+        gb_type=min(codemod.GB_TYPES, default=""),
+        gb_id=min(codemod.GB_IDS, default=None),
+        reason="",
+        explanation="",
+        hints=[],
+        user_stack=frames,
+        project_stack=frames,
+    )
     request = FixRequest(brk=brk, target_file=path, target_qualname=qualname or function, facts=facts or {})
     _, result = apply_codemod(codemod, request, path, textwrap.dedent(source))
     return result

@@ -21,12 +21,12 @@ def test_deepcopy_helper_is_added_once_and_its_own_call_is_never_rewritten() -> 
 
 # --- BF402: the local it introduces never captures a name the function already uses -----------
 
-SOURCE = '''\
+SOURCE = """\
 class Positions:
     def forward(self, x, table):
         self.table = self.table.to(dtype=x.dtype)
         return x + table + self.table
-'''
+"""
 
 
 def _reassign(source: str, line: int):

@@ -40,23 +40,44 @@ def test_numpy_math_follows_the_branch_back_to_the_numpy_call_and_no_further() -
     assert "other = g(n, 6)" in code and "x * numpy.lcm(2, 3)" in code
     assert code.count("import math\n") == 1 and "from numpy import gcd as g" in code
     namespace: dict = {}
-    exec(compile(code, PATH, "exec"), namespace)
+    exec(compile(code, PATH, "exec"), namespace)  # noqa: S102 (runs the rewrite, which the test wrote)
     assert type(namespace["chunk"]((4, 6, 10))) is int and namespace["chunk"]((4, 6, 10)) == 60
-    assert isinstance(run_codemod("BF203", code, line_of(code, "if pad:")), TransformSkip), "a second pass changes nothing"
+    assert isinstance(run_codemod("BF203", code, line_of(code, "if pad:")), TransformSkip), (
+        "a second pass changes nothing"
+    )
 
 
-@pytest.mark.parametrize(("source", "why"), [
-    ("import numpy as np\n\ndef f(x, a, math):\n    n = np.lcm(a, 2)\n    if x.shape[0] > n:\n        x = x + math\n    return x\n",
-     "math is bound"),
-    ("import numpy as np\n\ndef f(x, a):\n    n = np.lcm(a, 2, dtype=np.int32)\n    if x.shape[0] > n:\n        x = x + 1\n    return x\n",
-     "other than two positional arguments"),
-    ("import numpy as np\n\ndef f(x, a):\n    n = np.sqrt(a)\n    if x.shape[0] > n:\n        x = x + 1\n    return x\n",
-     "numpy.sqrt feeds the branch and has no exact Python counterpart"),
-    ("from math import lcm\n\ndef f(x, a):\n    n = lcm(a, 2)\n    if x.shape[0] > n:\n        x = x + 1\n    return x\n",
-     "does not import numpy"),
-    ("import numpy as np\n\ndef f(x, a):\n    def inner():\n        n = np.lcm(a, 2)\n        return n\n    n = a\n"
-     "    if x.shape[0] > n:\n        x = x + inner()\n    return x\n", "no np.lcm/np.gcd call feeds line 8"),
-])
+@pytest.mark.parametrize(
+    ("source", "why"),
+    [
+        (
+            "import numpy as np\n\ndef f(x, a, math):\n    n = np.lcm(a, 2)\n    if x.shape[0] > n:\n"
+            "        x = x + math\n    return x\n",
+            "math is bound",
+        ),
+        (
+            "import numpy as np\n\ndef f(x, a):\n    n = np.lcm(a, 2, dtype=np.int32)\n    if x.shape[0] > n:\n"
+            "        x = x + 1\n    return x\n",
+            "other than two positional arguments",
+        ),
+        (
+            "import numpy as np\n\ndef f(x, a):\n    n = np.sqrt(a)\n    if x.shape[0] > n:\n        x = x + 1\n"
+            "    return x\n",
+            "numpy.sqrt feeds the branch and has no exact Python counterpart",
+        ),
+        (
+            "from math import lcm\n\ndef f(x, a):\n    n = lcm(a, 2)\n    if x.shape[0] > n:\n        x = x + 1\n"
+            "    return x\n",
+            "does not import numpy",
+        ),
+        (
+            "import numpy as np\n\ndef f(x, a):\n    def inner():\n        n = np.lcm(a, 2)\n        return n\n"
+            "    n = a\n"
+            "    if x.shape[0] > n:\n        x = x + inner()\n    return x\n",
+            "no np.lcm/np.gcd call feeds line 8",
+        ),
+    ],
+)
 def test_numpy_math_refusals(source: str, why: str) -> None:
     result = run_codemod("BF203", source, line_of(source, "if "))
     assert isinstance(result, TransformSkip) and why in result.skip_description, result

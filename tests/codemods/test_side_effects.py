@@ -14,14 +14,17 @@ from libcst.codemod import TransformSkip, TransformSuccess
 from breakfix.codemods.side_effects import _literal
 
 
-@pytest.mark.parametrize(("statement", "why"), [
-    ('print(f"x={x}")', "may be a tensor"),
-    ('print(f"{x.sum().item()!r}")', "conversion"),
-    ('print(f"{x.sum().item()=}")', "conversion"),
-    ('print(f"{x.sum():.{p}f}")', "nested format spec"),
-    ('print("loss", x.sum().item(), sep=",")', "sep/end/file/flush"),
-    ('print(f"{step}")', "may be a tensor"),  # a loop variable over a list, not range/enumerate
-])
+@pytest.mark.parametrize(
+    ("statement", "why"),
+    [
+        ('print(f"x={x}")', "may be a tensor"),
+        ('print(f"{x.sum().item()!r}")', "conversion"),
+        ('print(f"{x.sum().item()=}")', "conversion"),
+        ('print(f"{x.sum():.{p}f}")', "nested format spec"),
+        ('print("loss", x.sum().item(), sep=",")', "sep/end/file/flush"),
+        ('print(f"{step}")', "may be a tensor"),  # a loop variable over a list, not range/enumerate
+    ],
+)
 def test_print_refusals(statement: str, why: str) -> None:
     source = f"def f(x, p, steps):\n    for step in steps:\n        {statement}\n"
     result = run_codemod("BF501", source, 3)
@@ -29,11 +32,11 @@ def test_print_refusals(statement: str, why: str) -> None:
 
 
 def test_print_format_string_prints_the_same_text() -> None:
-    source = '''
+    source = """
         def f(x, ys):
             for i, y in enumerate(ys):
                 print(f"{i}: {{raw}} {x.sum().item():.2f}\\t'q\\"", "{lit}", x.shape[0], len(ys))
-    '''
+    """
     result = run_codemod("BF501", source, 4)
     assert isinstance(result, TransformSuccess)
     call = ast.parse(result.code).body[-1].body[0].body[0].value
