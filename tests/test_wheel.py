@@ -96,7 +96,7 @@ def _fresh_venv(tmp_path: Path, wheel: Path) -> Path:
 def test_the_installed_wheel_explains_and_checks_outside_the_checkout(tmp_path: Path) -> None:
     wheel = _build_wheel(tmp_path)
     names = zipfile.ZipFile(wheel).namelist()
-    assert "breakfix/cli.py" in names and "breakfix/docs.py" in names
+    assert {"breakfix/cli.py", "breakfix/docs.py", "breakfix/py.typed"} <= set(names)
     assert not [n for n in names if n.endswith(("fuzzing.py", "gen_docs.py", "fixture_spec.py"))], names
 
     env_dir = _fresh_venv(tmp_path, wheel)
