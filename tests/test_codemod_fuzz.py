@@ -1,6 +1,6 @@
 """Codemods never corrupt code: every registered codemod at real locations of real Python.
 
-``breakfix.fuzzing`` synthesizes breaks at sampled calls and statements of the installed torch and
+``benchmarks/fuzz/fuzzing.py`` synthesizes breaks at sampled calls and statements of the installed torch and
 libcst packages and runs every codemod of the registry on them through the engine's entry point.
 CI fuzzes a seeded sample of small files (the cost of one application grows with the file: the
 codemods resolve metadata on the whole module); ``BREAKFIX_FUZZ_FILES=N`` fuzzes N files of any size
@@ -15,10 +15,10 @@ import random
 import textwrap
 from pathlib import Path
 
+import fuzzing  # benchmarks/fuzz/fuzzing.py (on the path: pyproject.toml's pythonpath)
 import libcst as cst
 import pytest
 
-from breakfix import fuzzing
 from breakfix.codemods import REGISTRY, BreakfixCodemod, FixRequest
 
 SEED = 0

@@ -6,6 +6,9 @@ import re
 import shutil
 from pathlib import Path
 
+import gen_docs  # scripts/gen_docs.py
+from fixture_spec import cases_of
+
 from breakfix import docs
 from breakfix.cli import run
 from breakfix.codemods import REGISTRY
@@ -17,14 +20,14 @@ SCHEMA = PROJECT / "docs" / "json-schema.md"
 
 
 def test_codemod_pages_are_up_to_date() -> None:
-    stale = [str(p.relative_to(PROJECT)) for p in docs.stale()]
-    assert not stale, f"stale docs {stale}: run `python -m breakfix.docs`"
+    stale = [str(p.relative_to(PROJECT)) for p in gen_docs.stale()]
+    assert not stale, f"stale docs {stale}: run `python scripts/gen_docs.py`"
 
 
 def test_check_finds_stale_missing_and_orphan_pages(tmp_path: Path) -> None:
     shutil.copytree(PROJECT / "fixtures", tmp_path / "fixtures")
-    assert {p.name for p in docs.write(tmp_path)} == {f"{c.CODE}.md" for c in REGISTRY} | {"index.md", "coverage.md"}
-    assert docs.stale(tmp_path) == []
+    assert {p.name for p in gen_docs.write(tmp_path)} == {f"{c.CODE}.md" for c in REGISTRY} | {"index.md", "coverage.md"}
+    assert gen_docs.stale(tmp_path) == []
     folder = tmp_path / "docs" / "codemods"
     edited, missing, orphan = folder / f"{REGISTRY[0].CODE}.md", folder / "index.md", folder / "BF999.md"
     coverage = tmp_path / "docs" / "coverage.md"
@@ -32,18 +35,29 @@ def test_check_finds_stale_missing_and_orphan_pages(tmp_path: Path) -> None:
     coverage.write_text(coverage.read_text().replace("| - |", "| BF101 |", 1))
     missing.unlink()
     orphan.write_text("# a removed codemod\n")
-    assert docs.stale(tmp_path) == sorted([edited, missing, orphan, coverage])
-    docs.write(tmp_path)
-    assert docs.stale(tmp_path) == [] and not orphan.exists()
+    assert gen_docs.stale(tmp_path) == sorted([edited, missing, orphan, coverage])
+    gen_docs.write(tmp_path)
+    assert gen_docs.stale(tmp_path) == [] and not orphan.exists()
 
 
 def test_pages_show_the_docstring_and_every_fixture() -> None:
     for codemod in REGISTRY:
-        page = docs.codemod_page(codemod)
+        page = gen_docs.page(codemod)
         for heading in ("What it fixes", "Why it breaks", "Example", "Fix safety", "Fixtures"):
             assert f"\n## {heading}\n" in page, (codemod.CODE, heading)
-        for fixture in docs.fixtures_of(codemod):
-            assert f"\n### {fixture.folder.name}\n" in page
+        for case in cases_of(codemod.CODE):
+            assert f"\n### {case.id}\n" in page
+
+
+def test_the_explain_page_is_the_generated_page_without_the_fixtures() -> None:
+    """What an installed breakfix prints is the docs page up to its fixtures, which need the source tree."""
+    for codemod in REGISTRY:
+        explained = docs.explain(codemod.CODE)
+        shipped, _, note = explained.rpartition("\n## Fixtures\n")
+        assert shipped == docs.codemod_page(codemod)
+        assert f"docs/codemods/{codemod.CODE}.md" in note
+        generated = (PROJECT / "docs" / "codemods" / f"{codemod.CODE}.md").read_text()
+        assert generated.startswith(gen_docs.HEADER.partition("{")[0]) and f"\n{shipped}\n## Fixtures\n" in generated
 
 
 def test_coverage_has_every_gb_id_and_every_answer() -> None:

@@ -9,87 +9,78 @@ gpu tier    the torch tier's rewrite run on CUDA (skipped without a GPU)
 from __future__ import annotations
 
 import json
-import linecache
 import os
+import re
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
-from libcst.codemod import CodemodContext, TransformSuccess, transform_module
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
+from fixture_spec import FIXTURES, Case, FixtureSpecError, RecordedBreak, all_cases
+from libcst.codemod import TransformSuccess
 
 from breakfix.codemods import BY_CODE, FixRequest
-from breakfix.types import Frame, GraphBreak
+from breakfix.engine import apply_codemod
+from breakfix.types import Applicability
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-LIBRARY_FILE = "/usr/lib/python3/site-packages/somelib/__init__.py"
-
-
-@dataclass(frozen=True)
-class Case:
-    folder: Path
-    spec: dict
-
-    @property
-    def id(self) -> str:
-        return self.folder.name
-
-    def break_at(self, folder: Path, index: int = 0) -> GraphBreak:
-        """The recorded break, with frames pointing into ``folder``."""
-        entry = self.spec["breaks"][index]
-        frames = []
-        for item in entry["stack"]:
-            name, line, function = item.split(":")
-            path = str((folder / name).resolve())
-            frames.append(Frame(path, int(line), function, line=linecache.getline(path, int(line)).strip()))
-        library = [Frame(LIBRARY_FILE, 1, "lib") for _ in range(entry.get("library_frames", 0))]
-        return GraphBreak(gb_type=entry["gb_type"], gb_id=entry.get("gb_id"), reason=entry["gb_type"],
-                          explanation="", hints=[], user_stack=frames + library, project_stack=frames)
+CASES = all_cases()
 
 
-def _cases() -> list[Case]:
-    return [Case(p.parent, tomllib.loads(p.read_text())) for p in sorted(FIXTURES.glob("*/*/case.toml"))]
+def test_the_readme_documents_every_key() -> None:
+    documented = set(re.findall(r"^([a-z_]+) = ", (FIXTURES / "README.md").read_text(), re.M))
+    declared = {f.name for f in fields(Case)} - {"folder", "breaks"} | {f.name for f in fields(RecordedBreak)}
+    assert documented == declared
 
 
-CASES = _cases()
-SINGLE_ROUND = [c for c in CASES if len(c.spec["breaks"]) == 1 and not c.spec.get("multi_round")]
+@pytest.mark.parametrize(("change", "error"), [
+    (("unsafe_fixes = false", "unsafe_fix = true"), r"unknown key\(s\) \['unsafe_fix'\]"),
+    (("library_frames = 0", "library_frame = 0"), r"\[\[breaks\]\] #1: unknown key\(s\) \['library_frame'\]"),
+    (("exit_code = 0\n", ""), r"missing key\(s\) \['exit_code'\]"),
+    (("exit_code = 0", "exit_code = true"), r"exit_code = True is not"),
+    (('kind = "positive"', 'kind = "positve"'), r"kind = 'positve' is not"),
+])
+def test_a_case_with_a_wrong_key_is_refused(tmp_path: Path, change: tuple[str, str], error: str) -> None:
+    text = (FIXTURES / "opaque_ops" / "BF202_numpy_helper" / "case.toml").read_text()
+    assert change[0] in text
+    (tmp_path / "case.toml").write_text(text.replace(change[0], change[1], 1))
+    with pytest.raises(FixtureSpecError, match=error):
+        Case.read(tmp_path)
 
 
-@pytest.mark.parametrize("case", SINGLE_ROUND, ids=lambda c: c.id)
+@pytest.mark.parametrize("case", [c for c in CASES if c.single_round], ids=lambda c: c.id)
 def test_text_tier(case: Case) -> None:
-    linecache.clearcache()
     before = (case.folder / "before.py").read_text()
     expected = (case.folder / "after.py").read_text()
-    codemod = BY_CODE[case.spec["code"]]
-    brk = case.break_at(case.folder)
-    entry = case.spec["breaks"][0]
-    request = FixRequest(brk=brk, target_file=str((case.folder / "before.py").resolve()),
-                         target_qualname=case.spec["target"], facts=json.loads(entry.get("facts", "{}")))
+    codemod = BY_CODE[case.code]
+    request = FixRequest(brk=case.break_at(case.folder), target_file=str((case.folder / "before.py").resolve()),
+                         target_qualname=case.target, facts=case.breaks[0].facts_dict())
     path = codemod.file_to_edit(request)
     assert Path(path) == (case.folder / "before.py").resolve(), "fixtures keep the edited code in before.py"
-    result = transform_module(codemod(CodemodContext(filename=path), request), before)
-    if case.spec["kind"] == "positive":
+    instance, result = apply_codemod(codemod, request, path, before)
+    rewritten = isinstance(result, TransformSuccess) and result.code != before
+    if case.positive:
         assert isinstance(result, TransformSuccess), getattr(result, "skip_description", result)
         assert result.code == expected
-        again = transform_module(codemod(CodemodContext(filename=path), request), result.code)
+        assert (instance.applicability is Applicability.UNSAFE) == case.unsafe_fixes, \
+            "a fix that needs --unsafe-fixes is declared unsafe, and only such a fix"
+        _, again = apply_codemod(codemod, request, path, result.code)
         assert not isinstance(again, TransformSuccess) or again.code == result.code, "a second pass must change nothing"
+    elif case.unsafe_only:
+        assert before == expected, "a negative fixture's after.py equals its before.py"
+        assert rewritten, "unsafe_only: the codemod rewrites this case (or the key is wrong: drop it)"
+        assert instance.applicability is not Applicability.SAFE, \
+            "unsafe_only: the rewrite must not be a safe fix (it would be written without --unsafe-fixes)"
     else:
         assert before == expected, "a negative fixture's after.py equals its before.py"
-        assert not isinstance(result, TransformSuccess) or result.code == before or case.spec.get("unsafe_only"), \
-            "the codemod must not rewrite a negative case"
+        assert not rewritten, "the codemod must not rewrite a negative case"
 
 
 def _run_cli(folder: Path, case: Case, *extra: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "breakfix", "run", f"before.py:{case.spec['target']}",
+    command = [sys.executable, "-m", "breakfix", "run", f"before.py:{case.target}",
                "--inputs", "inputs.py:example_inputs", "--json", *extra]
-    if case.spec.get("unsafe_fixes"):
+    if case.unsafe_fixes:
         command.append("--unsafe-fixes")
     return subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=900)
 
@@ -97,7 +88,7 @@ def _run_cli(folder: Path, case: Case, *extra: str) -> subprocess.CompletedProce
 def _torch_tier_param(case: Case):
     """A case whose target ``breakfix run`` cannot take says why (``torch_tier_skip``): its
     rewrite is checked with real torch elsewhere."""
-    reason = case.spec.get("torch_tier_skip")
+    reason = case.torch_tier_skip
     return pytest.param(case, id=case.id, marks=[pytest.mark.skip(reason=reason)] if reason else [])
 
 
@@ -107,14 +98,14 @@ def test_torch_tier(case: Case, tmp_path: Path) -> None:
     folder = tmp_path / case.id
     shutil.copytree(case.folder, folder, ignore=shutil.ignore_patterns("after.py", "case.toml", "__pycache__"))
     result = _run_cli(folder, case, "--apply")
-    assert result.returncode == case.spec["exit_code"], result.stderr[-2000:]
+    assert result.returncode == case.exit_code, result.stderr[-2000:]
     report = json.loads(result.stdout)
     assert (folder / "before.py").read_text() == (case.folder / "after.py").read_text()
     first = report["breaks"][0]
     recorded = case.break_at(folder)
     assert (first["gb_id"], first["gb_type"]) == (recorded.gb_id, recorded.gb_type)
     assert (first["file"], first["line"]) == (os.path.relpath(recorded.site.filename, folder), recorded.site.lineno)
-    if case.spec["kind"] == "positive":
+    if case.positive:
         assert report["verified"] and report["applied"]
         rerun = _run_cli(folder, case, "--apply")
         assert rerun.returncode == 0 and json.loads(rerun.stdout)["changes"] == [], "a second run changes nothing"
@@ -123,7 +114,7 @@ def test_torch_tier(case: Case, tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not os.environ.get("BREAKFIX_GPU"), reason="GPU tier: set BREAKFIX_GPU=1 on a CUDA machine")
-@pytest.mark.parametrize("case", [c for c in CASES if c.spec["kind"] == "positive"], ids=lambda c: c.id)
+@pytest.mark.parametrize("case", [c for c in CASES if c.positive], ids=lambda c: c.id)
 def test_gpu_tier(case: Case, tmp_path: Path) -> None:
     folder = tmp_path / case.id
     shutil.copytree(case.folder, folder)
@@ -131,7 +122,7 @@ def test_gpu_tier(case: Case, tmp_path: Path) -> None:
     check = (
         "import torch, inputs, before\n"
         "args = [a.cuda() if hasattr(a, 'cuda') else a for a in inputs.example_inputs()]\n"
-        f"fn = before.{case.spec['target']}\n"
+        f"fn = before.{case.target}\n"
         "compiled = fn if getattr(fn, '_torchdynamo_disable', False) else torch.compile(fn, fullgraph=True)\n"
         "torch.testing.assert_close(compiled(*args), fn(*args))\n"
     )

@@ -14,11 +14,12 @@ import re
 from pathlib import Path
 
 import pytest
+from fixture_spec import cases_of
 
 import breakfix.codemods
 from breakfix.codemods import BY_CODE, REGISTRY, BreakfixCodemod
 from breakfix.codemods._base import DOC_HEADINGS
-from breakfix.docs import family, fixtures_of, torch_gb_registry
+from breakfix.docs import family, torch_gb_registry
 from breakfix.types import Applicability
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -78,15 +79,14 @@ def test_docstring_has_the_documentation_headings(codemod: type[BreakfixCodemod]
 
 
 def test_has_a_docs_page(codemod: type[BreakfixCodemod]) -> None:
-    assert (PROJECT / "docs" / "codemods" / f"{codemod.CODE}.md").is_file(), "run `python -m breakfix.docs`"
+    assert (PROJECT / "docs" / "codemods" / f"{codemod.CODE}.md").is_file(), "run `python scripts/gen_docs.py`"
 
 
 def test_has_positive_and_negative_fixtures(codemod: type[BreakfixCodemod]) -> None:
-    fixtures = fixtures_of(codemod, PROJECT)
-    for fixture in fixtures:
-        assert fixture.folder.parent.name == family(codemod), f"{fixture.folder} is not under fixtures/{family(codemod)}/"
-        assert fixture.spec.get("code") == codemod.CODE, fixture.folder
-        assert fixture.spec.get("kind") in ("positive", "negative"), fixture.folder
-        assert (fixture.folder / "before.py").is_file() and (fixture.folder / "after.py").is_file()
-    kinds = {fixture.spec.get("kind") for fixture in fixtures}
-    assert kinds == {"positive", "negative"}, f"fixtures of {codemod.CODE}: {[f.folder.name for f in fixtures]}"
+    cases = cases_of(codemod.CODE, PROJECT / "fixtures")
+    for case in cases:
+        assert case.folder.parent.name == family(codemod), f"{case.folder} is not under fixtures/{family(codemod)}/"
+        assert case.code == codemod.CODE, case.folder
+        assert (case.folder / "before.py").is_file() and (case.folder / "after.py").is_file()
+    kinds = {case.kind for case in cases}
+    assert kinds == {"positive", "negative"}, f"fixtures of {codemod.CODE}: {[case.id for case in cases]}"

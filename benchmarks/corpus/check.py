@@ -98,10 +98,14 @@ def observed_call(case_dir: str):
             os.chdir(old_cwd)
             root.removeHandler(handler)
             state["stdout"] = stdout.getvalue()
-            state["files"] = {str(p.relative_to(cwd)): p.read_bytes()
-                              for p in sorted(Path(cwd).rglob("*")) if p.is_file()}
-            state["warnings"] = [[w.category.__name__, str(w.message)] for w in caught
-                                 if os.path.realpath(w.filename).startswith(case_dir)]
+            state["files"] = {
+                str(p.relative_to(cwd)): p.read_bytes() for p in sorted(Path(cwd).rglob("*")) if p.is_file()
+            }
+            state["warnings"] = [
+                [w.category.__name__, str(w.message)]
+                for w in caught
+                if os.path.realpath(w.filename).startswith(case_dir)
+            ]
             state["logs"] = handler.records
 
 
@@ -119,11 +123,14 @@ def snapshot(value: Any, depth: int = 0) -> Any:
     if isinstance(value, PLAIN):
         return ("plain", value)
     if isinstance(value, torch.nn.Module):
-        return ("module", {
-            "state": {k: v.detach().clone() for k, v in value.state_dict().items()},
-            "grads": {k: None if p.grad is None else p.grad.detach().clone() for k, p in value.named_parameters()},
-            "attrs": plain_attrs(value),
-        })
+        return (
+            "module",
+            {
+                "state": {k: v.detach().clone() for k, v in value.state_dict().items()},
+                "grads": {k: None if p.grad is None else p.grad.detach().clone() for k, p in value.named_parameters()},
+                "attrs": plain_attrs(value),
+            },
+        )
     if isinstance(value, torch.optim.Optimizer):
         state = value.state_dict()
         return ("optimizer", snapshot({"state": state["state"], "param_groups": state["param_groups"]}, depth + 1))
@@ -170,9 +177,19 @@ def run_calls(fn: Callable, make_inputs: Callable[[], tuple], case_dir: str) -> 
         with observed_call(case_dir) as state:
             output = fn(*args)
         lazy = hasattr(output, "gi_frame")
-        calls.append({"output": ("generator", "a lazy generator: its work happens after the call") if lazy else snapshot(output), "stdout": state["stdout"], "files": state["files"],
-                      "warnings": state["warnings"], "logs": state["logs"],
-                      "args_after": snapshot(list(args)), "globals": plain_globals(case_dir)})
+        calls.append(
+            {
+                "output": ("generator", "a lazy generator: its work happens after the call")
+                if lazy
+                else snapshot(output),
+                "stdout": state["stdout"],
+                "files": state["files"],
+                "warnings": state["warnings"],
+                "logs": state["logs"],
+                "args_after": snapshot(list(args)),
+                "globals": plain_globals(case_dir),
+            }
+        )
     return calls
 
 
@@ -241,9 +258,11 @@ def compare_files(want: dict, got: dict) -> str:
     for name, data in want.items():
         if data == got[name]:
             continue
-        loaders = (lambda b: torch.load(io.BytesIO(b), weights_only=False),
-                   lambda b: __import__("numpy").load(io.BytesIO(b), allow_pickle=False),
-                   lambda b: json.loads(b.decode()))
+        loaders = (
+            lambda b: torch.load(io.BytesIO(b), weights_only=False),
+            lambda b: __import__("numpy").load(io.BytesIO(b), allow_pickle=False),
+            lambda b: json.loads(b.decode()),
+        )
         for load in loaders:
             try:
                 a, b = load(data), load(got[name])
@@ -266,15 +285,21 @@ def compare_calls(reference: list[dict], calls: list[dict]) -> str:
         for key in ("warnings", "logs"):
             if want[key] != got[key]:
                 return f"{where}: {key} differ: expected {want[key]!r:.120}, got {got[key]!r:.120}"
-        problem = (compare_files(want["files"], got["files"])
-                   or compare(want["output"], got["output"], f"{where}: output")
-                   or compare(want["args_after"], got["args_after"], f"{where}: arguments after the call"))
+        problem = (
+            compare_files(want["files"], got["files"])
+            or compare(want["output"], got["output"], f"{where}: output")
+            or compare(want["args_after"], got["args_after"], f"{where}: arguments after the call")
+        )
         if problem:
             return problem if problem.startswith("call") else f"{where}: {problem}"
         for module, names in want["globals"].items():
             for name, value in names.items():
                 other = got["globals"].get(module, {}).get(name)
-                problem = compare(value, other, f"{where}: global {module}.{name}") if other else f"{where}: global {module}.{name} is gone"
+                problem = (
+                    compare(value, other, f"{where}: global {module}.{name}")
+                    if other
+                    else f"{where}: global {module}.{name} is gone"
+                )
                 if problem:
                     return problem
     return ""

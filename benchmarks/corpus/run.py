@@ -39,9 +39,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import tomllib
 
 HERE = Path(__file__).resolve().parent
 CASES_DIR = HERE / "cases"
@@ -65,10 +66,16 @@ class Case:
     @classmethod
     def load(cls, path: Path) -> Case:
         meta = tomllib.loads((path / "case.toml").read_text())
-        return cls(name=path.name, path=path, target=meta["target"], fixable=bool(meta["fixable"]),
-                   category=meta["category"], structure=list(meta.get("structure", [])),
-                   exercises=meta.get("exercises", ""),
-                   ground_truth=meta.get("sound_fix") or meta.get("why_unfixable", ""))
+        return cls(
+            name=path.name,
+            path=path,
+            target=meta["target"],
+            fixable=bool(meta["fixable"]),
+            category=meta["category"],
+            structure=list(meta.get("structure", [])),
+            exercises=meta.get("exercises", ""),
+            ground_truth=meta.get("sound_fix") or meta.get("why_unfixable", ""),
+        )
 
 
 @dataclass
@@ -85,11 +92,23 @@ class Result:
 
     def to_json(self) -> dict:
         c = self.case
-        return {"case": c.name, "target": c.target, "fixable": c.fixable, "category": c.category,
-                "structure": c.structure, "exercises": c.exercises, "ground_truth": c.ground_truth,
-                "outcome": self.outcome, "reason": self.reason, "original": self.original, "cli": self.cli,
-                "changed_files": self.changed, "diff": self.diff, "check": self.check,
-                "seconds": round(self.seconds, 1)}
+        return {
+            "case": c.name,
+            "target": c.target,
+            "fixable": c.fixable,
+            "category": c.category,
+            "structure": c.structure,
+            "exercises": c.exercises,
+            "ground_truth": c.ground_truth,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "original": self.original,
+            "cli": self.cli,
+            "changed_files": self.changed,
+            "diff": self.diff,
+            "check": self.check,
+            "seconds": round(self.seconds, 1),
+        }
 
 
 # --- subprocesses -------------------------------------------------------------------------------
@@ -97,8 +116,17 @@ class Result:
 
 def run_process(cmd: list[str], cwd: Path, env: dict, timeout: float) -> tuple[int | None, str, str]:
     """(exit code or None on timeout, stdout, stderr); a timeout kills the whole process group."""
-    process = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, start_new_session=True, text=True, errors="replace")
+    process = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        text=True,
+        errors="replace",
+    )
     try:
         out, err = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -110,10 +138,18 @@ def run_process(cmd: list[str], cwd: Path, env: dict, timeout: float) -> tuple[i
 
 def child(mode: str, case_dir: Path, target: str, state: Path, tmp: Path, hash_seed: int, timeout: float) -> dict:
     result_path = tmp / f"{mode}.json"
-    env = dict(os.environ, PYTHONHASHSEED=str(hash_seed), PYTHONDONTWRITEBYTECODE="1",
-               PYTHONPYCACHEPREFIX=str(tmp / f"pycache-{mode}"))
-    code, _, err = run_process([sys.executable, str(CHECK), mode, str(case_dir), target, str(state), str(result_path)],
-                               cwd=tmp, env=env, timeout=timeout)
+    env = dict(
+        os.environ,
+        PYTHONHASHSEED=str(hash_seed),
+        PYTHONDONTWRITEBYTECODE="1",
+        PYTHONPYCACHEPREFIX=str(tmp / f"pycache-{mode}"),
+    )
+    code, _, err = run_process(
+        [sys.executable, str(CHECK), mode, str(case_dir), target, str(state), str(result_path)],
+        cwd=tmp,
+        env=env,
+        timeout=timeout,
+    )
     if code is None:
         return {"ok": False, "reason": f"{mode} timed out after {timeout:g}s"}
     if not result_path.exists():
@@ -145,8 +181,19 @@ def parse_json_document(text: str) -> dict | None:
 
 
 def run_cli(case: Case, work: Path, timeout: float, case_timeout: float) -> dict:
-    cmd = [*breakfix_command(), "run", f"main.py:{case.target}", "--inputs", "main.py:example_inputs",
-           "--apply", "--json", "--root", str(work), "--timeout", f"{timeout:g}"]
+    cmd = [
+        *breakfix_command(),
+        "run",
+        f"main.py:{case.target}",
+        "--inputs",
+        "main.py:example_inputs",
+        "--apply",
+        "--json",
+        "--root",
+        str(work),
+        "--timeout",
+        f"{timeout:g}",
+    ]
     started = time.monotonic()
     code, out, err = run_process(cmd, cwd=work, env=dict(os.environ), timeout=case_timeout)
     seconds = round(time.monotonic() - started, 1)
@@ -159,13 +206,25 @@ def run_cli(case: Case, work: Path, timeout: float, case_timeout: float) -> dict
     if "error" in document:
         return {"exit_code": code, "error": document["error"], "seconds": seconds}
     return {
-        "exit_code": code, "applied": document.get("applied"), "verified": document.get("verified"),
-        "rounds": document.get("rounds"), "graph_count": document.get("graph_count"), "seconds": seconds,
-        "breaks": [{"site": f"{b.get('file')}:{b.get('line')}", "function": b.get("function"),
-                    "gb_id": b.get("gb_id"), "gb_type": b.get("gb_type"), "status": b.get("status"),
-                    "fix": (b.get("fix") or {}).get("code"), "why": b.get("why"),
-                    "attempts": b.get("attempts", [])}
-                   for b in document.get("breaks", [])],
+        "exit_code": code,
+        "applied": document.get("applied"),
+        "verified": document.get("verified"),
+        "rounds": document.get("rounds"),
+        "graph_count": document.get("graph_count"),
+        "seconds": seconds,
+        "breaks": [
+            {
+                "site": f"{b.get('file')}:{b.get('line')}",
+                "function": b.get("function"),
+                "gb_id": b.get("gb_id"),
+                "gb_type": b.get("gb_type"),
+                "status": b.get("status"),
+                "fix": (b.get("fix") or {}).get("code"),
+                "why": b.get("why"),
+                "attempts": b.get("attempts", []),
+            }
+            for b in document.get("breaks", [])
+        ],
     }
 
 
@@ -173,8 +232,11 @@ def run_cli(case: Case, work: Path, timeout: float, case_timeout: float) -> dict
 
 
 def tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and "__pycache__" not in p.parts}
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
 
 
 def changes(original: Path, work: Path) -> tuple[list[str], str]:
@@ -243,8 +305,11 @@ def run_case(case: Case, args: argparse.Namespace) -> Result:
                 shutil.rmtree(cache, ignore_errors=True)
             result.check = child("check", work, case.target, state, tmp, 1, args.timeout)
             if inputs_rewritten(original, work):
-                result.check = {**result.check, "ok": False,
-                                "reason": "example_inputs (the caller) was rewritten; " + result.check.get("reason", "")}
+                result.check = {
+                    **result.check,
+                    "ok": False,
+                    "reason": "example_inputs (the caller) was rewritten; " + result.check.get("reason", ""),
+                }
         if args.mode == "unsound":
             caught = not result.check.get("ok")
             result.outcome = "check-caught" if caught else "check-missed"
@@ -270,8 +335,11 @@ def classify(result: Result) -> None:
         result.reason = result.cli.get("error") or _missed_why(result.cli)
     elif not case.fixable:
         result.outcome = "wrong-touch"
-        result.reason = "modified " + ", ".join(result.changed) + (
-            f" (independent check: {'passes' if check.get('ok') else check.get('reason')})")
+        result.reason = (
+            "modified "
+            + ", ".join(result.changed)
+            + (f" (independent check: {'passes' if check.get('ok') else check.get('reason')})")
+        )
     elif check.get("ok"):
         result.outcome = "fixed"
         kind = "eager orchestrator" if check.get("orchestrator") else "fullgraph"
@@ -305,19 +373,29 @@ def summarize(results: list[Result]) -> dict:
         counts[r.outcome] = counts.get(r.outcome, 0) + 1
     fixed = sum(r.outcome == "fixed" for r in fixable)
     return {
-        "cases": len(results), "fixable": len(fixable), "unfixable": len(results) - len(fixable),
+        "cases": len(results),
+        "fixable": len(fixable),
+        "unfixable": len(results) - len(fixable),
         "outcomes": counts,
         "fixed_and_verified": fixed,
         "fixed_rate": round(fixed / len(fixable), 4) if fixable else None,
-        "false_fixes": counts.get("false-fix", 0), "wrong_touches": counts.get("wrong-touch", 0),
-        "done": bool(fixable) and fixed / len(fixable) >= 0.9 and not counts.get("false-fix") and not counts.get("wrong-touch"),
+        "false_fixes": counts.get("false-fix", 0),
+        "wrong_touches": counts.get("wrong-touch", 0),
+        "done": bool(fixable)
+        and fixed / len(fixable) >= 0.9
+        and not counts.get("false-fix")
+        and not counts.get("wrong-touch"),
     }
 
 
 def git_revision() -> str:
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
     except OSError:
         return "unknown"
     return f"{rev}{' + uncommitted changes in src/' if dirty else ''}"
@@ -326,38 +404,53 @@ def git_revision() -> str:
 def markdown(results: list[Result], summary: dict, meta: dict) -> str:
     rate = summary["fixed_rate"]
     lines = [
-        "# breakfix corpus results", "",
+        "# breakfix corpus results",
+        "",
         f"Generated by `python benchmarks/corpus/run.py` on {meta['date']} (breakfix {meta['revision']}, "
-        f"torch {meta['torch']}, `--timeout {meta['timeout']:g}`, {meta['jobs']} jobs, {meta['minutes']:.1f} min).", "",
-        "## Headline", "",
-        "| metric | value | target |", "|---|---|---|",
+        f"torch {meta['torch']}, `--timeout {meta['timeout']:g}`, {meta['jobs']} jobs, {meta['minutes']:.1f} min).",
+        "",
+        "## Headline",
+        "",
+        "| metric | value | target |",
+        "|---|---|---|",
         f"| fixed and verified / fixable | **{summary['fixed_and_verified']} / {summary['fixable']}**"
         f" ({'n/a' if rate is None else f'{rate:.0%}'}) | >= 90% |",
         f"| false fixes (a written rewrite whose independent check fails) | **{summary['false_fixes']}** | 0 |",
-        f"| wrong touches (an unfixable case modified) | **{summary['wrong_touches']}** | 0 |", "",
+        f"| wrong touches (an unfixable case modified) | **{summary['wrong_touches']}** | 0 |",
+        "",
         f"Outcomes: {', '.join(f'{k} {v}' for k, v in sorted(summary['outcomes'].items()))}. "
-        f"{summary['cases']} cases ({summary['fixable']} fixable, {summary['unfixable']} unfixable).", "",
-        "## By category and structure", "",
-        "| tag | fixable cases | fixed and verified | unfixable cases | touched |", "|---|---|---|---|---|",
-        *_by_tag(results), "",
-        "## Cases", "",
-        "| case | category | structure | fixable | outcome | breakfix | detail |", "|---|---|---|---|---|---|---|",
+        f"{summary['cases']} cases ({summary['fixable']} fixable, {summary['unfixable']} unfixable).",
+        "",
+        "## By category and structure",
+        "",
+        "| tag | fixable cases | fixed and verified | unfixable cases | touched |",
+        "|---|---|---|---|---|",
+        *_by_tag(results),
+        "",
+        "## Cases",
+        "",
+        "| case | category | structure | fixable | outcome | breakfix | detail |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in results:
         cli = r.cli
         fixes = sorted({b["fix"] for b in cli.get("breaks", []) if b.get("fix") and b.get("status") == "fixed"})
         tool = "-" if not cli else f"exit {cli.get('exit_code')}" + (f", {' '.join(fixes)}" if fixes else "")
         detail = _cell(r.reason, 160)
-        lines.append(f"| {r.case.name} | {r.case.category} | {', '.join(r.case.structure)} | "
-                     f"{'yes' if r.case.fixable else 'no'} | {r.outcome} | {tool} | {detail} |")
+        lines.append(
+            f"| {r.case.name} | {r.case.category} | {', '.join(r.case.structure)} | "
+            f"{'yes' if r.case.fixable else 'no'} | {r.outcome} | {tool} | {detail} |"
+        )
     missed = [r for r in results if r.case.fixable and r.outcome != "fixed"]
     if missed:
         lines += ["", "## Fixable cases breakfix misses, and why (from the CLI's JSON)", ""]
         for r in missed:
             lines.append(f"- **{r.case.name}** ({r.outcome}; expected fix: {r.case.ground_truth})")
             for brk in r.cli.get("breaks", []):
-                lines.append(f"  - `{brk['site']}` {brk.get('gb_id') or '-'} *{_cell(brk.get('gb_type') or '', 80)}*: "
-                             f"{brk.get('status')}: {_cell(_why(brk), 300)}")
+                lines.append(
+                    f"  - `{brk['site']}` {brk.get('gb_id') or '-'} *{_cell(brk.get('gb_type') or '', 80)}*: "
+                    f"{brk.get('status')}: {_cell(_why(brk), 300)}"
+                )
             if r.cli.get("error"):
                 lines.append(f"  - error: {_cell(r.cli['error'], 300)}")
             if r.outcome == "false-fix":
@@ -377,8 +470,10 @@ def _by_tag(results: list[Result]) -> list[str]:
         tagged = [r for r in results if tag in (r.case.category, *r.case.structure)]
         fixable = [r for r in tagged if r.case.fixable]
         unfixable = [r for r in tagged if not r.case.fixable]
-        rows.append(f"| {tag} | {len(fixable)} | {sum(r.outcome == 'fixed' for r in fixable)} | {len(unfixable)} | "
-                    f"{sum(r.outcome == 'wrong-touch' for r in unfixable)} |")
+        rows.append(
+            f"| {tag} | {len(fixable)} | {sum(r.outcome == 'fixed' for r in fixable)} | {len(unfixable)} | "
+            f"{sum(r.outcome == 'wrong-touch' for r in unfixable)} |"
+        )
     return rows
 
 
@@ -393,15 +488,28 @@ def _cell(text: str, limit: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=2, help="cases run in parallel (default 2)")
-    parser.add_argument("--only", action="append", default=[], metavar="PATTERN",
-                        help="run the cases whose folder name contains PATTERN or matches it as a glob (repeatable)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="run the cases whose folder name contains PATTERN or matches it as a glob (repeatable)",
+    )
     parser.add_argument("--timeout", type=float, default=120, help="breakfix --timeout and the check's timeout (s)")
     parser.add_argument("--case-timeout", type=float, default=900, help="wall-clock limit of one breakfix run (s)")
-    parser.add_argument("--mode", choices=("cli", "solutions", "unsound", "selfcheck"), default="cli",
-                        help="cli: run breakfix; solutions / unsound: apply each case's solution/ or unsound/ "
-                             "rewrite instead (the check must pass / fail); selfcheck: rerun the original eagerly")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="results prefix (default benchmarks/results/corpus for --mode cli; other modes only print)")
+    parser.add_argument(
+        "--mode",
+        choices=("cli", "solutions", "unsound", "selfcheck"),
+        default="cli",
+        help="cli: run breakfix; solutions / unsound: apply each case's solution/ or unsound/ "
+        "rewrite instead (the check must pass / fail); selfcheck: rerun the original eagerly",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results prefix (default benchmarks/results/corpus for --mode cli; other modes only print)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep each case's temporary copy")
     args = parser.parse_args(argv)
 
@@ -417,12 +525,23 @@ def main(argv: list[str] | None = None) -> int:
         for future in concurrent.futures.as_completed(futures):
             result = future.result()
             results.append(result)
-            print(f"[{len(results):2d}/{len(cases)}] {result.case.name:42s} {result.outcome:16s} "
-                  f"{result.seconds:5.0f}s  {_cell(result.reason, 110)}", file=sys.stderr, flush=True)
+            print(
+                f"[{len(results):2d}/{len(cases)}] {result.case.name:42s} {result.outcome:16s} "
+                f"{result.seconds:5.0f}s  {_cell(result.reason, 110)}",
+                file=sys.stderr,
+                flush=True,
+            )
     results.sort(key=lambda r: r.case.name)
     summary = summarize(results)
-    print(json.dumps({k: summary[k] for k in ("fixed_and_verified", "fixable", "fixed_rate", "false_fixes",
-                                              "wrong_touches", "outcomes")}), flush=True)
+    print(
+        json.dumps(
+            {
+                k: summary[k]
+                for k in ("fixed_and_verified", "fixable", "fixed_rate", "false_fixes", "wrong_touches", "outcomes")
+            }
+        ),
+        flush=True,
+    )
 
     if args.mode == "selfcheck":
         for r in results:
@@ -432,12 +551,20 @@ def main(argv: list[str] | None = None) -> int:
     if out is not None:
         import torch
 
-        meta = {"date": datetime.date.today().isoformat(), "revision": git_revision(), "torch": torch.__version__,
-                "timeout": args.timeout, "jobs": args.jobs, "mode": args.mode,
-                "minutes": (time.monotonic() - started) / 60, "only": args.only}
+        meta = {
+            "date": datetime.date.today().isoformat(),
+            "revision": git_revision(),
+            "torch": torch.__version__,
+            "timeout": args.timeout,
+            "jobs": args.jobs,
+            "mode": args.mode,
+            "minutes": (time.monotonic() - started) / 60,
+            "only": args.only,
+        }
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.with_suffix(".json").write_text(json.dumps(
-            {"meta": meta, "summary": summary, "cases": [r.to_json() for r in results]}, indent=2) + "\n")
+        out.with_suffix(".json").write_text(
+            json.dumps({"meta": meta, "summary": summary, "cases": [r.to_json() for r in results]}, indent=2) + "\n"
+        )
         out.with_suffix(".md").write_text(markdown(results, summary, meta))
     return 0 if summary["done"] or args.mode != "cli" else 1
 

@@ -56,8 +56,13 @@ def _where(frame, root: str) -> dict:
         shown = filename.split("site-packages" + os.sep, 1)[1]
     else:
         shown = filename
-    return {"file": shown, "line": frame.lineno, "function": frame.name,
-            "text": (frame.line or "").strip()[:160], "in_project": inside}
+    return {
+        "file": shown,
+        "line": frame.lineno,
+        "function": frame.name,
+        "text": (frame.line or "").strip()[:160],
+        "in_project": inside,
+    }
 
 
 def _user_code_frames(message: str) -> list:
@@ -78,8 +83,13 @@ def _record(message: str, gb_type: str | None, stack: list, root: str) -> dict:
     gb_id = _gb_id(message, gb_type)
     if gb_id == "data-dependent guard":
         gb_type = "Could not guard on data-dependent expression (UserError, no GB id)"
-    return {"gb_id": gb_id, "gb_type": gb_type, "message": first[:200],
-            "site": project[-1] if project else None, "innermost": frames[-1] if frames else None}
+    return {
+        "gb_id": gb_id,
+        "gb_type": gb_type,
+        "message": first[:200],
+        "site": project[-1] if project else None,
+        "innermost": frames[-1] if frames else None,
+    }
 
 
 class _Hook:
@@ -137,14 +147,22 @@ def _explain(target, root: str, fullgraph_config: bool) -> dict:
         try:
             out = torch._dynamo.explain(target.forward)(*args)
         except Exception as e:
-            return {"error": _one_line(e), "error_site": _record(str(e), getattr(e, "gb_type", None),
-                                                                 getattr(e, "real_stack", None) or [], root),
-                    "seconds": round(time.perf_counter() - started, 1),
-                    "logged_events": hook.events, "logged_sites": list(hook.sites.values())}
+            return {
+                "error": _one_line(e),
+                "error_site": _record(str(e), getattr(e, "gb_type", None), getattr(e, "real_stack", None) or [], root),
+                "seconds": round(time.perf_counter() - started, 1),
+                "logged_events": hook.events,
+                "logged_sites": list(hook.sites.values()),
+            }
     reasons = [_record(r.reason, None, list(r.user_stack), root) for r in out.break_reasons]
-    return {"graph_count": out.graph_count, "graph_break_count": out.graph_break_count,
-            "break_reasons": reasons, "logged_events": hook.events, "logged_sites": list(hook.sites.values()),
-            "seconds": round(time.perf_counter() - started, 1)}
+    return {
+        "graph_count": out.graph_count,
+        "graph_break_count": out.graph_break_count,
+        "break_reasons": reasons,
+        "logged_events": hook.events,
+        "logged_sites": list(hook.sites.values()),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
 
 
 def _fullgraph(target, root: str, backend: str, reference) -> dict:
@@ -157,11 +175,13 @@ def _fullgraph(target, root: str, backend: str, reference) -> dict:
         output = torch.compile(target.forward, fullgraph=True, backend=backend)(*args)
     except Exception as e:
         stack = getattr(e, "real_stack", None) or []
-        return {"ok": False, "error": _record(str(e), getattr(e, "gb_type", None), list(stack), root),
-                "seconds": round(time.perf_counter() - started, 1)}
+        return {
+            "ok": False,
+            "error": _record(str(e), getattr(e, "gb_type", None), list(stack), root),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
     problem = _close(output, reference)
-    return {"ok": True, "equal": not problem, "difference": problem,
-            "seconds": round(time.perf_counter() - started, 1)}
+    return {"ok": True, "equal": not problem, "difference": problem, "seconds": round(time.perf_counter() - started, 1)}
 
 
 def main() -> None:

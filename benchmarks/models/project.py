@@ -10,7 +10,6 @@ import shutil
 from pathlib import Path
 
 import libcst as cst
-
 from specs import ModelSpec
 
 
@@ -61,13 +60,17 @@ def forward(model, {params}):
 
 _INPUTS = {
     "lm": ("input_ids", "    inputs = (torch.randint(3, {vocab}, ({batch}, {seq}), generator=generator),)"),
-    "seq2seq": ("input_ids, decoder_input_ids",
-                "    inputs = (torch.randint(3, {vocab}, ({batch}, {seq}), generator=generator),\n"
-                "              torch.randint(3, {vocab}, ({batch}, {dec}), generator=generator))"),
-    "whisper": ("input_features, decoder_input_ids",
-                "    frames = 2 * config.max_source_positions\n"
-                "    inputs = (torch.randn({batch}, config.num_mel_bins, frames, generator=generator),\n"
-                "              torch.randint(3, {vocab}, ({batch}, {dec}), generator=generator))"),
+    "seq2seq": (
+        "input_ids, decoder_input_ids",
+        "    inputs = (torch.randint(3, {vocab}, ({batch}, {seq}), generator=generator),\n"
+        "              torch.randint(3, {vocab}, ({batch}, {dec}), generator=generator))",
+    ),
+    "whisper": (
+        "input_features, decoder_input_ids",
+        "    frames = 2 * config.max_source_positions\n"
+        "    inputs = (torch.randn({batch}, config.num_mel_bins, frames, generator=generator),\n"
+        "              torch.randint(3, {vocab}, ({batch}, {dec}), generator=generator))",
+    ),
 }
 
 
@@ -84,9 +87,22 @@ def build(spec: ModelSpec, modeling_file: Path, package: str, root: Path) -> str
         inputs += "\n    inputs = (inputs[0], torch.ones_like(inputs[0]), *inputs[1:])"
     params = ", ".join(names)
     call = ", ".join(f"{n}={n}" for n in names)
-    (root / "target.py").write_text(TARGET.format(
-        name=spec.name, model_class=spec.model_class, config_class=spec.config_class, module=module,
-        config=spec.config, params=params, call=call, output=spec.output,
-        inputs=inputs.format(vocab=spec.config.get("vocab_size", 99), batch=spec.batch, seq=spec.seq_len,
-                             dec=max(4, spec.seq_len // 2))))
+    (root / "target.py").write_text(
+        TARGET.format(
+            name=spec.name,
+            model_class=spec.model_class,
+            config_class=spec.config_class,
+            module=module,
+            config=spec.config,
+            params=params,
+            call=call,
+            output=spec.output,
+            inputs=inputs.format(
+                vocab=spec.config.get("vocab_size", 99),
+                batch=spec.batch,
+                seq=spec.seq_len,
+                dec=max(4, spec.seq_len // 2),
+            ),
+        )
+    )
     return module

@@ -75,8 +75,13 @@ def applied_codes(entry: dict) -> list[str]:
     run = entry.get("breakfix") or {}
     if not run.get("applied"):
         return []
-    return sorted({b["fix"] + (" (unsafe)" if b.get("applicability") == "unsafe" else "")
-                   for b in run.get("breaks", []) if b.get("fix") and b["status"] == "fixed"})
+    return sorted(
+        {
+            b["fix"] + (" (unsafe)" if b.get("applicability") == "unsafe" else "")
+            for b in run.get("breaks", [])
+            if b.get("fix") and b["status"] == "fixed"
+        }
+    )
 
 
 def verified_equal(entry: dict) -> bool | None:
@@ -85,8 +90,12 @@ def verified_equal(entry: dict) -> bool | None:
     after, run = entry.get("after"), entry.get("breakfix") or {}
     if not _ok(after):
         return None
-    own = after["fullgraph_eager"].get("ok") and after["fullgraph_eager"].get("equal") and \
-        after.get("fullgraph_aot_eager", {}).get("equal") and after["eager_equal"]["equal"]
+    own = (
+        after["fullgraph_eager"].get("ok")
+        and after["fullgraph_eager"].get("equal")
+        and after.get("fullgraph_aot_eager", {}).get("equal")
+        and after["eager_equal"]["equal"]
+    )
     return bool(own and run.get("verified"))
 
 
@@ -94,13 +103,17 @@ def one_line(entry: dict) -> str:
     before, after = entry.get("before"), entry.get("after")
     if not _ok(before):
         return f"before failed: {(before or {}).get('error')}"
-    text = (f"explain {explain_count(before, 'explain_default')}, sites {len(fullgraph_breaks(before))}, "
-            f"fullgraph {fullgraph(before)}")
+    text = (
+        f"explain {explain_count(before, 'explain_default')}, sites {len(fullgraph_breaks(before))}, "
+        f"fullgraph {fullgraph(before)}"
+    )
     if entry.get("breakfix"):
         run = entry["breakfix"]
-        text += (f" -> explain {explain_count(after, 'explain_default')}, sites {len(fullgraph_breaks(after))}, "
-                 f"fullgraph {fullgraph(after)}; breakfix exit {run.get('exit_code')}, verified {run.get('verified')}"
-                 f"{', error ' + run['error'] if run.get('error') else ''}")
+        text += (
+            f" -> explain {explain_count(after, 'explain_default')}, sites {len(fullgraph_breaks(after))}, "
+            f"fullgraph {fullgraph(after)}; breakfix exit {run.get('exit_code')}, verified {run.get('verified')}"
+            f"{', error ' + run['error'] if run.get('error') else ''}"
+        )
     return text
 
 
@@ -134,10 +147,14 @@ def _summary(lines: list[str], version: str, entries: list[dict]) -> dict[str, l
         before, after = entry.get("before"), entry.get("after") if entry.get("breakfix") else None
         counts = {
             "default": (explain_count(before, "explain_default"), explain_count(after, "explain_default")),
-            "fullgraph": (explain_count(before, "explain_fullgraph_config"),
-                          explain_count(after, "explain_fullgraph_config")),
-            "sites": (len(fullgraph_breaks(before)) if _ok(before) else None,
-                      len(fullgraph_breaks(after)) if _ok(after) else None),
+            "fullgraph": (
+                explain_count(before, "explain_fullgraph_config"),
+                explain_count(after, "explain_fullgraph_config"),
+            ),
+            "sites": (
+                len(fullgraph_breaks(before)) if _ok(before) else None,
+                len(fullgraph_breaks(after)) if _ok(after) else None,
+            ),
         }
         for name, (b, a) in counts.items():
             if b is not None and a is not None:
@@ -159,9 +176,12 @@ def _summary(lines: list[str], version: str, entries: list[dict]) -> dict[str, l
     lines.append("")
     need = [e for e in entries if _ok(e.get("before")) and fullgraph(e["before"]) == "no"]
     done = [e for e in need if e.get("breakfix") and fullgraph(e.get("after")) == "yes" and verified_equal(e)]
-    lines += [f"Models that do not compile with `fullgraph=True` as shipped: {len(need)} of {len(entries)}; "
-              f"compiling with `fullgraph=True` after `breakfix run --apply`, outputs verified equal: "
-              f"{len(done)} ({', '.join(e['model'] for e in done) or 'none'}).", ""]
+    lines += [
+        f"Models that do not compile with `fullgraph=True` as shipped: {len(need)} of {len(entries)}; "
+        f"compiling with `fullgraph=True` after `breakfix run --apply`, outputs verified equal: "
+        f"{len(done)} ({', '.join(e['model'] for e in done) or 'none'}).",
+        "",
+    ]
     return totals
 
 
@@ -189,8 +209,10 @@ def _catalogue(lines: list[str], runs: dict) -> None:
         attempts = {(b["file"], b["line"]): b for b in (entry.get("breakfix") or {}).get("breaks", [])}
         for brk in fullgraph_breaks(entry.get("before")):
             site = brk.get("site") or {}
-            group = groups.setdefault((brk["gb_id"], brk["gb_type"][:70], site.get("text", "")[:60]), {
-                "brk": brk, "models": [], "outcome": set()})
+            group = groups.setdefault(
+                (brk["gb_id"], brk["gb_type"][:70], site.get("text", "")[:60]),
+                {"brk": brk, "models": [], "outcome": set()},
+            )
             name = f"{entry['model']}@{version}"
             if name not in group["models"]:
                 group["models"].append(name)
@@ -200,8 +222,10 @@ def _catalogue(lines: list[str], runs: dict) -> None:
                 group["outcome"].add(f"{tried['status']}" + (f" (tried {', '.join(codes)})" if codes else ""))
     lines += ["| GB id | Gb_type | site (innermost project frame) | models | breakfix on it |", "|---|---|---|---|---|"]
     for (gb_id, gb_type, _), group in sorted(groups.items(), key=lambda kv: (kv[0][0], -len(kv[1]["models"]))):
-        lines.append(f"| {_id(gb_id)} | {gb_type} | {_where(group['brk'])} | {', '.join(group['models'])} "
-                     f"| {'; '.join(sorted(group['outcome'])) or 'not reported by breakfix'} |")
+        lines.append(
+            f"| {_id(gb_id)} | {gb_type} | {_where(group['brk'])} | {', '.join(group['models'])} "
+            f"| {'; '.join(sorted(group['outcome'])) or 'not reported by breakfix'} |"
+        )
     lines.append("")
 
 
@@ -242,30 +266,40 @@ def _details(lines: list[str], runs: dict) -> None:
             if run.get("error"):
                 lines.append(f"- breakfix: exit {run.get('exit_code')}, error: {run['error']}")
             for brk in run.get("breaks", []):
-                tried = "; ".join(f"{a['code']}: {a['reason'] or 'verified'}" for a in brk["attempts"]) or "no codemod answers it"
+                tried = (
+                    "; ".join(f"{a['code']}: {a['reason'] or 'verified'}" for a in brk["attempts"])
+                    or "no codemod answers it"
+                )
                 lines.append(f"- breakfix on `{brk['file']}:{brk['line']}` ({brk['gb_id']}): {brk['status']}; {tried}")
             after = entry.get("after")
             if _ok(after):
-                lines.append(f"- after: fullgraph {fullgraph(after)}, eager output equal to the original: "
-                             f"{_yes(after['eager_equal']['equal'])}")
+                lines.append(
+                    f"- after: fullgraph {fullgraph(after)}, eager output equal to the original: "
+                    f"{_yes(after['eager_equal']['equal'])}"
+                )
         lines.append("")
 
 
 def render(results: dict) -> str:
     runs = results["runs"]
     meta = results.get("meta", {})
-    lines = ["# transformers models: graph breaks before and after `breakfix run --apply`", "",
-             "Generated by `benchmarks/models/run.py` (method: benchmarks/README.md). CPU, torch "
-             f"{meta.get('torch', '2.13.0+cpu')}, breakfix {meta.get('breakfix', '?')} with codemods "
-             f"{', '.join(meta.get('codemods', [])) or '?'}"
-             f"{'; unsafe fixes allowed (each marked in the table)' if meta.get('unsafe_fixes') else ''}. "
-             "Tiny random configs, no weights.", "",
-             "Columns: *explain breaks* = `torch._dynamo.explain(...).graph_break_count` with dynamo's default "
-             "config and with the config `fullgraph=True` implies (scalar and dynamic-shape capture on); n/a when "
-             "explain itself fails. *break sites* = distinct breaks (GB id, innermost project line) dynamo logs "
-             "under the fullgraph config, plus the error that stops `fullgraph=True`: explain misses breaks "
-             "inside loops. *verified equal* = breakfix's verdict and this benchmark's own check (fresh process, "
-             "eager and aot_eager, `assert_close` against the original's eager output) both say yes.", ""]
+    lines = [
+        "# transformers models: graph breaks before and after `breakfix run --apply`",
+        "",
+        "Generated by `benchmarks/models/run.py` (method: benchmarks/README.md). CPU, torch "
+        f"{meta.get('torch', '2.13.0+cpu')}, breakfix {meta.get('breakfix', '?')} with codemods "
+        f"{', '.join(meta.get('codemods', [])) or '?'}"
+        f"{'; unsafe fixes allowed (each marked in the table)' if meta.get('unsafe_fixes') else ''}. "
+        "Tiny random configs, no weights.",
+        "",
+        "Columns: *explain breaks* = `torch._dynamo.explain(...).graph_break_count` with dynamo's default "
+        "config and with the config `fullgraph=True` implies (scalar and dynamic-shape capture on); n/a when "
+        "explain itself fails. *break sites* = distinct breaks (GB id, innermost project line) dynamo logs "
+        "under the fullgraph config, plus the error that stops `fullgraph=True`: explain misses breaks "
+        "inside loops. *verified equal* = breakfix's verdict and this benchmark's own check (fresh process, "
+        "eager and aot_eager, `assert_close` against the original's eager output) both say yes.",
+        "",
+    ]
     by_version: dict[str, list[dict]] = defaultdict(list)
     for entry in runs.values():
         by_version[entry["transformers"]].append(entry)
@@ -276,33 +310,56 @@ def render(results: dict) -> str:
         for name, (before, after) in totals.items():
             overall[name][0] += before
             overall[name][1] += after
-    names = {"default": "explain breaks (default cfg)", "fullgraph": "explain breaks (fullgraph cfg)",
-             "sites": "break sites (fullgraph)"}
+    names = {
+        "default": "explain breaks (default cfg)",
+        "fullgraph": "explain breaks (fullgraph cfg)",
+        "sites": "break sites (fullgraph)",
+    }
     lines += ["### Both versions", "", "| count | before | after | fewer |", "|---|---|---|---|"]
-    lines += [f"| {label} | {overall[name][0]} | {overall[name][1]} | {_reduction(*overall[name])} |"
-              for name, label in names.items()]
+    lines += [
+        f"| {label} | {overall[name][0]} | {overall[name][1]} | {_reduction(*overall[name])} |"
+        for name, label in names.items()
+    ]
     lines.append("")
-    earlier = sorted(f"{e['model']}@{e['transformers']} ({e.get('measured_with', 'an earlier breakfix')})"
-                     for e in runs.values() if e.get("measured_with") != meta.get("breakfix"))
+    earlier = sorted(
+        f"{e['model']}@{e['transformers']} ({e.get('measured_with', 'an earlier breakfix')})"
+        for e in runs.values()
+        if e.get("measured_with") != meta.get("breakfix")
+    )
     if earlier:
-        lines += ["Rows measured with another breakfix commit than the header's (kept from an earlier run): "
-                  + ", ".join(earlier) + ".", ""]
-    lines += ["## Break catalogue: what stands between these models and `fullgraph=True`", "",
-              "Every distinct break of the code as shipped, grouped by GB id and site, with what breakfix did "
-              "with it.", ""]
+        lines += [
+            "Rows measured with another breakfix commit than the header's (kept from an earlier run): "
+            + ", ".join(earlier)
+            + ".",
+            "",
+        ]
+    lines += [
+        "## Break catalogue: what stands between these models and `fullgraph=True`",
+        "",
+        "Every distinct break of the code as shipped, grouped by GB id and site, with what breakfix did with it.",
+        "",
+    ]
     _catalogue(lines, runs)
-    lines += ["## Breaks that only dynamo's default config sees", "",
-              "These break `torch.compile()` with graph breaks allowed but compile under `fullgraph=True` "
-              "(which turns on scalar and dynamic-shape capture): they need no rewrite for fullgraph, but they "
-              "are most of the default-config break count. Models whose explain fails under the fullgraph "
-              "config are left out (what follows the failure is not traced); their default-config breaks are "
-              "listed under Per model.", ""]
+    lines += [
+        "## Breaks that only dynamo's default config sees",
+        "",
+        "These break `torch.compile()` with graph breaks allowed but compile under `fullgraph=True` "
+        "(which turns on scalar and dynamic-shape capture): they need no rewrite for fullgraph, but they "
+        "are most of the default-config break count. Models whose explain fails under the fullgraph "
+        "config are left out (what follows the failure is not traced); their default-config breaks are "
+        "listed under Per model.",
+        "",
+    ]
     _default_only(lines, runs)
     lines += ["## Per model", ""]
     _details(lines, runs)
     return "\n".join(lines).rstrip() + "\n"
 
 
-_ORDER = {name: i for i, name in enumerate(
-    "t5 mt5 umt5 longt5 whisper rwkv longformer led reformer gemma2 mixtral qwen2_moe olmoe dbrx "
-    "switch_transformers big_bird funnel ctrl".split())}
+_ORDER = {
+    name: i
+    for i, name in enumerate(
+        "t5 mt5 umt5 longt5 whisper rwkv longformer led reformer gemma2 mixtral qwen2_moe olmoe dbrx "
+        "switch_transformers big_bird funnel ctrl".split()
+    )
+}

@@ -8,7 +8,8 @@ already includes compiled pieces.
 
 Prints one JSON object: ``eager`` and ``compiled`` median seconds per call over the timed calls,
 ``first_call`` (the compiled call that compiled), ``graphs`` (dynamo's unique graphs, with breaks
-allowed); when the compiled call raises, ``compiled`` is null and ``error`` says what it raised. Each call gets fresh ``example_inputs()``, made outside the timer; calls run with stdout
+allowed); when the compiled call raises, ``compiled`` is null and ``error`` says what it raised. Each
+call gets fresh ``example_inputs()``, made outside the timer; calls run with stdout
 discarded and in a temporary working directory, since targets print and write files.
 """
 
@@ -72,16 +73,30 @@ def main() -> None:
         try:
             compiled(*make_inputs())
         except Exception as e:  # torch.compile itself can fail on code that breaks (a result too)
-            print(json.dumps({"eager": statistics.median(eager), "compiled": None, "error": f"{type(e).__name__}: {e}"[:200]}),
-                  file=sys.__stdout__)
+            print(
+                json.dumps(
+                    {"eager": statistics.median(eager), "compiled": None, "error": f"{type(e).__name__}: {e}"[:200]}
+                ),
+                file=sys.__stdout__,
+            )
             sys.__stdout__.flush()
             os._exit(0)
         first_call = time.perf_counter() - started
         _time_calls(compiled, make_inputs, args.warmup, 0)
         graphs = int(counters["stats"]["unique_graphs"])
         steady = _time_calls(compiled, make_inputs, args.calls, args.seconds)
-    print(json.dumps({"eager": statistics.median(eager), "compiled": statistics.median(steady), "orchestrator": bool(orchestrator),
-                      "first_call": first_call, "graphs": graphs, "calls": len(steady)}))
+    print(
+        json.dumps(
+            {
+                "eager": statistics.median(eager),
+                "compiled": statistics.median(steady),
+                "orchestrator": bool(orchestrator),
+                "first_call": first_call,
+                "graphs": graphs,
+                "calls": len(steady),
+            }
+        )
+    )
     sys.stdout.flush()
     os._exit(0)
 

@@ -58,10 +58,8 @@ def _breakfix_table(root: Path) -> tuple[Path, dict]:
     path = root / "pyproject.toml"
     if not path.is_file():
         return path, {}
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        raise ConfigError(f"{path}: reading [tool.breakfix] needs Python 3.11 or later; give the targets on the command line") from None
+    from breakfix._toml import tomllib
+
     try:
         return path, tomllib.loads(path.read_text(encoding="utf-8")).get("tool", {}).get("breakfix", {})
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:

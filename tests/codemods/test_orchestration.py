@@ -41,64 +41,80 @@ def _split(source: str, eager: str) -> str:
 
 
 def test_seed_passes_exactly_the_live_values() -> None:
-    cut = _cut("""
+    cut = _cut(
+        """
         def f(x):
             y = x ** 2 / 2
             torch.save(y, "foo.pt")
             z = y ** 3 / 6
             return z
-    """, "torch.save")
+    """,
+        "torch.save",
+    )
     assert (cut.head_inputs, cut.head_outputs, cut.tail_inputs) == (["x"], ["y"], ["y"])
     assert cut.tail_returns
 
 
 def test_dead_and_overwritten_names_are_not_returned() -> None:
-    cut = _cut("""
+    cut = _cut(
+        """
         def f(x, scale):
             tmp = x * 2
             y = tmp + 1
             w = x.sin()
             y = log(w)
             return y + x
-    """, "y = log(w)")
+    """,
+        "y = log(w)",
+    )
     # tmp dies in the head; y is rebound by the eager statement before anything reads it.
     assert (cut.head_inputs, cut.head_outputs, cut.tail_inputs) == (["x"], ["w"], ["x", "y"])
 
 
 def test_a_rebound_parameter_is_returned() -> None:
-    cut = _cut("""
+    cut = _cut(
+        """
         def f(x):
             x = x + 1
             print(x)
             return x * 2
-    """, "print")
+    """,
+        "print",
+    )
     assert (cut.head_inputs, cut.head_outputs, cut.tail_inputs) == (["x"], ["x"], ["x"])
 
 
 def test_names_bound_by_the_eager_statement_flow_into_the_tail() -> None:
-    cut = _cut("""
+    cut = _cut(
+        """
         def f(x):
             y = x.cos()
             t0 = time.time()
             y += 1
             return y, t0
-    """, "time.time")
+    """,
+        "time.time",
+    )
     assert cut.head_outputs == ["y"]
     assert cut.tail_inputs == ["y", "t0"]  # `y += 1` reads y
 
 
 def test_unused_parameters_are_not_passed() -> None:
-    cut = _cut("""
+    cut = _cut(
+        """
         def f(x, unused, k=3):
             y = x * k
             print(y)
             return y
-    """, "print")
+    """,
+        "print",
+    )
     assert cut.head_inputs == ["x", "k"] and cut.tail_inputs == ["y"]
 
 
 def test_a_name_bound_in_both_branches_is_bound() -> None:
-    cut = _cut("""
+    cut = _cut(
+        """
         def f(x, flag):
             if flag:
                 y = x + 1
@@ -106,80 +122,101 @@ def test_a_name_bound_in_both_branches_is_bound() -> None:
                 y = x - 1
             print(y)
             return y
-    """, "print")
+    """,
+        "print",
+    )
     assert cut.head_outputs == ["y"]
 
 
 def test_a_name_bound_in_one_branch_only_is_refused() -> None:
     with pytest.raises(NotSplittable, match="cannot prove y is bound"):
-        _cut("""
+        _cut(
+            """
             def f(x, flag):
                 if flag:
                     y = x + 1
                 print(x)
                 return y
-        """, "print")
+        """,
+            "print",
+        )
 
 
 def test_a_loop_variable_is_not_provably_bound() -> None:
     with pytest.raises(NotSplittable, match="cannot prove"):
-        _cut("""
+        _cut(
+            """
             def f(xs):
                 for t in xs:
                     last = t
                 print(xs)
                 return last
-        """, "print")
+        """,
+            "print",
+        )
 
 
 def test_comprehension_variables_are_not_locals() -> None:
-    cut = _cut("""
+    cut = _cut(
+        """
         def f(xs, w):
             ys = [x * w for x in xs]
             print(len(ys))
             return [y + 1 for y in ys]
-    """, "print")
+    """,
+        "print",
+    )
     assert (cut.head_inputs, cut.head_outputs, cut.tail_inputs) == (["xs", "w"], ["ys"], ["ys"])
 
 
 def test_a_closure_in_one_piece_over_its_own_locals_is_allowed() -> None:
-    cut = _cut("""
+    cut = _cut(
+        """
         def f(x):
             scale = 2
             g = lambda t: t * scale
             print(x)
             return g(x)
-    """, "print")
+    """,
+        "print",
+    )
     assert cut.head_outputs == ["g"]
 
 
 def test_a_closure_over_a_local_rebound_in_another_piece_is_refused() -> None:
     with pytest.raises(NotSplittable, match="nested function reads scale"):
-        _cut("""
+        _cut(
+            """
             def f(x):
                 scale = 2
                 g = lambda t: t * scale
                 print(x)
                 scale = 3
                 return g(x)
-        """, "print")
+        """,
+            "print",
+        )
 
 
 def test_the_docstring_stays_with_the_orchestrator() -> None:
-    cut = _cut('''
+    cut = _cut(
+        '''
         def f(x):
             """Doc."""
             y = x + 1
             print(y)
             return y
-    ''', "print")
+    ''',
+        "print",
+    )
     assert len(cut.prologue) == 1 and len(cut.head) == 1
 
 
 def test_a_global_rebound_in_the_head_is_passed_in_and_returned() -> None:
     """The orchestrator keeps the declaration; the head takes the global and returns its new value
     even when nothing after the eager statement reads it: the module's name must still change."""
-    cut = _cut('''
+    cut = _cut(
+        '''
         def f(x):
             """Doc."""
             global COUNT, TOTAL
@@ -187,7 +224,9 @@ def test_a_global_rebound_in_the_head_is_passed_in_and_returned() -> None:
             y = x * TOTAL
             print(y)
             return y + 1
-    ''', "print")
+    ''',
+        "print",
+    )
     assert len(cut.prologue) == 2 and len(cut.head) == 2
     assert cut.head_inputs == ["x", "COUNT", "TOTAL"] and cut.head_outputs == ["COUNT", "y"]
     assert cut.tail_inputs == ["y"]
@@ -196,110 +235,158 @@ def test_a_global_rebound_in_the_head_is_passed_in_and_returned() -> None:
 # --- what is refused ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("source", "why"), [
-    ("""
+@pytest.mark.parametrize(
+    ("source", "why"),
+    [
+        (
+            """
         def f(x):
             for i in range(3):
                 torch.save(x, "a.pt")
             return x
-     """, "nothing in f is left to compile"),
-    ("""
+     """,
+            "nothing in f is left to compile",
+        ),
+        (
+            """
         def f(x, flag):
             if flag:
                 return x
             torch.save(x, "a.pt")
             return x + 1
-     """, "may return before"),
-    ("""
+     """,
+            "may return before",
+        ),
+        (
+            """
         def f(x):
             y = x + 1
             torch.save(y, "a.pt")
             yield y
-     """, "generator"),
-    ("""
+     """,
+            "generator",
+        ),
+        (
+            """
         def outer(w):
             def f(x):
                 y = x * w
                 torch.save(y, "a.pt")
                 return y
             return f
-     """, "nested in another function"),
-    ("""
+     """,
+            "nested in another function",
+        ),
+        (
+            """
         class M(Base):
             def forward(self, x):
                 y = super().forward(x)
                 torch.save(y, "a.pt")
                 return y
-     """, "super()"),
-    ("""
+     """,
+            "super()",
+        ),
+        (
+            """
         def f(x):
             global COUNT
             y = x + 1
             torch.save(x, "a.pt")
             COUNT += 1
             return y
-     """, "global COUNT is rebound after"),
-    ("""
+     """,
+            "global COUNT is rebound after",
+        ),
+        (
+            """
         def f(x):
             global COUNT
             g = lambda t: t * COUNT
             torch.save(x, "a.pt")
             return g(x)
-     """, "nested function reads the global COUNT"),
-    ("""
+     """,
+            "nested function reads the global COUNT",
+        ),
+        (
+            """
         def f(x):
             y = x + 1
             global COUNT
             torch.save(x, "a.pt")
             return y
-     """, "declares globals after its first statement"),
-    ("""
+     """,
+            "declares globals after its first statement",
+        ),
+        (
+            """
         def f(x):
             y = x + 1
             del x
             torch.save(y, "a.pt")
             return y
-     """, "deletes"),
-    ("""
+     """,
+            "deletes",
+        ),
+        (
+            """
         def f(x):
             y = x + 1
             torch.save(locals(), "a.pt")
             return y
-     """, "introspects"),
-    ("""
+     """,
+            "introspects",
+        ),
+        (
+            """
         def f(x):
             torch.save(x, "a.pt")
-     """, "nothing"),
-    ("""
+     """,
+            "nothing",
+        ),
+        (
+            """
         @torch.compiler.disable
         def f(x):
             y = _f_piece(x)
             torch.save(y, "a.pt")
             return y
-     """, "already runs eagerly"),
-    ("""
+     """,
+            "already runs eagerly",
+        ),
+        (
+            """
         def f(x):
             y = torch.save(x, "a.pt") or x
             return y
-     """, "nothing in f is left to compile"),
-    # Found by the codemod fuzzer (torch/fx/passes/graph_drawer.py): the split used to return the
-    # module unchanged but for ``import torch``.
-    ("""
+     """,
+            "nothing in f is left to compile",
+        ),
+        # Found by the codemod fuzzer (torch/fx/passes/graph_drawer.py): the split used to return the
+        # module unchanged but for ``import torch``.
+        (
+            """
         if HAS_PYDOT:
             def f(x):
                 y = x + 1
                 torch.save(y, "a.pt")
                 return y * 2
-     """, "inside an if, try or with block"),
-    ("""
+     """,
+            "inside an if, try or with block",
+        ),
+        (
+            """
         class M:
             if FAST:
                 def forward(self, x):
                     y = x + 1
                     torch.save(y, "a.pt")
                     return y * 2
-     """, "inside an if, try or with block"),
-])
+     """,
+            "inside an if, try or with block",
+        ),
+    ],
+)
 def test_refuses(source: str, why: str) -> None:
     with pytest.raises(NotSplittable, match=why.replace("(", r"\(").replace(")", r"\)")):
         _split(source, "torch.save")
@@ -309,7 +396,8 @@ def test_refuses(source: str, why: str) -> None:
 
 
 def test_a_compound_statement_with_the_break_stays_eager_as_a_whole() -> None:
-    result = _split("""
+    result = _split(
+        """
         import torch
 
 
@@ -319,7 +407,9 @@ def test_a_compound_statement_with_the_break_stays_eager_as_a_whole() -> None:
                 torch.save(loss, "loss.pt")
                 return loss
             return loss * 2
-    """, "torch.save")
+    """,
+        "torch.save",
+    )
     assert result == textwrap.dedent("""\
         import torch
 
@@ -346,7 +436,8 @@ def test_a_compound_statement_with_the_break_stays_eager_as_a_whole() -> None:
 
 
 def test_method_pieces_take_self_and_follow_the_class() -> None:
-    result = _split("""
+    result = _split(
+        """
         import torch
 
 
@@ -360,7 +451,9 @@ def test_method_pieces_take_self_and_follow_the_class() -> None:
 
         def other():
             pass
-    """, "print")
+    """,
+        "print",
+    )
     assert result == textwrap.dedent("""\
         import torch
 
@@ -458,7 +551,8 @@ def test_a_piece_called_twice_becomes_a_nested_orchestrator() -> None:
 
 
 def test_piece_names_avoid_existing_names() -> None:
-    result = _split("""
+    result = _split(
+        """
         def _f_piece_1():
             pass
 
@@ -472,18 +566,22 @@ def test_piece_names_avoid_existing_names() -> None:
 
 
 def test_a_compiled_target_gets_disable_instead_of_compile() -> None:
-    result = _split("""
+    result = _split(
+        """
         @torch.compile(fullgraph=True)
         def f(x):
             y = x + 1
             print(y)
             return y
-    """, "print")
+    """,
+        "print",
+    )
     assert result.startswith("@torch.compiler.disable\ndef f(x):\n")
 
 
 def test_comments_move_with_their_statements() -> None:
-    result = _split("""
+    result = _split(
+        """
         def f(x):
             # square it
             y = x ** 2  # elementwise
@@ -519,14 +617,21 @@ def _consumption(source: str):
     return consumption_of(module, function_site(module, 2).function, "xs")
 
 
-@pytest.mark.parametrize(("source", "template", "exact"), [
-    ("""
+@pytest.mark.parametrize(
+    ("source", "template", "exact"),
+    [
+        (
+            """
         def f(xs):
             a = next(xs)
             b, c = next(xs), next(xs, None)
             return a + b
-     """, "list(itertools.islice({}, 3))", True),
-    ("""
+     """,
+            "list(itertools.islice({}, 3))",
+            True,
+        ),
+        (
+            """
         def f(xs):
             acc = 0
             for t in xs:
@@ -535,46 +640,74 @@ def _consumption(source: str):
                         break
                 acc = acc + t
             return acc
-     """, "list({})", True),
-    ("""
+     """,
+            "list({})",
+            True,
+        ),
+        (
+            """
         def f(xs):
             first = next(xs)
             for t in xs:
                 first = first + t
             return first
-     """, "list({})", True),
-    ("""
+     """,
+            "list({})",
+            True,
+        ),
+        (
+            """
         def f(xs):
             for t in xs:
                 if t.sum() > 0:
                     break
             return t
-     """, "list({})", False),
-    ("""
+     """,
+            "list({})",
+            False,
+        ),
+        (
+            """
         def f(xs, flag):
             a = next(xs)
             if flag:
                 a = a + next(xs)
             return a
-     """, "list({})", False),
-    ("""
+     """,
+            "list({})",
+            False,
+        ),
+        (
+            """
         def f(xs, flag):
             a = next(xs)
             b = next(xs) if flag else 0
             return a + b
-     """, "list({})", False),
-    ("""
+     """,
+            "list({})",
+            False,
+        ),
+        (
+            """
         def f(xs, flag):
             a = next(xs)
             if flag:
                 return a
             return a + next(xs)
-     """, "list({})", False),
-    ("""
+     """,
+            "list({})",
+            False,
+        ),
+        (
+            """
         def f(xs, ys):
             return [a + b for a, b in zip(xs, ys)]
-     """, "list({})", False),
-])
+     """,
+            "list({})",
+            False,
+        ),
+    ],
+)
 def test_consumption(source: str, template: str, exact: bool) -> None:
     consumption = _consumption(source)
     assert (consumption.template, consumption.exact) == (template, exact)
@@ -698,15 +831,21 @@ def _split_loop(source: str, line_text: str) -> str:
 def test_a_loop_whose_iteration_breaks_compiles_its_body() -> None:
     result = _split_loop(PROGRESS_LOOP, "for i, x")
     # The values carried from one pass to the next go in and out; `out` lives in the piece; `i` is unused.
-    assert "    for i, x in enumerate(tqdm(batches)):\n        total, count = _evaluate_piece_2(model, total, count, x)\n" in result
-    assert textwrap.dedent("""\
+    assert (
+        "    for i, x in enumerate(tqdm(batches)):\n        total, count = _evaluate_piece_2(model, total, count, x)\n"
+        in result
+    )
+    assert (
+        textwrap.dedent("""\
         @torch.compile(fullgraph=True)
         def _evaluate_piece_2(model, total, count, x):
             out = model(x)
             total = total + out.sum()
             count += x.shape[0]
             return total, count
-    """) in result
+    """)
+        in result
+    )
     assert "return _evaluate_piece_3(total, count)" in result
 
 
@@ -715,12 +854,15 @@ def test_bf301_keeps_the_same_loop_eager_as_a_whole() -> None:
     assert "        out = model(x)\n" in result.split("def _evaluate_piece_1")[0]
 
 
-@pytest.mark.parametrize(("change", "why"), [
-    ("        if count > 8:\n            break\n", "returns, breaks or continues"),
-    ("        if count > 8:\n            continue\n", "returns, breaks or continues"),
-    ("        def scale(v):\n            return v * 2\n", "defines a function or class"),
-    ("        scale = 2\n", "cannot prove scale is bound before the loop"),  # read above, in `out = ...`
-])
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ("        if count > 8:\n            break\n", "returns, breaks or continues"),
+        ("        if count > 8:\n            continue\n", "returns, breaks or continues"),
+        ("        def scale(v):\n            return v * 2\n", "defines a function or class"),
+        ("        scale = 2\n", "cannot prove scale is bound before the loop"),  # read above, in `out = ...`
+    ],
+)
 def test_a_loop_body_that_cannot_be_a_piece_is_refused(change: str, why: str) -> None:
     count_line = "        count += x.shape[0]\n"
     source = textwrap.dedent(PROGRESS_LOOP).replace(count_line, count_line + change)
@@ -731,8 +873,11 @@ def test_a_loop_body_that_cannot_be_a_piece_is_refused(change: str, why: str) ->
 
 
 def test_a_break_inside_the_loop_body_is_not_a_loop_iteration() -> None:
-    source = textwrap.dedent(PROGRESS_LOOP).replace("enumerate(tqdm(batches))", "enumerate(batches)").replace(
-        "        count += x.shape[0]\n", "        count += x.shape[0]\n        torch.save(out, 'out.pt')\n")
+    source = (
+        textwrap.dedent(PROGRESS_LOOP)
+        .replace("enumerate(tqdm(batches))", "enumerate(batches)")
+        .replace("        count += x.shape[0]\n", "        count += x.shape[0]\n        torch.save(out, 'out.pt')\n")
+    )
     assert "torch.save" in source
     with pytest.raises(NotSplittable, match="not the header of a for loop"):
         _split_loop(source, "torch.save")
@@ -744,5 +889,7 @@ def test_a_loop_body_holding_another_located_break_is_refused() -> None:
     with pytest.raises(NotSplittable, match=f"the loop body breaks too \\(line {body_line}\\)"):
         split_around(module, header, compile_loop_body=True, breaking_lines={body_line})
     # a break outside the body does not matter
-    assert "_evaluate_piece_2(model, total, count, x)" in split_around(
-        module, header, compile_loop_body=True, breaking_lines={header, body_line + 2}).code
+    assert (
+        "_evaluate_piece_2(model, total, count, x)"
+        in split_around(module, header, compile_loop_body=True, breaking_lines={header, body_line + 2}).code
+    )

@@ -44,8 +44,20 @@ CORPUS_PACKAGES = ("torch", "libcst")
 _OPAQUE_OP = "opaque_op"
 _ANNOTATIONS = ("torch.Tensor", "int", "float", "bool", "str", "Sequence[int]")
 # What counts, per codemod; the last six must stay 0 (harness_errors: a bug of this module).
-OUTCOMES = ("applications", "skipped", "unchanged", "changed", "idempotence_checked", "site_gone",
-            "crashes", "not_parsing", "outside_changes", "not_idempotent", "second_crashes", "harness_errors")
+OUTCOMES = (
+    "applications",
+    "skipped",
+    "unchanged",
+    "changed",
+    "idempotence_checked",
+    "site_gone",
+    "crashes",
+    "not_parsing",
+    "outside_changes",
+    "not_idempotent",
+    "second_crashes",
+    "harness_errors",
+)
 FAILURES = OUTCOMES[-6:]
 
 
@@ -124,8 +136,16 @@ class _Functions(cst.CSTVisitor):
         position = self.get_metadata(PositionProvider, node)
         prefix = ".".join(name for name, _ in self._scopes)
         owner = prefix if self._scopes and self._scopes[-1][1] is None else None
-        self.functions.append(Function(node.name.value, f"{prefix}.{node.name.value}" if prefix else node.name.value,
-                                       owner, position.start.line, position.end.line, node.params))
+        self.functions.append(
+            Function(
+                node.name.value,
+                f"{prefix}.{node.name.value}" if prefix else node.name.value,
+                owner,
+                position.start.line,
+                position.end.line,
+                node.params,
+            )
+        )
 
     # Only the body runs in the function's frame: its decorators and defaults run in the frame around it.
     def visit_FunctionDef_body(self, node: cst.FunctionDef) -> None:
@@ -139,8 +159,11 @@ class _Functions(cst.CSTVisitor):
             return
         position = self.get_metadata(PositionProvider, node)
         one_line = position.start.line == position.end.line
-        self._scopes[-1][1].locations.append(Location(
-            position.start.line, position.start.column, position.end.column if one_line else None, callee, steps))
+        self._scopes[-1][1].locations.append(
+            Location(
+                position.start.line, position.start.column, position.end.column if one_line else None, callee, steps
+            )
+        )
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
@@ -197,15 +220,21 @@ def units(module: cst.Module, positions: Mapping[cst.CSTNode, CodeRange] | None 
         span = positions.get(node)
         if kind == "statement":
             name = f"#{next(ordinal)}"
-        return Unit(kind, name, module.code_for_node(node) if text is None else text,
-                    span.start.line if span else 0, span.end.line if span else 0)
+        return Unit(
+            kind,
+            name,
+            module.code_for_node(node) if text is None else text,
+            span.start.line if span else 0,
+            span.end.line if span else 0,
+        )
 
     def statement(node: cst.CSTNode, prefix: str) -> Unit:
         if isinstance(node, (cst.FunctionDef, cst.ClassDef)):
             decorators = "".join(module.code_for_node(d) for d in node.decorators)
             return unit("piece" if "torch.compile" in decorators else "def", prefix + node.name.value, node)
-        if isinstance(node, cst.SimpleStatementLine) and all(isinstance(s, (cst.Import, cst.ImportFrom))
-                                                              for s in node.body):
+        if isinstance(node, cst.SimpleStatementLine) and all(
+            isinstance(s, (cst.Import, cst.ImportFrom)) for s in node.body
+        ):
             return unit("import", "", node)
         return unit("statement", "", node)
 
@@ -254,7 +283,7 @@ def _without_blanks_after_imports(module_units: list[Unit]) -> list[Unit]:
     lines = unit.text.splitlines(keepends=True)
     while lines and not lines[0].strip():
         lines.pop(0)
-    return [*module_units[:first], replace(unit, text="".join(lines)), *module_units[first + 1:]]
+    return [*module_units[:first], replace(unit, text="".join(lines)), *module_units[first + 1 :]]
 
 
 def outside_changes(before: list[Unit], after: list[Unit], touched: set[str]) -> list[str]:
@@ -264,8 +293,9 @@ def outside_changes(before: list[Unit], after: list[Unit], touched: set[str]) ->
     before, after = _without_blanks_after_imports(before), _without_blanks_after_imports(after)
     old_names = {u.name for u in before}
     owned_old = [u for u in before if u.name in touched or u.kind == "piece"]
-    owned_new = [u for u in after if u.name in touched or u.kind == "piece"
-                 or (u.kind == "def" and u.name not in old_names)]
+    owned_new = [
+        u for u in after if u.name in touched or u.kind == "piece" or (u.kind == "def" and u.name not in old_names)
+    ]
     kept_old = [u for u in before if u not in owned_old]
     kept_new = [u for u in after if u not in owned_new]
     problems = []
@@ -276,7 +306,8 @@ def outside_changes(before: list[Unit], after: list[Unit], touched: set[str]) ->
             continue
         names = _imported(text)
         extended = names is not None and any(
-            (other := _imported(t)) is not None and other[0] == names[0] and names[1] <= other[1] for t in new_imports)
+            (other := _imported(t)) is not None and other[0] == names[0] and names[1] <= other[1] for t in new_imports
+        )
         if not extended:
             problems.append(f"import changed or removed: {text.strip()}")
     rest_old = [u.key for u in kept_old if u.kind != "import"]
@@ -340,15 +371,22 @@ def lines_of(text: str) -> list[str]:
 
 
 def _frame(source: Source, function: Function, location: Location) -> Frame:
-    return Frame(source.path, location.line, function.name, location.colno, location.end_colno,
-                 source.lines[location.line - 1].strip())
+    return Frame(
+        source.path,
+        location.line,
+        function.name,
+        location.colno,
+        location.end_colno,
+        source.lines[location.line - 1].strip(),
+    )
 
 
 def _callee(functions: list[Function], caller: Function, callee: str) -> Function | None:
     """The function of this file a call runs: a module-level function, or a method of the caller's class."""
     if callee.startswith("self."):
-        matches = [f for f in functions if caller.owner is not None and f.owner == caller.owner
-                   and f.name == callee[5:]]
+        matches = [
+            f for f in functions if caller.owner is not None and f.owner == caller.owner and f.name == callee[5:]
+        ]
     else:
         matches = [f for f in functions if f.qualname == callee]
     return matches[0] if len(matches) == 1 and matches[0] is not caller else None
@@ -364,10 +402,17 @@ def _facts(function: Function, rng: random.Random) -> dict:
     tensors = [n for n, a in annotations.items() if a == "torch.Tensor"]
     one = f"{tensors[0]}.new_empty((2, 3))" if tensors else "torch.empty((2, 3), dtype=torch.float32)"
     pair = rng.random() < 0.3
-    return {_OPAQUE_OP: {
-        "helper": function.name, "op_name": f"breakfix::fuzz_{function.name}", "annotations": annotations,
-        "returns": "tuple[torch.Tensor, torch.Tensor]" if pair else "torch.Tensor",
-        "fake": f"{one}, {one}" if pair else one, "wrap": rng.choice(("", "clone", "contiguous")), "runs": 3}}
+    return {
+        _OPAQUE_OP: {
+            "helper": function.name,
+            "op_name": f"breakfix::fuzz_{function.name}",
+            "annotations": annotations,
+            "returns": "tuple[torch.Tensor, torch.Tensor]" if pair else "torch.Tensor",
+            "fake": f"{one}, {one}" if pair else one,
+            "wrap": rng.choice(("", "clone", "contiguous")),
+            "runs": 3,
+        }
+    }
 
 
 def cases(source: Source, rng: random.Random, functions_per_file: int, locations_per_function: int) -> Iterator[Case]:
@@ -379,8 +424,10 @@ def cases(source: Source, rng: random.Random, functions_per_file: int, locations
         picked = rng.sample(function.locations, min(locations_per_function, len(function.locations)))
         # Where real breaks cluster, so the codemods get past their first checks: a call to a
         # helper of this file, and stepping a parameter (next(p), for ... in p).
-        for wanted in (lambda loc: loc.callee and _callee(functions, function, loc.callee),
-                       lambda loc: loc.steps in function.parameters):
+        for wanted in (
+            lambda loc: loc.callee and _callee(functions, function, loc.callee),
+            lambda loc: loc.steps in function.parameters,
+        ):
             found = [loc for loc in function.locations if wanted(loc)]
             if found and not any(wanted(loc) for loc in picked):
                 picked.append(rng.choice(found))
@@ -391,22 +438,45 @@ def cases(source: Source, rng: random.Random, functions_per_file: int, locations
             if helper is not None and helper.locations:
                 inner = _frame(source, helper, rng.choice(helper.locations))
                 in_library = rng.random() < 0.25
-                stacks.append(([compiled, inner], [compiled] if in_library else [compiled, inner], helper,
-                               f"in {'library' if in_library else 'project'} helper {helper.qualname}:{inner.lineno}"))
+                stacks.append(
+                    (
+                        [compiled, inner],
+                        [compiled] if in_library else [compiled, inner],
+                        helper,
+                        f"in {'library' if in_library else 'project'} helper {helper.qualname}:{inner.lineno}",
+                    )
+                )
             for user_stack, project_stack, site_function, where in stacks:
-                brk = GraphBreak(gb_type="", gb_id=None, reason="fuzz", explanation="", hints=[],
-                                 user_stack=user_stack, project_stack=project_stack)
-                yield Case(brk, function.qualname, _facts(site_function, rng),
-                           frozenset({function.unit, site_function.unit}),
-                           f"{source.path}:{location.line} in {function.qualname}, break {where}")
+                brk = GraphBreak(
+                    gb_type="",
+                    gb_id=None,
+                    reason="fuzz",
+                    explanation="",
+                    hints=[],
+                    user_stack=user_stack,
+                    project_stack=project_stack,
+                )
+                yield Case(
+                    brk,
+                    function.qualname,
+                    _facts(site_function, rng),
+                    frozenset({function.unit, site_function.unit}),
+                    f"{source.path}:{location.line} in {function.qualname}, break {where}",
+                )
 
 
-def request_for(codemod: type[BreakfixCodemod], case: Case, path: str, sources: dict[str, str] | None = None) -> FixRequest:
+def request_for(
+    codemod: type[BreakfixCodemod], case: Case, path: str, sources: dict[str, str] | None = None
+) -> FixRequest:
     """The request the engine would build for a break the codemod answers (its own GB id)."""
-    brk = replace(case.brk, gb_id=min(codemod.GB_IDS) if codemod.GB_IDS else None,
-                  gb_type=min(codemod.GB_TYPES) if codemod.GB_TYPES else "fuzz")
-    return FixRequest(brk=brk, target_file=path, target_qualname=case.target_qualname, facts=case.facts,
-                      sources=sources or {})
+    brk = replace(
+        case.brk,
+        gb_id=min(codemod.GB_IDS) if codemod.GB_IDS else None,
+        gb_type=min(codemod.GB_TYPES) if codemod.GB_TYPES else "fuzz",
+    )
+    return FixRequest(
+        brk=brk, target_file=path, target_qualname=case.target_qualname, facts=case.facts, sources=sources or {}
+    )
 
 
 # --- re-locating a break in the rewritten file -------------------------------------------------
@@ -430,19 +500,33 @@ def relocate(case: Case, before: Source, after: Source) -> Case | None:
         if len(news) != 1:
             return None
         new = news[0]
-        same_text = [n for n in range(old.start, frame.lineno + 1) if old_lines[n - 1].strip() == frame.line
-                     and _innermost(before.functions, n) is old]
-        candidates = [n for n in range(new.start, new.end + 1) if new_lines[n - 1].strip() == frame.line
-                      and _innermost(after.functions, n) is new]
+        same_text = [
+            n
+            for n in range(old.start, frame.lineno + 1)
+            if old_lines[n - 1].strip() == frame.line and _innermost(before.functions, n) is old
+        ]
+        candidates = [
+            n
+            for n in range(new.start, new.end + 1)
+            if new_lines[n - 1].strip() == frame.line and _innermost(after.functions, n) is new
+        ]
         line = candidates[len(same_text) - 1] if len(candidates) >= len(same_text) else carried.get(frame.lineno)
         if line is None or _innermost(after.functions, line) is not new:
             return None
         text = new_lines[line - 1].strip()
         same = text == frame.line
-        moved[frame] = replace(frame, lineno=line, line=text, colno=frame.colno if same else None,
-                               end_colno=frame.end_colno if same else None)
-    brk = replace(case.brk, user_stack=[moved[f] for f in case.brk.user_stack],
-                  project_stack=[moved[f] for f in case.brk.project_stack])
+        moved[frame] = replace(
+            frame,
+            lineno=line,
+            line=text,
+            colno=frame.colno if same else None,
+            end_colno=frame.end_colno if same else None,
+        )
+    brk = replace(
+        case.brk,
+        user_stack=[moved[f] for f in case.brk.user_stack],
+        project_stack=[moved[f] for f in case.brk.project_stack],
+    )
     return replace(case, brk=brk)
 
 
@@ -482,11 +566,18 @@ class Report:
         return not any(self.total(outcome) for outcome in FAILURES)
 
     def as_json(self) -> dict:
-        return {"files": self.files, "inputs_skipped": self.inputs_skipped,
-                "files_with_breaks": self.files_with_breaks, "functions": self.functions,
-                "locations": self.locations, "breaks": self.breaks, "files_changed": len(self.changed_files),
-                "per_codemod": {code: {o: counts[o] for o in OUTCOMES} for code, counts in self.counts.items()},
-                "totals": {o: self.total(o) for o in OUTCOMES}, "failures": self.failures}
+        return {
+            "files": self.files,
+            "inputs_skipped": self.inputs_skipped,
+            "files_with_breaks": self.files_with_breaks,
+            "functions": self.functions,
+            "locations": self.locations,
+            "breaks": self.breaks,
+            "files_changed": len(self.changed_files),
+            "per_codemod": {code: {o: counts[o] for o in OUTCOMES} for code, counts in self.counts.items()},
+            "totals": {o: self.total(o) for o in OUTCOMES},
+            "failures": self.failures,
+        }
 
 
 def check_application(codemod: type[BreakfixCodemod], case: Case, source: Source, report: Report) -> None:
@@ -497,8 +588,9 @@ def check_application(codemod: type[BreakfixCodemod], case: Case, source: Source
 
     def fail(outcome: str, detail: str) -> None:
         counts[outcome] += 1
-        report.failures.append({"codemod": codemod.CODE, "outcome": outcome, "case": case.description,
-                                "detail": detail})
+        report.failures.append(
+            {"codemod": codemod.CODE, "outcome": outcome, "case": case.description, "detail": detail}
+        )
 
     try:
         path = codemod.file_to_edit(request)  # the engine calls it outside transform_module
@@ -542,8 +634,13 @@ def check_application(codemod: type[BreakfixCodemod], case: Case, source: Source
         fail("not_idempotent", diff[:3000])
 
 
-def fuzz_file(path: Path, seed: int = 0, functions_per_file: int = 3, locations_per_function: int = 2,
-              codemods: Sequence[type[BreakfixCodemod]] = REGISTRY) -> Report:
+def fuzz_file(
+    path: Path,
+    seed: int = 0,
+    functions_per_file: int = 3,
+    locations_per_function: int = 2,
+    codemods: Sequence[type[BreakfixCodemod]] = REGISTRY,
+) -> Report:
     """Every codemod on breaks at sampled locations of one file."""
     report = Report()
     source = Source.read(path)
@@ -563,18 +660,35 @@ def fuzz_file(path: Path, seed: int = 0, functions_per_file: int = 3, locations_
                 check_application(codemod, case, source, report)
             except Exception:  # noqa: BLE001 (one broken check must not end a run of hours)
                 report.counts[codemod.CODE]["harness_errors"] += 1
-                report.failures.append({"codemod": codemod.CODE, "outcome": "harness_errors",
-                                        "case": case.description, "detail": traceback.format_exc()})
+                report.failures.append(
+                    {
+                        "codemod": codemod.CODE,
+                        "outcome": "harness_errors",
+                        "case": case.description,
+                        "detail": traceback.format_exc(),
+                    }
+                )
     report.functions, report.locations = len(functions), len(locations)
     report.files_with_breaks = int(report.breaks > 0)
     return report
 
 
-def fuzz_files(files: Sequence[Path], seed: int = 0, functions_per_file: int = 3, locations_per_function: int = 2,
-               codemods: Sequence[type[BreakfixCodemod]] = REGISTRY, jobs: int = 1) -> Iterator[tuple[Path, Report]]:
+def fuzz_files(
+    files: Sequence[Path],
+    seed: int = 0,
+    functions_per_file: int = 3,
+    locations_per_function: int = 2,
+    codemods: Sequence[type[BreakfixCodemod]] = REGISTRY,
+    jobs: int = 1,
+) -> Iterator[tuple[Path, Report]]:
     """Each file with its report, in order; ``jobs`` files at a time in worker processes."""
-    work = partial(fuzz_file, seed=seed, functions_per_file=functions_per_file,
-                   locations_per_function=locations_per_function, codemods=codemods)
+    work = partial(
+        fuzz_file,
+        seed=seed,
+        functions_per_file=functions_per_file,
+        locations_per_function=locations_per_function,
+        codemods=codemods,
+    )
     if jobs <= 1:
         yield from ((path, work(path)) for path in files)
         return
@@ -582,8 +696,14 @@ def fuzz_files(files: Sequence[Path], seed: int = 0, functions_per_file: int = 3
         yield from zip(files, pool.map(work, files, chunksize=4))
 
 
-def run(files: Sequence[Path], seed: int = 0, functions_per_file: int = 3, locations_per_function: int = 2,
-        codemods: Sequence[type[BreakfixCodemod]] = REGISTRY, jobs: int = 1) -> Report:
+def run(
+    files: Sequence[Path],
+    seed: int = 0,
+    functions_per_file: int = 3,
+    locations_per_function: int = 2,
+    codemods: Sequence[type[BreakfixCodemod]] = REGISTRY,
+    jobs: int = 1,
+) -> Report:
     report = Report()
     for _, result in fuzz_files(files, seed, functions_per_file, locations_per_function, codemods, jobs):
         report.add(result)

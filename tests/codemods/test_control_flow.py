@@ -1,0 +1,219 @@
+"""The control_flow codemods (BF601 branch, BF602 expert loop and empty skip, BF604 validation raise) on
+source text: where they refuse and what they write. The fixtures show one case each way through the real CLI.
+"""
+
+from __future__ import annotations
+
+import pytest
+from codemod_harness import PATH, line_of, run_codemod
+from libcst.codemod import TransformSkip, TransformSuccess
+
+
+@pytest.mark.parametrize(
+    ("source", "why"),
+    [
+        ("def f(x):\n    if x.sum() > 0:\n        y = x * 2\n    return y\n", "no else"),
+        (
+            "def f(x):\n    if x.sum() > 0:\n        y = x * 2\n    elif x.sum() < -1:\n        y = x\n    else:\n"
+            "        y = -x\n    return y\n",
+            "elif",
+        ),
+        (
+            "def f(x):\n    if x.sum() > 0:\n        x.add_(1)\n        y = x\n    else:\n        y = x\n"
+            "    return y\n",
+            "more than assign",
+        ),
+        (
+            "def f(x):\n    if x.sum() > 0:\n        y = x * 2\n    else:\n        z = x\n    return x\n",
+            "no name in common",
+        ),
+        (
+            "def f(x):\n    t = x\n    if x.sum() > 0:\n        t = x * 2\n        y = t\n    else:\n        y = x\n"
+            "    return y, t\n",
+            "t is assigned on one branch only",
+        ),
+    ],
+)
+def test_branch_refusals(source: str, why: str) -> None:
+    result = run_codemod("BF601", source, line_of(source, "if x.sum()"))
+    assert isinstance(result, TransformSkip) and why in result.skip_description, result
+
+
+def test_branch_operands_are_the_names_a_branch_rebinds_after_reading() -> None:
+    source = (
+        "def f(x, w):\n    if x.sum() > 0:\n        x = x * w\n        tmp = x\n    else:\n        x = x + 1\n"
+        "    return x\n"
+    )
+    result = run_codemod("BF601", source, 2)
+    assert isinstance(result, TransformSuccess)
+    assert "def _if_true(x):" in result.code and "def _if_false(x):" in result.code
+    assert "    x = torch.cond(x.sum() > 0, _if_true, _if_false, (x,))\n" in result.code
+    namespace: dict = {}
+    plain = result.code.replace("import torch\n", "").replace("torch.cond", "cond")
+    cond = {"cond": lambda pred, t, f, ops=(): t(*ops) if pred else f(*ops)}  # torch.cond's meaning, eagerly
+    exec(compile(plain, PATH, "exec"), cond, namespace)  # noqa: S102 (runs the rewrite, which the test wrote)
+    assert namespace["f"](_Num(2), 3).value == 6 and namespace["f"](_Num(-2), 3).value == -1
+
+
+class _Num:
+    """A stand-in with .sum() so the branch runs in plain Python."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def sum(self) -> float:
+        return self.value
+
+    def __mul__(self, other):
+        return _Num(self.value * other)
+
+    def __add__(self, other):
+        return _Num(self.value + other)
+
+
+_ROUTING = """
+def f(x, mask, experts):
+    out = torch.zeros_like(x)
+    hit = mask.sum(dim=-1).nonzero()
+    for e in hit:
+        {body}
+    return out
+"""
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        ("out.index_add_(0, torch.where(mask[e[0]])[0], experts[e[0]](x))\n        print(e)", "is used in `print(e)`"),
+        ("out += e[0]", "is used in `out += e[0]`"),  # a number, not an index
+        ('log(f"{e}")', "where a tensor and the static loop's list may differ"),  # a row formats as tensor([i])
+        ('log(f"{e[0]!r}")', "where a tensor and the static loop's int may differ"),
+        ("out.add_(experts[e[0]](x))\n        break", "a break"),
+    ],
+)
+def test_expert_loop_refusals(body: str, why: str) -> None:
+    source = _ROUTING.format(body=body)
+    result = run_codemod("BF602", source, line_of(source, "for e in hit"))
+    assert isinstance(result, TransformSkip) and why in result.skip_description, result
+
+
+@pytest.mark.parametrize(
+    ("source", "why"),
+    [
+        (
+            _ROUTING.format(body="out.add_(experts[e[0]](x))").replace("return out", "return out, hit"),
+            "hit is used again",
+        ),
+        (_ROUTING.format(body="out.add_(experts[e[0]](x))").replace("return out", "return out, e"), "e is read after"),
+        (
+            _ROUTING.format(body="out.add_(experts[e[0]](x))").replace("    hit = ", "    if x.any():\n        hit = "),
+            "the assignment is conditional",
+        ),
+        (
+            _ROUTING.format(body="out.add_(experts[e[0]](x))").replace(".nonzero()", ".nonzero(as_tuple=True)"),
+            "not a nonzero() of a tensor",
+        ),
+    ],
+)
+def test_expert_loop_refuses_what_it_cannot_see_whole(source: str, why: str) -> None:
+    result = run_codemod("BF602", source, line_of(source, "for e in hit"))
+    assert isinstance(result, TransformSkip) and why in result.skip_description, result
+
+
+def test_expert_loop_items_keep_the_shape_the_body_used() -> None:
+    # torch.nonzero(...)[0] gives index tensors: the static loop gives ints; its assignment keeps
+    # the tensor counted, which the loop's length is read from.
+    source = _ROUTING.format(body="out.index_add_(0, torch.where(mask[e])[0], experts[f'e{e}'](x))").replace(
+        "mask.sum(dim=-1).nonzero()", "torch.nonzero(mask.sum(dim=-1), as_tuple=True)[0]"
+    )
+    result = run_codemod("BF602", source, line_of(source, "for e in hit"))
+    assert isinstance(result, TransformSuccess)
+    assert "    hit = mask.sum(dim=-1)\n    for e in range(hit.shape[0]):\n" in result.code
+
+
+def test_empty_skip_refusals() -> None:
+    source = """
+        def f(x, mask):
+            for e in range(4):
+                rows = torch.where(mask[e])[0]
+                if rows.shape[0] == 0:
+                    x = x + 1
+                    continue
+                x[rows] = 0
+            return x
+    """
+    result = run_codemod("BF602", source, line_of(source, "if rows"))
+    assert isinstance(result, TransformSkip) and "more than `continue`" in result.skip_description
+    unselected = source.replace("torch.where(mask[e])[0]", "mask[e].float()").replace(
+        "                    x = x + 1\n", ""
+    )
+    result = run_codemod("BF602", unselected, line_of(unselected, "if rows"))
+    assert isinstance(result, TransformSkip) and "not selected with torch.where" in result.skip_description
+
+
+_VALIDATION = (
+    "import torch\n{prelude}\n\ndef f(x):\n    if (x < 0).any():\n        {body}\n{after}    return x.sqrt()\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("parts", "why"),
+    [
+        ({"body": 'raise KeyError("k")'}, "raises KeyError: only RuntimeError"),
+        ({"body": 'raise AssertionError("a")'}, "raises AssertionError"),
+        ({"prelude": "class BadInput(ValueError):\n    pass\n", "body": 'raise BadInput("b")'}, "raises BadInput"),
+        (
+            {"prelude": "from errors import ValueError\n", "body": 'raise ValueError("v")'},
+            "the module rebinds ValueError",
+        ),
+        ({"prelude": "bool = int\n", "body": 'raise ValueError("v")'}, "the module rebinds bool"),
+        ({"body": 'raise ValueError("v") from None'}, "raise ... from"),
+        ({"body": 'x = x.abs()\n        raise ValueError("v")'}, "more than one raise"),
+        ({"body": 'raise ValueError("v")', "after": "    else:\n        x = x.abs()\n"}, "has an else or elif"),
+        ({"body": 'raise ValueError("v", 1)'}, "more than one positional message"),
+        ({"body": "raise ValueError(MESSAGE)"}, "not a string literal or f-string"),
+        ({"body": 'raise ValueError(b"v")'}, "bytes literal"),
+        ({"body": 'raise ValueError(f"{(n := 1)}")'}, "binds a name"),
+        ({"body": 'raise ValueError(f"{super()}")'}, "calls super"),
+        ({"body": "raise builtins.ValueError"}, "raises builtins.ValueError"),
+        ({"body": "raise"}, "a bare raise"),
+    ],
+)
+def test_validation_raise_refusals(parts: dict, why: str) -> None:
+    source = _VALIDATION.format(**{"prelude": "", "after": "", **parts})
+    result = run_codemod("BF604", source, line_of(source, "if (x < 0)"))
+    assert isinstance(result, TransformSkip) and why in result.skip_description, result
+
+
+def test_validation_raise_refuses_an_elif_and_a_class_body() -> None:
+    elif_source = (
+        "def f(x):\n    if x.sum() > 1:\n        pass\n    elif (x < 0).any():\n        raise ValueError('v')\n"
+    )
+    assert "is an elif" in run_codemod("BF604", elif_source, 4).skip_description
+    class_source = (
+        "import torch\nclass C:\n    t = torch.ones(1)\n    if (t < 0).any():\n        raise ValueError('v')\n"
+    )
+    assert "not in a function body" in run_codemod("BF604", class_source, 4).skip_description
+
+
+def test_validation_raise_keeps_comments_and_the_exact_message() -> None:
+    source = """
+        def f(x, n):
+            # check first
+            if x.sum().item() > n:  # a data-dependent guard
+                # explain
+                raise TypeError(f"over {n}: " 'drop it')  # why
+            if (x < 0).any(): raise RuntimeError
+            return x
+    """
+    first = run_codemod("BF604", source, line_of(source, "if x.sum()"))
+    assert isinstance(first, TransformSuccess), first
+    assert (
+        "    # check first\n    # a data-dependent guard\n    # explain\n"
+        "    torch._check_type(torch.sym_not(bool(x.sum().item() > n)), "
+        "lambda: f\"over {n}: \" 'drop it')  # why\n"
+    ) in first.code
+    second = run_codemod("BF604", first.code, line_of(first.code, "if (x < 0)"))
+    assert isinstance(second, TransformSuccess), second
+    assert '    torch._check(torch.sym_not(bool((x < 0).any())), lambda: "")\n    return x\n' in second.code
+    assert second.code.count("import torch\n") == 1
