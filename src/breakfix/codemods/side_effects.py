@@ -60,10 +60,9 @@ class PrintInCompiledRegion(BreakfixCodemod):
     same point. Only prints whose every value prints the same inside a graph are rewritten: not a
     tensor without a format spec (its repr inside a graph has no ``grad_fn=``), not ``!r``/``!s``
     conversions, ``{x=}``, nested format specs, or ``sep``/``end``/``file``/``flush`` arguments;
-    those prints are kept eager by BF301 instead. Logging, ``warnings.warn`` and progress bars
-    are not rewritten: their handlers, filters and once-per-process registries are Python state
-    that no graph operator reproduces, so the exact fix for them is BF301's split, which runs them
-    eagerly (``logger.warning_once`` has its own exact fix, BF502). The operator is a private torch API
+    those prints are kept eager by BF301 instead. Logging and ``warnings.warn`` are BF503's (an
+    ordered custom op makes the original call when the graph runs), ``logger.warning_once`` is
+    BF502's; progress bars are kept eager by BF301. The operator is a private torch API
     (``torch._higher_order_ops``); the rewrite is verified with the torch it runs on.
     """
 
@@ -270,7 +269,7 @@ class WarningOnceInCompiledRegion(BreakfixCodemod):
     only loggers bound at module level, are rewritten (the helper reads the global, as the call
     did); a message that is not a constant while tracing fails the verification, and the call is
     left as it was. Plain ``logger.warning``/``info`` log on every call, which a trace-time call
-    cannot do, so they are not rewritten.
+    cannot do: they are BF503's.
     """
 
     CODE = "BF502"
@@ -424,7 +423,8 @@ class LoggingInCompiledRegion(BreakfixCodemod):
 
     CODE = "BF503"
     FIX_TITLE = "Log through an ordered custom operator inside the graph"
-    GB_IDS = frozenset({"GB0291", "GB0007", "GB4841"})
+    # GB0088: dynamo raised building the message (`"%.3f" % tensor`) on the line of the call.
+    GB_IDS = frozenset({"GB0291", "GB0007", "GB4841", "GB0088"})
     APPLICABILITY = Applicability.SAFE
 
     METADATA_DEPENDENCIES = (PositionProvider, QualifiedNameProvider, ParentNodeProvider)
@@ -451,8 +451,8 @@ class LoggingInCompiledRegion(BreakfixCodemod):
                 return updated
             if not isinstance(self.get_metadata(ParentNodeProvider, original), cst.Expr):
                 raise _Refused("the value of the log call is used")
-            name, call, message_at = emitter
-            style, values = _message_values(list(updated.args[message_at:]))
+            name, call, message_args = emitter
+            style, values = _message_values(list(updated.args[message_args]))
         except _Refused as why:
             self.refused = str(why)
             return updated
@@ -464,9 +464,9 @@ class LoggingInCompiledRegion(BreakfixCodemod):
                 *(cst.Arg(v) for v in values)]
         return cst.Call(func=cst.Name("_log_in_graph"), args=args)
 
-    def _emitter(self, call: cst.Call) -> tuple[str, str, int] | None:
-        """(emitter name, the call it makes, index of the message argument), or None when ``call``
-        is no log call."""
+    def _emitter(self, call: cst.Call) -> tuple[str, str, slice] | None:
+        """(emitter name, the call it makes, which arguments the emitter is given: the message and
+        its lazy arguments), or None when ``call`` is no log call."""
         names = {q.name for q in self.get_metadata(QualifiedNameProvider, call.func, set())}
         func = call.func
         if "warnings.warn" in names:
@@ -492,7 +492,7 @@ class LoggingInCompiledRegion(BreakfixCodemod):
             raise _Refused(f"{owner}.{method} is given keyword arguments or *args")
         base = f"_{owner.strip('_')}_{method}"
         if method != "log":
-            return base, f"{owner}.{method}(*args)", 0
+            return base, f"{owner}.{method}(*args)", slice(0, None)
         if not call.args:
             raise _Refused(f"{owner}.log without a level")
         level = call.args[0].value
@@ -501,9 +501,9 @@ class LoggingInCompiledRegion(BreakfixCodemod):
             raise _Refused("the level of .log is not a literal or a module-level constant")
         level_text = self.module.code_for_node(level)
         suffix = level.value if isinstance(level, cst.Integer) else level.attr.value
-        return f"{base}_{suffix}", f"{owner}.log({level_text}, *args)", 1
+        return f"{base}_{suffix}", f"{owner}.log({level_text}, *args)", slice(1, None)
 
-    def _warning(self, call: cst.Call) -> tuple[str, str, int]:
+    def _warning(self, call: cst.Call) -> tuple[str, str, slice]:
         """``warnings.warn(message[, category][, stacklevel])`` as an emitter."""
         positional = [a for a in call.args if a.keyword is None]
         keywords = {a.keyword.value: a.value for a in call.args if a.keyword is not None}
@@ -522,11 +522,10 @@ class LoggingInCompiledRegion(BreakfixCodemod):
             raise _Refused("the warning's category is not a module-level class")
         if len(positional) > 2 or "stacklevel" in keywords:
             raise _Refused("warnings.warn is given a stacklevel: the warning would be attributed to another frame")
-        # Only the message goes through the operator; the category is the emitter's.
-        call_args = call.args[:1]
-        if call_args[0].keyword is not None:
+        if call.args[0].keyword is not None:
             raise _Refused("the warning's message is a keyword argument")
-        return f"_warnings_warn_{suffix}", f"warnings.warn(*args, {category_text})", 0
+        # Only the message goes through the operator; the category is the emitter's.
+        return f"_warnings_warn_{suffix}", f"warnings.warn(*args, {category_text})", slice(0, 1)
 
     def _bound_locally(self, node: cst.CSTNode, name: str) -> bool:
         binders = m.Param(name=m.Name(name)) | m.AssignTarget(target=m.Name(name)) | m.AsName(name=m.Name(name)) \
@@ -585,7 +584,7 @@ def _message_values(args: list[cst.Arg]) -> tuple[str, list[cst.BaseExpression]]
         if "%(" in message.left.evaluated_value:
             raise _Refused("a %(name)s template takes a mapping, which a graph's operator cannot take")
         right = message.right
-        if isinstance(right, cst.Tuple) and not any(e.star for e in right.elements):
+        if isinstance(right, cst.Tuple) and not any(isinstance(e, cst.StarredElement) for e in right.elements):
             return "percent", [message.left, *(e.value for e in right.elements)]
         return "percent-one", [message.left, right]
     return "", [message, *rest]
@@ -596,16 +595,26 @@ def _message_values(args: list[cst.Arg]) -> tuple[str, list[cst.BaseExpression]]
 _LOG_SOURCES = (
     '''\
 @torch.library.custom_op(f"breakfix::{__name__.replace('.', '_')}_log", mutates_args=())
-def _log_op(emitter: str, style: str, kinds: str, tensors: list[torch.Tensor],
-            scalars: list[int | float | bool], strings: str) -> None:
+def _log_op(emitter: str, style: str, kinds: str, tensors: list[torch.Tensor], scalars: list[int | float | bool],
+            ints: list[int], strings: str) -> None:
     # A log call made by the compiled graph when it runs; registered below as an ordered effect, so no
     # backend drops it and it runs in program order, with the values of that point.
-    given = {"t": iter(tensors), "n": iter(scalars), "s": iter(strings.split("\\0"))}
-    _emit(emitter, style, [None if kind == "-" else next(given[kind]) for kind in kinds])
+    given = {"t": iter(tensors), "n": iter(scalars), "s": iter(strings.split("\\0")), "i": iter(ints)}
+    values = []
+    for kind in kinds:
+        if kind in "zul":  # a torch.Size, tuple or list of ints: its length, then its items
+            items = [next(given["i"]) for _ in range(next(given["i"]))]
+            values.append(torch.Size(items) if kind == "z" else tuple(items) if kind == "u" else items)
+        elif kind in "dv":  # a dtype or device, by its text
+            text = next(given["s"])
+            values.append(getattr(torch, text.removeprefix("torch.")) if kind == "d" else torch.device(text))
+        else:
+            values.append(None if kind == "-" else next(given[kind]))
+    _emit(emitter, style, values)
 ''',
     '''\
 @_log_op.register_fake
-def _log_op_fake(emitter, style, kinds, tensors, scalars, strings):
+def _log_op_fake(emitter, style, kinds, tensors, scalars, ints, strings):
     return None
 ''',
     "torch.library._register_effectful_op(_log_op._qualname, torch._library.effects.EffectType.ORDERED)\n",
@@ -614,23 +623,31 @@ def _log_in_graph(emitter, style, *values):
     # Under torch.compile the values go to the graph's operator; a value whose text would differ there
     # (a tensor that requires grad or is a subclass) or that it cannot take is logged directly instead,
     # which breaks the graph as the original call did.
-    if torch.compiler.is_compiling() and all(_graph_value(v) for v in values):
-        _log_op(emitter, style,
-                "".join("t" if isinstance(v, torch.Tensor) else "s" if isinstance(v, str) else "-" if v is None
-                        else "n" for v in values),
-                [v for v in values if isinstance(v, torch.Tensor)],
-                [v for v in values if not isinstance(v, (torch.Tensor, str)) and v is not None],
-                "\\0".join(v for v in values if isinstance(v, str)))
-    else:
-        _emit(emitter, style, values)
+    kinds = [_graph_kind(v) for v in values]
+    if not torch.compiler.is_compiling() or "" in kinds:
+        return _emit(emitter, style, values)
+    ints = []
+    for kind, value in zip(kinds, values):
+        if kind in "zul":
+            ints += [len(value), *value]
+    _log_op(emitter, style, "".join(kinds), [v for k, v in zip(kinds, values) if k == "t"],
+            [v for k, v in zip(kinds, values) if k == "n"], ints,
+            "\\0".join(str(v) for k, v in zip(kinds, values) if k in "sdv"))
 ''',
     '''\
-def _graph_value(value):
+def _graph_kind(value):
     if isinstance(value, torch.Tensor):
-        return type(value) is torch.Tensor and not value.requires_grad
+        return "t" if type(value) is torch.Tensor and not value.requires_grad else ""
     if isinstance(value, str):
-        return "\\0" not in value
-    return value is None or isinstance(value, (bool, int, float, torch.SymInt, torch.SymFloat, torch.SymBool))
+        return "s" if "\\0" not in value else ""
+    if isinstance(value, (torch.dtype, torch.device)):
+        return "d" if isinstance(value, torch.dtype) else "v"
+    if isinstance(value, (torch.Size, tuple, list)):
+        ints = all(isinstance(v, (int, torch.SymInt)) and not isinstance(v, bool) for v in value)
+        return ("z" if isinstance(value, torch.Size) else "u" if type(value) is tuple else "l") if ints else ""
+    if value is None:
+        return "-"
+    return "n" if isinstance(value, (bool, int, float, torch.SymInt, torch.SymFloat, torch.SymBool)) else ""
 ''',
     '''\
 def _emit(emitter, style, values):
