@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from breakfix.types import GraphBreak, LocateResult
-from breakfix.workers import run_worker
+from breakfix.worker.pool import run_worker
+from breakfix.worker.protocol import LocateRequest, LocateResult
 
 
 @dataclass(frozen=True)
@@ -25,8 +25,6 @@ def locate(options: RunOptions, overlay: dict[str, str], reference: str | None) 
 
     With ``reference`` (a path), the worker also records the eager reference run there.
     """
-    result = run_worker(
-        {"mode": "locate", "target": options.target, "inputs": options.inputs, "root": str(options.root),
-         "overlay": overlay, "reference": reference, "backend": options.backend}, options.timeout)
-    result["breaks"] = [GraphBreak.from_json(b) for b in result["breaks"]]
-    return LocateResult(**result)
+    request = LocateRequest(target=options.target, inputs=options.inputs, root=str(options.root),
+                            reference=reference, overlay=overlay, backend=options.backend)
+    return run_worker(request, options.timeout)
