@@ -26,7 +26,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from breakfix.codemods import BY_CODE, FixRequest
-from breakfix.types import Frame, GraphBreak
+from breakfix.types import BreakFacts, Frame, GraphBreak
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 LIBRARY_FILE = "/usr/lib/python3/site-packages/somelib/__init__.py"
@@ -71,7 +71,7 @@ def test_text_tier(case: Case) -> None:
     brk = case.break_at(case.folder)
     entry = case.spec["breaks"][0]
     request = FixRequest(brk=brk, target_file=str((case.folder / "before.py").resolve()),
-                         target_qualname=case.spec["target"], facts=json.loads(entry.get("facts", "{}")))
+                         target_qualname=case.spec["target"], facts=BreakFacts.from_json(json.loads(entry.get("facts", "{}"))))
     path = codemod.file_to_edit(request)
     assert Path(path) == (case.folder / "before.py").resolve(), "fixtures keep the edited code in before.py"
     result = transform_module(codemod(CodemodContext(filename=path), request), before)

@@ -23,7 +23,7 @@ from breakfix.codemods import BreakfixCodemod, FixRequest
 from breakfix.errors import CannotVerify, TargetError
 from breakfix.locator import RunOptions, locate
 from breakfix.project import is_project_file
-from breakfix.types import Applicability, Attempt, BreakReport, FileChange, GraphBreak, RunReport
+from breakfix.types import Applicability, Attempt, BreakFacts, BreakReport, FileChange, GraphBreak, RunReport
 from breakfix.verifier import check, repeat
 from breakfix.worker.protocol import CheckResult, LocateResult
 
@@ -120,7 +120,7 @@ class Engine:
                 tried.add(_identity(brk))
                 report = reports[_identity(brk)]
                 request = FixRequest(brk=brk, target_file=found.target_file, target_qualname=found.target_qualname,
-                                     facts=facts.get(f"{brk.site.filename}:{brk.site.lineno}", {}),
+                                     facts=facts.get(f"{brk.site.filename}:{brk.site.lineno}", BreakFacts()),
                                      sources=dict(self.overlay), other_breaks=tuple(b for b in breaks if b is not brk))
                 outcome = self._fix_one(request, report, reference)
                 if outcome is None:

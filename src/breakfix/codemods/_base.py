@@ -17,7 +17,7 @@ import libcst.matchers as m
 from libcst.codemod import CodemodContext, SkipFile, VisitorBasedCodemodCommand
 from libcst.metadata import PositionProvider
 
-from breakfix.types import Applicability, GraphBreak
+from breakfix.types import Applicability, BreakFacts, GraphBreak
 
 DOC_HEADINGS = ("What it fixes", "Why it breaks", "Example", "Fix safety")
 
@@ -29,7 +29,7 @@ class FixRequest:
     brk: GraphBreak
     target_file: str
     target_qualname: str
-    facts: dict = field(default_factory=dict)  # runtime facts the worker measured for this break
+    facts: BreakFacts = field(default_factory=BreakFacts)  # what the worker measured at this break
     sources: dict[str, str] = field(default_factory=dict)  # files already rewritten in memory
     other_breaks: tuple[GraphBreak, ...] = ()  # the other breaks located in the code as rewritten so far
 

@@ -10,7 +10,7 @@ from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import ParentNodeProvider, PositionProvider, QualifiedNameProvider
 
 from breakfix.codemods._base import BreakfixCodemod, existing_helper, index_after_imports, insert_top_level
-from breakfix.types import Applicability
+from breakfix.types import Applicability, ValueKind
 
 ORDERED_PRINT = "torch._higher_order_ops.print"
 
@@ -20,17 +20,23 @@ ORDERED_PRINT = "torch._higher_order_ops.print"
 # Tensor.__format__ then formats its item().
 _SCALAR_METHODS = frozenset({"item", "size", "dim", "ndimension", "numel", "nelement", "element_size"})
 _DESCRIPTIONS = frozenset({"dtype", "device", "ndim", "is_cuda"})
+# What a value measured at the break (BreakFacts.values) may have held for its text to be the same
+# in a graph: Python scalars and strings, which torch.compile passes to the print operator as they are.
+_SAME_TEXT_KINDS = frozenset({ValueKind.INT, ValueKind.FLOAT, ValueKind.BOOL, ValueKind.STR, ValueKind.NONE})
 
 
 class PrintInCompiledRegion(BreakfixCodemod):
     """Print through torch's ordered print operator, so the print is part of the compiled graph.
 
     ## What it fixes
-    A ``print(...)`` inside compiled code, directly in the compiled function or in a helper it
-    calls, inside a loop or a branch too, when what it prints is text, numbers read off tensors
-    (``loss.item()``, ``x.norm().item():.3f``, ``x.shape[0]``, ``x.size(1)``, ``len(batch)``),
-    loop counters of ``range``/``enumerate``, dtypes and devices, or any value formatted with a
-    format spec (``{loss:.4f}``).
+    A ``print(...)`` inside compiled code, directly in the compiled function or in a helper, a
+    method or a child module it calls (in this file or another, 1-3 calls deep), inside a loop or
+    a branch too, when what it prints is text, numbers read off tensors (``loss.item()``,
+    ``x.norm().item():.3f``, ``x.shape[0]``, ``x.size(1)``, ``len(batch)``), loop counters of
+    ``range``/``enumerate``, dtypes and devices, any value formatted with a format spec
+    (``{loss:.4f}``), or a name, attribute or subscript (``self.step``, ``lr``, ``cfg["name"]``)
+    that the worker measured holding an int, float, bool, str or None every time the line ran
+    during the eager run of the target.
 
     ## Why it breaks
     Dynamo cannot put the builtin ``print`` into a graph, so it stops there (GB0059). Torch has a
@@ -58,7 +64,11 @@ class PrintInCompiledRegion(BreakfixCodemod):
     ## Fix safety
     Safe: the same text is printed, on every call, in the same order, from values computed at the
     same point. Only prints whose every value prints the same inside a graph are rewritten: not a
-    tensor without a format spec (its repr inside a graph has no ``grad_fn=``), not ``!r``/``!s``
+    tensor without a format spec (its repr inside a graph has no ``grad_fn=``), nor a name or
+    attribute measured holding one, a list of tensors, a module or any other object (their text
+    is not the graph's), nor one whose type was not measured (an expression that calls something
+    is not evaluated to measure it); the measure is the example inputs' run, and the rewrite is
+    verified on the same inputs. Not ``!r``/``!s``
     conversions, ``{x=}``, nested format specs, or ``sep``/``end``/``file``/``flush`` arguments;
     those prints are kept eager by BF301 instead. Logging and ``warnings.warn`` are BF503's (an
     ordered custom op makes the original call when the graph runs), ``logger.warning_once`` is
@@ -111,8 +121,14 @@ class PrintInCompiledRegion(BreakfixCodemod):
             if conversion:
                 raise _Refused("a !r/!s/!a conversion in the f-string")
             if not spec and not _prints_the_same(expression, counters):
-                raise _Refused(f"`{cst.Module([]).code_for_node(expression)}` may be a tensor, whose repr "
-                               "differs inside a graph")
+                text = cst.Module([]).code_for_node(expression)
+                kinds = self.request.facts.kinds_of(text)
+                if not kinds:
+                    raise _Refused(f"`{text}` may be a tensor, whose repr differs inside a graph (its runtime type "
+                                   "was not measured)")
+                if not set(kinds) <= _SAME_TEXT_KINDS:
+                    shown = " or ".join(k.value for k in kinds)
+                    raise _Refused(f"`{text}` held a {shown} at the break, whose text differs inside a graph")
             values.append(expression)
             return "{" + str(len(values) - 1) + (":" + spec if spec else "") + "}"
 
@@ -159,7 +175,7 @@ def _fstring_template(string: cst.FormattedString, field) -> str:
             out.append(text(part.value))
             continue
         if part.equal is not None:
-            raise _Refused("a {x=} in the f-string")
+            raise _Refused("a {x=} in the f-string (an implicit !r conversion)")
         spec_parts = part.format_spec or ()
         if any(not isinstance(p, cst.FormattedStringText) for p in spec_parts):
             raise _Refused("a nested format spec in the f-string")
