@@ -613,6 +613,8 @@ class DataDependentTail(BreakfixCodemod):
     it sees: a tensor of another shape, names only that branch binds, indices from ``nonzero()``.
     The longformer/LED self-attention is this: ``if is_global_attn:`` concatenates global-key
     scores onto the local ones, and later ``if is_global_attn:`` blocks use them.
+    An early ``return`` under a data-dependent test of any form (``if torch.isnan(loss).any():
+    return fallback``) is one too: the rest of the function is what the test decides.
 
     ## Why it breaks
     Dynamo traces one path through the code; a data-dependent flag is only known when the graph
@@ -668,9 +670,11 @@ class DataDependentTail(BreakfixCodemod):
     what would change the meaning, so such a rewrite does not compile and is not written: a tail
     that updates an input or a captured tensor in place, returns an input unchanged, returns
     results whose dtype or number differ between the copies, or rebinds a name that is not a
-    tensor. Refused before trying: the ``if`` is not a statement of the function's own body, or
-    its test is not a plain name; the tail rebinds the flag, has no final ``return``, returns from
-    inside a block, yields, awaits, defines a function, class or lambda, or declares
+    tensor. A test that is not a plain name (``if torch.isnan(loss).any():`` over an early
+    ``return``) is first named where it stands (``_taken = torch.isnan(loss).any()``), which
+    evaluates it once, at the same point, as the ``if`` did. Refused before trying: the ``if`` is
+    not a statement of the function's own body; the tail rebinds the flag, has no final
+    ``return``, returns from inside a block, yields, awaits, defines a function, class or lambda, or declares
     ``global``/``nonlocal``; an ``elif`` tests the flag; the function's own nested functions use
     a name the tail binds, or it calls ``locals``/``vars``/``eval``/``exec``. Both copies are traced
     when the code compiles, so code that only the untaken copy runs must compile too.
@@ -698,20 +702,27 @@ class DataDependentTail(BreakfixCodemod):
                 break
         else:
             return updated
+        hoisted: list[cst.BaseStatement] = []
         if not isinstance(statement.test, cst.Name):
-            self.refused = "the if's test is not a plain name"
-            return updated
+            # `if torch.isnan(loss).any():` tests a value once, where it stands: name it there, and
+            # the tail tests the name (which nothing else binds) with the same truth.
+            flag = fresh_name("_taken", names_in(original))
+            hoisted = [cst.SimpleStatementLine([cst.Assign([cst.AssignTarget(cst.Name(flag))], statement.test)],
+                                               leading_lines=statement.leading_lines)]
+            statements[index] = statement.with_changes(test=cst.Name(flag), leading_lines=())
+            original = original.with_changes(body=original.body.with_changes(body=statements))
         try:
-            replacement = self._rewrite(original, index, statement.test.value)
+            replacement = self._rewrite(original, index, cst.ensure_type(statements[index], cst.If).test.value)
         except _Refused as why:
             self.refused = str(why)
             return updated
         self.rewritten += 1
-        return updated.with_changes(body=updated.body.with_changes(body=[*statements[:index], *replacement]))
+        body = [*statements[:index], *hoisted, *replacement]
+        return updated.with_changes(body=updated.body.with_changes(body=body))
 
     def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
         if not self.rewritten:
-            raise self.skip(self.refused or f"no `if NAME:` in a function body at line {self.request.brk.site.lineno}")
+            raise self.skip(self.refused or f"no `if` in a function body at line {self.request.brk.site.lineno}")
         AddImportsVisitor.add_needed_import(self.context, "torch")
         return updated
 
