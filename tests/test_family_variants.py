@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-HEADER = "import logging\nimport warnings\n\nimport torch\nfrom torch import nn\n\nlogger = logging.getLogger(__name__)\n"
+HEADER = ("import logging\nimport warnings\n\nimport torch\nfrom torch import nn\n\n"
+          "logger = logging.getLogger(__name__)\n")
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,8 @@ def variants() -> list[Variant]:
     for family, spec in FAMILIES.items():
         for index in range(len(spec.statements)):
             found += [Variant(family, index, place, "parameter", False) for place in PLACES]
-            found += [Variant(family, index, "target", "local", False), Variant(family, index, "method", "attribute", False),
+            found += [Variant(family, index, "target", "local", False),
+                      Variant(family, index, "method", "attribute", False),
                       Variant(family, index, "helper", "parameter", True)]
     return found
 

@@ -140,8 +140,9 @@ class DataDependentBranch(BreakfixCodemod):
         taken = names_in(self.functions[-1])
         true_fn, false_fn = fresh_name("_if_true", taken), fresh_name("_if_false", taken)
         operands = sorted(true_names | false_names, key=lambda n: outputs.index(n) if n in outputs else len(outputs))
+        true_body = [*updated.body.body, cst.parse_statement(f"return {', '.join(outputs)}\n")]
         definitions = [
-            _branch_function(true_fn, operands, [*updated.body.body, cst.parse_statement(f"return {', '.join(outputs)}\n")]),
+            _branch_function(true_fn, operands, true_body),
             _branch_function(false_fn, operands, false_body),
         ]
         arguments = [updated.test, cst.Name(true_fn), cst.Name(false_fn)]

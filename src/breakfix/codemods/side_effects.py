@@ -475,7 +475,8 @@ class LoggingInCompiledRegion(BreakfixCodemod):
         self.emitters[name] = call
         if name.startswith("_warnings_"):
             self.applicability = Applicability.UNSAFE
-            self.changes = "the warning's location becomes the emitter's line: two sites warning the same text warn once"
+            self.changes = ("the warning's location becomes the emitter's line: two sites warning the same text "
+                            "warn once")
         args = [cst.Arg(cst.SimpleString(_literal(name))), cst.Arg(cst.SimpleString(_literal(style))),
                 *(cst.Arg(v) for v in values)]
         return cst.Call(func=cst.Name("_log_in_graph"), args=args)
@@ -588,7 +589,8 @@ def _message_values(args: list[cst.Arg]) -> tuple[str, list[cst.BaseExpression]]
 
         def field(expression: cst.BaseExpression, spec: str, conversion: str) -> str:
             values.append(expression)
-            return "{" + str(len(values) - 1) + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            conversion = f"!{conversion}" if conversion else ""
+            return "{" + str(len(values) - 1) + conversion + (f":{spec}" if spec else "") + "}"
 
         template = _fstring_template(message, field)
         return "format", [cst.SimpleString(_literal(template)), *values]

@@ -186,7 +186,8 @@ def value_facts(fn: Callable, make_inputs: Callable[[], tuple], breaks: list[dic
             key, compiled = entry
             for text, code in compiled:
                 try:
-                    kind = kind_of(eval(code, frame.f_globals, frame.f_locals))  # noqa: S307 (names and attributes only)
+                    # Names, attributes, subscripts and constants only (_readable): no user code runs.
+                    kind = kind_of(eval(code, frame.f_globals, frame.f_locals))  # noqa: S307
                 except Exception:
                     continue
                 kinds = seen[key].setdefault(text, [])
