@@ -94,6 +94,7 @@ class Case:
     unsafe_only: bool = False  # negative: the codemod's rewrite exists but is unsafe, so it is not written
     multi_round: bool = False  # the fix takes more than one round: the text tier cannot replay it
     torch_tier_skip: str = ""  # why `breakfix run` cannot take the target (its rewrite is checked elsewhere)
+    refused_by: Literal["", "verification"] = ""  # negative: the codemod rewrites, the verifier refuses it
 
     @classmethod
     def read(cls, folder: Path) -> Case:
@@ -106,6 +107,8 @@ class Case:
         case: Case = _load(cls, {**table, "folder": folder, "breaks": breaks}, str(path))
         if case.unsafe_only and case.kind != "negative":
             raise FixtureSpecError(f"{path}: unsafe_only is for negative cases")
+        if case.refused_by and case.kind != "negative":
+            raise FixtureSpecError(f"{path}: refused_by is for negative cases")
         return case
 
     @property

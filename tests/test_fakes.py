@@ -20,7 +20,7 @@ from breakfix.worker import facts as facts_module
 from breakfix.worker.facts import Rejected, atoms, fit_size, opaque_op_facts, perturbations
 from breakfix.codemods import FixRequest
 from breakfix.codemods.opaque_ops import OpaqueComputation
-from breakfix.types import Frame, GraphBreak
+from breakfix.types import BreakFacts, Frame, GraphBreak
 
 
 def seed_all(seed: int) -> None:
@@ -141,29 +141,29 @@ def derived(helper, *args):
 
 def test_pil_crop_fake_has_cropped_sizes_fixed_dtype_and_hwc_layout() -> None:
     facts = derived(crop_pil, torch.rand(3, 64, 64), (10, 10, 50, 50))
-    assert facts["annotations"] == {"pic": "torch.Tensor", "box": "Sequence[int]"}
-    assert facts["returns"] == "torch.Tensor" and facts["wrap"] == ""
+    assert facts.annotations == {"pic": "torch.Tensor", "box": "Sequence[int]"}
+    assert facts.returns == "torch.Tensor" and facts.wrap == ""
     # PIL hands back HWC memory permuted to CHW: the fake states that layout, so opcheck passes.
-    assert facts["fake"] == \
+    assert facts.fake == \
         "pic.new_empty((box[3] - box[1], box[2] - box[0], pic.shape[0]), dtype=torch.float32).permute(2, 0, 1)"
-    assert facts["op_name"] == f"breakfix::{crop_pil.__module__.replace('.', '_')}_crop_pil"
+    assert facts.op_name == f"breakfix::{crop_pil.__module__.replace('.', '_')}_crop_pil"
 
 
 def test_a_view_of_the_input_is_cloned() -> None:
     facts = derived(crop_view, torch.rand(2, 8, 8), 1, 2, 4)
-    assert facts["wrap"] == "clone"
-    assert facts["fake"] == "x.new_empty((x.shape[0], size, size))"
+    assert facts.wrap == "clone"
+    assert facts.fake == "x.new_empty((x.shape[0], size, size))"
 
 
 def test_the_dtype_follows_the_input_when_a_flipped_dtype_is_followed() -> None:
     facts = derived(interp_curve, torch.rand(5))
-    assert facts["fake"] == "x.new_empty((x.shape[0],))"  # new_empty keeps x's dtype
+    assert facts.fake == "x.new_empty((x.shape[0],))"  # new_empty keeps x's dtype
 
 
 def test_tuple_outputs() -> None:
     facts = derived(sort_with_numpy, torch.rand(3, 4))
-    assert facts["returns"] == "tuple[torch.Tensor, torch.Tensor]"
-    assert facts["fake"] == "x.new_empty((x.shape[0], x.shape[1])), x.new_empty((x.shape[0], x.shape[1]), dtype=torch.int64)"
+    assert facts.returns == "tuple[torch.Tensor, torch.Tensor]"
+    assert facts.fake == "x.new_empty((x.shape[0], x.shape[1])), x.new_empty((x.shape[0], x.shape[1]), dtype=torch.int64)"
 
 
 @pytest.mark.parametrize(("helper", "args", "why"), [
@@ -199,10 +199,10 @@ def test_collect_facts_keys_by_site_one_capture_for_all_helpers() -> None:
     breaks = [*(at(line) for line in lines), {"project_stack": [call_site]}]
     facts = facts_module.collect_facts(two_helpers, lambda: (torch.rand(4, 4),), breaks, seed_all)
     assert list(facts) == [f"{here}:{line}" for line in lines]
-    crop, flat, inner = (v["opaque_op"] for v in facts.values())
-    assert crop["helper"] == "crop_view" and crop["wrap"] == "clone"
-    assert flat["rejected"].startswith("no size rule")
-    assert "nested in" in inner["rejected"]
+    crop, flat, inner = (v.opaque_op for v in facts.values())
+    assert crop.helper == "crop_view" and crop.wrap == "clone"
+    assert flat.rejected.startswith("no size rule")
+    assert "nested in" in inner.rejected
 
 
 def test_only_module_level_functions() -> None:
@@ -237,7 +237,7 @@ def fix(source: str, fact: dict | None, tmp_path) -> TransformSuccess | str:
     path.write_text(source)
     frames = [Frame(str(path), 11, "f"), Frame(str(path), 6, "smooth")]
     brk = GraphBreak("attempted to trace numpy function unsupported by PyTorch", "GB0294", "", "", [], frames, frames)
-    request = FixRequest(brk, str(path), "f", facts={"opaque_op": fact} if fact else {})
+    request = FixRequest(brk, str(path), "f", facts=BreakFacts.from_json({"opaque_op": fact}))
     result = transform_module(OpaqueComputation(CodemodContext(filename=str(path)), request), source)
     return result if isinstance(result, TransformSuccess) else result.skip_description
 
@@ -286,4 +286,5 @@ def test_codemod_skips(change, fact, why, tmp_path) -> None:
 
 def test_facts_are_json() -> None:
     facts = derived(crop_pil, torch.rand(3, 16, 16), [2, 2, 10, 12])
-    assert json.loads(json.dumps(facts)) == facts
+    typed = BreakFacts(opaque_op=facts)
+    assert BreakFacts.from_json(json.loads(json.dumps(typed.to_json()))) == typed

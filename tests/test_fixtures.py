@@ -23,7 +23,7 @@ from libcst.codemod import TransformSuccess
 
 from breakfix.codemods import BY_CODE, FixRequest
 from breakfix.engine import apply_codemod
-from breakfix.types import Applicability
+from breakfix.types import Applicability, BreakFacts
 
 CASES = all_cases()
 
@@ -55,7 +55,7 @@ def test_text_tier(case: Case) -> None:
     expected = (case.folder / "after.py").read_text()
     codemod = BY_CODE[case.code]
     request = FixRequest(brk=case.break_at(case.folder), target_file=str((case.folder / "before.py").resolve()),
-                         target_qualname=case.target, facts=case.breaks[0].facts_dict())
+                         target_qualname=case.target, facts=BreakFacts.from_json(case.breaks[0].facts_dict()))
     path = codemod.file_to_edit(request)
     assert Path(path) == (case.folder / "before.py").resolve(), "fixtures keep the edited code in before.py"
     instance, result = apply_codemod(codemod, request, path, before)
@@ -74,7 +74,7 @@ def test_text_tier(case: Case) -> None:
             "unsafe_only: the rewrite must not be a safe fix (it would be written without --unsafe-fixes)"
     else:
         assert before == expected, "a negative fixture's after.py equals its before.py"
-        assert not rewritten, "the codemod must not rewrite a negative case"
+        assert not rewritten or case.refused_by == "verification", "the codemod must not rewrite a negative case"
 
 
 def _run_cli(folder: Path, case: Case, *extra: str) -> subprocess.CompletedProcess:

@@ -14,7 +14,7 @@ from breakfix import classifier, writer
 from breakfix.codemods import BY_CODE
 from breakfix.errors import WriteRefused
 from breakfix.project import is_project_file
-from breakfix.types import FileChange, Frame, GraphBreak, TargetSpec
+from breakfix.types import BreakFacts, FileChange, Frame, GraphBreak, OpaqueOpFact, TargetSpec, ValueKind
 from breakfix.worker import sandbox
 from breakfix.worker.protocol import (CheckRequest, CheckResult, LocateRequest, LocateResult, RepeatRequest,
                                       RepeatResult, request_from_json)
@@ -38,7 +38,8 @@ def test_every_request_survives_its_json_round_trip(request_) -> None:
 
 @pytest.mark.parametrize("response", [
     LocateResult(breaks=[_break("GB0025", "Call to `torch._dynamo.graph_break()`")], graph_count=2,
-                 target_file="/p/m.py", target_qualname="f", facts={"/p/m.py:9": {"opaque_op": {"rejected": "no"}}}),
+                 target_file="/p/m.py", target_qualname="f",
+                 facts={"/p/m.py:9": BreakFacts(OpaqueOpFact(rejected="no"), {"self.step": (ValueKind.INT,)})}),
     CheckResult(ok=True, fullgraph=False, graph_count=3, breaks=[_break(None, "Unsupported")]),
     CheckResult(ok=False, fullgraph=True, reason="call 1: outputs differ", mismatch=True),
     RepeatResult(difference=""),

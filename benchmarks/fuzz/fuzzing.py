@@ -37,11 +37,9 @@ from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from breakfix.codemods import REGISTRY, BreakfixCodemod, FixRequest
 from breakfix.engine import apply_codemod
-from breakfix.types import Frame, GraphBreak
+from breakfix.types import BreakFacts, Frame, GraphBreak, OpaqueOpFact
 
 CORPUS_PACKAGES = ("torch", "libcst")
-# The runtime facts BF202 reads, under the key worker/facts.py files them.
-_OPAQUE_OP = "opaque_op"
 _ANNOTATIONS = ("torch.Tensor", "int", "float", "bool", "str", "Sequence[int]")
 # What counts, per codemod; the last six must stay 0 (harness_errors: a bug of this module).
 OUTCOMES = (
@@ -360,7 +358,7 @@ class Case:
 
     brk: GraphBreak
     target_qualname: str
-    facts: dict
+    facts: BreakFacts
     units: frozenset[str]  # the units holding its frames: the only ones a rewrite may change
     description: str
 
@@ -392,27 +390,20 @@ def _callee(functions: list[Function], caller: Function, callee: str) -> Functio
     return matches[0] if len(matches) == 1 and matches[0] is not caller else None
 
 
-def _facts(function: Function, rng: random.Random) -> dict:
+def _facts(function: Function, rng: random.Random) -> BreakFacts:
     """Plausible runtime facts for BF202, as worker/facts.py would file them for a helper like this one."""
     params = function.params
     if params.posonly_params or isinstance(params.star_arg, cst.Param) or params.star_kwarg is not None:
-        return {_OPAQUE_OP: {"rejected": f"{function.name} takes *args, **kwargs or positional-only parameters"}}
+        return BreakFacts(OpaqueOpFact(rejected=f"{function.name} takes *args, **kwargs or positional-only parameters"))
     names = [p.name.value for p in (*params.params, *params.kwonly_params)]
     annotations = {name: rng.choice(_ANNOTATIONS) for name in names}
     tensors = [n for n, a in annotations.items() if a == "torch.Tensor"]
     one = f"{tensors[0]}.new_empty((2, 3))" if tensors else "torch.empty((2, 3), dtype=torch.float32)"
     pair = rng.random() < 0.3
-    return {
-        _OPAQUE_OP: {
-            "helper": function.name,
-            "op_name": f"breakfix::fuzz_{function.name}",
-            "annotations": annotations,
-            "returns": "tuple[torch.Tensor, torch.Tensor]" if pair else "torch.Tensor",
-            "fake": f"{one}, {one}" if pair else one,
-            "wrap": rng.choice(("", "clone", "contiguous")),
-            "runs": 3,
-        }
-    }
+    return BreakFacts(OpaqueOpFact(
+        helper=function.name, op_name=f"breakfix::fuzz_{function.name}", annotations=annotations,
+        returns="tuple[torch.Tensor, torch.Tensor]" if pair else "torch.Tensor",
+        fake=f"{one}, {one}" if pair else one, wrap=rng.choice(("", "clone", "contiguous")), runs=3))
 
 
 def cases(source: Source, rng: random.Random, functions_per_file: int, locations_per_function: int) -> Iterator[Case]:

@@ -28,7 +28,8 @@ from breakfix.codemods._orchestration import eager_original_lines, new_orchestra
 from breakfix.errors import CannotVerify, TargetError
 from breakfix.locator import RunOptions, locate
 from breakfix.project import is_project_file
-from breakfix.types import Applicability, Attempt, BreakReport, FileChange, FixKind, Frame, GraphBreak, RunReport, Status
+from breakfix.types import (Applicability, Attempt, BreakFacts, BreakReport, FileChange, FixKind, Frame, GraphBreak,
+                            RunReport, Status)
 from breakfix.verifier import check, repeat
 from breakfix.worker.coverage import statement_span
 from breakfix.worker.protocol import CheckResult, LocateResult
@@ -192,7 +193,7 @@ class Engine:
                 tried.add(_identity(brk))
                 report = reports[_identity(brk)]
                 request = FixRequest(brk=brk, target_file=found.target_file, target_qualname=found.target_qualname,
-                                     facts=facts.get(f"{brk.site.filename}:{brk.site.lineno}", {}),
+                                     facts=facts.get(f"{brk.site.filename}:{brk.site.lineno}", BreakFacts()),
                                      sources=dict(self.overlay), other_breaks=tuple(b for b in breaks if b is not brk),
                                      piece_options=self.options.piece_options)
                 outcome = self._fix_one(request, report, reference)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import enum
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,3 +173,67 @@ class RunReport:
     def exit_code(self) -> int:
         """0: no break remains on disk; 1: breaks remain (including a dry run that proposes fixes)."""
         return 0 if self.remaining == 0 else 1
+
+
+# --- runtime facts the worker measures at a break, for the codemods ---------------------------------
+
+
+class ValueKind(str, enum.Enum):
+    """What a value at the break held when the worker ran the target eagerly."""
+
+    TENSOR = "tensor"  # a plain torch.Tensor that does not require grad
+    TENSOR_GRAD = "tensor requiring grad"
+    TENSOR_SUBCLASS = "parameter or tensor subclass"
+    TENSORS = "list or tuple of tensors"
+    INT = "int"
+    FLOAT = "float"
+    BOOL = "bool"
+    STR = "str"
+    NONE = "None"
+    DTYPE = "dtype"
+    DEVICE = "device"
+    INTS = "torch.Size, list or tuple of ints"
+    MODULE = "nn.Module"
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class OpaqueOpFact:
+    """What BF202 writes for the helper at the break: its custom op and derived fake kernel, or why
+    there is none (``rejected``)."""
+
+    rejected: str = ""
+    helper: str = ""
+    op_name: str = ""
+    annotations: dict[str, str] = field(default_factory=dict)
+    returns: str = ""
+    fake: str = ""
+    wrap: str = ""  # "", "clone" or "contiguous": what each returned tensor is passed through
+    runs: int = 0
+
+
+@dataclass(frozen=True)
+class BreakFacts:
+    """Everything measured at one break site (the innermost project frame's file and line)."""
+
+    opaque_op: OpaqueOpFact | None = None
+    # The kinds each argument of the print or log call at the site held, over every time the line
+    # ran; keyed by the argument's source text as ``ast.unparse`` writes it.
+    values: dict[str, tuple[ValueKind, ...]] = field(default_factory=dict)
+
+    def kinds_of(self, source: str) -> tuple[ValueKind, ...]:
+        """The kinds seen for the expression ``source`` (any formatting), or () when not measured."""
+        try:
+            return self.values.get(ast.unparse(ast.parse(source, mode="eval")), ())
+        except SyntaxError:
+            return ()
+
+    def to_json(self) -> dict:
+        return {"opaque_op": None if self.opaque_op is None else vars(self.opaque_op),
+                "values": {k: [v.value for v in kinds] for k, kinds in self.values.items()}}
+
+    @classmethod
+    def from_json(cls, data: dict) -> BreakFacts:
+        opaque = data.get("opaque_op")
+        return cls(opaque_op=None if opaque is None else OpaqueOpFact(**opaque),
+                   values={k: tuple(ValueKind(v) for v in kinds) for k, kinds in data.get("values", {}).items()})

@@ -10,7 +10,7 @@ from breakfix.codemods.host_syncs import SizeAssertOnTensor, TensorBoundsOfArang
 from breakfix.codemods.io_split import BreakInLibraryCall, IoInCompiledRegion, OpaqueLoopIteration
 from breakfix.codemods.iterators import IteratorInput
 from breakfix.codemods.opaque_ops import NumpyScalarMath, OpaqueComputation
-from breakfix.codemods.side_effects import PrintInCompiledRegion, WarningOnceInCompiledRegion
+from breakfix.codemods.side_effects import LoggingInCompiledRegion, PrintInCompiledRegion, WarningOnceInCompiledRegion
 
 REGISTRY: tuple[type[BreakfixCodemod], ...] = (
     IteratorInput,
@@ -18,6 +18,7 @@ REGISTRY: tuple[type[BreakfixCodemod], ...] = (
     AttributeReassignedFromItself,
     PrintInCompiledRegion,
     WarningOnceInCompiledRegion,
+    LoggingInCompiledRegion,
     DataDependentBranch,
     DataDependentExpertLoop,
     DataDependentTail,

@@ -18,7 +18,7 @@ from libcst.codemod import CodemodContext, SkipFile, VisitorBasedCodemodCommand
 from libcst.metadata import PositionProvider
 
 from breakfix.piece_options import PieceOptions
-from breakfix.types import Applicability, GraphBreak
+from breakfix.types import Applicability, BreakFacts, GraphBreak
 
 DOC_HEADINGS = ("What it fixes", "Why it breaks", "Example", "Fix safety")
 
@@ -30,7 +30,7 @@ class FixRequest:
     brk: GraphBreak
     target_file: str
     target_qualname: str
-    facts: dict = field(default_factory=dict)  # runtime facts the worker measured for this break
+    facts: BreakFacts = field(default_factory=BreakFacts)  # what the worker measured at this break
     sources: dict[str, str] = field(default_factory=dict)  # files already rewritten in memory
     other_breaks: tuple[GraphBreak, ...] = ()  # the other breaks located in the code as rewritten so far
     piece_options: PieceOptions = ()  # compile options of new pieces when the target's own are unknown

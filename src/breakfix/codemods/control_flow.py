@@ -18,10 +18,16 @@ class DataDependentBranch(BreakfixCodemod):
     """Turn an ``if``/``else`` (or a conditional expression) on a tensor's value into ``torch.cond``.
 
     ## What it fixes
-    A branch on a value computed from tensors, ``if x.sum() > 0:`` or
-    ``y = a if (x < 0).any() else b``, whose two branches only compute values: each branch is
-    assignments to names; the names both assign are the results, and a name only one branch
-    assigns is a temporary of that branch.
+    A branch on a value computed from tensors, ``if x.sum() > 0:``, ``if x.abs().max() > t:``,
+    ``if torch.isnan(loss).any():``, ``if a.item() > t:`` or ``y = a if (x < 0).any() else b``, in
+    the compiled function, a helper, a method or a child module (the file of the innermost project
+    frame), in a loop body too, whose branches only compute values: each branch is assignments to
+    names; the names both assign are the results, and a name only one branch assigns is a
+    temporary of that branch. An ``if`` without ``else`` is one too when each name it rebinds was
+    last bound before it by an assignment that makes a new tensor (arithmetic, or a torch function
+    or tensor method that never returns a view or its input, such as ``sum``, ``clamp``,
+    ``softmax``, ``where``; not a call of a module or method of ``self``): the untaken branch
+    passes a copy of it through (``return grad.clone()``).
 
     ## Why it breaks
     Dynamo traces one path through the code; which path a data-dependent condition takes is only
@@ -60,13 +66,21 @@ class DataDependentBranch(BreakfixCodemod):
     the meaning, so such a rewrite does not compile and is not written: a branch with side effects (print, I/O, mutating a tensor or a
     Python object), branches whose results differ in shape or dtype, a result that is an input
     unchanged (an alias), or results that are not tensors. Only branches that are plain
-    assignments are rewritten (no ``+=``, which updates a tensor in place), with an ``else``; the
-    names both branches assign are the results, and a name only one branch assigns must not be
-    mentioned anywhere else in the function; ``elif`` chains are left alone, and so is an ``if`` without ``else``:
-    its other branch keeps the very objects, which ``torch.cond`` cannot return, and a copy is
-    not the same object (an in-place update of it would no longer reach the caller's tensor). Both branches are traced when the
-    code compiles, so a branch that cannot be traced for the other branch's shapes fails to
-    compile instead of being skipped.
+    assignments are rewritten (no ``+=``, which updates a tensor in place); the names both
+    branches assign are the results, and a name only one branch assigns must not be mentioned
+    anywhere else in the function. ``elif`` chains are left alone. An ``if`` without ``else``
+    keeps the very objects on its untaken branch, which ``torch.cond`` cannot return; the rewrite
+    returns copies, which is the same only where nothing can tell a copy from the tensor. So it is
+    refused when a rebound name is a parameter or was bound another way (a loop, ``with``,
+    unpacking: it may be the caller's tensor, whose in-place updates would no longer reach the
+    caller), when its last value before the ``if`` may be a view or the input itself
+    (``x.view(...)``, ``x.to(...)``, ``x.float()``, ``self.block(x)``: a copy would not share its
+    memory), and when the function updates it in place after the ``if`` (the update would reach
+    the copy). A compound test with ``and``/``or`` (``a.item() > t and flag``) fails to compile and
+    is not written: ``and`` needs the truth of its left side while tracing, and evaluating both
+    sides would run the right side where Python skips it. Both branches are traced when the code
+    compiles, so a branch that cannot be traced for the other branch's shapes fails to compile
+    instead of being skipped.
     """
 
     CODE = "BF601"
@@ -111,18 +125,25 @@ class DataDependentBranch(BreakfixCodemod):
             self.refused = "the condition is an elif's"
             return updated
         try:
-            true_names, false_names = self._branches(updated)
+            if updated.orelse is None:
+                outputs = self._passthrough_outputs(original)
+                true_names, false_names = _read_before_bound(updated.body.body), set(outputs)
+                false_body = [cst.parse_statement(f"return {', '.join(f'{n}.clone()' for n in outputs)}\n")]
+            else:
+                true_names, false_names = self._branches(updated)
+                false_assigned = _assigned_in_order(updated.orelse.body.body)
+                outputs = [name for name in _assigned_in_order(updated.body.body) if name in false_assigned]
+                false_body = [*updated.orelse.body.body, cst.parse_statement(f"return {', '.join(outputs)}\n")]
         except _Refused as why:
             self.refused = str(why)
             return updated
-        false_assigned = _assigned_in_order(updated.orelse.body.body)
-        outputs = [name for name in _assigned_in_order(updated.body.body) if name in false_assigned]
         taken = names_in(self.functions[-1])
         true_fn, false_fn = fresh_name("_if_true", taken), fresh_name("_if_false", taken)
         operands = sorted(true_names | false_names, key=lambda n: outputs.index(n) if n in outputs else len(outputs))
+        true_body = [*updated.body.body, cst.parse_statement(f"return {', '.join(outputs)}\n")]
         definitions = [
-            _branch_function(true_fn, operands, updated.body.body, outputs),
-            _branch_function(false_fn, operands, updated.orelse.body.body, outputs),
+            _branch_function(true_fn, operands, true_body),
+            _branch_function(false_fn, operands, false_body),
         ]
         arguments = [updated.test, cst.Name(true_fn), cst.Name(false_fn)]
         call = _cond_call(arguments, operands)
@@ -150,6 +171,55 @@ class DataDependentBranch(BreakfixCodemod):
             raise self.skip(self.refused or f"no if/else or conditional expression at line {self.request.brk.site.lineno}")
         AddImportsVisitor.add_needed_import(self.context, "torch")
         return updated
+
+    def _passthrough_outputs(self, node: cst.If) -> list[str]:
+        """The names an ``if`` without ``else`` rebinds that the untaken branch passes through as
+        copies; refuse where a copy is not the same as the tensor it copies."""
+        body = node.body.body
+        if not all(m.matches(s, _ASSIGNMENT) for s in body) or m.findall(
+                node.body, m.Yield() | m.Await() | m.NamedExpr() | m.Lambda()):
+            raise _Refused("the if has no else and its body does more than assign names")
+        function = self.functions[-1]
+        start, end = self._lines(node)
+        outputs = []
+        for name in _assigned_in_order(body):
+            if len(m.findall(function, m.Name(name))) == len(m.findall(node.body, m.Name(name))):
+                continue  # a temporary of the branch
+            binding = self._binding_before(function, name, start)
+            if binding is None:
+                raise _Refused(f"the if has no else and {name} is not bound by an assignment before it: on the "
+                               "untaken branch it would hold the caller's object (or nothing), which a copy is not")
+            if not _fresh(binding):
+                raise _Refused(f"the if has no else and {name} may be a view or alias of another tensor before it "
+                               f"(`{cst.Module([]).code_for_node(binding)}`): a copy would not share its memory")
+            mutated = m.Call(func=m.Attribute(value=m.Name(name), attr=m.Name(m.MatchIfTrue(
+                lambda a: a.endswith("_") and not a.startswith("_"))))) | m.AugAssign(target=m.Name(name)) \
+                | m.AssignTarget(target=m.Subscript(value=m.Name(name)) | m.Attribute(value=m.Name(name))) \
+                | m.AugAssign(target=m.Subscript(value=m.Name(name)) | m.Attribute(value=m.Name(name)))
+            if any(self._lines(found)[0] > end for found in m.findall(function, mutated)):
+                raise _Refused(f"{name} is updated in place after the if: on the untaken branch the update would "
+                               "reach a copy")
+            outputs.append(name)
+        if not outputs:
+            raise _Refused("the if has no else and rebinds no name that is used after it")
+        return outputs
+
+    def _lines(self, node: cst.CSTNode) -> tuple[int, int]:
+        position = self.get_metadata(PositionProvider, node)
+        return position.start.line, position.end.line
+
+    def _binding_before(self, function: cst.FunctionDef, name: str, line: int) -> cst.BaseExpression | None:
+        """The value of the last binding of ``name`` before ``line`` in ``function``, when that is a
+        plain assignment and the function binds ``name`` no other way (parameters, loops, ``with``)."""
+        params = {p.name.value for p in _all_params(function.params)}
+        others = m.For(target=m.MatchIfTrue(lambda t: bool(m.findall(t, m.Name(name))))) | m.AsName(name=m.Name(name)) \
+            | m.NamedExpr(target=m.Name(name)) | m.AugAssign(target=m.Name(name)) \
+            | m.AssignTarget(target=m.Tuple() | m.List())
+        if name in params or any(m.findall(a, m.Name(name)) for a in m.findall(function, others)):
+            return None
+        assignments = [a for a in m.findall(function, m.Assign(targets=[m.AssignTarget(m.Name(name))]))
+                       if self._lines(a)[1] < line]
+        return max(assignments, key=lambda a: self._lines(a)[0]).value if assignments else None
 
     def _branches(self, node: cst.If) -> tuple[set[str], set[str]]:
         """Names each branch reads before it binds them (they become operands); refuse what is not
@@ -185,6 +255,36 @@ class _Refused(Exception):
     pass
 
 
+_ASSIGNMENT = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(
+    target=m.Name() | m.Tuple(elements=[m.AtLeastN(m.Element(m.Name()), n=1)]))])])
+
+# Tensor methods and torch functions that always return a new tensor (never a view, never their
+# input unchanged); a module call (``self.drop(x)`` may be an identity) is not one of them.
+_FRESH = frozenset({
+    "abs", "add", "sub", "mul", "div", "true_divide", "pow", "neg", "exp", "expm1", "log", "log1p", "log2", "sqrt",
+    "rsqrt", "reciprocal", "sign", "sin", "cos", "tanh", "sigmoid", "relu", "gelu", "silu", "softplus", "softmax",
+    "log_softmax", "logsumexp", "sum", "mean", "std", "var", "prod", "norm", "amax", "amin", "cumsum", "cumprod",
+    "clamp", "clip", "where", "masked_fill", "nan_to_num", "round", "floor", "ceil", "matmul", "mm", "bmm", "einsum",
+    "cat", "stack", "clone", "zeros_like", "ones_like", "full_like", "empty_like", "zeros", "ones", "full",
+    "lerp", "addcmul", "addcdiv", "maximum", "minimum", "fmod", "remainder", "normalize", "linear", "layer_norm",
+    "square", "erf", "logaddexp", "outer", "cross", "diff",
+})
+
+
+def _fresh(value: cst.BaseExpression) -> bool:
+    """Whether ``value`` always makes a new tensor (arithmetic, or a torch function or tensor method
+    of ``_FRESH``): then a copy of it is indistinguishable from it."""
+    if isinstance(value, (cst.BinaryOperation, cst.UnaryOperation)):
+        return True
+    if isinstance(value, cst.Call) and isinstance(value.func, (cst.Attribute, cst.Name)):
+        receiver = value.func.value if isinstance(value.func, cst.Attribute) else None
+        if m.matches(receiver, m.Name("self")) or m.matches(receiver, m.Attribute(value=m.Name("self"))):
+            return False  # a module or method of the object: it may hand back its input
+        name = value.func.attr.value if isinstance(value.func, cst.Attribute) else value.func.value
+        return name in _FRESH
+    return False
+
+
 def _assigned_in_order(block) -> list[str]:
     names: list[str] = []
     for statement in block:
@@ -206,10 +306,9 @@ def _read_before_bound(block) -> set[str]:
     return read & bound
 
 
-def _branch_function(name: str, params: list[str], body, outputs: list[str]) -> cst.FunctionDef:
-    statements = [*body, cst.parse_statement(f"return {', '.join(outputs)}\n")]
+def _branch_function(name: str, params: list[str], statements) -> cst.FunctionDef:
     return cst.FunctionDef(name=cst.Name(name), params=cst.Parameters([cst.Param(cst.Name(p)) for p in params]),
-                           body=cst.IndentedBlock(body=statements))
+                           body=cst.IndentedBlock(body=list(statements)))
 
 
 def _cond_call(arguments: list[cst.BaseExpression], operands: list[str]) -> cst.Call:
@@ -515,6 +614,8 @@ class DataDependentTail(BreakfixCodemod):
     it sees: a tensor of another shape, names only that branch binds, indices from ``nonzero()``.
     The longformer/LED self-attention is this: ``if is_global_attn:`` concatenates global-key
     scores onto the local ones, and later ``if is_global_attn:`` blocks use them.
+    An early ``return`` under a data-dependent test of any form (``if torch.isnan(loss).any():
+    return fallback``) is one too: the rest of the function is what the test decides.
 
     ## Why it breaks
     Dynamo traces one path through the code; a data-dependent flag is only known when the graph
@@ -570,9 +671,11 @@ class DataDependentTail(BreakfixCodemod):
     what would change the meaning, so such a rewrite does not compile and is not written: a tail
     that updates an input or a captured tensor in place, returns an input unchanged, returns
     results whose dtype or number differ between the copies, or rebinds a name that is not a
-    tensor. Refused before trying: the ``if`` is not a statement of the function's own body, or
-    its test is not a plain name; the tail rebinds the flag, has no final ``return``, returns from
-    inside a block, yields, awaits, defines a function, class or lambda, or declares
+    tensor. A test that is not a plain name (``if torch.isnan(loss).any():`` over an early
+    ``return``) is first named where it stands (``_taken = torch.isnan(loss).any()``), which
+    evaluates it once, at the same point, as the ``if`` did. Refused before trying: the ``if`` is
+    not a statement of the function's own body; the tail rebinds the flag, has no final
+    ``return``, returns from inside a block, yields, awaits, defines a function, class or lambda, or declares
     ``global``/``nonlocal``; an ``elif`` tests the flag; the function's own nested functions use
     a name the tail binds, or it calls ``locals``/``vars``/``eval``/``exec``. Both copies are traced
     when the code compiles, so code that only the untaken copy runs must compile too.
@@ -600,20 +703,27 @@ class DataDependentTail(BreakfixCodemod):
                 break
         else:
             return updated
+        hoisted: list[cst.BaseStatement] = []
         if not isinstance(statement.test, cst.Name):
-            self.refused = "the if's test is not a plain name"
-            return updated
+            # `if torch.isnan(loss).any():` tests a value once, where it stands: name it there, and
+            # the tail tests the name (which nothing else binds) with the same truth.
+            flag = fresh_name("_taken", names_in(original))
+            hoisted = [cst.SimpleStatementLine([cst.Assign([cst.AssignTarget(cst.Name(flag))], statement.test)],
+                                               leading_lines=statement.leading_lines)]
+            statements[index] = statement.with_changes(test=cst.Name(flag), leading_lines=())
+            original = original.with_changes(body=original.body.with_changes(body=statements))
         try:
-            replacement = self._rewrite(original, index, statement.test.value)
+            replacement = self._rewrite(original, index, cst.ensure_type(statements[index], cst.If).test.value)
         except _Refused as why:
             self.refused = str(why)
             return updated
         self.rewritten += 1
-        return updated.with_changes(body=updated.body.with_changes(body=[*statements[:index], *replacement]))
+        body = [*statements[:index], *hoisted, *replacement]
+        return updated.with_changes(body=updated.body.with_changes(body=body))
 
     def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
         if not self.rewritten:
-            raise self.skip(self.refused or f"no `if NAME:` in a function body at line {self.request.brk.site.lineno}")
+            raise self.skip(self.refused or f"no `if` in a function body at line {self.request.brk.site.lineno}")
         AddImportsVisitor.add_needed_import(self.context, "torch")
         return updated
 

@@ -13,9 +13,8 @@ from libcst.metadata.base_provider import LazyValue
 from breakfix.codemods._base import BreakfixCodemod
 from breakfix.codemods._purity import impurity
 from breakfix.codemods.escape_hatches import function_at
-from breakfix.types import Applicability
+from breakfix.types import Applicability, OpaqueOpFact
 
-FACT = "opaque_op"  # the key worker/facts.py files its findings under
 CUSTOM_OP = "torch.library.custom_op"
 _ATOMIC = (cst.Name, cst.Attribute, cst.Call, cst.Subscript)
 
@@ -77,21 +76,21 @@ class OpaqueComputation(BreakfixCodemod):
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:
         if len(self.request.brk.project_stack) < 2:
             raise self.skip("the break is in the compiled function itself, not in a helper it calls")
-        fact = self.request.facts.get(FACT)
-        if not fact:
+        fact = self.request.facts.opaque_op
+        if fact is None:
             raise self.skip("no runtime facts about the helper: its fake kernel cannot be derived")
-        if "rejected" in fact:
-            raise self.skip(f"no fake kernel: {fact['rejected']}")
+        if fact.rejected:
+            raise self.skip(f"no fake kernel: {fact.rejected}")
         definition = function_at(tree, self.request.brk.site.lineno)
-        if definition is None or definition not in tree.body or definition.name.value != fact["helper"]:
-            raise self.skip(f"{fact['helper']} is not a module-level function of this file")
+        if definition is None or definition not in tree.body or definition.name.value != fact.helper:
+            raise self.skip(f"{fact.helper} is not a module-level function of this file")
         if definition.decorators or definition.asynchronous:
-            raise self.skip(f"{fact['helper']} is decorated or async; a custom op wraps a plain function")
+            raise self.skip(f"{fact.helper} is decorated or async; a custom op wraps a plain function")
         reasons = impurity(definition, tree)
         if reasons:
             raise self.skip(f"the helper is not pure: {reasons[0]}")
         names = [p.name.value for p in (*definition.params.params, *definition.params.kwonly_params)]
-        if definition.params.posonly_params or set(names) != set(fact["annotations"]):
+        if definition.params.posonly_params or set(names) != set(fact.annotations):
             raise self.skip("the helper's parameters differ from the ones observed at runtime")
 
         op = self._as_custom_op(definition, fact, tree)
@@ -100,29 +99,29 @@ class OpaqueComputation(BreakfixCodemod):
         AddImportsVisitor.add_needed_import(self.context, "torch")
         return tree.with_changes(body=[*tree.body[:index], op, fake, *tree.body[index + 1:]])
 
-    def _as_custom_op(self, definition: cst.FunctionDef, fact: dict, tree: cst.Module) -> cst.FunctionDef:
-        sequence = self._sequence_name(tree) if "Sequence[int]" in fact["annotations"].values() else ""
+    def _as_custom_op(self, definition: cst.FunctionDef, fact: OpaqueOpFact, tree: cst.Module) -> cst.FunctionDef:
+        sequence = self._sequence_name(tree) if "Sequence[int]" in fact.annotations.values() else ""
 
         def annotated(param: cst.Param) -> cst.Param:
-            text = fact["annotations"][param.name.value].replace("Sequence", sequence)
+            text = fact.annotations[param.name.value].replace("Sequence", sequence)
             return param.with_changes(annotation=cst.Annotation(cst.parse_expression(text)))
 
         params = definition.params.with_changes(
             params=[annotated(p) for p in definition.params.params],
             kwonly_params=[annotated(p) for p in definition.params.kwonly_params])
-        decorator = cst.Decorator(cst.parse_expression(f'{CUSTOM_OP}("{fact["op_name"]}", mutates_args=())'))
+        decorator = cst.Decorator(cst.parse_expression(f'{CUSTOM_OP}("{fact.op_name}", mutates_args=())'))
         body = definition.body
-        if fact["wrap"]:
-            body = body.visit(_WrapReturns(fact["wrap"], is_tuple=fact["returns"] != "torch.Tensor"))
+        if fact.wrap:
+            body = body.visit(_WrapReturns(fact.wrap, is_tuple=fact.returns != "torch.Tensor"))
         return definition.with_changes(
             decorators=[decorator], params=params, body=body,
-            returns=cst.Annotation(cst.parse_expression(fact["returns"])))
+            returns=cst.Annotation(cst.parse_expression(fact.returns)))
 
-    def _fake(self, definition: cst.FunctionDef, fact: dict, names: list[str], tree: cst.Module) -> cst.FunctionDef:
+    def _fake(self, definition: cst.FunctionDef, fact: OpaqueOpFact, names: list[str], tree: cst.Module) -> cst.FunctionDef:
         # ``_`` as in the torch docs, unless the module already means something by it.
         name = f"_{definition.name.value}_fake" if m.findall(tree, m.Name("_")) else "_"
         source = (f"@{definition.name.value}.register_fake\n"
-                  f"def {name}({', '.join(names)}):\n    return {fact['fake']}\n")
+                  f"def {name}({', '.join(names)}):\n    return {fact.fake}\n")
         fake = cst.parse_statement(source, config=tree.config_for_parsing)
         return fake.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()])
 

@@ -9,8 +9,8 @@ import libcst.matchers as m
 from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import ParentNodeProvider, PositionProvider, QualifiedNameProvider
 
-from breakfix.codemods._base import BreakfixCodemod, existing_helper, insert_top_level
-from breakfix.types import Applicability
+from breakfix.codemods._base import BreakfixCodemod, existing_helper, index_after_imports, insert_top_level
+from breakfix.types import Applicability, ValueKind
 
 ORDERED_PRINT = "torch._higher_order_ops.print"
 
@@ -20,17 +20,23 @@ ORDERED_PRINT = "torch._higher_order_ops.print"
 # Tensor.__format__ then formats its item().
 _SCALAR_METHODS = frozenset({"item", "size", "dim", "ndimension", "numel", "nelement", "element_size"})
 _DESCRIPTIONS = frozenset({"dtype", "device", "ndim", "is_cuda"})
+# What a value measured at the break (BreakFacts.values) may have held for its text to be the same
+# in a graph: Python scalars and strings, which torch.compile passes to the print operator as they are.
+_SAME_TEXT_KINDS = frozenset({ValueKind.INT, ValueKind.FLOAT, ValueKind.BOOL, ValueKind.STR, ValueKind.NONE})
 
 
 class PrintInCompiledRegion(BreakfixCodemod):
     """Print through torch's ordered print operator, so the print is part of the compiled graph.
 
     ## What it fixes
-    A ``print(...)`` inside compiled code, directly in the compiled function or in a helper it
-    calls, inside a loop or a branch too, when what it prints is text, numbers read off tensors
-    (``loss.item()``, ``x.norm().item():.3f``, ``x.shape[0]``, ``x.size(1)``, ``len(batch)``),
-    loop counters of ``range``/``enumerate``, dtypes and devices, or any value formatted with a
-    format spec (``{loss:.4f}``).
+    A ``print(...)`` inside compiled code, directly in the compiled function or in a helper, a
+    method or a child module it calls (in this file or another, 1-3 calls deep), inside a loop or
+    a branch too, when what it prints is text, numbers read off tensors (``loss.item()``,
+    ``x.norm().item():.3f``, ``x.shape[0]``, ``x.size(1)``, ``len(batch)``), loop counters of
+    ``range``/``enumerate``, dtypes and devices, any value formatted with a format spec
+    (``{loss:.4f}``), or a name, attribute or subscript (``self.step``, ``lr``, ``cfg["name"]``)
+    that the worker measured holding an int, float, bool, str or None every time the line ran
+    during the eager run of the target.
 
     ## Why it breaks
     Dynamo cannot put the builtin ``print`` into a graph, so it stops there (GB0059). Torch has a
@@ -58,12 +64,15 @@ class PrintInCompiledRegion(BreakfixCodemod):
     ## Fix safety
     Safe: the same text is printed, on every call, in the same order, from values computed at the
     same point. Only prints whose every value prints the same inside a graph are rewritten: not a
-    tensor without a format spec (its repr inside a graph has no ``grad_fn=``), not ``!r``/``!s``
+    tensor without a format spec (its repr inside a graph has no ``grad_fn=``), nor a name or
+    attribute measured holding one, a list of tensors, a module or any other object (their text
+    is not the graph's), nor one whose type was not measured (an expression that calls something
+    is not evaluated to measure it); the measure is the example inputs' run, and the rewrite is
+    verified on the same inputs. Not ``!r``/``!s``
     conversions, ``{x=}``, nested format specs, or ``sep``/``end``/``file``/``flush`` arguments;
-    those prints are kept eager by BF301 instead. Logging, ``warnings.warn`` and progress bars
-    are not rewritten: their handlers, filters and once-per-process registries are Python state
-    that no graph operator reproduces, so the exact fix for them is BF301's split, which runs them
-    eagerly (``logger.warning_once`` has its own exact fix, BF502). The operator is a private torch API
+    those prints are kept eager by BF301 instead. Logging and ``warnings.warn`` are BF503's (an
+    ordered custom op makes the original call when the graph runs), ``logger.warning_once`` is
+    BF502's; progress bars are kept eager by BF301. The operator is a private torch API
     (``torch._higher_order_ops``); the rewrite is verified with the torch it runs on.
     """
 
@@ -108,10 +117,18 @@ class PrintInCompiledRegion(BreakfixCodemod):
         pieces: list[str] = []
         values: list[cst.BaseExpression] = []
 
-        def field(expression: cst.BaseExpression, spec: str) -> str:
+        def field(expression: cst.BaseExpression, spec: str, conversion: str = "") -> str:
+            if conversion:
+                raise _Refused("a !r/!s/!a conversion in the f-string")
             if not spec and not _prints_the_same(expression, counters):
-                raise _Refused(f"`{cst.Module([]).code_for_node(expression)}` may be a tensor, whose repr "
-                               "differs inside a graph")
+                text = cst.Module([]).code_for_node(expression)
+                kinds = self.request.facts.kinds_of(text)
+                if not kinds:
+                    raise _Refused(f"`{text}` may be a tensor, whose repr differs inside a graph (its runtime type "
+                                   "was not measured)")
+                if not set(kinds) <= _SAME_TEXT_KINDS:
+                    shown = " or ".join(k.value for k in kinds)
+                    raise _Refused(f"`{text}` held a {shown} at the break, whose text differs inside a graph")
             values.append(expression)
             return "{" + str(len(values) - 1) + (":" + spec if spec else "") + "}"
 
@@ -123,35 +140,10 @@ class PrintInCompiledRegion(BreakfixCodemod):
                 pieces.append(value.evaluated_value.replace("{", "{{").replace("}", "}}")
                               if isinstance(value.evaluated_value, str) else _refuse("a bytes literal"))
             elif isinstance(value, cst.FormattedString):
-                pieces.append(self._fstring(value, field))
+                pieces.append(_fstring_template(value, field))
             else:
                 pieces.append(field(value, ""))
         return " ".join(pieces), values
-
-    def _fstring(self, string: cst.FormattedString, field) -> str:
-        prefix = string.prefix.lower().replace("f", "")
-        if "b" in prefix:
-            raise _Refused("a bytes literal")
-
-        def text(raw: str) -> str:
-            # The f-string's text is already a format string ({{ and }} escaped the same way).
-            try:
-                return ast.literal_eval(f"{prefix}{string.start[len(string.prefix):]}{raw}{string.end}")
-            except (SyntaxError, ValueError) as e:  # a part that is no literal on its own (`f"\\{x}"`)
-                raise _Refused(f"cannot read the f-string's text {raw!r}") from e
-
-        out = []
-        for part in string.parts:
-            if isinstance(part, cst.FormattedStringText):
-                out.append(text(part.value))
-                continue
-            if part.conversion is not None or part.equal is not None:
-                raise _Refused("a !r/!s/!a conversion or {x=} in the f-string")
-            spec_parts = part.format_spec or ()
-            if any(not isinstance(p, cst.FormattedStringText) for p in spec_parts):
-                raise _Refused("a nested format spec in the f-string")
-            out.append(field(part.expression, text("".join(p.value for p in spec_parts))))
-        return "".join(out)
 
     def _enclosing_function(self, node: cst.CSTNode) -> cst.FunctionDef | None:
         while not isinstance(node, (cst.FunctionDef, cst.Module)):
@@ -161,6 +153,34 @@ class PrintInCompiledRegion(BreakfixCodemod):
 
 class _Refused(Exception):
     pass
+
+
+def _fstring_template(string: cst.FormattedString, field) -> str:
+    """The f-string as a ``str.format`` template; ``field(expression, spec, conversion)`` gives each
+    field's text."""
+    prefix = string.prefix.lower().replace("f", "")
+    if "b" in prefix:
+        raise _Refused("a bytes literal")
+
+    def text(raw: str) -> str:
+        # The f-string's text is already a format string ({{ and }} escaped the same way).
+        try:
+            return ast.literal_eval(f"{prefix}{string.start[len(string.prefix):]}{raw}{string.end}")
+        except (SyntaxError, ValueError) as e:  # a part that is no literal on its own (`f"\\{x}"`)
+            raise _Refused(f"cannot read the f-string's text {raw!r}") from e
+
+    out = []
+    for part in string.parts:
+        if isinstance(part, cst.FormattedStringText):
+            out.append(text(part.value))
+            continue
+        if part.equal is not None:
+            raise _Refused("a {x=} in the f-string (an implicit !r conversion)")
+        spec_parts = part.format_spec or ()
+        if any(not isinstance(p, cst.FormattedStringText) for p in spec_parts):
+            raise _Refused("a nested format spec in the f-string")
+        out.append(field(part.expression, text("".join(p.value for p in spec_parts)), part.conversion or ""))
+    return "".join(out)
 
 
 def _refuse(why: str) -> str:
@@ -265,7 +285,7 @@ class WarningOnceInCompiledRegion(BreakfixCodemod):
     only loggers bound at module level, are rewritten (the helper reads the global, as the call
     did); a message that is not a constant while tracing fails the verification, and the call is
     left as it was. Plain ``logger.warning``/``info`` log on every call, which a trace-time call
-    cannot do, so they are not rewritten.
+    cannot do: they are BF503's.
     """
 
     CODE = "BF502"
@@ -342,3 +362,324 @@ def {helper}(*args):
 
 def _warning_once_helper(logger: str) -> str:
     return f"_{logger.lstrip('_')}_warning_once"
+
+
+# Logger methods that make one record at their level; `exception` also reads the exception being
+# handled (sys.exc_info()), which a graph's operator does not see, and `warning_once` is BF502's.
+_LOGGER_METHODS = frozenset({"debug", "info", "warning", "warn", "error", "critical", "fatal", "log"})
+_LOGGING_FUNCTIONS = frozenset({f"logging.{name}" for name in _LOGGER_METHODS})
+
+
+class LoggingInCompiledRegion(BreakfixCodemod):
+    """Log through an ordered custom operator, so every log call is part of the compiled graph.
+
+    ## What it fixes
+    A log call inside compiled code: ``<logger>.debug/info/warning/warn/error/critical/fatal(...)``
+    and ``<logger>.log(LEVEL, ...)`` on a logger bound at module level (``logger =
+    logging.getLogger(__name__)``, transformers' ``logging.get_logger``), the module functions
+    ``logging.info(...)`` and friends, and ``warnings.warn(...)``. The call may sit in the compiled
+    function, in a helper, a method or a child module's ``forward`` (in this file or another, 1-3
+    calls deep), in a loop or a branch. Its message may be a string literal or any expression with
+    lazy ``%`` arguments (``logger.info("loss %.4f at step %d", loss, step)``), an f-string
+    (``f"loss {loss.item():.4f}"``, ``!r``/``!s`` too), ``"...".format(a, b)`` or ``"..." % (a, b)``;
+    its values may be tensors, ``.item()`` numbers, sizes, ints, floats, bools, strings, None.
+
+    ## Why it breaks
+    Dynamo does not trace ``logging.Logger`` methods (GB0291), the ``logging`` module functions
+    (GB4841, on the root logger's handlers) or ``warnings.warn`` (GB0007, a skipped function).
+    Ignoring them (``ignore_logging_functions``) drops the record; reordering them logs the values
+    as they are *after* the graph. A custom operator registered as an ordered effect is kept by
+    every backend and runs on every call, in program order with the graph's other effects, with the
+    values of that point. The call becomes ``_log_in_graph("<emitter>", style, *values)``: while
+    torch.compile traces it, the values go to the operator ``_log_op``, which makes the original
+    call (through a small module-level emitter, ``_logger_info`` for ``logger.info``) when the
+    graph runs; outside compiled code it makes the call directly. An f-string, ``.format`` or
+    ``%`` message is passed as its template and values and formatted when the call is made, as
+    before.
+
+    ## Example
+    ```python
+    logger = logging.getLogger(__name__)
+
+    def forward(self, x):
+        loss = (self.proj(x) ** 2).mean()
+        logger.info("loss %.4f", loss)
+        return loss
+    ```
+    becomes
+    ```python
+    def forward(self, x):
+        loss = (self.proj(x) ** 2).mean()
+        _log_in_graph("_logger_info", "", "loss %.4f", loss)
+        return loss
+    ```
+    with ``_log_in_graph``, ``_log_op`` and ``_logger_info`` defined once in the module.
+
+    ## Fix safety
+    Safe for logging: the same logger makes a record with the same level, message and arguments, on
+    every call, in the same order, from the values computed at the same point (a tensor is passed
+    by value into the graph's operator, so an in-place update after the call does not reach the
+    record). The record's location fields (``pathname``, ``lineno``, ``funcName``) are the emitter's,
+    as for BF502: a format showing them changes. Whether a value can go to the operator is decided
+    while torch.compile traces, from the value itself: a tensor that requires grad (its text names
+    a ``grad_fn``, which the graph's copy has not), a parameter or tensor subclass (their text
+    differs), a list, a dict, a module or any other object is logged by the direct call instead,
+    which breaks the graph as before; so a rewrite that only compiles for other inputs still logs
+    the same text. Unsafe for ``warnings.warn``: its location becomes the emitter's line, and the
+    once-per-location registry behind the default filter tells call sites apart by line, so two
+    sites warning the same text warn once. Refused: a logger that is an attribute, a call result
+    or a local name (the operator reads a module global), ``logger.exception`` (it reads the
+    exception being handled), ``.log`` with a level that is not a literal or a module-level
+    constant, keyword arguments other than a warning's ``category`` and ``stacklevel`` (``extra``,
+    ``exc_info``, ``stack_info``), ``*args``, a used return value, a ``{x=}`` or a nested format
+    spec in an f-string, ``.format`` with keywords and a ``%(name)s`` template. The operator is
+    built with ``torch.library.custom_op`` and the private ``torch.library._register_effectful_op``;
+    the rewrite is verified with the torch it runs on.
+    """
+
+    CODE = "BF503"
+    FIX_TITLE = "Log through an ordered custom operator inside the graph"
+    # GB0088: dynamo raised building the message (`"%.3f" % tensor`) on the line of the call.
+    GB_IDS = frozenset({"GB0291", "GB0007", "GB4841", "GB0088"})
+    APPLICABILITY = Applicability.SAFE
+
+    METADATA_DEPENDENCIES = (PositionProvider, QualifiedNameProvider, ParentNodeProvider)
+
+    def __init__(self, context, request) -> None:
+        super().__init__(context, request)
+        self.emitters: dict[str, str] = {}  # emitter name -> the call it makes
+        self.refused = ""
+        self.loggers: set[str] = set()  # module-level names bound to getLogger(...)/get_logger(...)
+
+    def visit_Module(self, node: cst.Module) -> None:
+        getter = m.Call(func=m.Name("getLogger") | m.Attribute(attr=m.Name("getLogger") | m.Name("get_logger")))
+        for statement in node.body:
+            if m.matches(statement, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(m.Name())],
+                                                                         value=getter)])):
+                self.loggers.add(statement.body[0].targets[0].target.value)
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        if not self.spans_break(original):
+            return updated
+        try:
+            emitter = self._emitter(original)
+            if emitter is None:
+                return updated
+            if not isinstance(self.get_metadata(ParentNodeProvider, original), cst.Expr):
+                raise _Refused("the value of the log call is used")
+            name, call, message_args = emitter
+            style, values = _message_values(list(updated.args[message_args]))
+        except _Refused as why:
+            self.refused = str(why)
+            return updated
+        self.emitters[name] = call
+        if name.startswith("_warnings_"):
+            self.applicability = Applicability.UNSAFE
+            self.changes = ("the warning's location becomes the emitter's line: two sites warning the same text "
+                            "warn once")
+        args = [cst.Arg(cst.SimpleString(_literal(name))), cst.Arg(cst.SimpleString(_literal(style))),
+                *(cst.Arg(v) for v in values)]
+        return cst.Call(func=cst.Name("_log_in_graph"), args=args)
+
+    def _emitter(self, call: cst.Call) -> tuple[str, str, slice] | None:
+        """(emitter name, the call it makes, which arguments the emitter is given: the message and
+        its lazy arguments), or None when ``call`` is no log call."""
+        names = {q.name for q in self.get_metadata(QualifiedNameProvider, call.func, set())}
+        func = call.func
+        if "warnings.warn" in names:
+            return self._warning(call)
+        if names & _LOGGING_FUNCTIONS and m.matches(func, m.Attribute(value=m.Name("logging"))):
+            owner, method = "logging", func.attr.value
+        elif m.matches(func, m.Attribute(attr=m.Name("exception"))) or "logging.exception" in names:
+            raise _Refused("logger.exception reads the exception being handled, which a graph's operator does not see")
+        elif m.matches(func, m.Attribute(attr=m.Name(m.MatchIfTrue(lambda n: n in _LOGGER_METHODS)))):
+            owner, method = self.module.code_for_node(func.value), func.attr.value
+            if not isinstance(func.value, cst.Name):
+                if "log" not in owner.rpartition(".")[2].lower():
+                    return None  # `torch.special.log(...)`, `self.norm.log(...)`: no logger
+                raise _Refused(f"the logger `{owner}` is not a module-level name: the graph's operator reads a "
+                               "module global")
+            if owner not in self.loggers:
+                return None  # `np.log(x)`, `math.log(x)`: a module-level name, but no logger
+            if self._bound_locally(call, owner):
+                raise _Refused(f"`{owner}` is a local name where it logs, not the module-level logger")
+        else:
+            return None
+        if any(arg.star or arg.keyword is not None for arg in call.args):
+            raise _Refused(f"{owner}.{method} is given keyword arguments or *args")
+        base = f"_{owner.strip('_')}_{method}"
+        if method != "log":
+            return base, f"{owner}.{method}(*args)", slice(0, None)
+        if not call.args:
+            raise _Refused(f"{owner}.log without a level")
+        level = call.args[0].value
+        if not (isinstance(level, cst.Integer) or m.matches(level, m.Attribute(value=m.Name(), attr=m.Name()))
+                and not self._bound_locally(call, level.value.value)):
+            raise _Refused("the level of .log is not a literal or a module-level constant")
+        level_text = self.module.code_for_node(level)
+        suffix = level.value if isinstance(level, cst.Integer) else level.attr.value
+        return f"{base}_{suffix}", f"{owner}.log({level_text}, *args)", slice(1, None)
+
+    def _warning(self, call: cst.Call) -> tuple[str, str, slice]:
+        """``warnings.warn(message[, category][, stacklevel])`` as an emitter."""
+        positional = [a for a in call.args if a.keyword is None]
+        keywords = {a.keyword.value: a.value for a in call.args if a.keyword is not None}
+        if any(a.star for a in call.args) or set(keywords) - {"category", "stacklevel"} or len(positional) > 3 \
+                or (len(positional) > 1 and "category" in keywords) or not positional:
+            raise _Refused("warnings.warn is given *args, `source` or arguments in an unusual form")
+        category = positional[1].value if len(positional) > 1 else keywords.get("category")
+        if category is None:
+            category_text, suffix = "UserWarning", "UserWarning"
+        elif isinstance(category, cst.Name) and not self._bound_locally(call, category.value):
+            category_text = suffix = category.value
+        elif m.matches(category, m.Attribute(value=m.Name(), attr=m.Name())) \
+                and not self._bound_locally(call, category.value.value):
+            category_text, suffix = self.module.code_for_node(category), category.attr.value
+        else:
+            raise _Refused("the warning's category is not a module-level class")
+        if len(positional) > 2 or "stacklevel" in keywords:
+            raise _Refused("warnings.warn is given a stacklevel: the warning would be attributed to another frame")
+        if call.args[0].keyword is not None:
+            raise _Refused("the warning's message is a keyword argument")
+        # Only the message goes through the operator; the category is the emitter's.
+        return f"_warnings_warn_{suffix}", f"warnings.warn(*args, {category_text})", slice(0, 1)
+
+    def _bound_locally(self, node: cst.CSTNode, name: str) -> bool:
+        binders = m.Param(name=m.Name(name)) | m.AssignTarget(target=m.Name(name)) | m.AsName(name=m.Name(name)) \
+            | m.For(target=m.Name(name))
+        while not isinstance(node, cst.Module):
+            node = self.get_metadata(ParentNodeProvider, node)
+            if isinstance(node, (cst.FunctionDef, cst.Lambda)) and m.findall(node, binders):
+                return True
+        return False
+
+    def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
+        if not self.emitters:
+            raise self.skip(self.refused or f"no log call (logger method, logging function or warnings.warn) "
+                                            f"at line {self.request.brk.site.lineno}")
+        body = list(updated.body)
+        config = updated.config_for_parsing
+        shared = [cst.parse_statement(text, config=config) for text in _LOG_SOURCES]
+        if all(existing_helper(body, h) for h in shared if isinstance(h, cst.FunctionDef)):
+            # A fix applied before: the emitters go after the shared helpers it wrote.
+            at = 1 + next(i for i, s in enumerate(body) if m.matches(s, m.FunctionDef(name=m.Name("_emit"))))
+            helpers = []
+        else:
+            at, helpers = index_after_imports(body), shared
+        helpers += [cst.parse_statement(_EMITTER_SOURCE.format(name=name, call=call), config=config)
+                    for name, call in sorted(self.emitters.items())]
+        for helper in helpers:
+            if isinstance(helper, cst.FunctionDef) and existing_helper(body, helper):
+                continue
+            body = insert_top_level(body, at, helper)
+            at += 1
+        AddImportsVisitor.add_needed_import(self.context, "torch")
+        return updated.with_changes(body=body)
+
+
+def _message_values(args: list[cst.Arg]) -> tuple[str, list[cst.BaseExpression]]:
+    """(style, values) that ``_emit`` turns back into the message arguments ``args``: the style is
+    "" (passed as they are), "format" (a ``str.format`` template and its values), "percent" (a
+    ``%`` template and its tuple's values) or "percent-one" (a ``%`` template and its one value)."""
+    if not args:
+        raise _Refused("the log call has no message")
+    message, rest = args[0].value, [a.value for a in args[1:]]
+    if isinstance(message, cst.FormattedString) and not rest:
+        values: list[cst.BaseExpression] = []
+
+        def field(expression: cst.BaseExpression, spec: str, conversion: str) -> str:
+            values.append(expression)
+            conversion = f"!{conversion}" if conversion else ""
+            return "{" + str(len(values) - 1) + conversion + (f":{spec}" if spec else "") + "}"
+
+        template = _fstring_template(message, field)
+        return "format", [cst.SimpleString(_literal(template)), *values]
+    if m.matches(message, m.Call(func=m.Attribute(value=m.SimpleString(), attr=m.Name("format")))) and not rest:
+        if any(a.keyword is not None or a.star for a in message.args):
+            raise _Refused("the message's .format is given keywords or *args")
+        return "format", [message.func.value, *(a.value for a in message.args)]
+    if m.matches(message, m.BinaryOperation(left=m.SimpleString(), operator=m.Modulo())) and not rest:
+        if "%(" in message.left.evaluated_value:
+            raise _Refused("a %(name)s template takes a mapping, which a graph's operator cannot take")
+        right = message.right
+        if isinstance(right, cst.Tuple) and not any(isinstance(e, cst.StarredElement) for e in right.elements):
+            return "percent", [message.left, *(e.value for e in right.elements)]
+        return "percent-one", [message.left, right]
+    return "", [message, *rest]
+
+
+# The helpers a rewritten module gets once, in this order, after its imports. Their exact text: a
+# module that already has them is reused, a different function of the same name is never overwritten.
+_LOG_SOURCES = (
+    '''\
+@torch.library.custom_op(f"breakfix::{__name__.replace('.', '_')}_log", mutates_args=())
+def _log_op(emitter: str, style: str, kinds: str, tensors: list[torch.Tensor], scalars: list[int | float | bool],
+            ints: list[int], strings: str) -> None:
+    # A log call made by the compiled graph when it runs; registered below as an ordered effect, so no
+    # backend drops it and it runs in program order, with the values of that point.
+    given = {"t": iter(tensors), "n": iter(scalars), "s": iter(strings.split("\\0")), "i": iter(ints)}
+    values = []
+    for kind in kinds:
+        if kind in "zul":  # a torch.Size, tuple or list of ints: its length, then its items
+            items = [next(given["i"]) for _ in range(next(given["i"]))]
+            values.append(torch.Size(items) if kind == "z" else tuple(items) if kind == "u" else items)
+        elif kind in "dv":  # a dtype or device, by its text
+            text = next(given["s"])
+            values.append(getattr(torch, text.removeprefix("torch.")) if kind == "d" else torch.device(text))
+        else:
+            values.append(None if kind == "-" else next(given[kind]))
+    _emit(emitter, style, values)
+''',
+    '''\
+@_log_op.register_fake
+def _log_op_fake(emitter, style, kinds, tensors, scalars, ints, strings):
+    return None
+''',
+    "torch.library._register_effectful_op(_log_op._qualname, torch._library.effects.EffectType.ORDERED)\n",
+    '''\
+def _log_in_graph(emitter, style, *values):
+    # Under torch.compile the values go to the graph's operator; a value whose text would differ there
+    # (a tensor that requires grad or is a subclass) or that it cannot take is logged directly instead,
+    # which breaks the graph as the original call did.
+    kinds = [_graph_kind(v) for v in values]
+    if not torch.compiler.is_compiling() or "" in kinds:
+        return _emit(emitter, style, values)
+    ints = []
+    for kind, value in zip(kinds, values):
+        if kind in "zul":
+            ints += [len(value), *value]
+    _log_op(emitter, style, "".join(kinds), [v for k, v in zip(kinds, values) if k == "t"],
+            [v for k, v in zip(kinds, values) if k == "n"], ints,
+            "\\0".join(str(v) for k, v in zip(kinds, values) if k in "sdv"))
+''',
+    '''\
+def _graph_kind(value):
+    if isinstance(value, torch.Tensor):
+        return "t" if type(value) is torch.Tensor and not value.requires_grad else ""
+    if isinstance(value, str):
+        return "s" if "\\0" not in value else ""
+    if isinstance(value, (torch.dtype, torch.device)):
+        return "d" if isinstance(value, torch.dtype) else "v"
+    if isinstance(value, (torch.Size, tuple, list)):
+        ints = all(isinstance(v, (int, torch.SymInt)) and not isinstance(v, bool) for v in value)
+        return ("z" if isinstance(value, torch.Size) else "u" if type(value) is tuple else "l") if ints else ""
+    if value is None:
+        return "-"
+    return "n" if isinstance(value, (bool, int, float, torch.SymInt, torch.SymFloat, torch.SymBool)) else ""
+''',
+    '''\
+def _emit(emitter, style, values):
+    if style == "format":
+        values = [values[0].format(*values[1:])]
+    elif style == "percent":
+        values = [values[0] % tuple(values[1:])]
+    elif style == "percent-one":
+        values = [values[0] % values[1]]
+    globals()[emitter](*values)
+''',
+)
+
+_EMITTER_SOURCE = '''\
+def {name}(*args):
+    {call}
+'''

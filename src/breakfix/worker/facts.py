@@ -8,11 +8,17 @@ again on them and on copies with one size, one int or one floating dtype changed
 size is fitted to a constant, an input size, an int argument, or a sum or difference of two of
 those (plus a constant). A fit must explain every run; the rendered fake is then checked against
 every run and by ``torch.library.opcheck`` on a scratch op. Whatever fails is reported as
-``{"rejected": why}``, and the codemod skips.
+``OpaqueOpFact(rejected=why)``, and the codemod skips.
+
+The other kind: what each argument of a print or log call at a break held when the line ran
+(``BreakFacts.values``), so BF501 decides from the measured type instead of refusing on "may be
+a tensor". Only arguments made of names, attributes, subscripts and constants are read (reading
+them runs no user code but properties); each time the line runs adds the kinds it saw.
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import inspect
 import io
@@ -28,7 +34,8 @@ from typing import Any
 
 import torch
 
-FACT = "opaque_op"  # facts[site][FACT]: what BF202 reads
+from breakfix.types import BreakFacts, OpaqueOpFact, ValueKind
+
 MAX_CALLS = 4  # captured calls of the helper used as base samples
 MAX_SEQUENCE = 16  # int-sequence elements turned into atoms and perturbed
 _DTYPE_FLIP = {torch.float32: torch.float64, torch.float64: torch.float32,
@@ -41,8 +48,18 @@ class Rejected(Exception):
     """The helper cannot become a custom op with a derived fake; the message says why."""
 
 
-def collect_facts(fn: Callable, make_inputs: Callable[[], tuple], breaks: list[dict], seed_all: Callable) -> dict:
+def collect_facts(fn: Callable, make_inputs: Callable[[], tuple], breaks: list[dict],
+                  seed_all: Callable) -> dict[str, BreakFacts]:
     """Facts per break site ("file:line" of the innermost project frame)."""
+    opaque = opaque_facts(fn, make_inputs, breaks, seed_all)
+    values = value_facts(fn, make_inputs, breaks, seed_all)
+    return {key: BreakFacts(opaque_op=opaque.get(key), values=values.get(key, {}))
+            for key in dict.fromkeys([*opaque, *values])}
+
+
+def opaque_facts(fn: Callable, make_inputs: Callable[[], tuple], breaks: list[dict],
+                 seed_all: Callable) -> dict[str, OpaqueOpFact]:
+    """BF202's facts per break site whose innermost project frame is a helper's."""
     helpers: dict[str, types.FunctionType | Rejected] = {}
     for brk in breaks:
         project = brk["project_stack"]
@@ -55,19 +72,145 @@ def collect_facts(fn: Callable, make_inputs: Callable[[], tuple], breaks: list[d
             helpers[f"{site['filename']}:{site['lineno']}"] = e
     found = list({h.__code__: h for h in helpers.values() if not isinstance(h, Rejected)}.values())
     if not found:
-        return {key: {FACT: {"rejected": str(e)}} for key, e in helpers.items()}
+        return {key: OpaqueOpFact(rejected=str(e)) for key, e in helpers.items()}
     try:
         calls = capture_calls(fn, make_inputs, found, seed_all)
     except Rejected as e:
-        return {key: {FACT: {"rejected": str(e)}} for key in helpers}
-    derived: dict[types.CodeType, dict] = {}
+        return {key: OpaqueOpFact(rejected=str(e)) for key in helpers}
+    derived: dict[types.CodeType, OpaqueOpFact] = {}
     for helper in found:
         try:
             derived[helper.__code__] = opaque_op_facts(helper, calls[helper.__code__], seed_all)
         except Rejected as e:
-            derived[helper.__code__] = {"rejected": str(e)}
-    return {key: {FACT: {"rejected": str(h)} if isinstance(h, Rejected) else derived[h.__code__]}
+            derived[helper.__code__] = OpaqueOpFact(rejected=str(e))
+    return {key: OpaqueOpFact(rejected=str(h)) if isinstance(h, Rejected) else derived[h.__code__]
             for key, h in helpers.items()}
+
+
+# --- what the arguments of a print or log call held ------------------------------------------------
+
+
+_LOG_METHODS = frozenset({"debug", "info", "warning", "warn", "error", "exception", "critical", "fatal", "log",
+                          "warning_once"})
+
+
+def _reported_call(call: ast.Call) -> bool:
+    """``print(...)``, ``<logger>.info(...)`` and friends, ``warnings.warn(...)``."""
+    func = call.func
+    return (isinstance(func, ast.Name) and func.id == "print") or (
+        isinstance(func, ast.Attribute) and func.attr in _LOG_METHODS)
+
+
+def _readable(node: ast.expr) -> bool:
+    """Names, attributes, subscripts by constants or names, and constants: reading them calls nothing."""
+    if isinstance(node, (ast.Name, ast.Constant)):
+        return True
+    if isinstance(node, ast.Attribute):
+        return _readable(node.value)
+    if isinstance(node, ast.Subscript):
+        return _readable(node.value) and _readable(node.slice)
+    return False
+
+
+def _argument_expressions(call: ast.Call) -> Iterator[ast.expr]:
+    """The values a print or log call formats: its arguments, an f-string's fields, a ``.format``
+    call's arguments and a ``%`` operator's right side."""
+    for arg in [*call.args, *(k.value for k in call.keywords)]:
+        if isinstance(arg, ast.Starred):
+            continue
+        if isinstance(arg, ast.JoinedStr):
+            yield from (v.value for v in arg.values if isinstance(v, ast.FormattedValue))
+        elif isinstance(arg, ast.Call) and isinstance(arg.func, ast.Attribute) and arg.func.attr == "format":
+            yield from (a for a in arg.args if not isinstance(a, ast.Starred))
+        elif isinstance(arg, ast.BinOp) and isinstance(arg.op, ast.Mod):
+            yield from (arg.right.elts if isinstance(arg.right, ast.Tuple) else [arg.right])
+        else:
+            yield arg
+
+
+def _reported_expressions(filename: str, lineno: int) -> tuple[int, list[str]]:
+    """(the first line of the statement holding the print or log call at ``lineno``, the readable
+    expressions it formats), or (0, []) when there is none."""
+    try:
+        tree = ast.parse(Path(filename).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return 0, []
+    for statement in ast.walk(tree):
+        if not isinstance(statement, ast.stmt) or isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                                         ast.ClassDef, ast.If, ast.For, ast.While,
+                                                                         ast.With, ast.Try)):
+            continue
+        if not statement.lineno <= lineno <= (statement.end_lineno or statement.lineno):
+            continue
+        calls = [n for n in ast.walk(statement) if isinstance(n, ast.Call) and _reported_call(n)]
+        found = [ast.unparse(e) for c in calls for e in _argument_expressions(c) if _readable(e)]
+        return statement.lineno, list(dict.fromkeys(found))
+    return 0, []
+
+
+def kind_of(value: Any) -> ValueKind:
+    if isinstance(value, torch.Tensor):
+        if type(value) is not torch.Tensor:
+            return ValueKind.TENSOR_SUBCLASS
+        return ValueKind.TENSOR_GRAD if value.requires_grad else ValueKind.TENSOR
+    simple = {bool: ValueKind.BOOL, int: ValueKind.INT, float: ValueKind.FLOAT, str: ValueKind.STR,
+              type(None): ValueKind.NONE, torch.dtype: ValueKind.DTYPE, torch.device: ValueKind.DEVICE}
+    if type(value) in simple:
+        return simple[type(value)]
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, torch.Tensor) for v in value):
+        return ValueKind.TENSORS
+    if isinstance(value, (list, tuple)) and all(type(v) is int for v in value):
+        return ValueKind.INTS
+    return ValueKind.MODULE if isinstance(value, torch.nn.Module) else ValueKind.OTHER
+
+
+def value_facts(fn: Callable, make_inputs: Callable[[], tuple], breaks: list[dict],
+                seed_all: Callable) -> dict[str, dict[str, tuple[ValueKind, ...]]]:
+    """Per break site holding a print or log call: the kinds each readable argument held, over one
+    eager run of the target."""
+    watched: dict[tuple[str, int], tuple[str, list[tuple[str, types.CodeType]]]] = {}
+    for brk in breaks:
+        site = brk["project_stack"][-1]
+        first, expressions = _reported_expressions(site["filename"], site["lineno"])
+        if expressions:
+            compiled = [(e, compile(e, site["filename"], "eval")) for e in expressions]
+            watched[(os.path.realpath(site["filename"]), first)] = (f"{site['filename']}:{site['lineno']}", compiled)
+    if not watched:
+        return {}
+    files = {filename for filename, _ in watched}
+    seen: dict[str, dict[str, list[ValueKind]]] = {key: {} for key, _ in watched.values()}
+
+    def local(frame: types.FrameType, event: str, arg: Any) -> Any:
+        entry = watched.get((os.path.realpath(frame.f_code.co_filename), frame.f_lineno)) if event == "line" else None
+        if entry is not None:
+            key, compiled = entry
+            for text, code in compiled:
+                try:
+                    # Names, attributes, subscripts and constants only (_readable): no user code runs.
+                    kind = kind_of(eval(code, frame.f_globals, frame.f_locals))  # noqa: S307
+                except Exception:
+                    continue
+                kinds = seen[key].setdefault(text, [])
+                if kind not in kinds:
+                    kinds.append(kind)
+        return local
+
+    def calls(frame: types.FrameType, event: str, arg: Any) -> Any:
+        return local if os.path.realpath(frame.f_code.co_filename) in files else None
+
+    seed_all(0)
+    inputs = make_inputs()
+    seed_all(0)
+    previous = sys.gettrace()
+    with _quiet(), torch.compiler.set_stance("force_eager"):
+        sys.settrace(calls)
+        try:
+            fn(*inputs)
+        except Exception:
+            return {}
+        finally:
+            sys.settrace(previous)
+    return {key: {text: tuple(kinds) for text, kinds in found.items()} for key, found in seen.items() if found}
 
 
 # --- which function is the helper --------------------------------------------------------------
@@ -412,7 +555,7 @@ def op_name(helper: types.FunctionType) -> str:
     return f"breakfix::{module}_{helper.__name__}"
 
 
-def opaque_op_facts(helper: types.FunctionType, calls: list[Call], seed_all: Callable) -> dict:
+def opaque_op_facts(helper: types.FunctionType, calls: list[Call], seed_all: Callable) -> OpaqueOpFact:
     """What BF202 writes for ``helper``, derived from its captured ``calls``."""
     signature = inspect.signature(helper)
     if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.POSITIONAL_ONLY) for p in signature.parameters.values()):
@@ -440,8 +583,8 @@ def opaque_op_facts(helper: types.FunctionType, calls: list[Call], seed_all: Cal
     outputs = derive_fake(params, runs, wrap)
     returns = "torch.Tensor" if runs[0].single else f"tuple[{', '.join(['torch.Tensor'] * len(outputs))}]"
     check_fake(helper, signature, annotations, returns, outputs, wrap, runs, len(base_runs))
-    return {"helper": helper.__name__, "op_name": op_name(helper), "annotations": annotations, "returns": returns,
-            "fake": fake_return(outputs, returns), "wrap": wrap, "runs": len(runs)}
+    return OpaqueOpFact(helper=helper.__name__, op_name=op_name(helper), annotations=annotations, returns=returns,
+                        fake=fake_return(outputs, returns), wrap=wrap, runs=len(runs))
 
 
 # --- checking the fake ---------------------------------------------------------------------------

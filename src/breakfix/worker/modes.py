@@ -57,7 +57,9 @@ def locate(request: LocateRequest, root: Path) -> LocateResult:
 def _facts(fn: Callable, make_inputs: Callable[[], tuple], breaks: list[dict]) -> dict:
     from breakfix.worker.facts import collect_facts
 
-    return collect_facts(fn, make_inputs, breaks, seed_all) if breaks else {}
+    if not breaks:
+        return {}
+    return {key: f.to_json() for key, f in collect_facts(fn, make_inputs, breaks, seed_all).items()}
 
 
 def repeat(request: RepeatRequest, root: Path) -> RepeatResult:

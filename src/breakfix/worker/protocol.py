@@ -12,7 +12,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar, Union
 
-from breakfix.types import GraphBreak
+from breakfix.types import BreakFacts, GraphBreak
 
 
 class Mode(str, enum.Enum):
@@ -29,16 +29,17 @@ class LocateResult:
     graph_count: int
     target_file: str
     target_qualname: str
-    facts: dict = field(default_factory=dict)  # per-break runtime facts for codemods, keyed "file:line"
+    facts: dict[str, BreakFacts] = field(default_factory=dict)  # per break site, keyed "file:line"
     operations: int = 0  # operations compiled graphs of project frames executed in one call (explain)
     operations_by_line: list[list] = field(default_factory=list)  # [file, line, count]: by the line that wrote them
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "facts": {k: f.to_json() for k, f in self.facts.items()}}
 
     @classmethod
     def from_json(cls, data: dict) -> LocateResult:
-        return cls(**{**data, "breaks": [GraphBreak.from_json(b) for b in data["breaks"]]})
+        return cls(**{**data, "breaks": [GraphBreak.from_json(b) for b in data["breaks"]],
+                      "facts": {k: BreakFacts.from_json(f) for k, f in data.get("facts", {}).items()}})
 
 
 @dataclass(frozen=True)
@@ -51,18 +52,19 @@ class CheckResult:
     mismatch: bool = False  # rejected because it ran but behaved differently from the reference
     graph_count: int | None = None
     breaks: list[GraphBreak] = field(default_factory=list)  # breaks left when not complete
-    facts: dict = field(default_factory=dict)
+    facts: dict[str, BreakFacts] = field(default_factory=dict)
     complete: bool = False  # no break left: the target compiled whole, or a split whose pieces all did
     split: bool = False  # the target runs eagerly (torch.compiler.disable) and calls compiled pieces
     operations: int = 0  # operations compiled code executed in the first call (worker/coverage.py)
     pieces: list[str] = field(default_factory=list)  # compiled pieces that ran in the first call
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "facts": {k: f.to_json() for k, f in self.facts.items()}}
 
     @classmethod
     def from_json(cls, data: dict) -> CheckResult:
-        return cls(**{**data, "breaks": [GraphBreak.from_json(b) for b in data.get("breaks", [])]})
+        return cls(**{**data, "breaks": [GraphBreak.from_json(b) for b in data.get("breaks", [])],
+                      "facts": {k: BreakFacts.from_json(f) for k, f in data.get("facts", {}).items()}})
 
 
 @dataclass(frozen=True)
