@@ -20,11 +20,7 @@ from pathlib import Path
 import pytest
 from libcst.codemod import CodemodContext, TransformSuccess, transform_module
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
+from breakfix._toml import tomllib
 from breakfix.codemods import BY_CODE, FixRequest
 from breakfix.types import Frame, GraphBreak
 

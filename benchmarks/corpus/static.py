@@ -18,11 +18,7 @@ import json
 import time
 from pathlib import Path
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
+from breakfix._toml import tomllib
 from breakfix.static import scan_source
 
 HERE = Path(__file__).resolve().parent

@@ -43,6 +43,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
+from breakfix.torch_apis import missing_apis
 from breakfix.types import DATA_DEPENDENT_GUARD, TENSOR_ASSERT
 
 SEEDS = (0, 1)  # one seeded call per entry: the reference and the check make the same calls
@@ -568,7 +569,8 @@ def locate(request: dict, root: Path, overlay: dict[str, str]) -> dict:
     breaks, graph_count = _collect_breaks(fn, make_inputs, orchestrator, root, request["backend"])
     return {"breaks": breaks, "graph_count": graph_count, "target_file": target_file,
             "target_qualname": request["target"].rpartition(":")[2], "orchestrator": orchestrator,
-            "facts": _facts(fn, make_inputs, breaks)}
+            "facts": _facts(fn, make_inputs, breaks), "torch_version": torch.__version__,
+            "missing_apis": list(missing_apis(request.get("apis", ())))}
 
 
 def _facts(fn: Callable, make_inputs: Callable[[], tuple], breaks: list[dict]) -> dict:

@@ -57,10 +57,8 @@ def project_targets(root: Path) -> list[TargetJob]:
     path = root / "pyproject.toml"
     if not path.is_file():
         return []
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        raise ConfigError(f"{path}: reading [tool.breakfix] needs Python 3.11 or later; give the targets on the command line") from None
+    from breakfix._toml import tomllib
+
     try:
         entries = tomllib.loads(path.read_text(encoding="utf-8")).get("tool", {}).get("breakfix", {}).get("targets", [])
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -87,8 +88,19 @@ def _check_spec(ctx: click.Context, param: click.Parameter, value: str | None) -
     return value
 
 
+def _print_versions(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """breakfix's version with the torch and Python it runs on (torch's read from its metadata, not imported)."""
+    if not value or ctx.resilient_parsing:
+        return
+    from breakfix.torch_apis import torch_version
+
+    click.echo(f"breakfix {__version__} (torch {torch_version()}, Python {platform.python_version()})")
+    ctx.exit()
+
+
 @click.group(cls=BreakfixGroup)
-@click.version_option(__version__, prog_name="breakfix")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_versions,
+              help="Show breakfix's, torch's and Python's versions and exit.")
 def main() -> None:
     """Find, fix and verify torch.compile graph breaks."""
 
@@ -251,11 +263,18 @@ def _absolute(spec: str, base: str) -> str:
 
 @main.command()
 def codemods() -> None:
-    """List every codemod: code, fix, family, applicability and the GB ids it answers."""
-    from breakfix.codemods import REGISTRY
+    """List every codemod: code, fix, family, applicability, the GB ids it answers and whether the
+    installed torch has the APIs it relies on."""
+    from breakfix.codemods import REGISTRY, REQUIRED_APIS
     from breakfix.render import Renderer
+    from breakfix.torch_apis import missing_apis, needs, torch_version
 
-    Renderer().catalogue(REGISTRY)
+    missing = set(missing_apis(REQUIRED_APIS))
+    availability = {}
+    for codemod in REGISTRY:
+        lacking = [api for api in codemod.REQUIRES if api in missing]
+        availability[codemod.CODE] = f"no: needs {needs(lacking)}" if lacking else "yes"
+    Renderer().catalogue(REGISTRY, availability, torch_version())
 
 
 @main.command()

@@ -21,11 +21,7 @@ from pathlib import Path
 
 import click
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
+from breakfix._toml import tomllib
 from breakfix.classifier import answering
 from breakfix.codemods import BY_CODE, REGISTRY, BreakfixCodemod
 from breakfix.diffing import unified_diff

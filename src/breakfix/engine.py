@@ -22,6 +22,7 @@ from breakfix import classifier, writer
 from breakfix.codemods import BreakfixCodemod, FixRequest
 from breakfix.errors import CannotVerify, TargetError
 from breakfix.locator import RunOptions, locate
+from breakfix.torch_apis import unavailable
 from breakfix.types import Applicability, Attempt, BreakReport, CheckResult, FileChange, GraphBreak, RunReport
 from breakfix.verifier import check, repeat
 
@@ -77,12 +78,15 @@ class Engine:
         self.on_disk: dict[str, str] = {}  # each touched file as read, to diff and to detect changes
         self.reproducible = False  # a second eager run of the target matched the reference
         self.revealed: list[BreakReport] = []  # breaks a kept rewrite revealed, repaired with it
+        self.torch_version = ""  # the workers' torch, and the APIs it lacks that some codemod relies on
+        self.missing_apis: frozenset[str] = frozenset()
 
     def run(self, apply: bool) -> RunReport:
         with tempfile.TemporaryDirectory(prefix="breakfix-") as tmp:
             reference = str(Path(tmp, "reference.pt"))
             self.progress(f"locating graph breaks in {self.options.target}")
             found = locate(self.options, {}, reference)
+            self.torch_version, self.missing_apis = found.torch_version, frozenset(found.missing_apis)
             if not _under_root(found.target_file, self.root):
                 # Breaks are only collected at frames inside the root: "no graph breaks" would be a guess.
                 raise TargetError(f"the target is defined in {found.target_file}, outside the project root "
@@ -164,6 +168,11 @@ class Engine:
         ``repairs_left`` deep; the two are kept only if they verify together."""
         brk = request.brk
         for codemod in codemods:
+            lacking = [api for api in codemod.REQUIRES if api in self.missing_apis]
+            if lacking:  # not offered on this torch; the report says what it needs
+                report.add_attempt(Attempt(codemod.CODE, codemod.APPLICABILITY, False,
+                                           unavailable(codemod.CODE, lacking, self.torch_version)))
+                continue
             path = codemod.file_to_edit(request)
             if not _under_root(path, self.root):
                 report.add_attempt(Attempt(codemod.CODE, codemod.APPLICABILITY, False, f"{path} is outside the project root"))

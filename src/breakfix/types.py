@@ -96,6 +96,8 @@ class LocateResult:
     target_qualname: str
     orchestrator: bool  # the target is an eager function (torch.compiler.disable) running compiled pieces
     facts: dict = field(default_factory=dict)  # per-break runtime facts for codemods, keyed "file:line"
+    torch_version: str = ""  # the worker's torch, which every fix is verified on
+    missing_apis: tuple[str, ...] = ()  # APIs some codemod relies on that this torch lacks
 
 
 @dataclass

@@ -109,6 +109,7 @@ class IoInCompiledRegion(BreakfixCodemod):
 
     CODE = "BF301"
     FIX_TITLE = "Keep the I/O eager and compile the code around it"
+    REQUIRES = ("torch.compile", "torch.compiler.disable")
     GB_IDS = frozenset({"GB0007", "GB0059", "GB0098", "GB0099", "GB0291", "GB0569"})
     APPLICABILITY = Applicability.SAFE
     # Keeping any statement eager computes exactly what it did; tried after the specific fixes.
@@ -208,6 +209,7 @@ class OpaqueLoopIteration(IoInCompiledRegion):
 
     CODE = "BF302"
     FIX_TITLE = "Iterate eagerly and compile the loop body"
+    REQUIRES = ("torch.compile", "torch.compiler.disable")
     COMPILE_LOOP_BODY = True
 
 class BreakInLibraryCall(BreakfixCodemod):
@@ -269,6 +271,7 @@ class BreakInLibraryCall(BreakfixCodemod):
 
     CODE = "BF303"
     FIX_TITLE = "Keep the library call eager where the project makes it and compile the code around it"
+    REQUIRES = ("torch.compile", "torch.compiler.disable")
     GB_IDS = EAGER_CALLEE_BREAKS  # and, as a last resort, any break inside a library
     APPLICABILITY = Applicability.SAFE
     # Tried after BF301: a split of the compiled function, when it leaves work to compile, needs
