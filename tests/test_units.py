@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 import warnings
@@ -12,6 +13,7 @@ import pytest
 from breakfix import _worker, classifier, writer
 from breakfix.codemods import BY_CODE
 from breakfix.errors import WriteRefused
+from breakfix.gb_ids import gb_id_of
 from breakfix.types import FileChange, Frame, GraphBreak, TargetSpec
 
 
@@ -29,8 +31,25 @@ def test_classifier_uses_gb_ids() -> None:
 def test_classifier_falls_back_to_reason_text_without_gb_ids() -> None:
     # A torch build without GB ids: the Gb_type wording is all there is.
     brk = _break(None, "Call to `torch._dynamo.graph_break()`", "Call to `torch._dynamo.graph_break()`\n ...")
-    assert classifier.gb_id_of(brk) == "GB0025"
+    assert gb_id_of(brk) == "GB0025"
     assert BY_CODE["BF201"] in classifier.candidates(brk)
+
+
+def test_classifier_narrows_the_broader_ids_of_other_torch_releases() -> None:
+    # next() / for on an input iterator, as torch 2.9 (GB0156) and 2.14 (GB9493) word it: the
+    # breaks of 2.13 (GB4347, GB0811) that BF101 answers first.
+    worded = {
+        ("GB0156", "Unsupported method call", "Dynamo does not know how to trace method `__next__` of class `list_iterator`"): "GB4347",
+        ("GB9493", "C-implemented special method without VariableTracker model",
+         "'list_iterator' implements '__iter__' in C and Dynamo has no model for it."): "GB0811",
+    }
+    for (gb_id, gb_type, explanation), known in worded.items():
+        brk = dataclasses.replace(_break(gb_id, gb_type), explanation=explanation)
+        assert gb_id_of(brk) == known
+        assert classifier.candidates(brk) == classifier.candidates(_break(known, "x"))
+        assert classifier.candidates(brk)[0] is BY_CODE["BF101"]
+    other = dataclasses.replace(_break("GB0156", "Unsupported method call"), explanation="method `tobytes` of class `ndarray`")
+    assert gb_id_of(other) == "GB0156"
 
 
 def test_classifier_orders_safe_first() -> None:

@@ -29,6 +29,7 @@ from breakfix.codemods._orchestration import (
     single_caller,
     temporary_name,
 )
+from breakfix.gb_ids import gb_id_of
 from breakfix.types import Applicability, GraphBreak
 
 HEAD, TAIL, BODY = temporary_name(1), temporary_name(2), temporary_name(3)
@@ -124,7 +125,7 @@ class IoInCompiledRegion(BreakfixCodemod):
     COMPILE_LOOP_BODY = False
 
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:
-        if self.request.brk.gb_id in ITERATOR_INPUT_BREAKS:
+        if gb_id_of(self.request.brk) in ITERATOR_INPUT_BREAKS:
             # The pieces would receive the iterator and break on it again on other inputs.
             raise self.skip("an iterator input would be passed on to the compiled pieces")
         brk = self.request.brk
@@ -280,7 +281,7 @@ class BreakInLibraryCall(BreakfixCodemod):
 
     @classmethod
     def refusal(cls, brk: GraphBreak) -> str | None:
-        if brk.gb_id in ITERATOR_INPUT_BREAKS:
+        if gb_id_of(brk) in ITERATOR_INPUT_BREAKS:
             return "an iterator input would be passed on to the compiled pieces"
         if len(brk.project_stack) < 2:
             return "the call is in the compiled function itself (BF301 splits it)"
