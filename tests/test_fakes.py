@@ -1,4 +1,4 @@
-"""Deriving fake kernels for BF202 (breakfix._facts): real torch, in process, no subprocess.
+"""Deriving fake kernels for BF202 (breakfix.worker.facts): real torch, in process, no subprocess.
 
 The helpers below are module-level on purpose: the facts are only derived for module-level
 functions, found by file and line like a located break.
@@ -16,8 +16,8 @@ import pytest
 import torch
 from libcst.codemod import CodemodContext, TransformSuccess, transform_module
 
-from breakfix import _facts
-from breakfix._facts import Rejected, atoms, fit_size, opaque_op_facts, perturbations
+from breakfix.worker import facts as facts_module
+from breakfix.worker.facts import Rejected, atoms, fit_size, opaque_op_facts, perturbations
 from breakfix.codemods import FixRequest
 from breakfix.codemods.opaque_ops import OpaqueComputation
 from breakfix.types import Frame, GraphBreak
@@ -135,7 +135,7 @@ def mutates_its_input(x):
 
 
 def derived(helper, *args):
-    calls = _facts.capture_calls(lambda *a: helper(*a), lambda: args, [helper], seed_all)
+    calls = facts_module.capture_calls(lambda *a: helper(*a), lambda: args, [helper], seed_all)
     return opaque_op_facts(helper, calls[helper.__code__], seed_all)
 
 
@@ -197,7 +197,7 @@ def test_collect_facts_keys_by_site_one_capture_for_all_helpers() -> None:
 
     lines = [_line_in(crop_view), _line_in(flatten_numpy), _line_in(test_only_module_level_functions) + 1]  # + nested
     breaks = [*(at(line) for line in lines), {"project_stack": [call_site]}]
-    facts = _facts.collect_facts(two_helpers, lambda: (torch.rand(4, 4),), breaks, seed_all)
+    facts = facts_module.collect_facts(two_helpers, lambda: (torch.rand(4, 4),), breaks, seed_all)
     assert list(facts) == [f"{here}:{line}" for line in lines]
     crop, flat, inner = (v["opaque_op"] for v in facts.values())
     assert crop["helper"] == "crop_view" and crop["wrap"] == "clone"
@@ -210,9 +210,9 @@ def test_only_module_level_functions() -> None:
         return x.numpy()
 
     with pytest.raises(Rejected, match="nested in"):
-        _facts.helper_at(os.path.realpath(__file__), _line_in(nested))
+        facts_module.helper_at(os.path.realpath(__file__), _line_in(nested))
     with pytest.raises(Rejected, match="not imported"):
-        _facts.helper_at("/nowhere/else.py", 3)
+        facts_module.helper_at("/nowhere/else.py", 3)
 
 
 # --- the codemod renders the facts ---------------------------------------------------------------

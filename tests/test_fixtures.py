@@ -67,8 +67,7 @@ def test_text_tier(case: Case) -> None:
     brk = case.break_at(case.folder)
     entry = case.spec["breaks"][0]
     request = FixRequest(brk=brk, target_file=str((case.folder / "before.py").resolve()),
-                         target_qualname=case.spec["target"], orchestrator=entry.get("orchestrator", False),
-                         facts=json.loads(entry.get("facts", "{}")))
+                         target_qualname=case.spec["target"], facts=json.loads(entry.get("facts", "{}")))
     path = codemod.file_to_edit(request)
     assert Path(path) == (case.folder / "before.py").resolve(), "fixtures keep the edited code in before.py"
     result = transform_module(codemod(CodemodContext(filename=path), request), before)

@@ -21,7 +21,7 @@ import pytest
 import torch
 from conftest import BREAKING_LIBRARY, HELPER_BREAK, breakfix, interruptible, make_project, snapshot
 
-from breakfix._worker import _differ
+from breakfix.worker.compare import differ
 
 REPO = Path(__file__).resolve().parents[1]
 RELIABILITY_DOC = REPO / "docs" / "reliability.md"
@@ -112,7 +112,7 @@ NAN = float("nan")
     (torch.tensor([float("inf")]), torch.tensor([-float("inf")]), "x differ: Tensor-likes are not close"),
 ])
 def test_outputs_are_compared_element_by_element(expected: object, actual: object, difference: str) -> None:
-    found = _differ(actual, expected, "x", None, None)
+    found = differ(actual, expected, "x", None, None)
     assert found.startswith(difference) if difference else found == ""
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import stat
 import warnings
@@ -10,17 +11,57 @@ from pathlib import Path
 
 import pytest
 
-from breakfix import _worker, classifier, writer
+from breakfix import classifier, writer
 from breakfix.codemods import BY_CODE
 from breakfix.errors import WriteRefused
 from breakfix.gb_ids import gb_id_of
+from breakfix.project import is_project_file
 from breakfix.types import FileChange, Frame, GraphBreak, TargetSpec
+from breakfix.worker import sandbox
+from breakfix.worker.protocol import (CheckRequest, CheckResult, LocateRequest, LocateResult, RepeatRequest,
+                                      RepeatResult, request_from_json)
 
 
 def _break(gb_id: str | None, gb_type: str, reason: str = "") -> GraphBreak:
     frames = [Frame("/p/m.py", 3, "f"), Frame("/p/m.py", 9, "g")]
     return GraphBreak(gb_type=gb_type, gb_id=gb_id, reason=reason or gb_type, explanation="", hints=[],
                       user_stack=frames, project_stack=frames)
+
+
+@pytest.mark.parametrize("request_", [
+    LocateRequest(target="m.py:f", inputs=None, root="/p", reference="/t/ref.pt", overlay={}, backend="eager",
+                  apis=("torch.cond", "torch._higher_order_ops.print")),
+    CheckRequest(target="pkg.m:C.f", inputs="m.py:inputs", root="/p", reference="/t/ref.pt",
+                 overlay={"/p/m.py": "x = 1\n"}, backend="aot_eager", rtol=1e-3, atol=1e-5),
+    RepeatRequest(target="m.py:f", inputs=None, root="/p", reference="/t/ref.pt", overlay={}),
+], ids=lambda r: r.mode.value)
+def test_every_request_survives_its_json_round_trip(request_) -> None:
+    assert request_from_json(json.loads(json.dumps(request_.to_json()))) == request_
+
+
+@pytest.mark.parametrize("response", [
+    LocateResult(breaks=[_break("GB0025", "Call to `torch._dynamo.graph_break()`")], graph_count=2,
+                 target_file="/p/m.py", target_qualname="f", facts={"/p/m.py:9": {"opaque_op": {"rejected": "no"}}},
+                 torch_version="2.9.1+cu128", missing_apis=("torch._higher_order_ops.print",)),
+    CheckResult(ok=True, fullgraph=False, graph_count=3, breaks=[_break(None, "Unsupported")]),
+    CheckResult(ok=False, fullgraph=True, reason="call 1: outputs differ", mismatch=True),
+    RepeatResult(difference=""),
+], ids=lambda r: type(r).__name__)
+def test_every_response_survives_its_json_round_trip(response) -> None:
+    assert type(response).from_json(json.loads(json.dumps(response.to_json()))) == response
+
+
+@pytest.mark.parametrize(("path", "inside"), [
+    ("/p/m.py", True),
+    ("/p/pkg/sub/m.py", True),
+    ("/elsewhere/m.py", False),
+    ("/p/.venv/lib/python3.11/site-packages/lib.py", False),
+    ("/p/usr/lib/python3/dist-packages/lib.py", False),
+    ("<string>", False),
+])
+def test_one_rule_says_which_files_belong_to_the_project(path: str, inside: bool) -> None:
+    assert is_project_file(path, "/p") is inside
+    assert not is_project_file(str(Path(sandbox.__file__)), Path(sandbox.__file__).parents[3]), "breakfix's own code"
 
 
 def test_classifier_uses_gb_ids() -> None:
@@ -133,5 +174,5 @@ def test_warnings_of_torch_itself_are_not_compared_but_the_users_are() -> None:
 
     cpp = raised("Using a non-tuple sequence for multidimensional indexing is deprecated (Triggered internally at "
                  "python_variable_indexing.cpp:349.)", "/project/model.py")
-    assert _worker._from_torch(cpp), "a C++ TORCH_WARN is attributed to the user's line but is torch's"
-    assert not _worker._from_torch(raised("loss is not finite", "/project/model.py"))
+    assert sandbox._from_torch(cpp), "a C++ TORCH_WARN is attributed to the user's line but is torch's"
+    assert not sandbox._from_torch(raised("loss is not finite", "/project/model.py"))

@@ -15,22 +15,23 @@ import time
 
 START = time.monotonic()
 
-from breakfix import workers  # noqa: E402
+from breakfix.worker import pool  # noqa: E402
+from breakfix.worker.protocol import Request, Response  # noqa: E402
 
 spans: list[dict] = []
-_run_worker = workers.run_worker
+_run_worker = pool.run_worker
 
 
-def _timed_run_worker(request: dict, timeout: float) -> dict:
+def _timed_run_worker(request: Request, timeout: float) -> Response:
     started = time.monotonic()
     try:
         return _run_worker(request, timeout)
     finally:
-        spans.append({"mode": request["mode"], "start": started - START, "end": time.monotonic() - START})
+        spans.append({"mode": request.mode.value, "start": started - START, "end": time.monotonic() - START})
 
 
 # locator.py and verifier.py bind run_worker when the engine is imported, after this patch.
-workers.run_worker = _timed_run_worker
+pool.run_worker = _timed_run_worker
 SPANS_PATH = sys.argv[1]
 atexit.register(lambda: open(SPANS_PATH, "w").write(json.dumps({"spans": spans, "end": time.monotonic() - START})))
 

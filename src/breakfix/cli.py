@@ -143,7 +143,7 @@ def run(ctx: click.Context, targets: tuple[str, ...], inputs: str | None, apply:
 
     Without TARGET, the targets are those of [tool.breakfix] targets in the root's pyproject.toml.
     """
-    from breakfix import workers
+    from breakfix.worker import pool
 
     if (rtol is None) != (atol is None):
         raise click.UsageError("--rtol and --atol must be given together", ctx)
@@ -154,7 +154,7 @@ def run(ctx: click.Context, targets: tuple[str, ...], inputs: str | None, apply:
     jobs = _jobs(ctx, targets, inputs, root_path)
     if emit_test is not None and not (len(jobs) == 1 and targets):
         raise click.UsageError("--emit-test needs exactly one TARGET", ctx)
-    workers.start()  # torch imports in the zygotes while the rest loads here
+    pool.start()  # torch imports in the zygotes while the rest loads here
     from breakfix.engine import Engine
     from breakfix.locator import RunOptions
     from breakfix.render import Renderer

@@ -22,9 +22,11 @@ from breakfix import classifier, writer
 from breakfix.codemods import BreakfixCodemod, FixRequest
 from breakfix.errors import CannotVerify, TargetError
 from breakfix.locator import RunOptions, locate
+from breakfix.project import is_project_file
 from breakfix.torch_apis import unavailable
-from breakfix.types import Applicability, Attempt, BreakReport, CheckResult, FileChange, GraphBreak, RunReport
+from breakfix.types import Applicability, Attempt, BreakReport, FileChange, GraphBreak, RunReport
 from breakfix.verifier import check, repeat
+from breakfix.worker.protocol import CheckResult, LocateResult
 
 Progress = Callable[[str], None]
 REPAIR_DEPTH = 2  # how many breaks revealed one inside another's rewrite are repaired before giving up
@@ -62,11 +64,6 @@ def apply_codemod(codemod: type[BreakfixCodemod], request: FixRequest, path: str
     return instance, transform_module(instance, source)
 
 
-def _under_root(path: str, root: Path) -> bool:
-    real = Path(os.path.realpath(path))
-    return real.is_relative_to(root) and "site-packages" not in real.parts
-
-
 class Engine:
     def __init__(self, options: RunOptions, unsafe_fixes: bool, max_rounds: int, progress: Progress) -> None:
         self.options = options
@@ -87,7 +84,7 @@ class Engine:
             self.progress(f"locating graph breaks in {self.options.target}")
             found = locate(self.options, {}, reference)
             self.torch_version, self.missing_apis = found.torch_version, frozenset(found.missing_apis)
-            if not _under_root(found.target_file, self.root):
+            if not is_project_file(found.target_file, self.root):
                 # Breaks are only collected at frames inside the root: "no graph breaks" would be a guess.
                 raise TargetError(f"the target is defined in {found.target_file}, outside the project root "
                                   f"{self.root}: its breaks can be neither located nor fixed (see --root)")
@@ -108,9 +105,9 @@ class Engine:
             verified=verified, graph_count_before=found.graph_count,
             graph_count_after=graph_count_after if verified else None, remaining=remaining)
 
-    def _fix_all(self, found, reference: str) -> tuple[list[BreakReport], bool, int | None, int]:
+    def _fix_all(self, found: LocateResult, reference: str) -> tuple[list[BreakReport], bool, int | None, int]:
         """Fix breaks round by round; True when the final overlay is verified with fullgraph=True."""
-        breaks, facts, orchestrator = found.breaks, found.facts, found.orchestrator
+        breaks, facts = found.breaks, found.facts
         reports: dict[tuple, BreakReport] = {}
         verified, graph_count, rounds = not breaks, None, 0
         while breaks and rounds < self.max_rounds:
@@ -127,14 +124,14 @@ class Engine:
                 tried.add(_identity(brk))
                 report = reports[_identity(brk)]
                 request = FixRequest(brk=brk, target_file=found.target_file, target_qualname=found.target_qualname,
-                                     orchestrator=orchestrator, facts=facts.get(f"{brk.site.filename}:{brk.site.lineno}", {}),
+                                     facts=facts.get(f"{brk.site.filename}:{brk.site.lineno}", {}),
                                      sources=dict(self.overlay), other_breaks=tuple(b for b in breaks if b is not brk))
                 outcome = self._fix_one(request, report, reference)
                 if outcome is None:
                     continue
                 progressed = True
                 verified, graph_count = outcome.fullgraph, outcome.graph_count
-                breaks, facts, orchestrator = outcome.breaks, outcome.facts, outcome.orchestrator
+                breaks, facts = outcome.breaks, outcome.facts
             if not progressed:
                 break
         left = {_identity(b) for b in breaks}
@@ -174,7 +171,7 @@ class Engine:
                                            unavailable(codemod.CODE, lacking, self.torch_version)))
                 continue
             path = codemod.file_to_edit(request)
-            if not _under_root(path, self.root):
+            if not is_project_file(path, self.root):
                 report.add_attempt(Attempt(codemod.CODE, codemod.APPLICABILITY, False, f"{path} is outside the project root"))
                 continue
             self.progress(f"trying {codemod.CODE} on {os.path.relpath(path, self.root)}:{brk.site.lineno}")
@@ -241,7 +238,7 @@ class Engine:
         self.progress(f"{code}'s rewrite reveals a break at {os.path.relpath(revealed.site.filename, self.root)}:"
                       f"{revealed.site.lineno}: repairing it")
         repair_request = FixRequest(brk=revealed, target_file=request.target_file, target_qualname=request.target_qualname,
-                                    orchestrator=request.orchestrator, sources=dict(trial))
+                                    sources=dict(trial))
         fix = self._find_fix(repair_request, report, reference, trial, codemods, repairs_left)
         if fix is None:
             tried = "; ".join(f"{a.code}: {a.reason}" for a in report.attempts)

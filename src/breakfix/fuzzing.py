@@ -40,7 +40,7 @@ from breakfix.engine import apply_codemod
 from breakfix.types import Frame, GraphBreak
 
 CORPUS_PACKAGES = ("torch", "libcst")
-# The runtime facts BF202 reads, under the key _facts.py files them.
+# The runtime facts BF202 reads, under the key worker/facts.py files them.
 _OPAQUE_OP = "opaque_op"
 _ANNOTATIONS = ("torch.Tensor", "int", "float", "bool", "str", "Sequence[int]")
 # What counts, per codemod; the last six must stay 0 (harness_errors: a bug of this module).
@@ -355,7 +355,7 @@ def _callee(functions: list[Function], caller: Function, callee: str) -> Functio
 
 
 def _facts(function: Function, rng: random.Random) -> dict:
-    """Plausible runtime facts for BF202, as _facts.py would file them for a helper like this one."""
+    """Plausible runtime facts for BF202, as worker/facts.py would file them for a helper like this one."""
     params = function.params
     if params.posonly_params or isinstance(params.star_arg, cst.Param) or params.star_kwarg is not None:
         return {_OPAQUE_OP: {"rejected": f"{function.name} takes *args, **kwargs or positional-only parameters"}}

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from breakfix.codemods import REQUIRED_APIS
-from breakfix.types import GraphBreak, LocateResult
-from breakfix.workers import run_worker
+from breakfix.worker.pool import run_worker
+from breakfix.worker.protocol import LocateRequest, LocateResult
 
 
 @dataclass(frozen=True)
@@ -27,10 +27,7 @@ def locate(options: RunOptions, overlay: dict[str, str], reference: str | None) 
     With ``reference`` (a path), the worker also records the eager reference run there. The worker
     also reports which of the APIs the codemods rely on its torch lacks.
     """
-    result = run_worker(
-        {"mode": "locate", "target": options.target, "inputs": options.inputs, "root": str(options.root),
-         "overlay": overlay, "reference": reference, "backend": options.backend, "apis": REQUIRED_APIS},
-        options.timeout)
-    result["breaks"] = [GraphBreak.from_json(b) for b in result["breaks"]]
-    result["missing_apis"] = tuple(result["missing_apis"])
-    return LocateResult(**result)
+    request = LocateRequest(target=options.target, inputs=options.inputs, root=str(options.root),
+                            reference=reference, overlay=overlay, backend=options.backend,
+                            apis=REQUIRED_APIS)
+    return run_worker(request, options.timeout)

@@ -57,12 +57,11 @@ def assert_no_graph_breaks(fn: Callable, /, *args: Any, **kwargs: Any) -> None:
 
 def find_graph_breaks(fn: Callable, /, *args: Any, **kwargs: Any) -> list[GraphBreak]:
     """Every break ``fullgraph=True`` would hit in ``fn(*args, **kwargs)``, one per innermost site."""
-    import torch
-
-    from breakfix._worker import _collect_breaks, _is_orchestrator
+    from breakfix.worker import torch_compat
+    from breakfix.worker.breaks import collect_breaks
 
     function, _ = _callable_and_args(fn, args)
-    runnable = _as_written(fn)
+    runnable = torch_compat.as_written(fn)
     target: Callable = runnable if not kwargs else (lambda *a: runnable(*a, **kwargs))
 
     def make_inputs() -> tuple:
@@ -73,9 +72,8 @@ def find_graph_breaks(fn: Callable, /, *args: Any, **kwargs: Any) -> list[GraphB
 
     code = getattr(_definition(function), "__code__", None)
     root = _project_root(code.co_filename if code else os.getcwd())
-    with _rng_preserved(), torch._dynamo.config.patch(capture_scalar_outputs=True,
-                                                      capture_dynamic_output_shape_ops=True):
-        found, _ = _collect_breaks(target, make_inputs, _is_orchestrator(function), root, BACKEND)
+    with _rng_preserved(), torch_compat.fullgraph_config():
+        found, _ = collect_breaks(target, make_inputs, torch_compat.is_orchestrator(function), root, BACKEND)
     return [GraphBreak.from_json(b) for b in found]
 
 
@@ -84,25 +82,21 @@ def _callable_and_args(fn: Callable, args: tuple) -> tuple[Callable, tuple]:
     (a method's instance, or a module called as ``module(x)``, comes first, as ``--inputs`` gives it)."""
     import torch
 
+    from breakfix.worker.torch_compat import as_written
+
     if isinstance(fn, torch.nn.Module):
         return type(fn).forward, (fn, *args)
-    fn = _as_written(fn)
+    fn = as_written(fn)
     if inspect.ismethod(fn):
         return fn.__func__, (fn.__self__, *args)
     return fn, args
 
 
-def _as_written(fn: Callable) -> Callable:
-    """A function under ``@torch.compile`` is checked as written (the worker does the same); a
-    ``torch.compiler.disable`` wrapper marks an orchestrator of compiled pieces and is kept."""
-    if getattr(fn, "_torchdynamo_disable", False):
-        return fn
-    return getattr(fn, "_torchdynamo_orig_callable", fn)
-
-
 def _definition(function: Callable) -> Callable:
     """The ``def`` itself: an orchestrator's ``torch.compiler.disable`` wrapper is code in torch."""
-    return getattr(function, "_torchdynamo_orig_callable", function)
+    from breakfix.worker.torch_compat import original_callable
+
+    return original_callable(function)
 
 
 def _project_root(source_file: str) -> Path:

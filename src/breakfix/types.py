@@ -87,34 +87,6 @@ class GraphBreak:
 
 
 @dataclass
-class LocateResult:
-    """What the locate worker found in the code as it is on disk (or in the given overlay)."""
-
-    breaks: list[GraphBreak]
-    graph_count: int
-    target_file: str
-    target_qualname: str
-    orchestrator: bool  # the target is an eager function (torch.compiler.disable) running compiled pieces
-    facts: dict = field(default_factory=dict)  # per-break runtime facts for codemods, keyed "file:line"
-    torch_version: str = ""  # the worker's torch, which every fix is verified on
-    missing_apis: tuple[str, ...] = ()  # APIs some codemod relies on that this torch lacks
-
-
-@dataclass
-class CheckResult:
-    """A rewrite checked against the eager reference in a fresh worker."""
-
-    ok: bool  # matches the reference (with fullgraph=True when ``fullgraph``, else with breaks allowed)
-    fullgraph: bool  # compiled with fullgraph=True: the rewrite is verified
-    reason: str = ""  # one line: why it was rejected
-    mismatch: bool = False  # rejected because it ran but behaved differently from the reference
-    graph_count: int | None = None
-    breaks: list[GraphBreak] = field(default_factory=list)  # breaks left when not fullgraph
-    facts: dict = field(default_factory=dict)
-    orchestrator: bool = False
-
-
-@dataclass
 class Attempt:
     """One candidate fix tried for one break."""
 

@@ -29,7 +29,6 @@ class FixRequest:
     brk: GraphBreak
     target_file: str
     target_qualname: str
-    orchestrator: bool = False  # the target is already an eager function running compiled pieces
     facts: dict = field(default_factory=dict)  # runtime facts the worker measured for this break
     sources: dict[str, str] = field(default_factory=dict)  # files already rewritten in memory
     other_breaks: tuple[GraphBreak, ...] = ()  # the other breaks located in the code as rewritten so far

@@ -15,7 +15,7 @@ from breakfix.codemods._purity import impurity
 from breakfix.codemods.escape_hatches import function_at
 from breakfix.types import Applicability
 
-FACT = "opaque_op"  # the key _facts.py files its findings under
+FACT = "opaque_op"  # the key worker/facts.py files its findings under
 CUSTOM_OP = "torch.library.custom_op"
 _ATOMIC = (cst.Name, cst.Attribute, cst.Call, cst.Subscript)
 

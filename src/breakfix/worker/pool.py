@@ -1,10 +1,10 @@
 """Parent side of the worker protocol: zygote processes, one forked worker per job, the timeout.
 
 Starting a worker costs about 2.5 s, nearly all of it ``import torch`` and ``torch._dynamo``. A
-*zygote* (``python -m breakfix._worker --zygote``) pays that once: it imports torch and nothing of
+*zygote* (``python -m breakfix.worker --zygote``) pays that once: it imports torch and nothing of
 the user's, then forks one child per job. Each child is a fresh process from the user code's point
 of view (no user module was ever imported before the fork), leads its own process group (so a
-timeout kills everything the target started), and runs ``breakfix._worker.main`` on a request file
+timeout kills everything the target started), and runs ``breakfix.worker.zygote.main`` on a request file
 exactly as a freshly started worker would.
 
 There are two zygotes per parent process, one per role, shared by every root (a child moves to
@@ -30,8 +30,10 @@ import threading
 from pathlib import Path
 
 from breakfix.errors import TargetError, WorkerCrashed, WorkerTimeout
+from breakfix.project import PACKAGE_DIR, is_project_file
+from breakfix.worker.protocol import Mode, Result, WorkerRequest
 
-ROLES = ("locate", "check")
+ROLES = (Mode.LOCATE, Mode.CHECK)  # repeat jobs, rare, get a zygote of their own when asked
 _KILLED_GRACE = 30.0  # seconds to wait for a killed child to be reaped before giving up on it
 _CLOSE_GRACE = 5.0  # seconds a zygote gets to kill its children and exit once its input ends
 
@@ -52,11 +54,11 @@ class _Zygote:
         # do, so a target whose results depend on set order never matches its reference.
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "breakfix._worker", "--zygote"],
+            [sys.executable, "-m", "breakfix.worker", "--zygote"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
             # Started next to the breakfix package, so the sys.path entry ``-m`` adds is one that is
             # already there: nothing of a project's can shadow what the zygote imports.
-            start_new_session=True, env=env, cwd=Path(__file__).resolve().parent.parent,
+            start_new_session=True, env=env, cwd=PACKAGE_DIR.parent,
         )
         self._lock = threading.Lock()
         self._jobs: dict[int, _Job] = {}
@@ -136,7 +138,7 @@ def _kill_group(pid: int) -> None:
         pass
 
 
-_zygotes: dict[str, _Zygote] = {}
+_zygotes: dict[Mode, _Zygote] = {}
 _zygotes_lock = threading.Lock()
 
 
@@ -146,7 +148,7 @@ def start() -> None:
         _zygote(role)
 
 
-def _zygote(role: str) -> _Zygote:
+def _zygote(role: Mode) -> _Zygote:
     with _zygotes_lock:
         zygote = _zygotes.get(role)
         if zygote is None or zygote.process.poll() is not None:
@@ -166,22 +168,22 @@ def shutdown() -> None:
         zygote.close()
 
 
-def run_worker(request: dict, timeout: float) -> dict:
-    """Run one worker job on ``request``; return its result or raise a BreakfixError."""
-    zygote = _zygote(request["mode"])
+def run_worker(request: WorkerRequest[Result], timeout: float) -> Result:
+    """Run one worker job on ``request``; return its response or raise a BreakfixError."""
+    zygote = _zygote(request.mode)
     with tempfile.TemporaryDirectory(prefix="breakfix-worker-") as tmp:
         job_dir = Path(tmp)
-        Path(job_dir, "request.json").write_text(json.dumps(request))
+        Path(job_dir, "request.json").write_text(json.dumps(request.to_json()))
         returncode = zygote.run(job_dir, timeout)
         response_path = Path(job_dir, "response.json")
         if not response_path.exists():
             if returncode is None:
                 raise WorkerCrashed(f"the worker zygote died: {zygote.last_error_line()}")
-            raise WorkerCrashed(_crash_message(returncode, _tail(Path(job_dir, "stderr")), request["root"]))
+            raise WorkerCrashed(_crash_message(returncode, _tail(Path(job_dir, "stderr")), request.root))
         response = json.loads(response_path.read_text())
     if "error" in response:
         raise TargetError(response["error"])
-    return response["result"]
+    return request.response.from_json(response["result"])
 
 
 def _tail(path: Path, size: int = 16384) -> str:
@@ -197,9 +199,7 @@ def _crash_message(returncode: int, stderr: str, root: str) -> str:
     """One line for a worker that died without answering: by which signal or exit code, and, from
     the Python stack faulthandler prints on a fatal signal, the innermost frame of the user's code."""
     # faulthandler lists the most recent call first; breakfix's own frames are not the user's.
-    breakfix_dir = str(Path(__file__).resolve().parent)
-    user = next((m for m in _FAULT_FRAME.finditer(stderr)
-                 if m["file"].startswith(root + os.sep) and not m["file"].startswith(breakfix_dir)), None)
+    user = next((m for m in _FAULT_FRAME.finditer(stderr) if is_project_file(m["file"], root)), None)
     where = f" (in {user['name']} at {user['file']}:{user['line']})" if user else ""
     if returncode < 0:
         try:

@@ -1,0 +1,132 @@
+"""What the parent and a worker exchange: one request type per mode, one response type per request.
+
+The parent writes ``request.to_json()`` to request.json; the worker reads it with
+``request_from_json`` and answers ``{"result": response.to_json()}`` or ``{"error": "one line"}``
+in response.json. Both sides import this module; it never imports torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar, Union
+
+from breakfix.types import GraphBreak
+
+
+class Mode(str, enum.Enum):
+    LOCATE = "locate"  # every break fullgraph=True would hit; records the eager reference
+    CHECK = "check"  # a rewrite compiled and compared with the reference
+    REPEAT = "repeat"  # the original run eagerly again and compared with the reference
+
+
+@dataclass(frozen=True)
+class LocateResult:
+    """What the locate worker found in the code as it is on disk (or in the given overlay)."""
+
+    breaks: list[GraphBreak]
+    graph_count: int
+    target_file: str
+    target_qualname: str
+    facts: dict = field(default_factory=dict)  # per-break runtime facts for codemods, keyed "file:line"
+    torch_version: str = ""  # the worker's torch, which every fix is verified on
+    missing_apis: tuple[str, ...] = ()  # of the request's ``apis``, those this torch lacks
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> LocateResult:
+        return cls(**{**data, "breaks": [GraphBreak.from_json(b) for b in data["breaks"]],
+                      "missing_apis": tuple(data.get("missing_apis", ()))})
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """A rewrite checked against the eager reference in a fresh worker."""
+
+    ok: bool  # matches the reference (with fullgraph=True when ``fullgraph``, else with breaks allowed)
+    fullgraph: bool  # compiled with fullgraph=True: the rewrite is verified
+    reason: str = ""  # one line: why it was rejected
+    mismatch: bool = False  # rejected because it ran but behaved differently from the reference
+    graph_count: int | None = None
+    breaks: list[GraphBreak] = field(default_factory=list)  # breaks left when not fullgraph
+    facts: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> CheckResult:
+        return cls(**{**data, "breaks": [GraphBreak.from_json(b) for b in data.get("breaks", [])]})
+
+
+@dataclass(frozen=True)
+class RepeatResult:
+    difference: str  # how a second eager run differs from the reference; '' when it does not
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> RepeatResult:
+        return cls(**data)
+
+
+Result = TypeVar("Result", LocateResult, CheckResult, RepeatResult)
+
+
+@dataclass(frozen=True)
+class WorkerRequest(Generic[Result]):
+    """What every request names: the target, its inputs, the project root, the reference, the overlay."""
+
+    target: str  # a TargetSpec: "file.py:qualname" or "module:qualname"
+    inputs: str | None  # the spec of the inputs callable; None: the module's example_inputs
+    root: str
+    reference: str | None  # the eager reference run (.pt): written by locate, read by check and repeat
+    overlay: dict[str, str]  # rewritten sources by path, served instead of the files on disk
+
+    mode: ClassVar[Mode]
+    response: ClassVar[type]  # the Result type the worker answers with
+
+    def to_json(self) -> dict:
+        return {"mode": self.mode.value, **dataclasses.asdict(self)}
+
+
+@dataclass(frozen=True)
+class LocateRequest(WorkerRequest[LocateResult]):
+    backend: str = "aot_eager"
+    apis: tuple[str, ...] = ()  # torch APIs the codemods rely on: the worker says which its torch lacks
+    mode: ClassVar[Mode] = Mode.LOCATE
+    response: ClassVar[type] = LocateResult
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "apis", tuple(self.apis))  # a JSON list after the round trip
+
+
+@dataclass(frozen=True)
+class CheckRequest(WorkerRequest[CheckResult]):
+    backend: str = "aot_eager"
+    rtol: float | None = None
+    atol: float | None = None
+    mode: ClassVar[Mode] = Mode.CHECK
+    response: ClassVar[type] = CheckResult
+
+
+@dataclass(frozen=True)
+class RepeatRequest(WorkerRequest[RepeatResult]):
+    rtol: float | None = None
+    atol: float | None = None
+    mode: ClassVar[Mode] = Mode.REPEAT
+    response: ClassVar[type] = RepeatResult
+
+
+Request = Union[LocateRequest, CheckRequest, RepeatRequest]
+Response = Union[LocateResult, CheckResult, RepeatResult]
+_BY_MODE: dict[Mode, type] = {r.mode: r for r in (LocateRequest, CheckRequest, RepeatRequest)}
+
+
+def request_from_json(data: dict[str, Any]) -> Request:
+    data = dict(data)
+    return _BY_MODE[Mode(data.pop("mode"))](**data)

@@ -1,0 +1,136 @@
+"""Running user code in the worker: seeded calls in a scratch directory, with everything observable
+captured (output, stdout, files written, warnings, log records, the inputs' state afterwards)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import random
+import tempfile
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+from breakfix.project import PACKAGE_DIR
+
+SEEDS = (0, 1)  # one seeded call per entry: the reference and the check make the same calls
+
+
+class UserCodeError(Exception):
+    """The user's target, module or inputs callable is at fault (reported, exit 2)."""
+
+
+def seed_all(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    torch.manual_seed(seed)
+    with contextlib.suppress(ImportError):
+        import numpy
+
+        numpy.random.seed(seed)
+
+
+def one_line(e: BaseException) -> str:
+    first = (str(e).strip().splitlines() or [""])[0]
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__
+
+
+@contextlib.contextmanager
+def _recording_logs():
+    """Every log record any logger hands to its handlers, also from loggers that do not propagate
+    to the root (transformers' do not): a rewrite must log the same records."""
+    records: list[tuple[str, int, str]] = []
+    call_handlers = logging.Logger.callHandlers
+
+    def recording(logger: logging.Logger, record: logging.LogRecord) -> None:
+        if not record.name.startswith("torch"):  # the compiler's own logs are not the user's
+            records.append((record.name, record.levelno, record.getMessage()))
+        call_handlers(logger, record)
+
+    logging.Logger.callHandlers = recording
+    try:
+        yield records
+    finally:
+        logging.Logger.callHandlers = call_handlers
+
+
+@contextlib.contextmanager
+def sandboxed_call():
+    """Capture stdout, warnings and log records, and run in a fresh working directory so relative
+    writes can be compared: a rewrite must keep every one of them."""
+    buffer = io.StringIO()
+    old_cwd = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="breakfix-run-") as cwd, warnings.catch_warnings(record=True) as warned, \
+            _recording_logs() as logs:
+        os.chdir(cwd)
+        state = {"stdout": buffer, "cwd": cwd, "files": {}, "warnings": warned, "logs": logs}
+        try:
+            with contextlib.redirect_stdout(buffer):
+                yield state
+        finally:
+            state["files"] = {
+                str(p.relative_to(cwd)): p.read_bytes() for p in sorted(Path(cwd).rglob("*")) if p.is_file()
+            }
+            os.chdir(old_cwd)
+
+
+def _snapshot_inputs(args: tuple) -> list:
+    """The observable state of the inputs after a call: tensors, module state, iterator leftovers."""
+    import torch
+
+    def snap(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return value.detach().clone()
+        if isinstance(value, torch.nn.Module):
+            return {k: v.detach().clone() for k, v in value.state_dict().items()}
+        if isinstance(value, (list, tuple)):
+            return [snap(v) for v in value]
+        if isinstance(value, dict):
+            return {k: snap(v) for k, v in value.items()}
+        if hasattr(value, "__next__") and iter(value) is value:
+            return {"iterator leftovers": list(value)}
+        return None
+
+    return [snap(a) for a in args]
+
+
+def run_calls(fn: Callable, make_inputs: Callable[[], tuple], user_errors: bool) -> list[dict]:
+    """Call ``fn`` once per seed with freshly made inputs; record everything observable."""
+    calls = []
+    for seed in SEEDS:
+        seed_all(seed)
+        args = make_inputs()
+        seed_all(seed)
+        with sandboxed_call() as state:
+            try:
+                output = fn(*args)
+            except Exception as e:
+                if user_errors:
+                    raise UserCodeError(f"the target raised in eager mode: {one_line(e)}{last_user_frame(e)}") from e
+                raise
+        calls.append({"output": output, "stdout": state["stdout"].getvalue(), "files": state["files"],
+                      "warnings": [(w.category.__name__, str(w.message)) for w in state["warnings"]
+                                   if not _from_torch(w)],
+                      "logs": state["logs"],
+                      "inputs_after": _snapshot_inputs(args)})
+    return calls
+
+
+def _from_torch(warning: warnings.WarningMessage) -> bool:
+    """Warnings torch raises itself are not the user's: those dynamo raises while tracing (from
+    torch's Python files), and those of torch's C++ core ("Triggered internally at ..."), which
+    are attributed to the user's line but which compiled code does not raise again."""
+    import torch
+
+    torch_dir = os.path.dirname(os.path.realpath(torch.__file__)) + os.sep
+    from_cpp = "(Triggered internally at " in str(warning.message)
+    return from_cpp or os.path.realpath(warning.filename).startswith(torch_dir)
+
+
+def last_user_frame(e: BaseException) -> str:
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if not f.filename.startswith(str(PACKAGE_DIR))]
+    return f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""

@@ -1,0 +1,107 @@
+"""Every private torch hook breakfix uses, in one place (the names torch 2.13 has).
+
+Imports of torch happen inside the functions: the module itself is importable without torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+# fullgraph=True turns these on by itself: without them breakfix would "fix" what compiles anyway.
+FULLGRAPH_CONFIG = {"capture_scalar_outputs": True, "capture_dynamic_output_shape_ops": True}
+
+
+def configure_dynamo() -> None:
+    """Set ``FULLGRAPH_CONFIG`` for the rest of the (worker) process."""
+    import torch._dynamo.config as config
+
+    for name, value in FULLGRAPH_CONFIG.items():
+        setattr(config, name, value)
+
+
+def fullgraph_config() -> contextlib.AbstractContextManager:
+    """``FULLGRAPH_CONFIG`` for the duration of a ``with`` block (in the user's own process)."""
+    import torch._dynamo.config as config
+
+    return config.patch(**FULLGRAPH_CONFIG)
+
+
+def errors_suppressed() -> contextlib.AbstractContextManager:
+    """Dynamo falls back to eager on an internal error instead of raising (explain must finish)."""
+    import torch._dynamo.config as config
+
+    return config.patch(suppress_errors=True)
+
+
+def tracing_errors() -> tuple[type[BaseException], ...]:
+    """What a ``fullgraph=True`` compile raises at a graph break."""
+    from torch._dynamo.exc import TorchDynamoException, UserError
+
+    return TorchDynamoException, UserError
+
+
+def gb_registry() -> tuple[dict[str, str], dict[str, list[dict]]]:
+    """Dynamo's graph-break registry: Gb_type -> GB id, and GB id -> entries (Explanation, Hints)."""
+    import torch._dynamo.exc as exc
+
+    registry_path = Path(exc.__file__).with_name("graph_break_registry.json")
+    registry = json.loads(registry_path.read_text()) if registry_path.exists() else {}
+    return exc._load_gb_type_to_gb_id_map(), registry
+
+
+@contextlib.contextmanager
+def graph_break_logged(record: Callable[[BaseException], None]) -> Iterator[None]:
+    """Call ``record(exc)`` for every graph break dynamo logs (once per break), also the ones
+    ``torch._dynamo.explain`` does not report (inside loops, before the first tensor op)."""
+    from torch._dynamo import symbolic_convert
+
+    original = symbolic_convert.InstructionTranslatorBase.log_graph_break
+
+    def log_graph_break(self: Any, code_options: Any, reason: str, exc: Any) -> None:
+        if not getattr(exc, "logged", False):
+            record(exc)
+        return original(self, code_options, reason, exc)
+
+    symbolic_convert.InstructionTranslatorBase.log_graph_break = log_graph_break
+    try:
+        yield
+    finally:
+        symbolic_convert.InstructionTranslatorBase.log_graph_break = original
+
+
+def clear_counters() -> None:
+    from torch._dynamo.utils import counters
+
+    counters.clear()
+
+
+def graph_count() -> int:
+    """Graphs compiled since the last ``clear_counters()``."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
+
+
+def is_orchestrator(fn: Callable) -> bool:
+    """A ``torch.compiler.disable`` wrapper: an eager function running compiled pieces."""
+    return bool(getattr(fn, "_torchdynamo_disable", False))
+
+
+def original_callable(fn: Callable) -> Callable:
+    """The function ``torch.compile`` or ``torch.compiler.disable`` wrapped (``fn`` itself if neither)."""
+    return getattr(fn, "_torchdynamo_orig_callable", fn)
+
+
+def mark_compiled(wrapper: Callable, fn: Callable) -> None:
+    """Mark ``wrapper`` as ``torch.compile`` marks what it returns, so ``as_written`` unwraps it."""
+    wrapper._torchdynamo_orig_callable = fn  # type: ignore[attr-defined]
+
+
+def as_written(fn: Callable) -> Callable:
+    """A function under ``@torch.compile`` is checked as written (eagerly for the reference, compiled
+    by breakfix itself); a ``torch.compiler.disable`` wrapper marks an orchestrator and is kept."""
+    return fn if is_orchestrator(fn) else original_callable(fn)
