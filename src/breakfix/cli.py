@@ -135,10 +135,12 @@ def _check_specs(ctx: click.Context, param: click.Parameter, values: tuple[str, 
               help="Targets worked on at once (several targets only).")
 @click.option("--emit-test", "emit_test", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a pytest regression test asserting zero graph breaks, once none remain on disk.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Also say which torch verified the fixes and which private torch hooks it lacks (stderr).")
 @click.pass_context
 def run(ctx: click.Context, targets: tuple[str, ...], inputs: str | None, apply: bool, as_json: bool,
         output_format: str | None, backend: str, unsafe_fixes: bool, max_rounds: int, timeout: float, root: str,
-        rtol: float | None, atol: float | None, parallel: int, emit_test: Path | None) -> None:
+        rtol: float | None, atol: float | None, parallel: int, emit_test: Path | None, verbose: bool) -> None:
     """Locate, fix and verify the graph breaks of each TARGET (MODULE:QUALNAME or FILE.py:QUALNAME).
 
     Without TARGET, the targets are those of [tool.breakfix] targets in the root's pyproject.toml.
@@ -182,6 +184,8 @@ def run(ctx: click.Context, targets: tuple[str, ...], inputs: str | None, apply:
             renderer.json(sarif_log(run_results(report), str(root_path)))
         else:
             renderer.report(report, str(root_path))
+        if verbose:
+            renderer.torch_notes(report)
         if emit_test is not None:
             _emit_test(emit_test, report.exit_code == 0, options_for(jobs[0]), renderer)
         sys.exit(report.exit_code)
@@ -200,6 +204,10 @@ def run(ctx: click.Context, targets: tuple[str, ...], inputs: str | None, apply:
                                 [f"{o.job.target}: {o.error}" for o in outcomes if not o.report]))
     else:
         renderer.batch_report(outcomes, str(root_path))
+    if verbose:
+        for outcome in outcomes:
+            if outcome.report:
+                renderer.torch_notes(outcome.report)
     sys.exit(max(outcome.exit_code for outcome in outcomes))
 
 

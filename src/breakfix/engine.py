@@ -103,7 +103,8 @@ class Engine:
         return RunReport(
             target=self.options.target, applied=written, breaks=reports, changes=changes, rounds=rounds,
             verified=verified, graph_count_before=found.graph_count,
-            graph_count_after=graph_count_after if verified else None, remaining=remaining)
+            graph_count_after=graph_count_after if verified else None, remaining=remaining,
+            torch_version=found.torch_version, torch_fallbacks=found.torch_fallbacks)
 
     def _fix_all(self, found: LocateResult, reference: str) -> tuple[list[BreakReport], bool, int | None, int]:
         """Fix breaks round by round; True when the final overlay is verified with fullgraph=True."""

@@ -72,6 +72,12 @@ class Renderer:
                 codemod.APPLICABILITY.value, gb_ids)), Text(available, style="green" if available == "yes" else "red"))
         self.out.print(table)
 
+    def torch_notes(self, report: RunReport) -> None:
+        """``--verbose``: the torch the fixes were verified on, and the private hooks it lacks (on stderr)."""
+        self.err.print(Text(f"breakfix: {report.target}: verified on torch {report.torch_version}"))
+        for fallback in report.torch_fallbacks:
+            self.err.print(Text(f"breakfix: {report.target}: torch {report.torch_version} lacks {fallback}"))
+
     def report(self, report: RunReport, root: str) -> None:
         if not report.breaks:
             self.out.print(Text(f"{report.target}: no graph breaks; compiles with fullgraph=True."))

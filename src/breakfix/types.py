@@ -136,6 +136,8 @@ class RunReport:
     graph_count_before: int | None
     graph_count_after: int | None
     remaining: int  # breaks left in the code on disk when the command ends
+    torch_version: str = ""  # the torch every fix was verified on
+    torch_fallbacks: tuple[str, ...] = ()  # private torch hooks it lacks, replaced by reading the break text
 
     @property
     def exit_code(self) -> int:

@@ -50,7 +50,8 @@ def locate(request: LocateRequest, root: Path) -> LocateResult:
     return LocateResult.from_json({"breaks": breaks, "graph_count": graph_count, "target_file": target_file,
                                    "target_qualname": request.target.rpartition(":")[2],
                                    "facts": _facts(fn, make_inputs, breaks), "torch_version": torch.__version__,
-                                   "missing_apis": missing_apis(request.apis)})
+                                   "missing_apis": missing_apis(request.apis),
+                                   "torch_fallbacks": torch_compat.fallbacks()})
 
 
 def _facts(fn: Callable, make_inputs: Callable[[], tuple], breaks: list[dict]) -> dict:

@@ -32,6 +32,7 @@ class LocateResult:
     facts: dict = field(default_factory=dict)  # per-break runtime facts for codemods, keyed "file:line"
     torch_version: str = ""  # the worker's torch, which every fix is verified on
     missing_apis: tuple[str, ...] = ()  # of the request's ``apis``, those this torch lacks
+    torch_fallbacks: tuple[str, ...] = ()  # private hooks this torch lacks, replaced by reading the break text
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -39,7 +40,8 @@ class LocateResult:
     @classmethod
     def from_json(cls, data: dict) -> LocateResult:
         return cls(**{**data, "breaks": [GraphBreak.from_json(b) for b in data["breaks"]],
-                      "missing_apis": tuple(data.get("missing_apis", ()))})
+                      "missing_apis": tuple(data.get("missing_apis", ())),
+                      "torch_fallbacks": tuple(data.get("torch_fallbacks", ()))})
 
 
 @dataclass(frozen=True)
