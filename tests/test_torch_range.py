@@ -4,6 +4,7 @@ installed torch cannot run (not offered, and the report says why)."""
 from __future__ import annotations
 
 import importlib.metadata
+import inspect
 import os
 import platform
 import subprocess
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from breakfix.codemods import REGISTRY, REQUIRED_APIS
 from breakfix.torch_apis import has_api, missing_apis, unavailable
@@ -84,12 +86,21 @@ def example_inputs():
 @pytest.mark.torch
 def test_a_codemod_whose_api_is_missing_is_not_offered_and_the_report_says_so(tmp_path: Path) -> None:
     project = make_project(tmp_path, {"m.py": WITHOUT_NONSTRICT_TRACE})
-    result = breakfix(project, "m.py:f", "--json")
+    result = breakfix(project, "m.py:f", "--json", "--verbose")
     report = result.json()
     attempts = [attempt for brk in report["breaks"] for attempt in brk["attempts"]]
-    version = subprocess.run([sys.executable, "-c", "import torch; print(torch.__version__)"],
-                             capture_output=True, text=True, check=True).stdout.strip()
     assert {"code": "BF201", "applicability": "safe", "verified": False,
-            "reason": f"BF201 needs torch._dynamo.nonstrict_trace; you have {version}"} in attempts
+            "reason": f"BF201 needs torch._dynamo.nonstrict_trace; you have {torch.__version__}"} in attempts
     assert all(brk["fix"] is None or brk["fix"]["code"] != "BF201" for brk in report["breaks"])
     assert "nonstrict_trace" not in "".join(change["diff"] for change in report["changes"])
+    # --verbose: the torch that verified, and each private hook it lacks (none on 2.13).
+    notes = [line for line in result.stderr.splitlines() if line.startswith("breakfix: m.py:f: ")]
+    assert notes[0] == f"breakfix: m.py:f: verified on torch {torch.__version__}"
+    lacking = {note.split(" lacks ", 1)[1].split(":")[0] for note in notes[1:]}
+    from torch._dynamo import exc, symbolic_convert
+
+    expected = {name for name, present in (
+        ("InstructionTranslatorBase.log_graph_break", hasattr(symbolic_convert.InstructionTranslatorBase, "log_graph_break")),
+        ("Unsupported.gb_type", "gb_type" in inspect.signature(exc.Unsupported).parameters),
+        ("torch._dynamo.exc._load_gb_type_to_gb_id_map", hasattr(exc, "_load_gb_type_to_gb_id_map"))) if not present}
+    assert lacking == expected
