@@ -14,7 +14,9 @@ from collections.abc import Iterable
 
 # The oldest release measured to have each API that a supported torch lacks (docs/compatibility.md,
 # benchmarks/results/torch-matrix.md): only what the report says to a user who lacks it.
-ADDED_IN: dict[str, str] = {}
+ADDED_IN: dict[str, str] = {
+    "torch._higher_order_ops.print": "2.11",  # absent from 2.9.1, present in 2.11.0 (2.10 not measured)
+}
 
 
 def torch_version() -> str:
