@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from breakfix.codemods import REGISTRY, REQUIRED_APIS
-from breakfix.torch_apis import has_api, missing_apis, unavailable
+from breakfix.torch_apis import has_api, missing_apis, needs, unavailable
 from conftest import breakfix, make_project
 
 
@@ -41,6 +41,8 @@ def test_has_api_resolves_attributes_and_submodules() -> None:
 
 def test_unavailable_says_what_is_needed_and_what_the_user_has() -> None:
     assert unavailable("BF999", ["torch.no_such_api"], "2.9.1") == "BF999 needs torch.no_such_api; you have 2.9.1"
+    assert unavailable("BF501", ["torch._higher_order_ops.print"], "2.9.1+cu128") == (
+        "BF501 needs torch._higher_order_ops.print (torch >= 2.11); you have 2.9.1+cu128")
 
 
 def test_every_codemod_declares_apis_of_torch() -> None:
@@ -56,7 +58,7 @@ def test_codemods_shows_availability_on_the_installed_torch() -> None:
     assert list(rows) == [codemod.CODE for codemod in REGISTRY]
     for codemod in REGISTRY:
         lacking = [api for api in codemod.REQUIRES if not has_api(api)]
-        assert rows[codemod.CODE] == ("yes" if not lacking else f"no: needs {', '.join(sorted(lacking))}")
+        assert rows[codemod.CODE] == ("yes" if not lacking else f"no: needs {needs(lacking)}")
 
 
 # A project whose module removes nonstrict_trace from torch when imported, as a torch without it
