@@ -10,7 +10,9 @@
 # 2.13.0, the text tier and `breakfix check`. Results: benchmarks/results/torch-matrix.{json,md}.
 #
 # Environment: PYTHONS ("" for none), FIXTURES (a pytest -k expression to run part of the fixture
-# tier), CORPUS (corpus case patterns, default below), PYTHON311 (the interpreter of the torch venvs).
+# tier, or "sample": one positive fixture per codemod), CORPUS (corpus case patterns, default
+# below), TEXT_TESTS (the text tier's test files under each Python; default all), PYTHON311 (the
+# interpreter of the torch venvs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +21,14 @@ FIXTURES=${FIXTURES:-}
 # One case per kind of fix, each fixed on 2.13: BF501, BF401, BF201, BF202, BF101, BF301, BF601.
 CORPUS=${CORPUS:-"01_train_step_print_loss 07_mean_teacher_deepcopy_targets 10_attention_graph_break_helper 25_pil_resize_normalize 29_collate_generator_input 31_checkpoint_every_n_steps 53_adaptive_huber_branch"}
 PYTHON311=${PYTHON311:-python3.11}
+TEXT_TESTS=${TEXT_TESTS:-tests}
+if [ "$FIXTURES" = sample ]; then  # one positive fixture per codemod
+    FIXTURES="BF101_seed_next or BF201_seed_graph_break or BF202_pil_crop or BF203_lcm_helper or \
+BF301_seed_torch_save or BF302_progress_bar_loop or BF303_library_constructor or BF401_no_grad_targets or \
+BF402_buffer_to_dtype or BF501_print_in_layer_loop or BF502_deprecation_in_block or BF601_loss_branch or \
+BF602_expert_hit_rows or BF603_global_tokens or BF604_negative_input or BF701_relative_positions or \
+BF702_global_attn_sizes"
+fi
 PIP_QUIET=(--quiet --disable-pip-version-check)
 
 # A venv holding the given torch, with breakfix and its test extras installed beside it: pip must
@@ -57,10 +67,10 @@ print(json.dumps({'torch': torch_version(), 'python': sys.version.split()[0], 'c
     c.CODE: unavailable(c.CODE, [a for a in c.REQUIRES if a in missing], torch_version())
     if any(a in missing for a in c.REQUIRES) else 'yes' for c in REGISTRY}}, indent=1))" > "$out/codemods.json"
     # A failing test is a measurement here, not the end of the run.
-    "$venv/bin/python" -m pytest tests/test_fixtures.py -m torch -q -p no:cacheprovider ${FIXTURES:+-k "$FIXTURES"} \
-        --junitxml "$out/fixtures.xml" > "$out/fixtures.log" 2>&1 || true
     "$venv/bin/python" -m pytest tests/test_seed_examples.py -q -p no:cacheprovider \
         --junitxml "$out/seeds.xml" > "$out/seeds.log" 2>&1 || true
+    "$venv/bin/python" -m pytest tests/test_fixtures.py -m torch -q -p no:cacheprovider ${FIXTURES:+-k "$FIXTURES"} \
+        --junitxml "$out/fixtures.xml" > "$out/fixtures.log" 2>&1 || true
     only=()
     for case in $CORPUS; do only+=(--only "$case"); done
     "$venv/bin/python" benchmarks/corpus/run.py "${only[@]}" --jobs 1 \
@@ -79,7 +89,7 @@ for py in $PYTHONS; do
     prepare "$venv" "$interpreter" 2.13.0
     rm -rf "$out" && mkdir -p "$out"
     "$venv/bin/python" -m breakfix --version > "$out/version.txt"
-    "$venv/bin/python" -m pytest -m "not torch" -q -p no:cacheprovider \
+    "$venv/bin/python" -m pytest $TEXT_TESTS -m "not torch" -q -p no:cacheprovider \
         --junitxml "$out/text.xml" > "$out/text.log" 2>&1 || true
     # Exit 1 is the expected answer (examples/ has likely breaks); 2 or a traceback is a failure.
     set +e
