@@ -136,7 +136,7 @@ def markdown(data: dict) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("versions", nargs="+")
+    parser.add_argument("versions", nargs="*")
     parser.add_argument("--pythons", nargs="*", default=[])
     args = parser.parse_args()
     revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
