@@ -43,6 +43,11 @@ prepare() {  # VENV PYTHON TORCH_VERSION
     fi
     local before after
     before=$("$venv/bin/python" -c "import importlib.metadata as m; print(m.version('torch'))")
+    # What a user's `pip install .` would do to that environment: install breakfix, never another torch.
+    "$venv/bin/python" -m pip install "${PIP_QUIET[@]}" --dry-run --report "$venv/install-report.json" .
+    "$venv/bin/python" -c "import json, sys
+names = [item['metadata']['name'] for item in json.load(open(sys.argv[1]))['install']]
+sys.exit('torch-matrix: pip install . would replace torch' if 'torch' in names else 0)" "$venv/install-report.json"
     "$venv/bin/python" -m pip install "${PIP_QUIET[@]}" -e '.[test]'
     after=$("$venv/bin/python" -c "import importlib.metadata as m; print(m.version('torch'))")
     if [ "$before" != "$after" ]; then
