@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Opt-in: measure breakfix on other torch releases and Pythons (CI stays on torch 2.13.0 CPU).
 #
-#   scripts/torch-matrix.sh VERSION...          e.g. scripts/torch-matrix.sh 2.9.1 2.11.0 2.12.1 2.14.1
+#   scripts/torch-matrix.sh VERSION...          e.g. scripts/torch-matrix.sh 2.12.1 2.14.1
 #
 # For each torch VERSION: a venv .matrix/torch-VERSION (Python 3.11; created once: torch's default
 # wheels are CUDA builds that run on CPU, about 2.2 GB and 4 minutes each), breakfix installed into it

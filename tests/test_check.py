@@ -780,7 +780,7 @@ def test_pre_commit_hook(tmp_path: Path) -> None:
     (user / "clean.py").write_text(CLEAN)
     (user / "notes.txt").write_text("print(x)\n")
     _git(user, "add", ".")
-    # breakfix declares torch>=2.9.1: the hook's environment takes the torch on this machine's disk
+    # breakfix declares torch>=2.13.0: the hook's environment takes the torch on this machine's disk
     # (2.13.0 CPU) rather than the newest release's multi-GB CUDA build.
     constraints = tmp_path / "constraints.txt"
     constraints.write_text("torch==2.13.0\n")
