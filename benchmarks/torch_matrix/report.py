@@ -121,7 +121,8 @@ def markdown(data: dict) -> str:
         cells = []
         for row in data["torch"]:
             entry = (row["corpus"] or {}).get("outcomes", {}).get(case)
-            cells.append(f"{entry['outcome']} {' '.join(entry['fixes'])}".strip() if entry else "-")
+            detail = f" ({entry['reason']})" if entry and entry["outcome"] != "fixed" else ""
+            cells.append(f"{entry['outcome']} {' '.join(entry['fixes'])}{detail}".strip() if entry else "-")
         lines.append(f"| {case} | " + " | ".join(cells) + " |")
     if data["python"]:
         lines += ["", "## Python versions (torch 2.13.0 in each)", "",
