@@ -12,6 +12,25 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
+FAST_TIER_SKIPS = ("torch", "slow")  # `./scripts/test.sh --fast`: the text tier, without the fuzzer
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--fast", action="store_true",
+                     help=f"only the fast tier: deselect tests marked {' or '.join(FAST_TIER_SKIPS)}")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--fast"):
+        return
+    slow = [item for item in items if any(item.get_closest_marker(m) for m in FAST_TIER_SKIPS)]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if item not in slow]
+
+
 SCHEMA_DOC = Path(__file__).resolve().parents[1] / "docs" / "json-schema.md"
 
 # A target whose one break (a graph_break() in a pure helper) BF201 fixes, and that fix.

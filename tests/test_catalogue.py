@@ -28,8 +28,11 @@ def test_explain_a_codemod_prints_its_generated_page() -> None:
     for codemod in (REGISTRY[0], REGISTRY[-1]):
         result = breakfix("explain", codemod.CODE.lower())
         assert result.returncode == 0, result.stderr
-        assert result.stdout == docs.codemod_page(codemod)  # piped: the Markdown of docs/codemods/
-        assert result.stdout == (docs.PROJECT / "docs" / "codemods" / f"{codemod.CODE}.md").read_text()
+        page = (docs.PROJECT / "docs" / "codemods" / f"{codemod.CODE}.md").read_text()
+        assert page.startswith("<!-- Generated")
+        # piped: the Markdown of docs/codemods/, without the comment meant for the docs folder
+        assert result.stdout == page.split("\n", 1)[1].lstrip("\n")
+        assert result.stdout.startswith(f"# {codemod.CODE}: ") and "<!--" not in result.stdout
 
 
 def test_explain_a_gb_id_prints_the_registry_entry_and_its_codemods() -> None:
@@ -43,6 +46,27 @@ def test_explain_a_gb_id_prints_the_registry_entry_and_its_codemods() -> None:
     # An id no codemod names says so, and still points at the last resort.
     unanswered = breakfix("explain", "GB0000")
     assert unanswered.returncode == 0 and "No codemod answers this GB id specifically." in unanswered.stdout
+
+
+def test_explain_renders_registry_data_not_its_unevaluated_source() -> None:
+    # torch's registry holds the source of what its generator could not evaluate: GB0170 has an entry
+    # with Gb_type `_gb_type` and an Explanation that is two adjacent string literals; GB0043's is
+    # `msg +   + err_epilogue`; GB0007's is the variable `explanation`.
+    raw = docs.torch_gb_registry()
+    assert any(e["Gb_type"] == "_gb_type" for e in raw["GB0170"])
+    assert any(e["Explanation"] == "explanation" for e in raw["GB0007"])
+    pages = {gb_id: breakfix("explain", gb_id) for gb_id in ("GB0170", "GB0043", "GB0007", "GB0023")}
+    for gb_id, result in pages.items():
+        assert result.returncode == 0, result.stderr
+        assert "_gb_type" not in result.stdout and "_explanation" not in result.stdout, result.stdout
+        assert '" +' not in result.stdout and "+ err_epilogue" not in result.stdout, result.stdout
+        assert "- Explanation: \"" not in result.stdout, result.stdout
+        assert "- Explanation: explanation" not in result.stdout
+    assert pages["GB0170"].stdout.startswith("# GB0170: Data-dependent branching\n")
+    # adjacent literals are evaluated into the text they spell, once
+    assert pages["GB0170"].stdout.count("- Explanation: Detected data-dependent branching (e.g. `if my_tensor.sum() "
+                                        "> 0:`). Dynamo does not support tracing dynamic control flow.") == 1
+    assert pages["GB0170"].stdout.count("- Gb_type:") == 1
 
 
 def test_explain_an_unknown_code_is_one_line_and_exit_2() -> None:

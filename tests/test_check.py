@@ -798,3 +798,127 @@ def test_pre_commit_hook(tmp_path: Path) -> None:
     passing = run("clean.py")
     assert passing.returncode == 0, passing.stdout + passing.stderr
     assert "breakfix check" in passing.stdout and "Passed" in passing.stdout
+
+
+# --- the first hour of a new user (issue 15) ---------------------------------------------------------
+
+
+def _scan(tmp_path: Path, files: dict[str, str], all_functions: bool = False) -> list[tuple[str, int, str]]:
+    for name, text in files.items():
+        (tmp_path / name).write_text(textwrap.dedent(text))
+    report = check_paths([str(tmp_path)], all_functions=all_functions)
+    assert not report.errors, report.errors
+    return [(os.path.basename(f.path), f.line, f.pattern) for f in report.findings]
+
+
+def test_calls_into_a_sibling_module_are_followed(tmp_path: Path) -> None:
+    files = {
+        "utils.py": """\
+            import torch
+
+
+            def report(t):
+                print(t.sum())
+                return t
+
+
+            def unused(t):
+                print(t)
+            """,
+        "main.py": """\
+            import torch
+
+            import utils
+            from utils import report
+
+
+            @torch.compile
+            def f(x):
+                return report(x) + utils.report(x)
+            """,
+    }
+    assert _scan(tmp_path, files) == [("utils.py", 5, "print")]
+
+
+def test_all_functions_leaves_out_module_construction_in_init_and_the_inputs_maker(tmp_path: Path) -> None:
+    files = {"m.py": """\
+        import torch
+        import torch.nn as nn
+
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(3, 3)
+
+            def forward(self, x):
+                print(x)
+                return self.fc(x)
+
+
+        def example_inputs():
+            torch.manual_seed(0)
+            return Net(), torch.randn(2, 3)
+        """}
+    assert _scan(tmp_path, files, all_functions=True) == [("m.py", 11, "print")]
+
+
+def test_tolist_of_an_integer_tensor_is_not_called_floating(tmp_path: Path) -> None:
+    files = {"m.py": """\
+        import torch
+
+
+        def f(logits, labels, scores):
+            a = labels.tolist()
+            b = torch.randint(0, 3, (4,)).tolist()
+            c = torch.zeros(3, dtype=torch.long).tolist()
+            d = torch.tensor([1, 2]).tolist()
+            e = scores.tolist()
+            return logits
+
+
+        def example_inputs():
+            return torch.randn(4, 3), torch.randint(0, 3, (4,)), torch.randn(4)
+
+
+        compiled = torch.compile(f)
+        """}
+    assert _scan(tmp_path, files) == [("m.py", 9, "float-tolist")]
+
+
+def test_item_stored_in_a_variable_then_tested_and_an_iterator_from_example_inputs(tmp_path: Path) -> None:
+    files = {"m.py": """\
+        import numpy as np
+        import torch
+
+
+        def f(samples, x):
+            v = x.sum().item()
+            if v > 0:
+                x = x + 1
+            for s in samples:
+                x = x + s
+            return x + torch.from_numpy(np.interp([0.5], [0.0, 1.0], [0.0, 2.0]))
+
+
+        def example_inputs():
+            return (torch.randn(2) for _ in range(3)), torch.randn(2)
+
+
+        compiled = torch.compile(f)
+        """}
+    assert _scan(tmp_path, files) == [("m.py", 7, "data-dependent-guard"), ("m.py", 9, "iterator-for"),
+                                      ("m.py", 11, "numpy-unsupported")]
+
+
+def test_one_finding_per_line(tmp_path: Path) -> None:
+    files = {"m.py": """\
+        import torch
+
+
+        @torch.compile
+        def f(x):
+            print(x.tolist())
+            return x
+        """}
+    assert _scan(tmp_path, files) == [("m.py", 6, "print")]

@@ -104,7 +104,8 @@ def test_classifier_orders_safe_first() -> None:
 def test_an_unsafe_fix_for_the_pattern_comes_before_the_safe_last_resort() -> None:
     # Without --unsafe-fixes the engine only reports it and tries the last resort next.
     codes = [c.CODE for c in classifier.candidates(_break(None, "Data-dependent guard"))]
-    assert codes == ["BF601", "BF603", "BF602", "BF604", "BF302", "BF301"]
+    # BF303 last: the break is one frame below the compiled one (g called by f), where it may split.
+    assert codes == ["BF601", "BF603", "BF602", "BF604", "BF302", "BF301", "BF303"]
 
 
 def test_unknown_break_gets_only_the_last_resorts() -> None:
@@ -176,3 +177,15 @@ def test_warnings_of_torch_itself_are_not_compared_but_the_users_are() -> None:
                  "python_variable_indexing.cpp:349.)", "/project/model.py")
     assert sandbox._from_torch(cpp), "a C++ TORCH_WARN is attributed to the user's line but is torch's"
     assert not sandbox._from_torch(raised("loss is not finite", "/project/model.py"))
+
+
+def test_the_progress_line_names_the_file_the_codemod_rewrites(tmp_path) -> None:
+    from breakfix.engine import _place_in
+    from breakfix.types import Frame, GraphBreak
+
+    target, model = tmp_path / "target.py", tmp_path / "model.py"
+    brk = GraphBreak(gb_type="t", gb_id=None, reason="", explanation="", hints=[], user_stack=[],
+                     project_stack=[Frame(str(target), 13, "forward"), Frame(str(model), 846, "forward")])
+    assert _place_in(str(model), brk, tmp_path) == "model.py:846"
+    assert _place_in(str(target), brk, tmp_path) == "target.py:13"  # not the model's line 846
+    assert _place_in(str(tmp_path / "other.py"), brk, tmp_path) == "other.py"

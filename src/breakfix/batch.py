@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from breakfix import piece_options
 from breakfix.errors import BreakfixError, ConfigError, FileChangedOnDisk
+from breakfix.piece_options import PieceOptions
 from breakfix.types import RunReport, TargetSpec
 
 
@@ -51,18 +53,35 @@ class BatchEvents(Protocol):
 RunOne = Callable[[TargetJob, Callable[[str], None]], RunReport]
 
 
-def project_targets(root: Path) -> list[TargetJob]:
-    """``[tool.breakfix] targets`` of the root's pyproject.toml: strings ``"file.py:qualname"``, or
-    tables ``{target = "file.py:qualname", inputs = "file.py:fn"}``."""
+def _breakfix_table(root: Path) -> tuple[Path, dict]:
+    """``[tool.breakfix]`` of the root's pyproject.toml ({} without one)."""
     path = root / "pyproject.toml"
     if not path.is_file():
-        return []
+        return path, {}
     from breakfix._toml import tomllib
 
     try:
-        entries = tomllib.loads(path.read_text(encoding="utf-8")).get("tool", {}).get("breakfix", {}).get("targets", [])
+        return path, tomllib.loads(path.read_text(encoding="utf-8")).get("tool", {}).get("breakfix", {})
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise ConfigError(f"cannot read {path}: {e}") from e
+
+
+def project_piece_options(root: Path) -> PieceOptions:
+    """``[tool.breakfix] piece-options``: compile options of new pieces when a target's are unknown."""
+    path, table = _breakfix_table(root)
+    if "piece-options" not in table:
+        return ()
+    try:
+        return piece_options.from_table(table["piece-options"])
+    except ValueError as e:
+        raise ConfigError(f"{path}: [tool.breakfix] {e}") from None
+
+
+def project_targets(root: Path) -> list[TargetJob]:
+    """``[tool.breakfix] targets`` of the root's pyproject.toml: strings ``"file.py:qualname"``, or
+    tables ``{target = "file.py:qualname", inputs = "file.py:fn"}``."""
+    path, table = _breakfix_table(root)
+    entries = table.get("targets", [])
     if not isinstance(entries, list):
         raise ConfigError(f"{path}: [tool.breakfix] targets must be a list")
     jobs = []

@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING
 import click
 
 from breakfix import __version__
+from breakfix import piece_options
 from breakfix.errors import BreakfixError
+from breakfix.piece_options import PieceOptions
 from breakfix.types import TargetSpec
 
 if TYPE_CHECKING:
@@ -98,6 +100,15 @@ def _print_versions(ctx: click.Context, param: click.Parameter, value: bool) -> 
     ctx.exit()
 
 
+def _check_piece_options(ctx: click.Context, param: click.Parameter, value: str | None) -> PieceOptions | None:
+    if value is None:
+        return None
+    try:
+        return piece_options.parse(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e), ctx, param) from None
+
+
 @click.group(cls=BreakfixGroup)
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_versions,
               help="Show breakfix's, torch's and Python's versions and exit.")
@@ -131,20 +142,30 @@ def _check_specs(ctx: click.Context, param: click.Parameter, values: tuple[str, 
               help="Project root: only files under it are ever edited.")
 @click.option("--rtol", type=float, default=None, help="Relative tolerance for comparing outputs (torch's default).")
 @click.option("--atol", type=float, default=None, help="Absolute tolerance for comparing outputs (torch's default).")
+@click.option("--min-coverage", type=click.FloatRange(0, 1), default=0.9, show_default=True,
+              help="A split (the target runs eagerly and calls compiled pieces) is a fix only if its pieces "
+                   "compile at least this share of the original's operations.")
 @click.option("-j", "--jobs", "parallel", type=click.IntRange(1), default=1, show_default=True,
               help="Targets worked on at once (several targets only).")
+@click.option("--piece-options", "piece_options_text", metavar="KEY=VALUE,...", callback=_check_piece_options,
+              help='torch.compile options of new compiled pieces when the target\'s own are unknown, e.g. '
+                   '\'mode="max-autotune", dynamic=False\' (default: [tool.breakfix] piece-options).')
+@click.option("-v", "--verbose", is_flag=True,
+              help="Print why each refused fix was refused in full (text output), the torch that verified the fixes "
+                   "and the private torch hooks it lacks (stderr).")
 @click.option("--emit-test", "emit_test", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a pytest regression test asserting zero graph breaks, once none remain on disk.")
-@click.option("-v", "--verbose", is_flag=True,
-              help="Also say which torch verified the fixes and which private torch hooks it lacks (stderr).")
 @click.pass_context
 def run(ctx: click.Context, targets: tuple[str, ...], inputs: str | None, apply: bool, as_json: bool,
         output_format: str | None, backend: str, unsafe_fixes: bool, max_rounds: int, timeout: float, root: str,
-        rtol: float | None, atol: float | None, parallel: int, emit_test: Path | None, verbose: bool) -> None:
+        rtol: float | None, atol: float | None, min_coverage: float, parallel: int,
+        piece_options_text: PieceOptions | None, verbose: bool, emit_test: Path | None) -> None:
     """Locate, fix and verify the graph breaks of each TARGET (MODULE:QUALNAME or FILE.py:QUALNAME).
 
     Without TARGET, the targets are those of [tool.breakfix] targets in the root's pyproject.toml.
     """
+    from breakfix.batch import project_piece_options
+    from breakfix.targets import check_job
     from breakfix.worker import pool
 
     if (rtol is None) != (atol is None):
@@ -154,25 +175,32 @@ def run(ctx: click.Context, targets: tuple[str, ...], inputs: str | None, apply:
     output_format = ctx.meta.get("format", "text")
     root_path = Path(os.path.realpath(root))
     jobs = _jobs(ctx, targets, inputs, root_path)
-    if emit_test is not None and not (len(jobs) == 1 and targets):
+    piece_defaults = piece_options_text if piece_options_text is not None else project_piece_options(root_path)
+    single = len(jobs) == 1 and bool(targets)
+    if emit_test is not None and not single:
         raise click.UsageError("--emit-test needs exactly one TARGET", ctx)
+    if single:
+        check_job(jobs[0], root_path)  # at once: a misspelled qualname is reported before torch is imported
     pool.start()  # torch imports in the zygotes while the rest loads here
     from breakfix.engine import Engine
     from breakfix.locator import RunOptions
     from breakfix.render import Renderer
 
-    renderer = Renderer(quiet=output_format != "text")
+    renderer = Renderer(quiet=output_format != "text", verbose=verbose)
 
     def options_for(job) -> RunOptions:
         return RunOptions(target=_absolute(job.target, job.base), inputs=job.inputs and _absolute(job.inputs, job.base),
-                          root=root_path, backend=backend, timeout=timeout, rtol=rtol, atol=atol)
+                          root=root_path, backend=backend, timeout=timeout, rtol=rtol, atol=atol,
+                          min_coverage=min_coverage, piece_options=piece_defaults)
 
     def run_one(job, progress):
+        if not single:
+            check_job(job, root_path)  # one target's error is its outcome; the others go on
         report = Engine(options_for(job), unsafe_fixes=unsafe_fixes, max_rounds=max_rounds, progress=progress).run(apply)
         report.target = job.target  # as the user typed it
         return report
 
-    if len(jobs) == 1 and targets:
+    if single:
         report = run_one(jobs[0], renderer.progress)
         if output_format == "json":
             from breakfix.report_json import to_json

@@ -10,6 +10,7 @@ graph-break registry with the codemods that answer each GB id; ``explain`` gives
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import inspect
 import json
@@ -62,8 +63,46 @@ def torch_gb_registry() -> dict[str, list[dict]]:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
+# A field torch's registry generator could not evaluate holds the source of the expression instead:
+# a variable (``msg``, ``_gb_type``, ``inst.argval``) or a concatenation (``msg + err_epilogue``).
+_SOURCE_NAME = re.compile(r"[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*(\(.*\))?")
+
+
+def _registry_text(value: str, field: str) -> str | None:
+    """A registry field as text, or None when it is unevaluated source. Adjacent string literals
+    (``"a " "b"``) are evaluated; a field naming a variable or concatenating one is not text."""
+    if field == "Gb_type":  # snake_case Gb_types are real (``missing_mp_subscript``); ``_gb_type`` is a variable
+        return None if value.startswith("_") and _SOURCE_NAME.fullmatch(value) else value
+    if _SOURCE_NAME.fullmatch(value):
+        return None
+    if value.startswith(("\"", "'", "f\"", "(")) or re.search(r"(^|\s)\+(\s|$)", value):
+        try:
+            text = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            return None
+        return " ".join(text.split()) if isinstance(text, str) else None
+    return value
+
+
+@cache
+def registry_entries(gb_id: str) -> list[dict]:
+    """The id's registry entries as text: unevaluated fields dropped, an entry without a Gb_type
+    dropped, each wording once (torch keeps historical entries)."""
+    entries: list[dict] = []
+    for raw in torch_gb_registry().get(gb_id, []):
+        entry = {name: text for name in ("Gb_type", "Context", "Explanation")
+                 if (text := _registry_text(raw.get(name, ""), name))}
+        if "Gb_type" in entry and entry not in entries:
+            entries.append(entry)
+    # An entry whose fields another entry has too (its Explanation was a variable there) says nothing new.
+    texts = [e for e in entries if not any(e.items() < other.items() for other in entries)]
+    hints = {e["Gb_type"]: [h for raw in torch_gb_registry().get(gb_id, []) if raw.get("Gb_type") == e["Gb_type"]
+                            for h in raw.get("Hints", [])] for e in texts}
+    return [{**e, "Hints": list(dict.fromkeys(hints[e["Gb_type"]]))} for e in texts]
+
+
 def gb_type_of(gb_id: str) -> str:
-    entries = torch_gb_registry().get(gb_id) or [{}]
+    entries = registry_entries(gb_id) or [{}]
     return entries[0].get("Gb_type", "")
 
 
@@ -150,7 +189,7 @@ def index_page(project: Path = PROJECT) -> str:
 
 def _gb_types(gb_id: str) -> list[str]:
     """The id's Gb_types, oldest entry first, without repeats (torch keeps historical entries)."""
-    return list(dict.fromkeys(entry.get("Gb_type", "") for entry in torch_gb_registry().get(gb_id, [])))
+    return list(dict.fromkeys(entry["Gb_type"] for entry in registry_entries(gb_id)))
 
 
 def specific_codemods(gb_id: str) -> list[type[BreakfixCodemod]]:
@@ -191,12 +230,12 @@ def coverage_page() -> str:
 
 def gb_page(gb_id: str) -> str:
     """A GB id's registry entries (every historical wording once) and the codemods that answer it."""
-    entries = list({entry.get("Explanation", ""): entry for entry in torch_gb_registry()[gb_id]}.values())
     parts = [f"# {gb_id}: {' / '.join(_gb_types(gb_id))}\n", f"PyTorch's page: {GB_PAGE.format(gb_id.lower())}\n"]
-    for entry in entries:
-        parts.append(f"- Gb_type: {entry.get('Gb_type', '')}\n- Context: `{entry.get('Context', '')}`\n"
-                     f"- Explanation: {entry.get('Explanation', '')}\n")
-        parts.extend(f"  - Hint: {hint}" for hint in entry.get("Hints", []))
+    for entry in registry_entries(gb_id):
+        parts.append("\n".join([f"- Gb_type: {entry['Gb_type']}",
+                                 *([f"- Context: `{entry['Context']}`"] if "Context" in entry else []),
+                                 *([f"- Explanation: {entry['Explanation']}"] if "Explanation" in entry else [])]) + "\n")
+        parts.extend(f"  - Hint: {hint.strip()}" for hint in entry["Hints"])
         parts.append("")
     codemods = specific_codemods(gb_id)
     parts.append("## Codemods that answer it\n")
@@ -213,8 +252,8 @@ def gb_page(gb_id: str) -> str:
 def explain(code: str) -> str:
     """The text of ``breakfix explain CODE``: a codemod's page, or a GB id's registry entry."""
     key = code.strip().upper()
-    if key in BY_CODE:
-        return codemod_page(BY_CODE[key])
+    if key in BY_CODE:  # the page without its "generated, do not edit" comment, which is for the docs folder
+        return codemod_page(BY_CODE[key]).split("\n", 1)[1].lstrip("\n")
     if key in torch_gb_registry():
         return gb_page(key)
     raise UnknownCode(f"unknown code {code!r}: expected a codemod code (`breakfix codemods` lists them) "

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from breakfix.codemods import REQUIRED_APIS
+from breakfix.piece_options import PieceOptions
 from breakfix.worker.pool import run_worker
 from breakfix.worker.protocol import LocateRequest, LocateResult
 
@@ -19,6 +20,8 @@ class RunOptions:
     timeout: float
     rtol: float | None = None
     atol: float | None = None
+    min_coverage: float = 0.9  # a split must compile at least this share of the original's operations
+    piece_options: PieceOptions = ()  # --piece-options or [tool.breakfix] piece-options
 
 
 def locate(options: RunOptions, overlay: dict[str, str], reference: str | None) -> LocateResult:

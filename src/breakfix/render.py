@@ -18,25 +18,27 @@ from rich.table import Table
 from rich.text import Text
 
 from breakfix.batch import BatchEvents, TargetJob, TargetOutcome
-from breakfix.codemods import BreakfixCodemod
+from breakfix.codemods import BY_CODE, BreakfixCodemod
 from breakfix.diffing import unified_diff
-from breakfix.types import RunReport
+from breakfix.types import BreakReport, FixKind, RunReport, Status
 
 if TYPE_CHECKING:
     from breakfix.static import CheckReport
 
-_STATUS_STYLE = {"fixed": "green", "proposed": "cyan", "resolved": "green", "needs-unsafe": "yellow", "unfixable": "red"}
+_STATUS_STYLE = {Status.FIXED: "green", Status.PROPOSED: "cyan", Status.RESOLVED: "green", Status.KEPT_EAGER: "yellow",
+                 Status.NEEDS_UNSAFE: "yellow", Status.UNFIXABLE: "red"}
 
 
 class Renderer:
     """Owns the consoles: results to stdout, progress and errors to stderr."""
 
-    def __init__(self, quiet: bool = False) -> None:
+    def __init__(self, quiet: bool = False, verbose: bool = False) -> None:
         # User text (targets, paths, Gb_types, hints) is printed as Text, never as a str: rich would
         # read "m.py:ok:" as an emoji code and brackets as markup.
         self.out = Console(highlight=False, soft_wrap=True)
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
         self.quiet = quiet
+        self.verbose = verbose  # full refusal reasons in the break table
 
     def progress(self, message: str) -> None:
         if not self.quiet:
@@ -82,19 +84,16 @@ class Renderer:
         if not report.breaks:
             self.out.print(Text(f"{report.target}: no graph breaks; compiles with fullgraph=True."))
             return
-        table = Table(title=Text(f"Graph breaks in {report.target}"), show_lines=False)
-        for column in ("location", "GB id", "Gb_type", "fix", "safety", "verified", "why"):
-            table.add_column(column, overflow="fold")
-        for item in report.breaks:
-            site = item.brk.site
-            table.add_row(
-                *(Text(cell) for cell in (
-                    f"{os.path.relpath(site.filename, root)}:{site.lineno}", item.brk.gb_id or "-", item.brk.gb_type,
-                    item.fix_code or "-", item.applicability.value if item.applicability else "-")),
-                Text("yes" if item.verified else "no", style="green" if item.verified else "red"),
-                Text(item.why or item.status, style=_STATUS_STYLE.get(item.status, "")),
-            )
-        self.out.print(table)
+        if self.out.is_terminal:
+            self._break_table(report, root)
+        else:  # a pipe or a file: one plain line per break, never wrapped mid-word
+            self.out.print(Text(f"Graph breaks in {report.target}:"))
+            for item in report.breaks:
+                verified = "verified" if item.verified else "not verified"
+                fix = f"{item.fix_code} ({_kind(item)}, {item.applicability.value}, {verified})" \
+                    if item.fix_code and item.applicability else "no fix"
+                self.out.print(Text(f"{_location(item, root)}: {item.brk.gb_id or '-'} {item.brk.gb_type}: {fix}: "
+                                    + "; ".join(self._why(item))))
         for change in report.changes:
             diff = unified_diff(str(change.path), change.before, change.after, root)
             if self.out.is_terminal:
@@ -102,10 +101,38 @@ class Renderer:
             else:
                 sys.stdout.write(diff)
         self.out.print(self._summary(report))
+        if not self.verbose and any(_shorten(a.reason) != a.reason for item in report.breaks for a in item.attempts):
+            self.out.print(Text("Refusal reasons are shortened; --verbose prints them whole."))
+        for caller in report.eager_callers:
+            self.out.print(Text(
+                f"{os.path.relpath(caller.path, root)}: {caller.function} now runs eagerly and calls {caller.pieces} "
+                f"compiled piece(s): every caller of it runs them, and none can compile it with fullgraph=True. "
+                f"Paths through it that the example inputs did not take are not verified."))
         for item in report.breaks:
-            if item.status == "unfixable" and item.brk.hints:
-                self.out.print(Text(f"hint for {os.path.relpath(item.brk.site.filename, root)}:{item.brk.site.lineno}: "
-                                    + " ".join(item.brk.hints[:2])))
+            if item.status is Status.UNFIXABLE and item.brk.hints:
+                self.out.print(Text(f"hint for {_location(item, root)}: " + " ".join(item.brk.hints[:2])))
+
+    def _break_table(self, report: RunReport, root: str) -> None:
+        table = Table(title=Text(f"Graph breaks in {report.target}"), show_lines=False)
+        for column in ("location", "GB id", "Gb_type", "fix", "kind", "safety", "verified", "why"):
+            table.add_column(column, overflow="fold")
+        for item in report.breaks:
+            table.add_row(
+                *(Text(cell) for cell in (
+                    _location(item, root), item.brk.gb_id or "-", item.brk.gb_type,
+                    item.fix_code or "-", _kind(item), item.applicability.value if item.applicability else "-")),
+                Text("yes" if item.verified else "no", style="green" if item.verified else "red"),
+                Text("\n".join(self._why(item)), style=_STATUS_STYLE.get(item.status, "")),
+            )
+        self.out.print(table)
+
+    def _why(self, item: BreakReport) -> list[str]:
+        """The status or why, then each fix tried and refused before the one kept, with its reason
+        (shortened unless --verbose): a split for one ``print`` says why the targeted fix was not used."""
+        refused = [f"{a.code} refused: {a.reason if self.verbose else _shorten(a.reason)}"
+                   for a in item.attempts if not a.verified and a.code != item.fix_code and a.reason != item.why
+                   and (self.verbose or not BY_CODE[a.code].CATCH_ALL)]  # a last resort's refusal: --verbose
+        return [item.why or item.status.value, *refused]
 
     def findings(self, report: CheckReport) -> None:
         """``breakfix check``: one line per likely break, as linters print them (1-based columns)."""
@@ -145,13 +172,40 @@ class Renderer:
 
     @staticmethod
     def _summary(report: RunReport) -> str:
+        if report.kind is FixKind.SPLIT:
+            split = (f"as a split: {report.target} now runs eagerly and calls {report.pieces} compiled piece(s) "
+                     f"covering {report.coverage:.0%} of the operations; outputs and side effects match eager. "
+                     f"Call it eagerly; do not wrap it in torch.compile.")
+            if report.applied:
+                return f"Wrote {len(report.changes)} file(s) {split}"
+            return f"Dry run: the rewrite above is verified {split} Rerun with --apply to write it."
         if report.applied:
             return f"Wrote {len(report.changes)} file(s); the target compiles with fullgraph=True and matches eager."
         if report.verified and report.changes:
             return "Dry run: the rewrite above is verified (fullgraph=True, outputs and side effects equal). Rerun with --apply to write it."
         if report.changes:
-            return "Not written: the rewrite above is partial; breaks remain, so it is not verified with fullgraph=True."
+            return "Not written: the rewrite above is partial; breaks remain, so it is not verified."
         return f"{report.remaining} graph break(s) remain; no verified fix."
+
+
+REASON_WIDTH = 72  # characters of a refusal reason shown without --verbose
+
+
+def _shorten(reason: str) -> str:
+    first = reason.splitlines()[0] if reason else ""
+    if len(first) <= REASON_WIDTH and first == reason:
+        return reason
+    return first[:REASON_WIDTH].rsplit(" ", 1)[0].rstrip(",;:") + " …"
+
+
+def _location(item: BreakReport, root: str) -> str:
+    return f"{os.path.relpath(item.brk.site.filename, root)}:{item.brk.site.lineno}"
+
+
+def _kind(item: BreakReport) -> str:
+    if item.kind is FixKind.SPLIT and item.coverage is not None:
+        return f"split {item.coverage:.0%}"
+    return item.kind.value if item.kind else "-"
 
 
 def outcome_status(outcome: TargetOutcome) -> str:

@@ -56,6 +56,7 @@ _LOGGING_FUNCTIONS = ("debug", "info", "warning", "warn", "error", "critical", "
 # Tensor methods and torch functions whose result, tested by `if`/`while`, depends on tensor data.
 _REDUCTIONS = frozenset({"sum", "mean", "max", "min", "any", "all", "norm", "prod", "isfinite", "isnan", "isinf"})
 _ITERATOR_ANNOTATIONS = frozenset({f"{m}.{t}" for m in ("typing", "collections.abc") for t in ("Iterator", "Generator")})
+_NEVER_COMPILED = frozenset({"__init__", "example_inputs"})
 _SUPPRESSION = re.compile(r"#\s*breakfix:\s*ignore(?:\[(?P<codes>[^\]]*)\])?", re.I)
 
 
@@ -136,9 +137,45 @@ PATTERNS: tuple[Pattern, ...] = (
     Pattern("host-state", "GB0007", "{name}() asks the operating system; dynamo skips it, which breaks the graph",
             (_example("import uuid", "s = uuid.uuid4()\nreturn x + 1"),
              _example("import os", "s = os.getpid()\nreturn x + 1"),
-             _example("import os\nimport tempfile", "fd, path = tempfile.mkstemp()\nos.close(fd)\nos.remove(path)\n"
-                      "return x + 1")),
-            frozenset({"uuid.uuid4", "os.getpid", "tempfile.mkstemp"})),
+             _example("import tempfile", "fd, path = tempfile.mkstemp()\nreturn x + 1"),
+             _example("import os", "os.close(os.dup(1))\nreturn x + 1"),
+             _example("import os", "os.remove('breakfix-example-never-created')\nreturn x + 1"),
+             _example("import os", "os.makedirs('made', exist_ok=True)\nreturn x + 1"),
+             _example("import os", "seed = os.urandom(8)\nreturn x + 1")),
+            frozenset({"uuid.uuid4", "os.getpid", "tempfile.mkstemp", "os.close", "os.remove", "os.makedirs",
+                       "os.urandom"})),
+    Pattern("skipped-stdlib", "GB0007", "{name}(): dynamo skips this function, which breaks the graph",
+            (_example("import heapq", "top = heapq.nlargest(2, [3, 1, 2])\nreturn x + top[0]"),
+             _example("import heapq", "top = heapq.nsmallest(2, [3, 1, 2])\nreturn x + top[0]")),
+            frozenset({"heapq.nlargest", "heapq.nsmallest"})),
+    Pattern("path-io", "GB0007", "Path.{name}() reads or writes a file; dynamo skips it, which breaks the graph",
+            (_example("from pathlib import Path", "text = Path(__file__).read_text()\nreturn x + len(text)"),
+             _example("from pathlib import Path", "with Path(__file__).open() as f:\n    f.read()\nreturn x + 1"))),
+    Pattern("untraceable-object", "GB0156", "{name}() makes an object dynamo cannot trace",
+            (_example("import io", "buffer = io.BytesIO()\nreturn x + 1"),
+             _example("import json", "s = json.dumps({'a': 1})\nreturn x + len(s)")),
+            frozenset({"io.BytesIO", "json.dumps"})),
+    Pattern("opaque-generator", "GB0363", "{name}() creates an opaque object in the middle of compiled code",
+            (_example("", "g = torch.Generator()\nreturn x + 1"),), frozenset({"torch.Generator"})),
+    Pattern("numpy-unsupported", "GB0294", "{name}() is a numpy function torch cannot trace",
+            (_example("import numpy as np", "np.save('saved.npy', x.numpy())\nreturn x + 1"),
+             _example("import numpy as np", "y = np.interp(np.linspace(0, 1, 3), np.linspace(0, 1, 3), x.numpy())\n"
+                      "return x + torch.from_numpy(y)"),
+             _example("import numpy as np", "rng = np.random.default_rng()\nreturn x + 1")),
+            frozenset({"numpy.save", "numpy.interp", "numpy.random.default_rng"})),
+    Pattern("numpy-ufunc-method", "GB0290", "{name}(): a numpy ufunc method torch cannot trace",
+            (_example("import numpy as np", "np.add.at(np.zeros(3), np.array([0, 1]), 1)\nreturn x + 1"),)),
+    Pattern("backward", "GB0123", "{name}() in compiled code: dynamo does not trace backward()",
+            (_example("", "y = (x * 2).sum()\ny.backward()\nreturn y"),), example_args="torch.randn(3, requires_grad=True)"),
+    Pattern("zero-grad", "GB0008", "{name}() is skipped by dynamo, which breaks the graph",
+            ("import torch\n\nparam = torch.nn.Parameter(torch.randn(3))\noptimizer = torch.optim.SGD([param], lr=0.1)\n\n\n"
+             "def f(x):\n    optimizer.zero_grad()\n    return x + 1\n",)),
+    Pattern("optimizer-step", "GB0025", "{name}(): the optimizer step breaks the graph on purpose",
+            ("import torch\n\nparam = torch.nn.Parameter(torch.randn(3))\noptimizer = torch.optim.SGD([param], lr=0.1)\n\n\n"
+             "def f(x):\n    optimizer.step()\n    return x + 1\n",)),
+    Pattern("inspect-signature", "GB0088", "{name}() raises inside dynamo: it cannot inspect a signature while tracing",
+            (_example("import inspect", "n = len(inspect.signature(torch.nn.functional.softmax).parameters)\n"
+                      "return x + n"),), frozenset({"inspect.signature"})),
     Pattern("global-rng", "GB0007", "{name}() uses global random state; dynamo skips it, which breaks the graph",
             (_example("import random", "return x + random.random()"),
              _example("", "torch.manual_seed(0)\nreturn x + 1")),
@@ -358,9 +395,11 @@ class _Module:
         return None
 
     def compiled(self, all_functions: bool) -> list[_Function]:
-        """The functions compiled in this module (every function with ``all_functions``)."""
+        """The functions compiled in this module (with ``all_functions``, every function but the
+        ones nobody compiles: ``__init__``, which builds modules, and ``example_inputs``, which
+        makes the inputs)."""
         if all_functions:
-            return list(self.index.functions.values())
+            return [f for f in self.index.functions.values() if f.node.name.value not in _NEVER_COMPILED]
         roots = [f for f in self.index.functions.values() if COMPILE in f.decorators]
         compiled_values = [call.args[0].value for call in self.index.compile_calls]
         compiled_values += [call.func.value for call in self.index.method_compiles]
@@ -441,6 +480,8 @@ def _sites_in(module: _Module, function: _Function, calls: tuple, root: bool) ->
     def site(slug: str, node: cst.CSTNode, name: str = "") -> _Site:
         return _Site(BY_SLUG[slug], node, name, function, calls)
 
+    opaque = _opaque_locals(module, function)
+    arguments = _example_arguments(module, function) if root else {}
     for call in _findall(function.node.body, cst.Call):
         names = module.names(call.func, external=True)
         pattern = next((_BY_CALL[n] for n in names if n in _BY_CALL), None)
@@ -449,12 +490,23 @@ def _sites_in(module: _Module, function: _Function, calls: tuple, root: bool) ->
             continue
         if isinstance(call.func, cst.Attribute):
             attr = call.func.attr.value
-            if attr == "tolist" and not call.args and not _integer_valued(module, call.func.value):
+            receiver = call.func.value
+            if attr == "tolist" and not call.args and not _integer_valued(module, receiver, arguments):
                 yield site("float-tolist", call)
-            elif attr in _LOGGING_FUNCTIONS and (module.names(call.func.value) & module.index.loggers or (
-                    isinstance(call.func.value, cst.Call) and "logging.getLogger" in module.names(call.func.value.func))):
+                continue
+            if attr in _LOGGING_FUNCTIONS and (module.names(receiver) & module.index.loggers or (
+                    isinstance(receiver, cst.Call) and "logging.getLogger" in module.names(receiver.func))):
                 yield site("logger-method", call, attr)
-        if any(n.startswith("PIL.") for n in names):
+                continue
+            method = _method_pattern(attr, receiver, names, opaque)
+            if method is not None:
+                yield site(method, call, _call_name(call) if method != "path-io" else attr)
+                continue
+        passed = next((a.value.value for a in call.args if isinstance(a.value, cst.Name)
+                       and opaque.get(a.value.value) == "opaque-generator"), None)
+        if passed is not None:  # ``torch.randint(..., generator=gen)`` with ``gen = torch.Generator()``
+            yield site("opaque-generator", call, _call_name(call))
+        elif any(n.startswith("PIL.") for n in names):
             yield site("pil", call, _call_name(call))
         elif any(re.fullmatch(r"torch\.nn\.[A-Z]\w*", n) for n in names):
             yield site("module-construction", call, _call_name(call))
@@ -467,7 +519,7 @@ def _sites_in(module: _Module, function: _Function, calls: tuple, root: bool) ->
                 yield site("disabled-call", call, callee.qualname)
     for node in _findall(function.node.body, (cst.If, cst.While, cst.IfExp)):
         keyword = {cst.If: "if", cst.While: "while", cst.IfExp: "if"}[type(node)]
-        if _item_call(node.test):
+        if _item_call(node.test) or any(_item_call(v) for v in _bound_values(module, node.test)):
             yield site("data-dependent-guard", node.test, keyword)
         elif _reduces(module, node.test):
             yield site("data-dependent-branch", node.test, keyword)
@@ -478,6 +530,7 @@ def _sites_in(module: _Module, function: _Function, calls: tuple, root: bool) ->
     if root:
         iterator_params = {p.name.value for p in _params(function.node)
                            if p.annotation is not None and _iterator_annotation(module, p.annotation.annotation)}
+        iterator_params |= {name for name, value in arguments.items() if _makes_iterator(module, value)}
         for loop in _findall(function.node.body, cst.For):
             if isinstance(loop.iter, cst.Name) and loop.iter.value in iterator_params and \
                     _is_parameter(module, function, loop.iter):
@@ -486,8 +539,56 @@ def _sites_in(module: _Module, function: _Function, calls: tuple, root: bool) ->
         found = _findall(function.node.body, (cst.Yield, cst.FunctionDef, cst.Lambda))
         nested = [n for n in found if not isinstance(n, cst.Yield)]
         direct = [y for y in found if isinstance(y, cst.Yield) and not any(_contains(n, y) for n in nested)]
-        if direct:
-            yield site("generator", direct[0])
+        if direct:  # dynamo reports it at the def line
+            yield site("generator", function.node.name)
+
+
+_PATH_IO = frozenset({"open", "read_text", "write_text", "read_bytes", "write_bytes"})
+_OPTIMIZER = re.compile(r"optim|^opt$", re.I)
+_UFUNC_METHOD = re.compile(r"numpy\.\w+\.(at|reduceat|outer|accumulate)")
+# Patterns whose calls return an object dynamo cannot trace: a method called on it breaks too.
+_OPAQUE_RESULTS = frozenset({"pil", "untraceable-object", "numpy-unsupported", "opaque-generator", "host-state"})
+
+
+def _method_pattern(attr: str, receiver: cst.BaseExpression, names: set[str], opaque: dict[str, str]) -> str | None:
+    """The pattern of a method call ``receiver.attr(...)``, or None."""
+    if isinstance(receiver, cst.Name) and receiver.value in opaque:
+        return opaque[receiver.value]  # ``buffer.seek(0)`` on ``buffer = io.BytesIO()``
+    if any(_UFUNC_METHOD.fullmatch(n) for n in names):
+        return "numpy-ufunc-method"
+    if any(n.startswith("PIL.") for n in names):
+        return None  # the PIL pattern
+    if attr == "backward":
+        return "backward"
+    if attr == "zero_grad":
+        return "zero-grad"
+    last = receiver.attr.value if isinstance(receiver, cst.Attribute) else getattr(receiver, "value", "")
+    if attr == "step" and isinstance(last, str) and _OPTIMIZER.search(last):
+        return "optimizer-step"
+    if attr in _PATH_IO and all(n.startswith("pathlib.") for n in names):  # a path, not ``gzip.open``
+        return "path-io"
+    return None
+
+
+def _opaque_locals(module: _Module, function: _Function) -> dict[str, str]:
+    """Local names ``function`` binds (``name = call(...)``) to an object dynamo cannot trace, with
+    the pattern of the call that made it."""
+    found = {}
+    for statement in _findall(function.node.body, cst.Assign):
+        if len(statement.targets) != 1 or not isinstance(statement.targets[0].target, cst.Name):
+            continue
+        value = statement.value
+        while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and isinstance(value.func.value, cst.Call):
+            value = value.func.value  # ``Image.open(b).convert("RGB")``: what made it
+        if not isinstance(value, cst.Call):
+            continue
+        names = module.names(value.func, external=True)
+        slug = next((_BY_CALL[n].slug for n in names if n in _BY_CALL), None)
+        if slug is None and any(n.startswith("PIL.") for n in names):
+            slug = "pil"
+        if slug in _OPAQUE_RESULTS:
+            found[statement.targets[0].target.value] = slug
+    return found
 
 
 def _contains(outer: cst.CSTNode, inner: cst.CSTNode) -> bool:
@@ -501,9 +602,14 @@ _SAME_DTYPE = frozenset({"squeeze", "unsqueeze", "flatten", "view", "reshape", "
                          "clone", "T", "mT"})
 
 
-def _integer_valued(module: _Module, value: cst.BaseExpression) -> bool:
-    """``value`` is an integer tensor as far as the source shows: ``x.argmax(-1).T``, or a local
-    name bound once to one."""
+_INTEGER_FACTORIES = frozenset({"torch.randint", "torch.randint_like", "torch.randperm"})
+_INTEGER_DTYPES = frozenset(f"torch.{t}" for t in ("long", "int", "int64", "int32", "int16", "int8", "uint8", "bool"))
+
+
+def _integer_valued(module: _Module, value: cst.BaseExpression, arguments: dict[str, cst.BaseExpression]) -> bool:
+    """``value`` is an integer tensor as far as the source shows: ``x.argmax(-1).T``,
+    ``torch.randint(...)``, anything made with an integer ``dtype=``, a local name bound once to
+    one, or a parameter ``example_inputs`` passes one to (``arguments``)."""
     while True:
         if isinstance(value, cst.Subscript):
             value = value.value
@@ -514,17 +620,83 @@ def _integer_valued(module: _Module, value: cst.BaseExpression) -> bool:
             value = value.func.value
         else:
             break
-    if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
-        return value.func.attr.value in _INTEGER_RESULTS
+    if isinstance(value, cst.Call):
+        if any(arg.keyword is not None and arg.keyword.value == "dtype" and module.names(arg.value) & _INTEGER_DTYPES
+               for arg in value.args):
+            return True
+        names = module.names(value.func)
+        if names & _INTEGER_FACTORIES or ("torch.tensor" in names and value.args and _integer_literals(value.args[0].value)):
+            return True
+        return isinstance(value.func, cst.Attribute) and value.func.attr.value in _INTEGER_RESULTS
     if isinstance(value, cst.Name) and (scope := module.scopes.get(value)) is not None:
         assignments = list(scope[value.value])
+        if len(assignments) == 1 and isinstance(getattr(assignments[0], "node", None), cst.Param):
+            argument = arguments.get(value.value)
+            return argument is not None and _integer_valued(module, argument, {})
         if len(assignments) == 1:
-            parent = module.parents.get(getattr(assignments[0], "node", None))
-            statement = module.parents.get(parent) if isinstance(parent, cst.AssignTarget) else None
-            if isinstance(statement, cst.Assign) and len(statement.targets) == 1 and \
-                    statement.targets[0].target is assignments[0].node:
-                return _integer_valued(module, statement.value)
+            bound = _bound_value(module, assignments[0])
+            return bound is not None and _integer_valued(module, bound, arguments)
     return False
+
+
+def _integer_literals(node: cst.BaseExpression) -> bool:
+    if isinstance(node, (cst.List, cst.Tuple)):
+        return bool(node.elements) and all(_integer_literals(e.value) for e in node.elements)
+    return isinstance(node, cst.Integer)
+
+
+def _bound_value(module: _Module, assignment: object) -> cst.BaseExpression | None:
+    """The value of ``name = value``, when ``assignment`` is that one binding."""
+    node = getattr(assignment, "node", None)
+    parent = module.parents.get(node)
+    statement = module.parents.get(parent) if isinstance(parent, cst.AssignTarget) else None
+    if isinstance(statement, cst.Assign) and len(statement.targets) == 1 and statement.targets[0].target is node:
+        return statement.value
+    return None
+
+
+def _bound_values(module: _Module, test: cst.BaseExpression) -> list[cst.BaseExpression]:
+    """The values of the local names ``test`` reads, each bound once (``v = t.item()`` then ``if v > 0:``)."""
+    values = []
+    for name in _findall(test, cst.Name):
+        scope = module.scopes.get(name)
+        assignments = list(scope[name.value]) if scope is not None else []
+        value = _bound_value(module, assignments[0]) if len(assignments) == 1 else None
+        if value is not None:
+            values.append(value)
+    return values
+
+
+def _example_arguments(module: _Module, function: _Function) -> dict[str, cst.BaseExpression]:
+    """Parameter -> the expression the module's ``example_inputs`` passes it (breakfix's inputs
+    convention: a tuple of positional arguments, the instance first for a method)."""
+    maker = module.by_qualname.get("example_inputs")
+    returned = next((r.value for r in _findall(maker.node.body, cst.Return) if r.value is not None), None) if maker else None
+    if isinstance(returned, cst.Name) and (scope := module.scopes.get(returned)) is not None:
+        assignments = list(scope[returned.value])
+        returned = _bound_value(module, assignments[0]) if len(assignments) == 1 else None
+    if not isinstance(returned, cst.Tuple):
+        return {}
+    values = []
+    for element in returned.elements:
+        value = element.value
+        if isinstance(value, cst.Name) and (scope := module.scopes.get(value)) is not None:
+            assignments = list(scope[value.value])
+            value = (_bound_value(module, assignments[0]) if len(assignments) == 1 else None) or value
+        values.append(value)
+    return {param.name.value: value for param, value in zip(_params(function.node), values)}
+
+
+def _makes_iterator(module: _Module, value: cst.BaseExpression) -> bool:
+    """``(... for ...)``, ``iter(...)`` or a call to one of the module's generator functions."""
+    if isinstance(value, cst.GeneratorExp):
+        return True
+    if not isinstance(value, cst.Call):
+        return False
+    if "builtins.iter" in module.names(value.func):
+        return True
+    called = [module.by_qualname[q] for q in module.names(value.func) if q in module.by_qualname]
+    return any(_findall(f.node.body, cst.Yield) for f in called)
 
 
 def _constant_string(node: cst.BaseExpression) -> bool:
@@ -557,16 +729,56 @@ def _iterator_annotation(module: _Module, annotation: cst.BaseExpression) -> boo
 # --- findings -------------------------------------------------------------------------------------
 
 
-def _sites(module: _Module, all_functions: bool) -> list[_Site]:
+def _sites(module: _Module, all_functions: bool, entries: list[_Function] | None = None) -> list[_Site]:
+    """The sites in the module's compiled code: what its compiled functions reach, and what
+    ``entries`` (functions other modules' compiled code calls) reach."""
     roots = module.compiled(all_functions)
+    reached = module.reachable(roots) if not all_functions else [(r, ()) for r in roots]
+    known = {id(function.node) for function, _ in reached}
+    reached += [(f, calls) for f, calls in module.reachable([e for e in entries or () if id(e.node) not in known])
+                if id(f.node) not in known]
+    root_ids = {id(r.node) for r in roots}
     seen: set[int] = set()
     sites = []
-    for function, calls in (module.reachable(roots) if not all_functions else [(r, ()) for r in roots]):
-        for site in _sites_in(module, function, calls, root=not calls):
+    for function, calls in reached:
+        for site in _sites_in(module, function, calls, root=not calls and id(function.node) in root_ids):
             if id(site.node) not in seen:
                 seen.add(id(site.node))
                 sites.append(site)
     return sites
+
+
+def _entries(modules: dict[str, _Module], all_functions: bool) -> dict[str, list[_Function]]:
+    """Functions of each module that compiled code of another module calls (``from utils import
+    helper``, ``utils.helper(...)``), found module by module until nothing new is reached: dynamo
+    inlines them as it does the module's own helpers."""
+    entries: dict[str, list[_Function]] = {path: [] for path in modules}
+    changed = True
+    while changed:
+        changed = False
+        for path, module in modules.items():
+            roots = module.compiled(all_functions) + entries[path]
+            for function, _ in module.reachable(roots):
+                for call in _findall(function.node.body, cst.Call):
+                    for name in module.names(call.func):
+                        found = _imported_function(modules, path, name)
+                        if found is not None and found[1] not in entries[found[0]] and not (
+                                found[1].decorators & (_DISABLE | _OPAQUE | {COMPILE})):
+                            entries[found[0]].append(found[1])
+                            changed = True
+    return entries
+
+
+def _imported_function(modules: dict[str, _Module], importer: str, name: str) -> tuple[str, _Function] | None:
+    """The function a qualified name (``utils.helper``) names in a module beside ``importer``."""
+    parts = name.split(".")
+    folder = os.path.dirname(importer)
+    for cut in range(len(parts) - 1, 0, -1):
+        path = os.path.join(folder, *parts[:cut]) + ".py"
+        if path != importer and path in modules:
+            function = modules[path].by_qualname.get(".".join(parts[cut:]))
+            return (path, function) if function is not None else None
+    return None
 
 
 def _frame(module: _Module, function: _Function, node: cst.CSTNode) -> Frame:
@@ -647,11 +859,28 @@ def _finding(module: _Module, site: _Site) -> Finding:
 def scan_source(source: str, path: str, *, all_functions: bool = False) -> list[Finding]:
     """The likely graph breaks in ``source`` (read as ``path``), suppressions applied, in source order.
     Raises ``CheckError`` when the source does not parse."""
-    module = _Module(source, path)
-    suppressions = _suppressed(source)
-    findings = [_finding(module, site) for site in _sites(module, all_functions)]
-    findings = [f for f in findings if not _is_suppressed(f, suppressions)]
-    return sorted(findings, key=lambda f: (f.line, f.col, f.code))
+    return scan_sources({path: source}, all_functions=all_functions)[path]
+
+
+def scan_sources(sources: dict[str, str], *, all_functions: bool = False) -> dict[str, list[Finding]]:
+    """The likely graph breaks of each file in ``sources`` (path -> text), following calls from
+    compiled code into functions of the other files (modules beside each other). Raises
+    ``CheckError`` when a source does not parse."""
+    return _scan_modules({path: _Module(source, path) for path, source in sources.items()}, all_functions)
+
+
+def _scan_modules(modules: dict[str, _Module], all_functions: bool) -> dict[str, list[Finding]]:
+    entries = _entries(modules, all_functions)
+    return {path: _findings(module, _sites(module, all_functions, entries[path])) for path, module in modules.items()}
+
+
+def _findings(module: _Module, sites: list[_Site]) -> list[Finding]:
+    suppressions = _suppressed(module.source)
+    findings = [_finding(module, site) for site in sites]
+    findings = sorted((f for f in findings if not _is_suppressed(f, suppressions)), key=lambda f: (f.line, f.col, f.code))
+    # One finding per line: dynamo stops at the first break of a statement (``print(t.tolist())``
+    # is one break for the user, not two).
+    return list({f.line: f for f in reversed(findings)}.values())[::-1]
 
 
 def quick_fix(source: str, path: str, finding: Finding) -> str | None:
@@ -702,13 +931,16 @@ def python_files(paths: list[str]) -> Iterator[str]:
 
 
 def check_paths(paths: list[str], *, all_functions: bool = False) -> CheckReport:
-    """Scan every Python file under ``paths``; a file that cannot be read or parsed is an error,
-    and the others are still checked."""
+    """Scan every Python file under ``paths``, following calls between them; a file that cannot be
+    read or parsed is an error, and the others are still checked."""
     report = CheckReport()
+    modules = {}
     for path in python_files(paths):
         report.files += 1
         try:
-            report.findings += scan_source(read_source(path), path, all_functions=all_functions)
+            modules[path] = _Module(read_source(path), path)
         except BreakfixError as e:
             report.errors.append(str(e))
+    for findings in _scan_modules(modules, all_functions).values():
+        report.findings += findings
     return report

@@ -17,6 +17,7 @@ import libcst.matchers as m
 from libcst.codemod import CodemodContext, SkipFile, VisitorBasedCodemodCommand
 from libcst.metadata import PositionProvider
 
+from breakfix.piece_options import PieceOptions
 from breakfix.types import Applicability, GraphBreak
 
 DOC_HEADINGS = ("What it fixes", "Why it breaks", "Example", "Fix safety")
@@ -32,6 +33,7 @@ class FixRequest:
     facts: dict = field(default_factory=dict)  # runtime facts the worker measured for this break
     sources: dict[str, str] = field(default_factory=dict)  # files already rewritten in memory
     other_breaks: tuple[GraphBreak, ...] = ()  # the other breaks located in the code as rewritten so far
+    piece_options: PieceOptions = ()  # compile options of new pieces when the target's own are unknown
 
 
 class BreakfixCodemod(VisitorBasedCodemodCommand):

@@ -16,6 +16,7 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import libcst as cst
 import libcst.matchers as m
@@ -32,6 +33,8 @@ from libcst.metadata import (
 )
 
 from breakfix.codemods._base import FixRequest
+from breakfix.piece_options import PieceOptions
+from breakfix.types import EagerCallers
 
 COMPILE = "torch.compile"
 DISABLE = "torch.compiler.disable"
@@ -499,13 +502,33 @@ class Flow:
                 raise NotSplittable(f"a nested function reads {local}, which is bound in another piece")
 
 
+def _plain(expression: cst.BaseExpression | None) -> bool:
+    """A value read without computing anything a compiler could speed up: a name, a constant, an
+    attribute or constant subscript of one, or a tuple or list of those."""
+    if expression is None or isinstance(expression, (cst.Name, cst.BaseNumber, cst.BaseString, cst.Ellipsis)):
+        return True
+    if isinstance(expression, cst.Attribute):
+        return _plain(expression.value)
+    if isinstance(expression, cst.Subscript):
+        return _plain(expression.value) and all(
+            isinstance(e.slice, cst.Index) and isinstance(e.slice.value, (cst.BaseNumber, cst.BaseString))
+            for e in expression.slice)
+    if isinstance(expression, (cst.Tuple, cst.List)):
+        return all(isinstance(e, cst.Element) and _plain(e.value) for e in expression.elements)
+    return False
+
+
 def is_trivial(statement: cst.BaseStatement) -> bool:
-    """``pass`` or ``return`` of names only: no computation a compiler could speed up."""
+    """``pass``, or a return, assignment or expression of plain values only (names, constants,
+    attribute reads, constant subscripts, tuple packing): no operation a compiler could speed up,
+    so a piece made of such statements would compile nothing."""
     if not isinstance(statement, cst.SimpleStatementLine):
         return False
-    return all(isinstance(item, cst.Pass) or (isinstance(item, cst.Return) and (
-        item.value is None or m.matches(item.value, m.Name() | m.Tuple(elements=[m.ZeroOrMore(m.Element(m.Name()))]))))
-        for item in statement.body)
+    return all(isinstance(item, cst.Pass)
+               or (isinstance(item, (cst.Return, cst.Expr)) and _plain(item.value))
+               or (isinstance(item, cst.Assign) and _plain(item.value)
+                   and all(isinstance(t.target, (cst.Name, cst.Tuple)) and _plain(t.target) for t in item.targets))
+               for item in statement.body)
 
 
 def has_return(node: cst.CSTNode) -> bool:
@@ -600,6 +623,14 @@ def as_orchestrator(function: cst.FunctionDef, body: Sequence[cst.BaseStatement]
     return function.with_changes(decorators=decorators, body=function.body.with_changes(body=list(body)))
 
 
+_NO_SPACE_EQUAL = cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace(""))
+
+
+def _is_compile(names: dict, expression: cst.BaseExpression) -> bool:
+    found = names.get(expression, set())
+    return any(q.name == COMPILE for q in (found() if callable(found) else found))  # resolved lazily by LibCST
+
+
 def compile_decorator(module: cst.Module, function: cst.FunctionDef) -> cst.Decorator | None:
     """The decorator compiling ``function``: ``torch.compile`` in any spelling the module's imports
     allow (``@t.compile``, ``from torch import compile``), called with options or not."""
@@ -608,18 +639,28 @@ def compile_decorator(module: cst.Module, function: cst.FunctionDef) -> cst.Deco
         expression = decorator.decorator
         if isinstance(expression, cst.Call):
             expression = expression.func
-        found = names.get(expression, set())
-        if any(q.name == COMPILE for q in (found() if callable(found) else found)):  # resolved lazily by LibCST
+        if _is_compile(names, expression):
             return decorator
     return None
 
 
-def compile_options(decorator: cst.Decorator | None) -> list[cst.Arg]:
-    """The keyword options of a ``torch.compile(...)`` decorator, for its function's pieces (every
-    piece is compiled ``fullgraph=True``, so that option is not carried)."""
-    if decorator is None or not isinstance(decorator.decorator, cst.Call):
-        return []
-    return [arg for arg in decorator.decorator.args if arg.keyword is not None and arg.keyword.value != "fullgraph"]
+def piece_options(module: cst.Module, function: cst.FunctionDef, compiled_by: cst.Decorator | None,
+                  defaults: PieceOptions = ()) -> list[cst.Arg]:
+    """The keyword options of ``torch.compile`` for the pieces made of ``function``: the ones it is
+    compiled with (its decorator, else a ``torch.compile(function, ...)`` call in the module), else
+    ``defaults`` (--piece-options, [tool.breakfix] piece-options). Every piece is compiled
+    ``fullgraph=True``, so that option is not carried."""
+    if compiled_by is not None:
+        call = compiled_by.decorator if isinstance(compiled_by.decorator, cst.Call) else None
+    else:
+        names = MetadataWrapper(module, unsafe_skip_copy=True).resolve(QualifiedNameProvider)
+        call = next((c for c in m.findall(module, m.Call(args=[m.Arg(value=m.Name(function.name.value), keyword=None),
+                                                                 m.ZeroOrMore()]))
+                     if _is_compile(names, c.func)), None)
+        if call is None:
+            return [cst.Arg(cst.parse_expression(value), keyword=cst.Name(key), equal=_NO_SPACE_EQUAL)
+                    for key, value in defaults]
+    return [arg for arg in call.args if arg.keyword is not None and arg.keyword.value != "fullgraph"] if call else []
 
 
 def temporary_name(number: int) -> str:
@@ -666,6 +707,43 @@ def _all_functions(module: cst.Module) -> list[FunctionSite]:
         elif isinstance(statement, cst.ClassDef):
             sites += [FunctionSite(f, statement, statement) for f in statement.body.body if isinstance(f, cst.FunctionDef)]
     return sites
+
+
+def new_orchestrators(path: Path, before: str, after: str) -> list[EagerCallers]:
+    """The functions of ``after`` that run eagerly and call compiled pieces (``@torch.compiler.disable``)
+    where ``before`` had none of that name: each caller of one, eager or compiled, now runs its pieces."""
+    was_eager = {site.qualname for site in _all_functions(cst.parse_module(before)) if is_orchestrator(site.function)}
+    module = cst.parse_module(after)
+    pieces = {site.function.name.value for site in _all_functions(module) if is_compiled_piece(site.function)}
+    return [EagerCallers(path, site.qualname, len({call.func.value for call in m.findall(
+                site.function, m.Call(func=m.Name())) if call.func.value in pieces}))
+            for site in _all_functions(module)
+            if is_orchestrator(site.function) and site.qualname not in was_eager]
+
+
+def eager_original_lines(before: str, after: str) -> set[int]:
+    """Lines of ``before`` whose code ``after`` runs eagerly: the statements its new orchestrators
+    kept as written (matched line by line, by text, within the function of the same name)."""
+    was_eager = {site.qualname for site in _all_functions(cst.parse_module(before)) if is_orchestrator(site.function)}
+    after_module = cst.parse_module(after)
+    kept: dict[str, set[str]] = {}
+    for site in _all_functions(after_module):
+        if is_orchestrator(site.function) and site.qualname not in was_eager:
+            code = "".join(after_module.code_for_node(statement) for statement in site.function.body.body)
+            kept[site.qualname] = {line.strip() for line in code.splitlines()
+                                   if line.strip() and not line.strip().startswith("#")}
+    if not kept:
+        return set()
+    wrapper = MetadataWrapper(cst.parse_module(before))
+    positions = wrapper.resolve(PositionProvider)
+    source_lines = before.splitlines()
+    lines: set[int] = set()
+    for site in _all_functions(wrapper.module):
+        if site.qualname in kept:
+            span = positions[site.function.body]
+            lines |= {number for number in range(span.start.line, span.end.line + 1)
+                      if number <= len(source_lines) and source_lines[number - 1].strip() in kept[site.qualname]}
+    return lines
 
 
 def _with_function(site: FunctionSite, function: cst.FunctionDef) -> cst.BaseStatement:

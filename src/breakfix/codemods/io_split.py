@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import libcst as cst
 import libcst.matchers as m
@@ -18,19 +19,21 @@ from breakfix.codemods._orchestration import (
     as_orchestrator,
     blank_lines,
     compile_decorator,
-    compile_options,
+    piece_options,
     compiled_function,
     compiled_piece,
     function_site,
     install,
     is_compiled_piece,
+    is_trivial,
     parameter_names,
     piece_call,
     single_caller,
     temporary_name,
 )
 from breakfix.gb_ids import gb_id_of
-from breakfix.types import Applicability, GraphBreak
+from breakfix.piece_options import PieceOptions
+from breakfix.types import Applicability, Frame, GraphBreak
 
 HEAD, TAIL, BODY = temporary_name(1), temporary_name(2), temporary_name(3)
 ITERATOR_INPUT_BREAKS = frozenset({"GB4347", "GB0811"})  # answered by BF101 only
@@ -109,7 +112,7 @@ class IoInCompiledRegion(BreakfixCodemod):
     """
 
     CODE = "BF301"
-    FIX_TITLE = "Keep the I/O eager and compile the code around it"
+    FIX_TITLE = "Keep the breaking statement eager and compile the code around it"
     REQUIRES = ("torch.compile", "torch.compiler.disable")
     GB_IDS = frozenset({"GB0007", "GB0059", "GB0098", "GB0099", "GB0291", "GB0569"})
     APPLICABILITY = Applicability.SAFE
@@ -142,7 +145,7 @@ class IoInCompiledRegion(BreakfixCodemod):
             breaking = {b.project_stack[0].lineno for b in self.request.other_breaks
                         if b.project_stack[0].filename == compiled_frame.filename}
             result = split_around(tree, compiled_frame.lineno, self.COMPILE_LOOP_BODY, breaking,
-                                  require_work=not calls_eager_function)
+                                  require_work=not calls_eager_function, defaults=self.request.piece_options)
         except NotSplittable as e:
             raise self.skip(str(e)) from e
         AddImportsVisitor.add_needed_import(self.context, "torch")
@@ -214,13 +217,17 @@ class OpaqueLoopIteration(IoInCompiledRegion):
     COMPILE_LOOP_BODY = True
 
 class BreakInLibraryCall(BreakfixCodemod):
-    """Run the project's call into a library eagerly, where the project makes it, and compile the code around it.
+    """Run the breaking call eagerly in the innermost project function, and compile the code around it.
 
     ## What it fixes
     A graph break inside a library the project calls (an installed package, which breakfix never
     edits), reached through the project's own functions: ``forward`` calls ``self.model(...)``,
     whose ``forward`` builds a library object whose constructor branches on a tensor
-    (``if not self.is_sliding[i]:``, transformers' ``HybridCache``). It is also the answer to the
+    (``if not self.is_sliding[i]:``, transformers' ``HybridCache``). Likewise a statement that
+    breaks in a project function below the compiled one (a model's ``forward`` that writes a
+    checkpoint), when no specific fix verifies: BF301 would keep the whole model call eager and
+    compile almost nothing (refused below ``--min-coverage``), so the split goes where the break
+    is. It is also the answer to the
     ``torch.compiler.disable`` call such a fix leaves in the project function above it (GB0098,
     GB0099), so the split climbs the project's call chain one frame per round.
 
@@ -262,16 +269,18 @@ class BreakInLibraryCall(BreakfixCodemod):
 
     ## Fix safety
     Safe, as BF301: the library call runs once per call, eagerly, in the same order, on the same
-    values; only the code around it is compiled. Only for a break whose innermost frame is outside
-    the project (or a call to a ``torch.compiler.disable``'d function) and whose innermost project
-    frame is below the compiled one; refused on the same grounds as BF301 (nothing left to
+    values; only the code around it is compiled. Only for a break whose innermost project frame is
+    below the compiled one: a call into a library, a call to a ``torch.compiler.disable``'d
+    function, or, when no specific fix verifies and BF301's split of the compiled function would
+    compile too little (``--min-coverage``), any statement that breaks in a project function the
+    target calls (a model's ``forward`` writing a checkpoint); refused on the same grounds as BF301 (nothing left to
     compile around the call, an early ``return``, ``super()``, a generator, names the analysis
     cannot follow). The split function is not the target: any other caller that compiles it with
     ``fullgraph=True`` now calls an eager function and must compile its pieces instead.
     """
 
     CODE = "BF303"
-    FIX_TITLE = "Keep the library call eager where the project makes it and compile the code around it"
+    FIX_TITLE = "Keep the breaking call eager in the innermost project function and compile the code around it"
     REQUIRES = ("torch.compile", "torch.compiler.disable")
     GB_IDS = EAGER_CALLEE_BREAKS  # and, as a last resort, any break inside a library
     APPLICABILITY = Applicability.SAFE
@@ -285,28 +294,50 @@ class BreakInLibraryCall(BreakfixCodemod):
             return "an iterator input would be passed on to the compiled pieces"
         if len(brk.project_stack) < 2:
             return "the call is in the compiled function itself (BF301 splits it)"
-        if not brk.in_library and brk.gb_id not in EAGER_CALLEE_BREAKS:
-            return "the break is in project code, not in a library it calls"
         return None
 
+    @classmethod
+    def file_to_edit(cls, request: FixRequest) -> str:
+        return cls._frame_to_split(request).filename
+
+    @classmethod
+    def _frame_to_split(cls, request: FixRequest) -> Frame:
+        """The innermost project frame below the compiled one with work to compile around its call
+        (a helper whose only statement is the print is kept eager whole, by its caller's split);
+        the innermost frame when none has, so that the transform says why."""
+        frames = request.brk.project_stack[1:]
+        for frame in reversed(frames):
+            try:
+                source = request.sources.get(frame.filename) or Path(frame.filename).read_text(encoding="utf-8")
+                _split(cst.parse_module(source), frame.lineno, request.piece_options)
+            except (OSError, UnicodeDecodeError, cst.ParserSyntaxError, NotSplittable):
+                continue
+            return frame
+        return frames[-1] if frames else request.brk.site
+
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:
-        brk = self.request.brk
-        refusal = self.refusal(brk)
+        refusal = self.refusal(self.request.brk)
         if refusal is not None:
             raise self.skip(refusal)
         try:
-            site = function_site(tree, brk.site.lineno)
-            if is_compiled_piece(site.function):
-                raise NotSplittable(f"{site.qualname} is a compiled piece (BF301 splits it)")
-            result = split_around(tree, brk.site.lineno)
+            result = _split(tree, self._frame_to_split(self.request).lineno, self.request.piece_options)
         except NotSplittable as e:
             raise self.skip(str(e)) from e
         AddImportsVisitor.add_needed_import(self.context, "torch")
         return result
 
 
+def _split(tree: cst.Module, line: int, defaults: PieceOptions) -> cst.Module:
+    """BF303's split of the function holding ``line``, which must not be a compiled piece."""
+    site = function_site(tree, line)
+    if is_compiled_piece(site.function):
+        raise NotSplittable(f"{site.qualname} is a compiled piece (BF301 splits it)")
+    return split_around(tree, line, defaults=defaults)
+
+
 def split_around(module: cst.Module, line: int, compile_loop_body: bool = False,
-                 breaking_lines: frozenset[int] | set[int] = frozenset(), require_work: bool = True) -> cst.Module:
+                 breaking_lines: frozenset[int] | set[int] = frozenset(), require_work: bool = True,
+                 defaults: PieceOptions = ()) -> cst.Module:
     """Keep the top-level statement spanning ``line`` eager; compile what comes before and after.
     ``compile_loop_body``: the statement is a ``for`` whose header holds ``line`` (its iteration
     broke), and its body, which must hold none of ``breaking_lines``, is compiled as a piece
@@ -325,9 +356,9 @@ def split_around(module: cst.Module, line: int, compile_loop_body: bool = False,
     # Only a piece its orchestrator calls may be left trivial: the orchestrator compiles the others.
     # A function the user compiled must keep work to compile, or the "fix" would compile nothing.
     cut = flow.cut(index, require_work=require_work and caller is None and loop_body is None)
-    # A function the user compiled with a decorator: its pieces are compiled with the user's options.
+    # A function the user compiled: its pieces are compiled with the user's options.
     compiled_by = compile_decorator(module, site.function)
-    options = compile_options(compiled_by)
+    options = piece_options(module, site.function, compiled_by, defaults)
     pieces = {}
     if loop_body is not None:
         pieces[BODY] = compiled_piece(BODY, loop_body.inputs, loop_body.statements, loop_body.outputs, options)
@@ -339,9 +370,13 @@ def split_around(module: cst.Module, line: int, compile_loop_body: bool = False,
         pieces[TAIL] = compiled_piece(TAIL, cut.tail_inputs, cut.tail, options=options)
     if caller is not None and _inlinable(site, flow, index, cut, caller):
         return _inline(module, site, cut, caller, pieces)
-    body = [*cut.prologue, *_orchestrated(cut), cut.eager]
-    if cut.tail:
-        body.append(piece_call(TAIL, cut.tail_inputs, returns=cut.tail_returns, like=cut.tail[0]))
+    # A head or tail of plain reads and returns (``return out.logits``) would be a piece that
+    # compiles nothing: it stays in the orchestrator as written.
+    head = cut.head if all(is_trivial(s) for s in cut.head) else [
+        piece_call(HEAD, cut.head_inputs, cut.head_outputs, like=cut.head[0])]
+    tail = cut.tail if all(is_trivial(s) for s in cut.tail) else [
+        piece_call(TAIL, cut.tail_inputs, returns=cut.tail_returns, like=cut.tail[0])]
+    body = [*cut.prologue, *head, cut.eager, *tail]
     return install(module, site, as_orchestrator(site.function, body, compiled_by), pieces)
 
 
@@ -390,7 +425,12 @@ def _inline(module: cst.Module, piece: FunctionSite, cut: Cut, caller: PieceCall
     comments = [line for line in middle[0].leading_lines if line.comment is not None]
     middle[0] = middle[0].with_changes(leading_lines=[*calling.leading_lines, *comments])
     if cut.tail:
-        tail_call = cst.parse_expression(f"{TAIL}({', '.join(cut.tail_inputs)})")
+        only = cut.tail[0].body[0] if len(cut.tail) == 1 and isinstance(cut.tail[0], cst.SimpleStatementLine) else None
+        if isinstance(only, cst.Return) and only.value is not None and is_trivial(cut.tail[0]):
+            # ``return a, b`` alone would be a piece that compiles nothing: the caller reads the values.
+            tail_call: cst.BaseExpression = only.value
+        else:
+            tail_call = cst.parse_expression(f"{TAIL}({', '.join(cut.tail_inputs)})")
         middle.append(calling.deep_replace(caller.call, tail_call).with_changes(leading_lines=blank_lines(cut.tail[0])))
     body = [*statements[:caller.index], *middle, *statements[caller.index + 1:]]
     rewritten = orchestrator.with_changes(body=orchestrator.body.with_changes(body=body))

@@ -17,7 +17,7 @@ from breakfix.codemods._orchestration import (
     as_orchestrator,
     check_movable,
     compile_decorator,
-    compile_options,
+    piece_options,
     compiled_function,
     compiled_piece,
     docstring,
@@ -31,6 +31,7 @@ from breakfix.codemods._orchestration import (
     single_caller,
     temporary_name,
 )
+from breakfix.piece_options import PieceOptions
 from breakfix.types import Applicability
 
 PIECE = temporary_name(1)
@@ -117,7 +118,7 @@ class IteratorInput(BreakfixCodemod):
             raise self.skip("the iterator is stepped in a helper, not in the compiled function")
         try:
             compiled_function(tree, self.request)
-            result, consumption = pass_as_list(tree, stack[0].lineno)
+            result, consumption = pass_as_list(tree, stack[0].lineno, self.request.piece_options)
         except NotSplittable as e:
             raise self.skip(str(e)) from e
         if not consumption.exact:
@@ -128,7 +129,7 @@ class IteratorInput(BreakfixCodemod):
         return result
 
 
-def pass_as_list(module: cst.Module, line: int) -> tuple[cst.Module, Consumption]:
+def pass_as_list(module: cst.Module, line: int, defaults: PieceOptions = ()) -> tuple[cst.Module, Consumption]:
     """Make the function spanning ``line`` take the iterator it steps there as a list."""
     site = function_site(module, line)
     check_movable(site.function)
@@ -145,7 +146,7 @@ def pass_as_list(module: cst.Module, line: int) -> tuple[cst.Module, Consumption
     body = [*stepping, *statements[len(doc):]]
     compiled_by = compile_decorator(module, site.function)  # the user's, in any spelling: it must not stay
     orchestrator = as_orchestrator(site.function, [*doc, piece_call(PIECE, args, returns=True)], compiled_by)
-    piece = compiled_piece(PIECE, params, body, options=compile_options(compiled_by))
+    piece = compiled_piece(PIECE, params, body, options=piece_options(module, site.function, compiled_by, defaults))
     return install(module, site, orchestrator, {PIECE: piece}), consumption
 
 

@@ -16,7 +16,7 @@ import tokenize
 from pathlib import Path
 from typing import Any, Callable
 
-from breakfix.worker.sandbox import UserCodeError, one_line
+from breakfix.worker.sandbox import UserCodeError, last_user_frame, one_line
 from breakfix.worker.protocol import Request
 from breakfix.worker.torch_compat import as_written
 
@@ -81,7 +81,9 @@ def _import_location(location: str, root: Path, overlay: dict[str, str]) -> Any:
         except ModuleNotFoundError as e:
             if e.name and location.startswith(e.name):
                 raise UserCodeError(f"module {location!r} not found under {root}") from e
-            raise
+            spec = importlib.util.find_spec(location.rpartition(".")[0]) if "." in location else None
+            folder = Path(spec.submodule_search_locations[0]) if spec and spec.submodule_search_locations else root
+            raise _missing_sibling(e, folder, root) or e
     path = Path(location)
     path = (path if path.is_absolute() else Path.cwd() / path).resolve()
     if not path.is_file():
@@ -96,8 +98,25 @@ def _import_location(location: str, root: Path, overlay: dict[str, str]) -> Any:
     spec = importlib.util.spec_from_file_location(name, str(path), loader=loader)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except ModuleNotFoundError as e:
+        raise _missing_sibling(e, path.parent, root) or e
     return module
+
+
+def _missing_sibling(e: ModuleNotFoundError, folder: Path, root: Path) -> UserCodeError | None:
+    """The error for a module that imports a sibling by its top-level name (``import utils`` next
+    to ``sub/model.py``): ``python sub/model.py`` finds it, because Python puts the script's folder
+    on sys.path; breakfix imports the target as ``sub.model`` from the root, so say what to do."""
+    missing = (e.name or "").partition(".")[0]
+    if not missing or str(folder) in sys.path or not (
+            (folder / f"{missing}.py").is_file() or (folder / missing).is_dir()):
+        return None
+    where = os.path.relpath(folder, root)
+    return UserCodeError(f"importing the target failed: {one_line(e)}{last_user_frame(e)}; {missing!r} is in {where}/, "
+                         f"beside the target, which Python only finds when {where}/ is the script's folder: run "
+                         f"breakfix from there (cd {where}) or pass --root {where}")
 
 
 def resolve(spec: str, root: Path, overlay: dict[str, str]) -> tuple[Any, Callable, str]:
@@ -115,7 +134,10 @@ def resolve(spec: str, root: Path, overlay: dict[str, str]) -> tuple[Any, Callab
 
 def example_inputs(request: Request, module: Any, root: Path) -> Callable[[], tuple]:
     if request.inputs:
-        _, inputs_fn, _ = resolve(request.inputs, root, request.overlay)
+        try:
+            _, inputs_fn, _ = resolve(request.inputs, root, request.overlay)
+        except UserCodeError as e:
+            raise UserCodeError(f"--inputs: {e}") from e
     else:
         inputs_fn = getattr(module, "example_inputs", None) or (lambda: ())
 

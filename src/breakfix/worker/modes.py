@@ -17,6 +17,7 @@ from typing import Any, Callable
 from breakfix.torch_apis import missing_apis
 from breakfix.worker import torch_compat
 from breakfix.worker.breaks import collect_breaks, revealed_break
+from breakfix.worker.coverage import COUNTER
 from breakfix.worker.compare import first_mismatch, load_reference
 from breakfix.worker.loader import example_inputs, resolve
 from breakfix.worker.protocol import (CheckRequest, CheckResult, LocateRequest, LocateResult, RepeatRequest,
@@ -37,6 +38,7 @@ def locate(request: LocateRequest, root: Path) -> LocateResult:
 
     torch_compat.configure_dynamo()
     _force_backend(request.backend)
+    COUNTER.root = root
     module, fn, target_file = resolve(request.target, root, request.overlay)
     make_inputs = example_inputs(request, module, root)
     if request.reference:
@@ -46,12 +48,12 @@ def locate(request: LocateRequest, root: Path) -> LocateResult:
                 torch.save({"calls": calls}, f)
         except (pickle.PicklingError, TypeError, AttributeError) as e:
             raise UserCodeError(f"cannot verify: the target's outputs cannot be pickled ({one_line(e)})") from e
-    breaks, graph_count = collect_breaks(fn, make_inputs, torch_compat.is_orchestrator(fn), root, request.backend)
-    return LocateResult.from_json({"breaks": breaks, "graph_count": graph_count, "target_file": target_file,
-                                   "target_qualname": request.target.rpartition(":")[2],
-                                   "facts": _facts(fn, make_inputs, breaks), "torch_version": torch.__version__,
-                                   "missing_apis": missing_apis(request.apis),
-                                   "torch_fallbacks": torch_compat.fallbacks()})
+    found = collect_breaks(fn, make_inputs, torch_compat.is_orchestrator(fn), root, request.backend)
+    return LocateResult.from_json({"breaks": found.breaks, "graph_count": found.graph_count,
+                                   "target_file": target_file, "target_qualname": request.target.rpartition(":")[2],
+                                   "facts": _facts(fn, make_inputs, found.breaks), "operations": found.operations,
+                                   "operations_by_line": found.operations_by_line, "torch_version": torch.__version__,
+                                   "missing_apis": missing_apis(request.apis), "torch_fallbacks": torch_compat.fallbacks()})
 
 
 def _facts(fn: Callable, make_inputs: Callable[[], tuple], breaks: list[dict]) -> dict:
@@ -80,14 +82,22 @@ def check(request: CheckRequest, root: Path) -> CheckResult:
 
     torch_compat.configure_dynamo()
     _force_backend(request.backend)
+    COUNTER.root = root
     module, fn, _ = resolve(request.target, root, request.overlay)
     make_inputs = example_inputs(request, module, root)
     orchestrator = torch_compat.is_orchestrator(fn)
     reference = load_reference(request.reference)
 
     def matches(compiled: Callable) -> str:
-        calls = run_calls(compiled, make_inputs, user_errors=False)
+        COUNTER.reset()
+        calls = run_calls(COUNTER.first_call(compiled), make_inputs, user_errors=False)
         return first_mismatch(reference, calls, request.rtol, request.atol)
+
+    def verified(fullgraph: bool, **found: Any) -> CheckResult:
+        # An orchestrator runs eagerly: what it compiles is what its pieces executed in one call.
+        return CheckResult.from_json({"ok": True, "fullgraph": fullgraph and not orchestrator, "split": orchestrator,
+                                      "operations": COUNTER.total, "pieces": sorted(COUNTER.pieces_run),
+                                      "empty_pieces": COUNTER.empty_pieces(), **found})
 
     def raised(e: Exception) -> CheckResult:
         # The compiler failed inside the rewrite: when it failed on a project line (code a rewrite
@@ -105,10 +115,10 @@ def check(request: CheckRequest, root: Path) -> CheckResult:
         return raised(e)  # also below, with breaks allowed
     else:
         if problem:
-            return CheckResult(ok=False, fullgraph=True, reason=problem, mismatch=True)
+            return CheckResult(ok=False, fullgraph=not orchestrator, reason=problem, mismatch=True)
         if orchestrator and torch_compat.graph_count() == 0:
-            return CheckResult(ok=False, fullgraph=True, reason="no compiled piece ran")
-        return CheckResult(ok=True, fullgraph=True, graph_count=torch_compat.graph_count())
+            return CheckResult(ok=False, fullgraph=False, reason="no compiled piece ran")
+        return verified(True, graph_count=torch_compat.graph_count(), complete=True)
 
     global _pieces_allow_breaks
     torch._dynamo.reset()
@@ -123,9 +133,11 @@ def check(request: CheckRequest, root: Path) -> CheckResult:
         _pieces_allow_breaks = False
     if problem:
         return CheckResult(ok=False, fullgraph=False, reason=problem, mismatch=True)
-    breaks, graph_count = collect_breaks(fn, make_inputs, orchestrator, root, request.backend)
-    return CheckResult.from_json({"ok": True, "fullgraph": False, "reason": "", "graph_count": graph_count,
-                                  "breaks": breaks, "facts": _facts(fn, make_inputs, breaks)})
+    measured = {"operations": COUNTER.total, "pieces": sorted(COUNTER.pieces_run),
+                "empty_pieces": COUNTER.empty_pieces()}
+    found = collect_breaks(fn, make_inputs, orchestrator, root, request.backend)
+    return verified(False, graph_count=found.graph_count, breaks=found.breaks, **measured,
+                    facts=_facts(fn, make_inputs, found.breaks))
 
 
 _pieces_allow_breaks = False  # True while a rewrite is checked with graph breaks allowed
@@ -143,8 +155,14 @@ def _force_backend(backend: str) -> None:
 
     original = torch.compile
 
+    counting_backend = COUNTER.backend(torch_compat.lookup_backend(backend))
+
     def compile_on_backend(model: Any = None, **kwargs: Any) -> Any:
-        kwargs["backend"] = backend
+        kwargs["backend"] = counting_backend
+        # ``mode`` and ``options`` tune inductor (a piece may inherit the user's): torch refuses them
+        # with a backend given as a callable, and they do not change what is computed.
+        kwargs.pop("mode", None)
+        kwargs.pop("options", None)
         kwargs.setdefault("fullgraph", True)
         if model is None:
             return functools.partial(compile_on_backend, **kwargs)
@@ -155,7 +173,8 @@ def _force_backend(backend: str) -> None:
 
         @functools.wraps(model)
         def piece(*args: Any, **kw: Any) -> Any:
-            return (lenient if _pieces_allow_breaks else strict)(*args, **kw)
+            with COUNTER.in_piece(model.__qualname__):
+                return (lenient if _pieces_allow_breaks else strict)(*args, **kw)
 
         torch_compat.mark_compiled(piece, model)  # loader.resolve unwraps a target as torch.compile's
         return piece

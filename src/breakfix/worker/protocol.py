@@ -33,6 +33,8 @@ class LocateResult:
     torch_version: str = ""  # the worker's torch, which every fix is verified on
     missing_apis: tuple[str, ...] = ()  # of the request's ``apis``, those this torch lacks
     torch_fallbacks: tuple[str, ...] = ()  # private hooks this torch lacks, replaced by reading the break text
+    operations: int = 0  # operations compiled graphs of project frames executed in one call (explain)
+    operations_by_line: list[list] = field(default_factory=list)  # [file, line, count]: by the line that wrote them
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -48,13 +50,18 @@ class LocateResult:
 class CheckResult:
     """A rewrite checked against the eager reference in a fresh worker."""
 
-    ok: bool  # matches the reference (with fullgraph=True when ``fullgraph``, else with breaks allowed)
-    fullgraph: bool  # compiled with fullgraph=True: the rewrite is verified
+    ok: bool  # matches the reference (with no break left when ``complete``, else with breaks allowed)
+    fullgraph: bool  # the target compiled whole with fullgraph=True
     reason: str = ""  # one line: why it was rejected
     mismatch: bool = False  # rejected because it ran but behaved differently from the reference
     graph_count: int | None = None
-    breaks: list[GraphBreak] = field(default_factory=list)  # breaks left when not fullgraph
+    breaks: list[GraphBreak] = field(default_factory=list)  # breaks left when not complete
     facts: dict = field(default_factory=dict)
+    complete: bool = False  # no break left: the target compiled whole, or a split whose pieces all did
+    split: bool = False  # the target runs eagerly (torch.compiler.disable) and calls compiled pieces
+    operations: int = 0  # operations compiled code executed in the first call (worker/coverage.py)
+    pieces: list[str] = field(default_factory=list)  # compiled pieces that ran in the first call
+    empty_pieces: list[str] = field(default_factory=list)  # pieces that ran and executed no operation
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
