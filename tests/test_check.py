@@ -780,7 +780,11 @@ def test_pre_commit_hook(tmp_path: Path) -> None:
     (user / "clean.py").write_text(CLEAN)
     (user / "notes.txt").write_text("print(x)\n")
     _git(user, "add", ".")
-    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "cache")}
+    # breakfix declares torch>=2.13.0: the hook's environment takes the torch on this machine's disk
+    # (2.13.0 CPU) rather than the newest release's multi-GB CUDA build.
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("torch==2.13.0\n")
+    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "cache"), "PIP_CONSTRAINT": str(constraints)}
     env.pop("PYTHONPATH", None)  # the hook runs the breakfix pre-commit installed, not this checkout
 
     def run(*files: str) -> subprocess.CompletedProcess:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import stat
@@ -13,6 +14,7 @@ import pytest
 from breakfix import classifier, writer
 from breakfix.codemods import BY_CODE
 from breakfix.errors import WriteRefused
+from breakfix.gb_ids import gb_id_of
 from breakfix.project import is_project_file
 from breakfix.types import BreakFacts, FileChange, Frame, GraphBreak, OpaqueOpFact, TargetSpec, ValueKind
 from breakfix.worker import sandbox
@@ -27,7 +29,8 @@ def _break(gb_id: str | None, gb_type: str, reason: str = "") -> GraphBreak:
 
 
 @pytest.mark.parametrize("request_", [
-    LocateRequest(target="m.py:f", inputs=None, root="/p", reference="/t/ref.pt", overlay={}, backend="eager"),
+    LocateRequest(target="m.py:f", inputs=None, root="/p", reference="/t/ref.pt", overlay={}, backend="eager",
+                  apis=("torch.cond", "torch._higher_order_ops.print")),
     CheckRequest(target="pkg.m:C.f", inputs="m.py:inputs", root="/p", reference="/t/ref.pt",
                  overlay={"/p/m.py": "x = 1\n"}, backend="aot_eager", rtol=1e-3, atol=1e-5),
     RepeatRequest(target="m.py:f", inputs=None, root="/p", reference="/t/ref.pt", overlay={}),
@@ -39,7 +42,8 @@ def test_every_request_survives_its_json_round_trip(request_) -> None:
 @pytest.mark.parametrize("response", [
     LocateResult(breaks=[_break("GB0025", "Call to `torch._dynamo.graph_break()`")], graph_count=2,
                  target_file="/p/m.py", target_qualname="f",
-                 facts={"/p/m.py:9": BreakFacts(OpaqueOpFact(rejected="no"), {"self.step": (ValueKind.INT,)})}),
+                 facts={"/p/m.py:9": BreakFacts(OpaqueOpFact(rejected="no"), {"self.step": (ValueKind.INT,)})},
+                 torch_version="2.9.1+cu128", missing_apis=("torch._higher_order_ops.print",)),
     CheckResult(ok=True, fullgraph=False, graph_count=3, breaks=[_break(None, "Unsupported")]),
     CheckResult(ok=False, fullgraph=True, reason="call 1: outputs differ", mismatch=True),
     RepeatResult(difference=""),
@@ -69,8 +73,25 @@ def test_classifier_uses_gb_ids() -> None:
 def test_classifier_falls_back_to_reason_text_without_gb_ids() -> None:
     # A torch build without GB ids: the Gb_type wording is all there is.
     brk = _break(None, "Call to `torch._dynamo.graph_break()`", "Call to `torch._dynamo.graph_break()`\n ...")
-    assert classifier.gb_id_of(brk) == "GB0025"
+    assert gb_id_of(brk) == "GB0025"
     assert BY_CODE["BF201"] in classifier.candidates(brk)
+
+
+def test_classifier_narrows_the_broader_ids_of_other_torch_releases() -> None:
+    # next() / for on an input iterator, as torch 2.9 (GB0156) and 2.14 (GB9493) word it: the
+    # breaks of 2.13 (GB4347, GB0811) that BF101 answers first.
+    worded = {
+        ("GB0156", "Unsupported method call", "Dynamo does not know how to trace method `__next__` of class `list_iterator`"): "GB4347",
+        ("GB9493", "C-implemented special method without VariableTracker model",
+         "'list_iterator' implements '__iter__' in C and Dynamo has no model for it."): "GB0811",
+    }
+    for (gb_id, gb_type, explanation), known in worded.items():
+        brk = dataclasses.replace(_break(gb_id, gb_type), explanation=explanation)
+        assert gb_id_of(brk) == known
+        assert classifier.candidates(brk) == classifier.candidates(_break(known, "x"))
+        assert classifier.candidates(brk)[0] is BY_CODE["BF101"]
+    other = dataclasses.replace(_break("GB0156", "Unsupported method call"), explanation="method `tobytes` of class `ndarray`")
+    assert gb_id_of(other) == "GB0156"
 
 
 def test_classifier_orders_safe_first() -> None:

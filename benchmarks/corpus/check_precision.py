@@ -27,11 +27,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
+from breakfix._toml import tomllib
 from breakfix.static import python_files, scan_sources
 
 HERE = Path(__file__).resolve().parent

@@ -2,29 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 from breakfix.codemods import REGISTRY, BreakfixCodemod
+from breakfix.gb_ids import gb_id_of
 from breakfix.types import Applicability, GraphBreak
 
-# Torch builds without GB ids (and errors that carry none, like data-dependent guards) are
-# classified from the reason text: Gb_type -> GB id for the types whose wording is stable.
-_REASON_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"torch\._dynamo\.graph_break\(\)"), "GB0025"),
-    (re.compile(r"builtin operator `?print"), "GB0059"),
-    (re.compile(r"function marked as skipped"), "GB0007"),
-    (re.compile(r"tp_iternext|next\(\) on|list_iterator", re.I), "GB4347"),
-    (re.compile(r"Data-dependent branching", re.I), "GB0170"),
-)
-
 _ORDER = {Applicability.SAFE: 0, Applicability.UNSAFE: 1, Applicability.DISPLAY_ONLY: 2}
-
-
-def gb_id_of(brk: GraphBreak) -> str | None:
-    if brk.gb_id:
-        return brk.gb_id
-    text = f"{brk.gb_type}\n{brk.reason}"
-    return next((gb_id for pattern, gb_id in _REASON_PATTERNS if pattern.search(text)), None)
 
 
 def candidates(brk: GraphBreak) -> list[type[BreakfixCodemod]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -89,6 +90,16 @@ def _check_spec(ctx: click.Context, param: click.Parameter, value: str | None) -
     return value
 
 
+def _print_versions(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """breakfix's version with the torch and Python it runs on (torch's read from its metadata, not imported)."""
+    if not value or ctx.resilient_parsing:
+        return
+    from breakfix.torch_apis import torch_version
+
+    click.echo(f"breakfix {__version__} (torch {torch_version()}, Python {platform.python_version()})")
+    ctx.exit()
+
+
 def _check_piece_options(ctx: click.Context, param: click.Parameter, value: str | None) -> PieceOptions | None:
     if value is None:
         return None
@@ -99,7 +110,8 @@ def _check_piece_options(ctx: click.Context, param: click.Parameter, value: str 
 
 
 @click.group(cls=BreakfixGroup)
-@click.version_option(__version__, prog_name="breakfix")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_versions,
+              help="Show breakfix's, torch's and Python's versions and exit.")
 def main() -> None:
     """Find, fix and verify torch.compile graph breaks."""
 
@@ -138,7 +150,9 @@ def _check_specs(ctx: click.Context, param: click.Parameter, values: tuple[str, 
 @click.option("--piece-options", "piece_options_text", metavar="KEY=VALUE,...", callback=_check_piece_options,
               help='torch.compile options of new compiled pieces when the target\'s own are unknown, e.g. '
                    '\'mode="max-autotune", dynamic=False\' (default: [tool.breakfix] piece-options).')
-@click.option("-v", "--verbose", is_flag=True, help="Print why each refused fix was refused in full (text output).")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Print why each refused fix was refused in full (text output), the torch that verified the fixes "
+                   "and the private torch hooks it lacks (stderr).")
 @click.option("--emit-test", "emit_test", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a pytest regression test asserting zero graph breaks, once none remain on disk.")
 @click.pass_context
@@ -198,6 +212,8 @@ def run(ctx: click.Context, targets: tuple[str, ...], inputs: str | None, apply:
             renderer.json(sarif_log(run_results(report), str(root_path)))
         else:
             renderer.report(report, str(root_path))
+        if verbose:
+            renderer.torch_notes(report)
         if emit_test is not None:
             _emit_test(emit_test, report.exit_code == 0, options_for(jobs[0]), renderer)
         sys.exit(report.exit_code)
@@ -216,6 +232,10 @@ def run(ctx: click.Context, targets: tuple[str, ...], inputs: str | None, apply:
                                 [f"{o.job.target}: {o.error}" for o in outcomes if not o.report]))
     else:
         renderer.batch_report(outcomes, str(root_path))
+    if verbose:
+        for outcome in outcomes:
+            if outcome.report:
+                renderer.torch_notes(outcome.report)
     sys.exit(max(outcome.exit_code for outcome in outcomes))
 
 
@@ -279,11 +299,18 @@ def _absolute(spec: str, base: str) -> str:
 
 @main.command()
 def codemods() -> None:
-    """List every codemod: code, fix, family, applicability and the GB ids it answers."""
-    from breakfix.codemods import REGISTRY
+    """List every codemod: code, fix, family, applicability, the GB ids it answers and whether the
+    installed torch has the APIs it relies on."""
+    from breakfix.codemods import REGISTRY, REQUIRED_APIS
     from breakfix.render import Renderer
+    from breakfix.torch_apis import missing_apis, needs, torch_version
 
-    Renderer().catalogue(REGISTRY)
+    missing = set(missing_apis(REQUIRED_APIS))
+    availability = {}
+    for codemod in REGISTRY:
+        lacking = [api for api in codemod.REQUIRES if api in missing]
+        availability[codemod.CODE] = f"no: needs {needs(lacking)}" if lacking else "yes"
+    Renderer().catalogue(REGISTRY, availability, torch_version())
 
 
 @main.command()

@@ -28,6 +28,7 @@ from breakfix.codemods._orchestration import eager_original_lines, new_orchestra
 from breakfix.errors import CannotVerify, TargetError
 from breakfix.locator import RunOptions, locate
 from breakfix.project import is_project_file
+from breakfix.torch_apis import unavailable
 from breakfix.types import (Applicability, Attempt, BreakFacts, BreakReport, FileChange, FixKind, Frame, GraphBreak,
                             RunReport, Status)
 from breakfix.verifier import check, repeat
@@ -126,6 +127,8 @@ class Engine:
         self.on_disk: dict[str, str] = {}  # each touched file as read, to diff and to detect changes
         self.reproducible = False  # a second eager run of the target matched the reference
         self.revealed: list[BreakReport] = []  # breaks a kept rewrite revealed, repaired with it
+        self.torch_version = ""  # the workers' torch, and the APIs it lacks that some codemod relies on
+        self.missing_apis: frozenset[str] = frozenset()
         self.located: LocateResult | None = None  # the original, as located (its compiled operations)
         self.break_statements: set[tuple[str, int]] = set()  # (file, line) of the statements holding its breaks
         self.final: CheckResult | None = None  # the check of the last rewrite kept
@@ -136,6 +139,7 @@ class Engine:
             reference = str(Path(tmp, "reference.pt"))
             self.progress(f"locating graph breaks in {self.options.target}")
             found = locate(self.options, {}, reference)
+            self.torch_version, self.missing_apis = found.torch_version, frozenset(found.missing_apis)
             self.located = found
             self.break_statements = {(file, line) for b in found.breaks
                                      for file, first, last in [statement_span(b.site.filename, b.site.lineno)]
@@ -170,7 +174,8 @@ class Engine:
             coverage=coverage, pieces=len(final.pieces) if final is not None and final.split else 0,
             eager_callers=[caller for c in changes if kind is FixKind.SPLIT
                            for caller in new_orchestrators(c.path, c.before, c.after)
-                           if (os.path.realpath(caller.path), caller.function) != target])
+                           if (os.path.realpath(caller.path), caller.function) != target],
+            torch_version=found.torch_version, torch_fallbacks=found.torch_fallbacks)
 
     def _fix_all(self, found: LocateResult, reference: str) -> tuple[list[BreakReport], bool, int | None, int]:
         """Fix breaks round by round; True when the final overlay is verified with no break left."""
@@ -246,6 +251,11 @@ class Engine:
         ``repairs_left`` deep; the two are kept only if they verify together."""
         brk = request.brk
         for codemod in codemods:
+            lacking = [api for api in codemod.REQUIRES if api in self.missing_apis]
+            if lacking:  # not offered on this torch; the report says what it needs
+                report.add_attempt(Attempt(codemod.CODE, codemod.APPLICABILITY, False,
+                                           unavailable(codemod.CODE, lacking, self.torch_version)))
+                continue
             path = codemod.file_to_edit(request)
             if not is_project_file(path, self.root):
                 report.add_attempt(Attempt(codemod.CODE, codemod.APPLICABILITY, False, f"{path} is outside the project root"))

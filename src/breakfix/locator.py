@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from breakfix.codemods import REQUIRED_APIS
 from breakfix.piece_options import PieceOptions
 from breakfix.worker.pool import run_worker
 from breakfix.worker.protocol import LocateRequest, LocateResult
@@ -26,8 +27,10 @@ class RunOptions:
 def locate(options: RunOptions, overlay: dict[str, str], reference: str | None) -> LocateResult:
     """Locate the breaks in the code as on disk with ``overlay`` applied.
 
-    With ``reference`` (a path), the worker also records the eager reference run there.
+    With ``reference`` (a path), the worker also records the eager reference run there. The worker
+    also reports which of the APIs the codemods rely on its torch lacks.
     """
     request = LocateRequest(target=options.target, inputs=options.inputs, root=str(options.root),
-                            reference=reference, overlay=overlay, backend=options.backend)
+                            reference=reference, overlay=overlay, backend=options.backend,
+                            apis=REQUIRED_APIS)
     return run_worker(request, options.timeout)

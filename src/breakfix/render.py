@@ -57,19 +57,28 @@ class Renderer:
         else:
             sys.stdout.write(markdown if markdown.endswith("\n") else markdown + "\n")
 
-    def catalogue(self, codemods: tuple[type[BreakfixCodemod], ...]) -> None:
-        """`breakfix codemods`: one row per codemod, in the order the classifier tries them."""
-        table = Table(title="breakfix codemods (breakfix explain CODE for one page)")
-        for column in ("code", "fix", "family", "applicability", "GB ids"):
+    def catalogue(self, codemods: tuple[type[BreakfixCodemod], ...], availability: dict[str, str],
+                  torch_version: str) -> None:
+        """`breakfix codemods`: one row per codemod, in the order the classifier tries them, with
+        whether the installed torch offers it (``availability``: code -> "yes" or what it needs)."""
+        table = Table(title=f"breakfix codemods on torch {torch_version} (breakfix explain CODE for one page)")
+        for column in ("code", "fix", "family", "applicability", "GB ids", f"available on {torch_version}"):
             table.add_column(column, overflow="fold")
         for codemod in codemods:
             gb_ids = ", ".join(sorted(codemod.GB_IDS)) or "-"
             if codemod.CATCH_ALL:
                 gb_ids += " (and any break, last)"
+            available = availability[codemod.CODE]
             table.add_row(*(Text(cell) for cell in (
                 codemod.CODE, codemod.FIX_TITLE, codemod.__module__.rpartition(".")[2],
-                codemod.APPLICABILITY.value, gb_ids)))
+                codemod.APPLICABILITY.value, gb_ids)), Text(available, style="green" if available == "yes" else "red"))
         self.out.print(table)
+
+    def torch_notes(self, report: RunReport) -> None:
+        """``--verbose``: the torch the fixes were verified on, and the private hooks it lacks (on stderr)."""
+        self.err.print(Text(f"breakfix: {report.target}: verified on torch {report.torch_version}"))
+        for fallback in report.torch_fallbacks:
+            self.err.print(Text(f"breakfix: {report.target}: torch {report.torch_version} lacks {fallback}"))
 
     def report(self, report: RunReport, root: str) -> None:
         if not report.breaks:

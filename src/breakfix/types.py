@@ -164,6 +164,8 @@ class RunReport:
     graph_count_before: int | None
     graph_count_after: int | None
     remaining: int  # breaks left in the code on disk when the command ends
+    torch_version: str = ""  # the torch every fix was verified on
+    torch_fallbacks: tuple[str, ...] = ()  # private torch hooks it lacks, replaced by reading the break text
     kind: FixKind | None = None  # of the verified rewrite
     coverage: float | None = None  # of a split: the share of the original's operations its pieces compile
     pieces: int = 0  # of a split: compiled pieces that run

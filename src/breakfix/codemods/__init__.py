@@ -35,4 +35,7 @@ REGISTRY: tuple[type[BreakfixCodemod], ...] = (
 
 BY_CODE: dict[str, type[BreakfixCodemod]] = {codemod.CODE: codemod for codemod in REGISTRY}
 
-__all__ = ["BY_CODE", "REGISTRY", "BreakfixCodemod", "FixRequest"]
+# Every torch API some codemod relies on: the locate worker reports which the installed torch lacks.
+REQUIRED_APIS: tuple[str, ...] = tuple(sorted({api for codemod in REGISTRY for api in codemod.REQUIRES}))
+
+__all__ = ["BY_CODE", "REGISTRY", "REQUIRED_APIS", "BreakfixCodemod", "FixRequest"]

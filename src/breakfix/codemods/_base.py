@@ -46,6 +46,10 @@ class BreakfixCodemod(VisitorBasedCodemodCommand):
     CATCH_ALL: ClassVar[bool] = False
     # What an unsafe fix changes, stated in the report (empty for safe fixes).
     CHANGES: ClassVar[str] = ""
+    # The torch APIs the fix relies on, as dotted names (the rewrite calls them, or the worker uses
+    # them to derive it): on a torch that lacks one the codemod is not offered (breakfix.torch_apis
+    # looks each up on the installed torch).
+    REQUIRES: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, context: CodemodContext, request: FixRequest) -> None:
         super().__init__(context)

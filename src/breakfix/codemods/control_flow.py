@@ -85,6 +85,7 @@ class DataDependentBranch(BreakfixCodemod):
 
     CODE = "BF601"
     FIX_TITLE = "Branch inside the graph with torch.cond"
+    REQUIRES = (COND,)
     GB_IDS = frozenset({"GB0170", "GB0035"})
     GB_TYPES = frozenset({DATA_DEPENDENT_GUARD, "Data-dependent branching"})
     APPLICABILITY = Applicability.SAFE
@@ -683,6 +684,7 @@ class DataDependentTail(BreakfixCodemod):
 
     CODE = "BF603"
     FIX_TITLE = "Branch the rest of the function inside the graph with torch.cond"
+    REQUIRES = (COND, "torch.SymBool")
     GB_IDS = frozenset({"GB0170", "GB0035"})
     GB_TYPES = frozenset({DATA_DEPENDENT_GUARD, "Data-dependent branching"})
     APPLICABILITY = Applicability.SAFE
@@ -1001,6 +1003,7 @@ class ValidationRaise(BreakfixCodemod):
 
     CODE = "BF604"
     FIX_TITLE = "State the validation as a torch._check inside the graph"
+    REQUIRES = (*(f"torch.{check}" for check in _CHECK_RAISING.values()), "torch.sym_not")
     GB_IDS = frozenset({"GB0170", "GB0035"})
     GB_TYPES = frozenset({DATA_DEPENDENT_GUARD, "Data-dependent branching"})
     APPLICABILITY = Applicability.UNSAFE

@@ -74,6 +74,7 @@ class UntraceablePureHelper(BreakfixCodemod):
 
     CODE = "BF201"
     FIX_TITLE = "Trace the pure helper with torch._dynamo.nonstrict_trace"
+    REQUIRES = (NONSTRICT_TRACE,)
     GB_IDS = frozenset({"GB0025", "GB0059", "GB0207", "GB0007"})
     GB_TYPES = frozenset({"Call to `torch._dynamo.graph_break()`"})
     APPLICABILITY = Applicability.SAFE

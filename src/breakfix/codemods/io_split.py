@@ -31,6 +31,7 @@ from breakfix.codemods._orchestration import (
     single_caller,
     temporary_name,
 )
+from breakfix.gb_ids import gb_id_of
 from breakfix.piece_options import PieceOptions
 from breakfix.types import Applicability, Frame, GraphBreak
 
@@ -112,6 +113,7 @@ class IoInCompiledRegion(BreakfixCodemod):
 
     CODE = "BF301"
     FIX_TITLE = "Keep the breaking statement eager and compile the code around it"
+    REQUIRES = ("torch.compile", "torch.compiler.disable")
     GB_IDS = frozenset({"GB0007", "GB0059", "GB0098", "GB0099", "GB0291", "GB0569"})
     APPLICABILITY = Applicability.SAFE
     # Keeping any statement eager computes exactly what it did; tried after the specific fixes.
@@ -126,7 +128,7 @@ class IoInCompiledRegion(BreakfixCodemod):
     COMPILE_LOOP_BODY = False
 
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:
-        if self.request.brk.gb_id in ITERATOR_INPUT_BREAKS:
+        if gb_id_of(self.request.brk) in ITERATOR_INPUT_BREAKS:
             # The pieces would receive the iterator and break on it again on other inputs.
             raise self.skip("an iterator input would be passed on to the compiled pieces")
         brk = self.request.brk
@@ -211,6 +213,7 @@ class OpaqueLoopIteration(IoInCompiledRegion):
 
     CODE = "BF302"
     FIX_TITLE = "Iterate eagerly and compile the loop body"
+    REQUIRES = ("torch.compile", "torch.compiler.disable")
     COMPILE_LOOP_BODY = True
 
 class BreakInLibraryCall(BreakfixCodemod):
@@ -278,6 +281,7 @@ class BreakInLibraryCall(BreakfixCodemod):
 
     CODE = "BF303"
     FIX_TITLE = "Keep the breaking call eager in the innermost project function and compile the code around it"
+    REQUIRES = ("torch.compile", "torch.compiler.disable")
     GB_IDS = EAGER_CALLEE_BREAKS  # and, as a last resort, any break inside a library
     APPLICABILITY = Applicability.SAFE
     # Tried after BF301: a split of the compiled function, when it leaves work to compile, needs
@@ -286,7 +290,7 @@ class BreakInLibraryCall(BreakfixCodemod):
 
     @classmethod
     def refusal(cls, brk: GraphBreak) -> str | None:
-        if brk.gb_id in ITERATOR_INPUT_BREAKS:
+        if gb_id_of(brk) in ITERATOR_INPUT_BREAKS:
             return "an iterator input would be passed on to the compiled pieces"
         if len(brk.project_stack) < 2:
             return "the call is in the compiled function itself (BF301 splits it)"

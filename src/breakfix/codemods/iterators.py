@@ -103,6 +103,7 @@ class IteratorInput(BreakfixCodemod):
 
     CODE = "BF101"
     FIX_TITLE = "Pass the iterator as a list and call iter() inside the compiled code"
+    REQUIRES = ("torch.compile", "torch.compiler.disable")
     GB_IDS = frozenset({"GB4347", "GB0811"})
     GB_TYPES = frozenset({"Missing tp_iternext", "missing tp_iter"})
     APPLICABILITY = Applicability.SAFE

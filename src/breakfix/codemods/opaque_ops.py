@@ -63,6 +63,7 @@ class OpaqueComputation(BreakfixCodemod):
 
     CODE = "BF202"
     FIX_TITLE = "Make the helper an opaque torch.library.custom_op with a derived fake"
+    REQUIRES = (CUSTOM_OP, "torch.library.register_fake", "torch.library.opcheck")
     GB_IDS = frozenset({
         "GB4841",  # Unsupported python_type() call (PIL)
         "GB0294",  # numpy function torch does not implement

@@ -78,6 +78,7 @@ class PrintInCompiledRegion(BreakfixCodemod):
 
     CODE = "BF501"
     FIX_TITLE = "Print through torch's ordered print operator"
+    REQUIRES = (ORDERED_PRINT,)
     GB_IDS = frozenset({"GB0059"})
     APPLICABILITY = Applicability.SAFE
 
@@ -290,6 +291,7 @@ class WarningOnceInCompiledRegion(BreakfixCodemod):
 
     CODE = "BF502"
     FIX_TITLE = "Log warning_once while torch.compile traces the call"
+    REQUIRES = ("torch.compiler.assume_constant_result",)
     GB_IDS = frozenset({"GB0291"})
     APPLICABILITY = Applicability.SAFE
 

@@ -39,9 +39,6 @@ def _frame(summary: Any) -> dict:
     }
 
 
-_LOOP_WRAPPER = "graph break in loop"
-
-
 def _parse_message(message: str) -> tuple[str, str, list[str], str | None]:
     """(Gb_type, explanation, hints, GB id) from an Unsupported message."""
     lines = message.splitlines()
@@ -87,20 +84,15 @@ class BreakCollector:
         known = self.by_site.get(site)
         # One break per innermost site: keep the root cause over dynamo's "graph break in loop"
         # wrapper, then the longest stack (a nested break is reported once per enclosing frame).
-        if known is None or (known["gb_type"] == _LOOP_WRAPPER and gb_type != _LOOP_WRAPPER) or (
+        if known is None or (known["gb_type"] == torch_compat.LOOP_WRAPPER and gb_type != torch_compat.LOOP_WRAPPER) or (
             known["gb_type"] == gb_type and len(frames) > len(known["user_stack"])
         ):
             self.by_site[site] = record
         return True
 
-    def add_logged(self, exc: Any) -> None:
+    def add_logged(self, logged: torch_compat.LoggedBreak) -> None:
         """Record a break dynamo logged (the root cause, not dynamo's "graph break in loop" wrapper)."""
-        stack = getattr(exc, "real_stack", None) or []
-        message = str(exc)
-        gb_type = getattr(exc, "gb_type", None)
-        if gb_type == _LOOP_WRAPPER and exc.__cause__ is not None:
-            message, gb_type = str(exc.__cause__), getattr(exc.__cause__, "gb_type", None)
-        self.add(message, list(stack), gb_type)
+        self.add(logged.message, logged.stack, logged.gb_type)
 
     def add_exception(self, e: BaseException, compiled: Callable) -> None:
         """Record the error that stopped a fullgraph compile; never lose it, even without a stack."""
@@ -110,7 +102,7 @@ class BreakCollector:
         if not stack:
             stack = [f for f in traceback.extract_tb(e.__traceback__) if is_project_file(
                 os.path.realpath(f.filename), self.root)]
-        gb_type = getattr(e, "gb_type", None)
+        gb_type = torch_compat.gb_type_of(e)
         if gb_type is None and "data-dependent" in str(e).lower():
             gb_type = DATA_DEPENDENT_GUARD  # UserError from a guard on an unbacked symbol: no GB id
         if gb_type is None and isinstance(e, AssertionError) and str(e).startswith("Expected bool, got FakeTensor"):

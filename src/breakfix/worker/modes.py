@@ -14,6 +14,7 @@ import pickle
 from pathlib import Path
 from typing import Any, Callable
 
+from breakfix.torch_apis import missing_apis
 from breakfix.worker import torch_compat
 from breakfix.worker.breaks import collect_breaks, revealed_break
 from breakfix.worker.coverage import COUNTER
@@ -51,7 +52,8 @@ def locate(request: LocateRequest, root: Path) -> LocateResult:
     return LocateResult.from_json({"breaks": found.breaks, "graph_count": found.graph_count,
                                    "target_file": target_file, "target_qualname": request.target.rpartition(":")[2],
                                    "facts": _facts(fn, make_inputs, found.breaks), "operations": found.operations,
-                                   "operations_by_line": found.operations_by_line})
+                                   "operations_by_line": found.operations_by_line, "torch_version": torch.__version__,
+                                   "missing_apis": missing_apis(request.apis), "torch_fallbacks": torch_compat.fallbacks()})
 
 
 def _facts(fn: Callable, make_inputs: Callable[[], tuple], breaks: list[dict]) -> dict:

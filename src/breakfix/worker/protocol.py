@@ -30,6 +30,9 @@ class LocateResult:
     target_file: str
     target_qualname: str
     facts: dict[str, BreakFacts] = field(default_factory=dict)  # per break site, keyed "file:line"
+    torch_version: str = ""  # the worker's torch, which every fix is verified on
+    missing_apis: tuple[str, ...] = ()  # of the request's ``apis``, those this torch lacks
+    torch_fallbacks: tuple[str, ...] = ()  # private hooks this torch lacks, replaced by reading the break text
     operations: int = 0  # operations compiled graphs of project frames executed in one call (explain)
     operations_by_line: list[list] = field(default_factory=list)  # [file, line, count]: by the line that wrote them
 
@@ -39,7 +42,9 @@ class LocateResult:
     @classmethod
     def from_json(cls, data: dict) -> LocateResult:
         return cls(**{**data, "breaks": [GraphBreak.from_json(b) for b in data["breaks"]],
-                      "facts": {k: BreakFacts.from_json(f) for k, f in data.get("facts", {}).items()}})
+                      "facts": {k: BreakFacts.from_json(f) for k, f in data.get("facts", {}).items()},
+                      "missing_apis": tuple(data.get("missing_apis", ())),
+                      "torch_fallbacks": tuple(data.get("torch_fallbacks", ()))})
 
 
 @dataclass(frozen=True)
@@ -102,8 +107,12 @@ class WorkerRequest(Generic[Result]):
 @dataclass(frozen=True)
 class LocateRequest(WorkerRequest[LocateResult]):
     backend: str = "aot_eager"
+    apis: tuple[str, ...] = ()  # torch APIs the codemods rely on: the worker says which its torch lacks
     mode: ClassVar[Mode] = Mode.LOCATE
     response: ClassVar[type] = LocateResult
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "apis", tuple(self.apis))  # a JSON list after the round trip
 
 
 @dataclass(frozen=True)

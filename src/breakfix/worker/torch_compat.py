@@ -1,6 +1,8 @@
 """Every private torch hook breakfix uses, in one place (the names torch 2.13 has).
 
-Imports of torch happen inside the functions: the module itself is importable without torch.
+Where a supported torch lacks a hook, the break's text is read instead, and the substitution is
+recorded in ``fallbacks()`` (``breakfix run --verbose`` lists them). Imports of torch happen inside
+the functions: the module itself is importable without torch.
 """
 
 from __future__ import annotations
@@ -8,8 +10,27 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+LOOP_WRAPPER = "graph break in loop"  # dynamo's Gb_type for a break it hit inside a loop; the cause is the break
+
+_fallbacks: set[str] = set()
+
+
+def fallbacks() -> tuple[str, ...]:
+    """The hooks this torch lacks that were replaced by reading the break text, so far in this process."""
+    return tuple(sorted(_fallbacks))
+
+
+@dataclass(frozen=True)
+class LoggedBreak:
+    """A graph break as dynamo logged it."""
+
+    message: str  # its text: the Gb_type on the first line, then Explanation, Hints, the GB id's URL
+    stack: list  # FrameSummary list, outermost first
+    gb_type: str | None  # None: read off the message
 
 # fullgraph=True turns these on by itself: without them breakfix would "fix" what compiles anyway.
 FULLGRAPH_CONFIG = {"capture_scalar_outputs": True, "capture_dynamic_output_shape_ops": True}
@@ -50,27 +71,68 @@ def gb_registry() -> tuple[dict[str, str], dict[str, list[dict]]]:
 
     registry_path = Path(exc.__file__).with_name("graph_break_registry.json")
     registry = json.loads(registry_path.read_text()) if registry_path.exists() else {}
-    return exc._load_gb_type_to_gb_id_map(), registry
+    if hasattr(exc, "_load_gb_type_to_gb_id_map"):
+        return exc._load_gb_type_to_gb_id_map(), registry
+    _fallbacks.add("torch._dynamo.exc._load_gb_type_to_gb_id_map: Gb_type -> GB id read from graph_break_registry.json")
+    return {entry["Gb_type"]: gb_id for gb_id, entries in registry.items() for entry in entries}, registry
+
+
+def gb_type_of(e: BaseException) -> str | None:
+    """The Gb_type of a graph-break exception; None for other errors."""
+    from torch._dynamo.exc import Unsupported
+
+    gb_type = getattr(e, "gb_type", None)
+    if gb_type is None and isinstance(e, Unsupported):  # torch 2.9: the message's first line is the Gb_type
+        _fallbacks.add("Unsupported.gb_type: the Gb_type read off the message's first line")
+        gb_type = str(e).partition("\n")[0].strip() or None
+    return gb_type
+
+
+def _logged(exc: Any) -> LoggedBreak:
+    """What dynamo logged with ``exc``: for its loop wrapper, the break that caused it."""
+    message, gb_type = str(exc), getattr(exc, "gb_type", None)
+    if gb_type == LOOP_WRAPPER and exc.__cause__ is not None:
+        message, gb_type = str(exc.__cause__), getattr(exc.__cause__, "gb_type", None)
+    return LoggedBreak(message, list(getattr(exc, "real_stack", None) or []), gb_type)
 
 
 @contextlib.contextmanager
-def graph_break_logged(record: Callable[[BaseException], None]) -> Iterator[None]:
-    """Call ``record(exc)`` for every graph break dynamo logs (once per break), also the ones
+def graph_break_logged(record: Callable[[LoggedBreak], None]) -> Iterator[None]:
+    """Call ``record`` for every graph break dynamo logs (once per break), also the ones
     ``torch._dynamo.explain`` does not report (inside loops, before the first tensor op)."""
+    import torch
     from torch._dynamo import symbolic_convert
 
-    original = symbolic_convert.InstructionTranslatorBase.log_graph_break
+    owner: Any
+    if hasattr(symbolic_convert.InstructionTranslatorBase, "log_graph_break"):
+        owner = symbolic_convert.InstructionTranslatorBase
+        original = owner.log_graph_break
 
-    def log_graph_break(self: Any, code_options: Any, reason: str, exc: Any) -> None:
-        if not getattr(exc, "logged", False):
-            record(exc)
-        return original(self, code_options, reason, exc)
+        def log_graph_break(self: Any, code_options: Any, reason: str, exc: Any) -> None:
+            if not getattr(exc, "logged", False):
+                record(_logged(exc))
+            return original(self, code_options, reason, exc)
+    elif hasattr(symbolic_convert, "log_graph_break"):
+        # torch 2.9: a module function given the break's text and stack, not the exception.
+        _fallbacks.add("InstructionTranslatorBase.log_graph_break: breaks read from the text given to "
+                       "symbolic_convert.log_graph_break")
+        owner = symbolic_convert
+        original = owner.log_graph_break
 
-    symbolic_convert.InstructionTranslatorBase.log_graph_break = log_graph_break
+        def log_graph_break(code_options: Any, reason: str = "", exc_info: bool = False, user_stack: Any = None) -> None:
+            stack = user_stack if user_stack is not None else torch._guards.TracingContext.extract_stack()
+            record(LoggedBreak(reason, list(stack), None))
+            return original(code_options, reason=reason, exc_info=exc_info, user_stack=user_stack)
+    else:
+        _fallbacks.add("InstructionTranslatorBase.log_graph_break: no graph-break log; breaks from explain and "
+                       "fullgraph only")
+        yield
+        return
+    owner.log_graph_break = log_graph_break
     try:
         yield
     finally:
-        symbolic_convert.InstructionTranslatorBase.log_graph_break = original
+        owner.log_graph_break = original
 
 
 @contextlib.contextmanager
