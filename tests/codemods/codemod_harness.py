@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import textwrap
-from typing import Any
 
 from libcst.codemod import TransformResult
 
 from breakfix.codemods import BY_CODE, FixRequest
 from breakfix.engine import apply_codemod
-from breakfix.types import Frame, GraphBreak
+from breakfix.types import BreakFacts, Frame, GraphBreak
 
 PATH = "/project/m.py"
 
@@ -23,7 +22,7 @@ def run_codemod(
     function: str = "f",
     qualname: str | None = None,
     path: str = PATH,
-    facts: dict[str, Any] | None = None,
+    facts: BreakFacts | None = None,
 ) -> TransformResult:
     """Codemod ``code`` on ``source`` (dedented) for a break at ``line`` of ``function``, with the
     codemod's own GB id and Gb_type."""
@@ -38,7 +37,7 @@ def run_codemod(
         user_stack=frames,
         project_stack=frames,
     )
-    request = FixRequest(brk=brk, target_file=path, target_qualname=qualname or function, facts=facts or {})
+    request = FixRequest(brk=brk, target_file=path, target_qualname=qualname or function, facts=facts or BreakFacts())
     _, result = apply_codemod(codemod, request, path, textwrap.dedent(source))
     return result
 

@@ -4,7 +4,7 @@ Text tier: the codemod gets the variant's moved break through ``engine.apply_cod
 engine and tests/test_fixtures.py do) and either refuses (``SkipFile``, or the file back
 unchanged) or rewrites. A rewrite must parse and compile, change nothing outside the functions of
 the break's frames in the edited file (new imports and new module-level helpers aside: the
-checks of ``breakfix.fuzzing``), and be left alone by a second application for the same break
+checks of ``benchmarks/fuzz/fuzzing.py``), and be left alone by a second application for the same break
 found again in the rewrite. Anything else is a failure: a crash, unparsable code, an edit outside
 the break's functions or outside the project, a second rewrite.
 
@@ -29,7 +29,7 @@ from pathlib import Path
 import libcst as cst
 from libcst.codemod import SkipFile, TransformFailure, TransformSkip, TransformSuccess
 
-from breakfix import fuzzing
+import fuzzing
 from breakfix.codemods import BY_CODE, FixRequest
 from breakfix.engine import apply_codemod
 from breakfix.types import Frame, GraphBreak
