@@ -32,7 +32,7 @@ from libcst.codemod import SkipFile, TransformFailure, TransformSkip, TransformS
 import fuzzing
 from breakfix.codemods import BY_CODE, FixRequest
 from breakfix.engine import apply_codemod
-from breakfix.types import Frame, GraphBreak
+from breakfix.types import BreakFacts, Frame, GraphBreak
 
 from variants.generator import Skipped, Variant
 
@@ -71,8 +71,11 @@ def normalized(reason: str) -> str:
 
 def _unblanked(units: list[fuzzing.Unit]) -> list[fuzzing.Unit]:
     """Units without their leading blank lines: a helper inserted above a class takes the blank
-    lines before it, which is no change to the class."""
-    return [replace(u, text=u.text.lstrip("\n")) for u in units]
+    lines before it, which is no change to the class. Other statements are known by their text,
+    not by their index: a statement a codemod inserts (a custom op's registration) shifts the
+    index of every statement after it."""
+    return [replace(u, text=u.text.lstrip("\n"), name=u.text.strip() if u.kind == "statement" else u.name)
+            for u in units]
 
 
 @functools.cache
@@ -95,7 +98,7 @@ def run_text(variant: Variant, folder: Path) -> TextOutcome:
     codemod = BY_CODE[fixture.code]
     brk = graph_break(variant, folder)
     request = FixRequest(brk=brk, target_file=str((folder / "before.py").resolve()),
-                         target_qualname=variant.target, facts=variant.facts)
+                         target_qualname=variant.target, facts=BreakFacts.from_json(variant.facts))
 
     def failure(kind: str, detail: str) -> TextOutcome:
         return replace(outcome, status="failure", reason=kind, detail=detail)
@@ -131,7 +134,7 @@ def run_text(variant: Variant, folder: Path) -> TextOutcome:
         return failure("outside_changes", "; ".join(problems) + "\n" + result.code)
     outcome = replace(outcome, status="rewritten")
     local = replace(brk, user_stack=here, project_stack=here)
-    case = fuzzing.Case(local, variant.target, variant.facts, frozenset(touched), variant.id)
+    case = fuzzing.Case(local, variant.target, BreakFacts.from_json(variant.facts), frozenset(touched), variant.id)
     again = fuzzing.relocate(case, original, rewritten)
     if again is None:
         return replace(outcome, idempotence="site_gone")

@@ -25,6 +25,7 @@ from breakfix.codemods._orchestration import (
     function_site,
     install,
     is_compiled_piece,
+    is_orchestrator,
     is_trivial,
     parameter_names,
     piece_call,
@@ -309,7 +310,10 @@ class BreakInLibraryCall(BreakfixCodemod):
         for frame in reversed(frames):
             try:
                 source = request.sources.get(frame.filename) or Path(frame.filename).read_text(encoding="utf-8")
-                _split(cst.parse_module(source), frame.lineno, request.piece_options)
+                module = cst.parse_module(source)
+                if is_orchestrator(function_site(module, frame.lineno).function):
+                    return frame  # split already: the code around the break is compiled
+                _split(module, frame.lineno, request.piece_options)
             except (OSError, UnicodeDecodeError, cst.ParserSyntaxError, NotSplittable):
                 continue
             return frame
@@ -332,6 +336,8 @@ def _split(tree: cst.Module, line: int, defaults: PieceOptions) -> cst.Module:
     site = function_site(tree, line)
     if is_compiled_piece(site.function):
         raise NotSplittable(f"{site.qualname} is a compiled piece (BF301 splits it)")
+    if is_orchestrator(site.function):
+        raise NotSplittable(f"{site.qualname} already runs eagerly")
     return split_around(tree, line, defaults=defaults)
 
 
