@@ -210,7 +210,7 @@ class Engine:
                 continue
             report.add_attempt(Attempt(codemod.CODE, instance.applicability, True, ""))
             report.status, report.fix_code, report.applicability = "proposed", codemod.CODE, instance.applicability
-            report.verified, report.why = True, instance.changes
+            report.verified, report.why, report.verification = True, instance.changes, outcome.verification
             return _Fix(trial, outcome, repairs)
         return None
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from breakfix.worker.pool import run_worker
-from breakfix.worker.protocol import LocateRequest, LocateResult
+from breakfix.worker.protocol import DEFAULT_CALLS, LocateRequest, LocateResult
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,8 @@ class RunOptions:
     timeout: float
     rtol: float | None = None
     atol: float | None = None
+    calls: int = DEFAULT_CALLS  # calls on the same inputs each verification makes
+    derived_inputs: bool = True  # verify on inputs of other sizes too
 
 
 def locate(options: RunOptions, overlay: dict[str, str], reference: str | None) -> LocateResult:
@@ -26,5 +28,6 @@ def locate(options: RunOptions, overlay: dict[str, str], reference: str | None) 
     With ``reference`` (a path), the worker also records the eager reference run there.
     """
     request = LocateRequest(target=options.target, inputs=options.inputs, root=str(options.root),
-                            reference=reference, overlay=overlay, backend=options.backend)
+                            reference=reference, overlay=overlay, backend=options.backend,
+                            calls=options.calls, derived_inputs=options.derived_inputs)
     return run_worker(request, options.timeout)

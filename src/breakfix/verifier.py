@@ -10,7 +10,8 @@ from breakfix.worker.protocol import CheckRequest, CheckResult, RepeatRequest
 
 def check(options: RunOptions, overlay: dict[str, str], reference: str) -> CheckResult:
     request = CheckRequest(target=options.target, inputs=options.inputs, root=str(options.root), reference=reference,
-                           overlay=overlay, backend=options.backend, rtol=options.rtol, atol=options.atol)
+                           overlay=overlay, backend=options.backend, rtol=options.rtol, atol=options.atol,
+                           calls=options.calls)
     try:
         return run_worker(request, options.timeout)
     except BreakfixError as e:
@@ -21,5 +22,6 @@ def check(options: RunOptions, overlay: dict[str, str], reference: str) -> Check
 def repeat(options: RunOptions, reference: str) -> str:
     """How a second eager run of the original target differs from the reference ('' if it does not)."""
     request = RepeatRequest(target=options.target, inputs=options.inputs, root=str(options.root),
-                            reference=reference, overlay={}, rtol=options.rtol, atol=options.atol)
+                            reference=reference, overlay={}, rtol=options.rtol, atol=options.atol,
+                            calls=options.calls)
     return run_worker(request, options.timeout).difference

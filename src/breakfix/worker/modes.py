@@ -1,26 +1,31 @@
 """The three worker modes, each run in a fresh (forked) process on one request.
 
-``locate``  run the target eagerly (the reference: outputs, stdout, files, inputs' state after the
-            call, over several seeded calls), then collect its breaks (``breaks.collect_breaks``).
+``locate``  run the target eagerly (the reference: outputs, stdout, files, inputs' state after each
+            of several calls on the same inputs, and on derived inputs of other sizes), collect its
+            breaks (``breaks.collect_breaks``) and the guards it recompiles on with breaks allowed.
 ``check``   compile the (rewritten) target with ``fullgraph=True`` and compare every call with
-            the reference; if breaks remain, compare with breaks allowed and locate them again.
+            the reference, counting recompiles; if breaks remain, compare with breaks allowed and
+            locate them again.
 ``repeat``  run the original target eagerly again and compare it with the reference (is the
             target deterministic?).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 from pathlib import Path
 from typing import Any, Callable
 
 from breakfix.worker import torch_compat
 from breakfix.worker.breaks import collect_breaks, revealed_break
-from breakfix.worker.compare import first_mismatch, load_reference
+from breakfix.types import Verification
+from breakfix.worker.compare import compare_call, first_mismatch, load_reference
+from breakfix.worker.derived import DERIVED_SEED, MAX_DERIVED, MAX_TRIED, derived_input
 from breakfix.worker.loader import example_inputs, resolve
 from breakfix.worker.protocol import (CheckRequest, CheckResult, LocateRequest, LocateResult, RepeatRequest,
                                       RepeatResult, Request, Response)
-from breakfix.worker.sandbox import UserCodeError, one_line, run_calls, seed_all
+from breakfix.worker.sandbox import UserCodeError, one_line, record_call, run_calls, seed_all
 
 
 def run(request: Request, root: Path) -> Response:
@@ -38,17 +43,81 @@ def locate(request: LocateRequest, root: Path) -> LocateResult:
     _force_backend(request.backend)
     module, fn, target_file = resolve(request.target, root, request.overlay)
     make_inputs = example_inputs(request, module, root)
+    orchestrator = torch_compat.is_orchestrator(fn)
+    reference: dict = {}
     if request.reference:
-        calls = run_calls(fn, make_inputs, user_errors=True)
+        reference["calls"] = run_calls(fn, make_inputs, request.calls, user_errors=True)
+        reference["derived"] = _accepted_derived_inputs(fn, make_inputs) if request.derived_inputs else []
+    breaks, graph_count = collect_breaks(fn, make_inputs, orchestrator, root, request.backend)
+    if request.reference:
+        reference["recompiles"] = _original_recompiles(fn, make_inputs, orchestrator, request) if breaks else []
         try:
             with open(request.reference, "wb") as f:
-                torch.save({"calls": calls}, f)
+                torch.save(reference, f)
         except (pickle.PicklingError, TypeError, AttributeError) as e:
             raise UserCodeError(f"cannot verify: the target's outputs cannot be pickled ({one_line(e)})") from e
-    breaks, graph_count = collect_breaks(fn, make_inputs, torch_compat.is_orchestrator(fn), root, request.backend)
     return LocateResult.from_json({"breaks": breaks, "graph_count": graph_count, "target_file": target_file,
                                    "target_qualname": request.target.rpartition(":")[2],
                                    "facts": _facts(fn, make_inputs, breaks)})
+
+
+def _accepted_derived_inputs(fn: Callable, make_inputs: Callable[[], tuple]) -> list[dict]:
+    """The derived inputs the original runs on eagerly (one that raises is outside its domain),
+    with their calls: a rewrite must match on each of them."""
+    accepted = []
+    for number in range(MAX_TRIED):
+        candidate = derived_input(make_inputs, seed_all, number)
+        if candidate is None or len(accepted) == MAX_DERIVED:
+            break
+        changes, args = candidate
+        seed_all(DERIVED_SEED)
+        try:
+            call = record_call(fn, args, user_errors=False)
+        except Exception:
+            continue
+        accepted.append({"number": number, "changes": changes, "call": call})
+    return accepted
+
+
+def _original_recompiles(fn: Callable, make_inputs: Callable[[], tuple], orchestrator: bool,
+                         request: LocateRequest) -> list[str]:
+    """The guards the original recompiles on after its first call, compiled with graph breaks
+    allowed over the reference's calls: a rewrite may recompile where the original does, no more."""
+    import torch
+
+    global _pieces_allow_breaks
+    seen = _RecompileWatch()
+    torch._dynamo.reset()
+    _pieces_allow_breaks = True
+    try:
+        with torch_compat.recompiles_logged(seen.record):
+            run_calls(fn if orchestrator else torch.compile(fn, fullgraph=False), make_inputs, request.calls,
+                      user_errors=False, watch=seen.watch)
+    except Exception:
+        pass  # the original ran eagerly; a failure of its compiled form is its breaks, located elsewhere
+    finally:
+        _pieces_allow_breaks = False
+        torch._dynamo.reset()
+    return seen.repeated(request.calls)
+
+
+class _RecompileWatch:
+    """Which call is running, and the guards dynamo recompiled on during each."""
+
+    def __init__(self) -> None:
+        self.call = 0
+        self.where = ""
+        self.guards: list[tuple[int, str]] = []
+
+    def watch(self, number: int) -> None:
+        self.call, self.where = number, f"call {number}"
+
+    def record(self, guard: str) -> None:
+        self.guards.append((self.call, guard))
+
+    def repeated(self, calls: int) -> list[str]:
+        """The guards recompiled on during calls 2..``calls`` (the same inputs as the first call)."""
+        return [guard for number, guard in self.guards if 2 <= number <= calls]
 
 
 def _facts(fn: Callable, make_inputs: Callable[[], tuple], breaks: list[dict]) -> dict:
@@ -57,21 +126,47 @@ def _facts(fn: Callable, make_inputs: Callable[[], tuple], breaks: list[dict]) -
     return collect_facts(fn, make_inputs, breaks, seed_all) if breaks else {}
 
 
+def _run_reference_calls(fn: Callable, make_inputs: Callable[[], tuple], reference: dict, calls: int,
+                         rtol: float | None, atol: float | None, watch: _RecompileWatch) -> str:
+    """Make the reference's calls with ``fn`` and compare each; '' when all match, else where not."""
+    problem = first_mismatch(reference["calls"], run_calls(fn, make_inputs, calls, user_errors=False,
+                                                           watch=watch.watch), rtol, atol)
+    if problem:
+        return problem
+    for index, entry in enumerate(reference["derived"], start=1):
+        # No dynamo reset between shapes: a user's compiled function sees a new shape the same way.
+        watch.call = -1
+        watch.where = f"derived input {index} ({entry['changes']})"
+        _, args = derived_input(make_inputs, seed_all, entry["number"])
+        seed_all(DERIVED_SEED)
+        problem = compare_call(entry["call"], record_call(fn, args, user_errors=False), rtol, atol)
+        if problem:
+            return f"{watch.where}: {problem}"
+    return ""
+
+
 def repeat(request: RepeatRequest, root: Path) -> RepeatResult:
     """Run the original target eagerly again, in a fresh process like every check, and say how it
     differs from the reference: when identically seeded runs differ, no rewrite can be verified."""
     module, fn, _ = resolve(request.target, root, request.overlay)
     make_inputs = example_inputs(request, module, root)
-    calls = run_calls(fn, make_inputs, user_errors=True)
-    return RepeatResult(first_mismatch(load_reference(request.reference), calls, request.rtol, request.atol))
+    reference = load_reference(request.reference)
+    try:
+        difference = _run_reference_calls(fn, make_inputs, reference, request.calls, request.rtol, request.atol,
+                                          _RecompileWatch())
+    except Exception as e:
+        difference = f"the target raised {one_line(e)}"
+    return RepeatResult(difference)
 
 
 def check(request: CheckRequest, root: Path) -> CheckResult:
     """Check a rewrite against the reference, in a fresh process.
 
-    Verified when it compiles with ``fullgraph=True`` and every call matches. When breaks remain
-    elsewhere, an intermediate rewrite must still match the reference when compiled with graph
-    breaks allowed; the remaining breaks are returned so the engine can see this one is gone.
+    Verified when it compiles with ``fullgraph=True``, every call (the repeated ones, the one on
+    fresh inputs, the derived inputs) matches, and it recompiles on repeated calls no more than
+    the original does. When breaks remain elsewhere, an intermediate rewrite must still match the
+    reference when compiled with graph breaks allowed; the remaining breaks are returned so the
+    engine can see this one is gone.
     """
     import torch
 
@@ -81,23 +176,32 @@ def check(request: CheckRequest, root: Path) -> CheckResult:
     make_inputs = example_inputs(request, module, root)
     orchestrator = torch_compat.is_orchestrator(fn)
     reference = load_reference(request.reference)
+    seen = _RecompileWatch()
 
     def matches(compiled: Callable) -> str:
-        calls = run_calls(compiled, make_inputs, user_errors=False)
-        return first_mismatch(reference, calls, request.rtol, request.atol)
+        return _run_reference_calls(compiled, make_inputs, reference, request.calls, request.rtol, request.atol, seen)
 
     def raised(e: Exception) -> CheckResult:
         # The compiler failed inside the rewrite: when it failed on a project line (code a rewrite
         # made the compiler trace, like a torch.cond branch or a compiled piece), that line is a
         # break the engine may repair.
-        return CheckResult.from_json({"ok": False, "fullgraph": False, "reason": f"the rewrite raised {one_line(e)}",
+        where = f"{seen.where}: " if seen.where and seen.call != 1 else ""
+        return CheckResult.from_json({"ok": False, "fullgraph": False, "reason": f"{where}the rewrite raised {one_line(e)}",
                                       "breaks": revealed_break(e, fn, root)})
+
+    def verification() -> Verification:
+        return Verification(request.calls, len(reference["derived"]), tuple(seen.repeated(request.calls)))
 
     torch_compat.clear_counters()
     try:
-        problem = matches(fn if orchestrator else torch.compile(fn, fullgraph=True))
-    except torch_compat.tracing_errors():
-        pass  # breaks remain: check the rewrite with graph breaks allowed, below
+        with torch_compat.recompiles_logged(seen.record):
+            problem = matches(fn if orchestrator else torch.compile(fn, fullgraph=True))
+    except torch_compat.recompile_limit_errors() as e:
+        return CheckResult(ok=False, fullgraph=False, reason=_recompiles_reason(seen, request.calls, one_line(e)))
+    except torch_compat.tracing_errors() as e:
+        if seen.call != 1:
+            return raised(e)  # a break on a later call or a new shape: a failure, not a break to locate
+        # breaks remain: check the rewrite with graph breaks allowed, below
     except Exception as e:
         return raised(e)  # also below, with breaks allowed
     else:
@@ -105,11 +209,15 @@ def check(request: CheckRequest, root: Path) -> CheckResult:
             return CheckResult(ok=False, fullgraph=True, reason=problem, mismatch=True)
         if orchestrator and torch_compat.graph_count() == 0:
             return CheckResult(ok=False, fullgraph=True, reason="no compiled piece ran")
-        return CheckResult(ok=True, fullgraph=True, graph_count=torch_compat.graph_count())
+        if len(seen.repeated(request.calls)) > len(reference["recompiles"]):
+            return CheckResult(ok=False, fullgraph=False, reason=_recompiles_reason(seen, request.calls, ""))
+        return CheckResult(ok=True, fullgraph=True, graph_count=torch_compat.graph_count(),
+                           verification=verification())
 
     global _pieces_allow_breaks
     torch._dynamo.reset()
     _pieces_allow_breaks = True
+    seen = _RecompileWatch()
     try:
         # A frame dynamo fails on internally raises here too (running it eagerly instead would
         # accept a rewrite whose piece cannot compile); the engine may repair it as a revealed break.
@@ -122,7 +230,21 @@ def check(request: CheckRequest, root: Path) -> CheckResult:
         return CheckResult(ok=False, fullgraph=False, reason=problem, mismatch=True)
     breaks, graph_count = collect_breaks(fn, make_inputs, orchestrator, root, request.backend)
     return CheckResult.from_json({"ok": True, "fullgraph": False, "reason": "", "graph_count": graph_count,
-                                  "breaks": breaks, "facts": _facts(fn, make_inputs, breaks)})
+                                  "breaks": breaks, "facts": _facts(fn, make_inputs, breaks),
+                                  "verification": dataclasses.asdict(verification())})
+
+
+def _recompiles_reason(seen: _RecompileWatch, calls: int, limit_error: str) -> str:
+    """Why a rewrite that recompiles is refused, naming the guard: "guard on `self.calls == 7`
+    recompiles on every call"."""
+    repeated = seen.repeated(calls) or [guard for _, guard in seen.guards]
+    guard = f"guard on `{repeated[-1]}`" if repeated else "a guard"
+    last_call = min(seen.call, calls) if seen.call > 0 else calls
+    often = "on every call" if len(seen.repeated(calls)) >= last_call - 1 > 0 else f"{len(repeated)} times"
+    if limit_error:
+        return f"the rewrite recompiles {often} ({guard}) and hits the recompile limit on {seen.where}: {limit_error}"
+    return (f"the rewrite recompiles {often} in {calls} calls on the same inputs ({guard}), where the original "
+            "does not: a compiled function would recompile in every loop")
 
 
 _pieces_allow_breaks = False  # True while a rewrite is checked with graph breaks allowed

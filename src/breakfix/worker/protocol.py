@@ -12,7 +12,9 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar, Union
 
-from breakfix.types import GraphBreak
+from breakfix.types import GraphBreak, Verification
+
+DEFAULT_CALLS = 10  # calls on the same inputs, as a training or serving loop makes them
 
 
 class Mode(str, enum.Enum):
@@ -50,13 +52,16 @@ class CheckResult:
     graph_count: int | None = None
     breaks: list[GraphBreak] = field(default_factory=list)  # breaks left when not fullgraph
     facts: dict = field(default_factory=dict)
+    verification: Verification | None = None  # what the rewrite was checked on, when it matched
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_json(cls, data: dict) -> CheckResult:
-        return cls(**{**data, "breaks": [GraphBreak.from_json(b) for b in data.get("breaks", [])]})
+        verification = data.get("verification")
+        return cls(**{**data, "breaks": [GraphBreak.from_json(b) for b in data.get("breaks", [])],
+                      "verification": verification and Verification.from_json(verification)})
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,8 @@ class WorkerRequest(Generic[Result]):
 @dataclass(frozen=True)
 class LocateRequest(WorkerRequest[LocateResult]):
     backend: str = "aot_eager"
+    calls: int = DEFAULT_CALLS  # calls the reference makes on the same inputs
+    derived_inputs: bool = True  # the reference also runs the inputs derived with other sizes
     mode: ClassVar[Mode] = Mode.LOCATE
     response: ClassVar[type] = LocateResult
 
@@ -101,6 +108,7 @@ class LocateRequest(WorkerRequest[LocateResult]):
 @dataclass(frozen=True)
 class CheckRequest(WorkerRequest[CheckResult]):
     backend: str = "aot_eager"
+    calls: int = DEFAULT_CALLS
     rtol: float | None = None
     atol: float | None = None
     mode: ClassVar[Mode] = Mode.CHECK
@@ -109,6 +117,7 @@ class CheckRequest(WorkerRequest[CheckResult]):
 
 @dataclass(frozen=True)
 class RepeatRequest(WorkerRequest[RepeatResult]):
+    calls: int = DEFAULT_CALLS
     rtol: float | None = None
     atol: float | None = None
     mode: ClassVar[Mode] = Mode.REPEAT
