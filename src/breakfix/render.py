@@ -20,7 +20,7 @@ from rich.text import Text
 from breakfix.batch import BatchEvents, TargetJob, TargetOutcome
 from breakfix.codemods import BreakfixCodemod
 from breakfix.diffing import unified_diff
-from breakfix.types import RunReport
+from breakfix.types import RunReport, Verification
 
 if TYPE_CHECKING:
     from breakfix.static import CheckReport
@@ -92,6 +92,10 @@ class Renderer:
                 self.out.print(Syntax(diff, "diff", theme="ansi_dark", background_color="default"))
             else:
                 sys.stdout.write(diff)
+        for item in report.breaks:
+            if item.verified and item.verification:
+                self.out.print(Text(f"{os.path.relpath(item.brk.site.filename, root)}:{item.brk.site.lineno} "
+                                    f"{item.fix_code}: {_checked_on(item.verification)}"))
         self.out.print(self._summary(report))
         for item in report.breaks:
             if item.status == "unfixable" and item.brk.hints:
@@ -143,6 +147,15 @@ class Renderer:
         if report.changes:
             return "Not written: the rewrite above is partial; breaks remain, so it is not verified with fullgraph=True."
         return f"{report.remaining} graph break(s) remain; no verified fix."
+
+
+def _checked_on(verification: Verification) -> str:
+    """What a fix was verified on, in a few words."""
+    derived = verification.derived_inputs
+    recompiles = ", ".join(f"`{guard}`" for guard in verification.recompiles) or "none"
+    return (f"verified on {verification.calls} calls on the same inputs and one on fresh inputs, "
+            f"{derived} derived input{'' if derived == 1 else 's'} of other sizes; recompiles after the first call: "
+            f"{recompiles}")
 
 
 def outcome_status(outcome: TargetOutcome) -> str:

@@ -24,6 +24,9 @@ def _break(report: BreakReport, root: str) -> dict:
             "code": report.fix_code, "title": BY_CODE[report.fix_code].FIX_TITLE,
             "applicability": report.applicability.value},
         "verified": report.verified, "why": report.why,
+        "verification": None if report.verification is None else {
+            "calls": report.verification.calls, "derived_inputs": report.verification.derived_inputs,
+            "recompiles": list(report.verification.recompiles)},
         "attempts": [{"code": a.code, "applicability": a.applicability.value, "verified": a.verified,
                       "reason": a.reason} for a in report.attempts],
     }
