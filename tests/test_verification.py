@@ -51,9 +51,10 @@ import m
 
 model, x = m.example_inputs()
 forward = m.Counter.forward  # a split makes it an eager orchestrator of compiled pieces
-run = forward if getattr(forward, "_torchdynamo_disable", False) else torch.compile(forward, fullgraph=True, backend="aot_eager")
+if not getattr(forward, "_torchdynamo_disable", False):
+    forward = torch.compile(forward, fullgraph=True, backend="aot_eager")
 for _ in range(50):
-    run(model, x)
+    forward(model, x)
 print("calls", model.calls)
 """
 
@@ -168,7 +169,8 @@ def test_a_rewrite_that_matches_only_at_the_example_shape_is_refused(tmp_path: P
 @pytest.mark.torch
 def test_derived_inputs_change_shared_sizes_together_and_are_the_same_in_every_process() -> None:
     def make_inputs() -> tuple:
-        return (torch.randn(2, 3), [torch.arange(2)], {"mask": torch.ones(2, dtype=torch.bool)}, torch.nn.Linear(3, 3), 5)
+        mask = torch.ones(2, dtype=torch.bool)
+        return (torch.randn(2, 3), [torch.arange(2)], {"mask": mask}, torch.nn.Linear(3, 3), 5)
 
     assert size_changes(make_inputs()) == [(2, 1), (2, 3), (3, 1), (3, 5)]
     changes, (x, [index], options, module, n) = derived_input(make_inputs, seed_all, 0)

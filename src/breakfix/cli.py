@@ -120,7 +120,8 @@ def _check_specs(ctx: click.Context, param: click.Parameter, values: tuple[str, 
 @click.option("--rtol", type=float, default=None, help="Relative tolerance for comparing outputs (torch's default).")
 @click.option("--atol", type=float, default=None, help="Absolute tolerance for comparing outputs (torch's default).")
 @click.option("--calls", type=click.IntRange(2), default=10, show_default=True,
-              help="Calls each verification makes on the same inputs (state carried between them), then one on fresh inputs.")
+              help="Calls each verification makes on the same inputs (state carried between them); "
+                   "one on fresh inputs follows.")
 @click.option("--no-derived-inputs", "no_derived_inputs", is_flag=True,
               help="Verify on the example inputs only, not also on inputs of other sizes derived from them.")
 @click.option("-j", "--jobs", "parallel", type=click.IntRange(1), default=1, show_default=True,
