@@ -14,7 +14,7 @@ from breakfix import classifier, writer
 from breakfix.codemods import BY_CODE
 from breakfix.errors import WriteRefused
 from breakfix.project import is_project_file
-from breakfix.types import FileChange, Frame, GraphBreak, TargetSpec
+from breakfix.types import FileChange, Frame, GraphBreak, TargetSpec, Verification
 from breakfix.worker import sandbox
 from breakfix.worker.protocol import (CheckRequest, CheckResult, LocateRequest, LocateResult, RepeatRequest,
                                       RepeatResult, request_from_json)
@@ -27,10 +27,11 @@ def _break(gb_id: str | None, gb_type: str, reason: str = "") -> GraphBreak:
 
 
 @pytest.mark.parametrize("request_", [
-    LocateRequest(target="m.py:f", inputs=None, root="/p", reference="/t/ref.pt", overlay={}, backend="eager"),
+    LocateRequest(target="m.py:f", inputs=None, root="/p", reference="/t/ref.pt", overlay={}, backend="eager",
+                  calls=3, derived_inputs=False),
     CheckRequest(target="pkg.m:C.f", inputs="m.py:inputs", root="/p", reference="/t/ref.pt",
-                 overlay={"/p/m.py": "x = 1\n"}, backend="aot_eager", rtol=1e-3, atol=1e-5),
-    RepeatRequest(target="m.py:f", inputs=None, root="/p", reference="/t/ref.pt", overlay={}),
+                 overlay={"/p/m.py": "x = 1\n"}, backend="aot_eager", rtol=1e-3, atol=1e-5, calls=50),
+    RepeatRequest(target="m.py:f", inputs=None, root="/p", reference="/t/ref.pt", overlay={}, calls=7),
 ], ids=lambda r: r.mode.value)
 def test_every_request_survives_its_json_round_trip(request_) -> None:
     assert request_from_json(json.loads(json.dumps(request_.to_json()))) == request_
@@ -40,6 +41,7 @@ def test_every_request_survives_its_json_round_trip(request_) -> None:
     LocateResult(breaks=[_break("GB0025", "Call to `torch._dynamo.graph_break()`")], graph_count=2,
                  target_file="/p/m.py", target_qualname="f", facts={"/p/m.py:9": {"opaque_op": {"rejected": "no"}}}),
     CheckResult(ok=True, fullgraph=False, graph_count=3, breaks=[_break(None, "Unsupported")]),
+    CheckResult(ok=True, fullgraph=True, graph_count=1, verification=Verification(10, 2, ("self.calls == 1",))),
     CheckResult(ok=False, fullgraph=True, reason="call 1: outputs differ", mismatch=True),
     RepeatResult(difference=""),
 ], ids=lambda r: type(r).__name__)

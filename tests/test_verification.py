@@ -77,6 +77,43 @@ def test_a_split_that_recompiles_on_every_call_is_refused_or_runs_50_calls(tmp_p
                      r"call \d+", split["reason"]), split["reason"]
 
 
+# A module that warms up on its first call: compiled, its second call recompiles once on
+# `self.ready == False`, the original's as well. A rewrite may recompile where the original does.
+WARMUP = """\
+import torch
+
+
+def g(x):
+    y = x.sin()
+    torch._dynamo.graph_break()
+    return y.cos()
+
+
+class Warmup(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.ready = False
+
+    def forward(self, x):
+        scale = 2.0 if self.ready else 1.0
+        self.ready = True
+        return g(x) * scale
+
+
+def example_inputs():
+    return (Warmup(), torch.randn(4))
+"""
+
+
+@pytest.mark.torch
+def test_a_recompile_the_original_makes_too_is_accepted_and_reported(tmp_path: Path) -> None:
+    project = make_project(tmp_path, {"m.py": WARMUP})
+    result = breakfix(project, "m.py:Warmup.forward", "--json")
+    [brk] = result.json()["breaks"]
+    assert (brk["status"], brk["fix"]["code"]) == ("proposed", "BF201"), brk
+    assert brk["verification"] == {"calls": 10, "derived_inputs": 2, "recompiles": ["self.ready == False"]}
+
+
 # BF202 used to derive `arr.new_empty((arr.shape[0], arr.shape[1]), ...)` from the one 2-D example:
 # a 1-D input raised IndexError, a 3-D one TorchRuntimeError. np.digitize takes every rank.
 BUCKETIZE = """\

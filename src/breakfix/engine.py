@@ -24,7 +24,7 @@ from breakfix.errors import CannotVerify, TargetError
 from breakfix.locator import RunOptions, locate
 from breakfix.project import is_project_file
 from breakfix.types import Applicability, Attempt, BreakReport, FileChange, GraphBreak, RunReport
-from breakfix.verifier import check, repeat
+from breakfix.verifier import check, original_recompiles, repeat
 from breakfix.worker.protocol import CheckResult, LocateResult
 
 Progress = Callable[[str], None]
@@ -73,6 +73,7 @@ class Engine:
         self.overlay: dict[str, str] = {}
         self.on_disk: dict[str, str] = {}  # each touched file as read, to diff and to detect changes
         self.reproducible = False  # a second eager run of the target matched the reference
+        self.original_recompiles: list[str] | None = None  # asked once, when a rewrite recompiles
         self.revealed: list[BreakReport] = []  # breaks a kept rewrite revealed, repaired with it
 
     def run(self, apply: bool) -> RunReport:
@@ -193,6 +194,7 @@ class Engine:
                     outcome = CheckResult(ok=False, fullgraph=False, reason=f"{outcome.reason}; {repaired}")
             if outcome.mismatch:
                 self._require_reproducible(reference)
+            outcome = self._no_new_recompiles(outcome)
             # A rewrite that only moves the break (wrapping the failing call) leaves a break on a
             # line it wrote; breaks revealed in untouched code, or in code moved into a compiled
             # piece, sit on lines that existed before. The same break reached through a statement
@@ -250,6 +252,22 @@ class Engine:
             raise CannotVerify(f"cannot verify: the target is nondeterministic (two eager runs with the same "
                                f"seeds differ: {difference})")
         self.reproducible = True
+
+    def _no_new_recompiles(self, outcome: CheckResult) -> CheckResult:
+        """``outcome``, or a refusal when the rewrite recompiles after its first call more often
+        than the original compiled with breaks allowed does (asked once per run, and only when a
+        rewrite recompiles: most never do)."""
+        if not (outcome.ok and outcome.fullgraph and outcome.verification and outcome.verification.recompiles):
+            return outcome
+        if self.original_recompiles is None:
+            self.progress("the rewrite recompiles: counting the original's recompiles")
+            self.original_recompiles = original_recompiles(self.options)
+        guards = outcome.verification.recompiles
+        if len(guards) <= len(self.original_recompiles):
+            return outcome
+        return CheckResult(ok=False, fullgraph=False, reason=(
+            f"the rewrite recompiles {len(guards)} times in {outcome.verification.calls} calls on the same inputs "
+            f"(guard on `{guards[-1]}`), the original {len(self.original_recompiles)} times"))
 
     def _source(self, path: str) -> str:
         if path not in self.overlay:

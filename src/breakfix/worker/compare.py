@@ -74,9 +74,9 @@ def compare_call(expected: dict, actual: dict, rtol: float | None, atol: float |
 
 
 def load_reference(path: str) -> dict:
-    """The eager reference ``modes.locate`` saved: ``calls`` (``run_calls``' records), ``derived``
-    (per derived input the original accepts: its ``number``, what it ``changes`` and its ``call``)
-    and ``recompiles`` (the guards the original, compiled with breaks allowed, recompiled on)."""
+    """The eager reference ``modes.locate`` saved: ``calls`` (``run_calls``' records) and
+    ``derived`` (per derived input the original accepts: its ``number``, what it ``changes`` and
+    its ``call``)."""
     import torch
 
     with open(path, "rb") as f:

@@ -21,6 +21,7 @@ class Mode(str, enum.Enum):
     LOCATE = "locate"  # every break fullgraph=True would hit; records the eager reference
     CHECK = "check"  # a rewrite compiled and compared with the reference
     REPEAT = "repeat"  # the original run eagerly again and compared with the reference
+    RECOMPILES = "recompiles"  # the original compiled with breaks allowed: the guards it recompiles on
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,19 @@ class RepeatResult:
         return cls(**data)
 
 
-Result = TypeVar("Result", LocateResult, CheckResult, RepeatResult)
+@dataclass(frozen=True)
+class RecompilesResult:
+    guards: list[str]  # the guard of each recompile after the first call on the same inputs
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> RecompilesResult:
+        return cls(**data)
+
+
+Result = TypeVar("Result", LocateResult, CheckResult, RepeatResult, RecompilesResult)
 
 
 @dataclass(frozen=True)
@@ -124,9 +137,17 @@ class RepeatRequest(WorkerRequest[RepeatResult]):
     response: ClassVar[type] = RepeatResult
 
 
-Request = Union[LocateRequest, CheckRequest, RepeatRequest]
-Response = Union[LocateResult, CheckResult, RepeatResult]
-_BY_MODE: dict[Mode, type] = {r.mode: r for r in (LocateRequest, CheckRequest, RepeatRequest)}
+@dataclass(frozen=True)
+class RecompilesRequest(WorkerRequest[RecompilesResult]):
+    backend: str = "aot_eager"
+    calls: int = DEFAULT_CALLS
+    mode: ClassVar[Mode] = Mode.RECOMPILES
+    response: ClassVar[type] = RecompilesResult
+
+
+Request = Union[LocateRequest, CheckRequest, RepeatRequest, RecompilesRequest]
+Response = Union[LocateResult, CheckResult, RepeatResult, RecompilesResult]
+_BY_MODE: dict[Mode, type] = {r.mode: r for r in (LocateRequest, CheckRequest, RepeatRequest, RecompilesRequest)}
 
 
 def request_from_json(data: dict[str, Any]) -> Request:
