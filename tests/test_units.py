@@ -157,3 +157,15 @@ def test_warnings_of_torch_itself_are_not_compared_but_the_users_are() -> None:
                  "python_variable_indexing.cpp:349.)", "/project/model.py")
     assert sandbox._from_torch(cpp), "a C++ TORCH_WARN is attributed to the user's line but is torch's"
     assert not sandbox._from_torch(raised("loss is not finite", "/project/model.py"))
+
+
+def test_the_progress_line_names_the_file_the_codemod_rewrites(tmp_path) -> None:
+    from breakfix.engine import _place_in
+    from breakfix.types import Frame, GraphBreak
+
+    target, model = tmp_path / "target.py", tmp_path / "model.py"
+    brk = GraphBreak(gb_type="t", gb_id=None, reason="", explanation="", hints=[], user_stack=[],
+                     project_stack=[Frame(str(target), 13, "forward"), Frame(str(model), 846, "forward")])
+    assert _place_in(str(model), brk, tmp_path) == "model.py:846"
+    assert _place_in(str(target), brk, tmp_path) == "target.py:13"  # not the model's line 846
+    assert _place_in(str(tmp_path / "other.py"), brk, tmp_path) == "other.py"

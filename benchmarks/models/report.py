@@ -127,8 +127,8 @@ def _summary(lines: list[str], version: str, entries: list[dict]) -> dict[str, l
     """One version's table; returns its break totals, before and after, per count."""
     lines += [f"### transformers {version}", "",
               "| model | issue family | explain breaks (default cfg) | explain breaks (fullgraph cfg) "
-              "| break sites (fullgraph) | fullgraph=True | verified equal | breakfix codes applied |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| break sites (fullgraph) | fullgraph=True | verified equal | kind (coverage) | breakfix codes applied |",
+              "|---|---|---|---|---|---|---|---|---|"]
     totals = defaultdict(lambda: [0, 0])
     for entry in entries:
         before, after = entry.get("before"), entry.get("after") if entry.get("breakfix") else None
@@ -150,12 +150,12 @@ def _summary(lines: list[str], version: str, entries: list[dict]) -> dict[str, l
         lines.append(
             f"| {entry['model']} | {entry['family']} | {_arrow(*counts['default'])} | {_arrow(*counts['fullgraph'])} "
             f"| {_arrow(*counts['sites'])} | {fullgraph(before)} → {fullgraph(after) if after else 'n/a'} "
-            f"| {_yes(verified_equal(entry)) if after else 'n/a'} | {codes} |")
+            f"| {_yes(verified_equal(entry)) if after else 'n/a'} | {_kind(run)} | {codes} |")
     lines.append(
         f"| **total** (models measured on both sides) | | {totals['default'][0]} → {totals['default'][1]} "
         f"({_reduction(*totals['default'])} fewer) | {totals['fullgraph'][0]} → {totals['fullgraph'][1]} "
         f"({_reduction(*totals['fullgraph'])} fewer) | {totals['sites'][0]} → {totals['sites'][1]} "
-        f"({_reduction(*totals['sites'])} fewer) | | | |")
+        f"({_reduction(*totals['sites'])} fewer) | | | | |")
     lines.append("")
     need = [e for e in entries if _ok(e.get("before")) and fullgraph(e["before"]) == "no"]
     done = [e for e in need if e.get("breakfix") and fullgraph(e.get("after")) == "yes" and verified_equal(e)]
@@ -163,6 +163,15 @@ def _summary(lines: list[str], version: str, entries: list[dict]) -> dict[str, l
               f"compiling with `fullgraph=True` after `breakfix run --apply`, outputs verified equal: "
               f"{len(done)} ({', '.join(e['model'] for e in done) or 'none'}).", ""]
     return totals
+
+
+def _kind(run: dict) -> str:
+    """The kind of the verified rewrite breakfix wrote; rows measured before breakfix reported it say so."""
+    if "kind" not in run:
+        return "not recorded" if run else "n/a"
+    if run["kind"] == "split":
+        return f"split ({run['coverage']:.0%})"
+    return run["kind"] or "none"
 
 
 def _id(gb_id: str) -> str:

@@ -115,6 +115,7 @@ def _breakfix(env: Path, root: Path, cache: Path, unsafe_fixes: bool) -> dict:
     result.update(
         verified=document["verified"], applied=document["applied"], rounds=document["rounds"],
         remaining=document["remaining"], graph_count=document["graph_count"],
+        kind=document.get("kind"), coverage=document.get("coverage"),
         changed_files=[c["file"] for c in document["changes"]],
         breaks=[{"gb_id": b["gb_id"], "gb_type": b["gb_type"], "file": b["file"], "line": b["line"],
                  "status": b["status"], "fix": b["fix"] and b["fix"]["code"],

@@ -119,6 +119,9 @@ def _check_specs(ctx: click.Context, param: click.Parameter, values: tuple[str, 
               help="Project root: only files under it are ever edited.")
 @click.option("--rtol", type=float, default=None, help="Relative tolerance for comparing outputs (torch's default).")
 @click.option("--atol", type=float, default=None, help="Absolute tolerance for comparing outputs (torch's default).")
+@click.option("--min-coverage", type=click.FloatRange(0, 1), default=0.9, show_default=True,
+              help="A split (the target runs eagerly and calls compiled pieces) is a fix only if its pieces "
+                   "compile at least this share of the original's operations.")
 @click.option("--calls", type=click.IntRange(2), default=10, show_default=True,
               help="Calls each verification makes on the same inputs (state carried between them); "
                    "one on fresh inputs follows.")
@@ -131,8 +134,8 @@ def _check_specs(ctx: click.Context, param: click.Parameter, values: tuple[str, 
 @click.pass_context
 def run(ctx: click.Context, targets: tuple[str, ...], inputs: str | None, apply: bool, as_json: bool,
         output_format: str | None, backend: str, unsafe_fixes: bool, max_rounds: int, timeout: float, root: str,
-        rtol: float | None, atol: float | None, calls: int, no_derived_inputs: bool, parallel: int,
-        emit_test: Path | None) -> None:
+        rtol: float | None, atol: float | None, min_coverage: float, calls: int, no_derived_inputs: bool,
+        parallel: int, emit_test: Path | None) -> None:
     """Locate, fix and verify the graph breaks of each TARGET (MODULE:QUALNAME or FILE.py:QUALNAME).
 
     Without TARGET, the targets are those of [tool.breakfix] targets in the root's pyproject.toml.
@@ -158,7 +161,7 @@ def run(ctx: click.Context, targets: tuple[str, ...], inputs: str | None, apply:
     def options_for(job) -> RunOptions:
         return RunOptions(target=_absolute(job.target, job.base), inputs=job.inputs and _absolute(job.inputs, job.base),
                           root=root_path, backend=backend, timeout=timeout, rtol=rtol, atol=atol,
-                          calls=calls, derived_inputs=not no_derived_inputs)
+                          min_coverage=min_coverage, calls=calls, derived_inputs=not no_derived_inputs)
 
     def run_one(job, progress):
         report = Engine(options_for(job), unsafe_fixes=unsafe_fixes, max_rounds=max_rounds, progress=progress).run(apply)

@@ -1,7 +1,9 @@
 """The pipeline: locate -> classify -> rewrite -> verify -> write. Never prints.
 
 Every rewrite lives in an in-memory overlay (path -> source) until the whole overlay is verified:
-the target compiles with ``fullgraph=True`` and matches the original eager run. A candidate fix is
+it matches the original eager run with no break left, either as a whole graph (the target compiles
+with ``fullgraph=True``) or as a split (the target runs eagerly and calls compiled pieces, which
+must compile at least ``--min-coverage`` of the original's operations). A candidate fix is
 kept only when a fresh worker shows it still matches the reference and its break is gone; a
 target is written only when nothing is left (all or nothing: a partly fixed target is shown, never
 written, so an unfixable target is never touched).
@@ -19,11 +21,12 @@ from pathlib import Path
 from libcst.codemod import CodemodContext, TransformResult, TransformSuccess, transform_module
 
 from breakfix import classifier, writer
-from breakfix.codemods import BreakfixCodemod, FixRequest
+from breakfix.codemods import BY_CODE, BreakfixCodemod, FixRequest
+from breakfix.codemods._orchestration import new_orchestrators
 from breakfix.errors import CannotVerify, TargetError
 from breakfix.locator import RunOptions, locate
 from breakfix.project import is_project_file
-from breakfix.types import Applicability, Attempt, BreakReport, FileChange, GraphBreak, RunReport
+from breakfix.types import Applicability, Attempt, BreakReport, FileChange, FixKind, GraphBreak, RunReport, Status
 from breakfix.verifier import check, original_recompiles, repeat
 from breakfix.worker.protocol import CheckResult, LocateResult
 
@@ -54,6 +57,14 @@ def _identity(brk: GraphBreak) -> tuple[str, ...]:
     return (brk.gb_type, brk.site.filename, function, brk.site.line, brk.project_stack[0].line)
 
 
+def _place_in(path: str, brk: GraphBreak, root: Path) -> str:
+    """``file:line`` of the break's frame in ``path`` (the file a codemod rewrites), or the file alone."""
+    real = os.path.realpath(path)
+    line = next((f.lineno for f in reversed(brk.project_stack) if os.path.realpath(f.filename) == real), None)
+    relative = os.path.relpath(path, root)
+    return f"{relative}:{line}" if line is not None else relative
+
+
 def apply_codemod(codemod: type[BreakfixCodemod], request: FixRequest, path: str,
                   source: str) -> tuple[BreakfixCodemod, TransformResult]:
     """Run one codemod on ``source`` (the text of ``path``) in memory: the instance, whose
@@ -75,12 +86,16 @@ class Engine:
         self.reproducible = False  # a second eager run of the target matched the reference
         self.original_recompiles: list[str] | None = None  # asked once, when a rewrite recompiles
         self.revealed: list[BreakReport] = []  # breaks a kept rewrite revealed, repaired with it
+        self.original_operations = 0  # operations the original's compiled graphs executed (breaks allowed)
+        self.final: CheckResult | None = None  # the check of the last rewrite kept
+        self.kept_codes: list[str] = []  # the codemods of the last rewrite kept (its fix and repairs)
 
     def run(self, apply: bool) -> RunReport:
         with tempfile.TemporaryDirectory(prefix="breakfix-") as tmp:
             reference = str(Path(tmp, "reference.pt"))
             self.progress(f"locating graph breaks in {self.options.target}")
             found = locate(self.options, {}, reference)
+            self.original_operations = found.operations
             if not is_project_file(found.target_file, self.root):
                 # Breaks are only collected at frames inside the root: "no graph breaks" would be a guess.
                 raise TargetError(f"the target is defined in {found.target_file}, outside the project root "
@@ -90,22 +105,34 @@ class Engine:
         written = bool(changes) and verified and apply
         if written:
             writer.write_all(changes)
+        final = self.final if verified else None
+        target = (os.path.realpath(found.target_file), found.target_qualname)  # its kind is the report's own
+        kind = None if final is None else (FixKind.SPLIT if final.split else FixKind.FULLGRAPH)
+        coverage = self._coverage(final) if final is not None and final.split else None
         for report in reports:
-            if report.status == "proposed" and written:
-                report.status = "fixed"
-            elif report.status == "proposed" and not verified:
+            if report.status is Status.PROPOSED and written:
+                report.status = Status.FIXED
+            elif report.status is Status.PROPOSED and not verified:
                 report.verified = False
-                report.why = "matches eager, but other breaks remain, so the target cannot compile with fullgraph=True; not written"
+                report.why = "matches eager, but other breaks remain, so the rewrite is not verified; not written"
+            if kind is not None and report.status in (Status.FIXED, Status.PROPOSED):
+                # A fix is part of the rewrite as verified: whole graph only if the target is.
+                report.kind, report.coverage = kind, coverage
         remaining = 0 if (not found.breaks or written) else len(found.breaks)
         return RunReport(
             target=self.options.target, applied=written, breaks=reports, changes=changes, rounds=rounds,
             verified=verified, graph_count_before=found.graph_count,
-            graph_count_after=graph_count_after if verified else None, remaining=remaining)
+            graph_count_after=graph_count_after if verified else None, remaining=remaining, kind=kind,
+            coverage=coverage, pieces=len(final.pieces) if final is not None and final.split else 0,
+            eager_callers=[caller for c in changes if kind is FixKind.SPLIT
+                           for caller in new_orchestrators(c.path, c.before, c.after)
+                           if (os.path.realpath(caller.path), caller.function) != target])
 
     def _fix_all(self, found: LocateResult, reference: str) -> tuple[list[BreakReport], bool, int | None, int]:
-        """Fix breaks round by round; True when the final overlay is verified with fullgraph=True."""
+        """Fix breaks round by round; True when the final overlay is verified with no break left."""
         breaks, facts = found.breaks, found.facts
         reports: dict[tuple, BreakReport] = {}
+        hidden_by: dict[tuple, str] = {}  # breaks that vanished into a split's eager code: by the split's code
         verified, graph_count, rounds = not breaks, None, 0
         while breaks and rounds < self.max_rounds:
             rounds += 1
@@ -113,7 +140,7 @@ class Engine:
             tried: set[tuple] = set()
             while True:
                 for brk in breaks:  # every break found is reported, including ones a fix removes first
-                    reports.setdefault(_identity(brk), BreakReport(brk=brk, round=rounds, status="unfixable"))
+                    reports.setdefault(_identity(brk), BreakReport(brk=brk, round=rounds, status=Status.UNFIXABLE))
                 pending = [b for b in breaks if _identity(b) not in tried]
                 if not pending:
                     break
@@ -127,17 +154,27 @@ class Engine:
                 if outcome is None:
                     continue
                 progressed = True
-                verified, graph_count = outcome.fullgraph, outcome.graph_count
+                split = next((code for code in self.kept_codes if BY_CODE[code].CATCH_ALL), None)
+                if split is not None:
+                    after = {_identity(b) for b in outcome.breaks}
+                    hidden_by.update({_identity(b): split for b in breaks if b is not brk and _identity(b) not in after})
+                verified, graph_count, self.final = outcome.complete, outcome.graph_count, outcome
                 breaks, facts = outcome.breaks, outcome.facts
             if not progressed:
                 break
         left = {_identity(b) for b in breaks}
         for key, report in reports.items():
-            if report.status in ("unfixable", "needs-unsafe") and key not in left:
-                # e.g. the second report of a break dynamo hit again in its resume function
-                report.status, report.fix_code, report.applicability = "resolved", None, None
-                report.why = "gone after the fix of another break"
-            elif report.status == "unfixable" and not report.why:
+            if report.status in (Status.UNFIXABLE, Status.NEEDS_UNSAFE) and key not in left:
+                report.fix_code, report.applicability = None, None
+                if key in hidden_by:
+                    # Not fixed: its code no longer runs compiled.
+                    report.status = Status.KEPT_EAGER
+                    report.why = f"kept eager by {hidden_by[key]}: its code now runs eagerly, outside the compiled pieces"
+                else:
+                    # e.g. the second report of a break dynamo hit again in its resume function
+                    report.status = Status.RESOLVED
+                    report.why = "gone after the fix of another break"
+            elif report.status is Status.UNFIXABLE and not report.why:
                 report.why = "; ".join(a.reason for a in report.attempts) or (
                     "no codemod answers this break" if classifier.candidates(report.brk) else
                     f"not tried: --max-rounds {self.max_rounds} reached")
@@ -149,6 +186,7 @@ class Engine:
         if fix is None:
             return None
         self.overlay = fix.overlay
+        self.kept_codes = [code for r in (report, *fix.repairs) if (code := r.fix_code)]
         for repair in fix.repairs:
             repair.round = report.round
         self.revealed += fix.repairs
@@ -166,7 +204,7 @@ class Engine:
             if not is_project_file(path, self.root):
                 report.add_attempt(Attempt(codemod.CODE, codemod.APPLICABILITY, False, f"{path} is outside the project root"))
                 continue
-            self.progress(f"trying {codemod.CODE} on {os.path.relpath(path, self.root)}:{brk.site.lineno}")
+            self.progress(f"trying {codemod.CODE} on {_place_in(path, brk, self.root)}")
             source = base[path] if path in base else self._source(path)
             instance, result = apply_codemod(codemod, request, path, source)
             if not isinstance(result, TransformSuccess) or result.code == source:
@@ -178,8 +216,8 @@ class Engine:
                 why = f"unsafe fix available with --unsafe-fixes: {instance.changes}" if \
                     instance.applicability is Applicability.UNSAFE else "display-only fix"
                 report.add_attempt(Attempt(codemod.CODE, instance.applicability, False, why))
-                if report.status == "unfixable":
-                    report.status, report.fix_code, report.applicability = "needs-unsafe", codemod.CODE, instance.applicability
+                if report.status is Status.UNFIXABLE:
+                    report.status, report.fix_code, report.applicability = Status.NEEDS_UNSAFE, codemod.CODE, instance.applicability
                     report.why = why
                 continue
             trial = {**base, path: result.code}
@@ -210,18 +248,43 @@ class Engine:
                                          if moved else "the break is still there after the rewrite")
                 report.add_attempt(Attempt(codemod.CODE, instance.applicability, False, why))
                 continue
+            refusal = self._split_refusal(outcome)
+            if refusal:
+                report.add_attempt(Attempt(codemod.CODE, instance.applicability, False, refusal))
+                continue
             report.add_attempt(Attempt(codemod.CODE, instance.applicability, True, ""))
-            report.status, report.fix_code, report.applicability = "proposed", codemod.CODE, instance.applicability
+            report.status, report.fix_code, report.applicability = Status.PROPOSED, codemod.CODE, instance.applicability
             report.verified, report.why, report.verification = True, instance.changes, outcome.verification
             return _Fix(trial, outcome, repairs)
         return None
+
+    def _coverage(self, outcome: CheckResult) -> float:
+        """The share of the original's compiled operations a split's pieces compile (at most 1)."""
+        if not self.original_operations:
+            return 1.0 if outcome.operations else 0.0
+        return min(1.0, outcome.operations / self.original_operations)
+
+    def _split_refusal(self, outcome: CheckResult) -> str:
+        """Why a rewrite that leaves the target eager is no fix: a piece that compiles nothing, or
+        pieces that compile too little of the work ('' when it is a fix). Judged once no break is
+        left: while breaks remain, a piece holding one may run its frame eagerly and count nothing."""
+        if not (outcome.split and outcome.complete):
+            return ""
+        if outcome.empty_pieces:
+            return (f"the split's piece {outcome.empty_pieces[0]} compiles no operation (attribute reads, "
+                    f"packing or returns only)")
+        coverage = self._coverage(outcome)
+        if coverage < self.options.min_coverage:
+            return (f"the split compiles {coverage:.0%} of the original's operations, below --min-coverage "
+                    f"{self.options.min_coverage:g}")
+        return ""
 
     def _repair(self, request: FixRequest, candidate: type[BreakfixCodemod], trial: dict[str, str],
                 outcome: CheckResult, reference: str, repairs_left: int) -> _Fix | str:
         """Fix the break a candidate rewrite revealed, on top of it: the fix of both, or why not."""
         revealed = outcome.breaks[0]
         code = candidate.CODE
-        report = BreakReport(brk=revealed, round=0, status="unfixable")
+        report = BreakReport(brk=revealed, round=0, status=Status.UNFIXABLE)
         # A split (a last resort) whose compiled piece fails is split again, as a later round would;
         # a specific fix is repaired only by fixes made for the revealed break: a split would keep
         # part of it eager (half of a torch.cond).
@@ -257,7 +320,7 @@ class Engine:
         """``outcome``, or a refusal when the rewrite recompiles after its first call more often
         than the original compiled with breaks allowed does (asked once per run, and only when a
         rewrite recompiles: most never do)."""
-        if not (outcome.ok and outcome.fullgraph and outcome.verification and outcome.verification.recompiles):
+        if not (outcome.ok and outcome.complete and outcome.verification and outcome.verification.recompiles):
             return outcome
         if self.original_recompiles is None:
             self.progress("the rewrite recompiles: counting the original's recompiles")

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from breakfix.codemods import BY_CODE
-from breakfix.types import FileChange, RunReport
+from breakfix.types import FileChange, FixKind, RunReport
 
 FORMAT = 1  # bump when the entry layout changes: older entries are then ignored
 
@@ -32,10 +32,12 @@ class CachedRun:
     """What one ``breakfix.run`` found: its verified rewrite, or why there is none."""
 
     target: str
-    verified: bool  # the changes compile with fullgraph=True and match eager
+    verified: bool  # the changes match eager with no break left (see ``kind``)
     title: str  # the fixes' titles, for the code action
     why: str  # when there is no verified rewrite: why not
     changes: list[FileChange] = field(default_factory=list)
+    kind: str | None = None  # of the verified rewrite: "fullgraph", or "split" (the target then runs eagerly)
+    coverage: float | None = None  # of a split: the share of the original's operations its pieces compile
     breaks: list[dict] = field(default_factory=list)  # {"path", "line", "gb_id", "gb_type", "status"}
 
     @classmethod
@@ -48,10 +50,16 @@ class CachedRun:
             why = "no graph breaks: the target compiles with fullgraph=True"
         else:
             why = "; ".join(dict.fromkeys(b.why for b in report.breaks if b.why)) or "no verified fix"
-        return cls(target=target, verified=verified, title="; ".join(BY_CODE[c].FIX_TITLE for c in codes), why=why,
+        title = "; ".join(BY_CODE[c].FIX_TITLE for c in codes)
+        if verified and report.kind is FixKind.SPLIT:
+            title += (f" [split: pieces compile {report.coverage:.0%} of the operations; call the target eagerly, "
+                      f"not under torch.compile]")
+        return cls(target=target, verified=verified, title=title, why=why,
+                   kind=report.kind.value if verified and report.kind else None,
+                   coverage=report.coverage if verified else None,
                    changes=report.changes if verified else [],
                    breaks=[{"path": str(b.brk.site.filename), "line": b.brk.site.lineno, "gb_id": b.brk.gb_id,
-                            "gb_type": b.brk.gb_type, "status": b.status} for b in report.breaks])
+                            "gb_type": b.brk.gb_type, "status": b.status.value} for b in report.breaks])
 
     def to_json(self) -> dict:
         data = asdict(self)

@@ -18,6 +18,7 @@ class RunOptions:
     timeout: float
     rtol: float | None = None
     atol: float | None = None
+    min_coverage: float = 0.9  # a split must compile at least this share of the original's operations
     calls: int = DEFAULT_CALLS  # calls on the same inputs each verification makes
     derived_inputs: bool = True  # verify on inputs of other sizes too
 

@@ -285,8 +285,8 @@ async def _run_command(ls: BreakfixLanguageServer, arguments: tuple) -> dict:
         ls.window_show_message(types.ShowMessageParams(
             type=types.MessageType.Info, message=f"breakfix: verified fix for {request['target']}: {run.title}"))
     edit = get_converter().unstructure(workspace_edit(run.changes, ls.workspace.position_codec)) if run.verified else None
-    return {"target": request["target"], "verified": run.verified, "title": run.title, "why": run.why,
-            "edit": edit, "breaks": run.breaks}
+    return {"target": request["target"], "verified": run.verified, "kind": run.kind, "coverage": run.coverage,
+            "title": run.title, "why": run.why, "edit": edit, "breaks": run.breaks}
 
 
 def _absolute(spec: str, root: Path) -> str:

@@ -20,12 +20,13 @@ from rich.text import Text
 from breakfix.batch import BatchEvents, TargetJob, TargetOutcome
 from breakfix.codemods import BreakfixCodemod
 from breakfix.diffing import unified_diff
-from breakfix.types import RunReport, Verification
+from breakfix.types import BreakReport, FixKind, RunReport, Status, Verification
 
 if TYPE_CHECKING:
     from breakfix.static import CheckReport
 
-_STATUS_STYLE = {"fixed": "green", "proposed": "cyan", "resolved": "green", "needs-unsafe": "yellow", "unfixable": "red"}
+_STATUS_STYLE = {Status.FIXED: "green", Status.PROPOSED: "cyan", Status.RESOLVED: "green", Status.KEPT_EAGER: "yellow",
+                 Status.NEEDS_UNSAFE: "yellow", Status.UNFIXABLE: "red"}
 
 
 class Renderer:
@@ -74,14 +75,14 @@ class Renderer:
             self.out.print(Text(f"{report.target}: no graph breaks; compiles with fullgraph=True."))
             return
         table = Table(title=Text(f"Graph breaks in {report.target}"), show_lines=False)
-        for column in ("location", "GB id", "Gb_type", "fix", "safety", "verified", "why"):
+        for column in ("location", "GB id", "Gb_type", "fix", "kind", "safety", "verified", "why"):
             table.add_column(column, overflow="fold")
         for item in report.breaks:
             site = item.brk.site
             table.add_row(
                 *(Text(cell) for cell in (
                     f"{os.path.relpath(site.filename, root)}:{site.lineno}", item.brk.gb_id or "-", item.brk.gb_type,
-                    item.fix_code or "-", item.applicability.value if item.applicability else "-")),
+                    item.fix_code or "-", _kind(item), item.applicability.value if item.applicability else "-")),
                 Text("yes" if item.verified else "no", style="green" if item.verified else "red"),
                 Text(item.why or item.status, style=_STATUS_STYLE.get(item.status, "")),
             )
@@ -97,8 +98,13 @@ class Renderer:
                 self.out.print(Text(f"{os.path.relpath(item.brk.site.filename, root)}:{item.brk.site.lineno} "
                                     f"{item.fix_code}: {_checked_on(item.verification)}"))
         self.out.print(self._summary(report))
+        for caller in report.eager_callers:
+            self.out.print(Text(
+                f"{os.path.relpath(caller.path, root)}: {caller.function} now runs eagerly and calls {caller.pieces} "
+                f"compiled piece(s): every caller of it runs them, and none can compile it with fullgraph=True. "
+                f"Paths through it that the example inputs did not take are not verified."))
         for item in report.breaks:
-            if item.status == "unfixable" and item.brk.hints:
+            if item.status is Status.UNFIXABLE and item.brk.hints:
                 self.out.print(Text(f"hint for {os.path.relpath(item.brk.site.filename, root)}:{item.brk.site.lineno}: "
                                     + " ".join(item.brk.hints[:2])))
 
@@ -140,12 +146,19 @@ class Renderer:
 
     @staticmethod
     def _summary(report: RunReport) -> str:
+        if report.kind is FixKind.SPLIT:
+            split = (f"as a split: {report.target} now runs eagerly and calls {report.pieces} compiled piece(s) "
+                     f"covering {report.coverage:.0%} of the operations; outputs and side effects match eager. "
+                     f"Call it eagerly; do not wrap it in torch.compile.")
+            if report.applied:
+                return f"Wrote {len(report.changes)} file(s) {split}"
+            return f"Dry run: the rewrite above is verified {split} Rerun with --apply to write it."
         if report.applied:
             return f"Wrote {len(report.changes)} file(s); the target compiles with fullgraph=True and matches eager."
         if report.verified and report.changes:
             return "Dry run: the rewrite above is verified (fullgraph=True, outputs and side effects equal). Rerun with --apply to write it."
         if report.changes:
-            return "Not written: the rewrite above is partial; breaks remain, so it is not verified with fullgraph=True."
+            return "Not written: the rewrite above is partial; breaks remain, so it is not verified."
         return f"{report.remaining} graph break(s) remain; no verified fix."
 
 
@@ -156,6 +169,12 @@ def _checked_on(verification: Verification) -> str:
     return (f"verified on {verification.calls} calls on the same inputs and one on fresh inputs, "
             f"{derived} derived input{'' if derived == 1 else 's'} of other sizes; recompiles after the first call: "
             f"{recompiles}")
+
+
+def _kind(item: BreakReport) -> str:
+    if item.kind is FixKind.SPLIT and item.coverage is not None:
+        return f"split {item.coverage:.0%}"
+    return item.kind.value if item.kind else "-"
 
 
 def outcome_status(outcome: TargetOutcome) -> str:

@@ -19,10 +19,11 @@ def _break(report: BreakReport, root: str) -> dict:
         "function": site.name, "gb_id": brk.gb_id, "gb_type": brk.gb_type,
         "explanation": brk.explanation, "hints": brk.hints,
         "user_stack": [{"file": f.filename, "line": f.lineno, "function": f.name} for f in brk.user_stack],
-        "round": report.round, "status": report.status,
+        "round": report.round, "status": report.status.value,
         "fix": None if report.fix_code is None else {
             "code": report.fix_code, "title": BY_CODE[report.fix_code].FIX_TITLE,
-            "applicability": report.applicability.value},
+            "applicability": report.applicability.value,
+            "kind": report.kind.value if report.kind else None, "coverage": report.coverage},
         "verified": report.verified, "why": report.why,
         "verification": None if report.verification is None else {
             "calls": report.verification.calls, "derived_inputs": report.verification.derived_inputs,
@@ -38,6 +39,9 @@ def to_json(report: RunReport, root: str) -> dict:
         "verified": report.verified, "exit_code": report.exit_code, "rounds": report.rounds,
         "remaining": report.remaining,
         "graph_count": {"before": report.graph_count_before, "after": report.graph_count_after},
+        "kind": report.kind.value if report.kind else None, "coverage": report.coverage, "pieces": report.pieces,
+        "eager_callers": [{"file": os.path.relpath(c.path, root), "function": c.function, "pieces": c.pieces}
+                          for c in report.eager_callers],
         "breaks": [_break(b, root) for b in report.breaks],
         "changes": [{"file": os.path.relpath(c.path, root), "diff": unified_diff(str(c.path), c.before, c.after, root)}
                     for c in report.changes],

@@ -16,7 +16,7 @@ from pathlib import Path
 from breakfix import __version__, classifier
 from breakfix.codemods import REGISTRY
 from breakfix.docs import GB_PAGE
-from breakfix.types import RunReport
+from breakfix.types import FixKind, RunReport, Status
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 VERSION = "2.1.0"
@@ -113,7 +113,8 @@ def check_results(findings) -> list[Result]:
             for f in findings]
 
 
-_RUN_LEVELS = {"unfixable": "error", "needs-unsafe": "warning", "proposed": "warning", "fixed": "note", "resolved": "note"}
+_RUN_LEVELS = {Status.UNFIXABLE: "error", Status.NEEDS_UNSAFE: "warning", Status.PROPOSED: "warning",
+               Status.FIXED: "note", Status.RESOLVED: "note", Status.KEPT_EAGER: "warning"}
 
 
 def run_results(report: RunReport) -> list[Result]:
@@ -124,13 +125,19 @@ def run_results(report: RunReport) -> list[Result]:
         site = item.brk.site
         codes = [c.CODE for c in classifier.candidates(item.brk)]
         rule = item.fix_code or (item.attempts[0].code if item.attempts else codes[0])
-        message = f"graph break ({item.status}): {item.brk.gb_type}"
+        message = f"graph break ({item.status.value}): {item.brk.gb_type}"
+        if item.kind is FixKind.SPLIT:
+            message += (f"; fixed by a split covering {item.coverage:.0%} of the operations: call the target eagerly, "
+                        f"do not wrap it in torch.compile")
+        elif item.kind is FixKind.FULLGRAPH:
+            message += "; the target compiles with fullgraph=True"
         if item.why:
             message += f"; {item.why}"
         # A frame's end column is on its start line (Python records no end line for it).
         end_col = site.end_colno if site.colno is not None and (site.end_colno or 0) > site.colno else None
         results.append(Result(rule, _RUN_LEVELS[item.status], message, site.filename, site.lineno, site.colno,
                               site.lineno if end_col is not None else None, end_col,
-                              {**_gb_properties(item.brk.gb_id, item.brk.gb_type), "status": item.status,
-                               "verified": item.verified, "target": report.target}))
+                              {**_gb_properties(item.brk.gb_id, item.brk.gb_type), "status": item.status.value,
+                               "verified": item.verified, "target": report.target,
+                               "kind": item.kind.value if item.kind else None, "coverage": item.coverage}))
     return results

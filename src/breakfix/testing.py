@@ -73,7 +73,7 @@ def find_graph_breaks(fn: Callable, /, *args: Any, **kwargs: Any) -> list[GraphB
     code = getattr(_definition(function), "__code__", None)
     root = _project_root(code.co_filename if code else os.getcwd())
     with _rng_preserved(), torch_compat.fullgraph_config():
-        found, _ = collect_breaks(target, make_inputs, torch_compat.is_orchestrator(function), root, BACKEND)
+        found = collect_breaks(target, make_inputs, torch_compat.is_orchestrator(function), root, BACKEND).breaks
     return [GraphBreak.from_json(b) for b in found]
 
 

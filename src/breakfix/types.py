@@ -112,7 +112,22 @@ class Attempt:
     reason: str  # why it was skipped or why verification failed; empty when verified
 
 
-STATUSES = ("fixed", "proposed", "resolved", "needs-unsafe", "unfixable")
+class Status(str, enum.Enum):
+    """How a located break ends, in the report."""
+
+    FIXED = "fixed"  # its fix was verified and written
+    PROPOSED = "proposed"  # its fix verified, not written (a dry run, or other breaks remain)
+    RESOLVED = "resolved"  # no fix of its own: gone after a whole-graph fix of another break
+    KEPT_EAGER = "kept-eager"  # no fix of its own: its code now runs eagerly, in a split made for another break
+    NEEDS_UNSAFE = "needs-unsafe"  # only an unsafe or display-only fix exists
+    UNFIXABLE = "unfixable"  # no codemod answers it, or every one was refused
+
+
+class FixKind(str, enum.Enum):
+    """What a verified rewrite makes of the target."""
+
+    FULLGRAPH = "fullgraph"  # the target compiles with fullgraph=True
+    SPLIT = "split"  # the target runs eagerly and calls compiled pieces; call it eagerly, never compiled
 
 
 @dataclass
@@ -121,18 +136,30 @@ class BreakReport:
 
     brk: GraphBreak
     round: int
-    status: str  # one of STATUSES
+    status: Status
     fix_code: str | None = None
     applicability: Applicability | None = None
     verified: bool = False
     why: str = ""
     attempts: list[Attempt] = field(default_factory=list)
+    kind: FixKind | None = None  # of its fix
+    coverage: float | None = None  # of its fix, when a split: the share of the original's operations compiled
     verification: Verification | None = None  # what the fix was checked on, when verified
 
     def add_attempt(self, attempt: Attempt) -> None:
         """A break retried in a later round reports each distinct outcome once."""
         if attempt not in self.attempts:
             self.attempts.append(attempt)
+
+
+@dataclass(frozen=True)
+class EagerCallers:
+    """A function a split turned into an eager orchestrator: whoever calls it, eagerly or from their
+    own compiled code, now runs its compiled pieces, and can no longer compile it with fullgraph=True."""
+
+    path: Path
+    function: str  # its qualname
+    pieces: int  # compiled pieces it calls
 
 
 @dataclass
@@ -149,10 +176,14 @@ class RunReport:
     breaks: list[BreakReport]
     changes: list[FileChange]
     rounds: int
-    verified: bool  # the rewrite compiles with fullgraph=True and matches the original eagerly
+    verified: bool  # the rewrite matches the original eagerly with no break left (see ``kind``)
     graph_count_before: int | None
     graph_count_after: int | None
     remaining: int  # breaks left in the code on disk when the command ends
+    kind: FixKind | None = None  # of the verified rewrite
+    coverage: float | None = None  # of a split: the share of the original's operations its pieces compile
+    pieces: int = 0  # of a split: compiled pieces that run
+    eager_callers: list[EagerCallers] = field(default_factory=list)  # functions a split made eager
 
     @property
     def exit_code(self) -> int:

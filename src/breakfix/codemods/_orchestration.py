@@ -16,6 +16,7 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import libcst as cst
 import libcst.matchers as m
@@ -32,6 +33,7 @@ from libcst.metadata import (
 )
 
 from breakfix.codemods._base import FixRequest
+from breakfix.types import EagerCallers
 
 COMPILE = "torch.compile"
 DISABLE = "torch.compiler.disable"
@@ -499,13 +501,33 @@ class Flow:
                 raise NotSplittable(f"a nested function reads {local}, which is bound in another piece")
 
 
+def _plain(expression: cst.BaseExpression | None) -> bool:
+    """A value read without computing anything a compiler could speed up: a name, a constant, an
+    attribute or constant subscript of one, or a tuple or list of those."""
+    if expression is None or isinstance(expression, (cst.Name, cst.BaseNumber, cst.BaseString, cst.Ellipsis)):
+        return True
+    if isinstance(expression, cst.Attribute):
+        return _plain(expression.value)
+    if isinstance(expression, cst.Subscript):
+        return _plain(expression.value) and all(
+            isinstance(e.slice, cst.Index) and isinstance(e.slice.value, (cst.BaseNumber, cst.BaseString))
+            for e in expression.slice)
+    if isinstance(expression, (cst.Tuple, cst.List)):
+        return all(isinstance(e, cst.Element) and _plain(e.value) for e in expression.elements)
+    return False
+
+
 def is_trivial(statement: cst.BaseStatement) -> bool:
-    """``pass`` or ``return`` of names only: no computation a compiler could speed up."""
+    """``pass``, or a return, assignment or expression of plain values only (names, constants,
+    attribute reads, constant subscripts, tuple packing): no operation a compiler could speed up,
+    so a piece made of such statements would compile nothing."""
     if not isinstance(statement, cst.SimpleStatementLine):
         return False
-    return all(isinstance(item, cst.Pass) or (isinstance(item, cst.Return) and (
-        item.value is None or m.matches(item.value, m.Name() | m.Tuple(elements=[m.ZeroOrMore(m.Element(m.Name()))]))))
-        for item in statement.body)
+    return all(isinstance(item, cst.Pass)
+               or (isinstance(item, (cst.Return, cst.Expr)) and _plain(item.value))
+               or (isinstance(item, cst.Assign) and _plain(item.value)
+                   and all(isinstance(t.target, (cst.Name, cst.Tuple)) and _plain(t.target) for t in item.targets))
+               for item in statement.body)
 
 
 def has_return(node: cst.CSTNode) -> bool:
@@ -666,6 +688,18 @@ def _all_functions(module: cst.Module) -> list[FunctionSite]:
         elif isinstance(statement, cst.ClassDef):
             sites += [FunctionSite(f, statement, statement) for f in statement.body.body if isinstance(f, cst.FunctionDef)]
     return sites
+
+
+def new_orchestrators(path: Path, before: str, after: str) -> list[EagerCallers]:
+    """The functions of ``after`` that run eagerly and call compiled pieces (``@torch.compiler.disable``)
+    where ``before`` had none of that name: each caller of one, eager or compiled, now runs its pieces."""
+    was_eager = {site.qualname for site in _all_functions(cst.parse_module(before)) if is_orchestrator(site.function)}
+    module = cst.parse_module(after)
+    pieces = {site.function.name.value for site in _all_functions(module) if is_compiled_piece(site.function)}
+    return [EagerCallers(path, site.qualname, len({call.func.value for call in m.findall(
+                site.function, m.Call(func=m.Name())) if call.func.value in pieces}))
+            for site in _all_functions(module)
+            if is_orchestrator(site.function) and site.qualname not in was_eager]
 
 
 def _with_function(site: FunctionSite, function: cst.FunctionDef) -> cst.BaseStatement:

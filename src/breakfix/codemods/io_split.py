@@ -24,6 +24,7 @@ from breakfix.codemods._orchestration import (
     function_site,
     install,
     is_compiled_piece,
+    is_trivial,
     parameter_names,
     piece_call,
     single_caller,
@@ -211,13 +212,17 @@ class OpaqueLoopIteration(IoInCompiledRegion):
     COMPILE_LOOP_BODY = True
 
 class BreakInLibraryCall(BreakfixCodemod):
-    """Run the project's call into a library eagerly, where the project makes it, and compile the code around it.
+    """Run the breaking call eagerly in the innermost project function, and compile the code around it.
 
     ## What it fixes
     A graph break inside a library the project calls (an installed package, which breakfix never
     edits), reached through the project's own functions: ``forward`` calls ``self.model(...)``,
     whose ``forward`` builds a library object whose constructor branches on a tensor
-    (``if not self.is_sliding[i]:``, transformers' ``HybridCache``). It is also the answer to the
+    (``if not self.is_sliding[i]:``, transformers' ``HybridCache``). Likewise a statement that
+    breaks in a project function below the compiled one (a model's ``forward`` that writes a
+    checkpoint), when no specific fix verifies: BF301 would keep the whole model call eager and
+    compile almost nothing (refused below ``--min-coverage``), so the split goes where the break
+    is. It is also the answer to the
     ``torch.compiler.disable`` call such a fix leaves in the project function above it (GB0098,
     GB0099), so the split climbs the project's call chain one frame per round.
 
@@ -259,16 +264,18 @@ class BreakInLibraryCall(BreakfixCodemod):
 
     ## Fix safety
     Safe, as BF301: the library call runs once per call, eagerly, in the same order, on the same
-    values; only the code around it is compiled. Only for a break whose innermost frame is outside
-    the project (or a call to a ``torch.compiler.disable``'d function) and whose innermost project
-    frame is below the compiled one; refused on the same grounds as BF301 (nothing left to
+    values; only the code around it is compiled. Only for a break whose innermost project frame is
+    below the compiled one: a call into a library, a call to a ``torch.compiler.disable``'d
+    function, or, when no specific fix verifies and BF301's split of the compiled function would
+    compile too little (``--min-coverage``), any statement that breaks in a project function the
+    target calls (a model's ``forward`` writing a checkpoint); refused on the same grounds as BF301 (nothing left to
     compile around the call, an early ``return``, ``super()``, a generator, names the analysis
     cannot follow). The split function is not the target: any other caller that compiles it with
     ``fullgraph=True`` now calls an eager function and must compile its pieces instead.
     """
 
     CODE = "BF303"
-    FIX_TITLE = "Keep the library call eager where the project makes it and compile the code around it"
+    FIX_TITLE = "Keep the breaking call eager in the innermost project function and compile the code around it"
     GB_IDS = EAGER_CALLEE_BREAKS  # and, as a last resort, any break inside a library
     APPLICABILITY = Applicability.SAFE
     # Tried after BF301: a split of the compiled function, when it leaves work to compile, needs
@@ -281,8 +288,6 @@ class BreakInLibraryCall(BreakfixCodemod):
             return "an iterator input would be passed on to the compiled pieces"
         if len(brk.project_stack) < 2:
             return "the call is in the compiled function itself (BF301 splits it)"
-        if not brk.in_library and brk.gb_id not in EAGER_CALLEE_BREAKS:
-            return "the break is in project code, not in a library it calls"
         return None
 
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:
@@ -335,9 +340,13 @@ def split_around(module: cst.Module, line: int, compile_loop_body: bool = False,
         pieces[TAIL] = compiled_piece(TAIL, cut.tail_inputs, cut.tail, options=options)
     if caller is not None and _inlinable(site, flow, index, cut, caller):
         return _inline(module, site, cut, caller, pieces)
-    body = [*cut.prologue, *_orchestrated(cut), cut.eager]
-    if cut.tail:
-        body.append(piece_call(TAIL, cut.tail_inputs, returns=cut.tail_returns, like=cut.tail[0]))
+    # A head or tail of plain reads and returns (``return out.logits``) would be a piece that
+    # compiles nothing: it stays in the orchestrator as written.
+    head = cut.head if all(is_trivial(s) for s in cut.head) else [
+        piece_call(HEAD, cut.head_inputs, cut.head_outputs, like=cut.head[0])]
+    tail = cut.tail if all(is_trivial(s) for s in cut.tail) else [
+        piece_call(TAIL, cut.tail_inputs, returns=cut.tail_returns, like=cut.tail[0])]
+    body = [*cut.prologue, *head, cut.eager, *tail]
     return install(module, site, as_orchestrator(site.function, body, compiled_by), pieces)
 
 

@@ -12,11 +12,12 @@ import os
 import re
 import traceback
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from breakfix.project import is_project_file
 from breakfix.types import DATA_DEPENDENT_GUARD, TENSOR_ASSERT
 from breakfix.worker import torch_compat
+from breakfix.worker.coverage import COUNTER
 from breakfix.worker.sandbox import SEEDS, sandboxed_call, seed_all
 
 
@@ -152,9 +153,16 @@ def _user_code_frames(message: str) -> list[traceback.FrameSummary]:
 _FRAME_LINE = re.compile(r'\s*File "(.+)", line (\d+), in (\S+)$')
 
 
+class CollectedBreaks(NamedTuple):
+    breaks: list[dict]
+    graph_count: int
+    operations: int  # operations the compiled graphs executed in the call (breaks allowed): see coverage.py
+
+
 def collect_breaks(fn: Callable, make_inputs: Callable[[], tuple], orchestrator: bool, root: Path,
-                   backend: str) -> tuple[list[dict], int]:
-    """Every break ``fullgraph=True`` would hit, one per innermost project site, and the graph count.
+                   backend: str) -> CollectedBreaks:
+    """Every break ``fullgraph=True`` would hit, one per innermost project site, the graph count and
+    the operations compiled code executed.
 
     Also run in the user's own process by ``breakfix.testing``, where ``torch.compile`` is not
     redirected to the requested backend: the backend is passed explicitly."""
@@ -162,7 +170,9 @@ def collect_breaks(fn: Callable, make_inputs: Callable[[], tuple], orchestrator:
 
     collector = BreakCollector(str(root))
     graph_count = 0
-    with torch_compat.graph_break_logged(collector.add_logged):
+    COUNTER.reset()
+    with torch_compat.graph_break_logged(collector.add_logged), COUNTER.counting(), \
+            torch_compat.graph_runs_counted(COUNTER.wrap_compiled):
         torch._dynamo.reset()
         torch_compat.clear_counters()
         seed_all(SEEDS[0])
@@ -190,6 +200,7 @@ def collect_breaks(fn: Callable, make_inputs: Callable[[], tuple], orchestrator:
                     graph_count = explained.graph_count
                     for reason in explained.break_reasons:
                         collector.add(reason.reason, list(reason.user_stack))
+    operations = COUNTER.total
     if not orchestrator:
         # fullgraph stops at the first break with its root cause, including the ones explain skips.
         torch._dynamo.reset()
@@ -200,4 +211,4 @@ def collect_breaks(fn: Callable, make_inputs: Callable[[], tuple], orchestrator:
                 torch.compile(fn, fullgraph=True, backend=backend)(*args)
             except Exception as e:
                 collector.add_exception(e, fn)
-    return list(collector.by_site.values()), graph_count
+    return CollectedBreaks(list(collector.by_site.values()), graph_count, operations)

@@ -23,6 +23,7 @@ from breakfix.worker import torch_compat
 from breakfix.worker.breaks import collect_breaks, revealed_break
 from breakfix.types import Verification
 from breakfix.worker.compare import compare_call, first_mismatch, load_reference
+from breakfix.worker.coverage import COUNTER
 from breakfix.worker.derived import DERIVED_SEED, MAX_DERIVED, MAX_TRIED, derived_input
 from breakfix.worker.loader import example_inputs, resolve
 from breakfix.worker.protocol import (CheckRequest, CheckResult, LocateRequest, LocateResult, RecompilesRequest,
@@ -45,6 +46,7 @@ def locate(request: LocateRequest, root: Path) -> LocateResult:
 
     torch_compat.configure_dynamo()
     _force_backend(request.backend)
+    COUNTER.root = root
     module, fn, target_file = resolve(request.target, root, request.overlay)
     make_inputs = example_inputs(request, module, root)
     if request.reference:
@@ -55,10 +57,10 @@ def locate(request: LocateRequest, root: Path) -> LocateResult:
                 torch.save(reference, f)
         except (pickle.PicklingError, TypeError, AttributeError) as e:
             raise UserCodeError(f"cannot verify: the target's outputs cannot be pickled ({one_line(e)})") from e
-    breaks, graph_count = collect_breaks(fn, make_inputs, torch_compat.is_orchestrator(fn), root, request.backend)
-    return LocateResult.from_json({"breaks": breaks, "graph_count": graph_count, "target_file": target_file,
-                                   "target_qualname": request.target.rpartition(":")[2],
-                                   "facts": _facts(fn, make_inputs, breaks)})
+    found = collect_breaks(fn, make_inputs, torch_compat.is_orchestrator(fn), root, request.backend)
+    return LocateResult.from_json({"breaks": found.breaks, "graph_count": found.graph_count,
+                                   "target_file": target_file, "target_qualname": request.target.rpartition(":")[2],
+                                   "facts": _facts(fn, make_inputs, found.breaks), "operations": found.operations})
 
 
 def _accepted_derived_inputs(fn: Callable, make_inputs: Callable[[], tuple]) -> list[dict]:
@@ -174,6 +176,7 @@ def check(request: CheckRequest, root: Path) -> CheckResult:
 
     torch_compat.configure_dynamo()
     _force_backend(request.backend)
+    COUNTER.root = root
     module, fn, _ = resolve(request.target, root, request.overlay)
     make_inputs = example_inputs(request, module, root)
     orchestrator = torch_compat.is_orchestrator(fn)
@@ -181,7 +184,16 @@ def check(request: CheckRequest, root: Path) -> CheckResult:
     seen = _RecompileWatch()
 
     def matches(compiled: Callable) -> str:
-        return _run_reference_calls(compiled, make_inputs, reference, request.calls, request.rtol, request.atol, seen)
+        COUNTER.reset()
+        return _run_reference_calls(COUNTER.first_call(compiled), make_inputs, reference, request.calls, request.rtol,
+                                    request.atol, seen)
+
+    def verified(fullgraph: bool, **found: Any) -> CheckResult:
+        # An orchestrator runs eagerly: what it compiles is what its pieces executed in one call.
+        return CheckResult.from_json({"ok": True, "fullgraph": fullgraph and not orchestrator, "split": orchestrator,
+                                      "operations": COUNTER.total, "pieces": sorted(COUNTER.pieces_run),
+                                      "empty_pieces": COUNTER.empty_pieces(),
+                                      "verification": dataclasses.asdict(verification()), **found})
 
     def raised(e: Exception) -> CheckResult:
         # The compiler failed inside the rewrite: when it failed on a project line (code a rewrite
@@ -208,16 +220,15 @@ def check(request: CheckRequest, root: Path) -> CheckResult:
         return raised(e)  # also below, with breaks allowed
     else:
         if problem:
-            return CheckResult(ok=False, fullgraph=True, reason=problem, mismatch=True)
+            return CheckResult(ok=False, fullgraph=not orchestrator, reason=problem, mismatch=True)
         if orchestrator and torch_compat.graph_count() == 0:
-            return CheckResult(ok=False, fullgraph=True, reason="no compiled piece ran")
+            return CheckResult(ok=False, fullgraph=False, reason="no compiled piece ran")
         # Still recompiling on the last call, it never settles: under fullgraph=True it hits the
         # recompile limit and raises, where the original (compiled with breaks allowed) falls back
         # to eager. Fewer recompiles are compared with the original's by the engine.
         if any(number == request.calls for number, _ in seen.guards):
             return CheckResult(ok=False, fullgraph=False, reason=_recompiles_reason(seen, request.calls, ""))
-        return CheckResult(ok=True, fullgraph=True, graph_count=torch_compat.graph_count(),
-                           verification=verification())
+        return verified(True, graph_count=torch_compat.graph_count(), complete=True)
 
     global _pieces_allow_breaks
     torch._dynamo.reset()
@@ -233,10 +244,11 @@ def check(request: CheckRequest, root: Path) -> CheckResult:
         _pieces_allow_breaks = False
     if problem:
         return CheckResult(ok=False, fullgraph=False, reason=problem, mismatch=True)
-    breaks, graph_count = collect_breaks(fn, make_inputs, orchestrator, root, request.backend)
-    return CheckResult.from_json({"ok": True, "fullgraph": False, "reason": "", "graph_count": graph_count,
-                                  "breaks": breaks, "facts": _facts(fn, make_inputs, breaks),
-                                  "verification": dataclasses.asdict(verification())})
+    measured = {"operations": COUNTER.total, "pieces": sorted(COUNTER.pieces_run),
+                "empty_pieces": COUNTER.empty_pieces()}
+    found = collect_breaks(fn, make_inputs, orchestrator, root, request.backend)
+    return verified(False, graph_count=found.graph_count, breaks=found.breaks, **measured,
+                    facts=_facts(fn, make_inputs, found.breaks))
 
 
 def _recompiles_reason(seen: _RecompileWatch, calls: int, limit_error: str) -> str:
@@ -267,8 +279,10 @@ def _force_backend(backend: str) -> None:
 
     original = torch.compile
 
+    counting_backend = COUNTER.backend(torch_compat.lookup_backend(backend))
+
     def compile_on_backend(model: Any = None, **kwargs: Any) -> Any:
-        kwargs["backend"] = backend
+        kwargs["backend"] = counting_backend
         kwargs.setdefault("fullgraph", True)
         if model is None:
             return functools.partial(compile_on_backend, **kwargs)
@@ -279,7 +293,8 @@ def _force_backend(backend: str) -> None:
 
         @functools.wraps(model)
         def piece(*args: Any, **kw: Any) -> Any:
-            return (lenient if _pieces_allow_breaks else strict)(*args, **kw)
+            with COUNTER.in_piece(model.__qualname__):
+                return (lenient if _pieces_allow_breaks else strict)(*args, **kw)
 
         torch_compat.mark_compiled(piece, model)  # loader.resolve unwraps a target as torch.compile's
         return piece

@@ -33,6 +33,7 @@ class LocateResult:
     target_file: str
     target_qualname: str
     facts: dict = field(default_factory=dict)  # per-break runtime facts for codemods, keyed "file:line"
+    operations: int = 0  # operations compiled code executed in one call with breaks allowed (explain)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -46,13 +47,18 @@ class LocateResult:
 class CheckResult:
     """A rewrite checked against the eager reference in a fresh worker."""
 
-    ok: bool  # matches the reference (with fullgraph=True when ``fullgraph``, else with breaks allowed)
-    fullgraph: bool  # compiled with fullgraph=True: the rewrite is verified
+    ok: bool  # matches the reference (with no break left when ``complete``, else with breaks allowed)
+    fullgraph: bool  # the target compiled whole with fullgraph=True
     reason: str = ""  # one line: why it was rejected
     mismatch: bool = False  # rejected because it ran but behaved differently from the reference
     graph_count: int | None = None
-    breaks: list[GraphBreak] = field(default_factory=list)  # breaks left when not fullgraph
+    breaks: list[GraphBreak] = field(default_factory=list)  # breaks left when not complete
     facts: dict = field(default_factory=dict)
+    complete: bool = False  # no break left: the target compiled whole, or a split whose pieces all did
+    split: bool = False  # the target runs eagerly (torch.compiler.disable) and calls compiled pieces
+    operations: int = 0  # operations compiled code executed in the first call (worker/coverage.py)
+    pieces: list[str] = field(default_factory=list)  # compiled pieces that ran in the first call
+    empty_pieces: list[str] = field(default_factory=list)  # pieces that ran and executed no operation
     verification: Verification | None = None  # what the rewrite was checked on, when it matched
 
     def to_json(self) -> dict:

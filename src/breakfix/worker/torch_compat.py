@@ -74,6 +74,45 @@ def graph_break_logged(record: Callable[[BaseException], None]) -> Iterator[None
         symbolic_convert.InstructionTranslatorBase.log_graph_break = original
 
 
+@contextlib.contextmanager
+def graph_runs_counted(wrap: Callable[[Any, Callable], Callable]) -> Iterator[None]:
+    """While active, every backend ``torch._dynamo.explain`` builds has its compiled graphs passed
+    through ``wrap(graph_module, compiled)``: explain's own compiler is a closure handed to
+    ``eval_frame.optimize``, the one place to reach it."""
+    from torch._dynamo import eval_frame
+
+    original = eval_frame.optimize
+
+    def optimize(backend: Any, *args: Any, **kwargs: Any) -> Any:
+        def compiler(graph_module: Any, example_inputs: Any) -> Callable:
+            return wrap(graph_module, backend(graph_module, example_inputs))
+
+        return original(compiler if callable(backend) else backend, *args, **kwargs)
+
+    eval_frame.optimize = optimize
+    try:
+        yield
+    finally:
+        eval_frame.optimize = original
+
+
+def compiling_file() -> str | None:
+    """The file of the frame dynamo is compiling now (inside a backend call), or None."""
+    from torch._dynamo.symbolic_convert import InstructionTranslator
+
+    try:
+        return InstructionTranslator.current_tx().f_code.co_filename
+    except (AttributeError, AssertionError):
+        return None
+
+
+def lookup_backend(name: str) -> Callable:
+    """The compiler function registered as ``name`` (``aot_eager``, ``eager``, ``inductor``)."""
+    from torch._dynamo.backends.registry import lookup_backend as lookup
+
+    return lookup(name)
+
+
 def clear_counters() -> None:
     from torch._dynamo.utils import counters
 
