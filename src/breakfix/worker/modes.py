@@ -14,7 +14,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
+import os
 import pickle
 from pathlib import Path
 from typing import Any, Callable
@@ -50,8 +53,9 @@ def locate(request: LocateRequest, root: Path) -> LocateResult:
     module, fn, target_file = resolve(request.target, root, request.overlay)
     make_inputs = example_inputs(request, module, root)
     if request.reference:
-        reference = {"calls": run_calls(fn, make_inputs, request.calls, user_errors=True),
-                     "derived": _accepted_derived_inputs(fn, make_inputs) if request.derived_inputs else []}
+        calls = run_calls(fn, make_inputs, request.calls, user_errors=True)
+        derived = _accepted_derived_inputs(fn, make_inputs, calls[0]["warnings"]) if request.derived_inputs else []
+        reference = {"calls": calls, "derived": derived}
         try:
             with open(request.reference, "wb") as f:
                 torch.save(reference, f)
@@ -63,22 +67,39 @@ def locate(request: LocateRequest, root: Path) -> LocateResult:
                                    "facts": _facts(fn, make_inputs, found.breaks), "operations": found.operations})
 
 
-def _accepted_derived_inputs(fn: Callable, make_inputs: Callable[[], tuple]) -> list[dict]:
-    """The derived inputs the original runs on eagerly (one that raises is outside its domain),
-    with their calls: a rewrite must match on each of them."""
-    accepted = []
-    for number in range(MAX_TRIED):
-        candidate = derived_input(make_inputs, seed_all, number)
-        if candidate is None or len(accepted) == MAX_DERIVED:
-            break
-        changes, args = candidate
-        seed_all(DERIVED_SEED)
+def _accepted_derived_inputs(fn: Callable, make_inputs: Callable[[], tuple], warnings: list) -> list[dict]:
+    """The derived inputs the original runs on eagerly (one that raises, or warns other than the
+    example's first call, such as a broadcast of mismatched sizes, is outside its domain), with
+    their calls: a rewrite must match on each of them. Which ones it accepts is found in a forked
+    child: a candidate that raises may have changed global state first (a step counter), which the
+    check, making only the accepted calls, would not repeat."""
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe and exits at once
+        accepted = []
         try:
-            call = record_call(fn, args, user_errors=False)
-        except Exception:
-            continue
-        accepted.append({"number": number, "changes": changes, "call": call})
-    return accepted
+            for number in range(MAX_TRIED):
+                candidate = derived_input(make_inputs, seed_all, number)
+                if candidate is None or len(accepted) == MAX_DERIVED:
+                    break
+                seed_all(DERIVED_SEED)
+                with contextlib.suppress(Exception):
+                    if record_call(fn, candidate[1], user_errors=False)["warnings"] == warnings:
+                        accepted.append(number)
+        finally:
+            os.write(write, json.dumps(accepted).encode())
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        reported = pipe.read()
+    os.waitpid(child, 0)
+    calls = []
+    for number in json.loads(reported or b"[]"):
+        changes, args = derived_input(make_inputs, seed_all, number)
+        seed_all(DERIVED_SEED)
+        with contextlib.suppress(Exception):
+            calls.append({"number": number, "changes": changes, "call": record_call(fn, args, user_errors=False)})
+    return calls
 
 
 def recompiles(request: RecompilesRequest, root: Path) -> RecompilesResult:
