@@ -151,6 +151,9 @@ def test_dry_run_then_apply_then_rerun(tmp_path: Path) -> None:
     assert (brk["status"], brk["verified"]) == ("fixed", True)
     assert set(brk["fix"]) == documented_keys("Fix")
     assert (brk["fix"]["code"], brk["fix"]["applicability"]) == ("BF201", "safe")
+    assert set(brk["verification"]) == documented_keys("Verification")
+    # HELPER_BREAK's input is one tensor of 4: a batch of 1 and an odd 5 are derived from it.
+    assert brk["verification"] == {"calls": 10, "derived_inputs": 2, "recompiles": []}
     assert all(set(frame) == documented_keys("Frame") for frame in brk["user_stack"])
     assert all(set(attempt) == documented_keys("Attempt") for attempt in brk["attempts"])
     [change] = doc["changes"]

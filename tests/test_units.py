@@ -16,7 +16,7 @@ from breakfix.codemods import BY_CODE
 from breakfix.errors import WriteRefused
 from breakfix.gb_ids import gb_id_of
 from breakfix.project import is_project_file
-from breakfix.types import BreakFacts, FileChange, Frame, GraphBreak, OpaqueOpFact, TargetSpec, ValueKind
+from breakfix.types import BreakFacts, FileChange, Frame, GraphBreak, OpaqueOpFact, TargetSpec, ValueKind, Verification
 from breakfix.worker import sandbox
 from breakfix.worker.protocol import (CheckRequest, CheckResult, LocateRequest, LocateResult, RepeatRequest,
                                       RepeatResult, request_from_json)
@@ -30,10 +30,10 @@ def _break(gb_id: str | None, gb_type: str, reason: str = "") -> GraphBreak:
 
 @pytest.mark.parametrize("request_", [
     LocateRequest(target="m.py:f", inputs=None, root="/p", reference="/t/ref.pt", overlay={}, backend="eager",
-                  apis=("torch.cond", "torch._higher_order_ops.print")),
+                  apis=("torch.cond", "torch._higher_order_ops.print"), calls=3, derived_inputs=False),
     CheckRequest(target="pkg.m:C.f", inputs="m.py:inputs", root="/p", reference="/t/ref.pt",
-                 overlay={"/p/m.py": "x = 1\n"}, backend="aot_eager", rtol=1e-3, atol=1e-5),
-    RepeatRequest(target="m.py:f", inputs=None, root="/p", reference="/t/ref.pt", overlay={}),
+                 overlay={"/p/m.py": "x = 1\n"}, backend="aot_eager", rtol=1e-3, atol=1e-5, calls=50),
+    RepeatRequest(target="m.py:f", inputs=None, root="/p", reference="/t/ref.pt", overlay={}, calls=7),
 ], ids=lambda r: r.mode.value)
 def test_every_request_survives_its_json_round_trip(request_) -> None:
     assert request_from_json(json.loads(json.dumps(request_.to_json()))) == request_
@@ -45,6 +45,7 @@ def test_every_request_survives_its_json_round_trip(request_) -> None:
                  facts={"/p/m.py:9": BreakFacts(OpaqueOpFact(rejected="no"), {"self.step": (ValueKind.INT,)})},
                  torch_version="2.9.1+cu128", missing_apis=("torch._higher_order_ops.print",)),
     CheckResult(ok=True, fullgraph=False, graph_count=3, breaks=[_break(None, "Unsupported")]),
+    CheckResult(ok=True, fullgraph=True, graph_count=1, verification=Verification(10, 2, ("self.calls == 1",))),
     CheckResult(ok=False, fullgraph=True, reason="call 1: outputs differ", mismatch=True),
     RepeatResult(difference=""),
 ], ids=lambda r: type(r).__name__)

@@ -10,10 +10,12 @@ from test_cli import breakfix, make_project, snapshot
 # The reference run and the check see the module's state as a fresh import: if the check ran in
 # the process (or a fork of the process) that recorded the reference, `calls` would already hold
 # two entries and the outputs would differ.
+# A global call count, kept in a tensor: one kept in a list (``len(calls)``) would be specialised
+# and recompile on every call, and its rewrite refused for that.
 MODULE_STATE = """\
 import torch
 
-calls = []
+calls = torch.zeros(())
 
 
 def g(x):
@@ -22,8 +24,8 @@ def g(x):
 
 
 def f(x):
-    calls.append(1)
-    return g(x) * len(calls)
+    calls.add_(1)
+    return g(x) * calls
 
 
 def example_inputs():

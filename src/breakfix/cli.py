@@ -145,6 +145,11 @@ def _check_specs(ctx: click.Context, param: click.Parameter, values: tuple[str, 
 @click.option("--min-coverage", type=click.FloatRange(0, 1), default=0.9, show_default=True,
               help="A split (the target runs eagerly and calls compiled pieces) is a fix only if its pieces "
                    "compile at least this share of the original's operations.")
+@click.option("--calls", type=click.IntRange(2), default=10, show_default=True,
+              help="Calls each verification makes on the same inputs (state carried between them); "
+                   "one on fresh inputs follows.")
+@click.option("--no-derived-inputs", "no_derived_inputs", is_flag=True,
+              help="Verify on the example inputs only, not also on inputs of other sizes derived from them.")
 @click.option("-j", "--jobs", "parallel", type=click.IntRange(1), default=1, show_default=True,
               help="Targets worked on at once (several targets only).")
 @click.option("--piece-options", "piece_options_text", metavar="KEY=VALUE,...", callback=_check_piece_options,
@@ -158,8 +163,8 @@ def _check_specs(ctx: click.Context, param: click.Parameter, values: tuple[str, 
 @click.pass_context
 def run(ctx: click.Context, targets: tuple[str, ...], inputs: str | None, apply: bool, as_json: bool,
         output_format: str | None, backend: str, unsafe_fixes: bool, max_rounds: int, timeout: float, root: str,
-        rtol: float | None, atol: float | None, min_coverage: float, parallel: int,
-        piece_options_text: PieceOptions | None, verbose: bool, emit_test: Path | None) -> None:
+        rtol: float | None, atol: float | None, min_coverage: float, calls: int, no_derived_inputs: bool,
+        parallel: int, piece_options_text: PieceOptions | None, verbose: bool, emit_test: Path | None) -> None:
     """Locate, fix and verify the graph breaks of each TARGET (MODULE:QUALNAME or FILE.py:QUALNAME).
 
     Without TARGET, the targets are those of [tool.breakfix] targets in the root's pyproject.toml.
@@ -191,7 +196,8 @@ def run(ctx: click.Context, targets: tuple[str, ...], inputs: str | None, apply:
     def options_for(job) -> RunOptions:
         return RunOptions(target=_absolute(job.target, job.base), inputs=job.inputs and _absolute(job.inputs, job.base),
                           root=root_path, backend=backend, timeout=timeout, rtol=rtol, atol=atol,
-                          min_coverage=min_coverage, piece_options=piece_defaults)
+                          min_coverage=min_coverage, piece_options=piece_defaults, calls=calls,
+                          derived_inputs=not no_derived_inputs)
 
     def run_one(job, progress):
         if not single:

@@ -31,7 +31,7 @@ from breakfix.project import is_project_file
 from breakfix.torch_apis import unavailable
 from breakfix.types import (Applicability, Attempt, BreakFacts, BreakReport, FileChange, FixKind, Frame, GraphBreak,
                             RunReport, Status)
-from breakfix.verifier import check, repeat
+from breakfix.verifier import check, original_recompiles, repeat
 from breakfix.worker.coverage import statement_span
 from breakfix.worker.protocol import CheckResult, LocateResult
 
@@ -126,6 +126,7 @@ class Engine:
         self.overlay: dict[str, str] = {}
         self.on_disk: dict[str, str] = {}  # each touched file as read, to diff and to detect changes
         self.reproducible = False  # a second eager run of the target matched the reference
+        self.original_recompiles: list[str] | None = None  # asked once, when a rewrite recompiles
         self.revealed: list[BreakReport] = []  # breaks a kept rewrite revealed, repaired with it
         self.torch_version = ""  # the workers' torch, and the APIs it lacks that some codemod relies on
         self.missing_apis: frozenset[str] = frozenset()
@@ -288,6 +289,7 @@ class Engine:
                     outcome = CheckResult(ok=False, fullgraph=False, reason=f"{outcome.reason}; {repaired}")
             if outcome.mismatch:
                 self._require_reproducible(reference)
+            outcome = self._no_new_recompiles(outcome)
             # A rewrite that only moves the break (wrapping the failing call) leaves a break on a
             # line it wrote; breaks revealed in untouched code, or in code moved into a compiled
             # piece, sit on lines that existed before. The same break reached through a statement
@@ -309,7 +311,7 @@ class Engine:
                 continue
             report.add_attempt(Attempt(codemod.CODE, instance.applicability, True, ""))
             report.status, report.fix_code, report.applicability = Status.PROPOSED, codemod.CODE, instance.applicability
-            report.verified, report.why = True, instance.changes
+            report.verified, report.why, report.verification = True, instance.changes, outcome.verification
             return _Fix(trial, outcome, repairs)
         return None
 
@@ -389,6 +391,22 @@ class Engine:
 
         return dataclasses.replace(brk, user_stack=[frame(f) for f in brk.user_stack],
                                    project_stack=[frame(f) for f in brk.project_stack])
+
+    def _no_new_recompiles(self, outcome: CheckResult) -> CheckResult:
+        """``outcome``, or a refusal when the rewrite recompiles after its first call more often
+        than the original compiled with breaks allowed does (asked once per run, and only when a
+        rewrite recompiles: most never do)."""
+        if not (outcome.ok and outcome.complete and outcome.verification and outcome.verification.recompiles):
+            return outcome
+        if self.original_recompiles is None:
+            self.progress("the rewrite recompiles: counting the original's recompiles")
+            self.original_recompiles = original_recompiles(self.options)
+        guards = outcome.verification.recompiles
+        if len(guards) <= len(self.original_recompiles):
+            return outcome
+        return CheckResult(ok=False, fullgraph=False, reason=(
+            f"the rewrite recompiles {len(guards)} times in {outcome.verification.calls} calls on the same inputs "
+            f"(guard on `{guards[-1]}`), the original {len(self.original_recompiles)} times"))
 
     def _source(self, path: str) -> str:
         if path not in self.overlay:

@@ -20,7 +20,7 @@ from rich.text import Text
 from breakfix.batch import BatchEvents, TargetJob, TargetOutcome
 from breakfix.codemods import BY_CODE, BreakfixCodemod
 from breakfix.diffing import unified_diff
-from breakfix.types import BreakReport, FixKind, RunReport, Status
+from breakfix.types import BreakReport, FixKind, RunReport, Status, Verification
 
 if TYPE_CHECKING:
     from breakfix.static import CheckReport
@@ -100,6 +100,10 @@ class Renderer:
                 self.out.print(Syntax(diff, "diff", theme="ansi_dark", background_color="default"))
             else:
                 sys.stdout.write(diff)
+        for item in report.breaks:
+            if item.verified and item.verification:
+                self.out.print(Text(f"{os.path.relpath(item.brk.site.filename, root)}:{item.brk.site.lineno} "
+                                    f"{item.fix_code}: {_checked_on(item.verification)}"))
         self.out.print(self._summary(report))
         if not self.verbose and any(_shorten(a.reason) != a.reason for item in report.breaks for a in item.attempts):
             self.out.print(Text("Refusal reasons are shortened; --verbose prints them whole."))
@@ -200,6 +204,15 @@ def _shorten(reason: str) -> str:
 
 def _location(item: BreakReport, root: str) -> str:
     return f"{os.path.relpath(item.brk.site.filename, root)}:{item.brk.site.lineno}"
+
+
+def _checked_on(verification: Verification) -> str:
+    """What a fix was verified on, in a few words."""
+    derived = verification.derived_inputs
+    recompiles = ", ".join(f"`{guard}`" for guard in verification.recompiles) or "none"
+    return (f"verified on {verification.calls} calls on the same inputs and one on fresh inputs, "
+            f"{derived} derived input{'' if derived == 1 else 's'} of other sizes; recompiles after the first call: "
+            f"{recompiles}")
 
 
 def _kind(item: BreakReport) -> str:

@@ -25,6 +25,9 @@ def _break(report: BreakReport, root: str) -> dict:
             "applicability": report.applicability.value,
             "kind": report.kind.value if report.kind else None, "coverage": report.coverage},
         "verified": report.verified, "why": report.why,
+        "verification": None if report.verification is None else {
+            "calls": report.verification.calls, "derived_inputs": report.verification.derived_inputs,
+            "recompiles": list(report.verification.recompiles)},
         "attempts": [{"code": a.code, "applicability": a.applicability.value, "verified": a.verified,
                       "reason": a.reason} for a in report.attempts],
     }

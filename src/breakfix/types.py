@@ -87,6 +87,22 @@ class GraphBreak:
         return cls(**data)
 
 
+@dataclass(frozen=True)
+class Verification:
+    """What a fix was verified on: calls on the example inputs (state carried from call to call,
+    plus one call on fresh inputs), derived inputs of other sizes the original accepts, and the
+    recompiles seen after the first call (each by the guard that failed; only ones the original
+    makes too are accepted)."""
+
+    calls: int
+    derived_inputs: int
+    recompiles: tuple[str, ...] = ()
+
+    @classmethod
+    def from_json(cls, data: dict) -> Verification:
+        return cls(**{**data, "recompiles": tuple(data["recompiles"])})
+
+
 @dataclass
 class Attempt:
     """One candidate fix tried for one break."""
@@ -129,6 +145,7 @@ class BreakReport:
     attempts: list[Attempt] = field(default_factory=list)
     kind: FixKind | None = None  # of its fix
     coverage: float | None = None  # of its fix, when a split: the share of the original's operations compiled
+    verification: Verification | None = None  # what the fix was checked on, when verified
 
     def add_attempt(self, attempt: Attempt) -> None:
         """A break retried in a later round reports each distinct outcome once."""

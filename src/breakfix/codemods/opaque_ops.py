@@ -53,7 +53,9 @@ class OpaqueComputation(BreakfixCodemod):
     ## Fix safety
     Safe: the op runs the unchanged body on real tensors, so outputs are bit-equal. The fake is
     never guessed: breakfix captures the helper's arguments in an eager run, reruns it with each
-    size, int and floating dtype nudged, fits every output size to the arguments, checks the fake
+    size, int and floating dtype nudged and with a leading dim added or taken away, fits every
+    output size to the arguments (in terms of an input's sizes, ``x.new_empty(x.shape[:-1] + (k,))``,
+    when the helper takes other ranks too, so the fake holds for them), checks the fake
     against every run and with ``torch.library.opcheck``, and the rewrite is verified in a fresh
     process. Helpers with side effects are skipped (a custom op's effects are invisible to the
     compiler, and one returning nothing is dead-code-eliminated), and so are differentiable ones

@@ -53,7 +53,7 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _compare(expected: dict, actual: dict, rtol: float | None, atol: float | None) -> str:
+def compare_call(expected: dict, actual: dict, rtol: float | None, atol: float | None) -> str:
     import torch
 
     if expected["stdout"] != actual["stdout"]:
@@ -73,17 +73,22 @@ def _compare(expected: dict, actual: dict, rtol: float | None, atol: float | Non
         actual["inputs_after"], expected["inputs_after"], "inputs after the call", rtol, atol)
 
 
-def load_reference(path: str) -> list[dict]:
+def load_reference(path: str) -> dict:
+    """The eager reference ``modes.locate`` saved: ``calls`` (``run_calls``' records) and
+    ``derived`` (per derived input the original accepts: its ``number``, what it ``changes`` and
+    its ``call``)."""
     import torch
 
     with open(path, "rb") as f:
-        return torch.load(f, weights_only=False)["calls"]
+        return torch.load(f, weights_only=False)
 
 
 def first_mismatch(reference: list[dict], calls: list[dict], rtol: float | None, atol: float | None) -> str:
     """'' when every call matches its reference call, else "call N: " and where it first differs."""
+    if len(calls) != len(reference):
+        return f"made {len(calls)} calls, the reference {len(reference)}"
     for number, (expected, actual) in enumerate(zip(reference, calls), start=1):
-        problem = _compare(expected, actual, rtol, atol)
+        problem = compare_call(expected, actual, rtol, atol)
         if problem:
             return f"call {number}: {problem}"
     return ""

@@ -333,9 +333,13 @@ def annotation_of(value: Any) -> str | None:
 
 
 def perturbations(args: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Copies of ``args`` with exactly one thing changed: a size, an int, an int element, a dtype."""
+    """Copies of ``args`` with exactly one thing changed: a size, the rank (a leading dim added or
+    taken away), an int, an int element, a dtype."""
     for name, value in args.items():
         if isinstance(value, torch.Tensor):
+            yield {**args, name: value.unsqueeze(0).expand(3, *value.shape).clone()}
+            if value.dim() and value.shape[0]:
+                yield {**args, name: value[0].clone()}
             for dim, size in enumerate(value.shape):
                 last = value.narrow(dim, size - 1, 1) if size else None
                 if last is not None:
@@ -357,12 +361,14 @@ def _nudged(value: int) -> list[int]:
     return [v for v in (value + 1, value - 1) if (v < 0) == (value < 0)]
 
 
-def atoms(args: dict[str, Any]) -> dict[str, int]:
-    """Integers an output size may depend on, keyed by their source text in the fake."""
+def atoms(args: dict[str, Any], from_the_end: bool = False) -> dict[str, int]:
+    """Integers an output size may depend on, keyed by their source text in the fake; a tensor's
+    sizes counted ``from_the_end`` (``x.shape[-1]``) mean the same dims whatever its rank."""
     found: dict[str, int] = {}
     for name, value in args.items():
         if isinstance(value, torch.Tensor):
-            found.update({f"{name}.shape[{d}]": int(s) for d, s in enumerate(value.shape)})
+            dims = range(-value.dim(), 0) if from_the_end else range(value.dim())
+            found.update({f"{name}.shape[{d}]": int(value.shape[d]) for d in dims})
         elif isinstance(value, int) and not isinstance(value, bool):
             found[name] = value
         elif annotation_of(value) == "Sequence[int]":
@@ -474,11 +480,17 @@ def derive_fake(params: list[str], runs: list[Run], wrap: str) -> list[str]:
     count = len(runs[0].outputs)
     if any(len(r.outputs) != count or r.single != runs[0].single for r in runs):
         raise Rejected("the helper returns a different number of tensors for different inputs")
+    ranks_vary = any(len({r.args[name].dim() for r in runs}) > 1 for name in params
+                     if all(isinstance(r.args[name], torch.Tensor) for r in runs))
     rendered = []
     for index in range(count):
         outs = [_wrapped(r.outputs[index], wrap) for r in runs]
+        shaped = _any_rank_output(params, runs, outs) if ranks_vary else None
+        if shaped:
+            rendered.append(shaped)
+            continue
         if len({o.dim() for o in outs}) != 1:
-            raise Rejected(f"output {index} changes rank with the input sizes")
+            raise Rejected(f"output {index} changes rank with the input ranks in a way no fake kernel states")
         sizes = []
         for dim in range(outs[0].dim()):
             size = fit_size([(atoms(r.args), int(o.shape[dim])) for r, o in zip(runs, outs)])
@@ -491,6 +503,36 @@ def derive_fake(params: list[str], runs: list[Run], wrap: str) -> list[str]:
         base = _base_tensor(params, runs, outs)
         rendered.append(_render_output(base, sizes, _dtype_rule(params, runs, outs), order))
     return rendered
+
+
+def _any_rank_output(params: list[str], runs: list[Run], outs: list[torch.Tensor]) -> str | None:
+    """A fake for an output whose rank follows a tensor parameter's, in terms of its sizes:
+    ``x.new_empty(x.shape)``, ``x.new_empty(x.shape[:-1] + (k,))``, ``x.new_empty(x.shape[:-1])``
+    (the input's sizes, all or all but the last one or two, then up to two fitted sizes); None if
+    none fits."""
+    if not all(memory_order(o) == list(range(o.dim())) for o in outs):
+        return None  # only a contiguous output is allocated like this
+    for name in params:
+        inputs = [r.args[name] for r in runs]
+        if not all(isinstance(t, torch.Tensor) and t.device == o.device for t, o in zip(inputs, outs)):
+            continue
+        for dropped in (0, 1, 2):
+            kept = [t.dim() - dropped for t in inputs]
+            added = {o.dim() - k for o, k in zip(outs, kept)}
+            if min(kept) < 0 or len(added) != 1 or not 0 <= min(added) <= 2:
+                continue
+            if any(tuple(o.shape[:k]) != tuple(t.shape[:k]) for o, t, k in zip(outs, inputs, kept)):
+                continue
+            tail = [fit_size([(atoms(r.args, from_the_end=True), int(o.shape[k + j]))
+                              for r, o, k in zip(runs, outs, kept)]) for j in range(min(added))]
+            if None in tail:
+                continue
+            shape = f"{name}.shape" if not dropped else f"{name}.shape[:-{dropped}]"
+            if tail:
+                shape += f" + ({tail[0]},)" if len(tail) == 1 else f" + ({', '.join(tail)})"  # type: ignore[arg-type]
+            dtype = _dtype_rule(params, runs, outs)
+            return f"{name}.new_empty({shape}{'' if dtype == f'{name}.dtype' else f', dtype={dtype}'})"
+    return None
 
 
 def _wrapped(t: torch.Tensor, wrap: str) -> torch.Tensor:
@@ -603,7 +645,8 @@ _scratch_ops = itertools.count()
 def check_fake(helper: types.FunctionType, signature: inspect.Signature, annotations: dict[str, str],
                returns: str, outputs: list[str], wrap: str, runs: list[Run], base: int) -> None:
     """The rendered fake agrees with every run, and opcheck passes on a scratch op built like the
-    rewrite for the ``base`` first runs (the captured calls)."""
+    rewrite for the ``base`` first runs (the captured calls) and for a run of every other
+    combination of argument ranks."""
     params = list(signature.parameters)
     namespace: dict[str, Any] = {"torch": torch}
     exec(f"def _fake({', '.join(params)}):\n    return {fake_return(outputs, returns)}\n", namespace)  # noqa: S102
@@ -622,11 +665,15 @@ def check_fake(helper: types.FunctionType, signature: inspect.Signature, annotat
     body.__signature__ = signature.replace(  # the rewrite's signature: same defaults, derived annotations
         parameters=[p.replace(annotation=_ANNOTATIONS[annotations[p.name]]) for p in signature.parameters.values()],
         return_annotation=torch.Tensor if returns == "torch.Tensor" else tuple[(torch.Tensor,) * len(outputs)])
+    ranks = {}  # the first run of each combination of argument ranks: opcheck covers every rank seen
+    for run in runs:
+        ranks.setdefault(tuple(v.dim() for v in run.args.values() if isinstance(v, torch.Tensor)), run)
+    checked = runs[:base] + [r for r in ranks.values() if not any(r is b for b in runs[:base])]
     try:
         op = torch.library.custom_op(f"breakfix_facts::op{next(_scratch_ops)}", mutates_args=())(body)
         op.register_fake(fake)
         with _quiet():
-            for run in runs[:base]:
+            for run in checked:
                 torch.library.opcheck(op, (), {k: _copy(v) for k, v in run.args.items()})
     except Exception as e:
         first = (str(e).strip().splitlines() or [""])[0]

@@ -12,13 +12,16 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar, Union
 
-from breakfix.types import BreakFacts, GraphBreak
+from breakfix.types import BreakFacts, GraphBreak, Verification
+
+DEFAULT_CALLS = 10  # calls on the same inputs, as a training or serving loop makes them
 
 
 class Mode(str, enum.Enum):
     LOCATE = "locate"  # every break fullgraph=True would hit; records the eager reference
     CHECK = "check"  # a rewrite compiled and compared with the reference
     REPEAT = "repeat"  # the original run eagerly again and compared with the reference
+    RECOMPILES = "recompiles"  # the original compiled with breaks allowed: the guards it recompiles on
 
 
 @dataclass(frozen=True)
@@ -62,14 +65,17 @@ class CheckResult:
     split: bool = False  # the target runs eagerly (torch.compiler.disable) and calls compiled pieces
     operations: int = 0  # operations compiled code executed in the first call (worker/coverage.py)
     pieces: list[str] = field(default_factory=list)  # compiled pieces that ran in the first call
+    verification: Verification | None = None  # what the rewrite was checked on, when it matched
 
     def to_json(self) -> dict:
         return {**dataclasses.asdict(self), "facts": {k: f.to_json() for k, f in self.facts.items()}}
 
     @classmethod
     def from_json(cls, data: dict) -> CheckResult:
+        verification = data.get("verification")
         return cls(**{**data, "breaks": [GraphBreak.from_json(b) for b in data.get("breaks", [])],
-                      "facts": {k: BreakFacts.from_json(f) for k, f in data.get("facts", {}).items()}})
+                      "facts": {k: BreakFacts.from_json(f) for k, f in data.get("facts", {}).items()},
+                      "verification": verification and Verification.from_json(verification)})
 
 
 @dataclass(frozen=True)
@@ -84,7 +90,19 @@ class RepeatResult:
         return cls(**data)
 
 
-Result = TypeVar("Result", LocateResult, CheckResult, RepeatResult)
+@dataclass(frozen=True)
+class RecompilesResult:
+    guards: list[str]  # the guard of each recompile after the first call on the same inputs
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> RecompilesResult:
+        return cls(**data)
+
+
+Result = TypeVar("Result", LocateResult, CheckResult, RepeatResult, RecompilesResult)
 
 
 @dataclass(frozen=True)
@@ -108,6 +126,8 @@ class WorkerRequest(Generic[Result]):
 class LocateRequest(WorkerRequest[LocateResult]):
     backend: str = "aot_eager"
     apis: tuple[str, ...] = ()  # torch APIs the codemods rely on: the worker says which its torch lacks
+    calls: int = DEFAULT_CALLS  # calls the reference makes on the same inputs
+    derived_inputs: bool = True  # the reference also runs the inputs derived with other sizes
     mode: ClassVar[Mode] = Mode.LOCATE
     response: ClassVar[type] = LocateResult
 
@@ -118,6 +138,7 @@ class LocateRequest(WorkerRequest[LocateResult]):
 @dataclass(frozen=True)
 class CheckRequest(WorkerRequest[CheckResult]):
     backend: str = "aot_eager"
+    calls: int = DEFAULT_CALLS
     rtol: float | None = None
     atol: float | None = None
     mode: ClassVar[Mode] = Mode.CHECK
@@ -126,15 +147,24 @@ class CheckRequest(WorkerRequest[CheckResult]):
 
 @dataclass(frozen=True)
 class RepeatRequest(WorkerRequest[RepeatResult]):
+    calls: int = DEFAULT_CALLS
     rtol: float | None = None
     atol: float | None = None
     mode: ClassVar[Mode] = Mode.REPEAT
     response: ClassVar[type] = RepeatResult
 
 
-Request = Union[LocateRequest, CheckRequest, RepeatRequest]
-Response = Union[LocateResult, CheckResult, RepeatResult]
-_BY_MODE: dict[Mode, type] = {r.mode: r for r in (LocateRequest, CheckRequest, RepeatRequest)}
+@dataclass(frozen=True)
+class RecompilesRequest(WorkerRequest[RecompilesResult]):
+    backend: str = "aot_eager"
+    calls: int = DEFAULT_CALLS
+    mode: ClassVar[Mode] = Mode.RECOMPILES
+    response: ClassVar[type] = RecompilesResult
+
+
+Request = Union[LocateRequest, CheckRequest, RepeatRequest, RecompilesRequest]
+Response = Union[LocateResult, CheckResult, RepeatResult, RecompilesResult]
+_BY_MODE: dict[Mode, type] = {r.mode: r for r in (LocateRequest, CheckRequest, RepeatRequest, RecompilesRequest)}
 
 
 def request_from_json(data: dict[str, Any]) -> Request:

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from breakfix.project import PACKAGE_DIR
 
-SEEDS = (0, 1)  # one seeded call per entry: the reference and the check make the same calls
+SEEDS = (0, 1)  # the inputs of the repeated calls, then of one call on fresh inputs (``run_calls``)
 
 
 class UserCodeError(Exception):
@@ -98,26 +98,36 @@ def _snapshot_inputs(args: tuple) -> list:
     return [snap(a) for a in args]
 
 
-def run_calls(fn: Callable, make_inputs: Callable[[], tuple], user_errors: bool) -> list[dict]:
-    """Call ``fn`` once per seed with freshly made inputs; record everything observable."""
-    calls = []
-    for seed in SEEDS:
+def record_call(fn: Callable, args: tuple, user_errors: bool, where: str = "") -> dict:
+    """Call ``fn(*args)`` once in the sandbox; everything observable about the call."""
+    with sandboxed_call() as state:
+        try:
+            output = fn(*args)
+        except Exception as e:
+            if user_errors:
+                raise UserCodeError(f"the target raised in eager mode{where}: {one_line(e)}{last_user_frame(e)}") from e
+            raise
+    return {"output": output, "stdout": state["stdout"].getvalue(), "files": state["files"],
+            "warnings": [(w.category.__name__, str(w.message)) for w in state["warnings"] if not _from_torch(w)],
+            "logs": state["logs"], "inputs_after": _snapshot_inputs(args)}
+
+
+def run_calls(fn: Callable, make_inputs: Callable[[], tuple], calls: int, user_errors: bool,
+              watch: Callable[[int], None] | None = None) -> list[dict]:
+    """Call ``fn`` ``calls`` times in a row on the same inputs (made with ``SEEDS[0]``), so module
+    and argument state carries from call to call as it does in a loop, then once on fresh inputs
+    made with ``SEEDS[1]``; record every call. ``watch(number)`` is told each call's number first."""
+    records = []
+    for seed, count in ((SEEDS[0], calls), (SEEDS[1], 1)):
         seed_all(seed)
         args = make_inputs()
-        seed_all(seed)
-        with sandboxed_call() as state:
-            try:
-                output = fn(*args)
-            except Exception as e:
-                if user_errors:
-                    raise UserCodeError(f"the target raised in eager mode: {one_line(e)}{last_user_frame(e)}") from e
-                raise
-        calls.append({"output": output, "stdout": state["stdout"].getvalue(), "files": state["files"],
-                      "warnings": [(w.category.__name__, str(w.message)) for w in state["warnings"]
-                                   if not _from_torch(w)],
-                      "logs": state["logs"],
-                      "inputs_after": _snapshot_inputs(args)})
-    return calls
+        seed_all(seed)  # the random state carries on between the calls of a loop: seeded once
+        for _ in range(count):
+            number = len(records) + 1
+            if watch:
+                watch(number)
+            records.append(record_call(fn, args, user_errors, f" (call {number})" if number > 1 else ""))
+    return records
 
 
 def _from_torch(warning: warnings.WarningMessage) -> bool:

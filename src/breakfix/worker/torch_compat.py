@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,3 +207,40 @@ def as_written(fn: Callable) -> Callable:
     """A function under ``@torch.compile`` is checked as written (eagerly for the reference, compiled
     by breakfix itself); a ``torch.compiler.disable`` wrapper marks an orchestrator and is kept."""
     return fn if is_orchestrator(fn) else original_callable(fn)
+
+
+_RECOMPILES_LOGGER = "torch._dynamo.guards.__recompiles"  # dynamo's ``recompiles`` artifact logger
+_FAILED_GUARD = re.compile(r"^\s*- \d+/\d+: (?P<guard>.+?)(?:\s{2,}#.*)?$", re.MULTILINE)
+
+
+@contextlib.contextmanager
+def recompiles_logged(record: Callable[[str], None]) -> Iterator[None]:
+    """Call ``record(guard)`` for every recompile dynamo makes, with the first guard that failed
+    (``self.calls == 7``), or the whole first line of dynamo's message when it names no guard."""
+    import logging
+
+    import torch
+
+    class Recorder(logging.Handler):
+        def emit(self, entry: logging.LogRecord) -> None:
+            message = entry.getMessage()
+            guard = _FAILED_GUARD.search(message)
+            record(guard["guard"].strip() if guard else message.splitlines()[0])
+
+    torch._logging.set_logs(recompiles=True)
+    logger = logging.getLogger(_RECOMPILES_LOGGER)
+    logger.propagate = False  # recorded, not printed on the worker's stderr
+    recorder = Recorder()
+    logger.addHandler(recorder)
+    try:
+        yield
+    finally:
+        logger.removeHandler(recorder)
+        torch._logging.set_logs()
+
+
+def recompile_limit_errors() -> tuple[type[BaseException], ...]:
+    """What a ``fullgraph=True`` function raises when it would recompile past the limit."""
+    from torch._dynamo.exc import FailOnRecompileLimitHit
+
+    return (FailOnRecompileLimitHit,)
