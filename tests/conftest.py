@@ -18,8 +18,9 @@ FAST_TIER_SKIPS = ("torch", "slow")  # `./scripts/test.sh --fast`: the text tier
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--fast", action="store_true",
-                     help=f"only the fast tier: deselect tests marked {' or '.join(FAST_TIER_SKIPS)}")
+    parser.addoption(
+        "--fast", action="store_true", help=f"only the fast tier: deselect tests marked {' or '.join(FAST_TIER_SKIPS)}"
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -53,7 +54,8 @@ def example_inputs():
 """
 
 HELPER_BREAK_FIXED = HELPER_BREAK.replace(
-    "    return g(x + 1) * 2", "    return torch._dynamo.nonstrict_trace(g)(x + 1) * 2")
+    "    return g(x + 1) * 2", "    return torch._dynamo.nonstrict_trace(g)(x + 1) * 2"
+)
 
 # A library module (kept outside the project by the tests) whose function breaks.
 BREAKING_LIBRARY = """\
@@ -88,8 +90,13 @@ class Result:
 
 def breakfix(project: Path, *args: str, env: dict[str, str] | None = None) -> Result:
     process = subprocess.run(
-        [sys.executable, "-m", "breakfix", "run", *args], cwd=project, capture_output=True, text=True,
-        env={**os.environ, "COLUMNS": "200", **(env or {})}, timeout=600)
+        [sys.executable, "-m", "breakfix", "run", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        timeout=600,
+    )
     return Result(process.returncode, process.stdout, process.stderr)
 
 

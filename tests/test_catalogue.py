@@ -11,8 +11,13 @@ from breakfix.codemods import REGISTRY
 
 
 def breakfix(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "breakfix", *args], capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "250"}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "breakfix", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "250"},
+        timeout=120,
+    )
 
 
 def test_codemods_lists_the_registry_in_order() -> None:
@@ -57,12 +62,17 @@ def test_explain_renders_registry_data_not_its_unevaluated_source() -> None:
         assert result.returncode == 0, result.stderr
         assert "_gb_type" not in result.stdout and "_explanation" not in result.stdout, result.stdout
         assert '" +' not in result.stdout and "+ err_epilogue" not in result.stdout, result.stdout
-        assert "- Explanation: \"" not in result.stdout, result.stdout
+        assert '- Explanation: "' not in result.stdout, result.stdout
         assert "- Explanation: explanation" not in result.stdout
     assert pages["GB0170"].stdout.startswith("# GB0170: Data-dependent branching\n")
     # adjacent literals are evaluated into the text they spell, once
-    assert pages["GB0170"].stdout.count("- Explanation: Detected data-dependent branching (e.g. `if my_tensor.sum() "
-                                        "> 0:`). Dynamo does not support tracing dynamic control flow.") == 1
+    assert (
+        pages["GB0170"].stdout.count(
+            "- Explanation: Detected data-dependent branching (e.g. `if my_tensor.sum() "
+            "> 0:`). Dynamo does not support tracing dynamic control flow."
+        )
+        == 1
+    )
     assert pages["GB0170"].stdout.count("- Gb_type:") == 1
 
 

@@ -45,9 +45,12 @@ def segment(source: str, finding: Finding) -> str:
     """The source text a finding's range covers."""
     lines = textwrap.dedent(source).splitlines(keepends=True)
     if finding.line == finding.end_line:
-        return lines[finding.line - 1][finding.col:finding.end_col]
-    return lines[finding.line - 1][finding.col:] + "".join(lines[finding.line:finding.end_line - 1]) + \
-        lines[finding.end_line - 1][:finding.end_col]
+        return lines[finding.line - 1][finding.col : finding.end_col]
+    return (
+        lines[finding.line - 1][finding.col :]
+        + "".join(lines[finding.line : finding.end_line - 1])
+        + lines[finding.end_line - 1][: finding.end_col]
+    )
 
 
 # --- patterns -------------------------------------------------------------------------------------
@@ -88,8 +91,11 @@ RANGES = [
 
 @pytest.mark.parametrize(("statement", "covered"), RANGES)
 def test_a_finding_covers_the_offending_expression(statement: str, covered: str) -> None:
-    source = "import logging\nimport torch\n\n\n@torch.compile\ndef f(x):\n" + textwrap.indent(statement, "    ") + \
-        "\n    return x\n"
+    source = (
+        "import logging\nimport torch\n\n\n@torch.compile\ndef f(x):\n"
+        + textwrap.indent(statement, "    ")
+        + "\n    return x\n"
+    )
     (finding,) = scan_source(source, "m.py")
     assert segment(source, finding) == covered
 
@@ -390,7 +396,9 @@ def test_methods_and_helpers_the_compiled_code_calls_are_scanned_with_their_call
     """
     findings = scan(source)
     assert [(f.pattern, f.function, f.compiled) for f in findings] == [
-        ("print", "log_it", "Net.forward"), ("float-tolist", "Net.step", "Net.forward")]
+        ("print", "log_it", "Net.forward"),
+        ("float-tolist", "Net.step", "Net.forward"),
+    ]
 
 
 # --- codes, suppression, quick fixes ----------------------------------------------------------------
@@ -476,11 +484,14 @@ def test_quick_fix_for_next_on_an_iterator_parameter(decorator: str) -> None:
 
 
 def test_scan_imports_no_torch_and_runs_no_code(tmp_path: Path) -> None:
-    (tmp_path / "m.py").write_text("import torch\nraise SystemExit('user code ran')\n\n@torch.compile\ndef f(x):\n"
-                                   "    print(x)\n")
-    probe = ("import sys\nfrom breakfix.cli import main\n"
-             "try:\n    main(['check', 'm.py'])\nexcept SystemExit as e:\n    code = e.code\n"
-             "print('torch' in sys.modules, code)\n")
+    (tmp_path / "m.py").write_text(
+        "import torch\nraise SystemExit('user code ran')\n\n@torch.compile\ndef f(x):\n    print(x)\n"
+    )
+    probe = (
+        "import sys\nfrom breakfix.cli import main\n"
+        "try:\n    main(['check', 'm.py'])\nexcept SystemExit as e:\n    code = e.code\n"
+        "print('torch' in sys.modules, code)\n"
+    )
     result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.stdout.splitlines()[-1] == "False 1", result.stderr
 
@@ -501,8 +512,14 @@ CLEAN = "import torch\n\n\n@torch.compile\ndef f(x):\n    return x + 1\n"
 
 
 def check(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "breakfix", "check", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+    return subprocess.run(
+        [sys.executable, "-m", "breakfix", "check", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    )
 
 
 @pytest.fixture
@@ -531,7 +548,10 @@ def test_cli_a_file_that_does_not_parse_is_an_error_and_the_others_are_still_che
     (project / "pkg" / "bad.py").write_text("def f(:\n")
     result = check(project, "pkg")
     assert result.returncode == 2
-    assert result.stderr.startswith(f"breakfix: error: {os.path.join('pkg', 'bad.py')}:") and "cannot parse" in result.stderr
+    assert (
+        result.stderr.startswith(f"breakfix: error: {os.path.join('pkg', 'bad.py')}:")
+        and "cannot parse" in result.stderr
+    )
     assert "broken.py:7:5: BF301" in result.stdout
     missing = check(project, "nope.py")
     assert missing.returncode == 2 and missing.stderr.startswith("breakfix: error: ") and "nope.py" in missing.stderr
@@ -544,10 +564,21 @@ def test_cli_json(project: Path) -> None:
     assert document["exit_code"] == 1 and document["files"] == 2 and document["errors"] == []
     (finding,) = document["findings"]
     assert finding | {"title": None} == {
-        "file": os.path.join("pkg", "broken.py"), "line": 7, "column": 4, "end_line": 7, "end_column": 12,
-        "code": "BF301", "title": None, "gb_id": "GB0059", "gb_type": "Failed to trace builtin operator",
+        "file": os.path.join("pkg", "broken.py"),
+        "line": 7,
+        "column": 4,
+        "end_line": 7,
+        "end_column": 12,
+        "code": "BF301",
+        "title": None,
+        "gb_id": "GB0059",
+        "gb_type": "Failed to trace builtin operator",
         "message": "likely graph break: print() in compiled code: dynamo cannot trace console output",
-        "pattern": "print", "function": "f", "compiled": "f", "verified": False}
+        "pattern": "print",
+        "function": "f",
+        "compiled": "f",
+        "verified": False,
+    }
     assert finding["title"] == BY_CODE["BF301"].FIX_TITLE
 
 
@@ -611,8 +642,13 @@ def test_cli_sarif(project: Path) -> None:
 
 
 def test_cli_run_format_options_conflict(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "breakfix", "run", "m.py:f", "--json", "--format", "sarif"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "breakfix", "run", "m.py:f", "--json", "--format", "sarif"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and "--json conflicts with --format sarif" in result.stderr
 
 
@@ -666,8 +702,9 @@ def test_every_example_breaks_with_the_gb_id_the_table_claims(tmp_path: Path) ->
             key = f"{pattern.slug}-{index}"
             jobs.append((key, str(path), f"({pattern.example_args},)"))
             expected[key] = pattern.gb_id or "UserError"
-    result = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(jobs)], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE, json.dumps(jobs)], cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     found = json.loads(result.stdout.splitlines()[-1])
     found = {k: ("UserError" if v.startswith("UserError") and "data-dependent" in v else v) for k, v in found.items()}
@@ -681,8 +718,9 @@ def test_look_alikes_compile_with_fullgraph(tmp_path: Path) -> None:
         path = tmp_path / f"{name.replace('-', '_')}.py"
         path.write_text("import torch\n\n\ndef f(x):\n" + textwrap.indent(body, "    ") + "\n")
         jobs.append((name, str(path), "(torch.randn(3),)"))
-    result = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(jobs)], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE, json.dumps(jobs)], cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout.splitlines()[-1]) == {name: "no break" for name in COMPILES}
 
@@ -699,10 +737,13 @@ def f(xs):
 
 
 @pytest.mark.torch
-@pytest.mark.parametrize(("before", "args"), [
-    pytest.param((FIXTURE / "before.py").read_text(), "torch.randn(4)", id="BF301"),
-    pytest.param(USER_COMPILED_ITERATOR, "iter([torch.randn(3), torch.randn(3), torch.randn(3)])", id="BF101"),
-])
+@pytest.mark.parametrize(
+    ("before", "args"),
+    [
+        pytest.param((FIXTURE / "before.py").read_text(), "torch.randn(4)", id="BF301"),
+        pytest.param(USER_COMPILED_ITERATOR, "iter([torch.randn(3), torch.randn(3), torch.randn(3)])", id="BF101"),
+    ],
+)
 def test_quick_fixes_of_user_compiled_functions_compile_and_match(tmp_path: Path, before: str, args: str) -> None:
     """Not verified by check itself: here the rewrite runs next to the original. Its pieces say
     fullgraph=True, so a break left in them raises; the orchestrator is not under torch.compile."""
@@ -732,8 +773,13 @@ def test_quick_fixes_of_user_compiled_functions_compile_and_match(tmp_path: Path
 @pytest.mark.torch
 def test_run_format_sarif(tmp_path: Path) -> None:
     (tmp_path / "m.py").write_text(HELPER_BREAK)
-    result = subprocess.run([sys.executable, "-m", "breakfix", "run", "m.py:f", "--format", "sarif"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "breakfix", "run", "m.py:f", "--format", "sarif"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 1, result.stderr[-2000:]  # a dry run that proposes a fix exits 1
     log = validate_sarif(json.loads(result.stdout))
     (result_,) = log.runs[0].results
@@ -746,10 +792,22 @@ def test_run_format_sarif(tmp_path: Path) -> None:
 
 # --- pre-commit ----------------------------------------------------------------------------------------
 
+
 def _git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, timeout=120,
-                   env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-                        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"})
+    subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        timeout=120,
+        env={
+            **os.environ,
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@example.com",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@example.com",
+        },
+    )
 
 
 def _pre_commit() -> str:
@@ -765,8 +823,9 @@ def test_pre_commit_hook(tmp_path: Path) -> None:
     (hooks / "src").mkdir(parents=True)
     for name in ("pyproject.toml", "README.md", ".pre-commit-hooks.yaml"):
         shutil.copy(PROJECT / name, hooks / name)
-    shutil.copytree(PROJECT / "src" / "breakfix", hooks / "src" / "breakfix",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        PROJECT / "src" / "breakfix", hooks / "src" / "breakfix", ignore=shutil.ignore_patterns("__pycache__")
+    )
     _git(hooks, "init", "-q")
     _git(hooks, "add", ".")
     _git(hooks, "commit", "-qm", "hooks")
@@ -775,7 +834,8 @@ def test_pre_commit_hook(tmp_path: Path) -> None:
     user.mkdir()
     _git(user, "init", "-q")
     (user / ".pre-commit-config.yaml").write_text(
-        f"repos:\n- repo: {hooks}\n  rev: {rev.strip()}\n  hooks:\n  - id: breakfix-check\n")
+        f"repos:\n- repo: {hooks}\n  rev: {rev.strip()}\n  hooks:\n  - id: breakfix-check\n"
+    )
     (user / "broken.py").write_text(BROKEN)
     (user / "clean.py").write_text(CLEAN)
     (user / "notes.txt").write_text("print(x)\n")
@@ -788,8 +848,9 @@ def test_pre_commit_hook(tmp_path: Path) -> None:
     env.pop("PYTHONPATH", None)  # the hook runs the breakfix pre-commit installed, not this checkout
 
     def run(*files: str) -> subprocess.CompletedProcess:
-        return subprocess.run([_pre_commit(), "run", "--files", *files], cwd=user, capture_output=True, text=True,
-                              env=env, timeout=900)
+        return subprocess.run(
+            [_pre_commit(), "run", "--files", *files], cwd=user, capture_output=True, text=True, env=env, timeout=900
+        )
 
     failing = run("broken.py", "clean.py", "notes.txt")
     assert failing.returncode == 1, failing.stdout + failing.stderr
@@ -841,7 +902,8 @@ def test_calls_into_a_sibling_module_are_followed(tmp_path: Path) -> None:
 
 
 def test_all_functions_leaves_out_module_construction_in_init_and_the_inputs_maker(tmp_path: Path) -> None:
-    files = {"m.py": """\
+    files = {
+        "m.py": """\
         import torch
         import torch.nn as nn
 
@@ -859,12 +921,14 @@ def test_all_functions_leaves_out_module_construction_in_init_and_the_inputs_mak
         def example_inputs():
             torch.manual_seed(0)
             return Net(), torch.randn(2, 3)
-        """}
+        """
+    }
     assert _scan(tmp_path, files, all_functions=True) == [("m.py", 11, "print")]
 
 
 def test_tolist_of_an_integer_tensor_is_not_called_floating(tmp_path: Path) -> None:
-    files = {"m.py": """\
+    files = {
+        "m.py": """\
         import torch
 
 
@@ -882,12 +946,14 @@ def test_tolist_of_an_integer_tensor_is_not_called_floating(tmp_path: Path) -> N
 
 
         compiled = torch.compile(f)
-        """}
+        """
+    }
     assert _scan(tmp_path, files) == [("m.py", 9, "float-tolist")]
 
 
 def test_item_stored_in_a_variable_then_tested_and_an_iterator_from_example_inputs(tmp_path: Path) -> None:
-    files = {"m.py": """\
+    files = {
+        "m.py": """\
         import numpy as np
         import torch
 
@@ -906,13 +972,18 @@ def test_item_stored_in_a_variable_then_tested_and_an_iterator_from_example_inpu
 
 
         compiled = torch.compile(f)
-        """}
-    assert _scan(tmp_path, files) == [("m.py", 7, "data-dependent-guard"), ("m.py", 9, "iterator-for"),
-                                      ("m.py", 11, "numpy-unsupported")]
+        """
+    }
+    assert _scan(tmp_path, files) == [
+        ("m.py", 7, "data-dependent-guard"),
+        ("m.py", 9, "iterator-for"),
+        ("m.py", 11, "numpy-unsupported"),
+    ]
 
 
 def test_one_finding_per_line(tmp_path: Path) -> None:
-    files = {"m.py": """\
+    files = {
+        "m.py": """\
         import torch
 
 
@@ -920,5 +991,6 @@ def test_one_finding_per_line(tmp_path: Path) -> None:
         def f(x):
             print(x.tolist())
             return x
-        """}
+        """
+    }
     assert _scan(tmp_path, files) == [("m.py", 6, "print")]

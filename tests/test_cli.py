@@ -14,8 +14,18 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import (BREAKING_LIBRARY, HELPER_BREAK, HELPER_BREAK_FIXED, alive, assert_error, breakfix, documented_keys,
-                      interruptible, make_project, snapshot)
+from conftest import (
+    BREAKING_LIBRARY,
+    HELPER_BREAK,
+    HELPER_BREAK_FIXED,
+    alive,
+    assert_error,
+    breakfix,
+    documented_keys,
+    interruptible,
+    make_project,
+    snapshot,
+)
 
 # One break BF201 fixes (a pure helper) and one nothing may fix: the other helper records every
 # call in a global, which nonstrict_trace would silently drop at runtime.
@@ -261,27 +271,50 @@ ERROR_CASES = {
     "helper_syntax_error": (["uses_syntax.py:f"], r"syntax error in /\S+/syntax\.py:1: ", True),
     "import_raises": (["broken_import.py:f"], r"ImportError: cannot load this \(at /\S+/broken_import\.py:3\)$", True),
     "inputs_missing": (["m.py:ok", "--inputs", "m.py:nope"], "'nope' not found", False),
-    "inputs_raise": (["m.py:ok", "--inputs", "m.py:inputs_raise"], "inputs callable raised RuntimeError: no inputs today", True),
-    "inputs_not_tuple": (["m.py:ok", "--inputs", "m.py:inputs_list"], "must return a tuple of arguments, got list", False),
+    "inputs_raise": (
+        ["m.py:ok", "--inputs", "m.py:inputs_raise"],
+        "inputs callable raised RuntimeError: no inputs today",
+        True,
+    ),
+    "inputs_not_tuple": (
+        ["m.py:ok", "--inputs", "m.py:inputs_list"],
+        "must return a tuple of arguments, got list",
+        False,
+    ),
     # The user's bug, with the last frame of their traceback.
     "eager_raises": (["m.py:raises"], r"the target raised in eager mode: ValueError: boom \(at /\S+/m\.py:16\)$", True),
-    "reads_stdin": (["m.py:reads_stdin"], r"raised in eager mode: EOFError: EOF when reading a line \(at /\S+/m\.py:35\)$", False),
+    "reads_stdin": (
+        ["m.py:reads_stdin"],
+        r"raised in eager mode: EOFError: EOF when reading a line \(at /\S+/m\.py:35\)$",
+        False,
+    ),
     "calls_sys_exit": (["m.py:calls_exit"], r"the target's code called sys\.exit\(4\) \(at /\S+/m\.py:31\)$", False),
     "os_exit": (["m.py:exits"], r"the worker process exited with code 3 before answering", False),
-    "segfault": (["m.py:segfaults"], r"the target crashed the worker process: SIGSEGV \(in segfaults at /\S+/m\.py:26\)$", True),
+    "segfault": (
+        ["m.py:segfaults"],
+        r"the target crashed the worker process: SIGSEGV \(in segfaults at /\S+/m\.py:26\)$",
+        True,
+    ),
     "unpicklable_output": (["m.py:unpicklable"], r"cannot verify: the target's outputs cannot be pickled \(", False),
     # Breaks are only collected inside the root: a target outside it cannot be checked, so no "no breaks".
-    "target_symlinked_out_of_root": (["linked.py:ok"], r"the target is defined in /\S+/outside/elsewhere\.py, outside the project root", False),
+    "target_symlinked_out_of_root": (
+        ["linked.py:ok"],
+        r"the target is defined in /\S+/outside/elsewhere\.py, outside the project root",
+        False,
+    ),
 }
 
 
 def error_project(tmp_path: Path) -> Path:
-    project = make_project(tmp_path, {
-        "m.py": ERRORS,
-        "syntax.py": "def f(x)\n    return x\n",
-        "uses_syntax.py": "import syntax\n\n\ndef f(x):\n    return x\n",
-        "broken_import.py": 'import torch\n\nraise ImportError("cannot load this\\nsecond line")\n\n\ndef f(x):\n    return x\n',
-    })
+    project = make_project(
+        tmp_path,
+        {
+            "m.py": ERRORS,
+            "syntax.py": "def f(x)\n    return x\n",
+            "uses_syntax.py": "import syntax\n\n\ndef f(x):\n    return x\n",
+            "broken_import.py": 'import torch\n\nraise ImportError("cannot load this\\nsecond line")\n\n\ndef f(x):\n    return x\n',
+        },
+    )
     (tmp_path / "outside").mkdir()
     (tmp_path / "outside" / "elsewhere.py").write_text(ERRORS)
     (project / "linked.py").symlink_to(tmp_path / "outside" / "elsewhere.py")
@@ -299,14 +332,17 @@ def test_error_exits_2_with_one_line(tmp_path: Path, case: str) -> None:
     assert snapshot(project) == before
 
 
-@pytest.mark.parametrize(("args", "expected"), [
-    (["m.py"], "Invalid value for 'TARGET'"),
-    (["m.py:1x", "--json"], "Invalid value for 'TARGET'"),
-    (["m.py:ok", "--inputs", "inputs"], "Invalid value for '--inputs'"),
-    (["--json", "m.py:ok", "--rtol", "1e-3"], "--rtol and --atol must be given together"),
-    (["m.py:ok", "--timeout", "0"], "Invalid value for '--timeout'"),
-    (["--json"], "Missing argument 'TARGET'"),
-])
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["m.py"], "Invalid value for 'TARGET'"),
+        (["m.py:1x", "--json"], "Invalid value for 'TARGET'"),
+        (["m.py:ok", "--inputs", "inputs"], "Invalid value for '--inputs'"),
+        (["--json", "m.py:ok", "--rtol", "1e-3"], "--rtol and --atol must be given together"),
+        (["m.py:ok", "--timeout", "0"], "Invalid value for '--timeout'"),
+        (["--json"], "Missing argument 'TARGET'"),
+    ],
+)
 def test_usage_error_exits_2_with_one_line(tmp_path: Path, args: list[str], expected: str) -> None:
     project = error_project(tmp_path)
     before = snapshot(project)
@@ -338,9 +374,15 @@ def test_ctrl_c_during_a_run_stops_the_worker_and_writes_nothing(tmp_path: Path)
     project = error_project(tmp_path)
     pids = tmp_path / "pids"
     before = snapshot(project)
-    process = subprocess.Popen([sys.executable, "-m", "breakfix", "run", "m.py:sleeps", "--apply"], cwd=project,
-                               env={**os.environ, "BREAKFIX_TEST_PIDS": str(pids)}, preexec_fn=interruptible,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "breakfix", "run", "m.py:sleeps", "--apply"],
+        cwd=project,
+        env={**os.environ, "BREAKFIX_TEST_PIDS": str(pids)},
+        preexec_fn=interruptible,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not (pids.exists() and pids.read_text()) and time.monotonic() < deadline:
         time.sleep(0.1)

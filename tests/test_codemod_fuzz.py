@@ -123,8 +123,11 @@ class AddsAStatementEachTime(_Broken):
 
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:
         name = self.request.brk.project_stack[0].name
-        target = next(s for s in tree.body if isinstance(s, cst.FunctionDef) and s.name.value == name) \
-            if name in ("f", "helper") else None
+        target = (
+            next(s for s in tree.body if isinstance(s, cst.FunctionDef) and s.name.value == name)
+            if name in ("f", "helper")
+            else None
+        )
         if target is None:
             raise self.skip("only module-level functions")
         body = target.body.with_changes(body=[cst.SimpleStatementLine([cst.Pass()]), *target.body.body])
@@ -140,14 +143,17 @@ class Idempotent(AddsAStatementEachTime):
         return super().transform_module_impl(tree)
 
 
-@pytest.mark.parametrize(("codemod", "outcome"), [
-    (Crashing, "crashes"),
-    (CrashingFileToEdit, "crashes"),
-    (DropsTheFirstImport, "outside_changes"),
-    (ReturnsAtModuleLevel, "not_parsing"),
-    (OnlyImports, "outside_changes"),
-    (AddsAStatementEachTime, "not_idempotent"),
-])
+@pytest.mark.parametrize(
+    ("codemod", "outcome"),
+    [
+        (Crashing, "crashes"),
+        (CrashingFileToEdit, "crashes"),
+        (DropsTheFirstImport, "outside_changes"),
+        (ReturnsAtModuleLevel, "not_parsing"),
+        (OnlyImports, "outside_changes"),
+        (AddsAStatementEachTime, "not_idempotent"),
+    ],
+)
 def test_the_harness_reports_a_broken_codemod(tmp_path: Path, codemod: type[BreakfixCodemod], outcome: str) -> None:
     report = _fuzz(tmp_path, codemod)
     assert report.counts[codemod.CODE][outcome] > 0, report.as_json()
@@ -165,8 +171,9 @@ def test_breaks_reach_helpers_of_the_same_file(tmp_path: Path) -> None:
     path = tmp_path / "module.py"
     path.write_text(SOURCE)
     source = fuzzing.Source.read(path)
-    stacks = {tuple(frame.name for frame in case.brk.user_stack)
-              for case in fuzzing.cases(source, random.Random(0), 10, 10)}
+    stacks = {
+        tuple(frame.name for frame in case.brk.user_stack) for case in fuzzing.cases(source, random.Random(0), 10, 10)
+    }
     assert {("f",), ("f", "helper"), ("g", "h")} <= stacks
 
 

@@ -26,7 +26,10 @@ def test_codemod_pages_are_up_to_date() -> None:
 
 def test_check_finds_stale_missing_and_orphan_pages(tmp_path: Path) -> None:
     shutil.copytree(PROJECT / "fixtures", tmp_path / "fixtures")
-    assert {p.name for p in gen_docs.write(tmp_path)} == {f"{c.CODE}.md" for c in REGISTRY} | {"index.md", "coverage.md"}
+    assert {p.name for p in gen_docs.write(tmp_path)} == {f"{c.CODE}.md" for c in REGISTRY} | {
+        "index.md",
+        "coverage.md",
+    }
     assert gen_docs.stale(tmp_path) == []
     folder = tmp_path / "docs" / "codemods"
     edited, missing, orphan = folder / f"{REGISTRY[0].CODE}.md", folder / "index.md", folder / "BF999.md"
@@ -62,7 +65,9 @@ def test_the_explain_page_is_the_generated_page_without_the_fixtures() -> None:
 
 def test_coverage_has_every_gb_id_and_every_answer() -> None:
     """One row per GB id torch knows; a codemod is listed on the row of every id it names."""
-    rows = dict(re.findall(r"^\| \[(GB\d{4})\]\(.*?\) \| .* \| (.*) \|$", (PROJECT / "docs" / "coverage.md").read_text(), re.M))
+    rows = dict(
+        re.findall(r"^\| \[(GB\d{4})\]\(.*?\) \| .* \| (.*) \|$", (PROJECT / "docs" / "coverage.md").read_text(), re.M)
+    )
     assert set(rows) == set(docs.torch_gb_registry())
     for codemod in REGISTRY:
         for gb_id in codemod.GB_IDS:

@@ -16,11 +16,11 @@ import pytest
 import torch
 from libcst.codemod import CodemodContext, TransformSuccess, transform_module
 
-from breakfix.worker import facts as facts_module
-from breakfix.worker.facts import Rejected, atoms, fit_size, opaque_op_facts, perturbations
 from breakfix.codemods import FixRequest
 from breakfix.codemods.opaque_ops import OpaqueComputation
 from breakfix.types import BreakFacts, Frame, GraphBreak
+from breakfix.worker import facts as facts_module
+from breakfix.worker.facts import Rejected, atoms, fit_size, opaque_op_facts, perturbations
 
 
 def seed_all(seed: int) -> None:
@@ -99,7 +99,7 @@ def crop_pil(pic, box):
 
 
 def crop_view(x, top: int, left: int, size: int):
-    return torch.from_numpy(x.numpy()[..., top:top + size, left:left + size])
+    return torch.from_numpy(x.numpy()[..., top : top + size, left : left + size])
 
 
 def interp_curve(x):
@@ -147,8 +147,10 @@ def test_pil_crop_fake_has_cropped_sizes_fixed_dtype_and_hwc_layout() -> None:
     assert facts.annotations == {"pic": "torch.Tensor", "box": "Sequence[int]"}
     assert facts.returns == "torch.Tensor" and facts.wrap == ""
     # PIL hands back HWC memory permuted to CHW: the fake states that layout, so opcheck passes.
-    assert facts.fake == \
-        "pic.new_empty((box[3] - box[1], box[2] - box[0], pic.shape[0]), dtype=torch.float32).permute(2, 0, 1)"
+    assert (
+        facts.fake
+        == "pic.new_empty((box[3] - box[1], box[2] - box[0], pic.shape[0]), dtype=torch.float32).permute(2, 0, 1)"
+    )
     assert facts.op_name == f"breakfix::{crop_pil.__module__.replace('.', '_')}_crop_pil"
 
 
@@ -170,15 +172,19 @@ def test_tuple_outputs() -> None:
     assert facts.fake == "x.new_empty(x.shape), x.new_empty(x.shape, dtype=torch.int64)"
 
 
-@pytest.mark.parametrize(("helper", "args", "why"), [
-    (flatten_numpy, (torch.rand(3, 4),), "no size rule explains output 0, dim 0"),
-    (noisy_helper, (torch.rand(3),), "side effects: it prints"),
-    (returns_a_list, (torch.rand(3),), "returns list"),
-    (takes_a_dict, (torch.rand(3), {"scale": 2}), "parameter options is dict"),
-    (differentiable, (torch.rand(3, requires_grad=True),), "differentiable"),
-    (differentiable, (torch.rand(3),), "differentiable"),  # in training it would be
-    (mutates_its_input, (torch.rand(3),), "opcheck rejects the op"),
-], ids=lambda v: getattr(v, "__name__", None) or "")
+@pytest.mark.parametrize(
+    ("helper", "args", "why"),
+    [
+        (flatten_numpy, (torch.rand(3, 4),), "no size rule explains output 0, dim 0"),
+        (noisy_helper, (torch.rand(3),), "side effects: it prints"),
+        (returns_a_list, (torch.rand(3),), "returns list"),
+        (takes_a_dict, (torch.rand(3), {"scale": 2}), "parameter options is dict"),
+        (differentiable, (torch.rand(3, requires_grad=True),), "differentiable"),
+        (differentiable, (torch.rand(3),), "differentiable"),  # in training it would be
+        (mutates_its_input, (torch.rand(3),), "opcheck rejects the op"),
+    ],
+    ids=lambda v: getattr(v, "__name__", None) or "",
+)
 def test_rejected(helper, args, why) -> None:
     with pytest.raises(Rejected, match=why):
         derived(helper, *args)
@@ -221,7 +227,7 @@ def test_only_module_level_functions() -> None:
 
 # --- the codemod renders the facts ---------------------------------------------------------------
 
-HELPER = '''\
+HELPER = """\
 import numpy as np
 import torch
 
@@ -233,7 +239,7 @@ def smooth(x, window):
 
 def f(x):
     return smooth(x, 3)
-'''
+"""
 
 
 def fix(source: str, fact: dict | None, tmp_path) -> TransformSuccess | str:
@@ -246,22 +252,34 @@ def fix(source: str, fact: dict | None, tmp_path) -> TransformSuccess | str:
     return result if isinstance(result, TransformSuccess) else result.skip_description
 
 
-FACT = {"helper": "smooth", "op_name": "breakfix::mod_smooth", "annotations": {"x": "torch.Tensor", "window": "int"},
-        "returns": "torch.Tensor", "fake": "x.new_empty((x.shape[0] - window + 1,), dtype=torch.float64)",
-        "wrap": "", "runs": 5}
+FACT = {
+    "helper": "smooth",
+    "op_name": "breakfix::mod_smooth",
+    "annotations": {"x": "torch.Tensor", "window": "int"},
+    "returns": "torch.Tensor",
+    "fake": "x.new_empty((x.shape[0] - window + 1,), dtype=torch.float64)",
+    "wrap": "",
+    "runs": 5,
+}
 
 
 def test_codemod_renders_op_and_fake(tmp_path) -> None:
     result = fix(HELPER, FACT, tmp_path)
-    assert '@torch.library.custom_op("breakfix::mod_smooth", mutates_args=())\n' \
-           "def smooth(x: torch.Tensor, window: int) -> torch.Tensor:\n" in result.code
-    assert "\n\n\n@smooth.register_fake\ndef _(x, window):\n" \
-           "    return x.new_empty((x.shape[0] - window + 1,), dtype=torch.float64)\n\n\ndef f(x):" in result.code
+    assert (
+        '@torch.library.custom_op("breakfix::mod_smooth", mutates_args=())\n'
+        "def smooth(x: torch.Tensor, window: int) -> torch.Tensor:\n" in result.code
+    )
+    assert (
+        "\n\n\n@smooth.register_fake\ndef _(x, window):\n"
+        "    return x.new_empty((x.shape[0] - window + 1,), dtype=torch.float64)\n\n\ndef f(x):" in result.code
+    )
 
 
 def test_codemod_wraps_returns_and_reuses_imports(tmp_path) -> None:
-    source = "from typing import Sequence\n" + HELPER.replace("    return torch.from_numpy(values) / window",
-                                                             "    for _ in range(2):\n        pass\n    return torch.from_numpy(values) / window")
+    source = "from typing import Sequence\n" + HELPER.replace(
+        "    return torch.from_numpy(values) / window",
+        "    for _ in range(2):\n        pass\n    return torch.from_numpy(values) / window",
+    )
     fact = {**FACT, "wrap": "clone", "annotations": {"x": "torch.Tensor", "window": "Sequence[int]"}}
     code = fix(source, fact, tmp_path).code
     assert "return (torch.from_numpy(values) / window).clone()" in code
@@ -277,13 +295,16 @@ def test_codemod_wraps_each_tuple_element(tmp_path) -> None:
     assert "-> tuple[torch.Tensor, torch.Tensor]:" in code and "    return x, x\n" in code
 
 
-@pytest.mark.parametrize(("change", "fact", "why"), [
-    (lambda s: s, None, "no runtime facts"),
-    (lambda s: s, {"rejected": "no size rule explains output 0"}, "no fake kernel: no size rule"),
-    (lambda s: s.replace("def smooth", "@cache\ndef smooth"), FACT, "decorated"),
-    (lambda s: s.replace("    values =", "    print(x)\n    values ="), FACT, "not pure"),
-    (lambda s: s.replace("def smooth(x, window)", "def smooth(x, window, extra=1)"), FACT, "parameters differ"),
-])
+@pytest.mark.parametrize(
+    ("change", "fact", "why"),
+    [
+        (lambda s: s, None, "no runtime facts"),
+        (lambda s: s, {"rejected": "no size rule explains output 0"}, "no fake kernel: no size rule"),
+        (lambda s: s.replace("def smooth", "@cache\ndef smooth"), FACT, "decorated"),
+        (lambda s: s.replace("    values =", "    print(x)\n    values ="), FACT, "not pure"),
+        (lambda s: s.replace("def smooth(x, window)", "def smooth(x, window, extra=1)"), FACT, "parameters differ"),
+    ],
+)
 def test_codemod_skips(change, fact, why, tmp_path) -> None:
     assert why in fix(change(HELPER), fact, tmp_path)
 

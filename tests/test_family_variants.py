@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
-HEADER = ("import logging\nimport warnings\n\nimport torch\nfrom torch import nn\n\n"
-          "logger = logging.getLogger(__name__)\n")
+HEADER = (
+    "import logging\nimport warnings\n\nimport torch\nfrom torch import nn\n\nlogger = logging.getLogger(__name__)\n"
+)
 
 
 @dataclass(frozen=True)
@@ -32,19 +33,31 @@ class Family:
 
 
 FAMILIES = {
-    "logging": Family("BF503", (
-        'logger.info("h %.3f scale %s", {h}.sum(), {v})',
-        'logger.warning(f"norm {{{h}.norm().item():.3f}} at {{{v}}}")',
-    ), ("is not a module-level name",)),
-    "print": Family("BF501", (
-        'print("scale", {v})',
-        'print(f"scale {{{v}}} sum {{{h}.sum().item():.4f}}")',
-    ), ("held a", "was not measured")),
-    "if": Family("BF601", (
-        "t = {h} * {v}\nif t.abs().max() > 1:\n    t = t / t.abs().max()\n{h} = t + 1",
-        "t = {h} * {v}\nif torch.isnan(t).any():\n    t = torch.zeros_like(t)\nelse:\n    t = t - 1\n{h} = t + 1",
-        "t = {h}.sum(-1) * {v}\nif t.max() > 0:\n    t = t.clamp(max=1.0)\n{h} = {h} + t[:, None]",
-    ), ("may be a view or alias", "is not bound by an assignment", "is updated in place")),
+    "logging": Family(
+        "BF503",
+        (
+            'logger.info("h %.3f scale %s", {h}.sum(), {v})',
+            'logger.warning(f"norm {{{h}.norm().item():.3f}} at {{{v}}}")',
+        ),
+        ("is not a module-level name",),
+    ),
+    "print": Family(
+        "BF501",
+        (
+            'print("scale", {v})',
+            'print(f"scale {{{v}}} sum {{{h}.sum().item():.4f}}")',
+        ),
+        ("held a", "was not measured"),
+    ),
+    "if": Family(
+        "BF601",
+        (
+            "t = {h} * {v}\nif t.abs().max() > 1:\n    t = t / t.abs().max()\n{h} = t + 1",
+            "t = {h} * {v}\nif torch.isnan(t).any():\n    t = torch.zeros_like(t)\nelse:\n    t = t - 1\n{h} = t + 1",
+            "t = {h}.sum(-1) * {v}\nif t.max() > 0:\n    t = t.clamp(max=1.0)\n{h} = {h} + t[:, None]",
+        ),
+        ("may be a view or alias", "is not bound by an assignment", "is updated in place"),
+    ),
 }
 
 
@@ -69,9 +82,11 @@ def variants() -> list[Variant]:
     for family, spec in FAMILIES.items():
         for index in range(len(spec.statements)):
             found += [Variant(family, index, place, "parameter", False) for place in PLACES]
-            found += [Variant(family, index, "target", "local", False),
-                      Variant(family, index, "method", "attribute", False),
-                      Variant(family, index, "helper", "parameter", True)]
+            found += [
+                Variant(family, index, "target", "local", False),
+                Variant(family, index, "method", "attribute", False),
+                Variant(family, index, "helper", "parameter", True),
+            ]
     return found
 
 
@@ -87,8 +102,10 @@ def render(variant: Variant) -> tuple[dict[str, str], str, str]:
     if variant.value == "local":
         body = "s = 0.5\n" + body
     module_inputs = "import torch\n\n\ndef example_inputs():\n    return torch.randn(3, 4), 0.5\n"
-    model_inputs = ("import torch\n\nimport before\n\n\ndef example_inputs():\n"
-                    "    return before.Model().requires_grad_(False), torch.randn(3, 4)\n")
+    model_inputs = (
+        "import torch\n\nimport before\n\n\ndef example_inputs():\n"
+        "    return before.Model().requires_grad_(False), torch.randn(3, 4)\n"
+    )
     files: dict[str, str] = {}
     if variant.place in ("target", "loop"):
         inner = body if variant.place == "target" else "for i in range(2):\n" + _indent(body, 4)
@@ -97,8 +114,10 @@ def render(variant: Variant) -> tuple[dict[str, str], str, str]:
     if variant.place in ("helper", "other_file", "deep3"):
         helper = f"def _step({h}, scale):\n{_indent(body, 4)}\n    return {h}\n"
         if variant.place == "deep3":
-            helper += (f"\n\ndef _middle({h}, scale):\n    return _step({h} + 1, scale)\n"
-                       f"\n\ndef _outer({h}, scale):\n    return _middle({h}, scale) * 2\n")
+            helper += (
+                f"\n\ndef _middle({h}, scale):\n    return _step({h} + 1, scale)\n"
+                f"\n\ndef _outer({h}, scale):\n    return _middle({h}, scale) * 2\n"
+            )
         entry = "_outer" if variant.place == "deep3" else "_step"
         target = f"\n\ndef f({h}, scale):\n    {h} = {h} + 1\n    {h} = {entry}({h}, scale)\n    return {h} * 2\n"
         if variant.place == "other_file":
@@ -109,15 +128,19 @@ def render(variant: Variant) -> tuple[dict[str, str], str, str]:
         return files, "f", module_inputs
     init = "        super().__init__()\n        self.scale = 0.5\n        self.proj = nn.Linear(4, 4)\n"
     if variant.place == "method":
-        files["before.py"] = (f"{HEADER}\n\nclass Model(nn.Module):\n    def __init__(self):\n{init}\n"
-                              f"    def _step(self, {h}, scale):\n{_indent(body, 8)}\n        return {h}\n\n"
-                              f"    def forward(self, {h}):\n        return self._step(self.proj({h}), self.scale)\n")
+        files["before.py"] = (
+            f"{HEADER}\n\nclass Model(nn.Module):\n    def __init__(self):\n{init}\n"
+            f"    def _step(self, {h}, scale):\n{_indent(body, 8)}\n        return {h}\n\n"
+            f"    def forward(self, {h}):\n        return self._step(self.proj({h}), self.scale)\n"
+        )
     else:  # child module
-        files["before.py"] = (f"{HEADER}\n\nclass Child(nn.Module):\n    def __init__(self):\n{init}\n"
-                              f"    def forward(self, {h}, scale):\n{_indent(body, 8)}\n        return {h}\n\n\n"
-                              f"class Model(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-                              f"        self.child = Child()\n\n"
-                              f"    def forward(self, {h}):\n        return self.child({h}, 0.5) + 1\n")
+        files["before.py"] = (
+            f"{HEADER}\n\nclass Child(nn.Module):\n    def __init__(self):\n{init}\n"
+            f"    def forward(self, {h}, scale):\n{_indent(body, 8)}\n        return {h}\n\n\n"
+            f"class Model(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+            f"        self.child = Child()\n\n"
+            f"    def forward(self, {h}):\n        return self.child({h}, 0.5) + 1\n"
+        )
     return files, "Model.forward", model_inputs
 
 
@@ -141,9 +164,25 @@ def test_variant_is_fixed_or_refused_for_a_listed_reason(variant: Variant, tmp_p
     for name, source in {**files, "inputs.py": inputs}.items():
         (tmp_path / name).write_text(source)
     family = FAMILIES[variant.family]
-    result = subprocess.run([sys.executable, "-m", "breakfix", "run", f"before.py:{target}", "--inputs",
-                             "inputs.py:example_inputs", "--apply", "--json", "--backend", "aot_eager"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "breakfix",
+            "run",
+            f"before.py:{target}",
+            "--inputs",
+            "inputs.py:example_inputs",
+            "--apply",
+            "--json",
+            "--backend",
+            "aot_eager",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     report = json.loads(result.stdout)
     first = report["breaks"][0]
     answered = [a for a in first["attempts"] if a["code"] == family.code]
@@ -163,5 +202,6 @@ def test_variant_counts() -> None:
     """Runs last in this module: generated/fixed/refused per family (print with -s)."""
     for family in FAMILIES:
         generated = sum(1 for v in VARIANTS if v.family == family)
-        print(f"{family}: generated {generated}, fixed {OUTCOMES[family, 'fixed']}, "
-              f"refused {OUTCOMES[family, 'refused']}")
+        print(
+            f"{family}: generated {generated}, fixed {OUTCOMES[family, 'fixed']}, refused {OUTCOMES[family, 'refused']}"
+        )

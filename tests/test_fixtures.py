@@ -36,13 +36,16 @@ def test_the_readme_documents_every_key() -> None:
     assert documented == declared
 
 
-@pytest.mark.parametrize(("change", "error"), [
-    (("unsafe_fixes = false", "unsafe_fix = true"), r"unknown key\(s\) \['unsafe_fix'\]"),
-    (("library_frames = 0", "library_frame = 0"), r"\[\[breaks\]\] #1: unknown key\(s\) \['library_frame'\]"),
-    (("exit_code = 0\n", ""), r"missing key\(s\) \['exit_code'\]"),
-    (("exit_code = 0", "exit_code = true"), r"exit_code = True is not"),
-    (('kind = "positive"', 'kind = "positve"'), r"kind = 'positve' is not"),
-])
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        (("unsafe_fixes = false", "unsafe_fix = true"), r"unknown key\(s\) \['unsafe_fix'\]"),
+        (("library_frames = 0", "library_frame = 0"), r"\[\[breaks\]\] #1: unknown key\(s\) \['library_frame'\]"),
+        (("exit_code = 0\n", ""), r"missing key\(s\) \['exit_code'\]"),
+        (("exit_code = 0", "exit_code = true"), r"exit_code = True is not"),
+        (('kind = "positive"', 'kind = "positve"'), r"kind = 'positve' is not"),
+    ],
+)
 def test_a_case_with_a_wrong_key_is_refused(tmp_path: Path, change: tuple[str, str], error: str) -> None:
     text = (FIXTURES / "opaque_ops" / "BF202_numpy_helper" / "case.toml").read_text()
     assert change[0] in text
@@ -56,8 +59,12 @@ def test_text_tier(case: Case) -> None:
     before = (case.folder / "before.py").read_text()
     expected = (case.folder / "after.py").read_text()
     codemod = BY_CODE[case.code]
-    request = FixRequest(brk=case.break_at(case.folder), target_file=str((case.folder / "before.py").resolve()),
-                         target_qualname=case.target, facts=BreakFacts.from_json(case.breaks[0].facts_dict()))
+    request = FixRequest(
+        brk=case.break_at(case.folder),
+        target_file=str((case.folder / "before.py").resolve()),
+        target_qualname=case.target,
+        facts=BreakFacts.from_json(case.breaks[0].facts_dict()),
+    )
     path = codemod.file_to_edit(request)
     assert Path(path) == (case.folder / "before.py").resolve(), "fixtures keep the edited code in before.py"
     instance, result = apply_codemod(codemod, request, path, before)
@@ -65,23 +72,34 @@ def test_text_tier(case: Case) -> None:
     if case.positive:
         assert isinstance(result, TransformSuccess), getattr(result, "skip_description", result)
         assert result.code == expected
-        assert (instance.applicability is Applicability.UNSAFE) == case.unsafe_fixes, \
+        assert (instance.applicability is Applicability.UNSAFE) == case.unsafe_fixes, (
             "a fix that needs --unsafe-fixes is declared unsafe, and only such a fix"
+        )
         _, again = apply_codemod(codemod, request, path, result.code)
         assert not isinstance(again, TransformSuccess) or again.code == result.code, "a second pass must change nothing"
     elif case.unsafe_only:
         assert before == expected, "a negative fixture's after.py equals its before.py"
         assert rewritten, "unsafe_only: the codemod rewrites this case (or the key is wrong: drop it)"
-        assert instance.applicability is not Applicability.SAFE, \
+        assert instance.applicability is not Applicability.SAFE, (
             "unsafe_only: the rewrite must not be a safe fix (it would be written without --unsafe-fixes)"
+        )
     else:
         assert before == expected, "a negative fixture's after.py equals its before.py"
         assert not rewritten or case.refused_by == "verification", "the codemod must not rewrite a negative case"
 
 
 def _run_cli(folder: Path, case: Case, *extra: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "breakfix", "run", f"before.py:{case.target}",
-               "--inputs", "inputs.py:example_inputs", "--json", *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "breakfix",
+        "run",
+        f"before.py:{case.target}",
+        "--inputs",
+        "inputs.py:example_inputs",
+        "--json",
+        *extra,
+    ]
     if case.unsafe_fixes:
         command.append("--unsafe-fixes")
     return subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=900)

@@ -17,7 +17,14 @@ import pytest
 import torch
 from conftest import breakfix, make_project
 
-LIBRARY = Path(__file__).resolve().parents[1] / "fixtures" / "io_split" / "BF303_library_constructor" / "site-packages" / "cachelib.py"
+LIBRARY = (
+    Path(__file__).resolve().parents[1]
+    / "fixtures"
+    / "io_split"
+    / "BF303_library_constructor"
+    / "site-packages"
+    / "cachelib.py"
+)
 
 MODEL = """\
 import torch
@@ -64,8 +71,9 @@ def test_a_library_constructor_that_branches_on_a_tensor_is_kept_eager_at_its_ca
     project = make_project(tmp_path, {"model.py": MODEL, "main.py": MAIN})
     pythonpath = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
 
-    result = breakfix(project, "main.py:f", "--inputs", "main.py:example_inputs", "--apply", "--json",
-                      env={"PYTHONPATH": pythonpath})
+    result = breakfix(
+        project, "main.py:f", "--inputs", "main.py:example_inputs", "--apply", "--json", env={"PYTHONPATH": pythonpath}
+    )
     assert result.code == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert report["verified"] and report["applied"]
@@ -77,8 +85,10 @@ def test_a_library_constructor_that_branches_on_a_tensor_is_kept_eager_at_its_ca
     assert library.read_text() == LIBRARY.read_text()
 
     written = (project / "model.py").read_text()
-    assert "    @torch.compiler.disable\n    def forward(self, ids):\n        h = _forward_piece_1(self, ids)\n" \
-           "        cache = cachelib.Cache(2, ids.shape[0], ids.shape[1], 8)\n" in written
+    assert (
+        "    @torch.compiler.disable\n    def forward(self, ids):\n        h = _forward_piece_1(self, ids)\n"
+        "        cache = cachelib.Cache(2, ids.shape[0], ids.shape[1], 8)\n" in written
+    )
     assert "@torch.compiler.disable\ndef f(decoder, ids):\n" in (project / "main.py").read_text()
 
     # In a fresh process, as a user runs it (on aot_eager): the eager target runs compiled pieces,
@@ -98,8 +108,9 @@ def test_a_library_constructor_that_branches_on_a_tensor_is_kept_eager_at_its_ca
     original = make_project(tmp_path / "original", {"model.py": MODEL, "main.py": MAIN})
     graphs = {}
     for folder in (project, original):
-        done = subprocess.run([sys.executable, "-c", run], cwd=folder, env=env, capture_output=True, text=True,
-                              timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-c", run], cwd=folder, env=env, capture_output=True, text=True, timeout=300
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         graphs[folder] = int(done.stdout.split()[-1])
     assert graphs[project] >= 2 and graphs[original] == 0

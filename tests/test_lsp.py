@@ -58,16 +58,25 @@ async def lsp_session(root: Path) -> AsyncIterator:
     # lsprotocol structures every result item holding "command" as a Command, even a CodeAction
     # whose command is an object; editors tell them apart by the type of "command", as here.
     converter = client.protocol._converter
-    converter.register_structure_hook(Union[types.Command, types.CodeAction], lambda item, _: converter.structure(
-        item, types.Command if isinstance(item.get("command"), str) else types.CodeAction))
+    converter.register_structure_hook(
+        Union[types.Command, types.CodeAction],
+        lambda item, _: converter.structure(
+            item, types.Command if isinstance(item.get("command"), str) else types.CodeAction
+        ),
+    )
     env = dict(os.environ, PYTHONPATH=str(SRC))
     await client.start_io(sys.executable, "-m", "breakfix", "lsp", env=env, cwd=str(root))
     capabilities = types.ClientCapabilities(
         window=types.WindowClientCapabilities(work_done_progress=True),
-        text_document=types.TextDocumentClientCapabilities(code_action=types.CodeActionClientCapabilities()))
-    result = await client.initialize_session(types.InitializeParams(
-        capabilities=capabilities, root_uri=from_fs_path(str(root)),
-        workspace_folders=[types.WorkspaceFolder(uri=from_fs_path(str(root)), name="project")]))
+        text_document=types.TextDocumentClientCapabilities(code_action=types.CodeActionClientCapabilities()),
+    )
+    result = await client.initialize_session(
+        types.InitializeParams(
+            capabilities=capabilities,
+            root_uri=from_fs_path(str(root)),
+            workspace_folders=[types.WorkspaceFolder(uri=from_fs_path(str(root)), name="project")],
+        )
+    )
     assert result.server_info.name == "breakfix"
     assert RUN_COMMAND in result.capabilities.execute_command_provider.commands
     try:
@@ -85,8 +94,11 @@ BF301_TITLE = BY_CODE["BF301"].FIX_TITLE
 
 def open_document(client, path: Path, text: str, version: int = 1) -> str:
     uri = from_fs_path(str(path))
-    client.text_document_did_open(types.DidOpenTextDocumentParams(
-        text_document=types.TextDocumentItem(uri=uri, language_id="python", version=version, text=text)))
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(uri=uri, language_id="python", version=version, text=text)
+        )
+    )
     return uri
 
 
@@ -99,9 +111,13 @@ async def diagnostics_for(client, uri: str) -> list[types.Diagnostic]:
 
 async def code_actions(client, uri: str, line: int) -> list[types.CodeAction]:
     whole_line = types.Range(start=types.Position(line=line, character=0), end=types.Position(line=line, character=0))
-    return await client.text_document_code_action_async(types.CodeActionParams(
-        text_document=types.TextDocumentIdentifier(uri=uri), range=whole_line,
-        context=types.CodeActionContext(diagnostics=[])))
+    return await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=whole_line,
+            context=types.CodeActionContext(diagnostics=[]),
+        )
+    )
 
 
 def apply_edits(text: str, edits: list[types.TextEdit]) -> str:
@@ -120,15 +136,16 @@ def apply_edits(text: str, edits: list[types.TextEdit]) -> str:
         return starts[position.line] + position.character
 
     for edit in sorted(edits, key=lambda e: (e.range.start.line, e.range.start.character), reverse=True):
-        text = text[:offset(edit.range.start)] + edit.new_text + text[offset(edit.range.end):]
+        text = text[: offset(edit.range.start)] + edit.new_text + text[offset(edit.range.end) :]
     return text
 
 
 def print_range(text: str) -> types.Range:
     line = next(i for i, ln in enumerate(text.splitlines()) if "print(" in ln)
     match = re.search(r"print\(.*\)", text.splitlines()[line])
-    return types.Range(start=types.Position(line=line, character=match.start()),
-                       end=types.Position(line=line, character=match.end()))
+    return types.Range(
+        start=types.Position(line=line, character=match.start()), end=types.Position(line=line, character=match.end())
+    )
 
 
 @pytest.mark.asyncio
@@ -153,21 +170,35 @@ async def test_static_diagnostic_and_quick_fix_follow_the_text(tmp_path: Path) -
         assert apply_edits(PRINT_IN_COMPILED, action.edit.changes[uri]) == expected
         assert not await code_actions(client, uri, 0)  # nothing to offer away from the break
         with pytest.raises(JsonRpcInvalidParams, match="takes one argument"):
-            await client.workspace_execute_command_async(types.ExecuteCommandParams(
-                command=RUN_COMMAND, arguments=["model.py:f"]))
+            await client.workspace_execute_command_async(
+                types.ExecuteCommandParams(command=RUN_COMMAND, arguments=["model.py:f"])
+            )
 
         # Typing: the print moves down a line, then goes away; diagnostics follow the buffer.
         moved = PRINT_IN_COMPILED.replace("    y = x.sin()\n", "    y = x.sin()\n    y = y + 1\n")
-        client.text_document_did_change(types.DidChangeTextDocumentParams(
-            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
-            content_changes=[types.TextDocumentContentChangePartial(
-                range=types.Range(start=types.Position(line=11, character=0), end=types.Position(line=11, character=0)),
-                text="    y = y + 1\n")]))
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(
+                        range=types.Range(
+                            start=types.Position(line=11, character=0), end=types.Position(line=11, character=0)
+                        ),
+                        text="    y = y + 1\n",
+                    )
+                ],
+            )
+        )
         (diagnostic,) = await diagnostics_for(client, uri)
         assert diagnostic.range == print_range(moved)
-        client.text_document_did_change(types.DidChangeTextDocumentParams(
-            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=3),
-            content_changes=[types.TextDocumentContentChangeWholeDocument(text=moved.replace("    print(y)\n", ""))]))
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=3),
+                content_changes=[
+                    types.TextDocumentContentChangeWholeDocument(text=moved.replace("    print(y)\n", ""))
+                ],
+            )
+        )
         assert list(await diagnostics_for(client, uri)) == []
 
     assert not (tmp_path / "imported.marker").exists()  # the module was never imported
@@ -176,8 +207,13 @@ async def test_static_diagnostic_and_quick_fix_follow_the_text(tmp_path: Path) -
 
 def test_missing_pygls_is_a_one_line_error() -> None:
     blocked = "import sys; sys.modules['pygls'] = None; from breakfix.cli import main; main(['lsp'])"
-    result = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True,
-                            env=dict(os.environ, PYTHONPATH=str(SRC)), timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", blocked],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(SRC)),
+        timeout=60,
+    )
     assert result.returncode == 2
     assert result.stderr.strip() == "breakfix: error: breakfix lsp needs pygls: pip install 'breakfix[lsp]'"
 
@@ -192,12 +228,19 @@ async def test_run_command_returns_the_verified_edit_and_caches_it(tmp_path: Pat
     break_line = before.splitlines().index("    print(y)")  # inside @torch.compile(fullgraph=True)
     async with lsp_session(tmp_path) as client:
         uri = open_document(client, path, before)
-        result = await client.workspace_execute_command_async(types.ExecuteCommandParams(
-            command=RUN_COMMAND, arguments=[{"target": "before.py:f", "inputs": "inputs.py:example_inputs"}]))
+        result = await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(
+                command=RUN_COMMAND, arguments=[{"target": "before.py:f", "inputs": "inputs.py:example_inputs"}]
+            )
+        )
         assert result["verified"] is True, result
-        edits = [types.TextEdit(range=types.Range(
-            start=types.Position(**e["range"]["start"]), end=types.Position(**e["range"]["end"])), new_text=e["newText"])
-            for e in result["edit"]["changes"][uri]]
+        edits = [
+            types.TextEdit(
+                range=types.Range(start=types.Position(**e["range"]["start"]), end=types.Position(**e["range"]["end"])),
+                new_text=e["newText"],
+            )
+            for e in result["edit"]["changes"][uri]
+        ]
         assert apply_edits(before, edits) == after
         assert path.read_text() == before  # the command proposes; only the editor applies
 
@@ -216,8 +259,10 @@ async def test_run_command_returns_the_verified_edit_and_caches_it(tmp_path: Pat
         static_diagnostic, run_diagnostic = await diagnostics_for(client, uri)
         assert (static_diagnostic.source, run_diagnostic.source) == ("breakfix", "breakfix run")
         assert run_diagnostic.range.start.line == break_line
-        assert run_diagnostic.message == ("graph break (GB0059 Failed to trace builtin operator) found running "
-                                          "before.py:f; verified fix available: " + BF301_TITLE)
+        assert run_diagnostic.message == (
+            "graph break (GB0059 Failed to trace builtin operator) found running "
+            "before.py:f; verified fix available: " + BF301_TITLE
+        )
         started = time.monotonic()
         actions = await code_actions(client, uri, break_line)
         assert time.monotonic() - started < 5  # a cache read, not a run (a run takes much longer)
@@ -228,9 +273,12 @@ async def test_run_command_returns_the_verified_edit_and_caches_it(tmp_path: Pat
         assert not client.progress_reports  # nothing ran
 
         # Any edit to the file makes the cached fix unreachable: it was verified for other code.
-        client.text_document_did_change(types.DidChangeTextDocumentParams(
-            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
-            content_changes=[types.TextDocumentContentChangeWholeDocument(text=before + "\n# edited\n")]))
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+                content_changes=[types.TextDocumentContentChangeWholeDocument(text=before + "\n# edited\n")],
+            )
+        )
         assert not [a for a in await code_actions(client, uri, break_line) if a.title.endswith("(verified)")]
 
 

@@ -70,10 +70,14 @@ def test_several_targets_in_parallel_json_and_worst_exit_code(tmp_path: Path) ->
 
 @pytest.mark.torch
 def test_targets_from_pyproject_with_inputs_and_plain_progress(tmp_path: Path) -> None:
-    project = make_project(tmp_path, {
-        "m.py": HELPER_BREAK, "inputs.py": INPUTS,
-        "pyproject.toml": '[tool.breakfix]\ntargets = ["m.py:f", {target = "inputs.py:double", inputs = "inputs.py:batch"}]\n',
-    })
+    project = make_project(
+        tmp_path,
+        {
+            "m.py": HELPER_BREAK,
+            "inputs.py": INPUTS,
+            "pyproject.toml": '[tool.breakfix]\ntargets = ["m.py:f", {target = "inputs.py:double", inputs = "inputs.py:batch"}]\n',
+        },
+    )
     before = snapshot(project)
     result = breakfix(project)  # dry run: no TARGET, so the project's list
     assert result.code == 1, result.stderr
@@ -88,7 +92,9 @@ def test_targets_from_pyproject_with_inputs_and_plain_progress(tmp_path: Path) -
 
 
 def test_bad_target_list_is_one_line_error(tmp_path: Path) -> None:
-    project = make_project(tmp_path, {"pyproject.toml": "[tool.breakfix]\ntargets = [{target = 'm.py:f', input = 'x'}]\n"})
+    project = make_project(
+        tmp_path, {"pyproject.toml": "[tool.breakfix]\ntargets = [{target = 'm.py:f', input = 'x'}]\n"}
+    )
     result = breakfix(project)
     assert result.code == 2
     assert "each target is" in result.error_line()
@@ -126,10 +132,13 @@ def example_inputs():
 def test_targets_in_different_files_fixing_one_shared_file_do_not_collide(tmp_path: Path) -> None:
     # Both fixes rewrite shared.py the same way; whichever writes second finds the file changed,
     # runs again on the new file, and finds nothing left to fix.
-    project = make_project(tmp_path, {"shared.py": SHARED, "a.py": USES_SHARED.format(factor=2),
-                                      "b.py": USES_SHARED.format(factor=3)})
+    project = make_project(
+        tmp_path, {"shared.py": SHARED, "a.py": USES_SHARED.format(factor=2), "b.py": USES_SHARED.format(factor=3)}
+    )
     result = breakfix(project, "a.py:f", "b.py:f", "-j", "2", "--apply", "--json")
     assert result.code == 0, result.stderr
     assert [r["exit_code"] for r in result.json()["results"]] == [0, 0]
     assert sum(r["applied"] for r in result.json()["results"]) == 1
-    assert (project / "shared.py").read_text() == SHARED.replace("return g(x) + 1", "return torch._dynamo.nonstrict_trace(g)(x) + 1")
+    assert (project / "shared.py").read_text() == SHARED.replace(
+        "return g(x) + 1", "return torch._dynamo.nonstrict_trace(g)(x) + 1"
+    )

@@ -41,9 +41,24 @@ def test_quick_start_targets_exist() -> None:
 
 def test_fast_tier_leaves_out_torch_and_slow_tests() -> None:
     collected = subprocess.run(
-        [sys.executable, "-m", "pytest", "--fast", "--collect-only", "-q", "-p", "no:cacheprovider",
-         "tests/test_codemod_fuzz.py", "tests/test_verifier.py", "tests/test_render.py"],
-        cwd=REPO, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--fast",
+            "--collect-only",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_codemod_fuzz.py",
+            "tests/test_verifier.py",
+            "tests/test_render.py",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert collected.returncode == 0, collected.stdout + collected.stderr
     ids = collected.stdout
     assert "test_codemods_never_corrupt_real_code" not in ids  # slow

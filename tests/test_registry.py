@@ -37,9 +37,11 @@ def test_every_codemod_class_is_registered() -> None:
     defined = set()
     for info in pkgutil.iter_modules(package.__path__, f"{package.__name__}."):
         module = importlib.import_module(info.name)
-        defined |= {obj for _, obj in inspect.getmembers(module, inspect.isclass)
-                    if issubclass(obj, BreakfixCodemod) and obj is not BreakfixCodemod
-                    and obj.__module__ == module.__name__}
+        defined |= {
+            obj
+            for _, obj in inspect.getmembers(module, inspect.isclass)
+            if issubclass(obj, BreakfixCodemod) and obj is not BreakfixCodemod and obj.__module__ == module.__name__
+        }
     unregistered = sorted(c.__qualname__ for c in defined - set(REGISTRY))
     assert not unregistered, f"not in REGISTRY (src/breakfix/codemods/__init__.py): {unregistered}"
 

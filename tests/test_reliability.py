@@ -98,19 +98,26 @@ class Point:
 NAN = float("nan")
 
 
-@pytest.mark.parametrize(("expected", "actual", "difference"), [
-    ({"a": (1, "s", None)}, {"a": (1, "s", None)}, ""),
-    (Point(torch.tensor([NAN, 1.0]), "p"), Point(torch.tensor([NAN, 1.0]), "p"), ""),
-    (torch.tensor([float("inf")]), torch.tensor([float("inf")]), ""),
-    ({"a": (1, "s", None)}, {"a": (1, "t", None)}, "x['a'][1] differ: expected 's', got 't'"),
-    ({"a": (1, "s", None)}, {"a": (1, "s", 0)}, "x['a'][2] differ: None mismatch: 0 is not None"),
-    ({"a": 1}, {"a": 2}, "x['a'] differ: Scalars are not equal"),
-    ({"a": 1}, {"b": 1}, "x differ: expected keys ['a'], got ['b']"),
-    ((1, 2), [1, 2], "x differ: expected tuple of 2, got [1, 2]"),
-    (Point(torch.tensor([1.0]), "p"), Point(torch.tensor([1.0]), "q"), "x.name differ: expected 'p', got 'q'"),
-    (Point(torch.tensor([NAN]), "p"), Point(torch.tensor([0.0]), "p"), "x.where differ: Tensor-likes are not close"),
-    (torch.tensor([float("inf")]), torch.tensor([-float("inf")]), "x differ: Tensor-likes are not close"),
-])
+@pytest.mark.parametrize(
+    ("expected", "actual", "difference"),
+    [
+        ({"a": (1, "s", None)}, {"a": (1, "s", None)}, ""),
+        (Point(torch.tensor([NAN, 1.0]), "p"), Point(torch.tensor([NAN, 1.0]), "p"), ""),
+        (torch.tensor([float("inf")]), torch.tensor([float("inf")]), ""),
+        ({"a": (1, "s", None)}, {"a": (1, "t", None)}, "x['a'][1] differ: expected 's', got 't'"),
+        ({"a": (1, "s", None)}, {"a": (1, "s", 0)}, "x['a'][2] differ: None mismatch: 0 is not None"),
+        ({"a": 1}, {"a": 2}, "x['a'] differ: Scalars are not equal"),
+        ({"a": 1}, {"b": 1}, "x differ: expected keys ['a'], got ['b']"),
+        ((1, 2), [1, 2], "x differ: expected tuple of 2, got [1, 2]"),
+        (Point(torch.tensor([1.0]), "p"), Point(torch.tensor([1.0]), "q"), "x.name differ: expected 'p', got 'q'"),
+        (
+            Point(torch.tensor([NAN]), "p"),
+            Point(torch.tensor([0.0]), "p"),
+            "x.where differ: Tensor-likes are not close",
+        ),
+        (torch.tensor([float("inf")]), torch.tensor([-float("inf")]), "x differ: Tensor-likes are not close"),
+    ],
+)
 def test_outputs_are_compared_element_by_element(expected: object, actual: object, difference: str) -> None:
     found = differ(actual, expected, "x", None, None)
     assert found.startswith(difference) if difference else found == ""
@@ -120,7 +127,8 @@ def test_outputs_are_compared_element_by_element(expected: object, actual: objec
 
 # HELPER_BREAK with inputs from a generator seeded by the OS: torch, numpy and random seeds do not reach it.
 UNSEEDED = "import numpy as np\n" + HELPER_BREAK.replace(
-    "    return (torch.randn(4),)", "    return (torch.from_numpy(np.random.default_rng().standard_normal(4)),)")
+    "    return (torch.randn(4),)", "    return (torch.from_numpy(np.random.default_rng().standard_normal(4)),)"
+)
 
 
 @pytest.mark.torch
@@ -129,8 +137,11 @@ def test_a_nondeterministic_target_cannot_be_verified_and_is_not_written(tmp_pat
     before = snapshot(project)
     result = breakfix(project, "m.py:f", "--apply")
     assert result.code == 2, result.stdout + result.stderr
-    assert re.fullmatch(r"breakfix: error: cannot verify: the target is nondeterministic \(two eager runs with the "
-                        r"same seeds differ: call 1: outputs differ: .*\)", result.error_line()), result.stderr
+    assert re.fullmatch(
+        r"breakfix: error: cannot verify: the target is nondeterministic \(two eager runs with the "
+        r"same seeds differ: call 1: outputs differ: .*\)",
+        result.error_line(),
+    ), result.stderr
     assert snapshot(project) == before
 
 
@@ -279,8 +290,13 @@ def test_site_packages_and_symlinks_out_of_the_root_are_never_written(tmp_path: 
 @pytest.mark.torch
 def test_a_file_edited_during_the_run_is_not_overwritten(tmp_path: Path) -> None:
     project = make_project(tmp_path, {"m.py": HELPER_BREAK})
-    process = subprocess.Popen([sys.executable, "-m", "breakfix", "run", "m.py:f", "--apply"], cwd=project,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "breakfix", "run", "m.py:f", "--apply"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     progress = []
     for line in process.stderr:  # the file has been read once a rewrite is being verified
         progress.append(line)
@@ -325,8 +341,12 @@ def test_ctrl_c_while_writing_leaves_every_file_old_or_new(tmp_path: Path) -> No
         paths = [folder / f"m{i}.py" for i in range(12)]
         for path in paths:
             path.write_text(old)
-        child = subprocess.Popen([sys.executable, "-c", WRITE_ALL, *map(str, paths)], stdout=subprocess.PIPE, text=True,
-                                 preexec_fn=interruptible)
+        child = subprocess.Popen(
+            [sys.executable, "-c", WRITE_ALL, *map(str, paths)],
+            stdout=subprocess.PIPE,
+            text=True,
+            preexec_fn=interruptible,
+        )
         assert child.stdout.readline() == "ready\n"
         time.sleep(delay)
         child.send_signal(signal.SIGINT)
@@ -346,8 +366,13 @@ def test_every_test_the_reliability_matrix_names_exists() -> None:
     text = RELIABILITY_DOC.read_text()
     named = set(re.findall(r"`(tests/test_\w+\.py::test_\w+(?:\[[\w-]+\])?)`", text))
     files = sorted({node.partition("::")[0] for node in named})
-    collected = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", *files], cwd=REPO,
-                               capture_output=True, text=True, check=True).stdout.splitlines()
+    collected = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", *files],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
     missing = {node for node in named if node not in collected and not any(c.startswith(node + "[") for c in collected)}
     assert not missing, f"docs/reliability.md names tests that do not exist: {sorted(missing)}"
     matrix = text.split("## The matrix", 1)[1].split("\n## ", 1)[0]

@@ -8,18 +8,38 @@ from breakfix.codemods import REGISTRY
 from breakfix.render import Renderer
 from breakfix.types import Applicability, Attempt, BreakReport, Frame, GraphBreak, RunReport, Status
 
-LONG_REASON = ("`epoch` may be a tensor, whose repr differs inside a graph, so the print cannot move into the "
-               "compiled region without changing what it prints")
+LONG_REASON = (
+    "`epoch` may be a tensor, whose repr differs inside a graph, so the print cannot move into the "
+    "compiled region without changing what it prints"
+)
 
 
 def _report(tmp_path) -> RunReport:
     site = Frame(str(tmp_path / "p02_logging_with_a_long_name.py"), 10, "f", line="print(loss)")
     brk = GraphBreak("Failed to trace builtin operator", "GB0059", "reason", "", [], [site], [site])
-    item = BreakReport(brk=brk, round=1, status=Status.PROPOSED, fix_code="BF301", applicability=Applicability.SAFE,
-                       verified=True, attempts=[Attempt("BF501", Applicability.SAFE, False, LONG_REASON),
-                                                Attempt("BF301", Applicability.SAFE, True, "")])
-    return RunReport(target="p02_logging_with_a_long_name.py:f", applied=False, breaks=[item], changes=[], rounds=1,
-                     verified=True, graph_count_before=2, graph_count_after=1, remaining=1)
+    item = BreakReport(
+        brk=brk,
+        round=1,
+        status=Status.PROPOSED,
+        fix_code="BF301",
+        applicability=Applicability.SAFE,
+        verified=True,
+        attempts=[
+            Attempt("BF501", Applicability.SAFE, False, LONG_REASON),
+            Attempt("BF301", Applicability.SAFE, True, ""),
+        ],
+    )
+    return RunReport(
+        target="p02_logging_with_a_long_name.py:f",
+        applied=False,
+        breaks=[item],
+        changes=[],
+        rounds=1,
+        verified=True,
+        graph_count_before=2,
+        graph_count_after=1,
+        remaining=1,
+    )
 
 
 def test_piped_report_prints_one_plain_row_per_break(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -69,20 +69,30 @@ def test_a_line_moved_into_a_piece_maps_to_its_line_on_disk() -> None:
 
 def _report(lineno: int, status: Status, name: str = "f") -> BreakReport:
     frame = Frame("/p/two.py", lineno, name, line='print("z", z.sum())')
-    return BreakReport(GraphBreak("Failed to trace builtin operator", "GB0059", "", "", [], [frame], [frame]), 1, status)
+    return BreakReport(
+        GraphBreak("Failed to trace builtin operator", "GB0059", "", "", [], [frame], [frame]), 1, status
+    )
 
 
 def test_one_report_per_site_keeps_the_fix_over_gone() -> None:
     first = _report(6, Status.PROPOSED)
-    gone, fixed = _report(8, Status.RESOLVED, "torch_dynamo_resume_in_f_at_6"), _report(8, Status.PROPOSED, "_f_piece_3")
+    gone, fixed = (
+        _report(8, Status.RESOLVED, "torch_dynamo_resume_in_f_at_6"),
+        _report(8, Status.PROPOSED, "_f_piece_3"),
+    )
     assert one_report_per_site([first, gone, fixed]) == [first, fixed]
 
 
 @pytest.mark.torch
 def test_two_breaks_where_the_first_fix_adds_lines(tmp_path: Path) -> None:
     (tmp_path / "two.py").write_text(TWO_BREAKS)
-    result = subprocess.run([sys.executable, "-m", "breakfix", "run", "two.py:f", "--json"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "breakfix", "run", "two.py:f", "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 1, result.stderr
     breaks = json.loads(result.stdout)["breaks"]
     sites = [(b["file"], b["line"]) for b in breaks]

@@ -33,8 +33,13 @@ def test_seed_example_is_fixed_and_verified(name: str, tmp_path: Path) -> None:
     assert {b["fix"]["code"] for b in report["breaks"] if b["status"] == "fixed"} == {SEED_EXAMPLES[name]}
     assert (tmp_path / name).read_text() != (EXAMPLES / name).read_text()
     # The fixed file must compile whole on its own, outside breakfix, and match the original.
-    check = subprocess.run([sys.executable, "-c", INDEPENDENT_CHECK, str(tmp_path / name), str(EXAMPLES / name)],
-                           cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    check = subprocess.run(
+        [sys.executable, "-c", INDEPENDENT_CHECK, str(tmp_path / name), str(EXAMPLES / name)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert check.returncode == 0, check.stderr[-2000:]
 
 

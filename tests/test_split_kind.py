@@ -87,7 +87,8 @@ def _project(tmp_path: Path, tail: str) -> Path:
 @pytest.mark.torch
 @pytest.mark.parametrize("tail", ["", ".softmax(-1)"], ids=["attribute", "one-op"])
 def test_a_split_that_keeps_the_model_call_eager_is_refused_and_the_model_is_split_instead(
-        tmp_path: Path, tail: str) -> None:
+    tmp_path: Path, tail: str
+) -> None:
     project = _project(tmp_path, tail)
     result = breakfix(project, "target.py:forward", "--json")
     document = result.json()
@@ -149,16 +150,26 @@ def test_a_split_of_a_block_is_written_and_reported_as_a_split_with_its_coverage
     assert "split 100%" in summary or "split 9" in summary  # the kind column
 
     # The written split runs eagerly as the report says, and matches the original.
-    check = subprocess.run([sys.executable, "-c", (
-        "import torch, block\n"
-        "x, w = block.example_inputs()\n"
-        "out = block.step(x, w)\n"
-        "assert out.shape == (4, 8)\n"
-        "try:\n"
-        "    torch.compile(block.step, fullgraph=True, backend='eager')(x, w)\n"
-        "except Exception as e:\n"
-        "    print('compiling the split fails:', type(e).__name__)\n")],
-        cwd=project, capture_output=True, text=True, timeout=300)
+    check = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import torch, block\n"
+                "x, w = block.example_inputs()\n"
+                "out = block.step(x, w)\n"
+                "assert out.shape == (4, 8)\n"
+                "try:\n"
+                "    torch.compile(block.step, fullgraph=True, backend='eager')(x, w)\n"
+                "except Exception as e:\n"
+                "    print('compiling the split fails:', type(e).__name__)\n"
+            ),
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert check.returncode == 0, check.stderr
     assert "compiling the split fails" in check.stdout
 

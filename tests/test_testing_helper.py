@@ -18,7 +18,9 @@ from breakfix import locator, verifier
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 # HELPER_BREAK (a graph_break() in a pure helper, fixed by BF201) plus a clean function and a loop.
-MODULE = HELPER_BREAK + """
+MODULE = (
+    HELPER_BREAK
+    + """
 
 def clean(x):
     return x.sin() * 2
@@ -30,6 +32,7 @@ def looped(x, n):
         torch._dynamo.graph_break()
     return x
 """
+)
 
 FIXED = MODULE.replace("    return g(x + 1) * 2", "    return torch._dynamo.nonstrict_trace(g)(x + 1) * 2")
 BREAK_LINE = MODULE.splitlines().index("    torch._dynamo.graph_break()") + 1
@@ -112,11 +115,18 @@ def test_emit_test_refuses_to_overwrite(tmp_path: Path) -> None:
     (tmp_path / "mod.py").write_text(MODULE)
     existing = tmp_path / "test_mod.py"
     existing.write_text("# mine\n")
-    result = subprocess.run([sys.executable, "-m", "breakfix", "run", "mod.py:f", "--emit-test", "test_mod.py"],
-                            cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "breakfix", "run", "mod.py:f", "--emit-test", "test_mod.py"],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "breakfix: error: Invalid value for --emit-test: test_mod.py exists; not overwriting it"]
+        "breakfix: error: Invalid value for --emit-test: test_mod.py exists; not overwriting it"
+    ]
     assert existing.read_text() == "# mine\n" and (tmp_path / "mod.py").read_text() == MODULE
 
 
@@ -127,12 +137,24 @@ def test_emitted_test_passes_after_apply_and_fails_when_the_break_returns(tmp_pa
     emitted = tmp_path / "tests" / "test_regression.py"
 
     def breakfix(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "breakfix", "run", "mod.py:f", *args], cwd=tmp_path,
-                              env=_env(), capture_output=True, text=True, timeout=600)
+        return subprocess.run(
+            [sys.executable, "-m", "breakfix", "run", "mod.py:f", *args],
+            cwd=tmp_path,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
 
     def pytest_emitted() -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(emitted)],
-                              cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600)
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(emitted)],
+            cwd=tmp_path,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
 
     dry = breakfix("--emit-test", str(emitted))  # a fix is proposed, the break is still on disk
     assert dry.returncode == 1 and not emitted.exists()
@@ -156,8 +178,13 @@ def test_emitted_test_imports_by_spec_relative_to_its_own_location(tmp_path: Pat
     from breakfix.testing import regression_test_source
 
     root = tmp_path / "project"
-    source = regression_test_source("pkg.model:Net.forward", f"{root}/pkg/inputs.py:make", root,
-                                    root / "tests" / "test_net.py", "breakfix run pkg.model:Net.forward --apply")
+    source = regression_test_source(
+        "pkg.model:Net.forward",
+        f"{root}/pkg/inputs.py:make",
+        root,
+        root / "tests" / "test_net.py",
+        "breakfix run pkg.model:Net.forward --apply",
+    )
     compile(source, "test_net.py", "exec")
     assert "sys.path.insert(0, str(Path(__file__).resolve().parent / '..'))" in source
     assert "import pkg.model as target_module" in source and "import pkg.inputs as inputs_module" in source

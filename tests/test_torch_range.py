@@ -13,22 +13,29 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import breakfix, make_project
 
 from breakfix.codemods import REGISTRY, REQUIRED_APIS
 from breakfix.torch_apis import has_api, missing_apis, needs, unavailable
-from conftest import breakfix, make_project
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "breakfix", *args], capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "400"}, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "breakfix", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "400"},
+        timeout=300,
+    )
 
 
 def test_version_names_breakfix_torch_and_python() -> None:
     result = _cli("--version")
     assert result.returncode == 0, result.stderr
-    assert result.stdout == (f"breakfix {importlib.metadata.version('breakfix')} "
-                             f"(torch {importlib.metadata.version('torch')}, Python {platform.python_version()})\n")
+    assert result.stdout == (
+        f"breakfix {importlib.metadata.version('breakfix')} "
+        f"(torch {importlib.metadata.version('torch')}, Python {platform.python_version()})\n"
+    )
 
 
 def test_has_api_resolves_attributes_and_submodules() -> None:
@@ -42,7 +49,8 @@ def test_has_api_resolves_attributes_and_submodules() -> None:
 def test_unavailable_says_what_is_needed_and_what_the_user_has() -> None:
     assert unavailable("BF999", ["torch.no_such_api"], "2.9.1") == "BF999 needs torch.no_such_api; you have 2.9.1"
     assert unavailable("BF501", ["torch._higher_order_ops.print"], "2.9.1+cu128") == (
-        "BF501 needs torch._higher_order_ops.print (torch >= 2.11); you have 2.9.1+cu128")
+        "BF501 needs torch._higher_order_ops.print (torch >= 2.11); you have 2.9.1+cu128"
+    )
 
 
 def test_every_codemod_declares_apis_of_torch() -> None:
@@ -53,8 +61,11 @@ def test_every_codemod_declares_apis_of_torch() -> None:
 def test_codemods_shows_availability_on_the_installed_torch() -> None:
     result = _cli("codemods")
     assert result.returncode == 0, result.stderr
-    rows = {row.split("│")[1].strip(): row.split("│")[-2].strip()
-            for row in result.stdout.splitlines() if row.startswith("│ BF")}
+    rows = {
+        row.split("│")[1].strip(): row.split("│")[-2].strip()
+        for row in result.stdout.splitlines()
+        if row.startswith("│ BF")
+    }
     assert list(rows) == [codemod.CODE for codemod in REGISTRY]
     for codemod in REGISTRY:
         lacking = [api for api in codemod.REQUIRES if not has_api(api)]
@@ -91,8 +102,12 @@ def test_a_codemod_whose_api_is_missing_is_not_offered_and_the_report_says_so(tm
     result = breakfix(project, "m.py:f", "--json", "--verbose")
     report = result.json()
     attempts = [attempt for brk in report["breaks"] for attempt in brk["attempts"]]
-    assert {"code": "BF201", "applicability": "safe", "verified": False,
-            "reason": f"BF201 needs torch._dynamo.nonstrict_trace; you have {torch.__version__}"} in attempts
+    assert {
+        "code": "BF201",
+        "applicability": "safe",
+        "verified": False,
+        "reason": f"BF201 needs torch._dynamo.nonstrict_trace; you have {torch.__version__}",
+    } in attempts
     assert all(brk["fix"] is None or brk["fix"]["code"] != "BF201" for brk in report["breaks"])
     assert "nonstrict_trace" not in "".join(change["diff"] for change in report["changes"])
     # --verbose: the torch that verified, and each private hook it lacks (none on 2.13).
@@ -101,8 +116,16 @@ def test_a_codemod_whose_api_is_missing_is_not_offered_and_the_report_says_so(tm
     lacking = {note.split(" lacks ", 1)[1].split(":")[0] for note in notes[1:]}
     from torch._dynamo import exc, symbolic_convert
 
-    expected = {name for name, present in (
-        ("InstructionTranslatorBase.log_graph_break", hasattr(symbolic_convert.InstructionTranslatorBase, "log_graph_break")),
-        ("Unsupported.gb_type", "gb_type" in inspect.signature(exc.Unsupported).parameters),
-        ("torch._dynamo.exc._load_gb_type_to_gb_id_map", hasattr(exc, "_load_gb_type_to_gb_id_map"))) if not present}
+    expected = {
+        name
+        for name, present in (
+            (
+                "InstructionTranslatorBase.log_graph_break",
+                hasattr(symbolic_convert.InstructionTranslatorBase, "log_graph_break"),
+            ),
+            ("Unsupported.gb_type", "gb_type" in inspect.signature(exc.Unsupported).parameters),
+            ("torch._dynamo.exc._load_gb_type_to_gb_id_map", hasattr(exc, "_load_gb_type_to_gb_id_map")),
+        )
+        if not present
+    }
     assert lacking == expected

@@ -18,49 +18,97 @@ from breakfix.gb_ids import gb_id_of
 from breakfix.project import is_project_file
 from breakfix.types import BreakFacts, FileChange, Frame, GraphBreak, OpaqueOpFact, TargetSpec, ValueKind, Verification
 from breakfix.worker import sandbox
-from breakfix.worker.protocol import (CheckRequest, CheckResult, LocateRequest, LocateResult, RepeatRequest,
-                                      RepeatResult, request_from_json)
+from breakfix.worker.protocol import (
+    CheckRequest,
+    CheckResult,
+    LocateRequest,
+    LocateResult,
+    RepeatRequest,
+    RepeatResult,
+    request_from_json,
+)
 
 
 def _break(gb_id: str | None, gb_type: str, reason: str = "") -> GraphBreak:
     frames = [Frame("/p/m.py", 3, "f"), Frame("/p/m.py", 9, "g")]
-    return GraphBreak(gb_type=gb_type, gb_id=gb_id, reason=reason or gb_type, explanation="", hints=[],
-                      user_stack=frames, project_stack=frames)
+    return GraphBreak(
+        gb_type=gb_type,
+        gb_id=gb_id,
+        reason=reason or gb_type,
+        explanation="",
+        hints=[],
+        user_stack=frames,
+        project_stack=frames,
+    )
 
 
-@pytest.mark.parametrize("request_", [
-    LocateRequest(target="m.py:f", inputs=None, root="/p", reference="/t/ref.pt", overlay={}, backend="eager",
-                  apis=("torch.cond", "torch._higher_order_ops.print"), calls=3, derived_inputs=False),
-    CheckRequest(target="pkg.m:C.f", inputs="m.py:inputs", root="/p", reference="/t/ref.pt",
-                 overlay={"/p/m.py": "x = 1\n"}, backend="aot_eager", rtol=1e-3, atol=1e-5, calls=50),
-    RepeatRequest(target="m.py:f", inputs=None, root="/p", reference="/t/ref.pt", overlay={}, calls=7),
-], ids=lambda r: r.mode.value)
+@pytest.mark.parametrize(
+    "request_",
+    [
+        LocateRequest(
+            target="m.py:f",
+            inputs=None,
+            root="/p",
+            reference="/t/ref.pt",
+            overlay={},
+            backend="eager",
+            apis=("torch.cond", "torch._higher_order_ops.print"),
+            calls=3,
+            derived_inputs=False,
+        ),
+        CheckRequest(
+            target="pkg.m:C.f",
+            inputs="m.py:inputs",
+            root="/p",
+            reference="/t/ref.pt",
+            overlay={"/p/m.py": "x = 1\n"},
+            backend="aot_eager",
+            rtol=1e-3,
+            atol=1e-5,
+            calls=50,
+        ),
+        RepeatRequest(target="m.py:f", inputs=None, root="/p", reference="/t/ref.pt", overlay={}, calls=7),
+    ],
+    ids=lambda r: r.mode.value,
+)
 def test_every_request_survives_its_json_round_trip(request_) -> None:
     assert request_from_json(json.loads(json.dumps(request_.to_json()))) == request_
 
 
-@pytest.mark.parametrize("response", [
-    LocateResult(breaks=[_break("GB0025", "Call to `torch._dynamo.graph_break()`")], graph_count=2,
-                 target_file="/p/m.py", target_qualname="f",
-                 facts={"/p/m.py:9": BreakFacts(OpaqueOpFact(rejected="no"), {"self.step": (ValueKind.INT,)})},
-                 torch_version="2.9.1+cu128", missing_apis=("torch._higher_order_ops.print",)),
-    CheckResult(ok=True, fullgraph=False, graph_count=3, breaks=[_break(None, "Unsupported")]),
-    CheckResult(ok=True, fullgraph=True, graph_count=1, verification=Verification(10, 2, ("self.calls == 1",))),
-    CheckResult(ok=False, fullgraph=True, reason="call 1: outputs differ", mismatch=True),
-    RepeatResult(difference=""),
-], ids=lambda r: type(r).__name__)
+@pytest.mark.parametrize(
+    "response",
+    [
+        LocateResult(
+            breaks=[_break("GB0025", "Call to `torch._dynamo.graph_break()`")],
+            graph_count=2,
+            target_file="/p/m.py",
+            target_qualname="f",
+            facts={"/p/m.py:9": BreakFacts(OpaqueOpFact(rejected="no"), {"self.step": (ValueKind.INT,)})},
+            torch_version="2.9.1+cu128",
+            missing_apis=("torch._higher_order_ops.print",),
+        ),
+        CheckResult(ok=True, fullgraph=False, graph_count=3, breaks=[_break(None, "Unsupported")]),
+        CheckResult(ok=True, fullgraph=True, graph_count=1, verification=Verification(10, 2, ("self.calls == 1",))),
+        CheckResult(ok=False, fullgraph=True, reason="call 1: outputs differ", mismatch=True),
+        RepeatResult(difference=""),
+    ],
+    ids=lambda r: type(r).__name__,
+)
 def test_every_response_survives_its_json_round_trip(response) -> None:
     assert type(response).from_json(json.loads(json.dumps(response.to_json()))) == response
 
 
-@pytest.mark.parametrize(("path", "inside"), [
-    ("/p/m.py", True),
-    ("/p/pkg/sub/m.py", True),
-    ("/elsewhere/m.py", False),
-    ("/p/.venv/lib/python3.11/site-packages/lib.py", False),
-    ("/p/usr/lib/python3/dist-packages/lib.py", False),
-    ("<string>", False),
-])
+@pytest.mark.parametrize(
+    ("path", "inside"),
+    [
+        ("/p/m.py", True),
+        ("/p/pkg/sub/m.py", True),
+        ("/elsewhere/m.py", False),
+        ("/p/.venv/lib/python3.11/site-packages/lib.py", False),
+        ("/p/usr/lib/python3/dist-packages/lib.py", False),
+        ("<string>", False),
+    ],
+)
 def test_one_rule_says_which_files_belong_to_the_project(path: str, inside: bool) -> None:
     assert is_project_file(path, "/p") is inside
     assert not is_project_file(str(Path(sandbox.__file__)), Path(sandbox.__file__).parents[3]), "breakfix's own code"
@@ -82,16 +130,25 @@ def test_classifier_narrows_the_broader_ids_of_other_torch_releases() -> None:
     # next() / for on an input iterator, as torch 2.9 (GB0156) and 2.14 (GB9493) word it: the
     # breaks of 2.13 (GB4347, GB0811) that BF101 answers first.
     worded = {
-        ("GB0156", "Unsupported method call", "Dynamo does not know how to trace method `__next__` of class `list_iterator`"): "GB4347",
-        ("GB9493", "C-implemented special method without VariableTracker model",
-         "'list_iterator' implements '__iter__' in C and Dynamo has no model for it."): "GB0811",
+        (
+            "GB0156",
+            "Unsupported method call",
+            "Dynamo does not know how to trace method `__next__` of class `list_iterator`",
+        ): "GB4347",
+        (
+            "GB9493",
+            "C-implemented special method without VariableTracker model",
+            "'list_iterator' implements '__iter__' in C and Dynamo has no model for it.",
+        ): "GB0811",
     }
     for (gb_id, gb_type, explanation), known in worded.items():
         brk = dataclasses.replace(_break(gb_id, gb_type), explanation=explanation)
         assert gb_id_of(brk) == known
         assert classifier.candidates(brk) == classifier.candidates(_break(known, "x"))
         assert classifier.candidates(brk)[0] is BY_CODE["BF101"]
-    other = dataclasses.replace(_break("GB0156", "Unsupported method call"), explanation="method `tobytes` of class `ndarray`")
+    other = dataclasses.replace(
+        _break("GB0156", "Unsupported method call"), explanation="method `tobytes` of class `ndarray`"
+    )
     assert gb_id_of(other) == "GB0156"
 
 
@@ -175,8 +232,11 @@ def test_warnings_of_torch_itself_are_not_compared_but_the_users_are() -> None:
     def raised(message: str, filename: str) -> warnings.WarningMessage:
         return warnings.WarningMessage(UserWarning(message), UserWarning, filename, 3)
 
-    cpp = raised("Using a non-tuple sequence for multidimensional indexing is deprecated (Triggered internally at "
-                 "python_variable_indexing.cpp:349.)", "/project/model.py")
+    cpp = raised(
+        "Using a non-tuple sequence for multidimensional indexing is deprecated (Triggered internally at "
+        "python_variable_indexing.cpp:349.)",
+        "/project/model.py",
+    )
     assert sandbox._from_torch(cpp), "a C++ TORCH_WARN is attributed to the user's line but is torch's"
     assert not sandbox._from_torch(raised("loss is not finite", "/project/model.py"))
 
@@ -186,8 +246,15 @@ def test_the_progress_line_names_the_file_the_codemod_rewrites(tmp_path) -> None
     from breakfix.types import Frame, GraphBreak
 
     target, model = tmp_path / "target.py", tmp_path / "model.py"
-    brk = GraphBreak(gb_type="t", gb_id=None, reason="", explanation="", hints=[], user_stack=[],
-                     project_stack=[Frame(str(target), 13, "forward"), Frame(str(model), 846, "forward")])
+    brk = GraphBreak(
+        gb_type="t",
+        gb_id=None,
+        reason="",
+        explanation="",
+        hints=[],
+        user_stack=[],
+        project_stack=[Frame(str(target), 13, "forward"), Frame(str(model), 846, "forward")],
+    )
     assert _place_in(str(model), brk, tmp_path) == "model.py:846"
     assert _place_in(str(target), brk, tmp_path) == "target.py:13"  # not the model's line 846
     assert _place_in(str(tmp_path / "other.py"), brk, tmp_path) == "other.py"

@@ -64,13 +64,25 @@ print(json.dumps({name: {"original": outcome(original.validate, values), "eager"
 @pytest.mark.torch
 def test_failing_checks_raise_as_before_in_eager_and_as_documented_compiled(tmp_path) -> None:
     project = make_project(tmp_path, {"validations.py": VALIDATIONS, "original.py": VALIDATIONS})
-    run = breakfix(project, "validations.py:validate", "--inputs", "validations.py:example_inputs",
-                   "--unsafe-fixes", "--apply", "--json")
+    run = breakfix(
+        project,
+        "validations.py:validate",
+        "--inputs",
+        "validations.py:example_inputs",
+        "--unsafe-fixes",
+        "--apply",
+        "--json",
+    )
     assert run.code == 0, run.stderr[-2000:]
     report = run.json()
     assert report["applied"] and report["verified"]
-    assert {(b["line"], b["fix"]["code"]) for b in report["breaks"]} == {(7, "BF604"), (9, "BF604"), (11, "BF604"),
-                                                                         (13, "BF604"), (15, "BF604")}
+    assert {(b["line"], b["fix"]["code"]) for b in report["breaks"]} == {
+        (7, "BF604"),
+        (9, "BF604"),
+        (11, "BF604"),
+        (13, "BF604"),
+        (15, "BF604"),
+    }
     rewritten = (project / "validations.py").read_text()
     assert "raise" not in rewritten and rewritten.count("torch._check") == 5
     (project / "rewritten.py").write_text(rewritten)
@@ -91,8 +103,11 @@ def test_failing_checks_raise_as_before_in_eager_and_as_documented_compiled(tmp_
         assert eager["args"] == (original["args"] or [""]), raised
         # Compiled: a runtime assertion, RuntimeError whatever the class, and k's update is not applied.
         assert (compiled["type"], compiled["k"]) == ("RuntimeError", 3.0), (raised, compiled)
-    assert [outcomes[c]["compiled"]["str"] for c in ("ValueError", "TypeError", "NotImplementedError")] == \
-        ["negative input", "too large", "nan input"]
+    assert [outcomes[c]["compiled"]["str"] for c in ("ValueError", "TypeError", "NotImplementedError")] == [
+        "negative input",
+        "too large",
+        "nan input",
+    ]
     assert outcomes["IndexError"]["compiled"]["str"] == "Assertion is failed"
     assert outcomes["RuntimeError"]["eager"]["str"] == "sum over 50"
     assert outcomes["RuntimeError"]["compiled"]["str"].startswith("Runtime assertion failed for expression")

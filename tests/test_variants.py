@@ -17,7 +17,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-
 from variants import generator, harness
 
 FIXTURES = generator.positive_fixtures()
@@ -42,8 +41,11 @@ def test_a_moved_break_points_at_the_moved_statement() -> None:
     lines = {name: code.splitlines() for name, code in deep.files.items()}
     assert [fn for _, _, fn in deep.stack] == ["gate", "gate_part", "gate_inner", "gate_core"]
     assert [lines[f][n - 1].strip() for f, n, _ in deep.stack] == [
-        "y = gate_part(has_outliers, x, w)", "return gate_inner(has_outliers, x, w)",
-        "return gate_core(has_outliers, x, w)", "if has_outliers:"]
+        "y = gate_part(has_outliers, x, w)",
+        "return gate_inner(has_outliers, x, w)",
+        "return gate_core(has_outliers, x, w)",
+        "if has_outliers:",
+    ]
     assert [f for f, _, _ in other.stack] == ["before.py", "steps.py"]
     assert "from steps import gate_part" in other.files["before.py"]
 
@@ -71,14 +73,24 @@ def test_text_tier(tmp_path: Path) -> None:
     outcomes = [harness.run_text(v, tmp_path / f"{i}") for i, v in enumerate(made)]
     section = harness.text_section(outcomes, skipped)
     harness.write_report(text=section)
-    print("\n".join(section[:len({o.code for o in outcomes}) + 4]))
+    print("\n".join(section[: len({o.code for o in outcomes}) + 4]))
     failures = [o for o in outcomes if o.status == "failure"]
     assert not failures, "\n\n".join(f"{o.variant}: {o.reason}\n{o.detail[-1500:]}" for o in failures)
 
 
 # The shapes the torch tier samples first: a break moved away from where the fixture has it.
-SAMPLED_FIRST = ("helper_depth_2", "other_file", "child_module", "local_to_parameter", "method", "add_else",
-                 "helper_depth_3", "drop_else", "local_to_attribute", "loop_body")
+SAMPLED_FIRST = (
+    "helper_depth_2",
+    "other_file",
+    "child_module",
+    "local_to_parameter",
+    "method",
+    "add_else",
+    "helper_depth_3",
+    "drop_else",
+    "local_to_attribute",
+    "loop_body",
+)
 
 
 def _sample(per_family: int) -> list[generator.Variant]:
@@ -91,11 +103,12 @@ def _sample(per_family: int) -> list[generator.Variant]:
             by_family[variant.fixture.family].append(variant)
     chosen = []
     for index, family in enumerate(sorted(by_family)):
-        order = SAMPLED_FIRST[2 * index % len(SAMPLED_FIRST):] + SAMPLED_FIRST[:2 * index % len(SAMPLED_FIRST)]
+        order = SAMPLED_FIRST[2 * index % len(SAMPLED_FIRST) :] + SAMPLED_FIRST[: 2 * index % len(SAMPLED_FIRST)]
         picked: list[generator.Variant] = []
         for variant in sorted(by_family[family], key=lambda v: order.index(v.transformation)):
-            if len(picked) < per_family and all(p.fixture.id != variant.fixture.id and
-                                                p.transformation != variant.transformation for p in picked):
+            if len(picked) < per_family and all(
+                p.fixture.id != variant.fixture.id and p.transformation != variant.transformation for p in picked
+            ):
                 picked.append(variant)
         chosen += picked
     return chosen

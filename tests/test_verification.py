@@ -65,16 +65,20 @@ def test_a_split_that_recompiles_on_every_call_is_refused_or_runs_50_calls(tmp_p
     result = breakfix(project, "m.py:Counter.forward", "--apply", "--json")
     [brk] = result.json()["breaks"]
     if brk["status"] == "fixed":
-        ran = subprocess.run([sys.executable, "-c", FIFTY_CALLS], cwd=project, capture_output=True, text=True,
-                             timeout=600)
+        ran = subprocess.run(
+            [sys.executable, "-c", FIFTY_CALLS], cwd=project, capture_output=True, text=True, timeout=600
+        )
         assert ran.returncode == 0 and "calls 50" in ran.stdout, ran.stderr[-2000:]
         return
     before = snapshot(project)
     assert result.code == 1 and snapshot(project) == before
     [split] = [a for a in brk["attempts"] if a["code"] == "BF301"]
     assert not split["verified"]
-    assert re.search(r"recompiles on every call \(guard on `self\.calls == \d+`\) and hits the recompile limit on "
-                     r"call \d+", split["reason"]), split["reason"]
+    assert re.search(
+        r"recompiles on every call \(guard on `self\.calls == \d+`\) and hits the recompile limit on "
+        r"call \d+",
+        split["reason"],
+    ), split["reason"]
 
 
 # A module that warms up on its first call: compiled, its second call recompiles once on

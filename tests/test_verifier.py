@@ -81,10 +81,15 @@ WRONG = {
     "drops the print": (FAITHFUL.replace('    print("mean", round(float(y.mean()), 4))\n', ""), "stdout differs"),
     "drops the warning": (FAITHFUL.replace('    warnings.warn("careful")\n', ""), "warnings differ"),
     "drops the log line": (FAITHFUL.replace('    log.warning("norm %.3f", float(y.norm()))\n', ""), "logs differ"),
-    "drops a record of a logger that does not propagate": (FAITHFUL.replace('    quiet.warning("saved")\n', ""),
-                                                            "logs differ"),
+    "drops a record of a logger that does not propagate": (
+        FAITHFUL.replace('    quiet.warning("saved")\n', ""),
+        "logs differ",
+    ),
     "does not write the file": (FAITHFUL.replace('    torch.save(y, "y.pt")\n', ""), "files written differ"),
-    "writes other data": (FAITHFUL.replace('torch.save(y, "y.pt")', 'torch.save(y + 1e-3, "y.pt")'), "contents of written file"),
+    "writes other data": (
+        FAITHFUL.replace('torch.save(y, "y.pt")', 'torch.save(y + 1e-3, "y.pt")'),
+        "contents of written file",
+    ),
     "changes the numbers": (FAITHFUL.replace("return y * 2", "return y * 2.001"), "outputs differ"),
 }
 

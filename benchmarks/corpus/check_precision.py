@@ -51,8 +51,13 @@ def locate_case(folder: Path) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="check-corpus-") as tmp:
         copy = Path(tmp, folder.name)
         shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("solution", "unsound", "__pycache__"))
-        options = RunOptions(target=f"{copy / 'main.py'}:{spec['target']}", inputs=f"{copy / 'main.py'}:example_inputs",
-                             root=Path(os.path.realpath(copy)), backend="aot_eager", timeout=180)
+        options = RunOptions(
+            target=f"{copy / 'main.py'}:{spec['target']}",
+            inputs=f"{copy / 'main.py'}:example_inputs",
+            root=Path(os.path.realpath(copy)),
+            backend="aot_eager",
+            timeout=180,
+        )
         found = locate(options, {}, None)
         return sorted({f"{os.path.relpath(b.site.filename, options.root)}:{b.site.lineno}" for b in found.breaks})
 
@@ -65,8 +70,11 @@ def scan_case(folder: Path) -> list[dict]:
             sources[path] = Path(path).read_text()
     main_py = str(folder / "main.py")
     sources[main_py] = _marked(sources[main_py], spec["target"])
-    return [{"site": f"{os.path.relpath(path, folder)}:{f.line}", "code": f.code, "gb_id": f.gb_id, "pattern": f.pattern}
-            for path, findings in scan_sources(sources).items() for f in findings]
+    return [
+        {"site": f"{os.path.relpath(path, folder)}:{f.line}", "code": f.code, "gb_id": f.gb_id, "pattern": f.pattern}
+        for path, findings in scan_sources(sources).items()
+        for f in findings
+    ]
 
 
 def main() -> None:
@@ -96,9 +104,16 @@ def main() -> None:
             continue
         findings = scan_case(folder)
         lines = {f["site"] for f in findings}
-        rows.append({"case": folder.name, "located": located, "found": sorted(set(located) & lines),
-                     "missed": sorted(set(located) - lines), "false": sorted(lines - set(located)),
-                     "findings": findings})
+        rows.append(
+            {
+                "case": folder.name,
+                "located": located,
+                "found": sorted(set(located) & lines),
+                "missed": sorted(set(located) - lines),
+                "false": sorted(lines - set(located)),
+                "findings": findings,
+            }
+        )
     seconds = round(time.perf_counter() - started, 2)
     located_n = sum(len(r["located"]) for r in rows)
     found_n = sum(len(r["found"]) for r in rows)
@@ -106,20 +121,33 @@ def main() -> None:
     false_n = sum(len(r["false"]) for r in rows)
     precision = (finding_lines - false_n) / finding_lines if finding_lines else 1.0
     recall = found_n / located_n if located_n else 1.0
-    totals = {"cases": len(rows), "located_sites": located_n, "found_sites": found_n, "finding_lines": finding_lines,
-              "false_finding_lines": false_n, "precision": round(precision, 3), "recall": round(recall, 3),
-              "seconds": seconds}
+    totals = {
+        "cases": len(rows),
+        "located_sites": located_n,
+        "found_sites": found_n,
+        "finding_lines": finding_lines,
+        "false_finding_lines": false_n,
+        "precision": round(precision, 3),
+        "recall": round(recall, 3),
+        "seconds": seconds,
+    }
     (RESULTS / "check-corpus.json").write_text(json.dumps({"totals": totals, "cases": rows}, indent=1) + "\n")
-    summary = (f"precision {precision:.3f} ({finding_lines - false_n} of {finding_lines} finding lines are located "
-               f"break sites), recall {recall:.3f} ({found_n} of {located_n} located break sites found), "
-               f"{len(rows)} cases scanned in {seconds} s.")
+    summary = (
+        f"precision {precision:.3f} ({finding_lines - false_n} of {finding_lines} finding lines are located "
+        f"break sites), recall {recall:.3f} ({found_n} of {located_n} located break sites found), "
+        f"{len(rows)} cases scanned in {seconds} s."
+    )
     table = ["| case | located sites | found | missed | findings on other lines |", "|---|---|---|---|---|"]
-    table += [f"| {r['case']} | {len(r['located'])} | {len(r['found'])} | {', '.join(r['missed']) or '-'} | "
-              f"{', '.join(r['false']) or '-'} |" for r in rows]
+    table += [
+        f"| {r['case']} | {len(r['located'])} | {len(r['found'])} | {', '.join(r['missed']) or '-'} | "
+        f"{', '.join(r['false']) or '-'} |"
+        for r in rows
+    ]
     (RESULTS / "check-corpus.md").write_text(
         "# breakfix check on the corpus\n\n"
         "Measured by `.venv/bin/python benchmarks/corpus/check_precision.py` (`--locate` first to locate the "
-        "break sites again; see its docstring for the definitions).\n\n" + summary + "\n\n" + "\n".join(table) + "\n")
+        "break sites again; see its docstring for the definitions).\n\n" + summary + "\n\n" + "\n".join(table) + "\n"
+    )
     print(summary)
 
 

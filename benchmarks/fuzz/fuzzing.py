@@ -400,10 +400,17 @@ def _facts(function: Function, rng: random.Random) -> BreakFacts:
     tensors = [n for n, a in annotations.items() if a == "torch.Tensor"]
     one = f"{tensors[0]}.new_empty((2, 3))" if tensors else "torch.empty((2, 3), dtype=torch.float32)"
     pair = rng.random() < 0.3
-    return BreakFacts(OpaqueOpFact(
-        helper=function.name, op_name=f"breakfix::fuzz_{function.name}", annotations=annotations,
-        returns="tuple[torch.Tensor, torch.Tensor]" if pair else "torch.Tensor",
-        fake=f"{one}, {one}" if pair else one, wrap=rng.choice(("", "clone", "contiguous")), runs=3))
+    return BreakFacts(
+        OpaqueOpFact(
+            helper=function.name,
+            op_name=f"breakfix::fuzz_{function.name}",
+            annotations=annotations,
+            returns="tuple[torch.Tensor, torch.Tensor]" if pair else "torch.Tensor",
+            fake=f"{one}, {one}" if pair else one,
+            wrap=rng.choice(("", "clone", "contiguous")),
+            runs=3,
+        )
+    )
 
 
 def cases(source: Source, rng: random.Random, functions_per_file: int, locations_per_function: int) -> Iterator[Case]:

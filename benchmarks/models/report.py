@@ -138,10 +138,13 @@ def _where(brk: dict) -> str:
 
 def _summary(lines: list[str], version: str, entries: list[dict]) -> dict[str, list[int]]:
     """One version's table; returns its break totals, before and after, per count."""
-    lines += [f"### transformers {version}", "",
-              "| model | issue family | explain breaks (default cfg) | explain breaks (fullgraph cfg) "
-              "| break sites (fullgraph) | fullgraph=True | verified equal | kind (coverage) | breakfix codes applied |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        f"### transformers {version}",
+        "",
+        "| model | issue family | explain breaks (default cfg) | explain breaks (fullgraph cfg) "
+        "| break sites (fullgraph) | fullgraph=True | verified equal | kind (coverage) | breakfix codes applied |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     totals = defaultdict(lambda: [0, 0])
     for entry in entries:
         before, after = entry.get("before"), entry.get("after") if entry.get("breakfix") else None
@@ -167,12 +170,14 @@ def _summary(lines: list[str], version: str, entries: list[dict]) -> dict[str, l
         lines.append(
             f"| {entry['model']} | {entry['family']} | {_arrow(*counts['default'])} | {_arrow(*counts['fullgraph'])} "
             f"| {_arrow(*counts['sites'])} | {fullgraph(before)} → {fullgraph(after) if after else 'n/a'} "
-            f"| {_yes(verified_equal(entry)) if after else 'n/a'} | {_kind(run)} | {codes} |")
+            f"| {_yes(verified_equal(entry)) if after else 'n/a'} | {_kind(run)} | {codes} |"
+        )
     lines.append(
         f"| **total** (models measured on both sides) | | {totals['default'][0]} → {totals['default'][1]} "
         f"({_reduction(*totals['default'])} fewer) | {totals['fullgraph'][0]} → {totals['fullgraph'][1]} "
         f"({_reduction(*totals['fullgraph'])} fewer) | {totals['sites'][0]} → {totals['sites'][1]} "
-        f"({_reduction(*totals['sites'])} fewer) | | | | |")
+        f"({_reduction(*totals['sites'])} fewer) | | | | |"
+    )
     lines.append("")
     need = [e for e in entries if _ok(e.get("before")) and fullgraph(e["before"]) == "no"]
     done = [e for e in need if e.get("breakfix") and fullgraph(e.get("after")) == "yes" and verified_equal(e)]

@@ -163,9 +163,13 @@ def _breakfix(env: Path, root: Path, cache: Path, unsafe_fixes: bool) -> dict:
         result["error"] = document["error"][:400]
         return result
     result.update(
-        verified=document["verified"], applied=document["applied"], rounds=document["rounds"],
-        remaining=document["remaining"], graph_count=document["graph_count"],
-        kind=document.get("kind"), coverage=document.get("coverage"),
+        verified=document["verified"],
+        applied=document["applied"],
+        rounds=document["rounds"],
+        remaining=document["remaining"],
+        graph_count=document["graph_count"],
+        kind=document.get("kind"),
+        coverage=document.get("coverage"),
         changed_files=[c["file"] for c in document["changes"]],
         breaks=[
             {

@@ -108,8 +108,9 @@ def check(root: str, reference_path: str) -> dict:
         result["fullgraph_error"] = "the target is an eager orchestrator (torch.compiler.disable)"
     else:
         try:
-            output = run_once(original_compile(target.target, fullgraph=True, backend="aot_eager"),
-                              target.example_inputs)
+            output = run_once(
+                original_compile(target.target, fullgraph=True, backend="aot_eager"), target.example_inputs
+            )
         except Exception as e:
             result["fullgraph_error"] = one_line(e)
         else:
@@ -123,15 +124,21 @@ def check(root: str, reference_path: str) -> dict:
     try:
         output = run_once(target.target, target.example_inputs)
     except Exception as e:
-        return {**result, "reason": f"neither compiles with fullgraph=True ({result['fullgraph_error']}) nor runs "
-                                    f"as an orchestrator ({one_line(e)})"}
+        return {
+            **result,
+            "reason": f"neither compiles with fullgraph=True ({result['fullgraph_error']}) nor runs "
+            f"as an orchestrator ({one_line(e)})",
+        }
     graphs = int(counters["stats"]["unique_graphs"])
     breaks = sum(counters["graph_break"].values())
     result.update(graphs=graphs, pieces=len(requested), breaks=breaks)
     if not requested or not all(requested):
-        return {**result, "reason": f"does not compile with fullgraph=True ({result['fullgraph_error']}) and is no "
-                                    f"orchestrator of fullgraph pieces ({len(requested)} torch.compile calls, "
-                                    f"{sum(requested)} with fullgraph=True)"}
+        return {
+            **result,
+            "reason": f"does not compile with fullgraph=True ({result['fullgraph_error']}) and is no "
+            f"orchestrator of fullgraph pieces ({len(requested)} torch.compile calls, "
+            f"{sum(requested)} with fullgraph=True)",
+        }
     if graphs == 0:
         return {**result, "reason": "orchestrator, but no graph was compiled"}
     if breaks:

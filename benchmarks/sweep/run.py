@@ -24,7 +24,6 @@ import argparse
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -64,16 +63,29 @@ SCREEN_STALL = 400  # seconds without a screened candidate before the screen is 
 def env_vars(cache: Path) -> dict:
     # One thread each: the machine's two cores are shared. A bytecode cache per run: no stale
     # bytecode of a rewritten file can outlive the rewrite.
-    return dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="1",
-                PYTHONPYCACHEPREFIX=str(cache), TRANSFORMERS_VERBOSITY="error", TOKENIZERS_PARALLELISM="false")
+    return dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        OMP_NUM_THREADS="1",
+        PYTHONPYCACHEPREFIX=str(cache),
+        TRANSFORMERS_VERBOSITY="error",
+        TOKENIZERS_PARALLELISM="false",
+    )
 
 
 def versions(source: Source) -> dict:
     out = subprocess.run(
-        [f"{source.env}/bin/python", "-c",
-         f"import os, torch, {source.package} as p; print(torch.__version__, getattr(p, '__version__', '?'), "
-         "os.path.dirname(p.__file__))"],
-        capture_output=True, text=True, env=env_vars(Path(tempfile.gettempdir()) / "sweep-pycache"))
+        [
+            f"{source.env}/bin/python",
+            "-c",
+            f"import os, torch, {source.package} as p; print(torch.__version__, getattr(p, '__version__', '?'), "
+            "os.path.dirname(p.__file__))",
+        ],
+        capture_output=True,
+        text=True,
+        env=env_vars(Path(tempfile.gettempdir()) / "sweep-pycache"),
+    )
     if out.returncode != 0:
         return {"error": (out.stderr.strip().splitlines() or ["?"])[-1][:300]}
     torch_version, version, path = out.stdout.split()
@@ -86,16 +98,29 @@ def screen(source: Source, work: Path, sample: int, only: str | None) -> list[di
     refs = work / "refs" / source.label
     refs.mkdir(parents=True, exist_ok=True)
     cache = work / "pycache" / source.label
-    base = [f"{source.env}/bin/python", str(HERE / "screen.py"), source.kind, str(out), str(refs),
-            "--sample", str(sample)] + (["--only", only] if only else [])
+    base = [
+        f"{source.env}/bin/python",
+        str(HERE / "screen.py"),
+        source.kind,
+        str(out),
+        str(refs),
+        "--sample",
+        str(sample),
+    ] + (["--only", only] if only else [])
     listing = subprocess.run(base + ["--list"], capture_output=True, text=True, env=env_vars(cache))
     if listing.returncode != 0:
         raise SystemExit(f"{source.label}: {(listing.stderr.strip().splitlines() or ['?'])[-1]}")
     counts = json.loads(listing.stdout)
     start = max((e["index"] for e in _lines(out)), default=-1) + 1  # a run with the same --work resumes
     while start < counts["sampled"]:
-        process = subprocess.Popen(base + ["--start", str(start)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                   text=True, env=env_vars(cache), stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            base + ["--start", str(start)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env_vars(cache),
+            stdin=subprocess.DEVNULL,
+        )
         seen, last = _lines(out), time.monotonic()
         while process.poll() is None:
             time.sleep(2)
@@ -109,10 +134,24 @@ def screen(source: Source, work: Path, sample: int, only: str | None) -> list[di
         done = {e["index"] for e in _lines(out)}
         start = max(done, default=-1) + 1
         if start < counts["sampled"] and start not in done:
-            why = "hung" if process.returncode == -9 else f"crashed ({(process.stderr.read().strip().splitlines() or ['?'])[-1][:200]})"
+            why = (
+                "hung"
+                if process.returncode == -9
+                else f"crashed ({(process.stderr.read().strip().splitlines() or ['?'])[-1][:200]})"
+            )
             with open(out, "a") as f:
-                f.write(json.dumps({"index": start, "name": f"#{start}", "status": "screen-" + why.split()[0],
-                                    "error": why, "enumerated": counts["enumerated"]}) + "\n")
+                f.write(
+                    json.dumps(
+                        {
+                            "index": start,
+                            "name": f"#{start}",
+                            "status": "screen-" + why.split()[0],
+                            "error": why,
+                            "enumerated": counts["enumerated"],
+                        }
+                    )
+                    + "\n"
+                )
             start += 1
     entries = sorted(_lines(out), key=lambda e: e["index"])
     for entry in entries:
@@ -127,8 +166,11 @@ def _lines(path: Path) -> list[dict]:
 
 
 def _snapshot(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
-            for p in root.rglob("*.py") if "__pycache__" not in p.parts}
+    return {
+        str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
+        for p in root.rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
 
 
 def fix(source: Source, entry: dict, package_dir: Path, work: Path, timeout: int, breakfix_commit: str) -> dict:
@@ -138,17 +180,39 @@ def fix(source: Source, entry: dict, package_dir: Path, work: Path, timeout: int
     shutil.copytree(package_dir, root / source.package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     (root / "target.py").write_text(entry["text"])
     before = _snapshot(root)
-    result: dict = {"source": source.label, "name": entry["name"], "profile": entry["profile"],
-                    "original_error": entry["error"], "original_gb_id": entry.get("gb_id"),
-                    "measured_with": breakfix_commit}
-    cmd = [f"{source.env}/bin/breakfix", "run", "target.py:target", "--inputs", "target.py:example_inputs",
-           "--apply", "--json", "--root", str(root), "--timeout", str(timeout)]
+    result: dict = {
+        "source": source.label,
+        "name": entry["name"],
+        "profile": entry["profile"],
+        "original_error": entry["error"],
+        "original_gb_id": entry.get("gb_id"),
+        "measured_with": breakfix_commit,
+    }
+    cmd = [
+        f"{source.env}/bin/breakfix",
+        "run",
+        "target.py:target",
+        "--inputs",
+        "target.py:example_inputs",
+        "--apply",
+        "--json",
+        "--root",
+        str(root),
+        "--timeout",
+        str(timeout),
+    ]
     result["command"] = " ".join(cmd[1:]).replace(str(root), "ROOT")
     started = time.perf_counter()
     try:
-        done = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout * 3,
-                              env=env_vars(work / "pycache" / "fix" / source.label / str(entry["index"])),
-                              stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            cmd,
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=timeout * 3,
+            env=env_vars(work / "pycache" / "fix" / source.label / str(entry["index"])),
+            stdin=subprocess.DEVNULL,
+        )
         stdout, stderr, code = done.stdout, done.stderr, done.returncode
     except subprocess.TimeoutExpired:
         stdout, stderr, code = "", f"breakfix timed out after {timeout * 3}s", None
@@ -160,10 +224,15 @@ def fix(source: Source, entry: dict, package_dir: Path, work: Path, timeout: int
         out = work / "checks" / source.label / f"{entry['index']}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         try:
-            subprocess.run([f"{source.env}/bin/python", str(HERE / "check.py"), str(root), entry["reference"],
-                            str(out)], cwd=root, capture_output=True, text=True, timeout=timeout * 2,
-                           env=env_vars(work / "pycache" / "check" / source.label / str(entry["index"])),
-                           stdin=subprocess.DEVNULL)
+            subprocess.run(
+                [f"{source.env}/bin/python", str(HERE / "check.py"), str(root), entry["reference"], str(out)],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                timeout=timeout * 2,
+                env=env_vars(work / "pycache" / "check" / source.label / str(entry["index"])),
+                stdin=subprocess.DEVNULL,
+            )
             result["check"] = json.loads(out.read_text())
         except (subprocess.TimeoutExpired, FileNotFoundError, json.JSONDecodeError) as e:
             result["check"] = {"ok": False, "kind": None, "reason": f"the check did not finish: {type(e).__name__}"}
@@ -180,16 +249,27 @@ def _summary(stdout: str, stderr: str, code: int | None) -> dict:
         return {"exit_code": code, "error": (stderr.strip().splitlines() or ["no JSON output"])[-1][:400]}
     if "error" in document:
         return {"exit_code": code, "error": document["error"][:400]}
-    breaks = [{key: b.get(key) for key in ("file", "line", "function", "gb_id", "gb_type", "status", "verified")}
-              | {"fix": b["fix"] and b["fix"]["code"], "applicability": b["fix"] and b["fix"]["applicability"],
-                 "why": (b.get("why") or "")[:400],
-                 "attempts": [{k: a.get(k) for k in ("code", "verified", "reason")} for a in b.get("attempts", [])]}
-              | {k: v for k, v in b.items() if k in ("kind", "fix_kind")}
-              for b in document.get("breaks", [])]
-    return {"exit_code": code, "applied": document.get("applied"), "verified": document.get("verified"),
-            "rounds": document.get("rounds"), "remaining": document.get("remaining"),
-            "graph_count": document.get("graph_count"), "breaks": breaks,
-            "changes": [{"file": c["file"], "diff": c["diff"]} for c in document.get("changes", [])]}
+    breaks = [
+        {key: b.get(key) for key in ("file", "line", "function", "gb_id", "gb_type", "status", "verified")}
+        | {
+            "fix": b["fix"] and b["fix"]["code"],
+            "applicability": b["fix"] and b["fix"]["applicability"],
+            "why": (b.get("why") or "")[:400],
+            "attempts": [{k: a.get(k) for k in ("code", "verified", "reason")} for a in b.get("attempts", [])],
+        }
+        | {k: v for k, v in b.items() if k in ("kind", "fix_kind")}
+        for b in document.get("breaks", [])
+    ]
+    return {
+        "exit_code": code,
+        "applied": document.get("applied"),
+        "verified": document.get("verified"),
+        "rounds": document.get("rounds"),
+        "remaining": document.get("remaining"),
+        "graph_count": document.get("graph_count"),
+        "breaks": breaks,
+        "changes": [{"file": c["file"], "diff": c["diff"]} for c in document.get("changes", [])],
+    }
 
 
 def classify(result: dict) -> tuple[str, str]:
@@ -225,16 +305,26 @@ def pick(screened: dict[str, list[dict]], limit: int) -> list[tuple[str, dict]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sources", help="comma-separated labels (default: all): "
-                                          + ",".join(s.label for s in SOURCES))
-    parser.add_argument("--sample", type=int, default=30, help="candidates screened per source, a stride sample "
-                                                               "of the sorted list (0: all)")
-    parser.add_argument("--limit", type=int, default=0, help="targets run through breakfix, round-robin over "
-                                                             "the sources (0: all)")
+    parser.add_argument(
+        "--sources", help="comma-separated labels (default: all): " + ",".join(s.label for s in SOURCES)
+    )
+    parser.add_argument(
+        "--sample",
+        type=int,
+        default=30,
+        help="candidates screened per source, a stride sample of the sorted list (0: all)",
+    )
+    parser.add_argument(
+        "--limit", type=int, default=0, help="targets run through breakfix, round-robin over the sources (0: all)"
+    )
     parser.add_argument("--only", help="only candidates whose name contains this (before sampling)")
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--timeout", type=int, default=300, help="breakfix's --timeout per worker job; the whole "
-                                                                 "run of one target gets 3 times this")
+    parser.add_argument(
+        "--timeout",
+        type=int,
+        default=300,
+        help="breakfix's --timeout per worker job; the whole run of one target gets 3 times this",
+    )
     parser.add_argument("--budget", type=float, default=0, help="start no new target after this many minutes")
     parser.add_argument("--work", help="keep the screening and projects here (default: a temporary folder)")
     parser.add_argument("--results", default=str(RESULTS))
@@ -246,10 +336,14 @@ def main() -> None:
         return
     chosen = [s for s in SOURCES if not args.sources or s.label in args.sources.split(",")]
     started = time.monotonic()
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "src", "benchmarks/sweep"],
-                           capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(REPO), "status", "--porcelain", "--", "src", "benchmarks/sweep"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     commit += "-dirty" if dirty else ""
     work = Path(args.work or tempfile.mkdtemp(prefix="breakfix-sweep-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -281,11 +375,16 @@ def main() -> None:
             screened[source.label] = entries
             document["sources"][source.label] = {
                 "enumerated": max((e.get("enumerated", 0) for e in entries), default=0),
-                "screened": len(entries), "minutes": round(seconds / 60, 1),
-                "screen": [{k: v for k, v in e.items() if k not in ("text", "reference")} for e in entries]}
+                "screened": len(entries),
+                "minutes": round(seconds / 60, 1),
+                "screen": [{k: v for k, v in e.items() if k not in ("text", "reference")} for e in entries],
+            }
             statuses = [e["status"] for e in entries]
-            print(f"{source.label}: screened {len(statuses)}, targets {statuses.count('target')} "
-                  f"({seconds / 60:.1f} min)", flush=True)
+            print(
+                f"{source.label}: screened {len(statuses)}, targets {statuses.count('target')} "
+                f"({seconds / 60:.1f} min)",
+                flush=True,
+            )
             save()
 
     by_label = {s.label: s for s in chosen}
@@ -294,22 +393,29 @@ def main() -> None:
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         pending = {}
         for label, entry in queue:
-            pending[pool.submit(_fix_within_budget, by_label[label], entry, package_dirs[label], work, args,
-                                commit, started)] = (label, entry)
+            pending[
+                pool.submit(
+                    _fix_within_budget, by_label[label], entry, package_dirs[label], work, args, commit, started
+                )
+            ] = (label, entry)
         for future in as_completed(pending):
             result = future.result()
             if result is None:
                 continue
             document["targets"].append(result)
             document["targets"].sort(key=lambda r: (r["source"], r["name"]))
-            print(f"{result['source']} {result['name']}: {result['outcome']} {result['reason'][:100]} "
-                  f"({result['breakfix_seconds']:.0f}s)", flush=True)
+            print(
+                f"{result['source']} {result['name']}: {result['outcome']} {result['reason'][:100]} "
+                f"({result['breakfix_seconds']:.0f}s)",
+                flush=True,
+            )
             save()
     save()
 
 
-def _fix_within_budget(source: Source, entry: dict, package_dir: Path, work: Path, args, commit: str,
-                       started: float) -> dict | None:
+def _fix_within_budget(
+    source: Source, entry: dict, package_dir: Path, work: Path, args, commit: str, started: float
+) -> dict | None:
     if args.budget and time.monotonic() - started > args.budget * 60:
         return None
     return fix(source, entry, package_dir, work, args.timeout, commit)

@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import targets  # noqa: E402
-from check import gb_id, one_line, run_once, same  # noqa: E402
+import targets
+from check import gb_id, one_line, run_once, same
 
 EAGER_SECONDS = 30
 COMPILE_SECONDS = 180
@@ -75,8 +75,9 @@ def screen(candidate: targets.Candidate, reference: Path) -> dict:
         started = time.perf_counter()
         try:
             _alarm(COMPILE_SECONDS)
-            compiled = run_once(torch.compile(module.target, fullgraph=True, backend="aot_eager"),
-                                module.example_inputs)
+            compiled = run_once(
+                torch.compile(module.target, fullgraph=True, backend="aot_eager"), module.example_inputs
+            )
             signal.alarm(0)
         except Timeout as e:
             entry.update(status="timeout", error=str(e))
@@ -84,8 +85,12 @@ def screen(candidate: targets.Candidate, reference: Path) -> dict:
         except Exception as e:
             signal.alarm(0)
             torch.save(first, reference)
-            entry.update(status="target", error=one_line(e), gb_id=gb_id(e),
-                         compile_seconds=round(time.perf_counter() - started, 1))
+            entry.update(
+                status="target",
+                error=one_line(e),
+                gb_id=gb_id(e),
+                compile_seconds=round(time.perf_counter() - started, 1),
+            )
             return entry
         difference = same(compiled, first)
         entry.update(status="compiles" if not difference else "compiles-differs", error=difference)

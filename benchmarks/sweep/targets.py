@@ -49,19 +49,45 @@ def _c(expr: str) -> Value:
 # A parameter with one of these names gets this value in every profile.
 NAMES: dict[str, dict[str, Value]] = {
     "common": {
-        "kernel_size": _c("(3, 3)"), "sigma": _c("(1.5, 1.5)"), "num_classes": _c("3"), "num_labels": _c("3"),
-        "window_size": _c("3"), "task": _c('"binary"'), "kernel": _t("torch.ones(3, 3)"),
-        "embedding_dim": _c("16"), "embed_dim": _c("16"), "dim": _c("-1"), "num_nodes": _c("6"),
-        "in_channels": _c("16"), "out_channels": _c("16"), "channels": _c("16"), "hidden_channels": _c("16"),
-        "num_features": _c("16"), "size": _c("(4, 4)"), "output_size": _c("(4, 4)"), "factor": _c("2"),
-        "angle": _t("torch.tensor([30.0, 45.0])"), "timesteps": _t("torch.tensor([1.0, 500.0])"),
-        "grid_size": _c("4"), "data_range": _c("1.0"), "max_val": _c("1.0"),
+        "kernel_size": _c("(3, 3)"),
+        "sigma": _c("(1.5, 1.5)"),
+        "num_classes": _c("3"),
+        "num_labels": _c("3"),
+        "window_size": _c("3"),
+        "task": _c('"binary"'),
+        "kernel": _t("torch.ones(3, 3)"),
+        "embedding_dim": _c("16"),
+        "embed_dim": _c("16"),
+        "dim": _c("-1"),
+        "num_nodes": _c("6"),
+        "in_channels": _c("16"),
+        "out_channels": _c("16"),
+        "channels": _c("16"),
+        "hidden_channels": _c("16"),
+        "num_features": _c("16"),
+        "size": _c("(4, 4)"),
+        "output_size": _c("(4, 4)"),
+        "factor": _c("2"),
+        "angle": _t("torch.tensor([30.0, 45.0])"),
+        "timesteps": _t("torch.tensor([1.0, 500.0])"),
+        "grid_size": _c("4"),
+        "data_range": _c("1.0"),
+        "max_val": _c("1.0"),
     },
     "torch_geometric": {
-        "edge_index": _t(_EDGES), "x": _t("torch.rand(6, 16)"), "src": _t("torch.rand(8, 16)"),
-        "index": _t("torch.tensor([0, 1, 1, 2, 3, 4, 5, 0])"), "batch": _t("torch.tensor([0, 0, 0, 1, 1, 1])"),
-        "edge_attr": _t("torch.rand(8, 4)"), "edge_weight": _t("torch.rand(8)"), "pos": _t("torch.rand(6, 3)"),
-        "heads": _c("2"), "ratio": _c("0.5"), "K": _c("2"), "num_layers": _c("2"), "k": _c("2"),
+        "edge_index": _t(_EDGES),
+        "x": _t("torch.rand(6, 16)"),
+        "src": _t("torch.rand(8, 16)"),
+        "index": _t("torch.tensor([0, 1, 1, 2, 3, 4, 5, 0])"),
+        "batch": _t("torch.tensor([0, 0, 0, 1, 1, 1])"),
+        "edge_attr": _t("torch.rand(8, 4)"),
+        "edge_weight": _t("torch.rand(8)"),
+        "pos": _t("torch.rand(6, 3)"),
+        "heads": _c("2"),
+        "ratio": _c("0.5"),
+        "K": _c("2"),
+        "num_layers": _c("2"),
+        "k": _c("2"),
     },
 }
 
@@ -184,11 +210,25 @@ def _functions(package: str, modules: tuple[str, ...]) -> list[Candidate]:
 
 # --- the sources ----------------------------------------------------------------------------------
 
-KORNIA = ("kornia.color", "kornia.enhance", "kornia.filters", "kornia.geometry.transform",
-          "kornia.geometry.conversions", "kornia.morphology", "kornia.losses", "kornia.metrics", "kornia.utils")
-TORCHMETRICS = ("torchmetrics.functional", "torchmetrics.functional.classification",
-                "torchmetrics.functional.regression", "torchmetrics.functional.image",
-                "torchmetrics.functional.retrieval", "torchmetrics.functional.pairwise")
+KORNIA = (
+    "kornia.color",
+    "kornia.enhance",
+    "kornia.filters",
+    "kornia.geometry.transform",
+    "kornia.geometry.conversions",
+    "kornia.morphology",
+    "kornia.losses",
+    "kornia.metrics",
+    "kornia.utils",
+)
+TORCHMETRICS = (
+    "torchmetrics.functional",
+    "torchmetrics.functional.classification",
+    "torchmetrics.functional.regression",
+    "torchmetrics.functional.image",
+    "torchmetrics.functional.retrieval",
+    "torchmetrics.functional.pairwise",
+)
 DIFFUSERS_FUNCTIONS = ("diffusers.models.embeddings", "diffusers.models.attention_dispatch")
 
 
@@ -211,7 +251,7 @@ def torch_geometric() -> list[Candidate]:
     return found
 
 
-SCHEDULER = '''\
+SCHEDULER = """\
 import diffusers
 
 
@@ -224,7 +264,7 @@ def example_inputs():
 
 def target(scheduler, model_output, sample):
     return scheduler.step(model_output, scheduler.timesteps[0], sample, return_dict=False)[0]
-'''
+"""
 
 
 def diffusers() -> list[Candidate]:
@@ -244,15 +284,45 @@ def diffusers() -> list[Candidate]:
 
 
 # Tiny sizes, set on every config that has the attribute (the transformers test suites' scale).
-TINY = dict(vocab_size=99, hidden_size=32, intermediate_size=32, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2, head_dim=8, max_position_embeddings=64, d_model=32, d_ff=32, d_kv=8,
-            num_layers=2, num_decoder_layers=2, num_heads=4, encoder_layers=2, decoder_layers=2,
-            encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=32, decoder_ffn_dim=32,
-            n_layer=2, n_head=4, n_embd=32, n_positions=64, n_ctx=64, ffn_dim=32, num_experts=4,
-            num_local_experts=4, moe_intermediate_size=16, n_routed_experts=4, num_experts_per_tok=2,
-            pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=0)
+TINY = dict(
+    vocab_size=99,
+    hidden_size=32,
+    intermediate_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=8,
+    max_position_embeddings=64,
+    d_model=32,
+    d_ff=32,
+    d_kv=8,
+    num_layers=2,
+    num_decoder_layers=2,
+    num_heads=4,
+    encoder_layers=2,
+    decoder_layers=2,
+    encoder_attention_heads=4,
+    decoder_attention_heads=4,
+    encoder_ffn_dim=32,
+    decoder_ffn_dim=32,
+    n_layer=2,
+    n_head=4,
+    n_embd=32,
+    n_positions=64,
+    n_ctx=64,
+    ffn_dim=32,
+    num_experts=4,
+    num_local_experts=4,
+    moe_intermediate_size=16,
+    n_routed_experts=4,
+    num_experts_per_tok=2,
+    pad_token_id=0,
+    bos_token_id=1,
+    eos_token_id=2,
+    decoder_start_token_id=0,
+)
 
-MODEL = '''\
+MODEL = """\
 import transformers
 
 
@@ -267,7 +337,7 @@ def example_inputs():
 def target(model, {params}):
     with torch.no_grad():
         return model({call})[0]
-'''
+"""
 
 
 def transformers() -> list[Candidate]:
@@ -278,9 +348,11 @@ def transformers() -> list[Candidate]:
     for model_type in sorted(configuration_auto.CONFIG_MAPPING_NAMES):
         # The text-model heads: their forward takes input_ids (the base mapping holds vision and
         # audio models too, which need pixel or audio inputs).
-        model_class = (modeling_auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(model_type)
-                       or modeling_auto.MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES.get(model_type)
-                       or modeling_auto.MODEL_FOR_MASKED_LM_MAPPING_NAMES.get(model_type))
+        model_class = (
+            modeling_auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(model_type)
+            or modeling_auto.MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES.get(model_type)
+            or modeling_auto.MODEL_FOR_MASKED_LM_MAPPING_NAMES.get(model_type)
+        )
         config_class = configuration_auto.CONFIG_MAPPING_NAMES[model_type]
         if not isinstance(model_class, str) or not hasattr(package, model_class):
             continue
@@ -294,16 +366,26 @@ def transformers() -> list[Candidate]:
         if defaults.get("is_encoder_decoder"):
             names.append("decoder_input_ids")
             inputs += "torch.randint(3, 99, (2, 8), generator=generator), "
-        text = HEADER.format(name=f"transformers.{model_class}", how=f"model type {model_type}, tiny config",
-                             profile="ids")
-        text += MODEL.format(config_class=config_class, config=config, model_class=model_class, inputs=inputs,
-                             params=", ".join(names), call=", ".join(f"{n}={n}" for n in names))
+        text = HEADER.format(
+            name=f"transformers.{model_class}", how=f"model type {model_type}, tiny config", profile="ids"
+        )
+        text += MODEL.format(
+            config_class=config_class,
+            config=config,
+            model_class=model_class,
+            inputs=inputs,
+            params=", ".join(names),
+            call=", ".join(f"{n}={n}" for n in names),
+        )
         found.append(Candidate(f"transformers.{model_class}", (("ids", text),), {"model_type": model_type}))
     return found
 
 
 SOURCES: dict[str, Callable[[], list[Candidate]]] = {
-    "kornia": kornia, "torchmetrics": torchmetrics, "diffusers": diffusers, "torch_geometric": torch_geometric,
+    "kornia": kornia,
+    "torchmetrics": torchmetrics,
+    "diffusers": diffusers,
+    "torch_geometric": torch_geometric,
     "transformers": transformers,
 }
 

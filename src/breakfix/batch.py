@@ -89,7 +89,9 @@ def project_targets(root: Path) -> list[TargetJob]:
         if isinstance(entry, str):
             entry = {"target": entry}
         if not isinstance(entry, dict) or not isinstance(entry.get("target"), str) or set(entry) - {"target", "inputs"}:
-            raise ConfigError(f"{path}: each target is \"file.py:qualname\" or {{target = ..., inputs = ...}}, got {entry!r}")
+            raise ConfigError(
+                f'{path}: each target is "file.py:qualname" or {{target = ..., inputs = ...}}, got {entry!r}'
+            )
         for spec in (entry["target"], entry.get("inputs")):
             if spec is not None:
                 try:

@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from breakfix import __version__
-from breakfix import piece_options
+from breakfix import __version__, piece_options
 from breakfix.errors import BreakfixError
 from breakfix.piece_options import PieceOptions
 from breakfix.types import TargetSpec
@@ -110,8 +109,14 @@ def _check_piece_options(ctx: click.Context, param: click.Parameter, value: str 
 
 
 @click.group(cls=BreakfixGroup)
-@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_versions,
-              help="Show breakfix's, torch's and Python's versions and exit.")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_versions,
+    help="Show breakfix's, torch's and Python's versions and exit.",
+)
 def main() -> None:
     """Find, fix and verify torch.compile graph breaks."""
 
@@ -127,44 +132,121 @@ def _check_specs(ctx: click.Context, param: click.Parameter, values: tuple[str, 
 
 @main.command()
 @click.argument("targets", metavar="[TARGET]...", nargs=-1, callback=_check_specs)
-@click.option("--inputs", "inputs", callback=_check_spec, help="MODULE:FN or FILE.py:FN returning a tuple of positional arguments.")
+@click.option(
+    "--inputs",
+    "inputs",
+    callback=_check_spec,
+    help="MODULE:FN or FILE.py:FN returning a tuple of positional arguments.",
+)
 @click.option("--apply", is_flag=True, help="Write the verified rewrite (default: dry run).")
 @click.option("--json", "as_json", is_flag=True, is_eager=True, callback=_record_json, help="Same as --format json.")
-@click.option("--format", "output_format", type=click.Choice(FORMATS), is_eager=True, callback=_record_format,
-              help="text (default), json (schema: docs/json-schema.md) or sarif (SARIF 2.1.0).")
-@click.option("--backend", type=click.Choice(BACKENDS), default="aot_eager", show_default=True,
-              help="Backend the rewrite is verified on.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(FORMATS),
+    is_eager=True,
+    callback=_record_format,
+    help="text (default), json (schema: docs/json-schema.md) or sarif (SARIF 2.1.0).",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(BACKENDS),
+    default="aot_eager",
+    show_default=True,
+    help="Backend the rewrite is verified on.",
+)
 @click.option("--unsafe-fixes", is_flag=True, help="Also apply fixes that change observable behaviour.")
 @click.option("--max-rounds", type=click.IntRange(1), default=5, show_default=True)
-@click.option("--timeout", type=click.FloatRange(min=1), default=300, show_default=True,
-              help="Seconds each worker process may run before it is killed.")
-@click.option("--root", type=click.Path(exists=True, file_okay=False), default=".",
-              help="Project root: only files under it are ever edited.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=300,
+    show_default=True,
+    help="Seconds each worker process may run before it is killed.",
+)
+@click.option(
+    "--root",
+    type=click.Path(exists=True, file_okay=False),
+    default=".",
+    help="Project root: only files under it are ever edited.",
+)
 @click.option("--rtol", type=float, default=None, help="Relative tolerance for comparing outputs (torch's default).")
 @click.option("--atol", type=float, default=None, help="Absolute tolerance for comparing outputs (torch's default).")
-@click.option("--min-coverage", type=click.FloatRange(0, 1), default=0.9, show_default=True,
-              help="A split (the target runs eagerly and calls compiled pieces) is a fix only if its pieces "
-                   "compile at least this share of the original's operations.")
-@click.option("--calls", type=click.IntRange(2), default=10, show_default=True,
-              help="Calls each verification makes on the same inputs (state carried between them); "
-                   "one on fresh inputs follows.")
-@click.option("--no-derived-inputs", "no_derived_inputs", is_flag=True,
-              help="Verify on the example inputs only, not also on inputs of other sizes derived from them.")
-@click.option("-j", "--jobs", "parallel", type=click.IntRange(1), default=1, show_default=True,
-              help="Targets worked on at once (several targets only).")
-@click.option("--piece-options", "piece_options_text", metavar="KEY=VALUE,...", callback=_check_piece_options,
-              help='torch.compile options of new compiled pieces when the target\'s own are unknown, e.g. '
-                   '\'mode="max-autotune", dynamic=False\' (default: [tool.breakfix] piece-options).')
-@click.option("-v", "--verbose", is_flag=True,
-              help="Print why each refused fix was refused in full (text output), the torch that verified the fixes "
-                   "and the private torch hooks it lacks (stderr).")
-@click.option("--emit-test", "emit_test", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write a pytest regression test asserting zero graph breaks, once none remain on disk.")
+@click.option(
+    "--min-coverage",
+    type=click.FloatRange(0, 1),
+    default=0.9,
+    show_default=True,
+    help="A split (the target runs eagerly and calls compiled pieces) is a fix only if its pieces "
+    "compile at least this share of the original's operations.",
+)
+@click.option(
+    "--calls",
+    type=click.IntRange(2),
+    default=10,
+    show_default=True,
+    help="Calls each verification makes on the same inputs (state carried between them); one on fresh inputs follows.",
+)
+@click.option(
+    "--no-derived-inputs",
+    "no_derived_inputs",
+    is_flag=True,
+    help="Verify on the example inputs only, not also on inputs of other sizes derived from them.",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    "parallel",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Targets worked on at once (several targets only).",
+)
+@click.option(
+    "--piece-options",
+    "piece_options_text",
+    metavar="KEY=VALUE,...",
+    callback=_check_piece_options,
+    help="torch.compile options of new compiled pieces when the target's own are unknown, e.g. "
+    "'mode=\"max-autotune\", dynamic=False' (default: [tool.breakfix] piece-options).",
+)
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Print why each refused fix was refused in full (text output), the torch that verified the fixes "
+    "and the private torch hooks it lacks (stderr).",
+)
+@click.option(
+    "--emit-test",
+    "emit_test",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write a pytest regression test asserting zero graph breaks, once none remain on disk.",
+)
 @click.pass_context
-def run(ctx: click.Context, targets: tuple[str, ...], inputs: str | None, apply: bool, as_json: bool,
-        output_format: str | None, backend: str, unsafe_fixes: bool, max_rounds: int, timeout: float, root: str,
-        rtol: float | None, atol: float | None, min_coverage: float, calls: int, no_derived_inputs: bool,
-        parallel: int, piece_options_text: PieceOptions | None, verbose: bool, emit_test: Path | None) -> None:
+def run(
+    ctx: click.Context,
+    targets: tuple[str, ...],
+    inputs: str | None,
+    apply: bool,
+    as_json: bool,
+    output_format: str | None,
+    backend: str,
+    unsafe_fixes: bool,
+    max_rounds: int,
+    timeout: float,
+    root: str,
+    rtol: float | None,
+    atol: float | None,
+    min_coverage: float,
+    calls: int,
+    no_derived_inputs: bool,
+    parallel: int,
+    piece_options_text: PieceOptions | None,
+    verbose: bool,
+    emit_test: Path | None,
+) -> None:
     """Locate, fix and verify the graph breaks of each TARGET (MODULE:QUALNAME or FILE.py:QUALNAME).
 
     Without TARGET, the targets are those of [tool.breakfix] targets in the root's pyproject.toml.
@@ -194,15 +276,26 @@ def run(ctx: click.Context, targets: tuple[str, ...], inputs: str | None, apply:
     renderer = Renderer(quiet=output_format != "text", verbose=verbose)
 
     def options_for(job) -> RunOptions:
-        return RunOptions(target=_absolute(job.target, job.base), inputs=job.inputs and _absolute(job.inputs, job.base),
-                          root=root_path, backend=backend, timeout=timeout, rtol=rtol, atol=atol,
-                          min_coverage=min_coverage, piece_options=piece_defaults, calls=calls,
-                          derived_inputs=not no_derived_inputs)
+        return RunOptions(
+            target=_absolute(job.target, job.base),
+            inputs=job.inputs and _absolute(job.inputs, job.base),
+            root=root_path,
+            backend=backend,
+            timeout=timeout,
+            rtol=rtol,
+            atol=atol,
+            min_coverage=min_coverage,
+            piece_options=piece_defaults,
+            calls=calls,
+            derived_inputs=not no_derived_inputs,
+        )
 
     def run_one(job, progress):
         if not single:
             check_job(job, root_path)  # one target's error is its outcome; the others go on
-        report = Engine(options_for(job), unsafe_fixes=unsafe_fixes, max_rounds=max_rounds, progress=progress).run(apply)
+        report = Engine(options_for(job), unsafe_fixes=unsafe_fixes, max_rounds=max_rounds, progress=progress).run(
+            apply
+        )
         report.target = job.target  # as the user typed it
         return report
 
@@ -234,8 +327,13 @@ def run(ctx: click.Context, targets: tuple[str, ...], inputs: str | None, apply:
     elif output_format == "sarif":
         from breakfix.sarif import run_results, sarif_log
 
-        renderer.json(sarif_log([r for o in outcomes if o.report for r in run_results(o.report)], str(root_path),
-                                [f"{o.job.target}: {o.error}" for o in outcomes if not o.report]))
+        renderer.json(
+            sarif_log(
+                [r for o in outcomes if o.report for r in run_results(o.report)],
+                str(root_path),
+                [f"{o.job.target}: {o.error}" for o in outcomes if not o.report],
+            )
+        )
     else:
         renderer.batch_report(outcomes, str(root_path))
     if verbose:
@@ -248,8 +346,15 @@ def run(ctx: click.Context, targets: tuple[str, ...], inputs: str | None, apply:
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--all-functions", is_flag=True, help="Scan every function, not only the compiled ones.")
-@click.option("--format", "output_format", type=click.Choice(FORMATS), default="text", is_eager=True,
-              callback=_record_format, help="text (default), json or sarif (SARIF 2.1.0).")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(FORMATS),
+    default="text",
+    is_eager=True,
+    callback=_record_format,
+    help="text (default), json or sarif (SARIF 2.1.0).",
+)
 def check(paths: tuple[str, ...], all_functions: bool, output_format: str) -> None:
     """Statically find likely graph breaks in the compiled functions of PATHS (files or directories).
 
@@ -288,7 +393,9 @@ def _jobs(ctx: click.Context, targets: tuple[str, ...], inputs: str | None, root
         raise click.UsageError("--inputs needs a TARGET", ctx)
     jobs = project_targets(root)
     if not jobs:
-        raise click.UsageError("Missing argument 'TARGET' (and no [tool.breakfix] targets in the root's pyproject.toml)", ctx)
+        raise click.UsageError(
+            "Missing argument 'TARGET' (and no [tool.breakfix] targets in the root's pyproject.toml)", ctx
+        )
     return jobs
 
 

@@ -29,8 +29,18 @@ from breakfix.errors import CannotVerify, TargetError
 from breakfix.locator import RunOptions, locate
 from breakfix.project import is_project_file
 from breakfix.torch_apis import unavailable
-from breakfix.types import (Applicability, Attempt, BreakFacts, BreakReport, FileChange, FixKind, Frame, GraphBreak,
-                            RunReport, Status)
+from breakfix.types import (
+    Applicability,
+    Attempt,
+    BreakFacts,
+    BreakReport,
+    FileChange,
+    FixKind,
+    Frame,
+    GraphBreak,
+    RunReport,
+    Status,
+)
 from breakfix.verifier import check, original_recompiles, repeat
 from breakfix.worker.coverage import statement_span
 from breakfix.worker.protocol import CheckResult, LocateResult
@@ -83,8 +93,14 @@ def disk_line(located_source: str, disk_source: str, lineno: int) -> int:
     return lineno
 
 
-_STATUS_RANK = {Status.FIXED: 0, Status.PROPOSED: 0, Status.NEEDS_UNSAFE: 1, Status.UNFIXABLE: 2,
-                Status.KEPT_EAGER: 3, Status.RESOLVED: 3}
+_STATUS_RANK = {
+    Status.FIXED: 0,
+    Status.PROPOSED: 0,
+    Status.NEEDS_UNSAFE: 1,
+    Status.UNFIXABLE: 2,
+    Status.KEPT_EAGER: 3,
+    Status.RESOLVED: 3,
+}
 
 
 def one_report_per_site(reports: list[BreakReport]) -> list[BreakReport]:
@@ -107,8 +123,9 @@ def _place_in(path: str, brk: GraphBreak, root: Path) -> str:
     return f"{relative}:{line}" if line is not None else relative
 
 
-def apply_codemod(codemod: type[BreakfixCodemod], request: FixRequest, path: str,
-                  source: str) -> tuple[BreakfixCodemod, TransformResult]:
+def apply_codemod(
+    codemod: type[BreakfixCodemod], request: FixRequest, path: str, source: str
+) -> tuple[BreakfixCodemod, TransformResult]:
     """Run one codemod on ``source`` (the text of ``path``) in memory: the instance, whose
     ``applicability`` and ``changes`` are read after the transform, and LibCST's result (a success,
     a ``SkipFile`` as a skip, any other exception as a failure)."""
@@ -142,13 +159,18 @@ class Engine:
             found = locate(self.options, {}, reference)
             self.torch_version, self.missing_apis = found.torch_version, frozenset(found.missing_apis)
             self.located = found
-            self.break_statements = {(file, line) for b in found.breaks
-                                     for file, first, last in [statement_span(b.site.filename, b.site.lineno)]
-                                     for line in range(first, last + 1)}
+            self.break_statements = {
+                (file, line)
+                for b in found.breaks
+                for file, first, last in [statement_span(b.site.filename, b.site.lineno)]
+                for line in range(first, last + 1)
+            }
             if not is_project_file(found.target_file, self.root):
                 # Breaks are only collected at frames inside the root: "no graph breaks" would be a guess.
-                raise TargetError(f"the target is defined in {found.target_file}, outside the project root "
-                                  f"{self.root}: its breaks can be neither located nor fixed (see --root)")
+                raise TargetError(
+                    f"the target is defined in {found.target_file}, outside the project root "
+                    f"{self.root}: its breaks can be neither located nor fixed (see --root)"
+                )
             reports, verified, graph_count_after, rounds = self._fix_all(found, reference)
         changes = [FileChange(Path(p), self.on_disk[p], s) for p, s in self.overlay.items() if s != self.on_disk[p]]
         written = bool(changes) and verified and apply
@@ -169,14 +191,28 @@ class Engine:
                 report.kind, report.coverage = kind, coverage
         remaining = 0 if (not found.breaks or written) else len(found.breaks)
         return RunReport(
-            target=self.options.target, applied=written, breaks=reports, changes=changes, rounds=rounds,
-            verified=verified, graph_count_before=found.graph_count,
-            graph_count_after=graph_count_after if verified else None, remaining=remaining, kind=kind,
-            coverage=coverage, pieces=len(final.pieces) if final is not None and final.split else 0,
-            eager_callers=[caller for c in changes if kind is FixKind.SPLIT
-                           for caller in new_orchestrators(c.path, c.before, c.after)
-                           if (os.path.realpath(caller.path), caller.function) != target],
-            torch_version=found.torch_version, torch_fallbacks=found.torch_fallbacks)
+            target=self.options.target,
+            applied=written,
+            breaks=reports,
+            changes=changes,
+            rounds=rounds,
+            verified=verified,
+            graph_count_before=found.graph_count,
+            graph_count_after=graph_count_after if verified else None,
+            remaining=remaining,
+            kind=kind,
+            coverage=coverage,
+            pieces=len(final.pieces) if final is not None and final.split else 0,
+            eager_callers=[
+                caller
+                for c in changes
+                if kind is FixKind.SPLIT
+                for caller in new_orchestrators(c.path, c.before, c.after)
+                if (os.path.realpath(caller.path), caller.function) != target
+            ],
+            torch_version=found.torch_version,
+            torch_fallbacks=found.torch_fallbacks,
+        )
 
     def _fix_all(self, found: LocateResult, reference: str) -> tuple[list[BreakReport], bool, int | None, int]:
         """Fix breaks round by round; True when the final overlay is verified with no break left."""
@@ -190,18 +226,25 @@ class Engine:
             tried: set[tuple] = set()
             while True:
                 for brk in breaks:  # every break found is reported, including ones a fix removes first
-                    reports.setdefault(_identity(brk), BreakReport(brk=self._on_disk(brk, self.overlay), round=rounds,
-                                                                   status=Status.UNFIXABLE))
+                    reports.setdefault(
+                        _identity(brk),
+                        BreakReport(brk=self._on_disk(brk, self.overlay), round=rounds, status=Status.UNFIXABLE),
+                    )
                 pending = [b for b in breaks if _identity(b) not in tried]
                 if not pending:
                     break
                 brk = pending[0]
                 tried.add(_identity(brk))
                 report = reports[_identity(brk)]
-                request = FixRequest(brk=brk, target_file=found.target_file, target_qualname=found.target_qualname,
-                                     facts=facts.get(f"{brk.site.filename}:{brk.site.lineno}", BreakFacts()),
-                                     sources=dict(self.overlay), other_breaks=tuple(b for b in breaks if b is not brk),
-                                     piece_options=self.options.piece_options)
+                request = FixRequest(
+                    brk=brk,
+                    target_file=found.target_file,
+                    target_qualname=found.target_qualname,
+                    facts=facts.get(f"{brk.site.filename}:{brk.site.lineno}", BreakFacts()),
+                    sources=dict(self.overlay),
+                    other_breaks=tuple(b for b in breaks if b is not brk),
+                    piece_options=self.options.piece_options,
+                )
                 outcome = self._fix_one(request, report, reference)
                 if outcome is None:
                     continue
@@ -209,7 +252,9 @@ class Engine:
                 split = next((code for code in self.kept_codes if BY_CODE[code].CATCH_ALL), None)
                 if split is not None:
                     after = {_identity(b) for b in outcome.breaks}
-                    hidden_by.update({_identity(b): split for b in breaks if b is not brk and _identity(b) not in after})
+                    hidden_by.update(
+                        {_identity(b): split for b in breaks if b is not brk and _identity(b) not in after}
+                    )
                 verified, graph_count, self.final = outcome.complete, outcome.graph_count, outcome
                 breaks, facts = outcome.breaks, outcome.facts
             if not progressed:
@@ -221,15 +266,19 @@ class Engine:
                 if key in hidden_by:
                     # Not fixed: its code no longer runs compiled.
                     report.status = Status.KEPT_EAGER
-                    report.why = f"kept eager by {hidden_by[key]}: its code now runs eagerly, outside the compiled pieces"
+                    report.why = (
+                        f"kept eager by {hidden_by[key]}: its code now runs eagerly, outside the compiled pieces"
+                    )
                 else:
                     # e.g. the second report of a break dynamo hit again in its resume function
                     report.status = Status.RESOLVED
                     report.why = "gone after the fix of another break"
             elif report.status is Status.UNFIXABLE and not report.why:
                 report.why = "; ".join(a.reason for a in report.attempts) or (
-                    "no codemod answers this break" if classifier.candidates(report.brk) else
-                    f"not tried: --max-rounds {self.max_rounds} reached")
+                    "no codemod answers this break"
+                    if classifier.candidates(report.brk)
+                    else f"not tried: --max-rounds {self.max_rounds} reached"
+                )
         return one_report_per_site([*reports.values(), *self.revealed]), verified, graph_count, rounds
 
     def _fix_one(self, request: FixRequest, report: BreakReport, reference: str) -> CheckResult | None:
@@ -244,8 +293,15 @@ class Engine:
         self.revealed += fix.repairs
         return fix.outcome
 
-    def _find_fix(self, request: FixRequest, report: BreakReport, reference: str, base: dict[str, str],
-                  codemods: list[type[BreakfixCodemod]], repairs_left: int) -> _Fix | None:
+    def _find_fix(
+        self,
+        request: FixRequest,
+        report: BreakReport,
+        reference: str,
+        base: dict[str, str],
+        codemods: list[type[BreakfixCodemod]],
+        repairs_left: int,
+    ) -> _Fix | None:
         """The first of ``codemods`` whose rewrite of ``base`` removes the break and matches the
         reference. A rewrite the compiler fails on at a project line (it made the compiler trace
         code it never traced before) is repaired by fixing that revealed break on top of it, up to
@@ -254,27 +310,45 @@ class Engine:
         for codemod in codemods:
             lacking = [api for api in codemod.REQUIRES if api in self.missing_apis]
             if lacking:  # not offered on this torch; the report says what it needs
-                report.add_attempt(Attempt(codemod.CODE, codemod.APPLICABILITY, False,
-                                           unavailable(codemod.CODE, lacking, self.torch_version)))
+                report.add_attempt(
+                    Attempt(
+                        codemod.CODE,
+                        codemod.APPLICABILITY,
+                        False,
+                        unavailable(codemod.CODE, lacking, self.torch_version),
+                    )
+                )
                 continue
             path = codemod.file_to_edit(request)
             if not is_project_file(path, self.root):
-                report.add_attempt(Attempt(codemod.CODE, codemod.APPLICABILITY, False, f"{path} is outside the project root"))
+                report.add_attempt(
+                    Attempt(codemod.CODE, codemod.APPLICABILITY, False, f"{path} is outside the project root")
+                )
                 continue
             self.progress(f"trying {codemod.CODE} on {_place_in(path, brk, self.root)}")
             source = base[path] if path in base else self._source(path)
             instance, result = apply_codemod(codemod, request, path, source)
             if not isinstance(result, TransformSuccess) or result.code == source:
-                why = getattr(result, "skip_description", "") or str(getattr(result, "error", "")) or "nothing to change"
+                why = (
+                    getattr(result, "skip_description", "") or str(getattr(result, "error", "")) or "nothing to change"
+                )
                 report.add_attempt(Attempt(codemod.CODE, instance.applicability, False, why))
                 continue
             if instance.applicability is Applicability.DISPLAY_ONLY or (
-                    instance.applicability is Applicability.UNSAFE and not self.unsafe_fixes):
-                why = f"unsafe fix available with --unsafe-fixes: {instance.changes}" if \
-                    instance.applicability is Applicability.UNSAFE else "display-only fix"
+                instance.applicability is Applicability.UNSAFE and not self.unsafe_fixes
+            ):
+                why = (
+                    f"unsafe fix available with --unsafe-fixes: {instance.changes}"
+                    if instance.applicability is Applicability.UNSAFE
+                    else "display-only fix"
+                )
                 report.add_attempt(Attempt(codemod.CODE, instance.applicability, False, why))
                 if report.status is Status.UNFIXABLE:
-                    report.status, report.fix_code, report.applicability = Status.NEEDS_UNSAFE, codemod.CODE, instance.applicability
+                    report.status, report.fix_code, report.applicability = (
+                        Status.NEEDS_UNSAFE,
+                        codemod.CODE,
+                        instance.applicability,
+                    )
                     report.why = why
                 continue
             trial = {**base, path: result.code}
@@ -298,11 +372,15 @@ class Engine:
             gone = outcome.ok and not any(
                 _identity(b)[:-1] == _identity(brk)[:-1]
                 and (b.project_stack[0].line == brk.project_stack[0].line or b.project_stack[0].line not in old_lines)
-                for b in outcome.breaks)
+                for b in outcome.breaks
+            )
             moved = [b for b in outcome.breaks if b.site.filename == path and b.site.line not in old_lines]
             if not gone or moved:
-                why = outcome.reason or (f"the rewrite moved the break to a line it wrote ({moved[0].gb_type})"
-                                         if moved else "the break is still there after the rewrite")
+                why = outcome.reason or (
+                    f"the rewrite moved the break to a line it wrote ({moved[0].gb_type})"
+                    if moved
+                    else "the break is still there after the rewrite"
+                )
                 report.add_attempt(Attempt(codemod.CODE, instance.applicability, False, why))
                 continue
             refusal = self._split_refusal(outcome, trial)
@@ -327,7 +405,8 @@ class Engine:
                 eager |= {(real, line) for line in eager_original_lines(self.on_disk[path], text)}
         assert self.located is not None
         compilable = self.located.operations - sum(
-            count for file, line, count in self.located.operations_by_line if (file, line) in eager)
+            count for file, line, count in self.located.operations_by_line if (file, line) in eager
+        )
         if compilable <= 0:
             return 1.0 if outcome.operations else 0.0
         return min(1.0, outcome.operations / compilable)
@@ -340,12 +419,21 @@ class Engine:
             return ""
         coverage = self._coverage(outcome, overlay)
         if coverage < self.options.min_coverage:
-            return (f"the split compiles {coverage:.0%} of the original's operations, below --min-coverage "
-                    f"{self.options.min_coverage:g}")
+            return (
+                f"the split compiles {coverage:.0%} of the original's operations, below --min-coverage "
+                f"{self.options.min_coverage:g}"
+            )
         return ""
 
-    def _repair(self, request: FixRequest, candidate: type[BreakfixCodemod], trial: dict[str, str],
-                outcome: CheckResult, reference: str, repairs_left: int) -> _Fix | str:
+    def _repair(
+        self,
+        request: FixRequest,
+        candidate: type[BreakfixCodemod],
+        trial: dict[str, str],
+        outcome: CheckResult,
+        reference: str,
+        repairs_left: int,
+    ) -> _Fix | str:
         """Fix the break a candidate rewrite revealed, on top of it: the fix of both, or why not."""
         revealed = outcome.breaks[0]
         code = candidate.CODE
@@ -356,10 +444,17 @@ class Engine:
         codemods = [c for c in classifier.candidates(revealed) if candidate.CATCH_ALL or not c.CATCH_ALL]
         if _identity(revealed)[:-1] == _identity(request.brk)[:-1] or not codemods:
             return ""
-        self.progress(f"{code}'s rewrite reveals a break at {os.path.relpath(revealed.site.filename, self.root)}:"
-                      f"{revealed.site.lineno}: repairing it")
-        repair_request = FixRequest(brk=revealed, target_file=request.target_file, target_qualname=request.target_qualname,
-                                    sources=dict(trial), piece_options=request.piece_options)
+        self.progress(
+            f"{code}'s rewrite reveals a break at {os.path.relpath(revealed.site.filename, self.root)}:"
+            f"{revealed.site.lineno}: repairing it"
+        )
+        repair_request = FixRequest(
+            brk=revealed,
+            target_file=request.target_file,
+            target_qualname=request.target_qualname,
+            sources=dict(trial),
+            piece_options=request.piece_options,
+        )
         fix = self._find_fix(repair_request, report, reference, trial, codemods, repairs_left)
         if fix is None:
             tried = "; ".join(f"{a.code}: {a.reason}" for a in report.attempts)
@@ -377,20 +472,24 @@ class Engine:
         self.progress("a rewrite did not match: checking that the target repeats its own results")
         difference = repeat(self.options, reference)
         if difference:
-            raise CannotVerify(f"cannot verify: the target is nondeterministic (two eager runs with the same "
-                               f"seeds differ: {difference})")
+            raise CannotVerify(
+                f"cannot verify: the target is nondeterministic (two eager runs with the same "
+                f"seeds differ: {difference})"
+            )
         self.reproducible = True
 
     def _on_disk(self, brk: GraphBreak, located_in: dict[str, str]) -> GraphBreak:
         """The break as the report shows it: its frames at lines of the files as the user has them,
         not of the rewrite ``located_in`` it was located in (which may have lines the file lacks)."""
+
         def frame(f: Frame) -> Frame:
             if f.filename not in located_in or located_in[f.filename] == self.on_disk[f.filename]:
                 return f
             return dataclasses.replace(f, lineno=disk_line(located_in[f.filename], self.on_disk[f.filename], f.lineno))
 
-        return dataclasses.replace(brk, user_stack=[frame(f) for f in brk.user_stack],
-                                   project_stack=[frame(f) for f in brk.project_stack])
+        return dataclasses.replace(
+            brk, user_stack=[frame(f) for f in brk.user_stack], project_stack=[frame(f) for f in brk.project_stack]
+        )
 
     def _no_new_recompiles(self, outcome: CheckResult) -> CheckResult:
         """``outcome``, or a refusal when the rewrite recompiles after its first call more often
@@ -404,9 +503,14 @@ class Engine:
         guards = outcome.verification.recompiles
         if len(guards) <= len(self.original_recompiles):
             return outcome
-        return CheckResult(ok=False, fullgraph=False, reason=(
-            f"the rewrite recompiles {len(guards)} times in {outcome.verification.calls} calls on the same inputs "
-            f"(guard on `{guards[-1]}`), the original {len(self.original_recompiles)} times"))
+        return CheckResult(
+            ok=False,
+            fullgraph=False,
+            reason=(
+                f"the rewrite recompiles {len(guards)} times in {outcome.verification.calls} calls on the same inputs "
+                f"(guard on `{guards[-1]}`), the original {len(self.original_recompiles)} times"
+            ),
+        )
 
     def _source(self, path: str) -> str:
         if path not in self.overlay:

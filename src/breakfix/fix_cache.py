@@ -52,14 +52,29 @@ class CachedRun:
             why = "; ".join(dict.fromkeys(b.why for b in report.breaks if b.why)) or "no verified fix"
         title = "; ".join(BY_CODE[c].FIX_TITLE for c in codes)
         if verified and report.kind is FixKind.SPLIT:
-            title += (f" [split: pieces compile {report.coverage:.0%} of the operations; call the target eagerly, "
-                      f"not under torch.compile]")
-        return cls(target=target, verified=verified, title=title, why=why,
-                   kind=report.kind.value if verified and report.kind else None,
-                   coverage=report.coverage if verified else None,
-                   changes=report.changes if verified else [],
-                   breaks=[{"path": str(b.brk.site.filename), "line": b.brk.site.lineno, "gb_id": b.brk.gb_id,
-                            "gb_type": b.brk.gb_type, "status": b.status.value} for b in report.breaks])
+            title += (
+                f" [split: pieces compile {report.coverage:.0%} of the operations; call the target eagerly, "
+                f"not under torch.compile]"
+            )
+        return cls(
+            target=target,
+            verified=verified,
+            title=title,
+            why=why,
+            kind=report.kind.value if verified and report.kind else None,
+            coverage=report.coverage if verified else None,
+            changes=report.changes if verified else [],
+            breaks=[
+                {
+                    "path": str(b.brk.site.filename),
+                    "line": b.brk.site.lineno,
+                    "gb_id": b.brk.gb_id,
+                    "gb_type": b.brk.gb_type,
+                    "status": b.status.value,
+                }
+                for b in report.breaks
+            ],
+        )
 
     def to_json(self) -> dict:
         data = asdict(self)

@@ -28,7 +28,10 @@ _ITERATOR_METHODS = (
     (re.compile(r"implements '__next__'|method `__next__`"), "GB4347"),
     (re.compile(r"implements '__iter__'|method `__iter__`"), "GB0811"),
 )
-_NARROWED: dict[str, tuple[tuple[re.Pattern[str], str], ...]] = {"GB0156": _ITERATOR_METHODS, "GB9493": _ITERATOR_METHODS}
+_NARROWED: dict[str, tuple[tuple[re.Pattern[str], str], ...]] = {
+    "GB0156": _ITERATOR_METHODS,
+    "GB9493": _ITERATOR_METHODS,
+}
 
 
 def gb_id_of(brk: GraphBreak) -> str | None:

@@ -32,7 +32,15 @@ def locate(options: RunOptions, overlay: dict[str, str], reference: str | None) 
     With ``reference`` (a path), the worker also records the eager reference run there. The worker
     also reports which of the APIs the codemods rely on its torch lacks.
     """
-    request = LocateRequest(target=options.target, inputs=options.inputs, root=str(options.root),
-                            reference=reference, overlay=overlay, backend=options.backend,
-                            apis=REQUIRED_APIS, calls=options.calls, derived_inputs=options.derived_inputs)
+    request = LocateRequest(
+        target=options.target,
+        inputs=options.inputs,
+        root=str(options.root),
+        reference=reference,
+        overlay=overlay,
+        backend=options.backend,
+        apis=REQUIRED_APIS,
+        calls=options.calls,
+        derived_inputs=options.derived_inputs,
+    )
     return run_worker(request, options.timeout)

@@ -73,8 +73,9 @@ def build_server() -> BreakfixLanguageServer:
             task.cancel()
         ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
-    @server.feature(types.TEXT_DOCUMENT_CODE_ACTION,
-                    types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]))
+    @server.feature(
+        types.TEXT_DOCUMENT_CODE_ACTION, types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix])
+    )
     def code_action(ls: BreakfixLanguageServer, params: types.CodeActionParams) -> list[types.CodeAction]:
         document = ls.workspace.get_text_document(params.text_document.uri)
         if not _is_python(document):
@@ -121,15 +122,22 @@ def _findings(document: TextDocument) -> list[static.Finding] | None:
 
 
 def _finding_range(document: TextDocument, finding: static.Finding) -> types.Range:
-    return document.range_to_client_units(ServerTextRange(
-        ServerTextPosition(finding.line - 1, finding.col), ServerTextPosition(finding.end_line - 1, finding.end_col)))
+    return document.range_to_client_units(
+        ServerTextRange(
+            ServerTextPosition(finding.line - 1, finding.col), ServerTextPosition(finding.end_line - 1, finding.end_col)
+        )
+    )
 
 
 def _diagnostic(document: TextDocument, finding: static.Finding) -> types.Diagnostic:
     gb = " ".join(part for part in (finding.gb_id, finding.gb_type) if part)
     return types.Diagnostic(
-        range=_finding_range(document, finding), message=f"{finding.message} ({gb})" if gb else finding.message,
-        severity=types.DiagnosticSeverity.Warning, code=finding.code, source=SOURCE)
+        range=_finding_range(document, finding),
+        message=f"{finding.message} ({gb})" if gb else finding.message,
+        severity=types.DiagnosticSeverity.Warning,
+        code=finding.code,
+        source=SOURCE,
+    )
 
 
 def _publish(ls: BreakfixLanguageServer, uri: str) -> None:
@@ -141,7 +149,8 @@ def _publish(ls: BreakfixLanguageServer, uri: str) -> None:
         return  # keep the last diagnostics until the file parses again, rather than flicker
     diagnostics = [_diagnostic(document, f) for f in findings] + _run_diagnostics(ls, document)
     ls.text_document_publish_diagnostics(
-        types.PublishDiagnosticsParams(uri=uri, version=document.version, diagnostics=diagnostics))
+        types.PublishDiagnosticsParams(uri=uri, version=document.version, diagnostics=diagnostics)
+    )
 
 
 def _run_diagnostics(ls: BreakfixLanguageServer, document: TextDocument) -> list[types.Diagnostic]:
@@ -156,12 +165,19 @@ def _run_diagnostics(ls: BreakfixLanguageServer, document: TextDocument) -> list
             if Path(brk["path"]) != path or line >= len(document.lines):
                 continue
             text = document.lines[line].rstrip("\r\n")
-            site = ServerTextRange(ServerTextPosition(line, len(text) - len(text.lstrip())), ServerTextPosition(line, len(text)))
+            site = ServerTextRange(
+                ServerTextPosition(line, len(text) - len(text.lstrip())), ServerTextPosition(line, len(text))
+            )
             gb = " ".join(part for part in (brk["gb_id"], brk["gb_type"]) if part)
-            diagnostics.append(types.Diagnostic(
-                range=document.range_to_client_units(site), severity=types.DiagnosticSeverity.Warning,
-                message=f"graph break ({gb}) found running {run.target}; {outcome}",
-                code=brk["gb_id"] or None, source=f"{SOURCE} run"))
+            diagnostics.append(
+                types.Diagnostic(
+                    range=document.range_to_client_units(site),
+                    severity=types.DiagnosticSeverity.Warning,
+                    message=f"graph break ({gb}) found running {run.target}; {outcome}",
+                    code=brk["gb_id"] or None,
+                    source=f"{SOURCE} run",
+                )
+            )
     return diagnostics
 
 
@@ -176,18 +192,29 @@ def _static_actions(document: TextDocument, wanted: ServerTextRange, root: Path)
         diagnostic = _diagnostic(document, finding)
         fixed = static.quick_fix(document.source, document.path, finding)
         if fixed is not None and fixed != document.source:
-            actions.append(types.CodeAction(
-                title=f"breakfix: {_fix_title(finding)} (not verified)", kind=types.CodeActionKind.QuickFix,
-                diagnostics=[diagnostic],
-                edit=types.WorkspaceEdit(changes={document.uri: text_edits(document.source, fixed, document.position_codec)})))
+            actions.append(
+                types.CodeAction(
+                    title=f"breakfix: {_fix_title(finding)} (not verified)",
+                    kind=types.CodeActionKind.QuickFix,
+                    diagnostics=[diagnostic],
+                    edit=types.WorkspaceEdit(
+                        changes={document.uri: text_edits(document.source, fixed, document.position_codec)}
+                    ),
+                )
+            )
         if finding.compiled and finding.compiled not in offered_runs:
             offered_runs.add(finding.compiled)
             path = Path(os.path.realpath(document.path))
             target = f"{path.relative_to(root) if path.is_relative_to(root) else path}:{finding.compiled}"
             title = f"breakfix: find and verify a fix for {finding.compiled} (runs it)"
-            actions.append(types.CodeAction(
-                title=title, kind=types.CodeActionKind.QuickFix, diagnostics=[diagnostic],
-                command=types.Command(title=title, command=RUN_COMMAND, arguments=[{"target": target}])))
+            actions.append(
+                types.CodeAction(
+                    title=title,
+                    kind=types.CodeActionKind.QuickFix,
+                    diagnostics=[diagnostic],
+                    command=types.Command(title=title, command=RUN_COMMAND, arguments=[{"target": target}]),
+                )
+            )
     return actions
 
 
@@ -219,7 +246,9 @@ def _read_disk(path: Path) -> str | None:
         return None
 
 
-def _verified_actions(ls: BreakfixLanguageServer, document: TextDocument, wanted: ServerTextRange) -> list[types.CodeAction]:
+def _verified_actions(
+    ls: BreakfixLanguageServer, document: TextDocument, wanted: ServerTextRange
+) -> list[types.CodeAction]:
     """The cached verified rewrites of this content, offered on the lines they touch or break on."""
     actions = []
     path = Path(os.path.realpath(document.path))
@@ -232,9 +261,14 @@ def _verified_actions(ls: BreakfixLanguageServer, document: TextDocument, wanted
                 lines |= _changed_lines(change.before, change.after)
         if not _touches(wanted, lines):
             continue
-        actions.append(types.CodeAction(
-            title=f"breakfix: {run.title} (verified)", kind=types.CodeActionKind.QuickFix, is_preferred=True,
-            edit=workspace_edit(run.changes, ls.workspace.position_codec)))
+        actions.append(
+            types.CodeAction(
+                title=f"breakfix: {run.title} (verified)",
+                kind=types.CodeActionKind.QuickFix,
+                is_preferred=True,
+                edit=workspace_edit(run.changes, ls.workspace.position_codec),
+            )
+        )
     return actions
 
 
@@ -253,8 +287,10 @@ async def _run_command(ls: BreakfixLanguageServer, arguments: tuple) -> dict:
     from breakfix.locator import RunOptions
 
     if len(arguments) != 1 or not isinstance(arguments[0], dict) or "target" not in arguments[0]:
-        raise JsonRpcInvalidParams(f'{RUN_COMMAND} takes one argument {{"target": "file.py:qualname", '
-                                   f'"inputs": spec, "root": dir}}, got {list(arguments)!r}')
+        raise JsonRpcInvalidParams(
+            f'{RUN_COMMAND} takes one argument {{"target": "file.py:qualname", '
+            f'"inputs": spec, "root": dir}}, got {list(arguments)!r}'
+        )
     request = arguments[0]
     root = Path(os.path.realpath(request.get("root") or ls.root))
     try:
@@ -270,9 +306,15 @@ async def _run_command(ls: BreakfixLanguageServer, arguments: tuple) -> dict:
         # The cache key is the target's file as the engine reads it: on disk, not the editor's buffer.
         analysed = _read_disk(target_file)
         try:
-            report = await loop.run_in_executor(None, lambda: Engine(
-                options, unsafe_fixes=False, max_rounds=5,
-                progress=lambda message: loop.call_soon_threadsafe(report_progress, message)).run(apply=False))
+            report = await loop.run_in_executor(
+                None,
+                lambda: Engine(
+                    options,
+                    unsafe_fixes=False,
+                    max_rounds=5,
+                    progress=lambda message: loop.call_soon_threadsafe(report_progress, message),
+                ).run(apply=False),
+            )
         except BreakfixError as e:
             return {"target": request["target"], "verified": False, "why": str(e), "edit": None}
         finally:
@@ -282,11 +324,24 @@ async def _run_command(ls: BreakfixLanguageServer, arguments: tuple) -> dict:
     for uri in list(ls.workspace.text_documents):
         _publish(ls, uri)  # open files with this content now show what the run found
     if run.verified:
-        ls.window_show_message(types.ShowMessageParams(
-            type=types.MessageType.Info, message=f"breakfix: verified fix for {request['target']}: {run.title}"))
-    edit = get_converter().unstructure(workspace_edit(run.changes, ls.workspace.position_codec)) if run.verified else None
-    return {"target": request["target"], "verified": run.verified, "kind": run.kind, "coverage": run.coverage,
-            "title": run.title, "why": run.why, "edit": edit, "breaks": run.breaks}
+        ls.window_show_message(
+            types.ShowMessageParams(
+                type=types.MessageType.Info, message=f"breakfix: verified fix for {request['target']}: {run.title}"
+            )
+        )
+    edit = (
+        get_converter().unstructure(workspace_edit(run.changes, ls.workspace.position_codec)) if run.verified else None
+    )
+    return {
+        "target": request["target"],
+        "verified": run.verified,
+        "kind": run.kind,
+        "coverage": run.coverage,
+        "title": run.title,
+        "why": run.why,
+        "edit": edit,
+        "breaks": run.breaks,
+    }
 
 
 def _absolute(spec: str, root: Path) -> str:
@@ -345,4 +400,6 @@ def text_edits(before: str, after: str, codec: PositionCodec) -> list[types.Text
 
 
 def workspace_edit(changes: list[FileChange], codec: PositionCodec) -> types.WorkspaceEdit:
-    return types.WorkspaceEdit(changes={from_fs_path(str(c.path)): text_edits(c.before, c.after, codec) for c in changes})
+    return types.WorkspaceEdit(
+        changes={from_fs_path(str(c.path)): text_edits(c.before, c.after, codec) for c in changes}
+    )

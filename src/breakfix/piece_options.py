@@ -18,7 +18,9 @@ def parse(text: str) -> PieceOptions:
     try:
         call = ast.parse(f"compile({text})", mode="eval").body
     except SyntaxError:
-        raise ValueError(f"expected keyword arguments of torch.compile such as mode=\"max-autotune\", got {text!r}") from None
+        raise ValueError(
+            f'expected keyword arguments of torch.compile such as mode="max-autotune", got {text!r}'
+        ) from None
     if not isinstance(call, ast.Call) or call.args or any(k.arg is None for k in call.keywords):
         raise ValueError(f"expected only keyword arguments (key=value, ...), got {text!r}")
     options = []
@@ -34,7 +36,7 @@ def parse(text: str) -> PieceOptions:
 def from_table(table: object) -> PieceOptions:
     """The ``piece-options`` table of ``[tool.breakfix]``."""
     if not isinstance(table, dict):
-        raise ValueError(f"piece-options must be a table such as {{mode = \"max-autotune\"}}, got {table!r}")
+        raise ValueError(f'piece-options must be a table such as {{mode = "max-autotune"}}, got {table!r}')
     return _checked(list(table.items()))
 
 

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.markdown import Markdown
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
@@ -25,8 +25,14 @@ from breakfix.types import BreakReport, FixKind, RunReport, Status, Verification
 if TYPE_CHECKING:
     from breakfix.static import CheckReport
 
-_STATUS_STYLE = {Status.FIXED: "green", Status.PROPOSED: "cyan", Status.RESOLVED: "green", Status.KEPT_EAGER: "yellow",
-                 Status.NEEDS_UNSAFE: "yellow", Status.UNFIXABLE: "red"}
+_STATUS_STYLE = {
+    Status.FIXED: "green",
+    Status.PROPOSED: "cyan",
+    Status.RESOLVED: "green",
+    Status.KEPT_EAGER: "yellow",
+    Status.NEEDS_UNSAFE: "yellow",
+    Status.UNFIXABLE: "red",
+}
 
 
 class Renderer:
@@ -57,8 +63,9 @@ class Renderer:
         else:
             sys.stdout.write(markdown if markdown.endswith("\n") else markdown + "\n")
 
-    def catalogue(self, codemods: tuple[type[BreakfixCodemod], ...], availability: dict[str, str],
-                  torch_version: str) -> None:
+    def catalogue(
+        self, codemods: tuple[type[BreakfixCodemod], ...], availability: dict[str, str], torch_version: str
+    ) -> None:
         """`breakfix codemods`: one row per codemod, in the order the classifier tries them, with
         whether the installed torch offers it (``availability``: code -> "yes" or what it needs)."""
         table = Table(title=f"breakfix codemods on torch {torch_version} (breakfix explain CODE for one page)")
@@ -69,9 +76,19 @@ class Renderer:
             if codemod.CATCH_ALL:
                 gb_ids += " (and any break, last)"
             available = availability[codemod.CODE]
-            table.add_row(*(Text(cell) for cell in (
-                codemod.CODE, codemod.FIX_TITLE, codemod.__module__.rpartition(".")[2],
-                codemod.APPLICABILITY.value, gb_ids)), Text(available, style="green" if available == "yes" else "red"))
+            table.add_row(
+                *(
+                    Text(cell)
+                    for cell in (
+                        codemod.CODE,
+                        codemod.FIX_TITLE,
+                        codemod.__module__.rpartition(".")[2],
+                        codemod.APPLICABILITY.value,
+                        gb_ids,
+                    )
+                ),
+                Text(available, style="green" if available == "yes" else "red"),
+            )
         self.out.print(table)
 
     def torch_notes(self, report: RunReport) -> None:
@@ -90,10 +107,17 @@ class Renderer:
             self.out.print(Text(f"Graph breaks in {report.target}:"))
             for item in report.breaks:
                 verified = "verified" if item.verified else "not verified"
-                fix = f"{item.fix_code} ({_kind(item)}, {item.applicability.value}, {verified})" \
-                    if item.fix_code and item.applicability else "no fix"
-                self.out.print(Text(f"{_location(item, root)}: {item.brk.gb_id or '-'} {item.brk.gb_type}: {fix}: "
-                                    + "; ".join(self._why(item))))
+                fix = (
+                    f"{item.fix_code} ({_kind(item)}, {item.applicability.value}, {verified})"
+                    if item.fix_code and item.applicability
+                    else "no fix"
+                )
+                self.out.print(
+                    Text(
+                        f"{_location(item, root)}: {item.brk.gb_id or '-'} {item.brk.gb_type}: {fix}: "
+                        + "; ".join(self._why(item))
+                    )
+                )
         for change in report.changes:
             diff = unified_diff(str(change.path), change.before, change.after, root)
             if self.out.is_terminal:
@@ -102,16 +126,23 @@ class Renderer:
                 sys.stdout.write(diff)
         for item in report.breaks:
             if item.verified and item.verification:
-                self.out.print(Text(f"{os.path.relpath(item.brk.site.filename, root)}:{item.brk.site.lineno} "
-                                    f"{item.fix_code}: {_checked_on(item.verification)}"))
+                self.out.print(
+                    Text(
+                        f"{os.path.relpath(item.brk.site.filename, root)}:{item.brk.site.lineno} "
+                        f"{item.fix_code}: {_checked_on(item.verification)}"
+                    )
+                )
         self.out.print(self._summary(report))
         if not self.verbose and any(_shorten(a.reason) != a.reason for item in report.breaks for a in item.attempts):
             self.out.print(Text("Refusal reasons are shortened; --verbose prints them whole."))
         for caller in report.eager_callers:
-            self.out.print(Text(
-                f"{os.path.relpath(caller.path, root)}: {caller.function} now runs eagerly and calls {caller.pieces} "
-                f"compiled piece(s): every caller of it runs them, and none can compile it with fullgraph=True. "
-                f"Paths through it that the example inputs did not take are not verified."))
+            self.out.print(
+                Text(
+                    f"{os.path.relpath(caller.path, root)}: {caller.function} now runs eagerly and calls {caller.pieces} "
+                    f"compiled piece(s): every caller of it runs them, and none can compile it with fullgraph=True. "
+                    f"Paths through it that the example inputs did not take are not verified."
+                )
+            )
         for item in report.breaks:
             if item.status is Status.UNFIXABLE and item.brk.hints:
                 self.out.print(Text(f"hint for {_location(item, root)}: " + " ".join(item.brk.hints[:2])))
@@ -122,9 +153,17 @@ class Renderer:
             table.add_column(column, overflow="fold")
         for item in report.breaks:
             table.add_row(
-                *(Text(cell) for cell in (
-                    _location(item, root), item.brk.gb_id or "-", item.brk.gb_type,
-                    item.fix_code or "-", _kind(item), item.applicability.value if item.applicability else "-")),
+                *(
+                    Text(cell)
+                    for cell in (
+                        _location(item, root),
+                        item.brk.gb_id or "-",
+                        item.brk.gb_type,
+                        item.fix_code or "-",
+                        _kind(item),
+                        item.applicability.value if item.applicability else "-",
+                    )
+                ),
                 Text("yes" if item.verified else "no", style="green" if item.verified else "red"),
                 Text("\n".join(self._why(item)), style=_STATUS_STYLE.get(item.status, "")),
             )
@@ -133,23 +172,35 @@ class Renderer:
     def _why(self, item: BreakReport) -> list[str]:
         """The status or why, then each fix tried and refused before the one kept, with its reason
         (shortened unless --verbose): a split for one ``print`` says why the targeted fix was not used."""
-        refused = [f"{a.code} refused: {a.reason if self.verbose else _shorten(a.reason)}"
-                   for a in item.attempts if not a.verified and a.code != item.fix_code and a.reason != item.why
-                   and (self.verbose or not BY_CODE[a.code].CATCH_ALL)]  # a last resort's refusal: --verbose
+        refused = [
+            f"{a.code} refused: {a.reason if self.verbose else _shorten(a.reason)}"
+            for a in item.attempts
+            if not a.verified
+            and a.code != item.fix_code
+            and a.reason != item.why
+            and (self.verbose or not BY_CODE[a.code].CATCH_ALL)
+        ]  # a last resort's refusal: --verbose
         return [item.why or item.status.value, *refused]
 
     def findings(self, report: CheckReport) -> None:
         """``breakfix check``: one line per likely break, as linters print them (1-based columns)."""
         for f in report.findings:
             gb = f"{f.gb_id} " if f.gb_id else ""
-            self.out.print(Text.assemble((f"{f.path}:{f.line}:{f.col + 1}:", "bold"), " ", (f.code, "red"),
-                                         f" {f.message} [{gb}{f.gb_type}]"))
+            self.out.print(
+                Text.assemble(
+                    (f"{f.path}:{f.line}:{f.col + 1}:", "bold"), " ", (f.code, "red"), f" {f.message} [{gb}{f.gb_type}]"
+                )
+            )
         for error in report.errors:
             self.error(error)
         files = f"{report.files} file{'s' if report.files != 1 else ''}"
         if report.findings:
-            self.out.print(Text(f"Found {len(report.findings)} likely graph break(s) in {files} (static check, not "
-                                "verified: `breakfix run` locates and verifies them)."))
+            self.out.print(
+                Text(
+                    f"Found {len(report.findings)} likely graph break(s) in {files} (static check, not "
+                    "verified: `breakfix run` locates and verifies them)."
+                )
+            )
         elif not report.errors:
             self.out.print(Text(f"No likely graph breaks in {files}."))
 
@@ -159,7 +210,13 @@ class Renderer:
         if self.quiet or not self.err.is_terminal:
             yield _PlainBatchEvents(self, total)
             return
-        columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        columns = (
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
         with Progress(*columns, console=self.err) as progress:
             yield _LiveBatchEvents(progress, total)
 
@@ -177,9 +234,11 @@ class Renderer:
     @staticmethod
     def _summary(report: RunReport) -> str:
         if report.kind is FixKind.SPLIT:
-            split = (f"as a split: {report.target} now runs eagerly and calls {report.pieces} compiled piece(s) "
-                     f"covering {report.coverage:.0%} of the operations; outputs and side effects match eager. "
-                     f"Call it eagerly; do not wrap it in torch.compile.")
+            split = (
+                f"as a split: {report.target} now runs eagerly and calls {report.pieces} compiled piece(s) "
+                f"covering {report.coverage:.0%} of the operations; outputs and side effects match eager. "
+                f"Call it eagerly; do not wrap it in torch.compile."
+            )
             if report.applied:
                 return f"Wrote {len(report.changes)} file(s) {split}"
             return f"Dry run: the rewrite above is verified {split} Rerun with --apply to write it."
@@ -210,9 +269,11 @@ def _checked_on(verification: Verification) -> str:
     """What a fix was verified on, in a few words."""
     derived = verification.derived_inputs
     recompiles = ", ".join(f"`{guard}`" for guard in verification.recompiles) or "none"
-    return (f"verified on {verification.calls} calls on the same inputs and one on fresh inputs, "
-            f"{derived} derived input{'' if derived == 1 else 's'} of other sizes; recompiles after the first call: "
-            f"{recompiles}")
+    return (
+        f"verified on {verification.calls} calls on the same inputs and one on fresh inputs, "
+        f"{derived} derived input{'' if derived == 1 else 's'} of other sizes; recompiles after the first call: "
+        f"{recompiles}"
+    )
 
 
 def _kind(item: BreakReport) -> str:
@@ -253,7 +314,9 @@ class _PlainBatchEvents:
             self.done += 1
             done = self.done
         detail = f": {outcome.error}" if outcome.error else ""
-        self.renderer.progress(f"[{done}/{self.total}] {outcome.job.target}: {outcome_status(outcome)}{detail} ({outcome.seconds:.1f}s)")
+        self.renderer.progress(
+            f"[{done}/{self.total}] {outcome.job.target}: {outcome_status(outcome)}{detail} ({outcome.seconds:.1f}s)"
+        )
 
 
 class _LiveBatchEvents:
@@ -278,4 +341,6 @@ class _LiveBatchEvents:
         with self.lock:
             self.live.remove_task(self.tasks.pop(outcome.job))
             self.live.advance(self.overall)
-            self.live.console.print(Text(f"{outcome.job.target}: {outcome_status(outcome)} ({outcome.seconds:.1f}s)", style=style))
+            self.live.console.print(
+                Text(f"{outcome.job.target}: {outcome_status(outcome)} ({outcome.seconds:.1f}s)", style=style)
+            )

@@ -84,19 +84,27 @@ def sarif_log(results: list[Result], root: str, errors: list[str] = ()) -> dict:
     return {
         "$schema": SCHEMA,
         "version": VERSION,
-        "runs": [{
-            "tool": {"driver": {
-                "name": "breakfix", "version": __version__, "semanticVersion": __version__,
-                "rules": [_rule(codemod) for codemod in REGISTRY],
-            }},
-            "originalUriBaseIds": {ROOT_ID: {"uri": Path(os.path.abspath(root)).as_uri() + "/"}},
-            "columnKind": "unicodeCodePoints",
-            "invocations": [{
-                "executionSuccessful": not errors,
-                "toolExecutionNotifications": [{"level": "error", "message": {"text": e}} for e in errors],
-            }],
-            "results": [_result(r, root) for r in results],
-        }],
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "breakfix",
+                        "version": __version__,
+                        "semanticVersion": __version__,
+                        "rules": [_rule(codemod) for codemod in REGISTRY],
+                    }
+                },
+                "originalUriBaseIds": {ROOT_ID: {"uri": Path(os.path.abspath(root)).as_uri() + "/"}},
+                "columnKind": "unicodeCodePoints",
+                "invocations": [
+                    {
+                        "executionSuccessful": not errors,
+                        "toolExecutionNotifications": [{"level": "error", "message": {"text": e}} for e in errors],
+                    }
+                ],
+                "results": [_result(r, root) for r in results],
+            }
+        ],
     }
 
 
@@ -106,15 +114,30 @@ def _gb_properties(gb_id: str | None, gb_type: str) -> dict:
 
 def check_results(findings) -> list[Result]:
     """``breakfix check`` findings: warnings, since static findings are likely, not verified."""
-    return [Result(f.code, "warning", f"{f.message} [{f.gb_id or 'no GB id'}: {f.gb_type}]", f.path, f.line, f.col,
-                   f.end_line, f.end_col,
-                   {**_gb_properties(f.gb_id, f.gb_type), "pattern": f.pattern, "function": f.function,
-                    "verified": False})
-            for f in findings]
+    return [
+        Result(
+            f.code,
+            "warning",
+            f"{f.message} [{f.gb_id or 'no GB id'}: {f.gb_type}]",
+            f.path,
+            f.line,
+            f.col,
+            f.end_line,
+            f.end_col,
+            {**_gb_properties(f.gb_id, f.gb_type), "pattern": f.pattern, "function": f.function, "verified": False},
+        )
+        for f in findings
+    ]
 
 
-_RUN_LEVELS = {Status.UNFIXABLE: "error", Status.NEEDS_UNSAFE: "warning", Status.PROPOSED: "warning",
-               Status.FIXED: "note", Status.RESOLVED: "note", Status.KEPT_EAGER: "warning"}
+_RUN_LEVELS = {
+    Status.UNFIXABLE: "error",
+    Status.NEEDS_UNSAFE: "warning",
+    Status.PROPOSED: "warning",
+    Status.FIXED: "note",
+    Status.RESOLVED: "note",
+    Status.KEPT_EAGER: "warning",
+}
 
 
 def run_results(report: RunReport) -> list[Result]:
@@ -127,17 +150,34 @@ def run_results(report: RunReport) -> list[Result]:
         rule = item.fix_code or (item.attempts[0].code if item.attempts else codes[0])
         message = f"graph break ({item.status.value}): {item.brk.gb_type}"
         if item.kind is FixKind.SPLIT:
-            message += (f"; fixed by a split covering {item.coverage:.0%} of the operations: call the target eagerly, "
-                        f"do not wrap it in torch.compile")
+            message += (
+                f"; fixed by a split covering {item.coverage:.0%} of the operations: call the target eagerly, "
+                f"do not wrap it in torch.compile"
+            )
         elif item.kind is FixKind.FULLGRAPH:
             message += "; the target compiles with fullgraph=True"
         if item.why:
             message += f"; {item.why}"
         # A frame's end column is on its start line (Python records no end line for it).
         end_col = site.end_colno if site.colno is not None and (site.end_colno or 0) > site.colno else None
-        results.append(Result(rule, _RUN_LEVELS[item.status], message, site.filename, site.lineno, site.colno,
-                              site.lineno if end_col is not None else None, end_col,
-                              {**_gb_properties(item.brk.gb_id, item.brk.gb_type), "status": item.status.value,
-                               "verified": item.verified, "target": report.target,
-                               "kind": item.kind.value if item.kind else None, "coverage": item.coverage}))
+        results.append(
+            Result(
+                rule,
+                _RUN_LEVELS[item.status],
+                message,
+                site.filename,
+                site.lineno,
+                site.colno,
+                site.lineno if end_col is not None else None,
+                end_col,
+                {
+                    **_gb_properties(item.brk.gb_id, item.brk.gb_type),
+                    "status": item.status.value,
+                    "verified": item.verified,
+                    "target": report.target,
+                    "kind": item.kind.value if item.kind else None,
+                    "coverage": item.coverage,
+                },
+            )
+        )
     return results

@@ -50,12 +50,20 @@ _MODULE_BASES = frozenset({"torch.nn.Module", "torch.nn.modules.module.Module"})
 # Functions dynamo does not trace into: an eager region (calling one is its own pattern) or an
 # opaque op. Their bodies are not scanned as compiled code.
 _DISABLE = frozenset({"torch.compiler.disable", "torch._dynamo.disable"})
-_OPAQUE = frozenset({"torch._dynamo.nonstrict_trace", "torch.library.custom_op", "torch._dynamo.allow_in_graph",
-                     "torch.compiler.allow_in_graph"})
+_OPAQUE = frozenset(
+    {
+        "torch._dynamo.nonstrict_trace",
+        "torch.library.custom_op",
+        "torch._dynamo.allow_in_graph",
+        "torch.compiler.allow_in_graph",
+    }
+)
 _LOGGING_FUNCTIONS = ("debug", "info", "warning", "warn", "error", "critical", "exception", "log")
 # Tensor methods and torch functions whose result, tested by `if`/`while`, depends on tensor data.
 _REDUCTIONS = frozenset({"sum", "mean", "max", "min", "any", "all", "norm", "prod", "isfinite", "isnan", "isinf"})
-_ITERATOR_ANNOTATIONS = frozenset({f"{m}.{t}" for m in ("typing", "collections.abc") for t in ("Iterator", "Generator")})
+_ITERATOR_ANNOTATIONS = frozenset(
+    {f"{m}.{t}" for m in ("typing", "collections.abc") for t in ("Iterator", "Generator")}
+)
 _NEVER_COMPILED = frozenset({"__init__", "example_inputs"})
 _SUPPRESSION = re.compile(r"#\s*breakfix:\s*ignore(?:\[(?P<codes>[^\]]*)\])?", re.I)
 
@@ -108,136 +116,323 @@ def _example(imports: str, body: str) -> str:
 
 
 PATTERNS: tuple[Pattern, ...] = (
-    Pattern("print", "GB0059", "print() in compiled code: dynamo cannot trace console output",
-            (_example("", "print(x)\nreturn x + 1"),), frozenset({"builtins.print"})),
-    Pattern("builtin-io", "GB0059", "{name}() in compiled code: file and console I/O cannot be traced",
-            (_example("", "open('/dev/null')\nreturn x + 1"), _example("", "input()\nreturn x + 1"),
-             _example("", "breakpoint()\nreturn x + 1")),
-            frozenset({"builtins.open", "builtins.input", "builtins.breakpoint"})),
-    Pattern("repr", "GB0569", "repr() of a tensor in compiled code cannot be traced",
-            (_example("", "s = repr(x)\nreturn x + 1"),), frozenset({"builtins.repr"})),
-    Pattern("graph-break", "GB0025", "torch._dynamo.graph_break() stops the graph on purpose",
-            (_example("", "y = x + 1\ntorch._dynamo.graph_break()\nreturn y"),),
-            frozenset({"torch._dynamo.graph_break"})),
-    Pattern("torch-save", "GB0007", "{name}() writes a file; dynamo skips it, which breaks the graph",
-            (_example("", "torch.save(x, 'saved.pt')\nreturn x + 1"),),
-            frozenset({"torch.save"})),
-    Pattern("warnings", "GB0007", "warnings.warn() in compiled code: dynamo skips it, which breaks the graph",
-            (_example("import warnings", "warnings.warn('w')\nreturn x + 1"),), frozenset({"warnings.warn"})),
-    Pattern("clock", "GB0007", "{name}() reads the clock; dynamo skips it, which breaks the graph",
-            (_example("import time", "t = time.time()\nreturn x + t"),
-             _example("import time", "t = time.perf_counter()\nreturn x + t"),
-             _example("import time", "t = time.monotonic()\nreturn x + t")),
-            frozenset({"time.time", "time.perf_counter", "time.monotonic"})),
-    Pattern("wall-date", "GB0156", "{name}() reads the date and time; dynamo cannot trace it",
-            (_example("from datetime import datetime", "s = datetime.now()\nreturn x + 1"),
-             _example("import datetime", "s = datetime.datetime.utcnow()\nreturn x + 1"),
-             _example("from datetime import date", "s = date.today()\nreturn x + 1")),
-            frozenset({"datetime.datetime.now", "datetime.datetime.utcnow", "datetime.date.today"})),
-    Pattern("host-state", "GB0007", "{name}() asks the operating system; dynamo skips it, which breaks the graph",
-            (_example("import uuid", "s = uuid.uuid4()\nreturn x + 1"),
-             _example("import os", "s = os.getpid()\nreturn x + 1"),
-             _example("import tempfile", "fd, path = tempfile.mkstemp()\nreturn x + 1"),
-             _example("import os", "os.close(os.dup(1))\nreturn x + 1"),
-             _example("import os", "os.remove('breakfix-example-never-created')\nreturn x + 1"),
-             _example("import os", "os.makedirs('made', exist_ok=True)\nreturn x + 1"),
-             _example("import os", "seed = os.urandom(8)\nreturn x + 1")),
-            frozenset({"uuid.uuid4", "os.getpid", "tempfile.mkstemp", "os.close", "os.remove", "os.makedirs",
-                       "os.urandom"})),
-    Pattern("skipped-stdlib", "GB0007", "{name}(): dynamo skips this function, which breaks the graph",
-            (_example("import heapq", "top = heapq.nlargest(2, [3, 1, 2])\nreturn x + top[0]"),
-             _example("import heapq", "top = heapq.nsmallest(2, [3, 1, 2])\nreturn x + top[0]")),
-            frozenset({"heapq.nlargest", "heapq.nsmallest"})),
-    Pattern("path-io", "GB0007", "Path.{name}() reads or writes a file; dynamo skips it, which breaks the graph",
-            (_example("from pathlib import Path", "text = Path(__file__).read_text()\nreturn x + len(text)"),
-             _example("from pathlib import Path", "with Path(__file__).open() as f:\n    f.read()\nreturn x + 1"))),
-    Pattern("untraceable-object", "GB0156", "{name}() makes an object dynamo cannot trace",
-            (_example("import io", "buffer = io.BytesIO()\nreturn x + 1"),
-             _example("import json", "s = json.dumps({'a': 1})\nreturn x + len(s)")),
-            frozenset({"io.BytesIO", "json.dumps"})),
-    Pattern("opaque-generator", "GB0363", "{name}() creates an opaque object in the middle of compiled code",
-            (_example("", "g = torch.Generator()\nreturn x + 1"),), frozenset({"torch.Generator"})),
-    Pattern("numpy-unsupported", "GB0294", "{name}() is a numpy function torch cannot trace",
-            (_example("import numpy as np", "np.save('saved.npy', x.numpy())\nreturn x + 1"),
-             _example("import numpy as np", "y = np.interp(np.linspace(0, 1, 3), np.linspace(0, 1, 3), x.numpy())\n"
-                      "return x + torch.from_numpy(y)"),
-             _example("import numpy as np", "rng = np.random.default_rng()\nreturn x + 1")),
-            frozenset({"numpy.save", "numpy.interp", "numpy.random.default_rng"})),
-    Pattern("numpy-ufunc-method", "GB0290", "{name}(): a numpy ufunc method torch cannot trace",
-            (_example("import numpy as np", "np.add.at(np.zeros(3), np.array([0, 1]), 1)\nreturn x + 1"),)),
-    Pattern("backward", "GB0123", "{name}() in compiled code: dynamo does not trace backward()",
-            (_example("", "y = (x * 2).sum()\ny.backward()\nreturn y"),), example_args="torch.randn(3, requires_grad=True)"),
-    Pattern("zero-grad", "GB0008", "{name}() is skipped by dynamo, which breaks the graph",
-            ("import torch\n\nparam = torch.nn.Parameter(torch.randn(3))\noptimizer = torch.optim.SGD([param], lr=0.1)\n\n\n"
-             "def f(x):\n    optimizer.zero_grad()\n    return x + 1\n",)),
-    Pattern("optimizer-step", "GB0025", "{name}(): the optimizer step breaks the graph on purpose",
-            ("import torch\n\nparam = torch.nn.Parameter(torch.randn(3))\noptimizer = torch.optim.SGD([param], lr=0.1)\n\n\n"
-             "def f(x):\n    optimizer.step()\n    return x + 1\n",)),
-    Pattern("inspect-signature", "GB0088", "{name}() raises inside dynamo: it cannot inspect a signature while tracing",
-            (_example("import inspect", "n = len(inspect.signature(torch.nn.functional.softmax).parameters)\n"
-                      "return x + n"),), frozenset({"inspect.signature"})),
-    Pattern("global-rng", "GB0007", "{name}() uses global random state; dynamo skips it, which breaks the graph",
-            (_example("import random", "return x + random.random()"),
-             _example("", "torch.manual_seed(0)\nreturn x + 1")),
-            frozenset({"random.random", "torch.manual_seed"})),
-    Pattern("inspect", "GB0007", "{name}() inspects the interpreter stack; dynamo skips it",
-            (_example("import inspect", "inspect.stack()\nreturn x + 1"),), frozenset({"inspect.stack"})),
-    Pattern("tqdm", "GB0007", "tqdm progress bars write to the console; dynamo skips them",
-            (_example("from tqdm import tqdm", "for _ in tqdm(range(2)):\n    x = x + 1\nreturn x"),),
-            frozenset({"tqdm.tqdm", "tqdm.auto.tqdm"}), needs="tqdm"),
-    Pattern("logging-function", "GB4841", "{name}() in compiled code: logging cannot be traced",
-            (_example("import logging", "logging.warning('w')\nreturn x + 1"),
-             _example("import logging", "logging.info('i')\nreturn x + 1")),
-            frozenset(f"logging.{name}" for name in _LOGGING_FUNCTIONS)),
-    Pattern("logger-method", "GB0291", "Logger.{name}() in compiled code: logging cannot be traced",
-            (_example("import logging\nlogger = logging.getLogger('breakfix.example')",
-                      "logger.info('i')\nreturn x + 1"),)),
-    Pattern("deepcopy", "GB4198", "copy.deepcopy() of a tensor cannot be traced",
-            (_example("import copy", "y = copy.deepcopy(x)\nreturn y + 1"),), frozenset({"copy.deepcopy"})),
-    Pattern("copy", "GB0208", "copy.copy() of a tensor cannot be traced",
-            (_example("import copy", "y = copy.copy(x)\nreturn y + 1"),), frozenset({"copy.copy"})),
-    Pattern("float-tolist", "GB0109", ".tolist() of a floating tensor cannot be traced (integer tensors compile)",
-            (_example("", "y = x.tolist()\nreturn x + y[0]"),)),
-    Pattern("data-dependent-branch", "GB0170",
-            "Python `{name}` on a tensor's value: the branch depends on data dynamo does not know",
-            (_example("", "if x.sum() > 0:\n    return x + 1\nreturn x - 1"),
-             _example("", "if x.any():\n    return x + 1\nreturn x - 1"),
-             _example("", "if torch.all(x > 0):\n    return x + 1\nreturn x - 1"),
-             _example("", "while x.max() > 0:\n    x = x - 1\nreturn x"),
-             _example("", "if x.mean() > 0:\n    return x + 1\nreturn x - 1"),
-             _example("", "if x.min() > 0:\n    return x + 1\nreturn x - 1"),
-             _example("", "if x.norm() > 0:\n    return x + 1\nreturn x - 1"),
-             _example("", "if x.prod() > 0:\n    return x + 1\nreturn x - 1"),
-             _example("", "return x + 1 if x.sum() > 0 else x - 1"),
-             _example("", "if not torch.isfinite(x.sum()):\n    return x\nreturn x + 1"),
-             _example("", "if x.isnan().any():\n    return x\nreturn x + 1"),
-             _example("", "if torch.isinf(x.sum()):\n    return x\nreturn x + 1"))),
-    Pattern("assert-message", "GB0170", "`assert` on a tensor's value with a computed message: dynamo must branch "
-            "on the value to know whether to build the message",
-            (_example("", "assert x.sum() > -100, f'bad {x}'\nreturn x + 1"),
-             _example("", "assert torch.isfinite(x).all(), f'bad {x.shape}'\nreturn x + 1"))),
-    Pattern("data-dependent-guard", None, "Python `{name}` on .item(): dynamo cannot guard on a data-dependent value",
-            (_example("", "if x.sum().item() > 0:\n    return x + 1\nreturn x - 1"),),
-            gb_type="Could not guard on data-dependent expression"),
-    Pattern("iterator-next", "GB4347", "next() on the iterator parameter {name}: dynamo cannot step an iterator "
-            "created outside the compiled code",
-            ("import torch\n\n\ndef f(xs):\n    return next(xs) + 1\n",),
-            example_args="iter([torch.randn(3)])", fallback="BF101"),
-    Pattern("iterator-for", "GB0811", "for loop over the iterator parameter {name}: dynamo cannot step an "
-            "iterator created outside the compiled code",
-            ("from collections.abc import Iterator\n\nimport torch\n\n\n"
-             "def f(xs: Iterator[torch.Tensor]):\n    y = 0\n    for x in xs:\n        y = y + x\n    return y\n",),
-            example_args="iter([torch.randn(3)])", fallback="BF101"),
-    Pattern("generator", "GB0003", "the compiled function is a generator (yield): dynamo cannot compile one",
-            (_example("", "yield x + 1"),)),
-    Pattern("module-construction", "GB0264", "{name}() builds a module or parameter inside compiled code",
-            (_example("", "m = torch.nn.Linear(3, 3)\nreturn m(x)"),)),
-    Pattern("pil", "GB0007", "{name}(): dynamo skips PIL, which breaks the graph",
-            (_example("import PIL.Image", "PIL.Image.new('RGB', (2, 2))\nreturn x + 1"),)),
-    Pattern("disabled-call", "GB0098", "{name} is marked @torch.compiler.disable: calling it from compiled code "
-            "breaks the graph",
-            ("import torch\n\n\n@torch.compiler.disable\ndef g(x):\n    return x + 1\n\n\n"
-             "def f(x):\n    return g(x) * 2\n",)),
+    Pattern(
+        "print",
+        "GB0059",
+        "print() in compiled code: dynamo cannot trace console output",
+        (_example("", "print(x)\nreturn x + 1"),),
+        frozenset({"builtins.print"}),
+    ),
+    Pattern(
+        "builtin-io",
+        "GB0059",
+        "{name}() in compiled code: file and console I/O cannot be traced",
+        (
+            _example("", "open('/dev/null')\nreturn x + 1"),
+            _example("", "input()\nreturn x + 1"),
+            _example("", "breakpoint()\nreturn x + 1"),
+        ),
+        frozenset({"builtins.open", "builtins.input", "builtins.breakpoint"}),
+    ),
+    Pattern(
+        "repr",
+        "GB0569",
+        "repr() of a tensor in compiled code cannot be traced",
+        (_example("", "s = repr(x)\nreturn x + 1"),),
+        frozenset({"builtins.repr"}),
+    ),
+    Pattern(
+        "graph-break",
+        "GB0025",
+        "torch._dynamo.graph_break() stops the graph on purpose",
+        (_example("", "y = x + 1\ntorch._dynamo.graph_break()\nreturn y"),),
+        frozenset({"torch._dynamo.graph_break"}),
+    ),
+    Pattern(
+        "torch-save",
+        "GB0007",
+        "{name}() writes a file; dynamo skips it, which breaks the graph",
+        (_example("", "torch.save(x, 'saved.pt')\nreturn x + 1"),),
+        frozenset({"torch.save"}),
+    ),
+    Pattern(
+        "warnings",
+        "GB0007",
+        "warnings.warn() in compiled code: dynamo skips it, which breaks the graph",
+        (_example("import warnings", "warnings.warn('w')\nreturn x + 1"),),
+        frozenset({"warnings.warn"}),
+    ),
+    Pattern(
+        "clock",
+        "GB0007",
+        "{name}() reads the clock; dynamo skips it, which breaks the graph",
+        (
+            _example("import time", "t = time.time()\nreturn x + t"),
+            _example("import time", "t = time.perf_counter()\nreturn x + t"),
+            _example("import time", "t = time.monotonic()\nreturn x + t"),
+        ),
+        frozenset({"time.time", "time.perf_counter", "time.monotonic"}),
+    ),
+    Pattern(
+        "wall-date",
+        "GB0156",
+        "{name}() reads the date and time; dynamo cannot trace it",
+        (
+            _example("from datetime import datetime", "s = datetime.now()\nreturn x + 1"),
+            _example("import datetime", "s = datetime.datetime.utcnow()\nreturn x + 1"),
+            _example("from datetime import date", "s = date.today()\nreturn x + 1"),
+        ),
+        frozenset({"datetime.datetime.now", "datetime.datetime.utcnow", "datetime.date.today"}),
+    ),
+    Pattern(
+        "host-state",
+        "GB0007",
+        "{name}() asks the operating system; dynamo skips it, which breaks the graph",
+        (
+            _example("import uuid", "s = uuid.uuid4()\nreturn x + 1"),
+            _example("import os", "s = os.getpid()\nreturn x + 1"),
+            _example("import tempfile", "fd, path = tempfile.mkstemp()\nreturn x + 1"),
+            _example("import os", "os.close(os.dup(1))\nreturn x + 1"),
+            _example("import os", "os.remove('breakfix-example-never-created')\nreturn x + 1"),
+            _example("import os", "os.makedirs('made', exist_ok=True)\nreturn x + 1"),
+            _example("import os", "seed = os.urandom(8)\nreturn x + 1"),
+        ),
+        frozenset(
+            {"uuid.uuid4", "os.getpid", "tempfile.mkstemp", "os.close", "os.remove", "os.makedirs", "os.urandom"}
+        ),
+    ),
+    Pattern(
+        "skipped-stdlib",
+        "GB0007",
+        "{name}(): dynamo skips this function, which breaks the graph",
+        (
+            _example("import heapq", "top = heapq.nlargest(2, [3, 1, 2])\nreturn x + top[0]"),
+            _example("import heapq", "top = heapq.nsmallest(2, [3, 1, 2])\nreturn x + top[0]"),
+        ),
+        frozenset({"heapq.nlargest", "heapq.nsmallest"}),
+    ),
+    Pattern(
+        "path-io",
+        "GB0007",
+        "Path.{name}() reads or writes a file; dynamo skips it, which breaks the graph",
+        (
+            _example("from pathlib import Path", "text = Path(__file__).read_text()\nreturn x + len(text)"),
+            _example("from pathlib import Path", "with Path(__file__).open() as f:\n    f.read()\nreturn x + 1"),
+        ),
+    ),
+    Pattern(
+        "untraceable-object",
+        "GB0156",
+        "{name}() makes an object dynamo cannot trace",
+        (
+            _example("import io", "buffer = io.BytesIO()\nreturn x + 1"),
+            _example("import json", "s = json.dumps({'a': 1})\nreturn x + len(s)"),
+        ),
+        frozenset({"io.BytesIO", "json.dumps"}),
+    ),
+    Pattern(
+        "opaque-generator",
+        "GB0363",
+        "{name}() creates an opaque object in the middle of compiled code",
+        (_example("", "g = torch.Generator()\nreturn x + 1"),),
+        frozenset({"torch.Generator"}),
+    ),
+    Pattern(
+        "numpy-unsupported",
+        "GB0294",
+        "{name}() is a numpy function torch cannot trace",
+        (
+            _example("import numpy as np", "np.save('saved.npy', x.numpy())\nreturn x + 1"),
+            _example(
+                "import numpy as np",
+                "y = np.interp(np.linspace(0, 1, 3), np.linspace(0, 1, 3), x.numpy())\nreturn x + torch.from_numpy(y)",
+            ),
+            _example("import numpy as np", "rng = np.random.default_rng()\nreturn x + 1"),
+        ),
+        frozenset({"numpy.save", "numpy.interp", "numpy.random.default_rng"}),
+    ),
+    Pattern(
+        "numpy-ufunc-method",
+        "GB0290",
+        "{name}(): a numpy ufunc method torch cannot trace",
+        (_example("import numpy as np", "np.add.at(np.zeros(3), np.array([0, 1]), 1)\nreturn x + 1"),),
+    ),
+    Pattern(
+        "backward",
+        "GB0123",
+        "{name}() in compiled code: dynamo does not trace backward()",
+        (_example("", "y = (x * 2).sum()\ny.backward()\nreturn y"),),
+        example_args="torch.randn(3, requires_grad=True)",
+    ),
+    Pattern(
+        "zero-grad",
+        "GB0008",
+        "{name}() is skipped by dynamo, which breaks the graph",
+        (
+            "import torch\n\nparam = torch.nn.Parameter(torch.randn(3))\noptimizer = torch.optim.SGD([param], lr=0.1)\n\n\n"
+            "def f(x):\n    optimizer.zero_grad()\n    return x + 1\n",
+        ),
+    ),
+    Pattern(
+        "optimizer-step",
+        "GB0025",
+        "{name}(): the optimizer step breaks the graph on purpose",
+        (
+            "import torch\n\nparam = torch.nn.Parameter(torch.randn(3))\noptimizer = torch.optim.SGD([param], lr=0.1)\n\n\n"
+            "def f(x):\n    optimizer.step()\n    return x + 1\n",
+        ),
+    ),
+    Pattern(
+        "inspect-signature",
+        "GB0088",
+        "{name}() raises inside dynamo: it cannot inspect a signature while tracing",
+        (
+            _example(
+                "import inspect", "n = len(inspect.signature(torch.nn.functional.softmax).parameters)\nreturn x + n"
+            ),
+        ),
+        frozenset({"inspect.signature"}),
+    ),
+    Pattern(
+        "global-rng",
+        "GB0007",
+        "{name}() uses global random state; dynamo skips it, which breaks the graph",
+        (_example("import random", "return x + random.random()"), _example("", "torch.manual_seed(0)\nreturn x + 1")),
+        frozenset({"random.random", "torch.manual_seed"}),
+    ),
+    Pattern(
+        "inspect",
+        "GB0007",
+        "{name}() inspects the interpreter stack; dynamo skips it",
+        (_example("import inspect", "inspect.stack()\nreturn x + 1"),),
+        frozenset({"inspect.stack"}),
+    ),
+    Pattern(
+        "tqdm",
+        "GB0007",
+        "tqdm progress bars write to the console; dynamo skips them",
+        (_example("from tqdm import tqdm", "for _ in tqdm(range(2)):\n    x = x + 1\nreturn x"),),
+        frozenset({"tqdm.tqdm", "tqdm.auto.tqdm"}),
+        needs="tqdm",
+    ),
+    Pattern(
+        "logging-function",
+        "GB4841",
+        "{name}() in compiled code: logging cannot be traced",
+        (
+            _example("import logging", "logging.warning('w')\nreturn x + 1"),
+            _example("import logging", "logging.info('i')\nreturn x + 1"),
+        ),
+        frozenset(f"logging.{name}" for name in _LOGGING_FUNCTIONS),
+    ),
+    Pattern(
+        "logger-method",
+        "GB0291",
+        "Logger.{name}() in compiled code: logging cannot be traced",
+        (_example("import logging\nlogger = logging.getLogger('breakfix.example')", "logger.info('i')\nreturn x + 1"),),
+    ),
+    Pattern(
+        "deepcopy",
+        "GB4198",
+        "copy.deepcopy() of a tensor cannot be traced",
+        (_example("import copy", "y = copy.deepcopy(x)\nreturn y + 1"),),
+        frozenset({"copy.deepcopy"}),
+    ),
+    Pattern(
+        "copy",
+        "GB0208",
+        "copy.copy() of a tensor cannot be traced",
+        (_example("import copy", "y = copy.copy(x)\nreturn y + 1"),),
+        frozenset({"copy.copy"}),
+    ),
+    Pattern(
+        "float-tolist",
+        "GB0109",
+        ".tolist() of a floating tensor cannot be traced (integer tensors compile)",
+        (_example("", "y = x.tolist()\nreturn x + y[0]"),),
+    ),
+    Pattern(
+        "data-dependent-branch",
+        "GB0170",
+        "Python `{name}` on a tensor's value: the branch depends on data dynamo does not know",
+        (
+            _example("", "if x.sum() > 0:\n    return x + 1\nreturn x - 1"),
+            _example("", "if x.any():\n    return x + 1\nreturn x - 1"),
+            _example("", "if torch.all(x > 0):\n    return x + 1\nreturn x - 1"),
+            _example("", "while x.max() > 0:\n    x = x - 1\nreturn x"),
+            _example("", "if x.mean() > 0:\n    return x + 1\nreturn x - 1"),
+            _example("", "if x.min() > 0:\n    return x + 1\nreturn x - 1"),
+            _example("", "if x.norm() > 0:\n    return x + 1\nreturn x - 1"),
+            _example("", "if x.prod() > 0:\n    return x + 1\nreturn x - 1"),
+            _example("", "return x + 1 if x.sum() > 0 else x - 1"),
+            _example("", "if not torch.isfinite(x.sum()):\n    return x\nreturn x + 1"),
+            _example("", "if x.isnan().any():\n    return x\nreturn x + 1"),
+            _example("", "if torch.isinf(x.sum()):\n    return x\nreturn x + 1"),
+        ),
+    ),
+    Pattern(
+        "assert-message",
+        "GB0170",
+        "`assert` on a tensor's value with a computed message: dynamo must branch "
+        "on the value to know whether to build the message",
+        (
+            _example("", "assert x.sum() > -100, f'bad {x}'\nreturn x + 1"),
+            _example("", "assert torch.isfinite(x).all(), f'bad {x.shape}'\nreturn x + 1"),
+        ),
+    ),
+    Pattern(
+        "data-dependent-guard",
+        None,
+        "Python `{name}` on .item(): dynamo cannot guard on a data-dependent value",
+        (_example("", "if x.sum().item() > 0:\n    return x + 1\nreturn x - 1"),),
+        gb_type="Could not guard on data-dependent expression",
+    ),
+    Pattern(
+        "iterator-next",
+        "GB4347",
+        "next() on the iterator parameter {name}: dynamo cannot step an iterator created outside the compiled code",
+        ("import torch\n\n\ndef f(xs):\n    return next(xs) + 1\n",),
+        example_args="iter([torch.randn(3)])",
+        fallback="BF101",
+    ),
+    Pattern(
+        "iterator-for",
+        "GB0811",
+        "for loop over the iterator parameter {name}: dynamo cannot step an iterator created outside the compiled code",
+        (
+            "from collections.abc import Iterator\n\nimport torch\n\n\n"
+            "def f(xs: Iterator[torch.Tensor]):\n    y = 0\n    for x in xs:\n        y = y + x\n    return y\n",
+        ),
+        example_args="iter([torch.randn(3)])",
+        fallback="BF101",
+    ),
+    Pattern(
+        "generator",
+        "GB0003",
+        "the compiled function is a generator (yield): dynamo cannot compile one",
+        (_example("", "yield x + 1"),),
+    ),
+    Pattern(
+        "module-construction",
+        "GB0264",
+        "{name}() builds a module or parameter inside compiled code",
+        (_example("", "m = torch.nn.Linear(3, 3)\nreturn m(x)"),),
+    ),
+    Pattern(
+        "pil",
+        "GB0007",
+        "{name}(): dynamo skips PIL, which breaks the graph",
+        (_example("import PIL.Image", "PIL.Image.new('RGB', (2, 2))\nreturn x + 1"),),
+    ),
+    Pattern(
+        "disabled-call",
+        "GB0098",
+        "{name} is marked @torch.compiler.disable: calling it from compiled code breaks the graph",
+        (
+            "import torch\n\n\n@torch.compiler.disable\ndef g(x):\n    return x + 1\n\n\n"
+            "def f(x):\n    return g(x) * 2\n",
+        ),
+    ),
 )
 BY_SLUG = {pattern.slug: pattern for pattern in PATTERNS}
 _BY_CALL = {name: pattern for pattern in PATTERNS for name in pattern.calls}
@@ -286,7 +481,9 @@ class _Index(cst.CSTVisitor):
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         qualname = ".".join([*self._path, node.name.value])
         self.classes[qualname] = node
-        self.class_bases[qualname] = set().union(*(self.names(base.value) for base in node.bases)) if node.bases else set()
+        self.class_bases[qualname] = (
+            set().union(*(self.names(base.value) for base in node.bases)) if node.bases else set()
+        )
         self._path.append(node.name.value)
 
     def leave_ClassDef(self, node: cst.ClassDef) -> None:
@@ -299,8 +496,12 @@ class _Index(cst.CSTVisitor):
         for decorator in node.decorators:
             expression = decorator.decorator.func if isinstance(decorator.decorator, cst.Call) else decorator.decorator
             decorators |= self.names(expression)
-        self.functions[node] = _Function(node, ".".join([*self._path, node.name.value]),
-                                         owner if isinstance(owner, cst.ClassDef) else None, decorators)
+        self.functions[node] = _Function(
+            node,
+            ".".join([*self._path, node.name.value]),
+            owner if isinstance(owner, cst.ClassDef) else None,
+            decorators,
+        )
         self._path += [node.name.value, "<locals>"]
 
     def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
@@ -418,8 +619,12 @@ class _Module:
             target = None
             if isinstance(call.func, cst.Name):
                 target = next((self.by_qualname[q] for q in self.names(call.func) if q in self.by_qualname), None)
-            elif (function.owner is not None and isinstance(call.func, cst.Attribute)
-                  and isinstance(call.func.value, cst.Name) and call.func.value.value == "self"):
+            elif (
+                function.owner is not None
+                and isinstance(call.func, cst.Attribute)
+                and isinstance(call.func.value, cst.Name)
+                and call.func.value.value == "self"
+            ):
                 owner = next(q for q, c in self.index.classes.items() if c is function.owner)
                 target = self.method(owner, call.func.attr.value)
             if target is not None:
@@ -467,8 +672,11 @@ def _is_parameter(module: _Module, function: _Function, name: cst.Name) -> bool:
     if scope is None:
         return False
     assignments = list(scope[name.value])
-    return bool(assignments) and all(isinstance(getattr(a, "node", None), cst.Param) for a in assignments) and \
-        any(p.name.value == name.value for p in _params(function.node))
+    return (
+        bool(assignments)
+        and all(isinstance(getattr(a, "node", None), cst.Param) for a in assignments)
+        and any(p.name.value == name.value for p in _params(function.node))
+    )
 
 
 def _params(function: cst.FunctionDef) -> list[cst.Param]:
@@ -494,24 +702,37 @@ def _sites_in(module: _Module, function: _Function, calls: tuple, root: bool) ->
             if attr == "tolist" and not call.args and not _integer_valued(module, receiver, arguments):
                 yield site("float-tolist", call)
                 continue
-            if attr in _LOGGING_FUNCTIONS and (module.names(receiver) & module.index.loggers or (
-                    isinstance(receiver, cst.Call) and "logging.getLogger" in module.names(receiver.func))):
+            if attr in _LOGGING_FUNCTIONS and (
+                module.names(receiver) & module.index.loggers
+                or (isinstance(receiver, cst.Call) and "logging.getLogger" in module.names(receiver.func))
+            ):
                 yield site("logger-method", call, attr)
                 continue
             method = _method_pattern(attr, receiver, names, opaque)
             if method is not None:
                 yield site(method, call, _call_name(call) if method != "path-io" else attr)
                 continue
-        passed = next((a.value.value for a in call.args if isinstance(a.value, cst.Name)
-                       and opaque.get(a.value.value) == "opaque-generator"), None)
+        passed = next(
+            (
+                a.value.value
+                for a in call.args
+                if isinstance(a.value, cst.Name) and opaque.get(a.value.value) == "opaque-generator"
+            ),
+            None,
+        )
         if passed is not None:  # ``torch.randint(..., generator=gen)`` with ``gen = torch.Generator()``
             yield site("opaque-generator", call, _call_name(call))
         elif any(n.startswith("PIL.") for n in names):
             yield site("pil", call, _call_name(call))
         elif any(re.fullmatch(r"torch\.nn\.[A-Z]\w*", n) for n in names):
             yield site("module-construction", call, _call_name(call))
-        elif "builtins.next" in names and call.args and isinstance(call.args[0].value, cst.Name) and root and \
-                _is_parameter(module, function, call.args[0].value):
+        elif (
+            "builtins.next" in names
+            and call.args
+            and isinstance(call.args[0].value, cst.Name)
+            and root
+            and _is_parameter(module, function, call.args[0].value)
+        ):
             yield site("iterator-next", call, call.args[0].value.value)
         else:
             callee = next((module.by_qualname[q] for q in module.names(call.func) if q in module.by_qualname), None)
@@ -528,12 +749,18 @@ def _sites_in(module: _Module, function: _Function, calls: tuple, root: bool) ->
         if node.msg is not None and not _constant_string(node.msg) and _reduces(module, node.test):
             yield site("assert-message", node.test)
     if root:
-        iterator_params = {p.name.value for p in _params(function.node)
-                           if p.annotation is not None and _iterator_annotation(module, p.annotation.annotation)}
+        iterator_params = {
+            p.name.value
+            for p in _params(function.node)
+            if p.annotation is not None and _iterator_annotation(module, p.annotation.annotation)
+        }
         iterator_params |= {name for name, value in arguments.items() if _makes_iterator(module, value)}
         for loop in _findall(function.node.body, cst.For):
-            if isinstance(loop.iter, cst.Name) and loop.iter.value in iterator_params and \
-                    _is_parameter(module, function, loop.iter):
+            if (
+                isinstance(loop.iter, cst.Name)
+                and loop.iter.value in iterator_params
+                and _is_parameter(module, function, loop.iter)
+            ):
                 yield site("iterator-for", loop.iter, loop.iter.value)
         # A yield in a nested function or lambda makes that one a generator, not the compiled function.
         found = _findall(function.node.body, (cst.Yield, cst.FunctionDef, cst.Lambda))
@@ -578,7 +805,11 @@ def _opaque_locals(module: _Module, function: _Function) -> dict[str, str]:
         if len(statement.targets) != 1 or not isinstance(statement.targets[0].target, cst.Name):
             continue
         value = statement.value
-        while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and isinstance(value.func.value, cst.Call):
+        while (
+            isinstance(value, cst.Call)
+            and isinstance(value.func, cst.Attribute)
+            and isinstance(value.func.value, cst.Call)
+        ):
             value = value.func.value  # ``Image.open(b).convert("RGB")``: what made it
         if not isinstance(value, cst.Call):
             continue
@@ -598,8 +829,9 @@ def _contains(outer: cst.CSTNode, inner: cst.CSTNode) -> bool:
 # Tensor methods whose result is an integer (or bool) tensor, and those that keep the dtype: the
 # `.tolist()` of such a value compiles under fullgraph=True.
 _INTEGER_RESULTS = frozenset({"argmax", "argmin", "argsort", "long", "int", "short", "bool", "nonzero", "bincount"})
-_SAME_DTYPE = frozenset({"squeeze", "unsqueeze", "flatten", "view", "reshape", "t", "contiguous", "cpu", "detach",
-                         "clone", "T", "mT"})
+_SAME_DTYPE = frozenset(
+    {"squeeze", "unsqueeze", "flatten", "view", "reshape", "t", "contiguous", "cpu", "detach", "clone", "T", "mT"}
+)
 
 
 _INTEGER_FACTORIES = frozenset({"torch.randint", "torch.randint_like", "torch.randperm"})
@@ -615,17 +847,24 @@ def _integer_valued(module: _Module, value: cst.BaseExpression, arguments: dict[
             value = value.value
         elif isinstance(value, cst.Attribute) and value.attr.value in _SAME_DTYPE:
             value = value.value
-        elif isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and \
-                value.func.attr.value in _SAME_DTYPE:
+        elif (
+            isinstance(value, cst.Call)
+            and isinstance(value.func, cst.Attribute)
+            and value.func.attr.value in _SAME_DTYPE
+        ):
             value = value.func.value
         else:
             break
     if isinstance(value, cst.Call):
-        if any(arg.keyword is not None and arg.keyword.value == "dtype" and module.names(arg.value) & _INTEGER_DTYPES
-               for arg in value.args):
+        if any(
+            arg.keyword is not None and arg.keyword.value == "dtype" and module.names(arg.value) & _INTEGER_DTYPES
+            for arg in value.args
+        ):
             return True
         names = module.names(value.func)
-        if names & _INTEGER_FACTORIES or ("torch.tensor" in names and value.args and _integer_literals(value.args[0].value)):
+        if names & _INTEGER_FACTORIES or (
+            "torch.tensor" in names and value.args and _integer_literals(value.args[0].value)
+        ):
             return True
         return isinstance(value.func, cst.Attribute) and value.func.attr.value in _INTEGER_RESULTS
     if isinstance(value, cst.Name) and (scope := module.scopes.get(value)) is not None:
@@ -671,7 +910,9 @@ def _example_arguments(module: _Module, function: _Function) -> dict[str, cst.Ba
     """Parameter -> the expression the module's ``example_inputs`` passes it (breakfix's inputs
     convention: a tuple of positional arguments, the instance first for a method)."""
     maker = module.by_qualname.get("example_inputs")
-    returned = next((r.value for r in _findall(maker.node.body, cst.Return) if r.value is not None), None) if maker else None
+    returned = (
+        next((r.value for r in _findall(maker.node.body, cst.Return) if r.value is not None), None) if maker else None
+    )
     if isinstance(returned, cst.Name) and (scope := module.scopes.get(returned)) is not None:
         assignments = list(scope[returned.value])
         returned = _bound_value(module, assignments[0]) if len(assignments) == 1 else None
@@ -701,7 +942,8 @@ def _makes_iterator(module: _Module, value: cst.BaseExpression) -> bool:
 
 def _constant_string(node: cst.BaseExpression) -> bool:
     return isinstance(node, cst.SimpleString) or (
-        isinstance(node, cst.ConcatenatedString) and _constant_string(node.left) and _constant_string(node.right))
+        isinstance(node, cst.ConcatenatedString) and _constant_string(node.left) and _constant_string(node.right)
+    )
 
 
 def _item_call(test: cst.BaseExpression) -> bool:
@@ -735,8 +977,11 @@ def _sites(module: _Module, all_functions: bool, entries: list[_Function] | None
     roots = module.compiled(all_functions)
     reached = module.reachable(roots) if not all_functions else [(r, ()) for r in roots]
     known = {id(function.node) for function, _ in reached}
-    reached += [(f, calls) for f, calls in module.reachable([e for e in entries or () if id(e.node) not in known])
-                if id(f.node) not in known]
+    reached += [
+        (f, calls)
+        for f, calls in module.reachable([e for e in entries or () if id(e.node) not in known])
+        if id(f.node) not in known
+    ]
     root_ids = {id(r.node) for r in roots}
     seen: set[int] = set()
     sites = []
@@ -762,8 +1007,11 @@ def _entries(modules: dict[str, _Module], all_functions: bool) -> dict[str, list
                 for call in _findall(function.node.body, cst.Call):
                     for name in module.names(call.func):
                         found = _imported_function(modules, path, name)
-                        if found is not None and found[1] not in entries[found[0]] and not (
-                                found[1].decorators & (_DISABLE | _OPAQUE | {COMPILE})):
+                        if (
+                            found is not None
+                            and found[1] not in entries[found[0]]
+                            and not (found[1].decorators & (_DISABLE | _OPAQUE | {COMPILE}))
+                        ):
                             entries[found[0]].append(found[1])
                             changed = True
     return entries
@@ -784,8 +1032,14 @@ def _imported_function(modules: dict[str, _Module], importer: str, name: str) ->
 def _frame(module: _Module, function: _Function, node: cst.CSTNode) -> Frame:
     position = module.positions[node]
     line = module.source.splitlines()[position.start.line - 1].strip()
-    return Frame(module.path, position.start.line, function.node.name.value, position.start.column,
-                 position.end.column if position.end.line == position.start.line else None, line)
+    return Frame(
+        module.path,
+        position.start.line,
+        function.node.name.value,
+        position.start.column,
+        position.end.column if position.end.line == position.start.line else None,
+        line,
+    )
 
 
 def _graph_break(module: _Module, site: _Site) -> GraphBreak:
@@ -793,8 +1047,15 @@ def _graph_break(module: _Module, site: _Site) -> GraphBreak:
     frames = [_frame(module, function, call) for function, call in site.calls]
     frames.append(_frame(module, site.function, site.node))
     message = pattern.message.format(name=site.name)
-    return GraphBreak(gb_type=gb_type_of(pattern.gb_id) if pattern.gb_id else pattern.gb_type, gb_id=pattern.gb_id,
-                      reason=message, explanation="", hints=[], user_stack=frames, project_stack=list(frames))
+    return GraphBreak(
+        gb_type=gb_type_of(pattern.gb_id) if pattern.gb_id else pattern.gb_type,
+        gb_id=pattern.gb_id,
+        reason=message,
+        explanation="",
+        hints=[],
+        user_stack=frames,
+        project_stack=list(frames),
+    )
 
 
 def _root(site: _Site) -> _Function:
@@ -802,8 +1063,12 @@ def _root(site: _Site) -> _Function:
 
 
 def _request(module: _Module, site: _Site) -> FixRequest:
-    return FixRequest(brk=_graph_break(module, site), target_file=module.path, target_qualname=_root(site).qualname,
-                      sources={module.path: module.source})
+    return FixRequest(
+        brk=_graph_break(module, site),
+        target_file=module.path,
+        target_qualname=_root(site).qualname,
+        sources={module.path: module.source},
+    )
 
 
 def _rewrite(module: _Module, request: FixRequest, code: str) -> str | None:
@@ -827,7 +1092,9 @@ def _suppressed(source: str) -> dict[int, set[str] | None]:
         for token in tokenize.generate_tokens(io.StringIO(source).readline):
             if token.type == tokenize.COMMENT and (match := _SUPPRESSION.search(token.string)):
                 codes = match["codes"]
-                found[token.start[0]] = None if codes is None else {c.strip().upper() for c in codes.split(",") if c.strip()}
+                found[token.start[0]] = (
+                    None if codes is None else {c.strip().upper() for c in codes.split(",") if c.strip()}
+                )
     except (tokenize.TokenError, SyntaxError):
         pass
     return found
@@ -850,10 +1117,20 @@ def _finding(module: _Module, site: _Site) -> Finding:
             code = candidate.CODE
             break
     position = module.positions[site.node]
-    return Finding(code=code, gb_id=brk.gb_id, gb_type=brk.gb_type, message=f"likely graph break: {brk.reason}",
-                   path=module.path, line=position.start.line, col=position.start.column,
-                   end_line=position.end.line, end_col=position.end.column, pattern=site.pattern.slug,
-                   function=site.function.qualname, compiled=_root(site).qualname)
+    return Finding(
+        code=code,
+        gb_id=brk.gb_id,
+        gb_type=brk.gb_type,
+        message=f"likely graph break: {brk.reason}",
+        path=module.path,
+        line=position.start.line,
+        col=position.start.column,
+        end_line=position.end.line,
+        end_col=position.end.column,
+        pattern=site.pattern.slug,
+        function=site.function.qualname,
+        compiled=_root(site).qualname,
+    )
 
 
 def scan_source(source: str, path: str, *, all_functions: bool = False) -> list[Finding]:
@@ -877,7 +1154,9 @@ def _scan_modules(modules: dict[str, _Module], all_functions: bool) -> dict[str,
 def _findings(module: _Module, sites: list[_Site]) -> list[Finding]:
     suppressions = _suppressed(module.source)
     findings = [_finding(module, site) for site in sites]
-    findings = sorted((f for f in findings if not _is_suppressed(f, suppressions)), key=lambda f: (f.line, f.col, f.code))
+    findings = sorted(
+        (f for f in findings if not _is_suppressed(f, suppressions)), key=lambda f: (f.line, f.col, f.code)
+    )
     # One finding per line: dynamo stops at the first break of a statement (``print(t.tolist())``
     # is one break for the user, not two).
     return list({f.line: f for f in reversed(findings)}.values())[::-1]
@@ -892,8 +1171,14 @@ def quick_fix(source: str, path: str, finding: Finding) -> str | None:
     wanted = (finding.line, finding.col, finding.end_line, finding.end_col, finding.pattern, finding.compiled)
     for site in _sites(module, all_functions=False) + _sites(module, all_functions=True):
         position = module.positions[site.node]
-        if (position.start.line, position.start.column, position.end.line, position.end.column,
-                site.pattern.slug, _root(site).qualname) == wanted:
+        if (
+            position.start.line,
+            position.start.column,
+            position.end.line,
+            position.end.column,
+            site.pattern.slug,
+            _root(site).qualname,
+        ) == wanted:
             return _rewrite(module, _request(module, site), finding.code)
     return None
 

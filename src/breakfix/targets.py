@@ -51,7 +51,7 @@ def check_spec(spec: str, base: str, root: Path, option: str = "") -> None:
         node = names[part]
         if not isinstance(node, ast.ClassDef) or node.bases or node.keywords or node.decorator_list:
             return  # a function's attribute, an instance, or what a class inherits: the worker knows
-        body, where = node.body, f"{where}:{'.'.join(parsed.qualname.split('.')[:depth + 1])}"
+        body, where = node.body, f"{where}:{'.'.join(parsed.qualname.split('.')[: depth + 1])}"
 
 
 def _file_of(spec: TargetSpec, base: str, root: Path) -> Path | None:
@@ -76,8 +76,11 @@ def _bindings(body: list[ast.stmt]) -> dict[str, ast.AST] | None:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "__getattr__":
             return None
         for child in ast.walk(node):
-            if isinstance(child, ast.Call) and isinstance(child.func, ast.Name) and child.func.id in (
-                    "globals", "setattr", "exec", "vars", "locals"):
+            if (
+                isinstance(child, ast.Call)
+                and isinstance(child.func, ast.Name)
+                and child.func.id in ("globals", "setattr", "exec", "vars", "locals")
+            ):
                 return None
         for bound, binder in _bound_by(node):
             names[bound] = binder
@@ -90,9 +93,13 @@ def _bound_by(node: ast.stmt) -> list[tuple[str, ast.AST]]:
     if isinstance(node, (ast.Import, ast.ImportFrom)):
         return [((alias.asname or alias.name).split(".")[0], node) for alias in node.names]
     if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.For, ast.AsyncFor, ast.With, ast.AsyncWith)):
-        targets = (node.targets if isinstance(node, ast.Assign) else
-                   [item.optional_vars for item in node.items if item.optional_vars] if isinstance(
-                       node, (ast.With, ast.AsyncWith)) else [node.target])
+        targets = (
+            node.targets
+            if isinstance(node, ast.Assign)
+            else [item.optional_vars for item in node.items if item.optional_vars]
+            if isinstance(node, (ast.With, ast.AsyncWith))
+            else [node.target]
+        )
         found = [(n.id, node) for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
         if isinstance(node, (ast.For, ast.AsyncFor, ast.With, ast.AsyncWith)):
             found += [b for stmt in node.body + getattr(node, "orelse", []) for b in _bound_by(stmt)]
@@ -104,4 +111,6 @@ def _bound_by(node: ast.stmt) -> list[tuple[str, ast.AST]]:
         return [b for stmt in blocks for b in _bound_by(stmt)]
     if isinstance(node, ast.Match):
         return [b for case in node.cases for stmt in case.body for b in _bound_by(stmt)]
-    return [(n.target.id, node) for n in ast.walk(node) if isinstance(n, ast.NamedExpr) and isinstance(n.target, ast.Name)]
+    return [
+        (n.target.id, node) for n in ast.walk(node) if isinstance(n, ast.NamedExpr) and isinstance(n.target, ast.Name)
+    ]

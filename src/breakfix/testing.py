@@ -24,13 +24,13 @@ from breakfix.types import GraphBreak
 
 BACKEND = "aot_eager"  # breakfix's default verification backend; never inductor in a test suite
 
-_SAVED_INPUTS = '''\
+_SAVED_INPUTS = """\
 import torch
 
 
 def saved_inputs():
     return tuple(torch.load({path!r}, weights_only=False))
-'''
+"""
 
 
 def assert_no_graph_breaks(fn: Callable, /, *args: Any, **kwargs: Any) -> None:
@@ -151,7 +151,9 @@ def _verified_fix(function: Callable, call_args: tuple, kwargs: dict) -> str:
             return f"No fix offered: the arguments cannot be saved for a worker process ({type(e).__name__}: {e})."
         inputs_file = Path(tmp, "breakfix_saved_inputs.py")
         inputs_file.write_text(_SAVED_INPUTS.format(path=str(saved)))
-        options = RunOptions(target=target, inputs=f"{inputs_file}:saved_inputs", root=root, backend=BACKEND, timeout=300)
+        options = RunOptions(
+            target=target, inputs=f"{inputs_file}:saved_inputs", root=root, backend=BACKEND, timeout=300
+        )
         try:
             report = Engine(options, unsafe_fixes=False, max_rounds=5, progress=lambda message: None).run(apply=False)
         except BreakfixError as e:
@@ -184,10 +186,18 @@ def regression_test_source(target: str, inputs: str | None, root: Path, test_pat
 
     target_spec = TargetSpec.parse(target)
     target_module = module_name(target_spec)
-    lines = [f'"""Written by `{command}`: `{target_spec.qualname}` must keep compiling with',
-             'torch.compile(fullgraph=True). Rerun breakfix on it if this test fails."""', "",
-             "import sys", "from pathlib import Path", "", "import torch", "",
-             "from breakfix.testing import assert_no_graph_breaks", ""]
+    lines = [
+        f'"""Written by `{command}`: `{target_spec.qualname}` must keep compiling with',
+        'torch.compile(fullgraph=True). Rerun breakfix on it if this test fails."""',
+        "",
+        "import sys",
+        "from pathlib import Path",
+        "",
+        "import torch",
+        "",
+        "from breakfix.testing import assert_no_graph_breaks",
+        "",
+    ]
     if inputs is not None:
         inputs_spec = TargetSpec.parse(inputs)
         inputs_module = module_name(inputs_spec)
@@ -201,8 +211,13 @@ def regression_test_source(target: str, inputs: str | None, root: Path, test_pat
         lines.append(f"import {inputs_module} as inputs_module  # noqa: E402")
         make_inputs = f"inputs_module.{inputs_spec.qualname}"
     name = target_spec.qualname.replace(".", "_")
-    lines += ["", "", f"def test_{name}_has_no_graph_breaks():",
-              "    torch.manual_seed(0)  # the seed breakfix made its reference call with",
-              f"    args = {make_inputs}()",
-              f"    assert_no_graph_breaks(target_module.{target_spec.qualname}, *args)", ""]
+    lines += [
+        "",
+        "",
+        f"def test_{name}_has_no_graph_breaks():",
+        "    torch.manual_seed(0)  # the seed breakfix made its reference call with",
+        f"    args = {make_inputs}()",
+        f"    assert_no_graph_breaks(target_module.{target_spec.qualname}, *args)",
+        "",
+    ]
     return "\n".join(lines)

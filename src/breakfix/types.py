@@ -7,7 +7,6 @@ import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 # Our Gb_types for the breaks dynamo raises without one (and without a GB id).
 DATA_DEPENDENT_GUARD = "Data-dependent guard"  # a UserError from a guard on an unbacked symbol
 # dynamo's internal AssertionError on an ``assert`` whose test is a tensor (``[n, m] == [n, t]``
@@ -248,11 +247,15 @@ class BreakFacts:
             return ()
 
     def to_json(self) -> dict:
-        return {"opaque_op": None if self.opaque_op is None else vars(self.opaque_op),
-                "values": {k: [v.value for v in kinds] for k, kinds in self.values.items()}}
+        return {
+            "opaque_op": None if self.opaque_op is None else vars(self.opaque_op),
+            "values": {k: [v.value for v in kinds] for k, kinds in self.values.items()},
+        }
 
     @classmethod
     def from_json(cls, data: dict) -> BreakFacts:
         opaque = data.get("opaque_op")
-        return cls(opaque_op=None if opaque is None else OpaqueOpFact(**opaque),
-                   values={k: tuple(ValueKind(v) for v in kinds) for k, kinds in data.get("values", {}).items()})
+        return cls(
+            opaque_op=None if opaque is None else OpaqueOpFact(**opaque),
+            values={k: tuple(ValueKind(v) for v in kinds) for k, kinds in data.get("values", {}).items()},
+        )

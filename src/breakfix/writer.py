@@ -88,8 +88,9 @@ def _stage(change: FileChange) -> str:
     try:
         data = change.after.encode(encoding)
     except UnicodeEncodeError as e:
-        raise WriteRefused(f"{change.path}: the rewrite cannot be written in the file's encoding "
-                           f"({encoding}: {e.reason}); not written") from e
+        raise WriteRefused(
+            f"{change.path}: the rewrite cannot be written in the file's encoding ({encoding}: {e.reason}); not written"
+        ) from e
     fd, temp = tempfile.mkstemp(dir=change.path.parent, prefix=f".{change.path.name}.", suffix=".breakfix")
     try:
         with os.fdopen(fd, "wb") as f:

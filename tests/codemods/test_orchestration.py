@@ -561,7 +561,9 @@ def test_piece_names_avoid_existing_names() -> None:
             y = x + 1
             print(y)
             return y * 2
-    """, "print")
+    """,
+        "print",
+    )
     assert "y = _f2_piece_1(x)" in result and "return _f2_piece_2(y)" in result
 
 
@@ -589,23 +591,28 @@ def test_comments_move_with_their_statements() -> None:
             # keep a copy
             torch.save(y, "y.pt")
             return y
-    """, "torch.save")
-    assert "    # keep a copy\n    torch.save(y, \"y.pt\")" in result
+    """,
+        "torch.save",
+    )
+    assert '    # keep a copy\n    torch.save(y, "y.pt")' in result
     assert "def _f_piece(x):\n    # square it\n    y = x ** 2  # elementwise\n    return y\n" in result
     # ``return y`` alone would be a piece that compiles nothing: it stays in the orchestrator.
-    assert "    torch.save(y, \"y.pt\")\n    return y\n" in result
+    assert '    torch.save(y, "y.pt")\n    return y\n' in result
 
 
 def test_a_tail_of_attribute_reads_stays_in_the_orchestrator() -> None:
-    result = _split("""
+    result = _split(
+        """
         def forward(model, x):
             h = x * 2
             out = model(h)
             print("ran")
             return out.logits, (out.hidden[0], h)
-    """, "print")
+    """,
+        "print",
+    )
     assert "@torch.compiler.disable\ndef forward(model, x):\n    h, out = _forward_piece(model, x)\n" in result
-    assert "    print(\"ran\")\n    return out.logits, (out.hidden[0], h)\n" in result
+    assert '    print("ran")\n    return out.logits, (out.hidden[0], h)\n' in result
     assert result.count("@torch.compile(fullgraph=True)") == 1
 
 

@@ -139,8 +139,12 @@ class Variant:
         (a library folder such as site-packages comes along), then the variant's files."""
         import shutil
 
-        shutil.copytree(self.fixture.folder, folder, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("after.py", "case.toml", "__pycache__"))
+        shutil.copytree(
+            self.fixture.folder,
+            folder,
+            dirs_exist_ok=True,
+            ignore=shutil.ignore_patterns("after.py", "case.toml", "__pycache__"),
+        )
         for name, code in self.files.items():
             (folder / name).write_text(code)
         return folder
@@ -176,8 +180,9 @@ def _marks_of(statement: cst.CSTNode) -> list[int]:
 
 
 class _Unmark(cst.CSTTransformer):
-    def leave_TrailingWhitespace(self, original: cst.TrailingWhitespace,
-                                 updated: cst.TrailingWhitespace) -> cst.TrailingWhitespace:
+    def leave_TrailingWhitespace(
+        self, original: cst.TrailingWhitespace, updated: cst.TrailingWhitespace
+    ) -> cst.TrailingWhitespace:
         if updated.comment is None or MARK not in updated.comment.value:
             return updated
         rest = _MARK_IN_COMMENT.sub("", updated.comment.value)
@@ -205,8 +210,11 @@ def _mark_lines(code: str) -> dict[int, int]:
 def _statement_at(module: cst.Module, line: int) -> Statement:
     """The innermost statement spanning ``line`` (a compound statement when it is its header)."""
     positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
-    spanning = [(p.start.line, -p.end.line, id(n), n) for n, p in positions.items()
-                if _markable(n) and p.start.line <= line <= p.end.line]
+    spanning = [
+        (p.start.line, -p.end.line, id(n), n)
+        for n, p in positions.items()
+        if _markable(n) and p.start.line <= line <= p.end.line
+    ]
     if not spanning:
         raise LookupError(f"no statement at line {line}")
     return max(spanning, key=lambda s: s[:2])[3]
@@ -279,12 +287,12 @@ class Site:
     def enclosing(self, kind: type) -> list[cst.CSTNode]:
         """Ancestors of that type inside the function, innermost first."""
         index = self.ancestors.index(self.function)
-        return [n for n in reversed(self.ancestors[index + 1:]) if isinstance(n, kind)]
+        return [n for n in reversed(self.ancestors[index + 1 :]) if isinstance(n, kind)]
 
     def top_level_statement(self) -> cst.CSTNode:
         """The statement of the function's own body holding the site."""
         index = self.ancestors.index(self.function)
-        chain = [*self.ancestors[index + 2:], self.statement]  # past the function and its IndentedBlock
+        chain = [*self.ancestors[index + 2 :], self.statement]  # past the function and its IndentedBlock
         return chain[0]
 
 
@@ -536,8 +544,9 @@ def definitely_bound(statements: Iterable[cst.CSTNode]) -> set[str]:
 def _exits(block: cst.BaseSuite) -> bool:
     """Whether the block always ends in return, raise, continue or break."""
     last = _block_statements(block)[-1]
-    return isinstance(last, cst.SimpleStatementLine) and isinstance(last.body[-1], (cst.Return, cst.Raise, cst.Continue,
-                                                                                   cst.Break))
+    return isinstance(last, cst.SimpleStatementLine) and isinstance(
+        last.body[-1], (cst.Return, cst.Raise, cst.Continue, cst.Break)
+    )
 
 
 class _RenameNames(cst.CSTTransformer):
@@ -628,9 +637,14 @@ def _rename_global(project: Project, file: str, old: str, new: str) -> Project:
     project = project.with_module(file, renamed)
     if file == "before.py":
         inputs = project.modules["inputs.py"]
-        inputs = inputs.visit(_Replace({id(a): (lambda node: node.with_changes(attr=cst.Name(new)))
-                                        for a in m.findall(inputs, m.Attribute(value=m.Name("before"),
-                                                                               attr=m.Name(old)))}))
+        inputs = inputs.visit(
+            _Replace(
+                {
+                    id(a): (lambda node: node.with_changes(attr=cst.Name(new)))
+                    for a in m.findall(inputs, m.Attribute(value=m.Name("before"), attr=m.Name(old)))
+                }
+            )
+        )
         if m.findall(inputs, m.ImportFrom(module=m.Name("before"))):  # ``from before import <old>``
             inputs = inputs.visit(_RenameNames({old: new}))
         project = project.with_module("inputs.py", inputs)
@@ -647,8 +661,9 @@ def rename_target(project: Project) -> Project:
         return replace(project, target=f"{new}.{method}")
     new = fresh_name(f"my_{method}", _taken(project))
     project = _rename_global(project, "before.py", method, new)
-    stack = tuple(replace(f, function=new) if f.file == "before.py" and f.function == method else f
-                  for f in project.stack)
+    stack = tuple(
+        replace(f, function=new) if f.file == "before.py" and f.function == method else f for f in project.stack
+    )
     return replace(project, target=new, stack=stack, facts=_rename_facts(project.facts, method, new))
 
 
@@ -822,8 +837,11 @@ def extract(project: Project, how: str, depth: int = 1) -> Project:
         arguments = [a for a in plan.arguments if a != "self"]
         call = f"self.{name}({', '.join(arguments)})"
         helper = cst.parse_statement(f"def {name}({', '.join(['self', *arguments])}):\n    pass\n")
-        class_methods.append(helper.with_changes(body=helper.body.with_changes(body=plan.body(statement)),
-                                                 leading_lines=[cst.EmptyLine(indent=False)]))
+        class_methods.append(
+            helper.with_changes(
+                body=helper.body.with_changes(body=plan.body(statement)), leading_lines=[cst.EmptyLine(indent=False)]
+            )
+        )
         stack += [FrameRef(file, mark, 0, function.name.value), replace(site_ref, function=name)]
         next_mark = mark + 1
     elif how in ("method", "module"):
@@ -838,13 +856,19 @@ def extract(project: Project, how: str, depth: int = 1) -> Project:
         passed = ", ".join(plan.arguments)  # the caller passes self, the helper calls it owner
         call = f"{instance}.run({passed})" if how == "method" else f"{instance}({passed})"
         base_class = "" if how == "method" else "(torch.nn.Module)"
-        cls = cst.parse_statement(f"class {class_name}{base_class}:\n    def {method}(self, {', '.join(arguments)}):\n"
-                                  "        pass\n")
+        cls = cst.parse_statement(
+            f"class {class_name}{base_class}:\n    def {method}(self, {', '.join(arguments)}):\n        pass\n"
+        )
         method_def = cls.body.body[0]
-        method_def = method_def.with_changes(body=method_def.body.with_changes(
-            body=plan.body(_self_to_owner(statement) if "self" in plan.arguments else statement)))
-        top_level += [cls.with_changes(body=cls.body.with_changes(body=[method_def])),
-                      cst.parse_statement(f"{instance} = {class_name}()\n")]
+        method_def = method_def.with_changes(
+            body=method_def.body.with_changes(
+                body=plan.body(_self_to_owner(statement) if "self" in plan.arguments else statement)
+            )
+        )
+        top_level += [
+            cls.with_changes(body=cls.body.with_changes(body=[method_def])),
+            cst.parse_statement(f"{instance} = {class_name}()\n"),
+        ]
         stack += [FrameRef(file, mark, 0, function.name.value), replace(site_ref, function=method)]
         next_mark = mark + 1
     else:
@@ -871,9 +895,11 @@ def extract(project: Project, how: str, depth: int = 1) -> Project:
     body = list(new_module.body)
     at = next(i for i, s in enumerate(module.body) if s is site.top)
     if how == "file":
-        prelude = [s.with_changes(leading_lines=[]) if i == 0 else s
-                   for i, s in enumerate(module.body[:_prelude_end(module)])
-                   if not m.matches(s, m.SimpleStatementLine(body=[m.Expr(m.SimpleString())]))]
+        prelude = [
+            s.with_changes(leading_lines=[]) if i == 0 else s
+            for i, s in enumerate(module.body[: _prelude_end(module)])
+            if not m.matches(s, m.SimpleStatementLine(body=[m.Expr(m.SimpleString())]))
+        ]
         other = cst.Module(body=[])
         other_body = list(prelude)
         for statement_ in top_level:
@@ -915,8 +941,9 @@ def local_to_parameter(project: Project) -> Project:
     name = fresh_name(f"{function.name.value.strip('_') or 'helper'}_rest", _taken(project))
     arguments = ", ".join(plan.arguments)
     mark = project.next_mark
-    caller = _with_mark(cst.parse_statement(f"return {name}({arguments})\n").with_changes(
-        leading_lines=region[0].leading_lines), mark)
+    caller = _with_mark(
+        cst.parse_statement(f"return {name}({arguments})\n").with_changes(leading_lines=region[0].leading_lines), mark
+    )
     helper = cst.parse_statement(f"def {name}({arguments}):\n    pass\n")
     moved = [region[0].with_changes(leading_lines=[]), *region[1:]]
     helper = helper.with_changes(body=helper.body.with_changes(body=moved))
@@ -940,8 +967,11 @@ def local_to_attribute(project: Project) -> Project:
     scope = scope_of(function, [site.statement])
     params = set(parameters(function))
     used = {a.attr.value for a in m.findall(site.owner, m.Attribute(value=m.Name("self")))}
-    candidates = [n for n in scope.bound["before"] if n in scope.mentioned["inside"]
-                  and n not in params | scope.declared_global | scope.unusual | used]
+    candidates = [
+        n
+        for n in scope.bound["before"]
+        if n in scope.mentioned["inside"] and n not in params | scope.declared_global | scope.unusual | used
+    ]
     if not candidates:
         raise NotApplicable("no local bound before the break is read by the breaking statement")
     file = project.stack[-1].file
@@ -966,8 +996,9 @@ def _is_elif(site: Site, node: cst.If) -> bool:
     return any(isinstance(a, cst.If) and a.orelse is node for a in site.ancestors)
 
 
-def _replace_in_block(project: Project, node: cst.CSTNode,
-                      rebuild: Callable[[list[cst.BaseStatement], int], list[cst.BaseStatement]]) -> Project:
+def _replace_in_block(
+    project: Project, node: cst.CSTNode, rebuild: Callable[[list[cst.BaseStatement], int], list[cst.BaseStatement]]
+) -> Project:
     """Rebuild the statement list of the block holding ``node`` (``rebuild(statements, index)``)."""
     file = project.stack[-1].file
     module = project.modules[file]
@@ -991,10 +1022,15 @@ def drop_else(project: Project) -> Project:
         raise NotApplicable("the else is on one line")
     other = list(node.orelse.body.body)
     if _exits(node.body):
+
         def rebuild(statements, index):
-            return [*statements[:index], statements[index].with_changes(orelse=None),
-                    *(s.with_changes(leading_lines=[]) if i == 0 else s for i, s in enumerate(other)),
-                    *statements[index + 1:]]
+            return [
+                *statements[:index],
+                statements[index].with_changes(orelse=None),
+                *(s.with_changes(leading_lines=[]) if i == 0 else s for i, s in enumerate(other)),
+                *statements[index + 1 :],
+            ]
+
         return _replace_in_block(project, node, rebuild)
     assigned = definitely_bound(_block_statements(node.body))
     plain = all(m.matches(s, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(m.Name())])])) for s in other)
@@ -1004,8 +1040,13 @@ def drop_else(project: Project) -> Project:
     def hoist(statements, index):
         current = statements[index]
         moved = [s.with_changes(leading_lines=current.leading_lines if i == 0 else []) for i, s in enumerate(other)]
-        return [*statements[:index], *moved, current.with_changes(orelse=None, leading_lines=[]),
-                *statements[index + 1:]]
+        return [
+            *statements[:index],
+            *moved,
+            current.with_changes(orelse=None, leading_lines=[]),
+            *statements[index + 1 :],
+        ]
+
     return _replace_in_block(project, node, hoist)
 
 
@@ -1016,12 +1057,16 @@ def add_else(project: Project) -> Project:
         raise NotApplicable("the if at the break already has an else")
 
     def rebuild(statements, index):
-        following = statements[index + 1:]
+        following = statements[index + 1 :]
         if _exits(node.body) and following:
             moved = [s.with_changes(leading_lines=[]) if i == 0 else s for i, s in enumerate(following)]
             return [*statements[:index], statements[index].with_changes(orelse=cst.Else(cst.IndentedBlock(moved)))]
-        return [*statements[:index], statements[index].with_changes(
-            orelse=cst.Else(cst.IndentedBlock([cst.SimpleStatementLine([cst.Pass()])]))), *following]
+        return [
+            *statements[:index],
+            statements[index].with_changes(orelse=cst.Else(cst.IndentedBlock([cst.SimpleStatementLine([cst.Pass()])]))),
+            *following,
+        ]
+
     return _replace_in_block(project, node, rebuild)
 
 
@@ -1032,8 +1077,10 @@ def loop_body(project: Project) -> Project:
         raise NotApplicable("the statement continues or breaks an enclosing loop")
     variable = fresh_name("_", set(names_in(site.function)))
     loop = cst.parse_statement(f"for {variable} in range(1):\n    pass\n")
-    loop = loop.with_changes(leading_lines=statement.leading_lines,
-                             body=loop.body.with_changes(body=[statement.with_changes(leading_lines=[])]))
+    loop = loop.with_changes(
+        leading_lines=statement.leading_lines,
+        body=loop.body.with_changes(body=[statement.with_changes(leading_lines=[])]),
+    )
     file = project.stack[-1].file
     return project.with_module(file, project.modules[file].visit(_Replace({id(statement): lambda node: loop})))
 

@@ -26,14 +26,13 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import fuzzing
 import libcst as cst
 from libcst.codemod import SkipFile, TransformFailure, TransformSkip, TransformSuccess
 
-import fuzzing
 from breakfix.codemods import BY_CODE, FixRequest
 from breakfix.engine import apply_codemod
 from breakfix.types import BreakFacts, Frame, GraphBreak
-
 from variants.generator import Skipped, Variant
 
 LIBRARY_FILE = "/usr/lib/python3/site-packages/somelib/__init__.py"
@@ -60,8 +59,15 @@ def graph_break(variant: Variant, folder: Path) -> GraphBreak:
         frames.append(Frame(str((folder / name).resolve()), line, function, line=text))
     entry = variant.fixture.first_break
     library = [Frame(LIBRARY_FILE, 1, "lib") for _ in range(entry.get("library_frames", 0))]
-    return GraphBreak(gb_type=entry["gb_type"], gb_id=entry.get("gb_id"), reason=entry["gb_type"], explanation="",
-                      hints=[], user_stack=frames + library, project_stack=frames)
+    return GraphBreak(
+        gb_type=entry["gb_type"],
+        gb_id=entry.get("gb_id"),
+        reason=entry["gb_type"],
+        explanation="",
+        hints=[],
+        user_stack=frames + library,
+        project_stack=frames,
+    )
 
 
 def normalized(reason: str) -> str:
@@ -74,8 +80,9 @@ def _unblanked(units: list[fuzzing.Unit]) -> list[fuzzing.Unit]:
     lines before it, which is no change to the class. Other statements are known by their text,
     not by their index: a statement a codemod inserts (a custom op's registration) shifts the
     index of every statement after it."""
-    return [replace(u, text=u.text.lstrip("\n"), name=u.text.strip() if u.kind == "statement" else u.name)
-            for u in units]
+    return [
+        replace(u, text=u.text.lstrip("\n"), name=u.text.strip() if u.kind == "statement" else u.name) for u in units
+    ]
 
 
 @functools.cache
@@ -97,8 +104,12 @@ def run_text(variant: Variant, folder: Path) -> TextOutcome:
     outcome = TextOutcome(variant.id, fixture.code, fixture.family, "refused")
     codemod = BY_CODE[fixture.code]
     brk = graph_break(variant, folder)
-    request = FixRequest(brk=brk, target_file=str((folder / "before.py").resolve()),
-                         target_qualname=variant.target, facts=BreakFacts.from_json(variant.facts))
+    request = FixRequest(
+        brk=brk,
+        target_file=str((folder / "before.py").resolve()),
+        target_qualname=variant.target,
+        facts=BreakFacts.from_json(variant.facts),
+    )
 
     def failure(kind: str, detail: str) -> TextOutcome:
         return replace(outcome, status="failure", reason=kind, detail=detail)
@@ -140,7 +151,7 @@ def run_text(variant: Variant, folder: Path) -> TextOutcome:
         return replace(outcome, idempotence="site_gone")
     moved = dict(zip(here, again.brk.project_stack))
     frames = [moved.get(f, f) for f in brk.project_stack]
-    second_brk = replace(brk, project_stack=frames, user_stack=frames + brk.user_stack[len(brk.project_stack):])
+    second_brk = replace(brk, project_stack=frames, user_stack=frames + brk.user_stack[len(brk.project_stack) :])
     second_request = replace(request, brk=second_brk, sources={path: result.code})
     _, second = apply_codemod(codemod, second_request, path, result.code)
     if isinstance(second, TransformFailure):
@@ -162,8 +173,19 @@ class TorchOutcome:
 def run_torch(variant: Variant, folder: Path, timeout: float = 900) -> TorchOutcome:
     variant.materialize(folder)
     fixture = variant.fixture
-    command = [sys.executable, "-m", "breakfix", "run", f"before.py:{variant.target}", "--inputs",
-               "inputs.py:example_inputs", "--apply", "--json", "--backend", "aot_eager"]
+    command = [
+        sys.executable,
+        "-m",
+        "breakfix",
+        "run",
+        f"before.py:{variant.target}",
+        "--inputs",
+        "inputs.py:example_inputs",
+        "--apply",
+        "--json",
+        "--backend",
+        "aot_eager",
+    ]
     if fixture.spec.get("unsafe_fixes"):
         command.append("--unsafe-fixes")
 
@@ -185,8 +207,9 @@ def run_torch(variant: Variant, folder: Path, timeout: float = 900) -> TorchOutc
         return outcome("fixed", f"{'+'.join(fixes)} ({report.get('kind')})")
     # What the fixture's own codemod said, then how each break ended.
     own = [a["reason"] for b in report["breaks"] for a in b.get("attempts", []) if a["code"] == fixture.code]
-    statuses = ", ".join(f"{b['status']}" + (f" by {b['fix']['code']}" if b.get("fix") else "")
-                         for b in report["breaks"])
+    statuses = ", ".join(
+        f"{b['status']}" + (f" by {b['fix']['code']}" if b.get("fix") else "") for b in report["breaks"]
+    )
     detail = f"{fixture.code}: {normalized(own[0]) if own else 'not tried'}; breaks: {statuses or 'none reported'}"
     return outcome("refused", detail)
 
@@ -206,22 +229,31 @@ def text_section(outcomes: list[TextOutcome], skipped: list[Skipped]) -> list[st
     for s in skipped:
         skipped_by_code[s.fixture.code].append(s)
     codes = _families({*by_code, *skipped_by_code})
-    lines = ["## Text tier (codemod alone, every variant)", "",
-             "| codemod | family | fixtures | variants | rewritten (idempotence checked) | refused | failures | "
-             "not generated |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "## Text tier (codemod alone, every variant)",
+        "",
+        "| codemod | family | fixtures | variants | rewritten (idempotence checked) | refused | failures | "
+        "not generated |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for code in codes:
         rows = by_code[code]
         fixtures = {o.variant.split(":")[0] for o in rows} | {s.fixture.id for s in skipped_by_code[code]}
         family = next(iter({o.family for o in rows} | {s.fixture.family for s in skipped_by_code[code]}))
         rewritten = [o for o in rows if o.status == "rewritten"]
         checked = sum(o.idempotence == "checked" for o in rewritten)
-        lines.append(f"| {code} | {family} | {len(fixtures)} | {len(rows)} | {len(rewritten)} ({checked}) | "
-                     f"{sum(o.status == 'refused' for o in rows)} | {sum(o.status == 'failure' for o in rows)} | "
-                     f"{len(skipped_by_code[code])} |")
+        lines.append(
+            f"| {code} | {family} | {len(fixtures)} | {len(rows)} | {len(rewritten)} ({checked}) | "
+            f"{sum(o.status == 'refused' for o in rows)} | {sum(o.status == 'failure' for o in rows)} | "
+            f"{len(skipped_by_code[code])} |"
+        )
     total = len(outcomes)
-    lines += [f"| **all** | | | **{total}** | **{sum(o.status == 'rewritten' for o in outcomes)}** | "
-              f"**{sum(o.status == 'refused' for o in outcomes)}** | "
-              f"**{sum(o.status == 'failure' for o in outcomes)}** | {len(skipped)} |", ""]
+    lines += [
+        f"| **all** | | | **{total}** | **{sum(o.status == 'rewritten' for o in outcomes)}** | "
+        f"**{sum(o.status == 'refused' for o in outcomes)}** | "
+        f"**{sum(o.status == 'failure' for o in outcomes)}** | {len(skipped)} |",
+        "",
+    ]
     lines += ["### Refusals by reason", ""]
     for code in codes:
         reasons = Counter(o.reason for o in by_code[code] if o.status == "refused")
@@ -234,28 +266,43 @@ def text_section(outcomes: list[TextOutcome], skipped: list[Skipped]) -> list[st
             lines.append(f"- {count} × {reason} — e.g. `{examples[0]}`")
         lines.append("")
     names = list(dict.fromkeys(o.variant.split(":")[1] for o in outcomes))
-    lines += ["### Rewritten / generated, by codemod and transformation", "",
-              "A cell is variants rewritten / variants generated (blank: the transformation applied to none of "
-              "the codemod's fixtures).", "",
-              "| codemod | " + " | ".join(n.replace("_", " ") for n in names) + " |", "|---|" + "---|" * len(names)]
+    lines += [
+        "### Rewritten / generated, by codemod and transformation",
+        "",
+        "A cell is variants rewritten / variants generated (blank: the transformation applied to none of "
+        "the codemod's fixtures).",
+        "",
+        "| codemod | " + " | ".join(n.replace("_", " ") for n in names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
     for code in codes:
         cells = []
         for name in names:
             rows = [o for o in by_code[code] if o.variant.split(":")[1] == name]
             cells.append(f"{sum(o.status == 'rewritten' for o in rows)}/{len(rows)}" if rows else "")
         lines.append(f"| {code} | " + " | ".join(cells) + " |")
-    lines += ["| **all** | " + " | ".join(
-        f"{sum(o.status == 'rewritten' for o in outcomes if o.variant.split(':')[1] == n)}/"
-        f"{sum(o.variant.split(':')[1] == n for o in outcomes)}" for n in names) + " |"]
+    lines += [
+        "| **all** | "
+        + " | ".join(
+            f"{sum(o.status == 'rewritten' for o in outcomes if o.variant.split(':')[1] == n)}/"
+            f"{sum(o.variant.split(':')[1] == n for o in outcomes)}"
+            for n in names
+        )
+        + " |"
+    ]
     lines += ["", "### Failures", ""]
     failures = [o for o in outcomes if o.status == "failure"]
     if not failures:
         lines.append("None.")
     for o in failures:
         lines += [f"- `{o.variant}` ({o.code}): **{o.reason}**", "", "```", o.detail.strip()[-1500:], "```", ""]
-    lines += ["", "### Transformations that did not apply", "",
-              "A transformation that cannot keep the fixture's meaning, or has nothing to act on, makes no "
-              "variant:", ""]
+    lines += [
+        "",
+        "### Transformations that did not apply",
+        "",
+        "A transformation that cannot keep the fixture's meaning, or has nothing to act on, makes no variant:",
+        "",
+    ]
     for (name, reason), count in sorted(Counter((s.transformation, s.reason) for s in skipped).items()):
         lines.append(f"- {name}: {reason} ({count})")
     return lines
@@ -265,13 +312,18 @@ def torch_section(outcomes: list[TorchOutcome]) -> list[str]:
     by_code: dict[str, list[TorchOutcome]] = defaultdict(list)
     for o in outcomes:
         by_code[o.code].append(o)
-    lines = ["## Torch tier (the CLI, a sample)", "",
-             "| codemod | variants run | fixed and verified | refused | error |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "## Torch tier (the CLI, a sample)",
+        "",
+        "| codemod | variants run | fixed and verified | refused | error |",
+        "|---|---|---|---|---|",
+    ]
     for code in _families(set(by_code)):
         rows = by_code[code]
-        lines.append(f"| {code} | {len(rows)} | {sum(o.status == 'fixed' for o in rows)} | "
-                     f"{sum(o.status == 'refused' for o in rows)} | {sum(o.status == 'error' for o in rows)} |")
+        lines.append(
+            f"| {code} | {len(rows)} | {sum(o.status == 'fixed' for o in rows)} | "
+            f"{sum(o.status == 'refused' for o in rows)} | {sum(o.status == 'error' for o in rows)} |"
+        )
     lines += ["", "| variant | outcome | detail |", "|---|---|---|"]
     for o in outcomes:
         lines.append(f"| `{o.variant}` | {o.status} | {o.detail.replace('|', '/')[:400]} |")
@@ -286,17 +338,21 @@ def write_report(text: list[str] | None = None, torch: list[str] | None = None, 
         if heading in kept:
             start = kept.index(heading)
             ends = [kept.index(h) for h in ("## Text tier", "## Torch tier") if h in kept and kept.index(h) > start]
-            parts[key] = kept[start:min(ends) if ends else len(kept)].rstrip() + "\n"
+            parts[key] = kept[start : min(ends) if ends else len(kept)].rstrip() + "\n"
     if text is not None:
         parts["text"] = "\n".join(text) + "\n"
     if torch is not None:
         parts["torch"] = "\n".join(torch) + "\n"
-    header = ["# Metamorphic variants of the positive fixtures", "",
-              "Generated by `tests/test_variants.py` (tests/variants/): every positive fixture, transformed "
-              "in ways that keep its meaning (see tests/variants/generator.py), with its recorded break moved "
-              "along. Text tier: `.venv/bin/python -m pytest tests/test_variants.py -m 'not torch'`. Torch tier "
-              "(opt-in): `BREAKFIX_VARIANTS_TORCH=N .venv/bin/python -m pytest tests/test_variants.py -m torch` "
-              "(N variants per fixture family).", ""]
+    header = [
+        "# Metamorphic variants of the positive fixtures",
+        "",
+        "Generated by `tests/test_variants.py` (tests/variants/): every positive fixture, transformed "
+        "in ways that keep its meaning (see tests/variants/generator.py), with its recorded break moved "
+        "along. Text tier: `.venv/bin/python -m pytest tests/test_variants.py -m 'not torch'`. Torch tier "
+        "(opt-in): `BREAKFIX_VARIANTS_TORCH=N .venv/bin/python -m pytest tests/test_variants.py -m torch` "
+        "(N variants per fixture family).",
+        "",
+    ]
     content = "\n".join(header) + "\n" + parts["text"] + ("\n" + parts["torch"] if parts["torch"] else "")
     path.write_text(content)
     return content
@@ -311,14 +367,27 @@ def eager_verdicts(variants: list[Variant], folder: Path, timeout: float = 1800)
         fixture = variant.fixture
         if fixture.id not in fixtures:
             fixtures[fixture.id] = folder / "fixtures" / fixture.id
-            shutil.copytree(fixture.folder, fixtures[fixture.id],
-                            ignore=shutil.ignore_patterns("after.py", "case.toml", "__pycache__"))
-        pairs.append({"id": variant.id, "fixture": str(fixtures[fixture.id]), "fixture_target": fixture.spec["target"],
-                      "variant": str(variant.materialize(folder / "variants" / str(index))),
-                      "variant_target": variant.target})
+            shutil.copytree(
+                fixture.folder,
+                fixtures[fixture.id],
+                ignore=shutil.ignore_patterns("after.py", "case.toml", "__pycache__"),
+            )
+        pairs.append(
+            {
+                "id": variant.id,
+                "fixture": str(fixtures[fixture.id]),
+                "fixture_target": fixture.spec["target"],
+                "variant": str(variant.materialize(folder / "variants" / str(index))),
+                "variant_target": variant.target,
+            }
+        )
     (folder / "pairs.json").write_text(json.dumps(pairs))
-    run = subprocess.run([sys.executable, str(Path(__file__).with_name("eager.py")), str(folder / "pairs.json")],
-                         capture_output=True, text=True, timeout=timeout)
+    run = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("eager.py")), str(folder / "pairs.json")],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if run.returncode:
         raise RuntimeError(run.stderr[-2000:])
     return json.loads(run.stdout.strip().splitlines()[-1])

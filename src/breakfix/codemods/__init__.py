@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from breakfix.codemods._base import BreakfixCodemod, FixRequest
-from breakfix.codemods.control_flow import DataDependentBranch, DataDependentExpertLoop, DataDependentTail, ValidationRaise
+from breakfix.codemods.control_flow import (
+    DataDependentBranch,
+    DataDependentExpertLoop,
+    DataDependentTail,
+    ValidationRaise,
+)
 from breakfix.codemods.copies import AttributeReassignedFromItself, DeepcopyOfTensor
 from breakfix.codemods.escape_hatches import UntraceablePureHelper
 from breakfix.codemods.host_syncs import SizeAssertOnTensor, TensorBoundsOfArange

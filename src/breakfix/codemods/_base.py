@@ -130,8 +130,12 @@ def insert_top_level(body: list[cst.CSTNode], at: int, statement: cst.BaseStatem
     following = body[at:]
     if following:
         following[0] = following[0].with_changes(
-            leading_lines=[cst.EmptyLine(), cst.EmptyLine(),
-                           *(line for line in following[0].leading_lines if line.comment is not None)])
+            leading_lines=[
+                cst.EmptyLine(),
+                cst.EmptyLine(),
+                *(line for line in following[0].leading_lines if line.comment is not None),
+            ]
+        )
     return [*body[:at], statement, *following]
 
 
@@ -139,8 +143,9 @@ def index_after_imports(body: list[cst.CSTNode]) -> int:
     """Index after the module docstring, ``__future__`` and other leading imports."""
     index = 0
     for statement in body:
-        leading = m.matches(statement, m.SimpleStatementLine(
-            body=[m.OneOf(m.Import(), m.ImportFrom(), m.Expr(value=m.SimpleString()))]))
+        leading = m.matches(
+            statement, m.SimpleStatementLine(body=[m.OneOf(m.Import(), m.ImportFrom(), m.Expr(value=m.SimpleString()))])
+        )
         if not leading:
             break
         index += 1

@@ -89,7 +89,7 @@ def function_site(module: cst.Module, line: int) -> FunctionSite:
     functions = [i for i, node in enumerate(chain) if isinstance(node, cst.FunctionDef)]
     if not functions:
         raise NotSplittable(f"no function spans line {line}")
-    enclosing = chain[:functions[-1]]
+    enclosing = chain[: functions[-1]]
     function = chain[functions[-1]]
     if any(isinstance(node, cst.FunctionDef) for node in enclosing):
         raise NotSplittable(f"{function.name.value} is nested in another function (its closure cannot move)")
@@ -342,7 +342,9 @@ class Flow:
                         raise NotSplittable(f"{function.name.value} defines a class reading its locals")
                     self.closures.append((index, access.node.value))
         self.prologue = len(docstring(function))
-        while self.prologue < count and m.matches(self.statements[self.prologue], m.SimpleStatementLine(body=[m.Global()])):
+        while self.prologue < count and m.matches(
+            self.statements[self.prologue], m.SimpleStatementLine(body=[m.Global()])
+        ):
             self.prologue += 1
         self.globals = self._declared_globals(scopes, scope, owner)
         for index, statement in enumerate(self.statements):
@@ -354,9 +356,9 @@ class Flow:
         """Names of the leading ``global`` statements, recorded as locals of the statements that read
         or bind them: pieces take them as parameters and return them when they rebind them, and the
         orchestrator, which keeps the declarations, reads and rebinds the module's names."""
-        declarations = self.statements[len(docstring(self.function)):self.prologue]
+        declarations = self.statements[len(docstring(self.function)) : self.prologue]
         declared = {n.name.value for s in declarations for small in s.body for n in small.names}
-        if m.findall(cst.IndentedBlock(body=self.statements[self.prologue:]), m.Global()):
+        if m.findall(cst.IndentedBlock(body=self.statements[self.prologue :]), m.Global()):
             raise NotSplittable(f"{self.function.name.value} declares globals after its first statement")
         if not declared:
             return declared
@@ -369,7 +371,11 @@ class Flow:
                 self.binders.setdefault(assignment.name, set()).add(index)
         for inner in {s for s in scopes.values() if s is not None and inside(s, scope)}:
             for access in inner.accesses:
-                if not isinstance(access.node, cst.Name) or access.node.value not in declared or id(access.node) not in owner:
+                if (
+                    not isinstance(access.node, cst.Name)
+                    or access.node.value not in declared
+                    or id(access.node) not in owner
+                ):
                     continue
                 if inner is not scope and not isinstance(inner, ComprehensionScope):
                     raise NotSplittable(f"a nested function reads the global {access.node.value}")
@@ -419,7 +425,9 @@ class Flow:
             raise NotSplittable(f"nothing in {name} is left to compile around the statement to keep eager")
         rebound_late = self.globals & set().union(*(self.may[i] for i in tail))
         if rebound_late:
-            raise NotSplittable(f"the global {', '.join(self._sorted(rebound_late))} is rebound after the statement to keep eager")
+            raise NotSplittable(
+                f"the global {', '.join(self._sorted(rebound_late))} is rebound after the statement to keep eager"
+            )
         # A declared global is a parameter of the pieces that read it, and an output of the head
         # when the head rebinds it: the orchestrator's assignment is what rebinds the module's name.
         params = set(self.params) | self.globals
@@ -431,11 +439,16 @@ class Flow:
         if unsure:
             raise NotSplittable(f"cannot prove {', '.join(self._sorted(unsure))} is bound before it is passed on")
         self._check_closures(head, index, tail)
-        return Cut(head=[self.statements[i] for i in head], eager=eager, tail=[self.statements[i] for i in tail],
-                   head_inputs=self._sorted(self.exposed(head) & params), head_outputs=self._sorted(outputs),
-                   tail_inputs=self._sorted(tail_inputs),
-                   tail_returns=any(has_return(self.statements[i]) for i in tail),
-                   prologue=self.statements[:start])
+        return Cut(
+            head=[self.statements[i] for i in head],
+            eager=eager,
+            tail=[self.statements[i] for i in tail],
+            head_inputs=self._sorted(self.exposed(head) & params),
+            head_outputs=self._sorted(outputs),
+            tail_inputs=self._sorted(tail_inputs),
+            tail_returns=any(has_return(self.statements[i]) for i in tail),
+            prologue=self.statements[:start],
+        )
 
     def header_loop(self, index: int, line: int) -> cst.For | None:
         """The ``for`` statement at ``index`` when ``line`` is in its header (the iteration broke,
@@ -512,7 +525,8 @@ def _plain(expression: cst.BaseExpression | None) -> bool:
     if isinstance(expression, cst.Subscript):
         return _plain(expression.value) and all(
             isinstance(e.slice, cst.Index) and isinstance(e.slice.value, (cst.BaseNumber, cst.BaseString))
-            for e in expression.slice)
+            for e in expression.slice
+        )
     if isinstance(expression, (cst.Tuple, cst.List)):
         return all(isinstance(e, cst.Element) and _plain(e.value) for e in expression.elements)
     return False
@@ -524,11 +538,16 @@ def is_trivial(statement: cst.BaseStatement) -> bool:
     so a piece made of such statements would compile nothing."""
     if not isinstance(statement, cst.SimpleStatementLine):
         return False
-    return all(isinstance(item, cst.Pass)
-               or (isinstance(item, (cst.Return, cst.Expr)) and _plain(item.value))
-               or (isinstance(item, cst.Assign) and _plain(item.value)
-                   and all(isinstance(t.target, (cst.Name, cst.Tuple)) and _plain(t.target) for t in item.targets))
-               for item in statement.body)
+    return all(
+        isinstance(item, cst.Pass)
+        or (isinstance(item, (cst.Return, cst.Expr)) and _plain(item.value))
+        or (
+            isinstance(item, cst.Assign)
+            and _plain(item.value)
+            and all(isinstance(t.target, (cst.Name, cst.Tuple)) and _plain(t.target) for t in item.targets)
+        )
+        for item in statement.body
+    )
 
 
 def has_return(node: cst.CSTNode) -> bool:
@@ -569,15 +588,22 @@ def _without_leading_blanks(statement: cst.BaseStatement) -> cst.BaseStatement:
     return statement.with_changes(leading_lines=lines)
 
 
-def compiled_piece(name: str, params: Sequence[str], body: Sequence[cst.BaseStatement],
-                   returns: Sequence[str] = (), options: Sequence[cst.Arg] = ()) -> cst.FunctionDef:
+def compiled_piece(
+    name: str,
+    params: Sequence[str],
+    body: Sequence[cst.BaseStatement],
+    returns: Sequence[str] = (),
+    options: Sequence[cst.Arg] = (),
+) -> cst.FunctionDef:
     """``@torch.compile(fullgraph=True) def name(params): body; return returns``; ``options`` are
     keyword arguments of torch.compile to pass as well (the user's, when the function was compiled
     by a decorator)."""
     decorator = cst.parse_expression(_COMPILE_DECORATOR)
     if options:
         fullgraph = decorator.args[0].with_changes(comma=cst.MaybeSentinel.DEFAULT)
-        decorator = decorator.with_changes(args=[*(a.with_changes(comma=cst.MaybeSentinel.DEFAULT) for a in options), fullgraph])
+        decorator = decorator.with_changes(
+            args=[*(a.with_changes(comma=cst.MaybeSentinel.DEFAULT) for a in options), fullgraph]
+        )
     statements = [_without_leading_blanks(body[0]), *body[1:]] if body else []
     if returns:
         statements.append(cst.parse_statement(f"return {', '.join(returns)}\n"))
@@ -590,8 +616,13 @@ def compiled_piece(name: str, params: Sequence[str], body: Sequence[cst.BaseStat
     )
 
 
-def piece_call(name: str, args: Sequence[str], outputs: Sequence[str] = (), returns: bool = False,
-               like: cst.BaseStatement | None = None) -> cst.SimpleStatementLine:
+def piece_call(
+    name: str,
+    args: Sequence[str],
+    outputs: Sequence[str] = (),
+    returns: bool = False,
+    like: cst.BaseStatement | None = None,
+) -> cst.SimpleStatementLine:
     """``outputs = name(args)``, ``return name(args)`` or ``name(args)``, with ``like``'s blank lines."""
     call = f"{name}({', '.join(args)})"
     if returns:
@@ -604,8 +635,9 @@ def piece_call(name: str, args: Sequence[str], outputs: Sequence[str] = (), retu
     return statement.with_changes(leading_lines=blank_lines(like) if like is not None else [])
 
 
-def as_orchestrator(function: cst.FunctionDef, body: Sequence[cst.BaseStatement],
-                    compiled_by: cst.Decorator | None = None) -> cst.FunctionDef:
+def as_orchestrator(
+    function: cst.FunctionDef, body: Sequence[cst.BaseStatement], compiled_by: cst.Decorator | None = None
+) -> cst.FunctionDef:
     """The function with this body, running eagerly: the decorator that compiled it (``compiled_by``,
     else a ``torch.compile`` one) becomes ``torch.compiler.disable`` (nested orchestrators work; an
     orchestrator left under torch.compile would break the graph, GB0098); otherwise the decorator is
@@ -616,8 +648,11 @@ def as_orchestrator(function: cst.FunctionDef, body: Sequence[cst.BaseStatement]
     if at is None and COMPILE in names:
         at = names.index(COMPILE)
     if at is not None:
-        decorators = [*function.decorators[:at], disable.with_changes(leading_lines=function.decorators[at].leading_lines),
-                      *function.decorators[at + 1:]]
+        decorators = [
+            *function.decorators[:at],
+            disable.with_changes(leading_lines=function.decorators[at].leading_lines),
+            *function.decorators[at + 1 :],
+        ]
     else:
         decorators = [*function.decorators, disable]
     return function.with_changes(decorators=decorators, body=function.body.with_changes(body=list(body)))
@@ -644,8 +679,9 @@ def compile_decorator(module: cst.Module, function: cst.FunctionDef) -> cst.Deco
     return None
 
 
-def piece_options(module: cst.Module, function: cst.FunctionDef, compiled_by: cst.Decorator | None,
-                  defaults: PieceOptions = ()) -> list[cst.Arg]:
+def piece_options(
+    module: cst.Module, function: cst.FunctionDef, compiled_by: cst.Decorator | None, defaults: PieceOptions = ()
+) -> list[cst.Arg]:
     """The keyword options of ``torch.compile`` for the pieces made of ``function``: the ones it is
     compiled with (its decorator, else a ``torch.compile(function, ...)`` call in the module), else
     ``defaults`` (--piece-options, [tool.breakfix] piece-options). Every piece is compiled
@@ -654,12 +690,21 @@ def piece_options(module: cst.Module, function: cst.FunctionDef, compiled_by: cs
         call = compiled_by.decorator if isinstance(compiled_by.decorator, cst.Call) else None
     else:
         names = MetadataWrapper(module, unsafe_skip_copy=True).resolve(QualifiedNameProvider)
-        call = next((c for c in m.findall(module, m.Call(args=[m.Arg(value=m.Name(function.name.value), keyword=None),
-                                                                 m.ZeroOrMore()]))
-                     if _is_compile(names, c.func)), None)
+        call = next(
+            (
+                c
+                for c in m.findall(
+                    module, m.Call(args=[m.Arg(value=m.Name(function.name.value), keyword=None), m.ZeroOrMore()])
+                )
+                if _is_compile(names, c.func)
+            ),
+            None,
+        )
         if call is None:
-            return [cst.Arg(cst.parse_expression(value), keyword=cst.Name(key), equal=_NO_SPACE_EQUAL)
-                    for key, value in defaults]
+            return [
+                cst.Arg(cst.parse_expression(value), keyword=cst.Name(key), equal=_NO_SPACE_EQUAL)
+                for key, value in defaults
+            ]
     return [arg for arg in call.args if arg.keyword is not None and arg.keyword.value != "fullgraph"] if call else []
 
 
@@ -705,7 +750,9 @@ def _all_functions(module: cst.Module) -> list[FunctionSite]:
         if isinstance(statement, cst.FunctionDef):
             sites.append(FunctionSite(statement, None, statement))
         elif isinstance(statement, cst.ClassDef):
-            sites += [FunctionSite(f, statement, statement) for f in statement.body.body if isinstance(f, cst.FunctionDef)]
+            sites += [
+                FunctionSite(f, statement, statement) for f in statement.body.body if isinstance(f, cst.FunctionDef)
+            ]
     return sites
 
 
@@ -715,10 +762,21 @@ def new_orchestrators(path: Path, before: str, after: str) -> list[EagerCallers]
     was_eager = {site.qualname for site in _all_functions(cst.parse_module(before)) if is_orchestrator(site.function)}
     module = cst.parse_module(after)
     pieces = {site.function.name.value for site in _all_functions(module) if is_compiled_piece(site.function)}
-    return [EagerCallers(path, site.qualname, len({call.func.value for call in m.findall(
-                site.function, m.Call(func=m.Name())) if call.func.value in pieces}))
-            for site in _all_functions(module)
-            if is_orchestrator(site.function) and site.qualname not in was_eager]
+    return [
+        EagerCallers(
+            path,
+            site.qualname,
+            len(
+                {
+                    call.func.value
+                    for call in m.findall(site.function, m.Call(func=m.Name()))
+                    if call.func.value in pieces
+                }
+            ),
+        )
+        for site in _all_functions(module)
+        if is_orchestrator(site.function) and site.qualname not in was_eager
+    ]
 
 
 def eager_original_lines(before: str, after: str) -> set[int]:
@@ -730,8 +788,9 @@ def eager_original_lines(before: str, after: str) -> set[int]:
     for site in _all_functions(after_module):
         if is_orchestrator(site.function) and site.qualname not in was_eager:
             code = "".join(after_module.code_for_node(statement) for statement in site.function.body.body)
-            kept[site.qualname] = {line.strip() for line in code.splitlines()
-                                   if line.strip() and not line.strip().startswith("#")}
+            kept[site.qualname] = {
+                line.strip() for line in code.splitlines() if line.strip() and not line.strip().startswith("#")
+            }
     if not kept:
         return set()
     wrapper = MetadataWrapper(cst.parse_module(before))
@@ -741,8 +800,11 @@ def eager_original_lines(before: str, after: str) -> set[int]:
     for site in _all_functions(wrapper.module):
         if site.qualname in kept:
             span = positions[site.function.body]
-            lines |= {number for number in range(span.start.line, span.end.line + 1)
-                      if number <= len(source_lines) and source_lines[number - 1].strip() in kept[site.qualname]}
+            lines |= {
+                number
+                for number in range(span.start.line, span.end.line + 1)
+                if number <= len(source_lines) and source_lines[number - 1].strip() in kept[site.qualname]
+            }
     return lines
 
 
@@ -762,8 +824,13 @@ class _Rename(cst.CSTTransformer):
         return updated.with_changes(value=self.names.get(updated.value, updated.value))
 
 
-def install(module: cst.Module, site: FunctionSite, orchestrator: cst.FunctionDef,
-            pieces: dict[str, cst.FunctionDef], removed: Sequence[str] = ()) -> cst.Module:
+def install(
+    module: cst.Module,
+    site: FunctionSite,
+    orchestrator: cst.FunctionDef,
+    pieces: dict[str, cst.FunctionDef],
+    removed: Sequence[str] = (),
+) -> cst.Module:
     """Put ``orchestrator`` in place of ``site.function`` and its pieces right after ``site.top``.
 
     ``pieces`` maps a temporary name (or an existing piece's name, to replace it) to its
@@ -779,14 +846,23 @@ def install(module: cst.Module, site: FunctionSite, orchestrator: cst.FunctionDe
         if name in available and name not in order and name not in removed:
             order.append(name)
     referenced_once = {
-        name for name in order if name in pieces or (
+        name
+        for name in order
+        if name in pieces
+        or (
             re.fullmatch(r"_\w+_piece(_\d+)?", name)
-            and len([n for n in m.findall(module, m.Name(name)) if n is not existing[name].name]) == 1)}
+            and len([n for n in m.findall(module, m.Name(name)) if n is not existing[name].name]) == 1
+        )
+    }
     owned = [name for name in order if name in referenced_once]
     rename = _final_names(module, site.base_name, owned, [*owned, *removed])
     orchestrator = orchestrator.visit(_Rename(rename))
-    placed = [available[name].with_changes(name=cst.Name(rename.get(name, name)),
-                                           leading_lines=[cst.EmptyLine(), cst.EmptyLine()]) for name in owned]
+    placed = [
+        available[name].with_changes(
+            name=cst.Name(rename.get(name, name)), leading_lines=[cst.EmptyLine(), cst.EmptyLine()]
+        )
+        for name in owned
+    ]
     dropped = set(owned) | set(removed)
     body: list[cst.BaseStatement] = []
     for statement in module.body:

@@ -14,18 +14,65 @@ import libcst.matchers as m
 from libcst.helpers import get_full_name_for_node
 
 # Calls whose whole purpose is a side effect or host state.
-IMPURE_CALLS = frozenset({
-    "print", "open", "input", "exec", "eval", "setattr", "delattr", "breakpoint",
-    "torch.save", "torch.manual_seed", "torch.seed", "numpy.save", "np.save", "np.savez",
-    "warnings.warn", "time.time", "time.perf_counter", "time.sleep", "random.random", "random.seed",
-})
-IMPURE_PREFIXES = ("logging.", "logger.", "log.", "os.", "sys.", "shutil.", "subprocess.", "tqdm",
-                   "random.", "np.random.", "numpy.random.", "json.dump", "pickle.dump", "time.")
+IMPURE_CALLS = frozenset(
+    {
+        "print",
+        "open",
+        "input",
+        "exec",
+        "eval",
+        "setattr",
+        "delattr",
+        "breakpoint",
+        "torch.save",
+        "torch.manual_seed",
+        "torch.seed",
+        "numpy.save",
+        "np.save",
+        "np.savez",
+        "warnings.warn",
+        "time.time",
+        "time.perf_counter",
+        "time.sleep",
+        "random.random",
+        "random.seed",
+    }
+)
+IMPURE_PREFIXES = (
+    "logging.",
+    "logger.",
+    "log.",
+    "os.",
+    "sys.",
+    "shutil.",
+    "subprocess.",
+    "tqdm",
+    "random.",
+    "np.random.",
+    "numpy.random.",
+    "json.dump",
+    "pickle.dump",
+    "time.",
+)
 # Methods that mutate their receiver; an in-place tensor method ends with one underscore.
-MUTATING_METHODS = frozenset({
-    "append", "extend", "insert", "pop", "remove", "clear", "update", "setdefault", "add",
-    "discard", "sort", "reverse", "register_buffer", "copy_",
-})
+MUTATING_METHODS = frozenset(
+    {
+        "append",
+        "extend",
+        "insert",
+        "pop",
+        "remove",
+        "clear",
+        "update",
+        "setdefault",
+        "add",
+        "discard",
+        "sort",
+        "reverse",
+        "register_buffer",
+        "copy_",
+    }
+)
 
 
 # Methods that do I/O whatever their receiver is (a local PIL image's .save() still writes a file).

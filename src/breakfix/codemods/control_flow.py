@@ -149,7 +149,9 @@ class DataDependentBranch(BreakfixCodemod):
         arguments = [updated.test, cst.Name(true_fn), cst.Name(false_fn)]
         call = _cond_call(arguments, operands)
         target = cst.AssignTarget(cst.parse_expression(", ".join(outputs)))
-        assignment = cst.SimpleStatementLine([cst.Assign(targets=[target], value=call)], leading_lines=[cst.EmptyLine(indent=False)])
+        assignment = cst.SimpleStatementLine(
+            [cst.Assign(targets=[target], value=call)], leading_lines=[cst.EmptyLine(indent=False)]
+        )
         definitions[0] = definitions[0].with_changes(leading_lines=updated.leading_lines)
         definitions[1] = definitions[1].with_changes(leading_lines=[cst.EmptyLine(indent=False)])
         self.rewritten += 1
@@ -158,8 +160,10 @@ class DataDependentBranch(BreakfixCodemod):
     def leave_IfExp(self, original: cst.IfExp, updated: cst.IfExp) -> cst.BaseExpression:
         if self.rewritten or self.in_test or not self.functions or not self.spans_break(original.test):
             return updated
-        if any(m.findall(part, m.Yield() | m.Await() | m.NamedExpr() | m.IfExp())
-               for part in (updated.test, updated.body, updated.orelse)):
+        if any(
+            m.findall(part, m.Yield() | m.Await() | m.NamedExpr() | m.IfExp())
+            for part in (updated.test, updated.body, updated.orelse)
+        ):
             # A nested conditional would be rewritten by a second pass: the rewrite must be idempotent.
             self.refused = "the conditional expression nests another, yields, awaits or binds a name"
             return updated
@@ -169,7 +173,9 @@ class DataDependentBranch(BreakfixCodemod):
 
     def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
         if not self.rewritten:
-            raise self.skip(self.refused or f"no if/else or conditional expression at line {self.request.brk.site.lineno}")
+            raise self.skip(
+                self.refused or f"no if/else or conditional expression at line {self.request.brk.site.lineno}"
+            )
         AddImportsVisitor.add_needed_import(self.context, "torch")
         return updated
 
@@ -178,7 +184,8 @@ class DataDependentBranch(BreakfixCodemod):
         copies; refuse where a copy is not the same as the tensor it copies."""
         body = node.body.body
         if not all(m.matches(s, _ASSIGNMENT) for s in body) or m.findall(
-                node.body, m.Yield() | m.Await() | m.NamedExpr() | m.Lambda()):
+            node.body, m.Yield() | m.Await() | m.NamedExpr() | m.Lambda()
+        ):
             raise _Refused("the if has no else and its body does more than assign names")
         function = self.functions[-1]
         start, end = self._lines(node)
@@ -188,18 +195,30 @@ class DataDependentBranch(BreakfixCodemod):
                 continue  # a temporary of the branch
             binding = self._binding_before(function, name, start)
             if binding is None:
-                raise _Refused(f"the if has no else and {name} is not bound by an assignment before it: on the "
-                               "untaken branch it would hold the caller's object (or nothing), which a copy is not")
+                raise _Refused(
+                    f"the if has no else and {name} is not bound by an assignment before it: on the "
+                    "untaken branch it would hold the caller's object (or nothing), which a copy is not"
+                )
             if not _fresh(binding):
-                raise _Refused(f"the if has no else and {name} may be a view or alias of another tensor before it "
-                               f"(`{cst.Module([]).code_for_node(binding)}`): a copy would not share its memory")
-            mutated = m.Call(func=m.Attribute(value=m.Name(name), attr=m.Name(m.MatchIfTrue(
-                lambda a: a.endswith("_") and not a.startswith("_"))))) | m.AugAssign(target=m.Name(name)) \
-                | m.AssignTarget(target=m.Subscript(value=m.Name(name)) | m.Attribute(value=m.Name(name))) \
+                raise _Refused(
+                    f"the if has no else and {name} may be a view or alias of another tensor before it "
+                    f"(`{cst.Module([]).code_for_node(binding)}`): a copy would not share its memory"
+                )
+            mutated = (
+                m.Call(
+                    func=m.Attribute(
+                        value=m.Name(name),
+                        attr=m.Name(m.MatchIfTrue(lambda a: a.endswith("_") and not a.startswith("_"))),
+                    )
+                )
+                | m.AugAssign(target=m.Name(name))
+                | m.AssignTarget(target=m.Subscript(value=m.Name(name)) | m.Attribute(value=m.Name(name)))
                 | m.AugAssign(target=m.Subscript(value=m.Name(name)) | m.Attribute(value=m.Name(name)))
+            )
             if any(self._lines(found)[0] > end for found in m.findall(function, mutated)):
-                raise _Refused(f"{name} is updated in place after the if: on the untaken branch the update would "
-                               "reach a copy")
+                raise _Refused(
+                    f"{name} is updated in place after the if: on the untaken branch the update would reach a copy"
+                )
             outputs.append(name)
         if not outputs:
             raise _Refused("the if has no else and rebinds no name that is used after it")
@@ -213,28 +232,47 @@ class DataDependentBranch(BreakfixCodemod):
         """The value of the last binding of ``name`` before ``line`` in ``function``, when that is a
         plain assignment and the function binds ``name`` no other way (parameters, loops, ``with``)."""
         params = {p.name.value for p in _all_params(function.params)}
-        others = m.For(target=m.MatchIfTrue(lambda t: bool(m.findall(t, m.Name(name))))) | m.AsName(name=m.Name(name)) \
-            | m.NamedExpr(target=m.Name(name)) | m.AugAssign(target=m.Name(name)) \
+        others = (
+            m.For(target=m.MatchIfTrue(lambda t: bool(m.findall(t, m.Name(name)))))
+            | m.AsName(name=m.Name(name))
+            | m.NamedExpr(target=m.Name(name))
+            | m.AugAssign(target=m.Name(name))
             | m.AssignTarget(target=m.Tuple() | m.List())
+        )
         if name in params or any(m.findall(a, m.Name(name)) for a in m.findall(function, others)):
             return None
-        assignments = [a for a in m.findall(function, m.Assign(targets=[m.AssignTarget(m.Name(name))]))
-                       if self._lines(a)[1] < line]
+        assignments = [
+            a for a in m.findall(function, m.Assign(targets=[m.AssignTarget(m.Name(name))])) if self._lines(a)[1] < line
+        ]
         return max(assignments, key=lambda a: self._lines(a)[0]).value if assignments else None
 
     def _branches(self, node: cst.If) -> tuple[set[str], set[str]]:
         """Names each branch reads before it binds them (they become operands); refuse what is not
         two blocks of plain assignments binding the same names."""
         if node.orelse is None:
-            raise _Refused("the if has no else: the other branch would return its inputs unchanged, which "
-                           "torch.cond refuses (an output may not alias an input) and a copy would not be the same object")
+            raise _Refused(
+                "the if has no else: the other branch would return its inputs unchanged, which "
+                "torch.cond refuses (an output may not alias an input) and a copy would not be the same object"
+            )
         if isinstance(node.orelse, cst.If):
             raise _Refused("an elif chain")
         reads = []
         for block in (node.body.body, node.orelse.body.body):
             for statement in block:
-                if not m.matches(statement, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(
-                        target=m.Name() | m.Tuple(elements=[m.AtLeastN(m.Element(m.Name()), n=1)]))])])):
+                if not m.matches(
+                    statement,
+                    m.SimpleStatementLine(
+                        body=[
+                            m.Assign(
+                                targets=[
+                                    m.AssignTarget(
+                                        target=m.Name() | m.Tuple(elements=[m.AtLeastN(m.Element(m.Name()), n=1)])
+                                    )
+                                ]
+                            )
+                        ]
+                    ),
+                ):
                     raise _Refused("a branch does more than assign names")
                 if m.findall(statement, m.Yield() | m.Await() | m.NamedExpr() | m.Lambda()):
                     raise _Refused("a branch yields, awaits, or defines a function")
@@ -245,8 +283,10 @@ class DataDependentBranch(BreakfixCodemod):
         # A name only one branch assigns stays inside that branch's function: only when nothing
         # else in the enclosing function mentions it (a temporary of the branch).
         function = self.functions[-1]
-        for name, block in [*((n, node.body) for n in true_names - false_names),
-                            *((n, node.orelse.body) for n in false_names - true_names)]:
+        for name, block in [
+            *((n, node.body) for n in true_names - false_names),
+            *((n, node.orelse.body) for n in false_names - true_names),
+        ]:
             if len(m.findall(function, m.Name(name))) != len(m.findall(block, m.Name(name))):
                 raise _Refused(f"{name} is assigned on one branch only and used outside it")
         return reads[0], reads[1]
@@ -256,20 +296,94 @@ class _Refused(Exception):
     pass
 
 
-_ASSIGNMENT = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(
-    target=m.Name() | m.Tuple(elements=[m.AtLeastN(m.Element(m.Name()), n=1)]))])])
+_ASSIGNMENT = m.SimpleStatementLine(
+    body=[
+        m.Assign(targets=[m.AssignTarget(target=m.Name() | m.Tuple(elements=[m.AtLeastN(m.Element(m.Name()), n=1)]))])
+    ]
+)
 
 # Tensor methods and torch functions that always return a new tensor (never a view, never their
 # input unchanged); a module call (``self.drop(x)`` may be an identity) is not one of them.
-_FRESH = frozenset({
-    "abs", "add", "sub", "mul", "div", "true_divide", "pow", "neg", "exp", "expm1", "log", "log1p", "log2", "sqrt",
-    "rsqrt", "reciprocal", "sign", "sin", "cos", "tanh", "sigmoid", "relu", "gelu", "silu", "softplus", "softmax",
-    "log_softmax", "logsumexp", "sum", "mean", "std", "var", "prod", "norm", "amax", "amin", "cumsum", "cumprod",
-    "clamp", "clip", "where", "masked_fill", "nan_to_num", "round", "floor", "ceil", "matmul", "mm", "bmm", "einsum",
-    "cat", "stack", "clone", "zeros_like", "ones_like", "full_like", "empty_like", "zeros", "ones", "full",
-    "lerp", "addcmul", "addcdiv", "maximum", "minimum", "fmod", "remainder", "normalize", "linear", "layer_norm",
-    "square", "erf", "logaddexp", "outer", "cross", "diff",
-})
+_FRESH = frozenset(
+    {
+        "abs",
+        "add",
+        "sub",
+        "mul",
+        "div",
+        "true_divide",
+        "pow",
+        "neg",
+        "exp",
+        "expm1",
+        "log",
+        "log1p",
+        "log2",
+        "sqrt",
+        "rsqrt",
+        "reciprocal",
+        "sign",
+        "sin",
+        "cos",
+        "tanh",
+        "sigmoid",
+        "relu",
+        "gelu",
+        "silu",
+        "softplus",
+        "softmax",
+        "log_softmax",
+        "logsumexp",
+        "sum",
+        "mean",
+        "std",
+        "var",
+        "prod",
+        "norm",
+        "amax",
+        "amin",
+        "cumsum",
+        "cumprod",
+        "clamp",
+        "clip",
+        "where",
+        "masked_fill",
+        "nan_to_num",
+        "round",
+        "floor",
+        "ceil",
+        "matmul",
+        "mm",
+        "bmm",
+        "einsum",
+        "cat",
+        "stack",
+        "clone",
+        "zeros_like",
+        "ones_like",
+        "full_like",
+        "empty_like",
+        "zeros",
+        "ones",
+        "full",
+        "lerp",
+        "addcmul",
+        "addcdiv",
+        "maximum",
+        "minimum",
+        "fmod",
+        "remainder",
+        "normalize",
+        "linear",
+        "layer_norm",
+        "square",
+        "erf",
+        "logaddexp",
+        "outer",
+        "cross",
+        "diff",
+    }
+)
 
 
 def _fresh(value: cst.BaseExpression) -> bool:
@@ -308,8 +422,11 @@ def _read_before_bound(block) -> set[str]:
 
 
 def _branch_function(name: str, params: list[str], statements) -> cst.FunctionDef:
-    return cst.FunctionDef(name=cst.Name(name), params=cst.Parameters([cst.Param(cst.Name(p)) for p in params]),
-                           body=cst.IndentedBlock(body=list(statements)))
+    return cst.FunctionDef(
+        name=cst.Name(name),
+        params=cst.Parameters([cst.Param(cst.Name(p)) for p in params]),
+        body=cst.IndentedBlock(body=list(statements)),
+    )
 
 
 def _cond_call(arguments: list[cst.BaseExpression], operands: list[str]) -> cst.Call:
@@ -378,9 +495,11 @@ class DataDependentExpertLoop(BreakfixCodemod):
     FIX_TITLE = "Loop over every expert, statically"
     GB_TYPES = frozenset({DATA_DEPENDENT_GUARD})
     APPLICABILITY = Applicability.UNSAFE
-    CHANGES = ("the loop body also runs for experts no token was routed to, on an empty selection: "
-               "their modules run on an empty batch (hooks, training-mode layers, zero instead of no "
-               "gradients), and every call pays for every expert")
+    CHANGES = (
+        "the loop body also runs for experts no token was routed to, on an empty selection: "
+        "their modules run on an empty batch (hooks, training-mode layers, zero instead of no "
+        "gradients), and every call pays for every expert"
+    )
 
     METADATA_DEPENDENCIES = (PositionProvider, ParentNodeProvider)
 
@@ -423,14 +542,18 @@ class DataDependentExpertLoop(BreakfixCodemod):
     def leave_If(self, original: cst.If, updated: cst.If) -> cst.If | cst.RemovalSentinel:
         return self.edits.get(original, updated)
 
-    def leave_SimpleStatementLine(self, original: cst.SimpleStatementLine,
-                                  updated: cst.SimpleStatementLine) -> cst.SimpleStatementLine | cst.RemovalSentinel:
+    def leave_SimpleStatementLine(
+        self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine
+    ) -> cst.SimpleStatementLine | cst.RemovalSentinel:
         return self.edits.get(original, updated)
 
     def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
         if not self.edits:
-            raise self.skip(self.refused or f"no loop over nonzero() indices and no skip of an empty "
-                                            f"selection at line {self.request.brk.site.lineno}")
+            raise self.skip(
+                self.refused
+                or f"no loop over nonzero() indices and no skip of an empty "
+                f"selection at line {self.request.brk.site.lineno}"
+            )
         return updated
 
     # --- a loop over the rows of nonzero() -----------------------------------------------------
@@ -438,8 +561,13 @@ class DataDependentExpertLoop(BreakfixCodemod):
     def _binding_before(self, loop: cst.For, name: str) -> cst.SimpleStatementLine | None:
         """The last plain assignment to ``name`` before the loop, in the loop's function."""
         loop_line = self._lines(loop)[0]
-        assignments = [s for s in m.findall(self.function, m.SimpleStatementLine(
-            body=[m.Assign(targets=[m.AssignTarget(target=m.Name(name))])])) if self._lines(s)[1] < loop_line]
+        assignments = [
+            s
+            for s in m.findall(
+                self.function, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name(name))])])
+            )
+            if self._lines(s)[1] < loop_line
+        ]
         return max(assignments, key=lambda s: self._lines(s)[0], default=None)
 
     def _static_loop(self, loop: cst.For) -> dict:
@@ -498,8 +626,16 @@ class DataDependentExpertLoop(BreakfixCodemod):
     def _check_index_uses(self, loop: cst.For, variable: str, row: bool) -> None:
         """Every use of a tensor row (or index) must behave alike for a list of one int (an int)."""
         body = loop.body.body
-        unpacked = row and body and m.matches(body[0], m.SimpleStatementLine(body=[m.Assign(
-            targets=[m.AssignTarget(target=m.Name(variable))], value=_first_of(variable))]))
+        unpacked = (
+            row
+            and body
+            and m.matches(
+                body[0],
+                m.SimpleStatementLine(
+                    body=[m.Assign(targets=[m.AssignTarget(target=m.Name(variable))], value=_first_of(variable))]
+                ),
+            )
+        )
         if unpacked:
             row = False  # `v = v[0]` first: from there on v is an index
         for mention in m.findall(loop.body, m.Name(variable)):
@@ -512,12 +648,15 @@ class DataDependentExpertLoop(BreakfixCodemod):
             # A 0-d integer tensor and an int index alike and format alike (Tensor.__format__ formats
             # its item); a 1-element index tensor and a list of one int index alike.
             if isinstance(use, cst.Index) or (
-                    scalar and isinstance(use, cst.FormattedStringExpression) and use.conversion is None):
+                scalar and isinstance(use, cst.FormattedStringExpression) and use.conversion is None
+            ):
                 continue
             statement = next((a for a in self._ancestors(use) if isinstance(a, cst.BaseSmallStatement)), use)
             kind = "int" if scalar else "list"
-            raise _Refused(f"{variable} is used in `{self.module.code_for_node(statement)}`, where a tensor "
-                           f"and the static loop's {kind} may differ")
+            raise _Refused(
+                f"{variable} is used in `{self.module.code_for_node(statement)}`, where a tensor "
+                f"and the static loop's {kind} may differ"
+            )
 
     def _ancestors(self, node: cst.CSTNode):
         while True:
@@ -530,8 +669,11 @@ class DataDependentExpertLoop(BreakfixCodemod):
     # --- `if selection.shape[0] == 0: continue` --------------------------------------------------
 
     def _check_empty_skip(self, node: cst.If) -> None:
-        if node.orelse is not None or not m.matches(node.body, m.IndentedBlock(
-                body=[m.SimpleStatementLine(body=[m.Continue()])]) | m.SimpleStatementSuite(body=[m.Continue()])):
+        if node.orelse is not None or not m.matches(
+            node.body,
+            m.IndentedBlock(body=[m.SimpleStatementLine(body=[m.Continue()])])
+            | m.SimpleStatementSuite(body=[m.Continue()]),
+        ):
             raise _Refused("the if does more than `continue`")
         selection = _emptiness_of(node.test)
         if selection is None:
@@ -540,11 +682,26 @@ class DataDependentExpertLoop(BreakfixCodemod):
         loop = self.get_metadata(ParentNodeProvider, block)
         if not isinstance(loop, cst.For):
             raise _Refused("the skip is not a statement of a for loop's body")
-        before = block.body[:block.body.index(node)]
-        if not any(m.matches(s, m.SimpleStatementLine(body=[m.Assign(
-                targets=[m.AssignTarget(target=m.Name(selection) | m.Tuple(elements=[
-                    m.ZeroOrMore(), m.Element(m.Name(selection)), m.ZeroOrMore()]))],
-                value=_SELECTION)])) for s in before):
+        before = block.body[: block.body.index(node)]
+        if not any(
+            m.matches(
+                s,
+                m.SimpleStatementLine(
+                    body=[
+                        m.Assign(
+                            targets=[
+                                m.AssignTarget(
+                                    target=m.Name(selection)
+                                    | m.Tuple(elements=[m.ZeroOrMore(), m.Element(m.Name(selection)), m.ZeroOrMore()])
+                                )
+                            ],
+                            value=_SELECTION,
+                        )
+                    ]
+                ),
+            )
+            for s in before
+        ):
             raise _Refused(f"{selection} is not selected with torch.where or nonzero() earlier in the loop")
 
 
@@ -553,8 +710,9 @@ def _first_of(variable: str) -> m.Subscript:
     return m.Subscript(value=m.Name(variable), slice=[m.SubscriptElement(m.Index(m.Integer("0")))])
 
 
-_NONZERO = (m.Call(func=m.Attribute(attr=m.Name("nonzero")))
-            | m.Call(func=m.Attribute(value=m.Name("torch"), attr=m.Name("nonzero"))))
+_NONZERO = m.Call(func=m.Attribute(attr=m.Name("nonzero"))) | m.Call(
+    func=m.Attribute(value=m.Name("torch"), attr=m.Name("nonzero"))
+)
 
 _SELECTION = m.Call(func=m.Attribute(value=m.Name("torch"), attr=m.Name("where")), args=[m.Arg()]) | _NONZERO
 
@@ -592,9 +750,12 @@ def _emptiness_of(test: cst.BaseExpression) -> str | None:
     if not m.matches(test, m.Comparison(comparisons=[m.ComparisonTarget(m.Equal(), m.Integer("0"))])):
         return None
     left = test.left
-    for pattern in (m.Subscript(value=m.Attribute(value=m.Name(), attr=m.Name("shape")),
-                                slice=[m.SubscriptElement(m.Index(m.Integer("0")))]),
-                    m.Call(func=m.Attribute(value=m.Name(), attr=m.Name("numel")), args=[])):
+    for pattern in (
+        m.Subscript(
+            value=m.Attribute(value=m.Name(), attr=m.Name("shape")), slice=[m.SubscriptElement(m.Index(m.Integer("0")))]
+        ),
+        m.Call(func=m.Attribute(value=m.Name(), attr=m.Name("numel")), args=[]),
+    ):
         if m.matches(left, pattern):
             return (left.value if isinstance(left, cst.Subscript) else left.func).value.value
     if m.matches(left, m.Call(func=m.Name("len"), args=[m.Arg(m.Name(), keyword=None)])):
@@ -710,8 +871,12 @@ class DataDependentTail(BreakfixCodemod):
             # `if torch.isnan(loss).any():` tests a value once, where it stands: name it there, and
             # the tail tests the name (which nothing else binds) with the same truth.
             flag = fresh_name("_taken", names_in(original))
-            hoisted = [cst.SimpleStatementLine([cst.Assign([cst.AssignTarget(cst.Name(flag))], statement.test)],
-                                               leading_lines=statement.leading_lines)]
+            hoisted = [
+                cst.SimpleStatementLine(
+                    [cst.Assign([cst.AssignTarget(cst.Name(flag))], statement.test)],
+                    leading_lines=statement.leading_lines,
+                )
+            ]
             statements[index] = statement.with_changes(test=cst.Name(flag), leading_lines=())
             original = original.with_changes(body=original.body.with_changes(body=statements))
         try:
@@ -733,14 +898,16 @@ class DataDependentTail(BreakfixCodemod):
         before, tail = function.body.body[:index], function.body.body[index:]
         # The comments above the `if` go above the first copy, once.
         tail_module = cst.Module(body=[tail[0].with_changes(leading_lines=()), *tail[1:]])
-        if m.findall(tail_module, m.FunctionDef() | m.ClassDef() | m.Lambda() | m.Yield() | m.Await()
-                     | m.Global() | m.Nonlocal()):
+        if m.findall(
+            tail_module, m.FunctionDef() | m.ClassDef() | m.Lambda() | m.Yield() | m.Await() | m.Global() | m.Nonlocal()
+        ):
             raise _Refused("the tail defines a function, class or lambda, yields, awaits or declares global/nonlocal")
         tail_bound = _bound_names(tail_module)
         if flag in tail_bound:
             raise _Refused(f"the tail rebinds {flag}")
-        if m.findall(tail_module, m.If(orelse=m.If(test=m.MatchIfTrue(
-                lambda test: bool(m.findall(test, m.Name(flag))))))):
+        if m.findall(
+            tail_module, m.If(orelse=m.If(test=m.MatchIfTrue(lambda test: bool(m.findall(test, m.Name(flag))))))
+        ):
             raise _Refused(f"an elif tests {flag}")
         if m.findall(function, m.Name(m.MatchIfTrue(lambda n: n in {"locals", "vars", "eval", "exec"}))):
             raise _Refused("the function calls locals, vars, eval or exec")
@@ -748,19 +915,27 @@ class DataDependentTail(BreakfixCodemod):
             if {n.value for n in m.findall(scope, m.Name())} & tail_bound:
                 raise _Refused("a nested function of the function uses a name the tail binds")
         copies = [_returning_copy(tail_module, flag, value) for value in (True, False)]
-        bound_before = {p.name.value for p in _all_params(function.params)} | _bound_names(cst.Module(body=list(before)))
-        operands = [name for name in _names_in_order(tail_module)
-                    if name in bound_before and any(name in _bound_names(c) and name in _read_names(c) for c in copies)]
+        bound_before = {p.name.value for p in _all_params(function.params)} | _bound_names(
+            cst.Module(body=list(before))
+        )
+        operands = [
+            name
+            for name in _names_in_order(tail_module)
+            if name in bound_before and any(name in _bound_names(c) and name in _read_names(c) for c in copies)
+        ]
         taken = names_in(function)
         names = [fresh_name("_tail_true", taken), fresh_name("_tail_false", taken)]
         params = cst.Parameters([cst.Param(cst.Name(p)) for p in operands])
-        definitions = [cst.FunctionDef(name=cst.Name(name), params=params, body=cst.IndentedBlock(body=copy.body))
-                       for name, copy in zip(names, copies)]
+        definitions = [
+            cst.FunctionDef(name=cst.Name(name), params=params, body=cst.IndentedBlock(body=copy.body))
+            for name, copy in zip(names, copies)
+        ]
         definitions[0] = definitions[0].with_changes(leading_lines=tail[0].leading_lines)
         definitions[1] = definitions[1].with_changes(leading_lines=[cst.EmptyLine(indent=False)])
         # `if flag:` tested truth; torch.cond takes a bool or a tensor as it is and refuses the rest (None).
-        prelude = cst.parse_statement(f"if not isinstance({flag}, (bool, torch.SymBool, torch.Tensor)):\n"
-                                      f"    {flag} = bool({flag})\n")
+        prelude = cst.parse_statement(
+            f"if not isinstance({flag}, (bool, torch.SymBool, torch.Tensor)):\n    {flag} = bool({flag})\n"
+        )
         prelude = prelude.with_changes(leading_lines=[cst.EmptyLine(indent=False)])
         call = _cond_call([cst.Name(flag), cst.Name(names[0]), cst.Name(names[1])], operands)
         return [*definitions, prelude, cst.SimpleStatementLine([cst.Return(value=call)])]
@@ -768,8 +943,13 @@ class DataDependentTail(BreakfixCodemod):
 
 def _all_params(params: cst.Parameters) -> list[cst.Param]:
     star = [params.star_arg] if isinstance(params.star_arg, cst.Param) else []
-    return [*params.posonly_params, *params.params, *star, *params.kwonly_params,
-            *([params.star_kwarg] if params.star_kwarg else [])]
+    return [
+        *params.posonly_params,
+        *params.params,
+        *star,
+        *params.kwonly_params,
+        *([params.star_kwarg] if params.star_kwarg else []),
+    ]
 
 
 class _TargetNames(cst.CSTVisitor):
@@ -886,8 +1066,12 @@ class _Specialise(cst.CSTTransformer):
         # The `if` line's own comment goes above the statements that stay.
         header = updated.body.header.comment if known else None
         comment = [cst.EmptyLine(comment=header)] if header else []
-        return cst.FlattenSentinel([chosen[0].with_changes(leading_lines=[*updated.leading_lines, *comment,
-                                                                           *chosen[0].leading_lines]), *chosen[1:]])
+        return cst.FlattenSentinel(
+            [
+                chosen[0].with_changes(leading_lines=[*updated.leading_lines, *comment, *chosen[0].leading_lines]),
+                *chosen[1:],
+            ]
+        )
 
     def leave_IfExp(self, original: cst.IfExp, updated: cst.IfExp) -> cst.BaseExpression:
         test = self._decide(updated.test)
@@ -919,7 +1103,7 @@ def _returning_copy(tail: cst.Module, flag: str, value: bool) -> cst.Module:
             raise _Refused("the tail returns from inside a block")
         if returns[0].value is None or m.matches(returns[0].value, m.Name("None")):
             break
-        return copy.with_changes(body=list(copy.body[:index + 1]))
+        return copy.with_changes(body=list(copy.body[: index + 1]))
     raise _Refused(f"the tail with {flag} {str(value).lower()} does not end in a return of a value")
 
 
@@ -929,8 +1113,10 @@ def _compiled_failure_changes(cls: str, message: cst.BaseExpression | None) -> s
     literal = message is not None and not m.findall(message, m.FormattedStringExpression())
     raised = "RuntimeError" if cls == "RuntimeError" else f"RuntimeError instead of {cls}"
     text = "with the same message" if literal else "with a generic message"
-    return (f"a check failing in compiled code raises {raised} {text}, and skips the in-place input updates made "
-            "before it; eager code raises as before")
+    return (
+        f"a check failing in compiled code raises {raised} {text}, and skips the in-place input updates made "
+        "before it; eager code raises as before"
+    )
 
 
 # Which torch._check* raises each builtin exception class (torch/__init__.py: each is
@@ -1007,9 +1193,11 @@ class ValidationRaise(BreakfixCodemod):
     GB_IDS = frozenset({"GB0170", "GB0035"})
     GB_TYPES = frozenset({DATA_DEPENDENT_GUARD, "Data-dependent branching"})
     APPLICABILITY = Applicability.UNSAFE
-    CHANGES = ("a check failing in compiled code raises RuntimeError instead of the exception class, with a generic "
-               "message for an f-string or no message, and skips the in-place input updates made before it; eager "
-               "code raises as before")
+    CHANGES = (
+        "a check failing in compiled code raises RuntimeError instead of the exception class, with a generic "
+        "message for an f-string or no message, and skips the in-place input updates made before it; eager "
+        "code raises as before"
+    )
 
     METADATA_DEPENDENCIES = (PositionProvider, ScopeProvider)
 
@@ -1031,10 +1219,14 @@ class ValidationRaise(BreakfixCodemod):
         except _Refused as why:
             self.refused = str(why)
             return updated
-        negated = cst.Call(func=cst.parse_expression("torch.sym_not"),
-                           args=[cst.Arg(cst.Call(func=cst.Name("bool"), args=[cst.Arg(updated.test)]))])
-        call = cst.Call(func=cst.parse_expression(f"torch.{check}"),
-                        args=[cst.Arg(negated), cst.Arg(cst.Lambda(params=cst.Parameters(), body=message))])
+        negated = cst.Call(
+            func=cst.parse_expression("torch.sym_not"),
+            args=[cst.Arg(cst.Call(func=cst.Name("bool"), args=[cst.Arg(updated.test)]))],
+        )
+        call = cst.Call(
+            func=cst.parse_expression(f"torch.{check}"),
+            args=[cst.Arg(negated), cst.Arg(cst.Lambda(params=cst.Parameters(), body=message))],
+        )
         # Comments above the `if`, on its line and above the `raise` go above the check; the `raise`
         # line's own stays on its line.
         body = original.body

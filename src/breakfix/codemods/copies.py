@@ -21,7 +21,7 @@ DEEPCOPY = "copy.deepcopy"
 HELPER = "_deepcopy"
 # The helper's exact text: a module that already has it is reused, a different function of that
 # name is never overwritten.
-HELPER_SOURCE = f'''\
+HELPER_SOURCE = f"""\
 def {HELPER}(value):
     # copy.deepcopy, traceable by torch.compile where it equals a clone: a plain tensor with no
     # autograd state deep-copies to an equal tensor with its own storage. Anything else (a tensor
@@ -29,7 +29,7 @@ def {HELPER}(value):
     if type(value) is torch.Tensor and not value.requires_grad and value.grad is None:
         return value.clone()
     return copy.deepcopy(value)
-'''
+"""
 
 
 class DeepcopyOfTensor(BreakfixCodemod):
@@ -193,12 +193,15 @@ class AttributeReassignedFromItself(BreakfixCodemod):
         return updated
 
     def leave_SimpleStatementLine(
-            self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine,
+        self,
+        original: cst.SimpleStatementLine,
+        updated: cst.SimpleStatementLine,
     ) -> cst.BaseStatement | cst.FlattenSentinel:
         if self.rewritten or not self.functions or not self.spans_break(original):
             return updated
-        pattern = m.Assign(targets=[m.AssignTarget(target=m.Attribute())],
-                           value=m.Call(func=m.Attribute(value=m.Attribute())))
+        pattern = m.Assign(
+            targets=[m.AssignTarget(target=m.Attribute())], value=m.Call(func=m.Attribute(value=m.Attribute()))
+        )
         if len(updated.body) != 1 or not m.matches(updated.body[0], pattern):
             self.left_alone = f"line {self.request.brk.site.lineno} is not one `obj.attr = obj.attr.method(...)`"
             return updated
@@ -215,11 +218,19 @@ class AttributeReassignedFromItself(BreakfixCodemod):
         bind = updated.with_changes(body=[cst.Assign(targets=[cst.AssignTarget(cst.Name(local))], value=assign.value)])
         own_or_result = cst.IfExp(
             test=cst.Comparison(cst.Name(local), [cst.ComparisonTarget(cst.Is(), target)]),
-            body=target, orelse=cst.Name(local))
-        comment = cst.EmptyLine(comment=cst.Comment(
-            "# Its own object when the call returned it (the same value): torch.compile traces that."))
-        reassign = cst.SimpleStatementLine([assign.with_changes(value=own_or_result)], leading_lines=[comment],
-                                           trailing_whitespace=updated.trailing_whitespace)
+            body=target,
+            orelse=cst.Name(local),
+        )
+        comment = cst.EmptyLine(
+            comment=cst.Comment(
+                "# Its own object when the call returned it (the same value): torch.compile traces that."
+            )
+        )
+        reassign = cst.SimpleStatementLine(
+            [assign.with_changes(value=own_or_result)],
+            leading_lines=[comment],
+            trailing_whitespace=updated.trailing_whitespace,
+        )
         self.rewritten += 1
         return cst.FlattenSentinel([bind.with_changes(trailing_whitespace=cst.TrailingWhitespace()), reassign])
 

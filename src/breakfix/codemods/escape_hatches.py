@@ -18,8 +18,11 @@ def helper_frames(request: FixRequest) -> tuple[Frame, Frame] | None:
     """(call site in the project, the called helper's frame), or None when the break is in the
     compiled frame itself. A break inside a library is answered at the project's call into it."""
     stack = request.brk.user_stack
-    call_site = request.brk.project_stack[-1] if request.brk.in_library else (
-        request.brk.project_stack[-2] if len(request.brk.project_stack) > 1 else None)
+    call_site = (
+        request.brk.project_stack[-1]
+        if request.brk.in_library
+        else (request.brk.project_stack[-2] if len(request.brk.project_stack) > 1 else None)
+    )
     if call_site is None:
         return None
     index = stack.index(call_site)
@@ -108,7 +111,8 @@ class UntraceablePureHelper(BreakfixCodemod):
         if any(get_full_name_for_node(d.decorator) == NONSTRICT_TRACE for d in definition.decorators):
             raise self.skip("the helper is already traced with nonstrict_trace")
         decorated = definition.with_changes(
-            decorators=[cst.Decorator(cst.parse_expression(NONSTRICT_TRACE)), *definition.decorators])
+            decorators=[cst.Decorator(cst.parse_expression(NONSTRICT_TRACE)), *definition.decorators]
+        )
         return tree.deep_replace(definition, decorated)
 
     def _wrap_calls(self, tree: cst.Module, call_site: Frame, helper_name: str) -> cst.Module:
@@ -123,7 +127,9 @@ class UntraceablePureHelper(BreakfixCodemod):
                 name = get_full_name_for_node(original.func) or ""
                 if position.start.line != call_site.lineno or name.rpartition(".")[2] != helper_name:
                     return updated
-                if m.matches(original.func, m.Call(func=m.Name("nonstrict_trace") | m.Attribute(attr=m.Name("nonstrict_trace")))):
+                if m.matches(
+                    original.func, m.Call(func=m.Name("nonstrict_trace") | m.Attribute(attr=m.Name("nonstrict_trace")))
+                ):
                     return updated
                 WrapCalls.wrapped += 1
                 hatch = cst.Call(func=cst.parse_expression(NONSTRICT_TRACE), args=[cst.Arg(updated.func)])

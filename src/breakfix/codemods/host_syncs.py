@@ -8,19 +8,25 @@ from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import MetadataWrapper, PositionProvider, QualifiedNameProvider
 
 from breakfix.codemods._base import BreakfixCodemod, existing_helper, index_after_imports, insert_top_level, names_in
-from breakfix.codemods._orchestration import NotSplittable, function_site, is_compiled_piece, parameter_names, single_caller
+from breakfix.codemods._orchestration import (
+    NotSplittable,
+    function_site,
+    is_compiled_piece,
+    parameter_names,
+    single_caller,
+)
 from breakfix.types import TENSOR_ASSERT, Applicability
 
 ARANGE = "torch.arange"
 HELPER = "_number"
 # The helper's exact text: a module that already has it is reused, a different function of that
 # name is never overwritten.
-HELPER_SOURCE = f'''\
+HELPER_SOURCE = f"""\
 def {HELPER}(value):
     # What torch.arange does with a one-element tensor given as a bound, done before the call
     # (its Python number, .item()): torch.compile traces the explicit read.
     return value.item() if isinstance(value, torch.Tensor) else value
-'''
+"""
 
 
 class TensorBoundsOfArange(BreakfixCodemod):
@@ -80,8 +86,10 @@ class TensorBoundsOfArange(BreakfixCodemod):
 
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:
         if _orchestrator_can_run_it(tree, self.request.brk.site.lineno):
-            raise self.skip("the arange is in a compiled piece outside any loop: BF301 keeps it eager in the "
-                            "orchestrator, so the piece gets a tensor of known size instead of an unbacked one")
+            raise self.skip(
+                "the arange is in a compiled piece outside any loop: BF301 keeps it eager in the "
+                "orchestrator, so the piece gets a tensor of known size instead of an unbacked one"
+            )
         return super().transform_module_impl(tree)
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
@@ -96,8 +104,10 @@ class TensorBoundsOfArange(BreakfixCodemod):
             return updated
         if ARANGE not in {q.name for q in self.get_metadata(QualifiedNameProvider, original.func, set())}:
             return updated
-        args = [arg.with_changes(value=_read_number(arg.value)) if arg.keyword is None and not arg.star else arg
-                for arg in updated.args]
+        args = [
+            arg.with_changes(value=_read_number(arg.value)) if arg.keyword is None and not arg.star else arg
+            for arg in updated.args
+        ]
         if all(new.value is old.value for new, old in zip(args, updated.args)):
             return updated
         self.rewritten += 1
@@ -105,7 +115,9 @@ class TensorBoundsOfArange(BreakfixCodemod):
 
     def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
         if not self.rewritten:
-            raise self.skip(f"no torch.arange(...) with bounds that may be tensors at line {self.request.brk.site.lineno}")
+            raise self.skip(
+                f"no torch.arange(...) with bounds that may be tensors at line {self.request.brk.site.lineno}"
+            )
         helper = cst.parse_statement(HELPER_SOURCE, config=updated.config_for_parsing)
         AddImportsVisitor.add_needed_import(self.context, "torch")
         body = list(updated.body)
@@ -127,8 +139,9 @@ def _orchestrator_can_run_it(module: cst.Module, line: int) -> bool:
     if not is_compiled_piece(site.function) or single_caller(module, site.function) is None:
         return False
     positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
-    statement = next((s for s in site.function.body.body
-                      if positions[s].start.line <= line <= positions[s].end.line), None)
+    statement = next(
+        (s for s in site.function.body.body if positions[s].start.line <= line <= positions[s].end.line), None
+    )
     return statement is not None and not m.findall(statement, m.For() | m.While())
 
 
@@ -226,12 +239,15 @@ class SizeAssertOnTensor(BreakfixCodemod):
 
     def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
         if not self.rewritten_break_line:
-            raise self.skip(f"no assert comparing sizes with a name that may hold a tensor at line {self.request.brk.site.lineno}")
+            raise self.skip(
+                f"no assert comparing sizes with a name that may hold a tensor at line {self.request.brk.site.lineno}"
+            )
         return updated
 
 
 _SIZE_READS = m.Attribute(attr=m.Name("size") | m.Name("shape") | m.Name("ndim")) | m.Call(
-    func=m.Name("len") | m.Attribute(attr=m.Name("dim") | m.Name("numel")))
+    func=m.Name("len") | m.Attribute(attr=m.Name("dim") | m.Name("numel"))
+)
 
 
 def _reads_sizes(node: cst.CSTNode) -> bool:
@@ -243,7 +259,9 @@ def _locals_by_origin(function: cst.FunctionDef) -> tuple[set[str], set[str]]:
     ``n = len(xs)``, ``n = 4``: Python ints or traced sizes, never tensors), and the other locals."""
     sized: set[str] = set()
     other: set[str] = set()
-    for node in m.findall(function.body, m.Assign() | m.AugAssign() | m.AnnAssign() | m.For() | m.NamedExpr() | m.WithItem()):
+    for node in m.findall(
+        function.body, m.Assign() | m.AugAssign() | m.AnnAssign() | m.For() | m.NamedExpr() | m.WithItem()
+    ):
         if isinstance(node, cst.Assign):
             names = set().union(*(names_in(t.target) for t in node.targets))
             from_sizes = _reads_sizes(node.value) or m.matches(node.value, m.Integer())
@@ -256,8 +274,11 @@ def _locals_by_origin(function: cst.FunctionDef) -> tuple[set[str], set[str]]:
 def _with_int_sizes(test: cst.BaseExpression, maybe_tensors: set[str]) -> cst.BaseExpression:
     """``test`` with ``int(name)`` for each bare name in ``maybe_tensors`` that is compared
     (``==``/``!=``) with sizes, alone or as an element of a list or tuple."""
-    if not isinstance(test, cst.Comparison) or len(test.comparisons) != 1 or not m.matches(
-            test.comparisons[0].operator, m.Equal() | m.NotEqual()):
+    if (
+        not isinstance(test, cst.Comparison)
+        or len(test.comparisons) != 1
+        or not m.matches(test.comparisons[0].operator, m.Equal() | m.NotEqual())
+    ):
         return test
     left, right = test.left, test.comparisons[0].comparator
 
@@ -265,15 +286,20 @@ def _with_int_sizes(test: cst.BaseExpression, maybe_tensors: set[str]) -> cst.Ba
         if isinstance(value, cst.Name) and value.value in maybe_tensors:
             return cst.Call(func=cst.Name("int"), args=[cst.Arg(value)])
         if isinstance(value, (cst.List, cst.Tuple)):
-            elements = [e.with_changes(value=as_int(e.value)) if isinstance(e, cst.Element) else e for e in value.elements]
+            elements = [
+                e.with_changes(value=as_int(e.value)) if isinstance(e, cst.Element) else e for e in value.elements
+            ]
             if any(new.value is not old.value for new, old in zip(elements, value.elements)):
                 return value.with_changes(elements=elements)
         return value
 
     if _reads_sizes(left) and not _reads_sizes(right):
         new_right = as_int(right)
-        return test if new_right is right else test.with_changes(
-            comparisons=[test.comparisons[0].with_changes(comparator=new_right)])
+        return (
+            test
+            if new_right is right
+            else test.with_changes(comparisons=[test.comparisons[0].with_changes(comparator=new_right)])
+        )
     if _reads_sizes(right) and not _reads_sizes(left):
         new_left = as_int(left)
         return test if new_left is left else test.with_changes(left=new_left)

@@ -19,7 +19,6 @@ from breakfix.codemods._orchestration import (
     as_orchestrator,
     blank_lines,
     compile_decorator,
-    piece_options,
     compiled_function,
     compiled_piece,
     function_site,
@@ -29,6 +28,7 @@ from breakfix.codemods._orchestration import (
     is_trivial,
     parameter_names,
     piece_call,
+    piece_options,
     single_caller,
     temporary_name,
 )
@@ -143,10 +143,19 @@ class IoInCompiledRegion(BreakfixCodemod):
             compiled_frame = brk.project_stack[0]
             # Lines of the compiled frame where other breaks were located: a loop body holding one
             # would break again as a piece (BF301 keeps such a loop eager as a whole).
-            breaking = {b.project_stack[0].lineno for b in self.request.other_breaks
-                        if b.project_stack[0].filename == compiled_frame.filename}
-            result = split_around(tree, compiled_frame.lineno, self.COMPILE_LOOP_BODY, breaking,
-                                  require_work=not calls_eager_function, defaults=self.request.piece_options)
+            breaking = {
+                b.project_stack[0].lineno
+                for b in self.request.other_breaks
+                if b.project_stack[0].filename == compiled_frame.filename
+            }
+            result = split_around(
+                tree,
+                compiled_frame.lineno,
+                self.COMPILE_LOOP_BODY,
+                breaking,
+                require_work=not calls_eager_function,
+                defaults=self.request.piece_options,
+            )
         except NotSplittable as e:
             raise self.skip(str(e)) from e
         AddImportsVisitor.add_needed_import(self.context, "torch")
@@ -216,6 +225,7 @@ class OpaqueLoopIteration(IoInCompiledRegion):
     FIX_TITLE = "Iterate eagerly and compile the loop body"
     REQUIRES = ("torch.compile", "torch.compiler.disable")
     COMPILE_LOOP_BODY = True
+
 
 class BreakInLibraryCall(BreakfixCodemod):
     """Run the breaking call eagerly in the innermost project function, and compile the code around it.
@@ -341,9 +351,14 @@ def _split(tree: cst.Module, line: int, defaults: PieceOptions) -> cst.Module:
     return split_around(tree, line, defaults=defaults)
 
 
-def split_around(module: cst.Module, line: int, compile_loop_body: bool = False,
-                 breaking_lines: frozenset[int] | set[int] = frozenset(), require_work: bool = True,
-                 defaults: PieceOptions = ()) -> cst.Module:
+def split_around(
+    module: cst.Module,
+    line: int,
+    compile_loop_body: bool = False,
+    breaking_lines: frozenset[int] | set[int] = frozenset(),
+    require_work: bool = True,
+    defaults: PieceOptions = (),
+) -> cst.Module:
     """Keep the top-level statement spanning ``line`` eager; compile what comes before and after.
     ``compile_loop_body``: the statement is a ``for`` whose header holds ``line`` (its iteration
     broke), and its body, which must hold none of ``breaking_lines``, is compiled as a piece
@@ -378,10 +393,16 @@ def split_around(module: cst.Module, line: int, compile_loop_body: bool = False,
         return _inline(module, site, cut, caller, pieces)
     # A head or tail of plain reads and returns (``return out.logits``) would be a piece that
     # compiles nothing: it stays in the orchestrator as written.
-    head = cut.head if all(is_trivial(s) for s in cut.head) else [
-        piece_call(HEAD, cut.head_inputs, cut.head_outputs, like=cut.head[0])]
-    tail = cut.tail if all(is_trivial(s) for s in cut.tail) else [
-        piece_call(TAIL, cut.tail_inputs, returns=cut.tail_returns, like=cut.tail[0])]
+    head = (
+        cut.head
+        if all(is_trivial(s) for s in cut.head)
+        else [piece_call(HEAD, cut.head_inputs, cut.head_outputs, like=cut.head[0])]
+    )
+    tail = (
+        cut.tail
+        if all(is_trivial(s) for s in cut.tail)
+        else [piece_call(TAIL, cut.tail_inputs, returns=cut.tail_returns, like=cut.tail[0])]
+    )
     body = [*cut.prologue, *head, cut.eager, *tail]
     return install(module, site, as_orchestrator(site.function, body, compiled_by), pieces)
 
@@ -403,7 +424,7 @@ def _inlinable(piece: FunctionSite, flow: Flow, index: int, cut: Cut, caller: Pi
     if not cut.tail and targets:
         return False
     orchestrator = caller.orchestrator.function
-    later = orchestrator.body.body[caller.index + 1:]
+    later = orchestrator.body.body[caller.index + 1 :]
     read_later = {n.value for s in later for n in m.findall(s, m.Name())}
     introduced = (set(cut.head_outputs) | flow.may[index]) - targets
     piece_locals = set(flow.params) | set(flow.binders)
@@ -421,8 +442,9 @@ def _bound_names(function: cst.FunctionDef) -> set[str]:
     return names
 
 
-def _inline(module: cst.Module, piece: FunctionSite, cut: Cut, caller: PieceCall,
-            pieces: dict[str, cst.FunctionDef]) -> cst.Module:
+def _inline(
+    module: cst.Module, piece: FunctionSite, cut: Cut, caller: PieceCall, pieces: dict[str, cst.FunctionDef]
+) -> cst.Module:
     """Replace the orchestrator's call to the split piece by the split itself."""
     orchestrator = caller.orchestrator.function
     statements = list(orchestrator.body.body)
@@ -438,6 +460,6 @@ def _inline(module: cst.Module, piece: FunctionSite, cut: Cut, caller: PieceCall
         else:
             tail_call = cst.parse_expression(f"{TAIL}({', '.join(cut.tail_inputs)})")
         middle.append(calling.deep_replace(caller.call, tail_call).with_changes(leading_lines=blank_lines(cut.tail[0])))
-    body = [*statements[:caller.index], *middle, *statements[caller.index + 1:]]
+    body = [*statements[: caller.index], *middle, *statements[caller.index + 1 :]]
     rewritten = orchestrator.with_changes(body=orchestrator.body.with_changes(body=body))
     return install(module, caller.orchestrator, rewritten, pieces, removed=[piece.function.name.value])

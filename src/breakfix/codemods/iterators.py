@@ -17,7 +17,6 @@ from breakfix.codemods._orchestration import (
     as_orchestrator,
     check_movable,
     compile_decorator,
-    piece_options,
     compiled_function,
     compiled_piece,
     docstring,
@@ -28,6 +27,7 @@ from breakfix.codemods._orchestration import (
     is_compiled_piece,
     parameter_names,
     piece_call,
+    piece_options,
     single_caller,
     temporary_name,
 )
@@ -37,8 +37,22 @@ from breakfix.types import Applicability
 PIECE = temporary_name(1)
 LAZY_CHANGE = "consumes the whole iterator before the call (the original consumed it lazily)"
 # Ancestors under which an expression may not run, or may run several times.
-_CONDITIONAL = (cst.If, cst.For, cst.While, cst.Try, cst.TryStar, cst.Match, cst.IfExp, cst.BooleanOperation,
-                cst.Lambda, cst.FunctionDef, cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)
+_CONDITIONAL = (
+    cst.If,
+    cst.For,
+    cst.While,
+    cst.Try,
+    cst.TryStar,
+    cst.Match,
+    cst.IfExp,
+    cst.BooleanOperation,
+    cst.Lambda,
+    cst.FunctionDef,
+    cst.ListComp,
+    cst.SetComp,
+    cst.DictComp,
+    cst.GeneratorExp,
+)
 
 
 @dataclass(frozen=True)
@@ -143,21 +157,29 @@ def pass_as_list(module: cst.Module, line: int, defaults: PieceOptions = ()) -> 
     if caller is not None:
         return _edit_caller(module, site, caller, param, consumption, stepping), consumption
     args = [consumption.of(param) if p == param else p for p in params]
-    body = [*stepping, *statements[len(doc):]]
+    body = [*stepping, *statements[len(doc) :]]
     compiled_by = compile_decorator(module, site.function)  # the user's, in any spelling: it must not stay
     orchestrator = as_orchestrator(site.function, [*doc, piece_call(PIECE, args, returns=True)], compiled_by)
     piece = compiled_piece(PIECE, params, body, options=piece_options(module, site.function, compiled_by, defaults))
     return install(module, site, orchestrator, {PIECE: piece}), consumption
 
 
-def _edit_caller(module: cst.Module, site: FunctionSite, caller: PieceCall, param: str, consumption: Consumption,
-                 stepping: list[cst.BaseStatement]) -> cst.Module:
+def _edit_caller(
+    module: cst.Module,
+    site: FunctionSite,
+    caller: PieceCall,
+    param: str,
+    consumption: Consumption,
+    stepping: list[cst.BaseStatement],
+) -> cst.Module:
     """A compiled piece gets the list from the orchestrator that calls it (a function compiled
     otherwise, e.g. by the user's decorator, becomes an orchestrator itself)."""
     position = parameter_names(site.function).index(param)
     argument = caller.call.args[position]
     listed = cst.parse_expression(consumption.of(cst.Module([]).code_for_node(argument.value)))
-    call = caller.call.with_changes(args=[a.with_changes(value=listed) if a is argument else a for a in caller.call.args])
+    call = caller.call.with_changes(
+        args=[a.with_changes(value=listed) if a is argument else a for a in caller.call.args]
+    )
     orchestrator = caller.orchestrator.function.deep_replace(caller.call, call)
     piece = site.function.with_changes(body=site.function.body.with_changes(body=[*stepping, *site.function.body.body]))
     return install(module, caller.orchestrator, orchestrator, {site.function.name.value: piece})
@@ -185,8 +207,9 @@ def consumption_of(module: cst.Module, function: cst.FunctionDef, param: str) ->
     parents = wrapper.resolve(ParentNodeProvider)
     positions = wrapper.resolve(PositionProvider)
     scope = scopes[function.body.body[0]]
-    uses = [access.node for access in scope.accesses[param]
-            if any(isinstance(r.node, cst.Param) for r in access.referents)]
+    uses = [
+        access.node for access in scope.accesses[param] if any(isinstance(r.node, cst.Param) for r in access.referents)
+    ]
     inner_scopes = {s for s in scopes.values() if s is not None and s is not scope and inside(s, scope)}
     uses += [a.node for s in inner_scopes for a in s.accesses[param] if any(r.scope is scope for r in a.referents)]
     rebinds = [a for a in scope.assignments[param] if not isinstance(a.node, cst.Param)]
@@ -201,22 +224,30 @@ def consumption_of(module: cst.Module, function: cst.FunctionDef, param: str) ->
         return chain
 
     def unconditional(node: cst.CSTNode) -> bool:
-        return not any(isinstance(a, _CONDITIONAL) or isinstance(a, cst.Comparison) and len(a.comparisons) > 1
-                       for a in ancestors(node))
+        return not any(
+            isinstance(a, _CONDITIONAL) or isinstance(a, cst.Comparison) and len(a.comparisons) > 1
+            for a in ancestors(node)
+        )
 
     def returns_before(node: cst.CSTNode) -> bool:
         """A `return` that may run before ``node`` (one whose value holds ``node`` runs after it)."""
         start = positions[node].start
-        return any((positions[r].end.line, positions[r].end.column) <= (start.line, start.column)
-                   and not any(isinstance(a, cst.FunctionDef) for a in ancestors(r))
-                   for r in m.findall(function.body, m.Return()))
+        return any(
+            (positions[r].end.line, positions[r].end.column) <= (start.line, start.column)
+            and not any(isinstance(a, cst.FunctionDef) for a in ancestors(r))
+            for r in m.findall(function.body, m.Return())
+        )
 
     next_is_builtin = all(isinstance(s, BuiltinScope) for s in _referent_scopes(scopes, function, "next"))
     steps, loops = [], []
     for use in uses:
         parent = parents[use]
-        if next_is_builtin and isinstance(parent, cst.Arg) and parents[parent].args[0] is parent and \
-                m.matches(parents[parent], m.Call(func=m.Name("next"))):
+        if (
+            next_is_builtin
+            and isinstance(parent, cst.Arg)
+            and parents[parent].args[0] is parent
+            and m.matches(parents[parent], m.Call(func=m.Name("next")))
+        ):
             steps.append(parents[parent])
         elif isinstance(parent, cst.For) and parent.iter is use:
             loops.append(parent)

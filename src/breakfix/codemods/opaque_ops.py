@@ -66,14 +66,20 @@ class OpaqueComputation(BreakfixCodemod):
     CODE = "BF202"
     FIX_TITLE = "Make the helper an opaque torch.library.custom_op with a derived fake"
     REQUIRES = (CUSTOM_OP, "torch.library.register_fake", "torch.library.opcheck")
-    GB_IDS = frozenset({
-        "GB4841",  # Unsupported python_type() call (PIL)
-        "GB0294",  # numpy function torch does not implement
-        "GB0156", "GB0158", "GB0147",  # unsupported (ndarray) method or function call
-        "GB0087",  # fake tensor exception on a traced numpy op
-        "GB0109",  # float .tolist()
-        "GB0007", "GB0059", "GB0025",  # skipped function, untraceable builtin, graph_break()
-    })
+    GB_IDS = frozenset(
+        {
+            "GB4841",  # Unsupported python_type() call (PIL)
+            "GB0294",  # numpy function torch does not implement
+            "GB0156",
+            "GB0158",
+            "GB0147",  # unsupported (ndarray) method or function call
+            "GB0087",  # fake tensor exception on a traced numpy op
+            "GB0109",  # float .tolist()
+            "GB0007",
+            "GB0059",
+            "GB0025",  # skipped function, untraceable builtin, graph_break()
+        }
+    )
     APPLICABILITY = Applicability.SAFE
 
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:
@@ -100,7 +106,7 @@ class OpaqueComputation(BreakfixCodemod):
         fake = self._fake(definition, fact, names, tree)
         index = tree.body.index(definition)
         AddImportsVisitor.add_needed_import(self.context, "torch")
-        return tree.with_changes(body=[*tree.body[:index], op, fake, *tree.body[index + 1:]])
+        return tree.with_changes(body=[*tree.body[:index], op, fake, *tree.body[index + 1 :]])
 
     def _as_custom_op(self, definition: cst.FunctionDef, fact: OpaqueOpFact, tree: cst.Module) -> cst.FunctionDef:
         sequence = self._sequence_name(tree) if "Sequence[int]" in fact.annotations.values() else ""
@@ -111,20 +117,22 @@ class OpaqueComputation(BreakfixCodemod):
 
         params = definition.params.with_changes(
             params=[annotated(p) for p in definition.params.params],
-            kwonly_params=[annotated(p) for p in definition.params.kwonly_params])
+            kwonly_params=[annotated(p) for p in definition.params.kwonly_params],
+        )
         decorator = cst.Decorator(cst.parse_expression(f'{CUSTOM_OP}("{fact.op_name}", mutates_args=())'))
         body = definition.body
         if fact.wrap:
             body = body.visit(_WrapReturns(fact.wrap, is_tuple=fact.returns != "torch.Tensor"))
         return definition.with_changes(
-            decorators=[decorator], params=params, body=body,
-            returns=cst.Annotation(cst.parse_expression(fact.returns)))
+            decorators=[decorator], params=params, body=body, returns=cst.Annotation(cst.parse_expression(fact.returns))
+        )
 
-    def _fake(self, definition: cst.FunctionDef, fact: OpaqueOpFact, names: list[str], tree: cst.Module) -> cst.FunctionDef:
+    def _fake(
+        self, definition: cst.FunctionDef, fact: OpaqueOpFact, names: list[str], tree: cst.Module
+    ) -> cst.FunctionDef:
         # ``_`` as in the torch docs, unless the module already means something by it.
         name = f"_{definition.name.value}_fake" if m.findall(tree, m.Name("_")) else "_"
-        source = (f"@{definition.name.value}.register_fake\n"
-                  f"def {name}({', '.join(names)}):\n    return {fact.fake}\n")
+        source = f"@{definition.name.value}.register_fake\ndef {name}({', '.join(names)}):\n    return {fact.fake}\n"
         fake = cst.parse_statement(source, config=tree.config_for_parsing)
         return fake.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()])
 
@@ -173,8 +181,11 @@ class _WrapReturns(cst.CSTTransformer):
         if not self.is_tuple:
             return updated.with_changes(value=self._wrapped(value))
         if isinstance(value, cst.Tuple):
-            return updated.with_changes(value=value.with_changes(
-                elements=[e.with_changes(value=self._wrapped(e.value)) for e in value.elements]))
+            return updated.with_changes(
+                value=value.with_changes(
+                    elements=[e.with_changes(value=self._wrapped(e.value)) for e in value.elements]
+                )
+            )
         each = cst.parse_expression(f"tuple(t.{self.method}() for t in _)")
         return updated.with_changes(value=each.deep_replace(m.findall(each, m.Name("_"))[0], value))
 
@@ -238,8 +249,10 @@ class NumpyScalarMath(BreakfixCodemod):
     GB_IDS = frozenset({"GB0170"})
     GB_TYPES = frozenset({"Data-dependent branching"})
     APPLICABILITY = Applicability.UNSAFE
-    CHANGES = ("np.lcm/np.gcd of Python ints become math.lcm/math.gcd: an int instead of an np.int64, "
-               "equal while it fits in int64 (numpy wraps past it)")
+    CHANGES = (
+        "np.lcm/np.gcd of Python ints become math.lcm/math.gcd: an int instead of an np.int64, "
+        "equal while it fits in int64 (numpy wraps past it)"
+    )
 
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:
         line = self.request.brk.site.lineno
@@ -269,15 +282,20 @@ class NumpyScalarMath(BreakfixCodemod):
         """The node of one of ``kinds`` that spans ``line`` and starts last."""
         best, best_start = None, 0
         for node, position in self.positions.items():
-            if isinstance(node, kinds) and position.start.line <= line <= position.end.line \
-                    and position.start.line >= best_start:
+            if (
+                isinstance(node, kinds)
+                and position.start.line <= line <= position.end.line
+                and position.start.line >= best_start
+            ):
                 best, best_start = node, position.start.line
         return best
 
     def _shadows_math(self, tree: cst.Module) -> bool:
-        return any(q != "math" and not q.startswith("math.")
-                   for name in m.findall(tree, m.Name("math"))
-                   for q in self.qualified(name))
+        return any(
+            q != "math" and not q.startswith("math.")
+            for name in m.findall(tree, m.Name("math"))
+            for q in self.qualified(name)
+        )
 
     def qualified(self, node: cst.CSTNode) -> set[str]:
         names = self.qualified_names.get(node, set())
@@ -286,8 +304,11 @@ class NumpyScalarMath(BreakfixCodemod):
 
 def _imports_numpy(node: cst.Import | cst.ImportFrom) -> bool:
     if isinstance(node, cst.ImportFrom):
-        return not node.relative and node.module is not None and \
-            get_full_name_for_node(node.module).split(".")[0] == "numpy"
+        return (
+            not node.relative
+            and node.module is not None
+            and get_full_name_for_node(node.module).split(".")[0] == "numpy"
+        )
     return any(get_full_name_for_node(alias.name).split(".")[0] == "numpy" for alias in node.names)
 
 
@@ -380,6 +401,12 @@ def _read_names(node: cst.CSTNode) -> set[str]:
 
 def _assignments(function: cst.FunctionDef, name: str) -> list[cst.Assign | cst.AnnAssign | cst.AugAssign]:
     """The assignments to ``name`` in ``function``'s own scope."""
-    return [node for node in _own_nodes(function, (cst.Assign, cst.AnnAssign, cst.AugAssign))
-            if node.value is not None and any(m.findall(target, m.Name(name)) for target in (
-                [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]))]
+    return [
+        node
+        for node in _own_nodes(function, (cst.Assign, cst.AnnAssign, cst.AugAssign))
+        if node.value is not None
+        and any(
+            m.findall(target, m.Name(name))
+            for target in ([t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target])
+        )
+    ]

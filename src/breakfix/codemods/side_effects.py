@@ -125,8 +125,10 @@ class PrintInCompiledRegion(BreakfixCodemod):
                 text = cst.Module([]).code_for_node(expression)
                 kinds = self.request.facts.kinds_of(text)
                 if not kinds:
-                    raise _Refused(f"`{text}` may be a tensor, whose repr differs inside a graph (its runtime type "
-                                   "was not measured)")
+                    raise _Refused(
+                        f"`{text}` may be a tensor, whose repr differs inside a graph (its runtime type "
+                        "was not measured)"
+                    )
                 if not set(kinds) <= _SAME_TEXT_KINDS:
                     shown = " or ".join(k.value for k in kinds)
                     raise _Refused(f"`{text}` held a {shown} at the break, whose text differs inside a graph")
@@ -138,8 +140,11 @@ class PrintInCompiledRegion(BreakfixCodemod):
             if isinstance(value, cst.SimpleString):
                 if "\\N" in value.value:
                     raise _Refused("a named unicode escape in the printed string")
-                pieces.append(value.evaluated_value.replace("{", "{{").replace("}", "}}")
-                              if isinstance(value.evaluated_value, str) else _refuse("a bytes literal"))
+                pieces.append(
+                    value.evaluated_value.replace("{", "{{").replace("}", "}}")
+                    if isinstance(value.evaluated_value, str)
+                    else _refuse("a bytes literal")
+                )
             elif isinstance(value, cst.FormattedString):
                 pieces.append(_fstring_template(value, field))
             else:
@@ -166,7 +171,7 @@ def _fstring_template(string: cst.FormattedString, field) -> str:
     def text(raw: str) -> str:
         # The f-string's text is already a format string ({{ and }} escaped the same way).
         try:
-            return ast.literal_eval(f"{prefix}{string.start[len(string.prefix):]}{raw}{string.end}")
+            return ast.literal_eval(f"{prefix}{string.start[len(string.prefix) :]}{raw}{string.end}")
         except (SyntaxError, ValueError) as e:  # a part that is no literal on its own (`f"\\{x}"`)
             raise _Refused(f"cannot read the f-string's text {raw!r}") from e
 
@@ -198,8 +203,12 @@ def _prints_the_same(expression: cst.BaseExpression, counters: set[str]) -> bool
         return True
     if m.matches(expression, m.Call(func=m.Name("len"), args=[m.Arg(keyword=None, star="")])):
         return True
-    if m.matches(expression, m.Subscript(value=m.Attribute(attr=m.Name("shape")),
-                                         slice=[m.SubscriptElement(slice=m.Index(value=m.Integer()))])):
+    if m.matches(
+        expression,
+        m.Subscript(
+            value=m.Attribute(attr=m.Name("shape")), slice=[m.SubscriptElement(slice=m.Index(value=m.Integer()))]
+        ),
+    ):
         return True
     return m.matches(expression, m.Attribute(attr=m.Name(m.MatchIfTrue(lambda n: n in _DESCRIPTIONS))))
 
@@ -214,8 +223,10 @@ def _loop_counters(function: cst.FunctionDef | None) -> set[str]:
     for loop in m.findall(function, m.For()):
         if m.matches(loop, m.For(target=m.Name(), iter=m.Call(func=m.Name("range")))):
             counters.add(loop.target.value)
-        elif m.matches(loop, m.For(target=m.Tuple(elements=[m.Element(m.Name()), m.Element()]),
-                                   iter=m.Call(func=m.Name("enumerate")))):
+        elif m.matches(
+            loop,
+            m.For(target=m.Tuple(elements=[m.Element(m.Name()), m.Element()]), iter=m.Call(func=m.Name("enumerate"))),
+        ):
             counters.add(loop.target.elements[0].value.value)
             elsewhere |= {n.value for n in m.findall(loop.target.elements[1], m.Name())}
         else:
@@ -310,8 +321,10 @@ class WarningOnceInCompiledRegion(BreakfixCodemod):
         if not isinstance(self.get_metadata(ParentNodeProvider, original), cst.Expr):
             self.refused = "the value of warning_once(...) is used"
             return updated
-        if any(arg.star or not isinstance(arg.value, (cst.SimpleString, cst.ConcatenatedString,
-                                                      cst.FormattedString)) for arg in original.args):
+        if any(
+            arg.star or not isinstance(arg.value, (cst.SimpleString, cst.ConcatenatedString, cst.FormattedString))
+            for arg in original.args
+        ):
             self.refused = "warning_once is given something other than string literals and f-strings"
             return updated
         logger = original.func.value.value
@@ -322,8 +335,12 @@ class WarningOnceInCompiledRegion(BreakfixCodemod):
         return updated.with_changes(func=cst.Name(_warning_once_helper(logger)))
 
     def _bound_locally(self, node: cst.CSTNode, name: str) -> bool:
-        binders = m.Param(name=m.Name(name)) | m.AssignTarget(target=m.Name(name)) | m.AsName(name=m.Name(name)) \
+        binders = (
+            m.Param(name=m.Name(name))
+            | m.AssignTarget(target=m.Name(name))
+            | m.AsName(name=m.Name(name))
             | m.For(target=m.Name(name))
+        )
         while not isinstance(node, cst.Module):
             node = self.get_metadata(ParentNodeProvider, node)
             if isinstance(node, (cst.FunctionDef, cst.Lambda)) and m.findall(node, binders):
@@ -332,7 +349,9 @@ class WarningOnceInCompiledRegion(BreakfixCodemod):
 
     def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
         if not self.loggers:
-            raise self.skip(self.refused or f"no <logger>.warning_once(...) call at line {self.request.brk.site.lineno}")
+            raise self.skip(
+                self.refused or f"no <logger>.warning_once(...) call at line {self.request.brk.site.lineno}"
+            )
         body = list(updated.body)
         for logger in dict.fromkeys(self.loggers):
             body = self._with_helper(body, logger, updated.config_for_parsing)
@@ -340,8 +359,9 @@ class WarningOnceInCompiledRegion(BreakfixCodemod):
         return updated.with_changes(body=body)
 
     def _with_helper(self, body: list[cst.CSTNode], logger: str, config) -> list[cst.CSTNode]:
-        helper = cst.parse_statement(_WARNING_ONCE_SOURCE.format(helper=_warning_once_helper(logger), logger=logger),
-                                     config=config)
+        helper = cst.parse_statement(
+            _WARNING_ONCE_SOURCE.format(helper=_warning_once_helper(logger), logger=logger), config=config
+        )
         if existing_helper(body, helper):
             return body
         binding = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name(logger))])])
@@ -353,13 +373,13 @@ class WarningOnceInCompiledRegion(BreakfixCodemod):
 
 # The helper's exact text: a module that already has it is reused, a different function of that
 # name is never overwritten.
-_WARNING_ONCE_SOURCE = '''\
+_WARNING_ONCE_SOURCE = """\
 @torch.compiler.assume_constant_result
 def {helper}(*args):
     # {logger}.warning_once(...), called by torch.compile while it traces: the message is logged
     # once per process, during the first call that reaches it, as in eager code.
     {logger}.warning_once(*args)
-'''
+"""
 
 
 def _warning_once_helper(logger: str) -> str:
@@ -456,8 +476,9 @@ class LoggingInCompiledRegion(BreakfixCodemod):
     def visit_Module(self, node: cst.Module) -> None:
         getter = m.Call(func=m.Name("getLogger") | m.Attribute(attr=m.Name("getLogger") | m.Name("get_logger")))
         for statement in node.body:
-            if m.matches(statement, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(m.Name())],
-                                                                         value=getter)])):
+            if m.matches(
+                statement, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(m.Name())], value=getter)])
+            ):
                 self.loggers.add(statement.body[0].targets[0].target.value)
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
@@ -477,10 +498,14 @@ class LoggingInCompiledRegion(BreakfixCodemod):
         self.emitters[name] = call
         if name.startswith("_warnings_"):
             self.applicability = Applicability.UNSAFE
-            self.changes = ("the warning's location becomes the emitter's line: two sites warning the same text "
-                            "warn once")
-        args = [cst.Arg(cst.SimpleString(_literal(name))), cst.Arg(cst.SimpleString(_literal(style))),
-                *(cst.Arg(v) for v in values)]
+            self.changes = (
+                "the warning's location becomes the emitter's line: two sites warning the same text warn once"
+            )
+        args = [
+            cst.Arg(cst.SimpleString(_literal(name))),
+            cst.Arg(cst.SimpleString(_literal(style))),
+            *(cst.Arg(v) for v in values),
+        ]
         return cst.Call(func=cst.Name("_log_in_graph"), args=args)
 
     def _emitter(self, call: cst.Call) -> tuple[str, str, slice] | None:
@@ -499,8 +524,9 @@ class LoggingInCompiledRegion(BreakfixCodemod):
             if not isinstance(func.value, cst.Name):
                 if "log" not in owner.rpartition(".")[2].lower():
                     return None  # `torch.special.log(...)`, `self.norm.log(...)`: no logger
-                raise _Refused(f"the logger `{owner}` is not a module-level name: the graph's operator reads a "
-                               "module global")
+                raise _Refused(
+                    f"the logger `{owner}` is not a module-level name: the graph's operator reads a module global"
+                )
             if owner not in self.loggers:
                 return None  # `np.log(x)`, `math.log(x)`: a module-level name, but no logger
             if self._bound_locally(call, owner):
@@ -515,8 +541,11 @@ class LoggingInCompiledRegion(BreakfixCodemod):
         if not call.args:
             raise _Refused(f"{owner}.log without a level")
         level = call.args[0].value
-        if not (isinstance(level, cst.Integer) or m.matches(level, m.Attribute(value=m.Name(), attr=m.Name()))
-                and not self._bound_locally(call, level.value.value)):
+        if not (
+            isinstance(level, cst.Integer)
+            or m.matches(level, m.Attribute(value=m.Name(), attr=m.Name()))
+            and not self._bound_locally(call, level.value.value)
+        ):
             raise _Refused("the level of .log is not a literal or a module-level constant")
         level_text = self.module.code_for_node(level)
         suffix = level.value if isinstance(level, cst.Integer) else level.attr.value
@@ -526,16 +555,22 @@ class LoggingInCompiledRegion(BreakfixCodemod):
         """``warnings.warn(message[, category][, stacklevel])`` as an emitter."""
         positional = [a for a in call.args if a.keyword is None]
         keywords = {a.keyword.value: a.value for a in call.args if a.keyword is not None}
-        if any(a.star for a in call.args) or set(keywords) - {"category", "stacklevel"} or len(positional) > 3 \
-                or (len(positional) > 1 and "category" in keywords) or not positional:
+        if (
+            any(a.star for a in call.args)
+            or set(keywords) - {"category", "stacklevel"}
+            or len(positional) > 3
+            or (len(positional) > 1 and "category" in keywords)
+            or not positional
+        ):
             raise _Refused("warnings.warn is given *args, `source` or arguments in an unusual form")
         category = positional[1].value if len(positional) > 1 else keywords.get("category")
         if category is None:
             category_text, suffix = "UserWarning", "UserWarning"
         elif isinstance(category, cst.Name) and not self._bound_locally(call, category.value):
             category_text = suffix = category.value
-        elif m.matches(category, m.Attribute(value=m.Name(), attr=m.Name())) \
-                and not self._bound_locally(call, category.value.value):
+        elif m.matches(category, m.Attribute(value=m.Name(), attr=m.Name())) and not self._bound_locally(
+            call, category.value.value
+        ):
             category_text, suffix = self.module.code_for_node(category), category.attr.value
         else:
             raise _Refused("the warning's category is not a module-level class")
@@ -547,8 +582,12 @@ class LoggingInCompiledRegion(BreakfixCodemod):
         return f"_warnings_warn_{suffix}", f"warnings.warn(*args, {category_text})", slice(0, 1)
 
     def _bound_locally(self, node: cst.CSTNode, name: str) -> bool:
-        binders = m.Param(name=m.Name(name)) | m.AssignTarget(target=m.Name(name)) | m.AsName(name=m.Name(name)) \
+        binders = (
+            m.Param(name=m.Name(name))
+            | m.AssignTarget(target=m.Name(name))
+            | m.AsName(name=m.Name(name))
             | m.For(target=m.Name(name))
+        )
         while not isinstance(node, cst.Module):
             node = self.get_metadata(ParentNodeProvider, node)
             if isinstance(node, (cst.FunctionDef, cst.Lambda)) and m.findall(node, binders):
@@ -557,8 +596,11 @@ class LoggingInCompiledRegion(BreakfixCodemod):
 
     def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
         if not self.emitters:
-            raise self.skip(self.refused or f"no log call (logger method, logging function or warnings.warn) "
-                                            f"at line {self.request.brk.site.lineno}")
+            raise self.skip(
+                self.refused
+                or f"no log call (logger method, logging function or warnings.warn) "
+                f"at line {self.request.brk.site.lineno}"
+            )
         body = list(updated.body)
         config = updated.config_for_parsing
         shared = [cst.parse_statement(text, config=config) for text in _LOG_SOURCES]
@@ -568,8 +610,10 @@ class LoggingInCompiledRegion(BreakfixCodemod):
             helpers = []
         else:
             at, helpers = index_after_imports(body), shared
-        helpers += [cst.parse_statement(_EMITTER_SOURCE.format(name=name, call=call), config=config)
-                    for name, call in sorted(self.emitters.items())]
+        helpers += [
+            cst.parse_statement(_EMITTER_SOURCE.format(name=name, call=call), config=config)
+            for name, call in sorted(self.emitters.items())
+        ]
         for helper in helpers:
             if isinstance(helper, cst.FunctionDef) and existing_helper(body, helper):
                 continue
@@ -613,7 +657,7 @@ def _message_values(args: list[cst.Arg]) -> tuple[str, list[cst.BaseExpression]]
 # The helpers a rewritten module gets once, in this order, after its imports. Their exact text: a
 # module that already has them is reused, a different function of the same name is never overwritten.
 _LOG_SOURCES = (
-    '''\
+    """\
 @torch.library.custom_op(f"breakfix::{__name__.replace('.', '_')}_log", mutates_args=())
 def _log_op(emitter: str, style: str, kinds: str, tensors: list[torch.Tensor], scalars: list[int | float | bool],
             ints: list[int], strings: str) -> None:
@@ -631,14 +675,14 @@ def _log_op(emitter: str, style: str, kinds: str, tensors: list[torch.Tensor], s
         else:
             values.append(None if kind == "-" else next(given[kind]))
     _emit(emitter, style, values)
-''',
-    '''\
+""",
+    """\
 @_log_op.register_fake
 def _log_op_fake(emitter, style, kinds, tensors, scalars, ints, strings):
     return None
-''',
+""",
     "torch.library._register_effectful_op(_log_op._qualname, torch._library.effects.EffectType.ORDERED)\n",
-    '''\
+    """\
 def _log_in_graph(emitter, style, *values):
     # Under torch.compile the values go to the graph's operator; a value whose text would differ there
     # (a tensor that requires grad or is a subclass) or that it cannot take is logged directly instead,
@@ -653,8 +697,8 @@ def _log_in_graph(emitter, style, *values):
     _log_op(emitter, style, "".join(kinds), [v for k, v in zip(kinds, values) if k == "t"],
             [v for k, v in zip(kinds, values) if k == "n"], ints,
             "\\0".join(str(v) for k, v in zip(kinds, values) if k in "sdv"))
-''',
-    '''\
+""",
+    """\
 def _graph_kind(value):
     if isinstance(value, torch.Tensor):
         return "t" if type(value) is torch.Tensor and not value.requires_grad else ""
@@ -668,8 +712,8 @@ def _graph_kind(value):
     if value is None:
         return "-"
     return "n" if isinstance(value, (bool, int, float, torch.SymInt, torch.SymFloat, torch.SymBool)) else ""
-''',
-    '''\
+""",
+    """\
 def _emit(emitter, style, values):
     if style == "format":
         values = [values[0].format(*values[1:])]
@@ -678,10 +722,10 @@ def _emit(emitter, style, values):
     elif style == "percent-one":
         values = [values[0] % values[1]]
     globals()[emitter](*values)
-''',
+""",
 )
 
-_EMITTER_SOURCE = '''\
+_EMITTER_SOURCE = """\
 def {name}(*args):
     {call}
-'''
+"""

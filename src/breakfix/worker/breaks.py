@@ -32,7 +32,9 @@ def _char_col(filename: str, lineno: int, byte_col: int | None) -> int | None:
 def _frame(summary: Any) -> dict:
     filename = os.path.realpath(summary.filename) if os.path.exists(summary.filename) else summary.filename
     return {
-        "filename": filename, "lineno": summary.lineno or 0, "name": summary.name,
+        "filename": filename,
+        "lineno": summary.lineno or 0,
+        "name": summary.name,
         "colno": _char_col(summary.filename, summary.lineno, getattr(summary, "colno", None)),
         "end_colno": _char_col(summary.filename, summary.lineno, getattr(summary, "end_colno", None)),
         "line": (linecache.getline(summary.filename, summary.lineno or 0) or "").strip(),
@@ -78,14 +80,23 @@ class BreakCollector:
             entry = (self._registry.get(gb_id) or [{}])[0]
             explanation = explanation or entry.get("Explanation", "")
             hints = hints or list(entry.get("Hints", []))
-        record = {"gb_type": gb_type, "gb_id": gb_id, "reason": "\n".join(message.splitlines()[:3]),
-                  "explanation": explanation, "hints": hints, "user_stack": frames, "project_stack": project}
+        record = {
+            "gb_type": gb_type,
+            "gb_id": gb_id,
+            "reason": "\n".join(message.splitlines()[:3]),
+            "explanation": explanation,
+            "hints": hints,
+            "user_stack": frames,
+            "project_stack": project,
+        }
         site = (project[-1]["filename"], project[-1]["lineno"])
         known = self.by_site.get(site)
         # One break per innermost site: keep the root cause over dynamo's "graph break in loop"
         # wrapper, then the longest stack (a nested break is reported once per enclosing frame).
-        if known is None or (known["gb_type"] == torch_compat.LOOP_WRAPPER and gb_type != torch_compat.LOOP_WRAPPER) or (
-            known["gb_type"] == gb_type and len(frames) > len(known["user_stack"])
+        if (
+            known is None
+            or (known["gb_type"] == torch_compat.LOOP_WRAPPER and gb_type != torch_compat.LOOP_WRAPPER)
+            or (known["gb_type"] == gb_type and len(frames) > len(known["user_stack"]))
         ):
             self.by_site[site] = record
         return True
@@ -100,8 +111,11 @@ class BreakCollector:
         # an internal error in an orchestrator's piece is a break in the piece.
         stack = getattr(e, "real_stack", None) or _user_code_frames(str(e))
         if not stack:
-            stack = [f for f in traceback.extract_tb(e.__traceback__) if is_project_file(
-                os.path.realpath(f.filename), self.root)]
+            stack = [
+                f
+                for f in traceback.extract_tb(e.__traceback__)
+                if is_project_file(os.path.realpath(f.filename), self.root)
+            ]
         gb_type = torch_compat.gb_type_of(e)
         if gb_type is None and "data-dependent" in str(e).lower():
             gb_type = DATA_DEPENDENT_GUARD  # UserError from a guard on an unbacked symbol: no GB id
@@ -152,8 +166,9 @@ class CollectedBreaks(NamedTuple):
     operations_by_line: list[list]  # [file, line, count]: the same, by the line that wrote each (coverage.py)
 
 
-def collect_breaks(fn: Callable, make_inputs: Callable[[], tuple], orchestrator: bool, root: Path,
-                   backend: str) -> CollectedBreaks:
+def collect_breaks(
+    fn: Callable, make_inputs: Callable[[], tuple], orchestrator: bool, root: Path, backend: str
+) -> CollectedBreaks:
     """Every break ``fullgraph=True`` would hit, one per innermost project site, the graph count and
     the operations compiled code executed.
 
@@ -164,8 +179,11 @@ def collect_breaks(fn: Callable, make_inputs: Callable[[], tuple], orchestrator:
     collector = BreakCollector(str(root))
     graph_count = 0
     COUNTER.reset()
-    with torch_compat.graph_break_logged(collector.add_logged), COUNTER.counting(), \
-            torch_compat.graph_runs_counted(COUNTER.wrap_compiled):
+    with (
+        torch_compat.graph_break_logged(collector.add_logged),
+        COUNTER.counting(),
+        torch_compat.graph_runs_counted(COUNTER.wrap_compiled),
+    ):
         torch._dynamo.reset()
         torch_compat.clear_counters()
         seed_all(SEEDS[0])
@@ -203,5 +221,9 @@ def collect_breaks(fn: Callable, make_inputs: Callable[[], tuple], orchestrator:
                 torch.compile(fn, fullgraph=True, backend=backend)(*args)
             except Exception as e:
                 collector.add_exception(e, fn)
-    return CollectedBreaks(list(collector.by_site.values()), graph_count, COUNTER.total,
-                           [[file, line, count] for (file, line), count in sorted(COUNTER.executed_at.items())])
+    return CollectedBreaks(
+        list(collector.by_site.values()),
+        graph_count,
+        COUNTER.total,
+        [[file, line, count] for (file, line), count in sorted(COUNTER.executed_at.items())],
+    )

@@ -22,8 +22,14 @@ def differ(actual: Any, expected: Any, what: str, rtol: float | None, atol: floa
     if dataclasses.is_dataclass(expected) and not isinstance(expected, type):
         if type(actual).__qualname__ != type(expected).__qualname__:
             return f"{what} differ: expected a {type(expected).__qualname__}, got {type(actual).__qualname__}"
-        return next((p for f in dataclasses.fields(expected) if (p := differ(
-            getattr(actual, f.name), getattr(expected, f.name), f"{what}.{f.name}", rtol, atol))), "")
+        return next(
+            (
+                p
+                for f in dataclasses.fields(expected)
+                if (p := differ(getattr(actual, f.name), getattr(expected, f.name), f"{what}.{f.name}", rtol, atol))
+            ),
+            "",
+        )
     if isinstance(expected, dict):
         if not isinstance(actual, dict) or list(actual) != list(expected):
             keys = list(actual) if isinstance(actual, dict) else type(actual).__name__
@@ -32,8 +38,9 @@ def differ(actual: Any, expected: Any, what: str, rtol: float | None, atol: floa
     if isinstance(expected, (list, tuple)):
         if type(actual) is not type(expected) or len(actual) != len(expected):
             return f"{what} differ: expected {type(expected).__name__} of {len(expected)}, got {_short(actual)}"
-        return next((p for i, (a, e) in enumerate(zip(actual, expected))
-                     if (p := differ(a, e, f"{what}[{i}]", rtol, atol))), "")
+        return next(
+            (p for i, (a, e) in enumerate(zip(actual, expected)) if (p := differ(a, e, f"{what}[{i}]", rtol, atol))), ""
+        )
     try:
         torch.testing.assert_close(actual, expected, rtol=rtol, atol=atol, equal_nan=True)
         return ""
@@ -70,7 +77,8 @@ def compare_call(expected: dict, actual: dict, rtol: float | None, atol: float |
             if problem:
                 return problem
     return differ(actual["output"], expected["output"], "outputs", rtol, atol) or differ(
-        actual["inputs_after"], expected["inputs_after"], "inputs after the call", rtol, atol)
+        actual["inputs_after"], expected["inputs_after"], "inputs after the call", rtol, atol
+    )
 
 
 def load_reference(path: str) -> dict:

@@ -55,8 +55,11 @@ def statement_span(filename: str, line: int) -> tuple[str, int, int]:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
         return os.path.realpath(filename), line, line
-    functions = [f for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
-                 and f.lineno <= line <= (f.end_lineno or f.lineno)]
+    functions = [
+        f
+        for f in ast.walk(tree)
+        if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and f.lineno <= line <= (f.end_lineno or f.lineno)
+    ]
     if functions:
         innermost = max(functions, key=lambda f: f.lineno)
         for statement in innermost.body:

@@ -76,8 +76,9 @@ def _resized(value: Any, old: int, new: int, generator: Any) -> Any:
     return value
 
 
-def derived_input(make_inputs: Callable[[], tuple], seed_all: Callable[[int], None],
-                  number: int) -> tuple[str, tuple] | None:
+def derived_input(
+    make_inputs: Callable[[], tuple], seed_all: Callable[[int], None], number: int
+) -> tuple[str, tuple] | None:
     """Candidate ``number``: what it changes ("size 4 -> 1") and its arguments; None past the last."""
     import torch
 

@@ -38,27 +38,41 @@ from breakfix.types import BreakFacts, OpaqueOpFact, ValueKind
 
 MAX_CALLS = 4  # captured calls of the helper used as base samples
 MAX_SEQUENCE = 16  # int-sequence elements turned into atoms and perturbed
-_DTYPE_FLIP = {torch.float32: torch.float64, torch.float64: torch.float32,
-               torch.float16: torch.float32, torch.bfloat16: torch.float32}
-_ANNOTATIONS: dict[str, Any] = {"torch.Tensor": torch.Tensor, "int": int, "float": float, "bool": bool,
-                                "str": str, "Sequence[int]": Sequence[int]}
+_DTYPE_FLIP = {
+    torch.float32: torch.float64,
+    torch.float64: torch.float32,
+    torch.float16: torch.float32,
+    torch.bfloat16: torch.float32,
+}
+_ANNOTATIONS: dict[str, Any] = {
+    "torch.Tensor": torch.Tensor,
+    "int": int,
+    "float": float,
+    "bool": bool,
+    "str": str,
+    "Sequence[int]": Sequence[int],
+}
 
 
 class Rejected(Exception):
     """The helper cannot become a custom op with a derived fake; the message says why."""
 
 
-def collect_facts(fn: Callable, make_inputs: Callable[[], tuple], breaks: list[dict],
-                  seed_all: Callable) -> dict[str, BreakFacts]:
+def collect_facts(
+    fn: Callable, make_inputs: Callable[[], tuple], breaks: list[dict], seed_all: Callable
+) -> dict[str, BreakFacts]:
     """Facts per break site ("file:line" of the innermost project frame)."""
     opaque = opaque_facts(fn, make_inputs, breaks, seed_all)
     values = value_facts(fn, make_inputs, breaks, seed_all)
-    return {key: BreakFacts(opaque_op=opaque.get(key), values=values.get(key, {}))
-            for key in dict.fromkeys([*opaque, *values])}
+    return {
+        key: BreakFacts(opaque_op=opaque.get(key), values=values.get(key, {}))
+        for key in dict.fromkeys([*opaque, *values])
+    }
 
 
-def opaque_facts(fn: Callable, make_inputs: Callable[[], tuple], breaks: list[dict],
-                 seed_all: Callable) -> dict[str, OpaqueOpFact]:
+def opaque_facts(
+    fn: Callable, make_inputs: Callable[[], tuple], breaks: list[dict], seed_all: Callable
+) -> dict[str, OpaqueOpFact]:
     """BF202's facts per break site whose innermost project frame is a helper's."""
     helpers: dict[str, types.FunctionType | Rejected] = {}
     for brk in breaks:
@@ -83,22 +97,26 @@ def opaque_facts(fn: Callable, make_inputs: Callable[[], tuple], breaks: list[di
             derived[helper.__code__] = opaque_op_facts(helper, calls[helper.__code__], seed_all)
         except Rejected as e:
             derived[helper.__code__] = OpaqueOpFact(rejected=str(e))
-    return {key: OpaqueOpFact(rejected=str(h)) if isinstance(h, Rejected) else derived[h.__code__]
-            for key, h in helpers.items()}
+    return {
+        key: OpaqueOpFact(rejected=str(h)) if isinstance(h, Rejected) else derived[h.__code__]
+        for key, h in helpers.items()
+    }
 
 
 # --- what the arguments of a print or log call held ------------------------------------------------
 
 
-_LOG_METHODS = frozenset({"debug", "info", "warning", "warn", "error", "exception", "critical", "fatal", "log",
-                          "warning_once"})
+_LOG_METHODS = frozenset(
+    {"debug", "info", "warning", "warn", "error", "exception", "critical", "fatal", "log", "warning_once"}
+)
 
 
 def _reported_call(call: ast.Call) -> bool:
     """``print(...)``, ``<logger>.info(...)`` and friends, ``warnings.warn(...)``."""
     func = call.func
     return (isinstance(func, ast.Name) and func.id == "print") or (
-        isinstance(func, ast.Attribute) and func.attr in _LOG_METHODS)
+        isinstance(func, ast.Attribute) and func.attr in _LOG_METHODS
+    )
 
 
 def _readable(node: ast.expr) -> bool:
@@ -136,9 +154,10 @@ def _reported_expressions(filename: str, lineno: int) -> tuple[int, list[str]]:
     except (OSError, SyntaxError, UnicodeDecodeError):
         return 0, []
     for statement in ast.walk(tree):
-        if not isinstance(statement, ast.stmt) or isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef,
-                                                                         ast.ClassDef, ast.If, ast.For, ast.While,
-                                                                         ast.With, ast.Try)):
+        if not isinstance(statement, ast.stmt) or isinstance(
+            statement,
+            (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.If, ast.For, ast.While, ast.With, ast.Try),
+        ):
             continue
         if not statement.lineno <= lineno <= (statement.end_lineno or statement.lineno):
             continue
@@ -153,8 +172,15 @@ def kind_of(value: Any) -> ValueKind:
         if type(value) is not torch.Tensor:
             return ValueKind.TENSOR_SUBCLASS
         return ValueKind.TENSOR_GRAD if value.requires_grad else ValueKind.TENSOR
-    simple = {bool: ValueKind.BOOL, int: ValueKind.INT, float: ValueKind.FLOAT, str: ValueKind.STR,
-              type(None): ValueKind.NONE, torch.dtype: ValueKind.DTYPE, torch.device: ValueKind.DEVICE}
+    simple = {
+        bool: ValueKind.BOOL,
+        int: ValueKind.INT,
+        float: ValueKind.FLOAT,
+        str: ValueKind.STR,
+        type(None): ValueKind.NONE,
+        torch.dtype: ValueKind.DTYPE,
+        torch.device: ValueKind.DEVICE,
+    }
     if type(value) in simple:
         return simple[type(value)]
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, torch.Tensor) for v in value):
@@ -164,8 +190,9 @@ def kind_of(value: Any) -> ValueKind:
     return ValueKind.MODULE if isinstance(value, torch.nn.Module) else ValueKind.OTHER
 
 
-def value_facts(fn: Callable, make_inputs: Callable[[], tuple], breaks: list[dict],
-                seed_all: Callable) -> dict[str, dict[str, tuple[ValueKind, ...]]]:
+def value_facts(
+    fn: Callable, make_inputs: Callable[[], tuple], breaks: list[dict], seed_all: Callable
+) -> dict[str, dict[str, tuple[ValueKind, ...]]]:
     """Per break site holding a print or log call: the kinds each readable argument held, over one
     eager run of the target."""
     watched: dict[tuple[str, int], tuple[str, list[tuple[str, types.CodeType]]]] = {}
@@ -187,7 +214,7 @@ def value_facts(fn: Callable, make_inputs: Callable[[], tuple], breaks: list[dic
             for text, code in compiled:
                 try:
                     # Names, attributes, subscripts and constants only (_readable): no user code runs.
-                    kind = kind_of(eval(code, frame.f_globals, frame.f_locals))  # noqa: S307
+                    kind = kind_of(eval(code, frame.f_globals, frame.f_locals))
                 except Exception:
                     continue
                 kinds = seen[key].setdefault(text, [])
@@ -241,7 +268,9 @@ def helper_at(filename: str, lineno: int) -> types.FunctionType:
             if lineno in _own_lines(value.__code__):
                 return value
             if any(lineno in _own_lines(c) for c in _nested_codes(value.__code__)):
-                raise Rejected(f"the break is in a function nested in {name}; only module-level functions become custom ops")
+                raise Rejected(
+                    f"the break is in a function nested in {name}; only module-level functions become custom ops"
+                )
         raise Rejected(f"line {lineno} is not in a module-level function (a method cannot become a custom op)")
     raise Rejected(f"{filename} was not imported by the run")
 
@@ -283,8 +312,9 @@ class Call:
     output_requires_grad: bool = False
 
 
-def capture_calls(fn: Callable, make_inputs: Callable[[], tuple], helpers: list[types.FunctionType],
-                  seed_all: Callable) -> dict[types.CodeType, list[Call]]:
+def capture_calls(
+    fn: Callable, make_inputs: Callable[[], tuple], helpers: list[types.FunctionType], seed_all: Callable
+) -> dict[types.CodeType, list[Call]]:
     """Each helper's calls during one eager run of the target (compiled pieces run eagerly too)."""
     names = {h.__code__: list(inspect.signature(h).parameters) for h in helpers}
     calls: dict[types.CodeType, list[Call]] = {code: [] for code in names}
@@ -301,7 +331,8 @@ def capture_calls(fn: Callable, make_inputs: Callable[[], tuple], helpers: list[
         elif event == "return" and id(frame) in open_frames:
             outputs = arg if isinstance(arg, tuple) else (arg,)
             open_frames.pop(id(frame)).output_requires_grad = any(
-                isinstance(o, torch.Tensor) and o.requires_grad for o in outputs)
+                isinstance(o, torch.Tensor) and o.requires_grad for o in outputs
+            )
 
     seed_all(0)
     inputs = make_inputs()
@@ -327,7 +358,11 @@ def annotation_of(value: Any) -> str | None:
     for kind in (int, float, str):
         if isinstance(value, kind):
             return kind.__name__
-    if isinstance(value, (list, tuple)) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+    if (
+        isinstance(value, (list, tuple))
+        and value
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
         return "Sequence[int]"
     return None
 
@@ -353,7 +388,7 @@ def perturbations(args: dict[str, Any]) -> Iterator[dict[str, Any]]:
         elif annotation_of(value) == "Sequence[int]":
             for index in range(min(len(value), MAX_SEQUENCE)):
                 for v in _nudged(value[index]):
-                    yield {**args, name: type(value)([*value[:index], v, *value[index + 1:]])}
+                    yield {**args, name: type(value)([*value[:index], v, *value[index + 1 :]])}
 
 
 def _nudged(value: int) -> list[int]:
@@ -433,13 +468,17 @@ def _as_outputs(value: Any) -> tuple[torch.Tensor, ...] | None:
 def _shares_memory(tensors: Sequence[torch.Tensor], others: Sequence[torch.Tensor]) -> bool:
     """Whether a tensor's storage overlaps another's. Address ranges, not storage identity: a
     ``torch.from_numpy`` of a numpy view of an input is a new storage over the input's memory."""
+
     def span(t: torch.Tensor) -> tuple[int, int]:
         storage = t.untyped_storage()
         return storage.data_ptr(), storage.data_ptr() + storage.nbytes()
 
     spans = [span(t) for t in tensors if t.untyped_storage().nbytes()]
-    return any(a < y and x < b for i, (a, b) in enumerate(spans)
-               for (x, y) in [*spans[i + 1:], *(span(o) for o in others if o.untyped_storage().nbytes())])
+    return any(
+        a < y and x < b
+        for i, (a, b) in enumerate(spans)
+        for (x, y) in [*spans[i + 1 :], *(span(o) for o in others if o.untyped_storage().nbytes())]
+    )
 
 
 def memory_order(t: torch.Tensor) -> list[int] | None:
@@ -480,8 +519,11 @@ def derive_fake(params: list[str], runs: list[Run], wrap: str) -> list[str]:
     count = len(runs[0].outputs)
     if any(len(r.outputs) != count or r.single != runs[0].single for r in runs):
         raise Rejected("the helper returns a different number of tensors for different inputs")
-    ranks_vary = any(len({r.args[name].dim() for r in runs}) > 1 for name in params
-                     if all(isinstance(r.args[name], torch.Tensor) for r in runs))
+    ranks_vary = any(
+        len({r.args[name].dim() for r in runs}) > 1
+        for name in params
+        if all(isinstance(r.args[name], torch.Tensor) for r in runs)
+    )
     rendered = []
     for index in range(count):
         outs = [_wrapped(r.outputs[index], wrap) for r in runs]
@@ -523,13 +565,15 @@ def _any_rank_output(params: list[str], runs: list[Run], outs: list[torch.Tensor
                 continue
             if any(tuple(o.shape[:k]) != tuple(t.shape[:k]) for o, t, k in zip(outs, inputs, kept)):
                 continue
-            tail = [fit_size([(atoms(r.args, from_the_end=True), int(o.shape[k + j]))
-                              for r, o, k in zip(runs, outs, kept)]) for j in range(min(added))]
+            tail = [
+                fit_size([(atoms(r.args, from_the_end=True), int(o.shape[k + j])) for r, o, k in zip(runs, outs, kept)])
+                for j in range(min(added))
+            ]
             if None in tail:
                 continue
             shape = f"{name}.shape" if not dropped else f"{name}.shape[:-{dropped}]"
             if tail:
-                shape += f" + ({tail[0]},)" if len(tail) == 1 else f" + ({', '.join(tail)})"  # type: ignore[arg-type]
+                shape += f" + ({tail[0]},)" if len(tail) == 1 else f" + ({', '.join(tail)})"
             dtype = _dtype_rule(params, runs, outs)
             return f"{name}.new_empty({shape}{'' if dtype == f'{name}.dtype' else f', dtype={dtype}'})"
     return None
@@ -579,8 +623,10 @@ def _render_output(base: str | None, sizes: list[str], dtype: str, order: list[i
 def _differentiable(helper: Callable, args: dict[str, Any]) -> bool:
     """Whether gradients flow through the helper when its floating inputs require them (the
     example inputs may not: an inference run says nothing about training)."""
-    given = {k: _copy(v).requires_grad_() if isinstance(v, torch.Tensor) and v.is_floating_point() else _copy(v)
-             for k, v in args.items()}
+    given = {
+        k: _copy(v).requires_grad_() if isinstance(v, torch.Tensor) and v.is_floating_point() else _copy(v)
+        for k, v in args.items()
+    }
     try:
         with _quiet():
             outputs = _as_outputs(helper(**given))
@@ -613,8 +659,9 @@ def opaque_op_facts(helper: types.FunctionType, calls: list[Call], seed_all: Cal
             raise Rejected(f"parameter {name} is {' or '.join(shown)}: a custom op cannot take it")
         annotations[name] = kinds.pop()
     if any(c.output_requires_grad for c in calls) or _differentiable(helper, calls[0].args):
-        raise Rejected(f"{helper.__name__} is differentiable: a custom op without an autograd formula "
-                       "would cut the gradient")
+        raise Rejected(
+            f"{helper.__name__} is differentiable: a custom op without an autograd formula would cut the gradient"
+        )
     base_runs = [_run(helper, c.args, seed_all) for c in calls]
     if None in base_runs:
         raise Rejected(f"{helper.__name__} raised when called again on its captured arguments")
@@ -625,8 +672,15 @@ def opaque_op_facts(helper: types.FunctionType, calls: list[Call], seed_all: Cal
     outputs = derive_fake(params, runs, wrap)
     returns = "torch.Tensor" if runs[0].single else f"tuple[{', '.join(['torch.Tensor'] * len(outputs))}]"
     check_fake(helper, signature, annotations, returns, outputs, wrap, runs, len(base_runs))
-    return OpaqueOpFact(helper=helper.__name__, op_name=op_name(helper), annotations=annotations, returns=returns,
-                        fake=fake_return(outputs, returns), wrap=wrap, runs=len(runs))
+    return OpaqueOpFact(
+        helper=helper.__name__,
+        op_name=op_name(helper),
+        annotations=annotations,
+        returns=returns,
+        fake=fake_return(outputs, returns),
+        wrap=wrap,
+        runs=len(runs),
+    )
 
 
 # --- checking the fake ---------------------------------------------------------------------------
@@ -642,8 +696,16 @@ def fake_return(outputs: list[str], returns: str) -> str:
 _scratch_ops = itertools.count()
 
 
-def check_fake(helper: types.FunctionType, signature: inspect.Signature, annotations: dict[str, str],
-               returns: str, outputs: list[str], wrap: str, runs: list[Run], base: int) -> None:
+def check_fake(
+    helper: types.FunctionType,
+    signature: inspect.Signature,
+    annotations: dict[str, str],
+    returns: str,
+    outputs: list[str],
+    wrap: str,
+    runs: list[Run],
+    base: int,
+) -> None:
     """The rendered fake agrees with every run, and opcheck passes on a scratch op built like the
     rewrite for the ``base`` first runs (the captured calls) and for a run of every other
     combination of argument ranks."""
@@ -654,9 +716,13 @@ def check_fake(helper: types.FunctionType, signature: inspect.Signature, annotat
     for run in runs:
         produced = _as_outputs(fake(**run.args)) or ()
         for want, got in zip((_wrapped(o, wrap) for o in run.outputs), produced):
-            if (want.shape, want.dtype, want.device) != (got.shape, got.dtype, got.device) or not _same_layout(want, got):
-                raise Rejected(f"the derived fake gives {tuple(got.shape)} {got.dtype} where the helper "
-                               f"gives {tuple(want.shape)} {want.dtype}")
+            if (want.shape, want.dtype, want.device) != (got.shape, got.dtype, got.device) or not _same_layout(
+                want, got
+            ):
+                raise Rejected(
+                    f"the derived fake gives {tuple(got.shape)} {got.dtype} where the helper "
+                    f"gives {tuple(want.shape)} {want.dtype}"
+                )
 
     def body(*args: Any, **kwargs: Any) -> Any:
         value = helper(*args, **kwargs)
@@ -664,7 +730,8 @@ def check_fake(helper: types.FunctionType, signature: inspect.Signature, annotat
 
     body.__signature__ = signature.replace(  # the rewrite's signature: same defaults, derived annotations
         parameters=[p.replace(annotation=_ANNOTATIONS[annotations[p.name]]) for p in signature.parameters.values()],
-        return_annotation=torch.Tensor if returns == "torch.Tensor" else tuple[(torch.Tensor,) * len(outputs)])
+        return_annotation=torch.Tensor if returns == "torch.Tensor" else tuple[(torch.Tensor,) * len(outputs)],
+    )
     ranks = {}  # the first run of each combination of argument ranks: opcheck covers every rank seen
     for run in runs:
         ranks.setdefault(tuple(v.dim() for v in run.args.values() if isinstance(v, torch.Tensor)), run)

@@ -16,8 +16,8 @@ import tokenize
 from pathlib import Path
 from typing import Any, Callable
 
-from breakfix.worker.sandbox import UserCodeError, last_user_frame, one_line
 from breakfix.worker.protocol import Request
+from breakfix.worker.sandbox import UserCodeError, last_user_frame, one_line
 from breakfix.worker.torch_compat import as_written
 
 
@@ -56,7 +56,9 @@ class OverlayFinder(importlib.abc.MetaPathFinder):
             return None
         loader = _OverlayLoader(fullname, spec.origin, source)
         return importlib.util.spec_from_file_location(
-            fullname, spec.origin, loader=loader,
+            fullname,
+            spec.origin,
+            loader=loader,
             submodule_search_locations=spec.submodule_search_locations,
         )
 
@@ -110,13 +112,18 @@ def _missing_sibling(e: ModuleNotFoundError, folder: Path, root: Path) -> UserCo
     to ``sub/model.py``): ``python sub/model.py`` finds it, because Python puts the script's folder
     on sys.path; breakfix imports the target as ``sub.model`` from the root, so say what to do."""
     missing = (e.name or "").partition(".")[0]
-    if not missing or str(folder) in sys.path or not (
-            (folder / f"{missing}.py").is_file() or (folder / missing).is_dir()):
+    if (
+        not missing
+        or str(folder) in sys.path
+        or not ((folder / f"{missing}.py").is_file() or (folder / missing).is_dir())
+    ):
         return None
     where = os.path.relpath(folder, root)
-    return UserCodeError(f"importing the target failed: {one_line(e)}{last_user_frame(e)}; {missing!r} is in {where}/, "
-                         f"beside the target, which Python only finds when {where}/ is the script's folder: run "
-                         f"breakfix from there (cd {where}) or pass --root {where}")
+    return UserCodeError(
+        f"importing the target failed: {one_line(e)}{last_user_frame(e)}; {missing!r} is in {where}/, "
+        f"beside the target, which Python only finds when {where}/ is the script's folder: run "
+        f"breakfix from there (cd {where}) or pass --root {where}"
+    )
 
 
 def resolve(spec: str, root: Path, overlay: dict[str, str]) -> tuple[Any, Callable, str]:

@@ -23,15 +23,25 @@ from pathlib import Path
 from typing import Any, Callable
 
 from breakfix.torch_apis import missing_apis
+from breakfix.types import Verification
 from breakfix.worker import torch_compat
 from breakfix.worker.breaks import collect_breaks, revealed_break
-from breakfix.types import Verification
 from breakfix.worker.compare import compare_call, first_mismatch, load_reference
 from breakfix.worker.coverage import COUNTER
 from breakfix.worker.derived import DERIVED_SEED, MAX_DERIVED, MAX_TRIED, derived_input
 from breakfix.worker.loader import example_inputs, resolve
-from breakfix.worker.protocol import (CheckRequest, CheckResult, LocateRequest, LocateResult, RecompilesRequest,
-                                      RecompilesResult, RepeatRequest, RepeatResult, Request, Response)
+from breakfix.worker.protocol import (
+    CheckRequest,
+    CheckResult,
+    LocateRequest,
+    LocateResult,
+    RecompilesRequest,
+    RecompilesResult,
+    RepeatRequest,
+    RepeatResult,
+    Request,
+    Response,
+)
 from breakfix.worker.sandbox import UserCodeError, one_line, record_call, run_calls, seed_all
 
 
@@ -63,11 +73,20 @@ def locate(request: LocateRequest, root: Path) -> LocateResult:
         except (pickle.PicklingError, TypeError, AttributeError) as e:
             raise UserCodeError(f"cannot verify: the target's outputs cannot be pickled ({one_line(e)})") from e
     found = collect_breaks(fn, make_inputs, torch_compat.is_orchestrator(fn), root, request.backend)
-    return LocateResult.from_json({"breaks": found.breaks, "graph_count": found.graph_count,
-                                   "target_file": target_file, "target_qualname": request.target.rpartition(":")[2],
-                                   "facts": _facts(fn, make_inputs, found.breaks), "operations": found.operations,
-                                   "operations_by_line": found.operations_by_line, "torch_version": torch.__version__,
-                                   "missing_apis": missing_apis(request.apis), "torch_fallbacks": torch_compat.fallbacks()})
+    return LocateResult.from_json(
+        {
+            "breaks": found.breaks,
+            "graph_count": found.graph_count,
+            "target_file": target_file,
+            "target_qualname": request.target.rpartition(":")[2],
+            "facts": _facts(fn, make_inputs, found.breaks),
+            "operations": found.operations,
+            "operations_by_line": found.operations_by_line,
+            "torch_version": torch.__version__,
+            "missing_apis": missing_apis(request.apis),
+            "torch_fallbacks": torch_compat.fallbacks(),
+        }
+    )
 
 
 def _accepted_derived_inputs(fn: Callable, make_inputs: Callable[[], tuple], warnings: list) -> list[dict]:
@@ -120,8 +139,13 @@ def recompiles(request: RecompilesRequest, root: Path) -> RecompilesResult:
     _pieces_allow_breaks = True
     try:
         with torch_compat.recompiles_logged(seen.record):
-            run_calls(fn if torch_compat.is_orchestrator(fn) else torch.compile(fn, fullgraph=False), make_inputs,
-                      request.calls, user_errors=False, watch=seen.watch)
+            run_calls(
+                fn if torch_compat.is_orchestrator(fn) else torch.compile(fn, fullgraph=False),
+                make_inputs,
+                request.calls,
+                user_errors=False,
+                watch=seen.watch,
+            )
     except Exception:
         pass  # the original ran eagerly; a failure of its compiled form is one of its breaks
     finally:
@@ -156,11 +180,19 @@ def _facts(fn: Callable, make_inputs: Callable[[], tuple], breaks: list[dict]) -
     return {key: f.to_json() for key, f in collect_facts(fn, make_inputs, breaks, seed_all).items()}
 
 
-def _run_reference_calls(fn: Callable, make_inputs: Callable[[], tuple], reference: dict, calls: int,
-                         rtol: float | None, atol: float | None, watch: _RecompileWatch) -> str:
+def _run_reference_calls(
+    fn: Callable,
+    make_inputs: Callable[[], tuple],
+    reference: dict,
+    calls: int,
+    rtol: float | None,
+    atol: float | None,
+    watch: _RecompileWatch,
+) -> str:
     """Make the reference's calls with ``fn`` and compare each; '' when all match, else where not."""
-    problem = first_mismatch(reference["calls"], run_calls(fn, make_inputs, calls, user_errors=False,
-                                                           watch=watch.watch), rtol, atol)
+    problem = first_mismatch(
+        reference["calls"], run_calls(fn, make_inputs, calls, user_errors=False, watch=watch.watch), rtol, atol
+    )
     if problem:
         return problem
     for index, entry in enumerate(reference["derived"], start=1):
@@ -182,8 +214,9 @@ def repeat(request: RepeatRequest, root: Path) -> RepeatResult:
     make_inputs = example_inputs(request, module, root)
     reference = load_reference(request.reference)
     try:
-        difference = _run_reference_calls(fn, make_inputs, reference, request.calls, request.rtol, request.atol,
-                                          _RecompileWatch())
+        difference = _run_reference_calls(
+            fn, make_inputs, reference, request.calls, request.rtol, request.atol, _RecompileWatch()
+        )
     except Exception as e:
         difference = f"the target raised {one_line(e)}"
     return RepeatResult(difference)
@@ -211,22 +244,37 @@ def check(request: CheckRequest, root: Path) -> CheckResult:
 
     def matches(compiled: Callable) -> str:
         COUNTER.reset()
-        return _run_reference_calls(COUNTER.first_call(compiled), make_inputs, reference, request.calls, request.rtol,
-                                    request.atol, seen)
+        return _run_reference_calls(
+            COUNTER.first_call(compiled), make_inputs, reference, request.calls, request.rtol, request.atol, seen
+        )
 
     def verified(fullgraph: bool, **found: Any) -> CheckResult:
         # An orchestrator runs eagerly: what it compiles is what its pieces executed in one call.
-        return CheckResult.from_json({"ok": True, "fullgraph": fullgraph and not orchestrator, "split": orchestrator,
-                                      "operations": COUNTER.total, "pieces": sorted(COUNTER.pieces_run),
-                                      "verification": dataclasses.asdict(verification()), **found})
+        return CheckResult.from_json(
+            {
+                "ok": True,
+                "fullgraph": fullgraph and not orchestrator,
+                "split": orchestrator,
+                "operations": COUNTER.total,
+                "pieces": sorted(COUNTER.pieces_run),
+                "verification": dataclasses.asdict(verification()),
+                **found,
+            }
+        )
 
     def raised(e: Exception) -> CheckResult:
         # The compiler failed inside the rewrite: when it failed on a project line (code a rewrite
         # made the compiler trace, like a torch.cond branch or a compiled piece), that line is a
         # break the engine may repair.
         where = f"{seen.where}: " if seen.where and seen.call != 1 else ""
-        return CheckResult.from_json({"ok": False, "fullgraph": False, "breaks": revealed_break(e, fn, root),
-                                      "reason": f"{where}the rewrite raised {one_line(e)}"})
+        return CheckResult.from_json(
+            {
+                "ok": False,
+                "fullgraph": False,
+                "breaks": revealed_break(e, fn, root),
+                "reason": f"{where}the rewrite raised {one_line(e)}",
+            }
+        )
 
     def verification() -> Verification:
         return Verification(request.calls, len(reference["derived"]), tuple(seen.repeated(request.calls)))
@@ -271,8 +319,13 @@ def check(request: CheckRequest, root: Path) -> CheckResult:
         return CheckResult(ok=False, fullgraph=False, reason=problem, mismatch=True)
     measured = {"operations": COUNTER.total, "pieces": sorted(COUNTER.pieces_run)}
     found = collect_breaks(fn, make_inputs, orchestrator, root, request.backend)
-    return verified(False, graph_count=found.graph_count, breaks=found.breaks, **measured,
-                    facts=_facts(fn, make_inputs, found.breaks))
+    return verified(
+        False,
+        graph_count=found.graph_count,
+        breaks=found.breaks,
+        **measured,
+        facts=_facts(fn, make_inputs, found.breaks),
+    )
 
 
 def _recompiles_reason(seen: _RecompileWatch, calls: int, limit_error: str) -> str:
@@ -284,8 +337,10 @@ def _recompiles_reason(seen: _RecompileWatch, calls: int, limit_error: str) -> s
     often = "on every call" if len(seen.repeated(calls)) >= last_call - 1 > 0 else f"{len(repeated)} times"
     if limit_error:
         return f"the rewrite recompiles {often} ({guard}) and hits the recompile limit on {seen.where}: {limit_error}"
-    return (f"the rewrite recompiles {often} in {calls} calls on the same inputs ({guard}) and never settles: "
-            "compiled with fullgraph=True, a loop hits the recompile limit")
+    return (
+        f"the rewrite recompiles {often} in {calls} calls on the same inputs ({guard}) and never settles: "
+        "compiled with fullgraph=True, a loop hits the recompile limit"
+    )
 
 
 _pieces_allow_breaks = False  # True while a rewrite is checked with graph breaks allowed

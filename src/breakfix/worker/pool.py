@@ -55,10 +55,14 @@ class _Zygote:
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "breakfix.worker", "--zygote"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
             # Started next to the breakfix package, so the sys.path entry ``-m`` adds is one that is
             # already there: nothing of a project's can shadow what the zygote imports.
-            start_new_session=True, env=env, cwd=PACKAGE_DIR.parent,
+            start_new_session=True,
+            env=env,
+            cwd=PACKAGE_DIR.parent,
         )
         self._lock = threading.Lock()
         self._jobs: dict[int, _Job] = {}

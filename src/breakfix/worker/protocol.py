@@ -44,10 +44,15 @@ class LocateResult:
 
     @classmethod
     def from_json(cls, data: dict) -> LocateResult:
-        return cls(**{**data, "breaks": [GraphBreak.from_json(b) for b in data["breaks"]],
-                      "facts": {k: BreakFacts.from_json(f) for k, f in data.get("facts", {}).items()},
-                      "missing_apis": tuple(data.get("missing_apis", ())),
-                      "torch_fallbacks": tuple(data.get("torch_fallbacks", ()))})
+        return cls(
+            **{
+                **data,
+                "breaks": [GraphBreak.from_json(b) for b in data["breaks"]],
+                "facts": {k: BreakFacts.from_json(f) for k, f in data.get("facts", {}).items()},
+                "missing_apis": tuple(data.get("missing_apis", ())),
+                "torch_fallbacks": tuple(data.get("torch_fallbacks", ())),
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -73,9 +78,14 @@ class CheckResult:
     @classmethod
     def from_json(cls, data: dict) -> CheckResult:
         verification = data.get("verification")
-        return cls(**{**data, "breaks": [GraphBreak.from_json(b) for b in data.get("breaks", [])],
-                      "facts": {k: BreakFacts.from_json(f) for k, f in data.get("facts", {}).items()},
-                      "verification": verification and Verification.from_json(verification)})
+        return cls(
+            **{
+                **data,
+                "breaks": [GraphBreak.from_json(b) for b in data.get("breaks", [])],
+                "facts": {k: BreakFacts.from_json(f) for k, f in data.get("facts", {}).items()},
+                "verification": verification and Verification.from_json(verification),
+            }
+        )
 
 
 @dataclass(frozen=True)

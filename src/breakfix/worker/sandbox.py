@@ -64,8 +64,11 @@ def sandboxed_call():
     writes can be compared: a rewrite must keep every one of them."""
     buffer = io.StringIO()
     old_cwd = os.getcwd()
-    with tempfile.TemporaryDirectory(prefix="breakfix-run-") as cwd, warnings.catch_warnings(record=True) as warned, \
-            _recording_logs() as logs:
+    with (
+        tempfile.TemporaryDirectory(prefix="breakfix-run-") as cwd,
+        warnings.catch_warnings(record=True) as warned,
+        _recording_logs() as logs,
+    ):
         os.chdir(cwd)
         state = {"stdout": buffer, "cwd": cwd, "files": {}, "warnings": warned, "logs": logs}
         try:
@@ -107,13 +110,23 @@ def record_call(fn: Callable, args: tuple, user_errors: bool, where: str = "") -
             if user_errors:
                 raise UserCodeError(f"the target raised in eager mode{where}: {one_line(e)}{last_user_frame(e)}") from e
             raise
-    return {"output": output, "stdout": state["stdout"].getvalue(), "files": state["files"],
-            "warnings": [(w.category.__name__, str(w.message)) for w in state["warnings"] if not _from_torch(w)],
-            "logs": state["logs"], "inputs_after": _snapshot_inputs(args)}
+    return {
+        "output": output,
+        "stdout": state["stdout"].getvalue(),
+        "files": state["files"],
+        "warnings": [(w.category.__name__, str(w.message)) for w in state["warnings"] if not _from_torch(w)],
+        "logs": state["logs"],
+        "inputs_after": _snapshot_inputs(args),
+    }
 
 
-def run_calls(fn: Callable, make_inputs: Callable[[], tuple], calls: int, user_errors: bool,
-              watch: Callable[[int], None] | None = None) -> list[dict]:
+def run_calls(
+    fn: Callable,
+    make_inputs: Callable[[], tuple],
+    calls: int,
+    user_errors: bool,
+    watch: Callable[[int], None] | None = None,
+) -> list[dict]:
     """Call ``fn`` ``calls`` times in a row on the same inputs (made with ``SEEDS[0]``), so module
     and argument state carries from call to call as it does in a loop, then once on fresh inputs
     made with ``SEEDS[1]``; record every call. ``watch(number)`` is told each call's number first."""

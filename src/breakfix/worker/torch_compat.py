@@ -33,6 +33,7 @@ class LoggedBreak:
     stack: list  # FrameSummary list, outermost first
     gb_type: str | None  # None: read off the message
 
+
 # fullgraph=True turns these on by itself: without them breakfix would "fix" what compiles anyway.
 FULLGRAPH_CONFIG = {"capture_scalar_outputs": True, "capture_dynamic_output_shape_ops": True}
 
@@ -115,18 +116,23 @@ def graph_break_logged(record: Callable[[LoggedBreak], None]) -> Iterator[None]:
             return original(self, code_options, reason, exc)
     elif hasattr(symbolic_convert, "log_graph_break"):
         # torch 2.9: a module function given the break's text and stack, not the exception.
-        _fallbacks.add("InstructionTranslatorBase.log_graph_break: breaks read from the text given to "
-                       "symbolic_convert.log_graph_break")
+        _fallbacks.add(
+            "InstructionTranslatorBase.log_graph_break: breaks read from the text given to "
+            "symbolic_convert.log_graph_break"
+        )
         owner = symbolic_convert
         original = owner.log_graph_break
 
-        def log_graph_break(code_options: Any, reason: str = "", exc_info: bool = False, user_stack: Any = None) -> None:
+        def log_graph_break(
+            code_options: Any, reason: str = "", exc_info: bool = False, user_stack: Any = None
+        ) -> None:
             stack = user_stack if user_stack is not None else torch._guards.TracingContext.extract_stack()
             record(LoggedBreak(reason, list(stack), None))
             return original(code_options, reason=reason, exc_info=exc_info, user_stack=user_stack)
     else:
-        _fallbacks.add("InstructionTranslatorBase.log_graph_break: no graph-break log; breaks from explain and "
-                       "fullgraph only")
+        _fallbacks.add(
+            "InstructionTranslatorBase.log_graph_break: no graph-break log; breaks from explain and fullgraph only"
+        )
         yield
         return
     owner.log_graph_break = log_graph_break
@@ -200,7 +206,7 @@ def original_callable(fn: Callable) -> Callable:
 
 def mark_compiled(wrapper: Callable, fn: Callable) -> None:
     """Mark ``wrapper`` as ``torch.compile`` marks what it returns, so ``as_written`` unwraps it."""
-    wrapper._torchdynamo_orig_callable = fn  # type: ignore[attr-defined]
+    wrapper._torchdynamo_orig_callable = fn
 
 
 def as_written(fn: Callable) -> Callable:

@@ -61,10 +61,10 @@ def _preload() -> None:
     """Import what every job needs and nothing of the user's. Importing starts no torch thread
     (the intra-op pool starts at the first parallel op), so forking afterwards is safe; OpenBLAS's
     pool, started by numpy, shuts down and restarts around fork by itself."""
-    import torch  # noqa: F401
-    import torch._dynamo  # noqa: F401
-    import torch._dynamo.utils  # noqa: F401
-    import torch._functorch.aot_autograd  # noqa: F401  (aot_eager, the default backend)
+    import torch
+    import torch._dynamo
+    import torch._dynamo.utils
+    import torch._functorch.aot_autograd
     import torch.testing  # noqa: F401
 
     import breakfix.worker.facts  # noqa: F401
