@@ -43,8 +43,10 @@ def pure(x):
 
 def impure(x):
     calls.append(x.shape[0])
+    if x.shape[0] > 2:
+        y = x * 2
     torch._dynamo.graph_break("logged")
-    return x * 2
+    return y  # may be unbound, as far as a split can tell: no split of impure is sound
 
 
 def f(x):
