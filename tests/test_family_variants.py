@@ -10,6 +10,8 @@ the family's page lists; nothing else. The torch tier runs each with ``breakfix 
 
 from __future__ import annotations
 
+import os
+
 import json
 import subprocess
 import sys
@@ -158,6 +160,9 @@ OUTCOMES: Counter = Counter()
 
 
 @pytest.mark.torch
+# Opt-in, as the variant generator's torch tier (tests/test_variants.py): 70 engine runs, not yet
+# measured to pass (issue 14 is open on them).
+@pytest.mark.skipif(not os.environ.get("BREAKFIX_VARIANTS_TORCH"), reason="opt-in: BREAKFIX_VARIANTS_TORCH=1")
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.id)
 def test_variant_is_fixed_or_refused_for_a_listed_reason(variant: Variant, tmp_path: Path) -> None:
     files, target, inputs = render(variant)
