@@ -10,9 +10,8 @@ the family's page lists; nothing else. The torch tier runs each with ``breakfix 
 
 from __future__ import annotations
 
-import os
-
 import json
+import os
 import subprocess
 import sys
 import textwrap
