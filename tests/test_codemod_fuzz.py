@@ -20,6 +20,7 @@ import libcst as cst
 import pytest
 
 from breakfix.codemods import REGISTRY, BreakfixCodemod, FixRequest
+from breakfix.codemods._base import index_after_imports, insert_top_level
 
 SEED = 0
 # CI: 300 files of at most 200 lines with functions: ~2 CPU-minutes on an idle machine; over 45 minutes
@@ -143,9 +144,31 @@ class Idempotent(AddsAStatementEachTime):
         return super().transform_module_impl(tree)
 
 
+class AddsAModuleStatement(Idempotent):
+    """The sound rewrite, plus a module-level statement that configures nothing it added."""
+
+    def transform_module_impl(self, tree: cst.Module) -> cst.Module:
+        tree = super().transform_module_impl(tree)
+        return tree.with_changes(body=[cst.parse_statement("os.environ.clear()\n"), *tree.body])
+
+
+class RegistersItsHelper(Idempotent):
+    """The sound rewrite, plus a new helper and the module-level statement registering it (as BF503
+    registers its operator's effect), placed before the module's other statements."""
+
+    def transform_module_impl(self, tree: cst.Module) -> cst.Module:
+        tree = super().transform_module_impl(tree)
+        body, at = list(tree.body), index_after_imports(tree.body)
+        for text in ("def _added():\n    pass\n", "register(_added)\n"):
+            body = insert_top_level(body, at, cst.parse_statement(text))
+            at += 1
+        return tree.with_changes(body=body)
+
+
 @pytest.mark.parametrize(
     ("codemod", "outcome"),
     [
+        (AddsAModuleStatement, "outside_changes"),
         (Crashing, "crashes"),
         (CrashingFileToEdit, "crashes"),
         (DropsTheFirstImport, "outside_changes"),
@@ -160,9 +183,10 @@ def test_the_harness_reports_a_broken_codemod(tmp_path: Path, codemod: type[Brea
     assert not report.ok
 
 
-def test_the_harness_accepts_a_sound_codemod(tmp_path: Path) -> None:
-    report = _fuzz(tmp_path, Idempotent)
-    counts = report.counts[Idempotent.CODE]
+@pytest.mark.parametrize("codemod", [Idempotent, RegistersItsHelper])
+def test_the_harness_accepts_a_sound_codemod(tmp_path: Path, codemod: type[BreakfixCodemod]) -> None:
+    report = _fuzz(tmp_path, codemod)
+    counts = report.counts[codemod.CODE]
     assert report.ok, _failures(report)
     assert counts["changed"] > 0 and counts["idempotence_checked"] == counts["changed"]
 

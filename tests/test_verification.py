@@ -222,3 +222,29 @@ def test_derived_inputs_change_shared_sizes_together_and_are_the_same_in_every_p
     _, again = derived_input(make_inputs, seed_all, 0)
     torch.testing.assert_close(again[0], x)  # re-derived from the seed, never pickled
     assert derived_input(make_inputs, seed_all, MAX_TRIED) is None
+
+
+# Big enough that torch runs the softmax on its OpenMP pool: the derived inputs are tried in a
+# process forked after the example's calls started that pool, where the op used to wait forever.
+PARALLEL_OP = """\
+import torch
+
+
+def f(x):
+    y = x.softmax(dim=-1)
+    print("rows", y.shape[0])
+    return y * 2
+
+
+def example_inputs():
+    return (torch.randn(512, 1024),)
+"""
+
+
+@pytest.mark.torch
+def test_derived_inputs_of_a_target_running_parallel_ops_are_tried_without_hanging(tmp_path: Path) -> None:
+    project = make_project(tmp_path, {"m.py": PARALLEL_OP})
+    result = breakfix(project, "m.py:f", "--apply", "--json", "--timeout", "120")
+    assert result.code == 0, result.stderr
+    [brk] = result.json()["breaks"]
+    assert brk["status"] == "fixed" and brk["verification"]["derived_inputs"] > 0, brk

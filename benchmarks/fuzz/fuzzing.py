@@ -206,7 +206,17 @@ class Unit:
 
     @property
     def key(self) -> tuple[str, str, str]:
-        return self.kind, self.name, self.text
+        # A statement's ordinal is left out: a statement a codemod adds shifts the ordinals after it.
+        # So are the blank lines above it: a helper inserted above sets them to two (insert_top_level),
+        # and LibCST's AddImportsVisitor, adding a module's first import, moves them above the import.
+        return self.kind, "" if self.kind == "statement" else self.name, _without_leading_blank_lines(self.text)
+
+
+def _without_leading_blank_lines(text: str) -> str:
+    lines = text.splitlines(keepends=True)
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    return "".join(lines)
 
 
 def units(module: cst.Module, positions: Mapping[cst.CSTNode, CodeRange] | None = None) -> list[Unit]:
@@ -273,26 +283,26 @@ def _imported(statement_text: str) -> tuple[str, set[str]] | None:
     return "." * len(small.relative) + module, {cst.Module([]).code_for_node(a).rstrip(", ") for a in small.names}
 
 
-def _without_blanks_after_imports(module_units: list[Unit]) -> list[Unit]:
-    """LibCST's AddImportsVisitor, adding the first import of a module, moves the blank lines before
-    the first statement to before the import: those blank lines are not compared."""
-    first = next(i for i, u in enumerate(module_units) if u.kind not in ("header", "import"))
-    unit = module_units[first]
-    lines = unit.text.splitlines(keepends=True)
-    while lines and not lines[0].strip():
-        lines.pop(0)
-    return [*module_units[:first], replace(unit, text="".join(lines)), *module_units[first + 1 :]]
-
-
 def outside_changes(before: list[Unit], after: list[Unit], touched: set[str]) -> list[str]:
     """What changed outside the ``touched`` units, apart from what a codemod may add: imports,
     module-level functions with new names, and compiled pieces (a re-split renames or drops them).
     A rewrite that only adds imports is reported too: it changes the file and fixes nothing."""
-    before, after = _without_blanks_after_imports(before), _without_blanks_after_imports(after)
     old_names = {u.name for u in before}
     owned_old = [u for u in before if u.name in touched or u.kind == "piece"]
+    new_defs = {u.name for u in after if u.kind == "def" and u.name not in old_names}
+    old_statements = {u.key for u in before if u.kind == "statement"}
+
+    def registers_new_def(unit: Unit) -> bool:
+        # A module-level statement added with the helpers it configures, like registering a new
+        # custom operator's effect: `torch.library._register_effectful_op(_log_op._qualname, ...)`.
+        return (
+            unit.kind == "statement"
+            and unit.key not in old_statements
+            and any(re.search(rf"\b{re.escape(name)}\b", unit.text) for name in new_defs)
+        )
+
     owned_new = [
-        u for u in after if u.name in touched or u.kind == "piece" or (u.kind == "def" and u.name not in old_names)
+        u for u in after if u.name in touched or u.kind == "piece" or u.name in new_defs or registers_new_def(u)
     ]
     kept_old = [u for u in before if u not in owned_old]
     kept_new = [u for u in after if u not in owned_new]

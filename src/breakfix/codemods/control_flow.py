@@ -1038,7 +1038,7 @@ class _Specialise(cst.CSTTransformer):
         if m.matches(test, m.Name(self.flag)):
             return cst.Name(str(self.value))
         if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
-            operand = self._decide(test.operand)
+            operand = self._decide(test.expression)
             known = _literal(operand)
             return cst.Name(str(not known)) if known is not None else test.with_changes(expression=operand)
         if isinstance(test, cst.BooleanOperation):
@@ -1098,8 +1098,10 @@ def _returning_copy(tail: cst.Module, flag: str, value: bool) -> cst.Module:
     for index, statement in enumerate(copy.body):
         if not m.findall(statement, m.Return()):
             continue
-        returns = [s for s in getattr(statement, "body", ()) if isinstance(s, cst.Return)]
-        if not isinstance(statement, cst.SimpleStatementLine) or returns[0] is not statement.body[-1]:
+        if not isinstance(statement, cst.SimpleStatementLine):
+            raise _Refused("the tail returns from inside a block")
+        returns = [s for s in statement.body if isinstance(s, cst.Return)]
+        if returns[0] is not statement.body[-1]:
             raise _Refused("the tail returns from inside a block")
         if returns[0].value is None or m.matches(returns[0].value, m.Name("None")):
             break

@@ -98,6 +98,12 @@ def _accepted_derived_inputs(fn: Callable, make_inputs: Callable[[], tuple], war
     read, write = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - the child reports through the pipe and exits at once
+        import torch
+
+        # The target's calls above started torch's OpenMP pool, whose threads a fork does not copy:
+        # a parallel op (a big softmax, a matmul) would wait for them forever. One thread runs it
+        # inline; which candidates raise or warn does not depend on it.
+        torch.set_num_threads(1)
         accepted = []
         try:
             for number in range(MAX_TRIED):

@@ -3,6 +3,7 @@ captured (output, stdout, files written, warnings, log records, the inputs' stat
 
 from __future__ import annotations
 
+import collections.abc
 import contextlib
 import io
 import logging
@@ -28,10 +29,18 @@ def seed_all(seed: int) -> None:
 
     random.seed(seed)
     torch.manual_seed(seed)
-    with contextlib.suppress(ImportError):
-        import numpy
+    numpy_random = _numpy_random()
+    if numpy_random:
+        numpy_random.seed(seed)
 
-        numpy.random.seed(seed)
+
+def _numpy_random() -> Any:
+    """``numpy.random``, when numpy is installed."""
+    try:
+        import numpy
+    except ImportError:
+        return None
+    return numpy.random
 
 
 def one_line(e: BaseException) -> str:
@@ -135,12 +144,34 @@ def run_calls(
         seed_all(seed)
         args = make_inputs()
         seed_all(seed)  # the random state carries on between the calls of a loop: seeded once
-        for _ in range(count):
+        for index in range(count):
             number = len(records) + 1
             if watch:
                 watch(number)
+            if index:
+                args = _fresh_iterators(args, make_inputs, seed)
             records.append(record_call(fn, args, user_errors, f" (call {number})" if number > 1 else ""))
     return records
+
+
+def _fresh_iterators(args: tuple, make_inputs: Callable[[], tuple], seed: int) -> tuple:
+    """``args`` with each iterator argument made again: a call uses an iterator up, and a caller
+    passes a new one on every call, where the other arguments (a module, a cache) carry their state.
+    The global random state is left as the previous call left it."""
+    if not any(isinstance(arg, collections.abc.Iterator) for arg in args):
+        return args
+    import torch
+
+    python_state, torch_state = random.getstate(), torch.get_rng_state()
+    numpy_random = _numpy_random()
+    numpy_state = numpy_random.get_state() if numpy_random else None
+    seed_all(seed)
+    fresh = make_inputs()
+    random.setstate(python_state)
+    torch.set_rng_state(torch_state)
+    if numpy_random:
+        numpy_random.set_state(numpy_state)
+    return tuple(new if isinstance(old, collections.abc.Iterator) else old for old, new in zip(args, fresh))
 
 
 def _from_torch(warning: warnings.WarningMessage) -> bool:
