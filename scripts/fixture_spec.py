@@ -95,6 +95,7 @@ class Case:
     multi_round: bool = False  # the fix takes more than one round: the text tier cannot replay it
     torch_tier_skip: str = ""  # why `breakfix run` cannot take the target (its rewrite is checked elsewhere)
     refused_by: Literal["", "verification"] = ""  # negative: the codemod rewrites, the verifier refuses it
+    fixed_by: str = ""  # negative: the codemod that fixes the run instead (after.py is its rewrite)
 
     @classmethod
     def read(cls, folder: Path) -> Case:
@@ -109,6 +110,8 @@ class Case:
             raise FixtureSpecError(f"{path}: unsafe_only is for negative cases")
         if case.refused_by and case.kind != "negative":
             raise FixtureSpecError(f"{path}: refused_by is for negative cases")
+        if case.fixed_by and (case.kind != "negative" or case.fixed_by == case.code):
+            raise FixtureSpecError(f"{path}: fixed_by names another codemod, for negative cases")
         return case
 
     @property

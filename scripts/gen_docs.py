@@ -49,6 +49,8 @@ def _fixture_section(case: Case, project: Path) -> str:
     facts = [f"**{case.kind}**", f"target `{case.target}`", f"exit code {case.exit_code}"]
     if case.unsafe_fixes:
         facts.append("with `--unsafe-fixes`")
+    if case.fixed_by:
+        facts.append(f"{case.code} changes nothing; the run is fixed by {case.fixed_by} instead")
     lines = [f"### {case.id}\n", " · ".join(facts) + f" · `{case.folder.relative_to(project)}/`\n"]
     if case.description:
         lines.append(case.description.strip() + "\n")
