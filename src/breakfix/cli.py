@@ -277,8 +277,8 @@ def run(
 
     def options_for(job) -> RunOptions:
         return RunOptions(
-            target=_absolute(job.target, job.base),
-            inputs=job.inputs and _absolute(job.inputs, job.base),
+            target=str(TargetSpec.parse(job.target).absolute(job.base)),
+            inputs=job.inputs and str(TargetSpec.parse(job.inputs).absolute(job.base)),
             root=root_path,
             backend=backend,
             timeout=timeout,
@@ -397,14 +397,6 @@ def _jobs(ctx: click.Context, targets: tuple[str, ...], inputs: str | None, root
             "Missing argument 'TARGET' (and no [tool.breakfix] targets in the root's pyproject.toml)", ctx
         )
     return jobs
-
-
-def _absolute(spec: str, base: str) -> str:
-    """File specs are resolved against ``base`` (the worker runs in the root)."""
-    parsed = TargetSpec.parse(spec)
-    if not parsed.is_file:
-        return spec
-    return f"{os.path.abspath(os.path.join(base, parsed.location))}:{parsed.qualname}"
 
 
 # --- the catalogue: `breakfix codemods`, `breakfix explain` ------------------------------------------

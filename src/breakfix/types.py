@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import enum
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,13 @@ class TargetSpec:
     @property
     def is_file(self) -> bool:
         return self.location.endswith(".py") or "/" in self.location or "\\" in self.location
+
+    def absolute(self, base: str | os.PathLike[str]) -> TargetSpec:
+        """The spec with a file location made absolute against ``base`` (links resolved); a module
+        spec as it is."""
+        if not self.is_file:
+            return self
+        return TargetSpec(os.path.realpath(os.path.join(base, self.location)), self.qualname)
 
     def __str__(self) -> str:
         return f"{self.location}:{self.qualname}"
