@@ -15,6 +15,14 @@ DATA_DEPENDENT_GUARD = "Data-dependent guard"  # a UserError from a guard on an 
 TENSOR_ASSERT = "Tensor-valued assert"
 
 
+class OutputFormat(str, enum.Enum):
+    """What a command prints on stdout (``--format``): text for people, or one JSON or SARIF document."""
+
+    TEXT = "text"
+    JSON = "json"
+    SARIF = "sarif"
+
+
 class Applicability(str, enum.Enum):
     """How a fix may be used, after Ruff: safe fixes keep the exact meaning."""
 
