@@ -157,6 +157,21 @@ class PrintInCompiledRegion(BreakfixCodemod):
         return node if isinstance(node, cst.FunctionDef) else None
 
 
+def _bound_locally(codemod: BreakfixCodemod, node: cst.CSTNode, name: str) -> bool:
+    """Whether a function or lambda around ``node`` binds ``name`` (the codemod declares ParentNodeProvider)."""
+    binders = (
+        m.Param(name=m.Name(name))
+        | m.AssignTarget(target=m.Name(name))
+        | m.AsName(name=m.Name(name))
+        | m.For(target=m.Name(name))
+    )
+    while not isinstance(node, cst.Module):
+        node = codemod.get_metadata(ParentNodeProvider, node)
+        if isinstance(node, (cst.FunctionDef, cst.Lambda)) and m.findall(node, binders):
+            return True
+    return False
+
+
 class WarningOnceInCompiledRegion(BreakfixCodemod):
     """Emit a ``logger.warning_once(...)`` while torch.compile traces it, which is once, as in eager.
 
@@ -240,24 +255,11 @@ class WarningOnceInCompiledRegion(BreakfixCodemod):
             self.refused = "warning_once is given something other than string literals and f-strings"
             return updated
         logger = original.func.value.value
-        if self._bound_locally(original, logger):
+        if _bound_locally(self, original, logger):
             self.refused = f"`{logger}` is a local name where warning_once is called, not the module's logger"
             return updated
         self.loggers.append(logger)
         return updated.with_changes(func=cst.Name(_warning_once_helper(logger)))
-
-    def _bound_locally(self, node: cst.CSTNode, name: str) -> bool:
-        binders = (
-            m.Param(name=m.Name(name))
-            | m.AssignTarget(target=m.Name(name))
-            | m.AsName(name=m.Name(name))
-            | m.For(target=m.Name(name))
-        )
-        while not isinstance(node, cst.Module):
-            node = self.get_metadata(ParentNodeProvider, node)
-            if isinstance(node, (cst.FunctionDef, cst.Lambda)) and m.findall(node, binders):
-                return True
-        return False
 
     def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
         if not self.loggers:
@@ -441,7 +443,7 @@ class LoggingInCompiledRegion(BreakfixCodemod):
                 )
             if owner not in self.loggers:
                 return None  # `np.log(x)`, `math.log(x)`: a module-level name, but no logger
-            if self._bound_locally(call, owner):
+            if _bound_locally(self, call, owner):
                 raise Refused(f"`{owner}` is a local name where it logs, not the module-level logger")
         else:
             return None
@@ -456,7 +458,7 @@ class LoggingInCompiledRegion(BreakfixCodemod):
         if not (
             isinstance(level, cst.Integer)
             or m.matches(level, m.Attribute(value=m.Name(), attr=m.Name()))
-            and not self._bound_locally(call, level.value.value)
+            and not _bound_locally(self, call, level.value.value)
         ):
             raise Refused("the level of .log is not a literal or a module-level constant")
         level_text = self.module.code_for_node(level)
@@ -478,10 +480,10 @@ class LoggingInCompiledRegion(BreakfixCodemod):
         category = positional[1].value if len(positional) > 1 else keywords.get("category")
         if category is None:
             category_text, suffix = "UserWarning", "UserWarning"
-        elif isinstance(category, cst.Name) and not self._bound_locally(call, category.value):
+        elif isinstance(category, cst.Name) and not _bound_locally(self, call, category.value):
             category_text = suffix = category.value
-        elif m.matches(category, m.Attribute(value=m.Name(), attr=m.Name())) and not self._bound_locally(
-            call, category.value.value
+        elif m.matches(category, m.Attribute(value=m.Name(), attr=m.Name())) and not _bound_locally(
+            self, call, category.value.value
         ):
             category_text, suffix = self.module.code_for_node(category), category.attr.value
         else:
@@ -492,19 +494,6 @@ class LoggingInCompiledRegion(BreakfixCodemod):
             raise Refused("the warning's message is a keyword argument")
         # Only the message goes through the operator; the category is the emitter's.
         return f"_warnings_warn_{suffix}", f"warnings.warn(*args, {category_text})", slice(0, 1)
-
-    def _bound_locally(self, node: cst.CSTNode, name: str) -> bool:
-        binders = (
-            m.Param(name=m.Name(name))
-            | m.AssignTarget(target=m.Name(name))
-            | m.AsName(name=m.Name(name))
-            | m.For(target=m.Name(name))
-        )
-        while not isinstance(node, cst.Module):
-            node = self.get_metadata(ParentNodeProvider, node)
-            if isinstance(node, (cst.FunctionDef, cst.Lambda)) and m.findall(node, binders):
-                return True
-        return False
 
     def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
         if not self.emitters:

@@ -34,8 +34,8 @@ from breakfix import classifier
 from breakfix.codemods import BY_CODE, FixRequest
 from breakfix.docs import gb_type_of
 from breakfix.errors import BreakfixError
-from breakfix.static._index import _DISABLE, _OPAQUE, COMPILE, CheckError, _findall, _Function, _Module
-from breakfix.static._sites import _Site, _sites
+from breakfix.static._index import COMPILE, DISABLE, OPAQUE, CheckError, Function, ScannedModule, findall
+from breakfix.static._sites import Site, sites_of
 from breakfix.static.patterns import PATTERNS
 from breakfix.types import Frame, GraphBreak
 from breakfix.writer import read_source
@@ -62,31 +62,31 @@ class Finding:
     compiled: str = ""  # qualname of the compiled function it is reached from (``function`` itself, or a caller)
 
 
-def _entries(modules: dict[str, _Module], all_functions: bool) -> dict[str, list[_Function]]:
+def _entries(modules: dict[str, ScannedModule], all_functions: bool) -> dict[str, list[Function]]:
     """Functions of each module that compiled code of another module calls (``from utils import
     helper``, ``utils.helper(...)``), found module by module until nothing new is reached: dynamo
     inlines them as it does the module's own helpers."""
-    entries: dict[str, list[_Function]] = {path: [] for path in modules}
+    entries: dict[str, list[Function]] = {path: [] for path in modules}
     changed = True
     while changed:
         changed = False
         for path, module in modules.items():
             roots = module.compiled(all_functions) + entries[path]
             for function, _ in module.reachable(roots):
-                for call in _findall(function.node.body, cst.Call):
+                for call in findall(function.node.body, cst.Call):
                     for name in module.names(call.func):
                         found = _imported_function(modules, path, name)
                         if (
                             found is not None
                             and found[1] not in entries[found[0]]
-                            and not (found[1].decorators & (_DISABLE | _OPAQUE | {COMPILE}))
+                            and not (found[1].decorators & (DISABLE | OPAQUE | {COMPILE}))
                         ):
                             entries[found[0]].append(found[1])
                             changed = True
     return entries
 
 
-def _imported_function(modules: dict[str, _Module], importer: str, name: str) -> tuple[str, _Function] | None:
+def _imported_function(modules: dict[str, ScannedModule], importer: str, name: str) -> tuple[str, Function] | None:
     """The function a qualified name (``utils.helper``) names in a module beside ``importer``."""
     parts = name.split(".")
     folder = os.path.dirname(importer)
@@ -98,7 +98,7 @@ def _imported_function(modules: dict[str, _Module], importer: str, name: str) ->
     return None
 
 
-def _frame(module: _Module, function: _Function, node: cst.CSTNode) -> Frame:
+def _frame(module: ScannedModule, function: Function, node: cst.CSTNode) -> Frame:
     position = module.positions[node]
     line = module.source.splitlines()[position.start.line - 1].strip()
     return Frame(
@@ -111,7 +111,7 @@ def _frame(module: _Module, function: _Function, node: cst.CSTNode) -> Frame:
     )
 
 
-def _graph_break(module: _Module, site: _Site) -> GraphBreak:
+def _graph_break(module: ScannedModule, site: Site) -> GraphBreak:
     pattern = site.pattern
     frames = [_frame(module, function, call) for function, call in site.calls]
     frames.append(_frame(module, site.function, site.node))
@@ -127,11 +127,11 @@ def _graph_break(module: _Module, site: _Site) -> GraphBreak:
     )
 
 
-def _root(site: _Site) -> _Function:
+def _root(site: Site) -> Function:
     return site.calls[0][0] if site.calls else site.function
 
 
-def _request(module: _Module, site: _Site) -> FixRequest:
+def _request(module: ScannedModule, site: Site) -> FixRequest:
     return FixRequest(
         brk=_graph_break(module, site),
         target_file=module.path,
@@ -140,7 +140,7 @@ def _request(module: _Module, site: _Site) -> FixRequest:
     )
 
 
-def _rewrite(module: _Module, request: FixRequest, code: str) -> str | None:
+def _rewrite(module: ScannedModule, request: FixRequest, code: str) -> str | None:
     codemod = BY_CODE[code]
     if codemod.file_to_edit(request) != module.path:
         return None
@@ -176,7 +176,7 @@ def _is_suppressed(finding: Finding, suppressions: dict[int, set[str] | None]) -
     return False
 
 
-def _finding(module: _Module, site: _Site) -> Finding:
+def _finding(module: ScannedModule, site: Site) -> Finding:
     request = _request(module, site)
     brk = request.brk
     code = site.pattern.fallback
@@ -212,15 +212,15 @@ def scan_sources(sources: dict[str, str], *, all_functions: bool = False) -> dic
     """The likely graph breaks of each file in ``sources`` (path -> text), following calls from
     compiled code into functions of the other files (modules beside each other). Raises
     ``CheckError`` when a source does not parse."""
-    return _scan_modules({path: _Module(source, path) for path, source in sources.items()}, all_functions)
+    return _scan_modules({path: ScannedModule(source, path) for path, source in sources.items()}, all_functions)
 
 
-def _scan_modules(modules: dict[str, _Module], all_functions: bool) -> dict[str, list[Finding]]:
+def _scan_modules(modules: dict[str, ScannedModule], all_functions: bool) -> dict[str, list[Finding]]:
     entries = _entries(modules, all_functions)
-    return {path: _findings(module, _sites(module, all_functions, entries[path])) for path, module in modules.items()}
+    return {path: _findings(module, sites_of(module, all_functions, entries[path])) for path, module in modules.items()}
 
 
-def _findings(module: _Module, sites: list[_Site]) -> list[Finding]:
+def _findings(module: ScannedModule, sites: list[Site]) -> list[Finding]:
     suppressions = _suppressed(module.source)
     findings = [_finding(module, site) for site in sites]
     findings = sorted(
@@ -234,11 +234,11 @@ def _findings(module: _Module, sites: list[_Site]) -> list[Finding]:
 def quick_fix(source: str, path: str, finding: Finding) -> str | None:
     """The source rewritten by the codemod ``finding.code`` names, or None when it skips. Not verified."""
     try:
-        module = _Module(source, path)
+        module = ScannedModule(source, path)
     except CheckError:
         return None
     wanted = (finding.line, finding.col, finding.end_line, finding.end_col, finding.pattern, finding.compiled)
-    for site in _sites(module, all_functions=False) + _sites(module, all_functions=True):
+    for site in sites_of(module, all_functions=False) + sites_of(module, all_functions=True):
         position = module.positions[site.node]
         if (
             position.start.line,
@@ -292,7 +292,7 @@ def check_paths(paths: list[str], *, all_functions: bool = False) -> CheckReport
     for path in python_files(paths):
         report.files += 1
         try:
-            modules[path] = _Module(read_source(path), path)
+            modules[path] = ScannedModule(read_source(path), path)
         except BreakfixError as e:
             report.errors.append(str(e))
     for findings in _scan_modules(modules, all_functions).values():

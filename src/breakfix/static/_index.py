@@ -22,8 +22,8 @@ COMPILE = "torch.compile"
 _MODULE_BASES = frozenset({"torch.nn.Module", "torch.nn.modules.module.Module"})
 # Functions dynamo does not trace into: an eager region (calling one is its own pattern) or an
 # opaque op. Their bodies are not scanned as compiled code.
-_DISABLE = frozenset({"torch.compiler.disable", "torch._dynamo.disable"})
-_OPAQUE = frozenset(
+DISABLE = frozenset({"torch.compiler.disable", "torch._dynamo.disable"})
+OPAQUE = frozenset(
     {
         "torch._dynamo.nonstrict_trace",
         "torch.library.custom_op",
@@ -39,7 +39,7 @@ class CheckError(BreakfixError):
 
 
 @dataclass
-class _Function:
+class Function:
     node: cst.FunctionDef
     qualname: str
     owner: cst.ClassDef | None
@@ -53,7 +53,7 @@ class _Index(cst.CSTVisitor):
 
     def __init__(self) -> None:
         super().__init__()
-        self.functions: dict[cst.FunctionDef, _Function] = {}
+        self.functions: dict[cst.FunctionDef, Function] = {}
         self.classes: dict[str, cst.ClassDef] = {}
         self.class_bases: dict[str, set[str]] = {}
         self.compile_calls: list[cst.Call] = []  # torch.compile(x, ...)
@@ -82,7 +82,7 @@ class _Index(cst.CSTVisitor):
         for decorator in node.decorators:
             expression = decorator.decorator.func if isinstance(decorator.decorator, cst.Call) else decorator.decorator
             decorators |= self.names(expression)
-        self.functions[node] = _Function(
+        self.functions[node] = Function(
             node,
             ".".join([*self._path, node.name.value]),
             owner if isinstance(owner, cst.ClassDef) else None,
@@ -106,7 +106,7 @@ class _Index(cst.CSTVisitor):
                     self.loggers |= self.names(target.target)
 
 
-class _Module:
+class ScannedModule:
     """A parsed module and what the scan needs to know about it."""
 
     def __init__(self, source: str, path: str) -> None:
@@ -148,7 +148,7 @@ class _Module:
                     changed = True
         return found
 
-    def method(self, class_qualname: str, name: str) -> _Function | None:
+    def method(self, class_qualname: str, name: str) -> Function | None:
         """``name`` defined in the class or in one of its bases of this module."""
         seen: set[str] = set()
         todo = [class_qualname]
@@ -181,7 +181,7 @@ class _Module:
                         return found
         return None
 
-    def compiled(self, all_functions: bool) -> list[_Function]:
+    def compiled(self, all_functions: bool) -> list[Function]:
         """The functions compiled in this module (with ``all_functions``, every function but the
         ones nobody compiles: ``__init__``, which builds modules, and ``example_inputs``, which
         makes the inputs)."""
@@ -199,9 +199,9 @@ class _Module:
                 roots.append(forward)
         return list({id(r.node): r for r in roots}.values())
 
-    def callees(self, function: _Function) -> Iterator[tuple[_Function, cst.Call]]:
+    def callees(self, function: Function) -> Iterator[tuple[Function, cst.Call]]:
         """The module's functions ``function`` calls by name, and methods of its class via ``self``."""
-        for call in _findall(function.node.body, cst.Call):
+        for call in findall(function.node.body, cst.Call):
             target = None
             if isinstance(call.func, cst.Name):
                 target = next((self.by_qualname[q] for q in self.names(call.func) if q in self.by_qualname), None)
@@ -216,22 +216,22 @@ class _Module:
             if target is not None:
                 yield target, call
 
-    def reachable(self, roots: list[_Function]) -> list[tuple[_Function, tuple[tuple[_Function, cst.Call], ...]]]:
+    def reachable(self, roots: list[Function]) -> list[tuple[Function, tuple[tuple[Function, cst.Call], ...]]]:
         """Every function dynamo traces from ``roots``, with the calls that lead there (first path)."""
-        paths: dict[int, tuple[_Function, tuple]] = {id(r.node): (r, ()) for r in roots}
+        paths: dict[int, tuple[Function, tuple]] = {id(r.node): (r, ()) for r in roots}
         todo = list(roots)
         while todo:
             function = todo.pop(0)
             path = paths[id(function.node)][1]
             for callee, call in self.callees(function):
-                if id(callee.node) in paths or callee.decorators & (_DISABLE | _OPAQUE | {COMPILE}):
+                if id(callee.node) in paths or callee.decorators & (DISABLE | OPAQUE | {COMPILE}):
                     continue
                 paths[id(callee.node)] = (callee, (*path, (function, call)))
                 todo.append(callee)
         return list(paths.values())
 
 
-def _findall(node: cst.CSTNode, kind: type) -> list:
+def findall(node: cst.CSTNode, kind: type) -> list:
     found = []
 
     class Collect(cst.CSTVisitor):

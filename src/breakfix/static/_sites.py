@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import libcst as cst
 
 from breakfix.codemods._base import parameters
-from breakfix.static._index import _DISABLE, _findall, _Function, _Module
-from breakfix.static.patterns import _BY_CALL, _LOGGING_FUNCTIONS, BY_SLUG, Pattern
+from breakfix.static._index import DISABLE, Function, ScannedModule, findall
+from breakfix.static.patterns import BY_CALL, BY_SLUG, LOGGING_FUNCTIONS, Pattern
 
 # Tensor methods and torch functions whose result, tested by `if`/`while`, depends on tensor data.
 _REDUCTIONS = frozenset({"sum", "mean", "max", "min", "any", "all", "norm", "prod", "isfinite", "isnan", "isinf"})
@@ -20,14 +20,14 @@ _ITERATOR_ANNOTATIONS = frozenset(
 
 
 @dataclass(frozen=True)
-class _Site:
+class Site:
     """A pattern found in a compiled function; ``calls`` lead from the compiled function to it."""
 
     pattern: Pattern
     node: cst.CSTNode
     name: str  # what the message names ({name})
-    function: _Function
-    calls: tuple[tuple[_Function, cst.Call], ...]
+    function: Function
+    calls: tuple[tuple[Function, cst.Call], ...]
 
 
 def _call_name(call: cst.Call) -> str:
@@ -35,7 +35,7 @@ def _call_name(call: cst.Call) -> str:
     return cst.Module([]).code_for_node(call.func)
 
 
-def _is_parameter(module: _Module, function: _Function, name: cst.Name) -> bool:
+def _is_parameter(module: ScannedModule, function: Function, name: cst.Name) -> bool:
     """``name`` is a parameter of ``function`` that its body never rebinds."""
     scope = module.scopes.get(name)
     if scope is None:
@@ -48,15 +48,15 @@ def _is_parameter(module: _Module, function: _Function, name: cst.Name) -> bool:
     )
 
 
-def _sites_in(module: _Module, function: _Function, calls: tuple, root: bool) -> Iterator[_Site]:
-    def site(slug: str, node: cst.CSTNode, name: str = "") -> _Site:
-        return _Site(BY_SLUG[slug], node, name, function, calls)
+def _sites_in(module: ScannedModule, function: Function, calls: tuple, root: bool) -> Iterator[Site]:
+    def site(slug: str, node: cst.CSTNode, name: str = "") -> Site:
+        return Site(BY_SLUG[slug], node, name, function, calls)
 
     opaque = _opaque_locals(module, function)
     arguments = _example_arguments(module, function) if root else {}
-    for call in _findall(function.node.body, cst.Call):
+    for call in findall(function.node.body, cst.Call):
         names = module.names(call.func, external=True)
-        pattern = next((_BY_CALL[n] for n in names if n in _BY_CALL), None)
+        pattern = next((BY_CALL[n] for n in names if n in BY_CALL), None)
         if pattern is not None:
             yield site(pattern.slug, call, _call_name(call))
             continue
@@ -66,7 +66,7 @@ def _sites_in(module: _Module, function: _Function, calls: tuple, root: bool) ->
             if attr == "tolist" and not call.args and not _integer_valued(module, receiver, arguments):
                 yield site("float-tolist", call)
                 continue
-            if attr in _LOGGING_FUNCTIONS and (
+            if attr in LOGGING_FUNCTIONS and (
                 module.names(receiver) & module.index.loggers
                 or (isinstance(receiver, cst.Call) and "logging.getLogger" in module.names(receiver.func))
             ):
@@ -100,15 +100,15 @@ def _sites_in(module: _Module, function: _Function, calls: tuple, root: bool) ->
             yield site("iterator-next", call, call.args[0].value.value)
         else:
             callee = next((module.by_qualname[q] for q in module.names(call.func) if q in module.by_qualname), None)
-            if callee is not None and callee.decorators & _DISABLE:
+            if callee is not None and callee.decorators & DISABLE:
                 yield site("disabled-call", call, callee.qualname)
-    for node in _findall(function.node.body, (cst.If, cst.While, cst.IfExp)):
+    for node in findall(function.node.body, (cst.If, cst.While, cst.IfExp)):
         keyword = {cst.If: "if", cst.While: "while", cst.IfExp: "if"}[type(node)]
         if _item_call(node.test) or any(_item_call(v) for v in _bound_values(module, node.test)):
             yield site("data-dependent-guard", node.test, keyword)
         elif _reduces(module, node.test):
             yield site("data-dependent-branch", node.test, keyword)
-    for node in _findall(function.node.body, cst.Assert):
+    for node in findall(function.node.body, cst.Assert):
         # A constant message needs no branch: dynamo traces such an assert (torch._check).
         if node.msg is not None and not _constant_string(node.msg) and _reduces(module, node.test):
             yield site("assert-message", node.test)
@@ -119,7 +119,7 @@ def _sites_in(module: _Module, function: _Function, calls: tuple, root: bool) ->
             if p.annotation is not None and _iterator_annotation(module, p.annotation.annotation)
         }
         iterator_params |= {name for name, value in arguments.items() if _makes_iterator(module, value)}
-        for loop in _findall(function.node.body, cst.For):
+        for loop in findall(function.node.body, cst.For):
             if (
                 isinstance(loop.iter, cst.Name)
                 and loop.iter.value in iterator_params
@@ -127,7 +127,7 @@ def _sites_in(module: _Module, function: _Function, calls: tuple, root: bool) ->
             ):
                 yield site("iterator-for", loop.iter, loop.iter.value)
         # A yield in a nested function or lambda makes that one a generator, not the compiled function.
-        found = _findall(function.node.body, (cst.Yield, cst.FunctionDef, cst.Lambda))
+        found = findall(function.node.body, (cst.Yield, cst.FunctionDef, cst.Lambda))
         nested = [n for n in found if not isinstance(n, cst.Yield)]
         direct = [y for y in found if isinstance(y, cst.Yield) and not any(_contains(n, y) for n in nested)]
         if direct:  # dynamo reports it at the def line
@@ -161,11 +161,11 @@ def _method_pattern(attr: str, receiver: cst.BaseExpression, names: set[str], op
     return None
 
 
-def _opaque_locals(module: _Module, function: _Function) -> dict[str, str]:
+def _opaque_locals(module: ScannedModule, function: Function) -> dict[str, str]:
     """Local names ``function`` binds (``name = call(...)``) to an object dynamo cannot trace, with
     the pattern of the call that made it."""
     found = {}
-    for statement in _findall(function.node.body, cst.Assign):
+    for statement in findall(function.node.body, cst.Assign):
         if len(statement.targets) != 1 or not isinstance(statement.targets[0].target, cst.Name):
             continue
         value = statement.value
@@ -178,7 +178,7 @@ def _opaque_locals(module: _Module, function: _Function) -> dict[str, str]:
         if not isinstance(value, cst.Call):
             continue
         names = module.names(value.func, external=True)
-        slug = next((_BY_CALL[n].slug for n in names if n in _BY_CALL), None)
+        slug = next((BY_CALL[n].slug for n in names if n in BY_CALL), None)
         if slug is None and any(n.startswith("PIL.") for n in names):
             slug = "pil"
         if slug in _OPAQUE_RESULTS:
@@ -187,7 +187,7 @@ def _opaque_locals(module: _Module, function: _Function) -> dict[str, str]:
 
 
 def _contains(outer: cst.CSTNode, inner: cst.CSTNode) -> bool:
-    return any(n is inner for n in _findall(outer, type(inner)))
+    return any(n is inner for n in findall(outer, type(inner)))
 
 
 # Tensor methods whose result is an integer (or bool) tensor, and those that keep the dtype: the
@@ -202,7 +202,7 @@ _INTEGER_FACTORIES = frozenset({"torch.randint", "torch.randint_like", "torch.ra
 _INTEGER_DTYPES = frozenset(f"torch.{t}" for t in ("long", "int", "int64", "int32", "int16", "int8", "uint8", "bool"))
 
 
-def _integer_valued(module: _Module, value: cst.BaseExpression, arguments: dict[str, cst.BaseExpression]) -> bool:
+def _integer_valued(module: ScannedModule, value: cst.BaseExpression, arguments: dict[str, cst.BaseExpression]) -> bool:
     """``value`` is an integer tensor as far as the source shows: ``x.argmax(-1).T``,
     ``torch.randint(...)``, anything made with an integer ``dtype=``, a local name bound once to
     one, or a parameter ``example_inputs`` passes one to (``arguments``)."""
@@ -248,7 +248,7 @@ def _integer_literals(node: cst.BaseExpression) -> bool:
     return isinstance(node, cst.Integer)
 
 
-def _bound_value(module: _Module, assignment: object) -> cst.BaseExpression | None:
+def _bound_value(module: ScannedModule, assignment: object) -> cst.BaseExpression | None:
     """The value of ``name = value``, when ``assignment`` is that one binding."""
     node = getattr(assignment, "node", None)
     parent = module.parents.get(node)
@@ -258,10 +258,10 @@ def _bound_value(module: _Module, assignment: object) -> cst.BaseExpression | No
     return None
 
 
-def _bound_values(module: _Module, test: cst.BaseExpression) -> list[cst.BaseExpression]:
+def _bound_values(module: ScannedModule, test: cst.BaseExpression) -> list[cst.BaseExpression]:
     """The values of the local names ``test`` reads, each bound once (``v = t.item()`` then ``if v > 0:``)."""
     values = []
-    for name in _findall(test, cst.Name):
+    for name in findall(test, cst.Name):
         scope = module.scopes.get(name)
         assignments = list(scope[name.value]) if scope is not None else []
         value = _bound_value(module, assignments[0]) if len(assignments) == 1 else None
@@ -270,12 +270,12 @@ def _bound_values(module: _Module, test: cst.BaseExpression) -> list[cst.BaseExp
     return values
 
 
-def _example_arguments(module: _Module, function: _Function) -> dict[str, cst.BaseExpression]:
+def _example_arguments(module: ScannedModule, function: Function) -> dict[str, cst.BaseExpression]:
     """Parameter -> the expression the module's ``example_inputs`` passes it (breakfix's inputs
     convention: a tuple of positional arguments, the instance first for a method)."""
     maker = module.by_qualname.get("example_inputs")
     returned = (
-        next((r.value for r in _findall(maker.node.body, cst.Return) if r.value is not None), None) if maker else None
+        next((r.value for r in findall(maker.node.body, cst.Return) if r.value is not None), None) if maker else None
     )
     if isinstance(returned, cst.Name) and (scope := module.scopes.get(returned)) is not None:
         assignments = list(scope[returned.value])
@@ -292,7 +292,7 @@ def _example_arguments(module: _Module, function: _Function) -> dict[str, cst.Ba
     return {param.name.value: value for param, value in zip(parameters(function.node, variadic=False), values)}
 
 
-def _makes_iterator(module: _Module, value: cst.BaseExpression) -> bool:
+def _makes_iterator(module: ScannedModule, value: cst.BaseExpression) -> bool:
     """``(... for ...)``, ``iter(...)`` or a call to one of the module's generator functions."""
     if isinstance(value, cst.GeneratorExp):
         return True
@@ -301,7 +301,7 @@ def _makes_iterator(module: _Module, value: cst.BaseExpression) -> bool:
     if "builtins.iter" in module.names(value.func):
         return True
     called = [module.by_qualname[q] for q in module.names(value.func) if q in module.by_qualname]
-    return any(_findall(f.node.body, cst.Yield) for f in called)
+    return any(findall(f.node.body, cst.Yield) for f in called)
 
 
 def _constant_string(node: cst.BaseExpression) -> bool:
@@ -311,14 +311,14 @@ def _constant_string(node: cst.BaseExpression) -> bool:
 
 
 def _item_call(test: cst.BaseExpression) -> bool:
-    return any(isinstance(c.func, cst.Attribute) and c.func.attr.value == "item" for c in _findall(test, cst.Call))
+    return any(isinstance(c.func, cst.Attribute) and c.func.attr.value == "item" for c in findall(test, cst.Call))
 
 
-def _reduces(module: _Module, test: cst.BaseExpression) -> bool:
+def _reduces(module: ScannedModule, test: cst.BaseExpression) -> bool:
     """A reduction of a tensor in ``test``: ``x.sum()`` on a value (not ``np.any`` or another imported
     module's function), or ``torch.any(...)``."""
     torch_reductions = {f"torch.{r}" for r in _REDUCTIONS}
-    for call in _findall(test, cst.Call):
+    for call in findall(test, cst.Call):
         names = module.names(call.func, external=True)
         if names & torch_reductions:
             return True
@@ -327,12 +327,12 @@ def _reduces(module: _Module, test: cst.BaseExpression) -> bool:
     return False
 
 
-def _iterator_annotation(module: _Module, annotation: cst.BaseExpression) -> bool:
+def _iterator_annotation(module: ScannedModule, annotation: cst.BaseExpression) -> bool:
     base = annotation.value if isinstance(annotation, cst.Subscript) else annotation
     return bool(module.names(base) & _ITERATOR_ANNOTATIONS)
 
 
-def _sites(module: _Module, all_functions: bool, entries: list[_Function] | None = None) -> list[_Site]:
+def sites_of(module: ScannedModule, all_functions: bool, entries: list[Function] | None = None) -> list[Site]:
     """The sites in the module's compiled code: what its compiled functions reach, and what
     ``entries`` (functions other modules' compiled code calls) reach."""
     roots = module.compiled(all_functions)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-_LOGGING_FUNCTIONS = ("debug", "info", "warning", "warn", "error", "critical", "exception", "log")
+LOGGING_FUNCTIONS = ("debug", "info", "warning", "warn", "error", "critical", "exception", "log")
 
 
 @dataclass(frozen=True)
@@ -240,7 +240,7 @@ PATTERNS: tuple[Pattern, ...] = (
             _example("import logging", "logging.warning('w')\nreturn x + 1"),
             _example("import logging", "logging.info('i')\nreturn x + 1"),
         ),
-        frozenset(f"logging.{name}" for name in _LOGGING_FUNCTIONS),
+        frozenset(f"logging.{name}" for name in LOGGING_FUNCTIONS),
     ),
     Pattern(
         "logger-method",
@@ -352,4 +352,4 @@ PATTERNS: tuple[Pattern, ...] = (
     ),
 )
 BY_SLUG = {pattern.slug: pattern for pattern in PATTERNS}
-_BY_CALL = {name: pattern for pattern in PATTERNS for name in pattern.calls}
+BY_CALL = {name: pattern for pattern in PATTERNS for name in pattern.calls}
