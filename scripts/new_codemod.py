@@ -3,7 +3,7 @@
     python scripts/new_codemod.py FAMILY CODE ClassName
 
 - appends a ``BreakfixCodemod`` subclass to ``src/breakfix/codemods/FAMILY.py`` (a new module for a
-  new family), with the docstring headings the docs need and a ``transform_module_impl`` that skips;
+  new family; a new module ``FAMILY/class_name.py`` when the family is a package of one module per codemod), with the docstring headings the docs need and a ``transform_module_impl`` that skips;
 - registers it in ``REGISTRY`` before the catch-alls;
 - creates ``fixtures/FAMILY/CODE_positive/`` and ``CODE_negative/`` (before.py, after.py, inputs.py,
   case.toml) around a ``torch._dynamo.graph_break()`` to replace with the pattern.
@@ -100,7 +100,7 @@ def _fail(message: str) -> None:
 
 def _register(init: str, module: str, name: str, catch_alls: list[str]) -> str:
     """``codemods/__init__.py`` with the import and the REGISTRY entry (before the first catch-all)."""
-    imports = list(re.finditer(r"^from breakfix\.codemods\.\w+ import .+$", init, re.M))
+    imports = list(re.finditer(r"^from breakfix\.codemods\.[\w.]+ import .+$", init, re.M))
     at = imports[-1].end()
     init = f"{init[:at]}\nfrom breakfix.codemods.{module} import {name}{init[at:]}"
     first_catch_all = re.search(rf"^    ({'|'.join(catch_alls)}),$", init, re.M) if catch_alls else None
@@ -123,9 +123,12 @@ def main(family: str, code: str, name: str) -> None:
         _fail(f"code {code!r}: BFnnn, not taken ({', '.join(sorted(BY_CODE))} are)")
     if not re.fullmatch(r"[A-Z][A-Za-z0-9]*", name) or name in {c.__name__ for c in REGISTRY}:
         _fail(f"class {name!r}: CamelCase, naming the pattern, and not an existing codemod")
-    module = CODEMODS / f"{family}.py"
+    dotted = family
+    if (CODEMODS / family).is_dir():  # a family package: one module per codemod
+        dotted = f"{family}.{re.sub(r'(?<!^)(?=[A-Z])', '_', name).lower()}"
+    module = CODEMODS / f"{dotted.replace('.', '/')}.py"
     init_path = CODEMODS / "__init__.py"
-    init = _register(init_path.read_text(encoding="utf-8"), family, name, [c.__name__ for c in REGISTRY if c.CATCH_ALL])
+    init = _register(init_path.read_text(encoding="utf-8"), dotted, name, [c.__name__ for c in REGISTRY if c.CATCH_ALL])
     folders = {kind: FIXTURES / family / f"{code}_{kind}" for kind in ("positive", "negative")}
     if any(folder.exists() for folder in folders.values()):
         _fail(f"fixtures/{family}/{code}_positive or _negative already exists")

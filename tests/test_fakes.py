@@ -20,7 +20,8 @@ from breakfix.codemods import FixRequest
 from breakfix.codemods.opaque_ops import OpaqueComputation
 from breakfix.types import BreakFacts, Frame, GraphBreak
 from breakfix.worker import facts as facts_module
-from breakfix.worker.facts import Rejected, atoms, fit_size, opaque_op_facts, perturbations
+from breakfix.worker.facts import opaque_op_facts
+from breakfix.worker.fakes import Rejected, atoms, fit_size, perturbations
 
 
 def seed_all(seed: int) -> None:

@@ -46,14 +46,14 @@ def _run(tree: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("family", ["side_effects", "new_family"])
+@pytest.mark.parametrize("family", ["side_effects", "new_family", "control_flow"])
 def test_the_scaffold_is_registered_documented_and_has_both_fixtures(tree: Path, family: str) -> None:
     made = _run(tree, "scripts/new_codemod.py", family, "BF599", "NewPattern")
     assert made.returncode == 0, made.stderr
     inspected = _run(tree, "-c", INSPECT, "BF599")
     assert inspected.returncode == 0, inspected.stderr
     assert inspected.stdout.split(" ", 2) == [
-        f"breakfix.codemods.{family}",
+        f"breakfix.codemods.{family}" + (".new_pattern" if family == "control_flow" else ""),  # a family package
         "NewPattern",
         "[('BF599_negative', 'negative', 1), ('BF599_positive', 'positive', 0)]\n",
     ]

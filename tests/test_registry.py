@@ -35,7 +35,7 @@ def test_codes_are_unique() -> None:
 def test_every_codemod_class_is_registered() -> None:
     package = breakfix.codemods
     defined = set()
-    for info in pkgutil.iter_modules(package.__path__, f"{package.__name__}."):
+    for info in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
         module = importlib.import_module(info.name)
         defined |= {
             obj
@@ -53,8 +53,13 @@ def codemod(request: pytest.FixtureRequest) -> type[BreakfixCodemod]:
 
 def test_lives_in_its_family_module(codemod: type[BreakfixCodemod]) -> None:
     name = family(codemod)
-    assert codemod.__module__ == f"breakfix.codemods.{name}" and not name.startswith("_")
-    assert (PROJECT / "src" / "breakfix" / "codemods" / f"{name}.py").is_file()
+    assert not name.startswith("_")
+    family_dir = PROJECT / "src" / "breakfix" / "codemods" / name
+    if codemod.__module__ == f"breakfix.codemods.{name}":  # a family in one module
+        assert family_dir.with_suffix(".py").is_file()
+    else:  # a family package, one module per codemod
+        assert (family_dir / "__init__.py").is_file()
+        assert codemod.__module__.rpartition(".")[0] == f"breakfix.codemods.{name}"
 
 
 def test_declares_what_it_answers(codemod: type[BreakfixCodemod]) -> None:

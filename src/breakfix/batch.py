@@ -11,7 +11,6 @@ its outcome; the other targets go on.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -102,11 +101,6 @@ def project_targets(root: Path) -> list[TargetJob]:
     return jobs
 
 
-def _lane_key(job: TargetJob) -> str:
-    spec = TargetSpec.parse(job.target)
-    return os.path.realpath(os.path.join(job.base, spec.location)) if spec.is_file else spec.location
-
-
 def run_all(jobs: list[TargetJob], run_one: RunOne, parallel: int, events: BatchEvents) -> list[TargetOutcome]:
     """Run every job; outcomes in the order of ``jobs``."""
     outcomes: dict[int, TargetOutcome] = {}
@@ -132,7 +126,7 @@ def run_all(jobs: list[TargetJob], run_one: RunOne, parallel: int, events: Batch
 
     lanes: dict[str, list[int]] = {}
     for index, job in enumerate(jobs):
-        lanes.setdefault(_lane_key(job), []).append(index)
+        lanes.setdefault(TargetSpec.parse(job.target).absolute(job.base).location, []).append(index)
 
     def run_lane(indices: list[int]) -> None:
         for index in indices:

@@ -13,7 +13,7 @@ import click
 from breakfix import __version__, piece_options
 from breakfix.errors import BreakfixError
 from breakfix.piece_options import PieceOptions
-from breakfix.types import TargetSpec
+from breakfix.types import OutputFormat, TargetSpec
 
 if TYPE_CHECKING:
     from breakfix.locator import RunOptions
@@ -46,18 +46,11 @@ class BreakfixGroup(click.Group):
 
 
 def _fail(message: str, exit_code: int, output_format: str) -> None:
-    from breakfix.render import Renderer
+    from breakfix.output import writer_for
 
-    renderer = Renderer()
-    renderer.error(message)
-    if output_format == "json":
-        from breakfix.report_json import error_json
-
-        renderer.json(error_json(message, exit_code))
-    elif output_format == "sarif":
-        from breakfix.sarif import sarif_log
-
-        renderer.json(sarif_log([], os.getcwd(), errors=[message]))
+    writer = writer_for(OutputFormat(output_format))
+    writer.renderer.error(message)
+    writer.failure(message, exit_code)
     sys.exit(exit_code)
 
 
@@ -77,7 +70,7 @@ def _record_format(ctx: click.Context, param: click.Parameter, value: str | None
     return value
 
 
-FORMATS = ("text", "json", "sarif")
+FORMATS = tuple(output_format.value for output_format in OutputFormat)
 
 
 def _check_spec(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -271,14 +264,15 @@ def run(
     pool.start()  # torch imports in the zygotes while the rest loads here
     from breakfix.engine import Engine
     from breakfix.locator import RunOptions
-    from breakfix.render import Renderer
+    from breakfix.output import writer_for
 
-    renderer = Renderer(quiet=output_format != "text", verbose=verbose)
+    writer = writer_for(OutputFormat(output_format), verbose=verbose)
+    renderer = writer.renderer
 
     def options_for(job) -> RunOptions:
         return RunOptions(
-            target=_absolute(job.target, job.base),
-            inputs=job.inputs and _absolute(job.inputs, job.base),
+            target=str(TargetSpec.parse(job.target).absolute(job.base)),
+            inputs=job.inputs and str(TargetSpec.parse(job.inputs).absolute(job.base)),
             root=root_path,
             backend=backend,
             timeout=timeout,
@@ -301,16 +295,7 @@ def run(
 
     if single:
         report = run_one(jobs[0], renderer.progress)
-        if output_format == "json":
-            from breakfix.report_json import to_json
-
-            renderer.json(to_json(report, str(root_path)))
-        elif output_format == "sarif":
-            from breakfix.sarif import run_results, sarif_log
-
-            renderer.json(sarif_log(run_results(report), str(root_path)))
-        else:
-            renderer.report(report, str(root_path))
+        writer.run(report, str(root_path))
         if verbose:
             renderer.torch_notes(report)
         if emit_test is not None:
@@ -320,22 +305,7 @@ def run(
 
     with renderer.batch_progress(len(jobs)) as events:
         outcomes = run_all(jobs, run_one, parallel, events)
-    if output_format == "json":
-        from breakfix.report_json import batch_json
-
-        renderer.json(batch_json(outcomes, str(root_path)))
-    elif output_format == "sarif":
-        from breakfix.sarif import run_results, sarif_log
-
-        renderer.json(
-            sarif_log(
-                [r for o in outcomes if o.report for r in run_results(o.report)],
-                str(root_path),
-                [f"{o.job.target}: {o.error}" for o in outcomes if not o.report],
-            )
-        )
-    else:
-        renderer.batch_report(outcomes, str(root_path))
+    writer.batch(outcomes, str(root_path))
     if verbose:
         for outcome in outcomes:
             if outcome.report:
@@ -360,26 +330,11 @@ def check(paths: tuple[str, ...], all_functions: bool, output_format: str) -> No
 
     Runs no code and imports no torch. Exit codes: 0 nothing found, 1 findings, 2 a file could not
     be checked. `# breakfix: ignore[CODE]` on a line suppresses its findings."""
-    from breakfix.render import Renderer
+    from breakfix.output import writer_for
     from breakfix.static import check_paths
 
     report = check_paths(list(paths), all_functions=all_functions)
-    renderer = Renderer()
-    root = os.getcwd()
-    if output_format == "json":
-        from breakfix.report_json import check_json
-
-        for error in report.errors:
-            renderer.error(error)
-        renderer.json(check_json(report, root))
-    elif output_format == "sarif":
-        from breakfix.sarif import check_results, sarif_log
-
-        for error in report.errors:
-            renderer.error(error)
-        renderer.json(sarif_log(check_results(report.findings), root, report.errors))
-    else:
-        renderer.findings(report)
+    writer_for(OutputFormat(output_format)).check(report, os.getcwd())
     sys.exit(report.exit_code)
 
 
@@ -397,14 +352,6 @@ def _jobs(ctx: click.Context, targets: tuple[str, ...], inputs: str | None, root
             "Missing argument 'TARGET' (and no [tool.breakfix] targets in the root's pyproject.toml)", ctx
         )
     return jobs
-
-
-def _absolute(spec: str, base: str) -> str:
-    """File specs are resolved against ``base`` (the worker runs in the root)."""
-    parsed = TargetSpec.parse(spec)
-    if not parsed.is_file:
-        return spec
-    return f"{os.path.abspath(os.path.join(base, parsed.location))}:{parsed.qualname}"
 
 
 # --- the catalogue: `breakfix codemods`, `breakfix explain` ------------------------------------------

@@ -100,12 +100,13 @@ def gb_types(gb_id: str) -> list[str]:
 
 
 def family(codemod: type[BreakfixCodemod]) -> str:
-    """The fix family: the codemod's module in breakfix.codemods (``escape_hatches``)."""
-    return codemod.__module__.rpartition(".")[2]
+    """The fix family: the codemod's module in breakfix.codemods (``escape_hatches``), or the
+    package of its module (``control_flow``, one module per codemod)."""
+    return codemod.__module__.split(".")[2]
 
 
 def source_path(codemod: type[BreakfixCodemod]) -> str:
-    return f"src/breakfix/codemods/{family(codemod)}.py"
+    return f"src/{codemod.__module__.replace('.', '/')}.py"
 
 
 def cell(text: str) -> str:

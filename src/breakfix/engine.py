@@ -59,6 +59,13 @@ class _Fix:
     repairs: list[BreakReport]
 
 
+@dataclass(frozen=True)
+class _RepairRefused:
+    """Why the break a candidate rewrite revealed could not be repaired on top of it."""
+
+    reason: str
+
+
 _RESUME_FUNCTION = re.compile(r"^torch_dynamo_resume_in_(?P<name>.+)_at_\d+$")
 
 
@@ -359,8 +366,8 @@ class Engine:
                 repaired = self._repair(request, codemod, trial, outcome, reference, repairs_left - 1)
                 if isinstance(repaired, _Fix):
                     trial, outcome, repairs = repaired.overlay, repaired.outcome, repaired.repairs
-                elif repaired:
-                    outcome = CheckResult(ok=False, fullgraph=False, reason=f"{outcome.reason}; {repaired}")
+                elif isinstance(repaired, _RepairRefused):
+                    outcome = CheckResult(ok=False, fullgraph=False, reason=f"{outcome.reason}; {repaired.reason}")
             if outcome.mismatch:
                 self._require_reproducible(reference)
             outcome = self._no_new_recompiles(outcome)
@@ -433,8 +440,9 @@ class Engine:
         outcome: CheckResult,
         reference: str,
         repairs_left: int,
-    ) -> _Fix | str:
-        """Fix the break a candidate rewrite revealed, on top of it: the fix of both, or why not."""
+    ) -> _Fix | _RepairRefused | None:
+        """Fix the break a candidate rewrite revealed, on top of it: the fix of both, or why not
+        (None when there is nothing to repair: the same break, or no fix made for it)."""
         revealed = outcome.breaks[0]
         code = candidate.CODE
         report = BreakReport(brk=self._on_disk(revealed, trial), round=0, status=Status.UNFIXABLE)
@@ -443,7 +451,7 @@ class Engine:
         # part of it eager (half of a torch.cond).
         codemods = [c for c in classifier.candidates(revealed) if candidate.CATCH_ALL or not c.CATCH_ALL]
         if _identity(revealed)[:-1] == _identity(request.brk)[:-1] or not codemods:
-            return ""
+            return None
         self.progress(
             f"{code}'s rewrite reveals a break at {os.path.relpath(revealed.site.filename, self.root)}:"
             f"{revealed.site.lineno}: repairing it"
@@ -458,7 +466,7 @@ class Engine:
         fix = self._find_fix(repair_request, report, reference, trial, codemods, repairs_left)
         if fix is None:
             tried = "; ".join(f"{a.code}: {a.reason}" for a in report.attempts)
-            return f"no repair of the break it reveals ({tried})"
+            return _RepairRefused(f"no repair of the break it reveals ({tried})")
         report.why = f"revealed by {code}'s rewrite" + (f": {report.why}" if report.why else "")
         return _Fix(fix.overlay, fix.outcome, [report, *fix.repairs])
 

@@ -294,8 +294,9 @@ async def _run_command(ls: BreakfixLanguageServer, arguments: tuple) -> dict:
     request = arguments[0]
     root = Path(os.path.realpath(request.get("root") or ls.root))
     try:
-        target = _absolute(request["target"], root)
-        inputs = request.get("inputs") and _absolute(request["inputs"], root)
+        # File specs are taken relative to the root (the workspace folder).
+        target = str(TargetSpec.parse(request["target"]).absolute(root))
+        inputs = request.get("inputs") and str(TargetSpec.parse(request["inputs"]).absolute(root))
     except ValueError as e:
         raise JsonRpcInvalidParams(str(e)) from None
     target_file = Path(TargetSpec.parse(target).location)
@@ -342,14 +343,6 @@ async def _run_command(ls: BreakfixLanguageServer, arguments: tuple) -> dict:
         "edit": edit,
         "breaks": run.breaks,
     }
-
-
-def _absolute(spec: str, root: Path) -> str:
-    """File specs are taken relative to the root (the workspace folder)."""
-    parsed = TargetSpec.parse(spec)
-    if not parsed.is_file:
-        return spec
-    return f"{os.path.realpath(root / parsed.location)}:{parsed.qualname}"
 
 
 async def _begin_progress(ls: BreakfixLanguageServer, title: str):

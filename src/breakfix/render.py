@@ -20,6 +20,7 @@ from rich.text import Text
 from breakfix.batch import BatchEvents, TargetJob, TargetOutcome
 from breakfix.codemods import BY_CODE, BreakfixCodemod
 from breakfix.diffing import unified_diff
+from breakfix.docs import family
 from breakfix.types import BreakReport, FixKind, RunReport, Status, Verification
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ class Renderer:
                     for cell in (
                         codemod.CODE,
                         codemod.FIX_TITLE,
-                        codemod.__module__.rpartition(".")[2],
+                        family(codemod),
                         codemod.APPLICABILITY.value,
                         gb_ids,
                     )

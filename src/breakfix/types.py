@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import enum
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +13,14 @@ DATA_DEPENDENT_GUARD = "Data-dependent guard"  # a UserError from a guard on an 
 # dynamo's internal AssertionError on an ``assert`` whose test is a tensor (``[n, m] == [n, t]``
 # with ``t`` a 0-d tensor compares to a tensor)
 TENSOR_ASSERT = "Tensor-valued assert"
+
+
+class OutputFormat(str, enum.Enum):
+    """What a command prints on stdout (``--format``): text for people, or one JSON or SARIF document."""
+
+    TEXT = "text"
+    JSON = "json"
+    SARIF = "sarif"
 
 
 class Applicability(str, enum.Enum):
@@ -40,6 +49,13 @@ class TargetSpec:
     @property
     def is_file(self) -> bool:
         return self.location.endswith(".py") or "/" in self.location or "\\" in self.location
+
+    def absolute(self, base: str | os.PathLike[str]) -> TargetSpec:
+        """The spec with a file location made absolute against ``base`` (links resolved); a module
+        spec as it is."""
+        if not self.is_file:
+            return self
+        return TargetSpec(os.path.realpath(os.path.join(base, self.location)), self.qualname)
 
     def __str__(self) -> str:
         return f"{self.location}:{self.qualname}"

@@ -12,7 +12,8 @@ import textwrap
 import libcst as cst
 import pytest
 
-from breakfix.codemods._orchestration import Flow, NotSplittable, function_site
+from breakfix.codemods._flow import Flow
+from breakfix.codemods._orchestration import NotSplittable, function_site
 from breakfix.codemods.io_split import split_around
 from breakfix.codemods.iterators import consumption_of, iterator_parameter, pass_as_list
 

@@ -11,7 +11,7 @@ import pytest
 from codemod_harness import run_codemod
 from libcst.codemod import TransformSkip, TransformSuccess
 
-from breakfix.codemods.side_effects import _literal
+from breakfix.codemods._messages import string_literal
 
 
 @pytest.mark.parametrize(
@@ -48,7 +48,7 @@ def test_print_format_string_prints_the_same_text() -> None:
 
 @pytest.mark.parametrize("text", ["a", 'a"b', "a'b", "both ' and \" \\ end", "tab\tnew\nline", "\\'"])
 def test_literal_round_trips(text: str) -> None:
-    literal = _literal(text)
+    literal = string_literal(text)
     assert literal.startswith('"') and ast.literal_eval(literal) == text
 
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from breakfix.codemods._base import BreakfixCodemod, FixRequest
-from breakfix.codemods.control_flow import (
-    DataDependentBranch,
-    DataDependentExpertLoop,
-    DataDependentTail,
-    ValidationRaise,
-)
+from breakfix.codemods.control_flow.branch import DataDependentBranch
+from breakfix.codemods.control_flow.expert_loop import DataDependentExpertLoop
+from breakfix.codemods.control_flow.tail import DataDependentTail
+from breakfix.codemods.control_flow.validation import ValidationRaise
 from breakfix.codemods.copies import AttributeReassignedFromItself, DeepcopyOfTensor
 from breakfix.codemods.escape_hatches import UntraceablePureHelper
 from breakfix.codemods.host_syncs import SizeAssertOnTensor, TensorBoundsOfArange

@@ -8,6 +8,7 @@ headings in ``DOC_HEADINGS``, is its documentation page. The engine instantiates
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -15,7 +16,7 @@ from typing import ClassVar
 import libcst as cst
 import libcst.matchers as m
 from libcst.codemod import CodemodContext, SkipFile, VisitorBasedCodemodCommand
-from libcst.metadata import PositionProvider
+from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from breakfix.piece_options import PieceOptions
 from breakfix.types import Applicability, BreakFacts, GraphBreak
@@ -82,8 +83,7 @@ class BreakfixCodemod(VisitorBasedCodemodCommand):
 
     def spans_break(self, node: cst.CSTNode) -> bool:
         """Whether ``node`` spans the line of the break (the codemod declares PositionProvider)."""
-        position = self.get_metadata(PositionProvider, node)
-        return position.start.line <= self.request.brk.site.lineno <= position.end.line
+        return spans(self.get_metadata(PositionProvider, node), self.request.brk.site.lineno)
 
     def skip(self, why: str) -> SkipFile:
         return SkipFile(why)
@@ -95,6 +95,45 @@ class BreakfixCodemod(VisitorBasedCodemodCommand):
             return cst.parse_module(source)
         except (OSError, UnicodeDecodeError, cst.ParserSyntaxError) as e:
             raise self.skip(f"cannot read {path}: {e}") from e
+
+
+class Refused(Exception):
+    """A codemod's helper declines the site it was asked to rewrite; the message says why."""
+
+
+def spans(position: CodeRange, line: int) -> bool:
+    return position.start.line <= line <= position.end.line
+
+
+def definitions_at(module: cst.Module, line: int) -> list[cst.FunctionDef | cst.ClassDef]:
+    """The functions and classes whose code spans ``line``, outermost first."""
+    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    chain: list[cst.FunctionDef | cst.ClassDef] = []
+    nodes: Sequence[cst.CSTNode] = module.body
+    while node := next((n for n in nodes if n in positions and spans(positions[n], line)), None):
+        if isinstance(node, (cst.FunctionDef, cst.ClassDef)):
+            chain.append(node)
+        nodes = node.children
+    return chain
+
+
+def function_at(module: cst.Module, line: int) -> cst.FunctionDef | None:
+    """The innermost function whose code spans ``line``."""
+    functions = [node for node in definitions_at(module, line) if isinstance(node, cst.FunctionDef)]
+    return functions[-1] if functions else None
+
+
+def parameters(function: cst.FunctionDef, variadic: bool = True) -> list[cst.Param]:
+    """Every parameter in signature order; ``*args`` and ``**kwargs`` only when ``variadic``."""
+    params = function.params
+    star = [params.star_arg] if variadic and isinstance(params.star_arg, cst.Param) else []
+    star_kwarg = [params.star_kwarg] if variadic and params.star_kwarg is not None else []
+    return [*params.posonly_params, *params.params, *star, *params.kwonly_params, *star_kwarg]
+
+
+def parameter_names(function: cst.FunctionDef) -> list[str]:
+    """Every parameter's name in signature order; a piece takes them all as plain positional parameters."""
+    return [param.name.value for param in parameters(function)]
 
 
 def names_in(node: cst.CSTNode) -> set[str]:

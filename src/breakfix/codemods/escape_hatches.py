@@ -7,7 +7,7 @@ import libcst.matchers as m
 from libcst.codemod.visitors import AddImportsVisitor
 from libcst.helpers import get_full_name_for_node
 
-from breakfix.codemods._base import BreakfixCodemod, FixRequest
+from breakfix.codemods._base import BreakfixCodemod, FixRequest, function_at
 from breakfix.codemods._purity import impurity
 from breakfix.types import Applicability, Frame
 
@@ -27,18 +27,6 @@ def helper_frames(request: FixRequest) -> tuple[Frame, Frame] | None:
         return None
     index = stack.index(call_site)
     return call_site, stack[index + 1]
-
-
-def function_at(module: cst.Module, line: int) -> cst.FunctionDef | None:
-    """The innermost function whose body spans ``line``."""
-    wrapper = cst.MetadataWrapper(module, unsafe_skip_copy=True)
-    positions = wrapper.resolve(cst.metadata.PositionProvider)
-    best = None
-    for node, position in positions.items():
-        if isinstance(node, cst.FunctionDef) and position.start.line <= line <= position.end.line:
-            if best is None or positions[best].start.line <= position.start.line:
-                best = node
-    return best
 
 
 class UntraceablePureHelper(BreakfixCodemod):

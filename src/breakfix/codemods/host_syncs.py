@@ -7,14 +7,15 @@ import libcst.matchers as m
 from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import MetadataWrapper, PositionProvider, QualifiedNameProvider
 
-from breakfix.codemods._base import BreakfixCodemod, existing_helper, index_after_imports, insert_top_level, names_in
-from breakfix.codemods._orchestration import (
-    NotSplittable,
-    function_site,
-    is_compiled_piece,
+from breakfix.codemods._base import (
+    BreakfixCodemod,
+    existing_helper,
+    index_after_imports,
+    insert_top_level,
+    names_in,
     parameter_names,
-    single_caller,
 )
+from breakfix.codemods._orchestration import NotSplittable, function_site, is_compiled_piece, single_caller
 from breakfix.types import TENSOR_ASSERT, Applicability
 
 ARANGE = "torch.arange"

@@ -9,10 +9,9 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.codemod.visitors import AddImportsVisitor
 
-from breakfix.codemods._base import BreakfixCodemod, FixRequest
+from breakfix.codemods._base import BreakfixCodemod, FixRequest, parameter_names
+from breakfix.codemods._flow import Cut, Flow, is_trivial
 from breakfix.codemods._orchestration import (
-    Cut,
-    Flow,
     FunctionSite,
     NotSplittable,
     PieceCall,
@@ -25,8 +24,6 @@ from breakfix.codemods._orchestration import (
     install,
     is_compiled_piece,
     is_orchestrator,
-    is_trivial,
-    parameter_names,
     piece_call,
     piece_options,
     single_caller,

@@ -9,7 +9,8 @@ import libcst.matchers as m
 from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import BuiltinScope, MetadataWrapper, ParentNodeProvider, PositionProvider, ScopeProvider
 
-from breakfix.codemods._base import BreakfixCodemod, FixRequest
+from breakfix.codemods._base import BreakfixCodemod, FixRequest, parameter_names
+from breakfix.codemods._flow import has_return, inside
 from breakfix.codemods._orchestration import (
     FunctionSite,
     NotSplittable,
@@ -21,11 +22,8 @@ from breakfix.codemods._orchestration import (
     compiled_piece,
     docstring,
     function_site,
-    has_return,
-    inside,
     install,
     is_compiled_piece,
-    parameter_names,
     piece_call,
     piece_options,
     single_caller,

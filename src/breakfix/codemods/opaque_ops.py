@@ -10,9 +10,8 @@ from libcst.helpers import get_full_name_for_node
 from libcst.metadata import PositionProvider, QualifiedNameProvider
 from libcst.metadata.base_provider import LazyValue
 
-from breakfix.codemods._base import BreakfixCodemod
+from breakfix.codemods._base import BreakfixCodemod, function_at
 from breakfix.codemods._purity import impurity
-from breakfix.codemods.escape_hatches import function_at
 from breakfix.types import Applicability, OpaqueOpFact
 
 CUSTOM_OP = "torch.library.custom_op"

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-import ast
-
 import libcst as cst
 import libcst.matchers as m
 from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import ParentNodeProvider, PositionProvider, QualifiedNameProvider
 
-from breakfix.codemods._base import BreakfixCodemod, existing_helper, index_after_imports, insert_top_level
+from breakfix.codemods._base import BreakfixCodemod, Refused, existing_helper, index_after_imports, insert_top_level
+from breakfix.codemods._logging_ops import EMITTER_SOURCE, LOG_SOURCES
+from breakfix.codemods._messages import (
+    fstring_template,
+    loop_counters,
+    message_values,
+    prints_the_same,
+    refuse,
+    string_literal,
+)
 from breakfix.types import Applicability, ValueKind
 
 ORDERED_PRINT = "torch._higher_order_ops.print"
-
-# Values whose text is the same inside a compiled graph as in eager code: Python scalars read
-# off tensors, sizes, and what describes a tensor without printing it. A tensor itself is not one
-# (inside the graph its repr loses `grad_fn=`/`requires_grad=`); formatted with a spec it is, as
-# Tensor.__format__ then formats its item().
-_SCALAR_METHODS = frozenset({"item", "size", "dim", "ndimension", "numel", "nelement", "element_size"})
-_DESCRIPTIONS = frozenset({"dtype", "device", "ndim", "is_cuda"})
 # What a value measured at the break (BreakFacts.values) may have held for its text to be the same
 # in a graph: Python scalars and strings, which torch.compile passes to the print operator as they are.
 _SAME_TEXT_KINDS = frozenset({ValueKind.INT, ValueKind.FLOAT, ValueKind.BOOL, ValueKind.STR, ValueKind.NONE})
@@ -97,11 +97,11 @@ class PrintInCompiledRegion(BreakfixCodemod):
             return updated
         try:
             text, values = self._format(original)
-        except _Refused as why:
+        except Refused as why:
             self.refused = str(why)
             return updated
         self.rewritten += 1
-        args = [cst.Arg(cst.SimpleString(_literal(text))), *(cst.Arg(v) for v in values)]
+        args = [cst.Arg(cst.SimpleString(string_literal(text))), *(cst.Arg(v) for v in values)]
         return cst.Call(func=cst.parse_expression(ORDERED_PRINT), args=args)
 
     def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
@@ -113,25 +113,25 @@ class PrintInCompiledRegion(BreakfixCodemod):
     def _format(self, call: cst.Call) -> tuple[str, list[cst.BaseExpression]]:
         """The format string and the arguments that print the same text as ``call``."""
         if any(arg.keyword is not None or arg.star for arg in call.args):
-            raise _Refused("print is given sep/end/file/flush or *args")
-        counters = _loop_counters(self._enclosing_function(call))
+            raise Refused("print is given sep/end/file/flush or *args")
+        counters = loop_counters(self._enclosing_function(call))
         pieces: list[str] = []
         values: list[cst.BaseExpression] = []
 
         def field(expression: cst.BaseExpression, spec: str, conversion: str = "") -> str:
             if conversion:
-                raise _Refused("a !r/!s/!a conversion in the f-string")
-            if not spec and not _prints_the_same(expression, counters):
+                raise Refused("a !r/!s/!a conversion in the f-string")
+            if not spec and not prints_the_same(expression, counters):
                 text = cst.Module([]).code_for_node(expression)
                 kinds = self.request.facts.kinds_of(text)
                 if not kinds:
-                    raise _Refused(
+                    raise Refused(
                         f"`{text}` may be a tensor, whose repr differs inside a graph (its runtime type "
                         "was not measured)"
                     )
                 if not set(kinds) <= _SAME_TEXT_KINDS:
                     shown = " or ".join(k.value for k in kinds)
-                    raise _Refused(f"`{text}` held a {shown} at the break, whose text differs inside a graph")
+                    raise Refused(f"`{text}` held a {shown} at the break, whose text differs inside a graph")
             values.append(expression)
             return "{" + str(len(values) - 1) + (":" + spec if spec else "") + "}"
 
@@ -139,14 +139,14 @@ class PrintInCompiledRegion(BreakfixCodemod):
             value = arg.value
             if isinstance(value, cst.SimpleString):
                 if "\\N" in value.value:
-                    raise _Refused("a named unicode escape in the printed string")
+                    raise Refused("a named unicode escape in the printed string")
                 pieces.append(
                     value.evaluated_value.replace("{", "{{").replace("}", "}}")
                     if isinstance(value.evaluated_value, str)
-                    else _refuse("a bytes literal")
+                    else refuse("a bytes literal")
                 )
             elif isinstance(value, cst.FormattedString):
-                pieces.append(_fstring_template(value, field))
+                pieces.append(fstring_template(value, field))
             else:
                 pieces.append(field(value, ""))
         return " ".join(pieces), values
@@ -157,92 +157,19 @@ class PrintInCompiledRegion(BreakfixCodemod):
         return node if isinstance(node, cst.FunctionDef) else None
 
 
-class _Refused(Exception):
-    pass
-
-
-def _fstring_template(string: cst.FormattedString, field) -> str:
-    """The f-string as a ``str.format`` template; ``field(expression, spec, conversion)`` gives each
-    field's text."""
-    prefix = string.prefix.lower().replace("f", "")
-    if "b" in prefix:
-        raise _Refused("a bytes literal")
-
-    def text(raw: str) -> str:
-        # The f-string's text is already a format string ({{ and }} escaped the same way).
-        try:
-            return ast.literal_eval(f"{prefix}{string.start[len(string.prefix) :]}{raw}{string.end}")
-        except (SyntaxError, ValueError) as e:  # a part that is no literal on its own (`f"\\{x}"`)
-            raise _Refused(f"cannot read the f-string's text {raw!r}") from e
-
-    out = []
-    for part in string.parts:
-        if isinstance(part, cst.FormattedStringText):
-            out.append(text(part.value))
-            continue
-        if part.equal is not None:
-            raise _Refused("a {x=} in the f-string (an implicit !r conversion)")
-        spec_parts = part.format_spec or ()
-        if any(not isinstance(p, cst.FormattedStringText) for p in spec_parts):
-            raise _Refused("a nested format spec in the f-string")
-        out.append(field(part.expression, text("".join(p.value for p in spec_parts)), part.conversion or ""))
-    return "".join(out)
-
-
-def _refuse(why: str) -> str:
-    raise _Refused(why)
-
-
-def _prints_the_same(expression: cst.BaseExpression, counters: set[str]) -> bool:
-    """Whether ``str(expression)`` is the same text in a graph as in eager code, by its form."""
-    if isinstance(expression, (cst.Integer, cst.Float, cst.SimpleString)):
-        return True
-    if isinstance(expression, cst.Name):
-        return expression.value in counters or expression.value in {"True", "False", "None"}
-    if m.matches(expression, m.Call(func=m.Attribute(attr=m.Name(m.MatchIfTrue(lambda n: n in _SCALAR_METHODS))))):
-        return True
-    if m.matches(expression, m.Call(func=m.Name("len"), args=[m.Arg(keyword=None, star="")])):
-        return True
-    if m.matches(
-        expression,
-        m.Subscript(
-            value=m.Attribute(attr=m.Name("shape")), slice=[m.SubscriptElement(slice=m.Index(value=m.Integer()))]
-        ),
-    ):
-        return True
-    return m.matches(expression, m.Attribute(attr=m.Name(m.MatchIfTrue(lambda n: n in _DESCRIPTIONS))))
-
-
-def _loop_counters(function: cst.FunctionDef | None) -> set[str]:
-    """Names that only ever hold ints: targets of ``for i in range(...)`` and indices of
-    ``for i, v in enumerate(...)`` that nothing else in the function binds."""
-    if function is None:
-        return set()
-    counters: set[str] = set()
-    elsewhere: set[str] = set()
-    for loop in m.findall(function, m.For()):
-        if m.matches(loop, m.For(target=m.Name(), iter=m.Call(func=m.Name("range")))):
-            counters.add(loop.target.value)
-        elif m.matches(
-            loop,
-            m.For(target=m.Tuple(elements=[m.Element(m.Name()), m.Element()]), iter=m.Call(func=m.Name("enumerate"))),
-        ):
-            counters.add(loop.target.elements[0].value.value)
-            elsewhere |= {n.value for n in m.findall(loop.target.elements[1], m.Name())}
-        else:
-            elsewhere |= {n.value for n in m.findall(loop.target, m.Name())}
-    binders = m.AssignTarget() | m.AnnAssign() | m.AugAssign() | m.AsName() | m.NamedExpr() | m.CompFor() | m.Param()
-    for node in m.findall(function, binders):
-        target = node.name if isinstance(node, (cst.AsName, cst.Param)) else node.target
-        elsewhere |= {n.value for n in m.findall(target, m.Name())}
-    return counters - elsewhere
-
-
-def _literal(text: str) -> str:
-    """A Python string literal for ``text``, in double quotes."""
-    quoted = repr(text)
-    inner = quoted[1:-1].replace("\\'", "'") if quoted[0] == "'" else quoted[1:-1]
-    return '"' + inner.replace('"', '\\"') + '"'
+def _bound_locally(codemod: BreakfixCodemod, node: cst.CSTNode, name: str) -> bool:
+    """Whether a function or lambda around ``node`` binds ``name`` (the codemod declares ParentNodeProvider)."""
+    binders = (
+        m.Param(name=m.Name(name))
+        | m.AssignTarget(target=m.Name(name))
+        | m.AsName(name=m.Name(name))
+        | m.For(target=m.Name(name))
+    )
+    while not isinstance(node, cst.Module):
+        node = codemod.get_metadata(ParentNodeProvider, node)
+        if isinstance(node, (cst.FunctionDef, cst.Lambda)) and m.findall(node, binders):
+            return True
+    return False
 
 
 class WarningOnceInCompiledRegion(BreakfixCodemod):
@@ -328,24 +255,11 @@ class WarningOnceInCompiledRegion(BreakfixCodemod):
             self.refused = "warning_once is given something other than string literals and f-strings"
             return updated
         logger = original.func.value.value
-        if self._bound_locally(original, logger):
+        if _bound_locally(self, original, logger):
             self.refused = f"`{logger}` is a local name where warning_once is called, not the module's logger"
             return updated
         self.loggers.append(logger)
         return updated.with_changes(func=cst.Name(_warning_once_helper(logger)))
-
-    def _bound_locally(self, node: cst.CSTNode, name: str) -> bool:
-        binders = (
-            m.Param(name=m.Name(name))
-            | m.AssignTarget(target=m.Name(name))
-            | m.AsName(name=m.Name(name))
-            | m.For(target=m.Name(name))
-        )
-        while not isinstance(node, cst.Module):
-            node = self.get_metadata(ParentNodeProvider, node)
-            if isinstance(node, (cst.FunctionDef, cst.Lambda)) and m.findall(node, binders):
-                return True
-        return False
 
     def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
         if not self.loggers:
@@ -489,10 +403,10 @@ class LoggingInCompiledRegion(BreakfixCodemod):
             if emitter is None:
                 return updated
             if not isinstance(self.get_metadata(ParentNodeProvider, original), cst.Expr):
-                raise _Refused("the value of the log call is used")
+                raise Refused("the value of the log call is used")
             name, call, message_args = emitter
-            style, values = _message_values(list(updated.args[message_args]))
-        except _Refused as why:
+            style, values = message_values(list(updated.args[message_args]))
+        except Refused as why:
             self.refused = str(why)
             return updated
         self.emitters[name] = call
@@ -502,8 +416,8 @@ class LoggingInCompiledRegion(BreakfixCodemod):
                 "the warning's location becomes the emitter's line: two sites warning the same text warn once"
             )
         args = [
-            cst.Arg(cst.SimpleString(_literal(name))),
-            cst.Arg(cst.SimpleString(_literal(style))),
+            cst.Arg(cst.SimpleString(string_literal(name))),
+            cst.Arg(cst.SimpleString(string_literal(style))),
             *(cst.Arg(v) for v in values),
         ]
         return cst.Call(func=cst.Name("_log_in_graph"), args=args)
@@ -518,35 +432,35 @@ class LoggingInCompiledRegion(BreakfixCodemod):
         if names & _LOGGING_FUNCTIONS and m.matches(func, m.Attribute(value=m.Name("logging"))):
             owner, method = "logging", func.attr.value
         elif m.matches(func, m.Attribute(attr=m.Name("exception"))) or "logging.exception" in names:
-            raise _Refused("logger.exception reads the exception being handled, which a graph's operator does not see")
+            raise Refused("logger.exception reads the exception being handled, which a graph's operator does not see")
         elif m.matches(func, m.Attribute(attr=m.Name(m.MatchIfTrue(lambda n: n in _LOGGER_METHODS)))):
             owner, method = self.module.code_for_node(func.value), func.attr.value
             if not isinstance(func.value, cst.Name):
                 if "log" not in owner.rpartition(".")[2].lower():
                     return None  # `torch.special.log(...)`, `self.norm.log(...)`: no logger
-                raise _Refused(
+                raise Refused(
                     f"the logger `{owner}` is not a module-level name: the graph's operator reads a module global"
                 )
             if owner not in self.loggers:
                 return None  # `np.log(x)`, `math.log(x)`: a module-level name, but no logger
-            if self._bound_locally(call, owner):
-                raise _Refused(f"`{owner}` is a local name where it logs, not the module-level logger")
+            if _bound_locally(self, call, owner):
+                raise Refused(f"`{owner}` is a local name where it logs, not the module-level logger")
         else:
             return None
         if any(arg.star or arg.keyword is not None for arg in call.args):
-            raise _Refused(f"{owner}.{method} is given keyword arguments or *args")
+            raise Refused(f"{owner}.{method} is given keyword arguments or *args")
         base = f"_{owner.strip('_')}_{method}"
         if method != "log":
             return base, f"{owner}.{method}(*args)", slice(0, None)
         if not call.args:
-            raise _Refused(f"{owner}.log without a level")
+            raise Refused(f"{owner}.log without a level")
         level = call.args[0].value
         if not (
             isinstance(level, cst.Integer)
             or m.matches(level, m.Attribute(value=m.Name(), attr=m.Name()))
-            and not self._bound_locally(call, level.value.value)
+            and not _bound_locally(self, call, level.value.value)
         ):
-            raise _Refused("the level of .log is not a literal or a module-level constant")
+            raise Refused("the level of .log is not a literal or a module-level constant")
         level_text = self.module.code_for_node(level)
         suffix = level.value if isinstance(level, cst.Integer) else level.attr.value
         return f"{base}_{suffix}", f"{owner}.log({level_text}, *args)", slice(1, None)
@@ -562,37 +476,24 @@ class LoggingInCompiledRegion(BreakfixCodemod):
             or (len(positional) > 1 and "category" in keywords)
             or not positional
         ):
-            raise _Refused("warnings.warn is given *args, `source` or arguments in an unusual form")
+            raise Refused("warnings.warn is given *args, `source` or arguments in an unusual form")
         category = positional[1].value if len(positional) > 1 else keywords.get("category")
         if category is None:
             category_text, suffix = "UserWarning", "UserWarning"
-        elif isinstance(category, cst.Name) and not self._bound_locally(call, category.value):
+        elif isinstance(category, cst.Name) and not _bound_locally(self, call, category.value):
             category_text = suffix = category.value
-        elif m.matches(category, m.Attribute(value=m.Name(), attr=m.Name())) and not self._bound_locally(
-            call, category.value.value
+        elif m.matches(category, m.Attribute(value=m.Name(), attr=m.Name())) and not _bound_locally(
+            self, call, category.value.value
         ):
             category_text, suffix = self.module.code_for_node(category), category.attr.value
         else:
-            raise _Refused("the warning's category is not a module-level class")
+            raise Refused("the warning's category is not a module-level class")
         if len(positional) > 2 or "stacklevel" in keywords:
-            raise _Refused("warnings.warn is given a stacklevel: the warning would be attributed to another frame")
+            raise Refused("warnings.warn is given a stacklevel: the warning would be attributed to another frame")
         if call.args[0].keyword is not None:
-            raise _Refused("the warning's message is a keyword argument")
+            raise Refused("the warning's message is a keyword argument")
         # Only the message goes through the operator; the category is the emitter's.
         return f"_warnings_warn_{suffix}", f"warnings.warn(*args, {category_text})", slice(0, 1)
-
-    def _bound_locally(self, node: cst.CSTNode, name: str) -> bool:
-        binders = (
-            m.Param(name=m.Name(name))
-            | m.AssignTarget(target=m.Name(name))
-            | m.AsName(name=m.Name(name))
-            | m.For(target=m.Name(name))
-        )
-        while not isinstance(node, cst.Module):
-            node = self.get_metadata(ParentNodeProvider, node)
-            if isinstance(node, (cst.FunctionDef, cst.Lambda)) and m.findall(node, binders):
-                return True
-        return False
 
     def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
         if not self.emitters:
@@ -603,7 +504,7 @@ class LoggingInCompiledRegion(BreakfixCodemod):
             )
         body = list(updated.body)
         config = updated.config_for_parsing
-        shared = [cst.parse_statement(text, config=config) for text in _LOG_SOURCES]
+        shared = [cst.parse_statement(text, config=config) for text in LOG_SOURCES]
         if all(existing_helper(body, h) for h in shared if isinstance(h, cst.FunctionDef)):
             # A fix applied before: the emitters go after the shared helpers it wrote.
             at = 1 + next(i for i, s in enumerate(body) if m.matches(s, m.FunctionDef(name=m.Name("_emit"))))
@@ -611,7 +512,7 @@ class LoggingInCompiledRegion(BreakfixCodemod):
         else:
             at, helpers = index_after_imports(body), shared
         helpers += [
-            cst.parse_statement(_EMITTER_SOURCE.format(name=name, call=call), config=config)
+            cst.parse_statement(EMITTER_SOURCE.format(name=name, call=call), config=config)
             for name, call in sorted(self.emitters.items())
         ]
         for helper in helpers:
@@ -621,111 +522,3 @@ class LoggingInCompiledRegion(BreakfixCodemod):
             at += 1
         AddImportsVisitor.add_needed_import(self.context, "torch")
         return updated.with_changes(body=body)
-
-
-def _message_values(args: list[cst.Arg]) -> tuple[str, list[cst.BaseExpression]]:
-    """(style, values) that ``_emit`` turns back into the message arguments ``args``: the style is
-    "" (passed as they are), "format" (a ``str.format`` template and its values), "percent" (a
-    ``%`` template and its tuple's values) or "percent-one" (a ``%`` template and its one value)."""
-    if not args:
-        raise _Refused("the log call has no message")
-    message, rest = args[0].value, [a.value for a in args[1:]]
-    if isinstance(message, cst.FormattedString) and not rest:
-        values: list[cst.BaseExpression] = []
-
-        def field(expression: cst.BaseExpression, spec: str, conversion: str) -> str:
-            values.append(expression)
-            conversion = f"!{conversion}" if conversion else ""
-            return "{" + str(len(values) - 1) + conversion + (f":{spec}" if spec else "") + "}"
-
-        template = _fstring_template(message, field)
-        return "format", [cst.SimpleString(_literal(template)), *values]
-    if m.matches(message, m.Call(func=m.Attribute(value=m.SimpleString(), attr=m.Name("format")))) and not rest:
-        if any(a.keyword is not None or a.star for a in message.args):
-            raise _Refused("the message's .format is given keywords or *args")
-        return "format", [message.func.value, *(a.value for a in message.args)]
-    if m.matches(message, m.BinaryOperation(left=m.SimpleString(), operator=m.Modulo())) and not rest:
-        if "%(" in message.left.evaluated_value:
-            raise _Refused("a %(name)s template takes a mapping, which a graph's operator cannot take")
-        right = message.right
-        if isinstance(right, cst.Tuple) and not any(isinstance(e, cst.StarredElement) for e in right.elements):
-            return "percent", [message.left, *(e.value for e in right.elements)]
-        return "percent-one", [message.left, right]
-    return "", [message, *rest]
-
-
-# The helpers a rewritten module gets once, in this order, after its imports. Their exact text: a
-# module that already has them is reused, a different function of the same name is never overwritten.
-_LOG_SOURCES = (
-    """\
-@torch.library.custom_op(f"breakfix::{__name__.replace('.', '_')}_log", mutates_args=())
-def _log_op(emitter: str, style: str, kinds: str, tensors: list[torch.Tensor], scalars: list[int | float | bool],
-            ints: list[int], strings: str) -> None:
-    # A log call made by the compiled graph when it runs; registered below as an ordered effect, so no
-    # backend drops it and it runs in program order, with the values of that point.
-    given = {"t": iter(tensors), "n": iter(scalars), "s": iter(strings.split("\\0")), "i": iter(ints)}
-    values = []
-    for kind in kinds:
-        if kind in "zul":  # a torch.Size, tuple or list of ints: its length, then its items
-            items = [next(given["i"]) for _ in range(next(given["i"]))]
-            values.append(torch.Size(items) if kind == "z" else tuple(items) if kind == "u" else items)
-        elif kind in "dv":  # a dtype or device, by its text
-            text = next(given["s"])
-            values.append(getattr(torch, text.removeprefix("torch.")) if kind == "d" else torch.device(text))
-        else:
-            values.append(None if kind == "-" else next(given[kind]))
-    _emit(emitter, style, values)
-""",
-    """\
-@_log_op.register_fake
-def _log_op_fake(emitter, style, kinds, tensors, scalars, ints, strings):
-    return None
-""",
-    "torch.library._register_effectful_op(_log_op._qualname, torch._library.effects.EffectType.ORDERED)\n",
-    """\
-def _log_in_graph(emitter, style, *values):
-    # Under torch.compile the values go to the graph's operator; a value whose text would differ there
-    # (a tensor that requires grad or is a subclass) or that it cannot take is logged directly instead,
-    # which breaks the graph as the original call did.
-    kinds = [_graph_kind(v) for v in values]
-    if not torch.compiler.is_compiling() or "" in kinds:
-        return _emit(emitter, style, values)
-    ints = []
-    for kind, value in zip(kinds, values):
-        if kind in "zul":
-            ints += [len(value), *value]
-    _log_op(emitter, style, "".join(kinds), [v for k, v in zip(kinds, values) if k == "t"],
-            [v for k, v in zip(kinds, values) if k == "n"], ints,
-            "\\0".join(str(v) for k, v in zip(kinds, values) if k in "sdv"))
-""",
-    """\
-def _graph_kind(value):
-    if isinstance(value, torch.Tensor):
-        return "t" if type(value) is torch.Tensor and not value.requires_grad else ""
-    if isinstance(value, str):
-        return "s" if "\\0" not in value else ""
-    if isinstance(value, (torch.dtype, torch.device)):
-        return "d" if isinstance(value, torch.dtype) else "v"
-    if isinstance(value, (torch.Size, tuple, list)):
-        ints = all(isinstance(v, (int, torch.SymInt)) and not isinstance(v, bool) for v in value)
-        return ("z" if isinstance(value, torch.Size) else "u" if type(value) is tuple else "l") if ints else ""
-    if value is None:
-        return "-"
-    return "n" if isinstance(value, (bool, int, float, torch.SymInt, torch.SymFloat, torch.SymBool)) else ""
-""",
-    """\
-def _emit(emitter, style, values):
-    if style == "format":
-        values = [values[0].format(*values[1:])]
-    elif style == "percent":
-        values = [values[0] % tuple(values[1:])]
-    elif style == "percent-one":
-        values = [values[0] % values[1]]
-    globals()[emitter](*values)
-""",
-)
-
-_EMITTER_SOURCE = """\
-def {name}(*args):
-    {call}
-"""

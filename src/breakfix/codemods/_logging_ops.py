@@ -1,0 +1,79 @@
+"""The source BF503 writes into a rewritten module: the logging operator and its emitters."""
+
+from __future__ import annotations
+
+# The helpers a rewritten module gets once, in this order, after its imports. Their exact text: a
+# module that already has them is reused, a different function of the same name is never overwritten.
+LOG_SOURCES = (
+    """\
+@torch.library.custom_op(f"breakfix::{__name__.replace('.', '_')}_log", mutates_args=())
+def _log_op(emitter: str, style: str, kinds: str, tensors: list[torch.Tensor], scalars: list[int | float | bool],
+            ints: list[int], strings: str) -> None:
+    # A log call made by the compiled graph when it runs; registered below as an ordered effect, so no
+    # backend drops it and it runs in program order, with the values of that point.
+    given = {"t": iter(tensors), "n": iter(scalars), "s": iter(strings.split("\\0")), "i": iter(ints)}
+    values = []
+    for kind in kinds:
+        if kind in "zul":  # a torch.Size, tuple or list of ints: its length, then its items
+            items = [next(given["i"]) for _ in range(next(given["i"]))]
+            values.append(torch.Size(items) if kind == "z" else tuple(items) if kind == "u" else items)
+        elif kind in "dv":  # a dtype or device, by its text
+            text = next(given["s"])
+            values.append(getattr(torch, text.removeprefix("torch.")) if kind == "d" else torch.device(text))
+        else:
+            values.append(None if kind == "-" else next(given[kind]))
+    _emit(emitter, style, values)
+""",
+    """\
+@_log_op.register_fake
+def _log_op_fake(emitter, style, kinds, tensors, scalars, ints, strings):
+    return None
+""",
+    "torch.library._register_effectful_op(_log_op._qualname, torch._library.effects.EffectType.ORDERED)\n",
+    """\
+def _log_in_graph(emitter, style, *values):
+    # Under torch.compile the values go to the graph's operator; a value whose text would differ there
+    # (a tensor that requires grad or is a subclass) or that it cannot take is logged directly instead,
+    # which breaks the graph as the original call did.
+    kinds = [_graph_kind(v) for v in values]
+    if not torch.compiler.is_compiling() or "" in kinds:
+        return _emit(emitter, style, values)
+    ints = []
+    for kind, value in zip(kinds, values):
+        if kind in "zul":
+            ints += [len(value), *value]
+    _log_op(emitter, style, "".join(kinds), [v for k, v in zip(kinds, values) if k == "t"],
+            [v for k, v in zip(kinds, values) if k == "n"], ints,
+            "\\0".join(str(v) for k, v in zip(kinds, values) if k in "sdv"))
+""",
+    """\
+def _graph_kind(value):
+    if isinstance(value, torch.Tensor):
+        return "t" if type(value) is torch.Tensor and not value.requires_grad else ""
+    if isinstance(value, str):
+        return "s" if "\\0" not in value else ""
+    if isinstance(value, (torch.dtype, torch.device)):
+        return "d" if isinstance(value, torch.dtype) else "v"
+    if isinstance(value, (torch.Size, tuple, list)):
+        ints = all(isinstance(v, (int, torch.SymInt)) and not isinstance(v, bool) for v in value)
+        return ("z" if isinstance(value, torch.Size) else "u" if type(value) is tuple else "l") if ints else ""
+    if value is None:
+        return "-"
+    return "n" if isinstance(value, (bool, int, float, torch.SymInt, torch.SymFloat, torch.SymBool)) else ""
+""",
+    """\
+def _emit(emitter, style, values):
+    if style == "format":
+        values = [values[0].format(*values[1:])]
+    elif style == "percent":
+        values = [values[0] % tuple(values[1:])]
+    elif style == "percent-one":
+        values = [values[0] % values[1]]
+    globals()[emitter](*values)
+""",
+)
+
+EMITTER_SOURCE = """\
+def {name}(*args):
+    {call}
+"""

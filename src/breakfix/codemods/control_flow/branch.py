@@ -1,0 +1,423 @@
+"""BF601: a branch on a tensor's value becomes ``torch.cond``."""
+
+from __future__ import annotations
+
+import libcst as cst
+import libcst.matchers as m
+from libcst.codemod.visitors import AddImportsVisitor
+from libcst.metadata import PositionProvider
+
+from breakfix.codemods._base import BreakfixCodemod, Refused, fresh_name, names_in, parameters
+from breakfix.codemods.control_flow._cond import COND, cond_call
+from breakfix.types import DATA_DEPENDENT_GUARD, Applicability
+
+
+class DataDependentBranch(BreakfixCodemod):
+    """Turn an ``if``/``else`` (or a conditional expression) on a tensor's value into ``torch.cond``.
+
+    ## What it fixes
+    A branch on a value computed from tensors, ``if x.sum() > 0:``, ``if x.abs().max() > t:``,
+    ``if torch.isnan(loss).any():``, ``if a.item() > t:`` or ``y = a if (x < 0).any() else b``, in
+    the compiled function, a helper, a method or a child module (the file of the innermost project
+    frame), in a loop body too, whose branches only compute values: each branch is assignments to
+    names; the names both assign are the results, and a name only one branch assigns is a
+    temporary of that branch. An ``if`` without ``else`` is one too when each name it rebinds was
+    last bound before it by an assignment that makes a new tensor (arithmetic, or a torch function
+    or tensor method that never returns a view or its input, such as ``sum``, ``clamp``,
+    ``softmax``, ``where``; not a call of a module or method of ``self``): the untaken branch
+    passes a copy of it through (``return grad.clone()``).
+
+    ## Why it breaks
+    Dynamo traces one path through the code; which path a data-dependent condition takes is only
+    known when the graph runs, so it stops there (GB0170, or a data-dependent guard with no GB id).
+    ``torch.cond(pred, true_fn, false_fn, operands)`` is a branch inside the graph: both branches
+    are traced, and exactly one runs, on the values of the call. The branches become two nested
+    functions returning the names they assign; a name a branch reads before rebinding it is
+    passed in as an operand, the rest are read from the enclosing function.
+
+    ## Example
+    ```python
+    s = x.sum()
+    if s > 0:
+        y = x * w
+    else:
+        y = x - w
+    ```
+    becomes
+    ```python
+    s = x.sum()
+
+    def _if_true():
+        y = x * w
+        return y
+
+    def _if_false():
+        y = x - w
+        return y
+
+    y = torch.cond(s > 0, _if_true, _if_false)
+    ```
+
+    ## Fix safety
+    Safe: exactly one branch runs, as before, on the same values, and gradients flow through it
+    as before. ``torch.cond`` traces its branches even in eager code and rejects what would change
+    the meaning, so such a rewrite does not compile and is not written: a branch with side effects (print, I/O, mutating a tensor or a
+    Python object), branches whose results differ in shape or dtype, a result that is an input
+    unchanged (an alias), or results that are not tensors. Only branches that are plain
+    assignments are rewritten (no ``+=``, which updates a tensor in place); the names both
+    branches assign are the results, and a name only one branch assigns must not be mentioned
+    anywhere else in the function. ``elif`` chains are left alone. An ``if`` without ``else``
+    keeps the very objects on its untaken branch, which ``torch.cond`` cannot return; the rewrite
+    returns copies, which is the same only where nothing can tell a copy from the tensor. So it is
+    refused when a rebound name is a parameter or was bound another way (a loop, ``with``,
+    unpacking: it may be the caller's tensor, whose in-place updates would no longer reach the
+    caller), when its last value before the ``if`` may be a view or the input itself
+    (``x.view(...)``, ``x.to(...)``, ``x.float()``, ``self.block(x)``: a copy would not share its
+    memory), and when the function updates it in place after the ``if`` (the update would reach
+    the copy). A compound test with ``and``/``or`` (``a.item() > t and flag``) fails to compile and
+    is not written: ``and`` needs the truth of its left side while tracing, and evaluating both
+    sides would run the right side where Python skips it. Both branches are traced when the code
+    compiles, so a branch that cannot be traced for the other branch's shapes fails to compile
+    instead of being skipped.
+    """
+
+    CODE = "BF601"
+    FIX_TITLE = "Branch inside the graph with torch.cond"
+    REQUIRES = (COND,)
+    GB_IDS = frozenset({"GB0170", "GB0035"})
+    GB_TYPES = frozenset({DATA_DEPENDENT_GUARD, "Data-dependent branching"})
+    APPLICABILITY = Applicability.SAFE
+
+    METADATA_DEPENDENCIES = (PositionProvider,)
+
+    def __init__(self, context, request) -> None:
+        super().__init__(context, request)
+        self.rewritten = 0
+        self.refused = ""  # why the branch at the site was not rewritten
+        self.functions: list[cst.FunctionDef] = []
+        self.in_test = 0
+        self.elifs: set[cst.If] = set()  # Ifs in an elif position: their replacement must be an If
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.functions.append(node)
+
+    # A conditional expression inside an if's test is the if's business: rewriting it alone would
+    # leave the if for a second pass (the rewrite must be idempotent).
+    def visit_If_test(self, node: cst.If) -> None:
+        self.in_test += 1
+
+    def leave_If_test(self, node: cst.If) -> None:
+        self.in_test -= 1
+
+    def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef) -> cst.FunctionDef:
+        self.functions.pop()
+        return updated
+
+    def visit_If(self, node: cst.If) -> None:
+        if isinstance(node.orelse, cst.If):
+            self.elifs.add(node.orelse)
+
+    def leave_If(self, original: cst.If, updated: cst.If) -> cst.BaseStatement | cst.FlattenSentinel:
+        if self.rewritten or not self.functions or not self.spans_break(original.test):
+            return updated
+        if original in self.elifs:  # its replacement would have to be an `else:` block, not statements
+            self.refused = "the condition is an elif's"
+            return updated
+        try:
+            if updated.orelse is None:
+                outputs = self._passthrough_outputs(original)
+                true_names, false_names = _read_before_bound(updated.body.body), set(outputs)
+                false_body = [cst.parse_statement(f"return {', '.join(f'{n}.clone()' for n in outputs)}\n")]
+            else:
+                true_names, false_names = self._branches(updated)
+                false_assigned = _assigned_in_order(updated.orelse.body.body)
+                outputs = [name for name in _assigned_in_order(updated.body.body) if name in false_assigned]
+                false_body = [*updated.orelse.body.body, cst.parse_statement(f"return {', '.join(outputs)}\n")]
+        except Refused as why:
+            self.refused = str(why)
+            return updated
+        taken = names_in(self.functions[-1])
+        true_fn, false_fn = fresh_name("_if_true", taken), fresh_name("_if_false", taken)
+        operands = sorted(true_names | false_names, key=lambda n: outputs.index(n) if n in outputs else len(outputs))
+        true_body = [*updated.body.body, cst.parse_statement(f"return {', '.join(outputs)}\n")]
+        definitions = [
+            _branch_function(true_fn, operands, true_body),
+            _branch_function(false_fn, operands, false_body),
+        ]
+        arguments = [updated.test, cst.Name(true_fn), cst.Name(false_fn)]
+        call = cond_call(arguments, operands)
+        target = cst.AssignTarget(cst.parse_expression(", ".join(outputs)))
+        assignment = cst.SimpleStatementLine(
+            [cst.Assign(targets=[target], value=call)], leading_lines=[cst.EmptyLine(indent=False)]
+        )
+        definitions[0] = definitions[0].with_changes(leading_lines=updated.leading_lines)
+        definitions[1] = definitions[1].with_changes(leading_lines=[cst.EmptyLine(indent=False)])
+        self.rewritten += 1
+        return cst.FlattenSentinel([*definitions, assignment])
+
+    def leave_IfExp(self, original: cst.IfExp, updated: cst.IfExp) -> cst.BaseExpression:
+        if self.rewritten or self.in_test or not self.functions or not self.spans_break(original.test):
+            return updated
+        if any(
+            m.findall(part, m.Yield() | m.Await() | m.NamedExpr() | m.IfExp())
+            for part in (updated.test, updated.body, updated.orelse)
+        ):
+            # A nested conditional would be rewritten by a second pass: the rewrite must be idempotent.
+            self.refused = "the conditional expression nests another, yields, awaits or binds a name"
+            return updated
+        self.rewritten += 1
+        lambdas = [cst.Lambda(params=cst.Parameters(), body=branch) for branch in (updated.body, updated.orelse)]
+        return cond_call([updated.test, *lambdas], [])
+
+    def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
+        if not self.rewritten:
+            raise self.skip(
+                self.refused or f"no if/else or conditional expression at line {self.request.brk.site.lineno}"
+            )
+        AddImportsVisitor.add_needed_import(self.context, "torch")
+        return updated
+
+    def _passthrough_outputs(self, node: cst.If) -> list[str]:
+        """The names an ``if`` without ``else`` rebinds that the untaken branch passes through as
+        copies; refuse where a copy is not the same as the tensor it copies."""
+        body = node.body.body
+        if not all(m.matches(s, _ASSIGNMENT) for s in body) or m.findall(
+            node.body, m.Yield() | m.Await() | m.NamedExpr() | m.Lambda()
+        ):
+            raise Refused("the if has no else and its body does more than assign names")
+        function = self.functions[-1]
+        start, end = self._lines(node)
+        outputs = []
+        for name in _assigned_in_order(body):
+            if len(m.findall(function, m.Name(name))) == len(m.findall(node.body, m.Name(name))):
+                continue  # a temporary of the branch
+            binding = self._binding_before(function, name, start)
+            if binding is None:
+                raise Refused(
+                    f"the if has no else and {name} is not bound by an assignment before it: on the "
+                    "untaken branch it would hold the caller's object (or nothing), which a copy is not"
+                )
+            if not _fresh(binding):
+                raise Refused(
+                    f"the if has no else and {name} may be a view or alias of another tensor before it "
+                    f"(`{cst.Module([]).code_for_node(binding)}`): a copy would not share its memory"
+                )
+            mutated = (
+                m.Call(
+                    func=m.Attribute(
+                        value=m.Name(name),
+                        attr=m.Name(m.MatchIfTrue(lambda a: a.endswith("_") and not a.startswith("_"))),
+                    )
+                )
+                | m.AugAssign(target=m.Name(name))
+                | m.AssignTarget(target=m.Subscript(value=m.Name(name)) | m.Attribute(value=m.Name(name)))
+                | m.AugAssign(target=m.Subscript(value=m.Name(name)) | m.Attribute(value=m.Name(name)))
+            )
+            if any(self._lines(found)[0] > end for found in m.findall(function, mutated)):
+                raise Refused(
+                    f"{name} is updated in place after the if: on the untaken branch the update would reach a copy"
+                )
+            outputs.append(name)
+        if not outputs:
+            raise Refused("the if has no else and rebinds no name that is used after it")
+        return outputs
+
+    def _lines(self, node: cst.CSTNode) -> tuple[int, int]:
+        position = self.get_metadata(PositionProvider, node)
+        return position.start.line, position.end.line
+
+    def _binding_before(self, function: cst.FunctionDef, name: str, line: int) -> cst.BaseExpression | None:
+        """The value of the last binding of ``name`` before ``line`` in ``function``, when that is a
+        plain assignment and the function binds ``name`` no other way (parameters, loops, ``with``)."""
+        params = {p.name.value for p in parameters(function)}
+        others = (
+            m.For(target=m.MatchIfTrue(lambda t: bool(m.findall(t, m.Name(name)))))
+            | m.AsName(name=m.Name(name))
+            | m.NamedExpr(target=m.Name(name))
+            | m.AugAssign(target=m.Name(name))
+            | m.AssignTarget(target=m.Tuple() | m.List())
+        )
+        if name in params or any(m.findall(a, m.Name(name)) for a in m.findall(function, others)):
+            return None
+        assignments = [
+            a for a in m.findall(function, m.Assign(targets=[m.AssignTarget(m.Name(name))])) if self._lines(a)[1] < line
+        ]
+        return max(assignments, key=lambda a: self._lines(a)[0]).value if assignments else None
+
+    def _branches(self, node: cst.If) -> tuple[set[str], set[str]]:
+        """Names each branch reads before it binds them (they become operands); refuse what is not
+        two blocks of plain assignments binding the same names."""
+        if node.orelse is None:
+            raise Refused(
+                "the if has no else: the other branch would return its inputs unchanged, which "
+                "torch.cond refuses (an output may not alias an input) and a copy would not be the same object"
+            )
+        if isinstance(node.orelse, cst.If):
+            raise Refused("an elif chain")
+        reads = []
+        for block in (node.body.body, node.orelse.body.body):
+            for statement in block:
+                if not m.matches(
+                    statement,
+                    m.SimpleStatementLine(
+                        body=[
+                            m.Assign(
+                                targets=[
+                                    m.AssignTarget(
+                                        target=m.Name() | m.Tuple(elements=[m.AtLeastN(m.Element(m.Name()), n=1)])
+                                    )
+                                ]
+                            )
+                        ]
+                    ),
+                ):
+                    raise Refused("a branch does more than assign names")
+                if m.findall(statement, m.Yield() | m.Await() | m.NamedExpr() | m.Lambda()):
+                    raise Refused("a branch yields, awaits, or defines a function")
+            reads.append(_read_before_bound(block))
+        true_names, false_names = (set(_assigned_in_order(b)) for b in (node.body.body, node.orelse.body.body))
+        if not true_names & false_names:
+            raise Refused("the branches assign no name in common")
+        # A name only one branch assigns stays inside that branch's function: only when nothing
+        # else in the enclosing function mentions it (a temporary of the branch).
+        function = self.functions[-1]
+        for name, block in [
+            *((n, node.body) for n in true_names - false_names),
+            *((n, node.orelse.body) for n in false_names - true_names),
+        ]:
+            if len(m.findall(function, m.Name(name))) != len(m.findall(block, m.Name(name))):
+                raise Refused(f"{name} is assigned on one branch only and used outside it")
+        return reads[0], reads[1]
+
+
+_ASSIGNMENT = m.SimpleStatementLine(
+    body=[
+        m.Assign(targets=[m.AssignTarget(target=m.Name() | m.Tuple(elements=[m.AtLeastN(m.Element(m.Name()), n=1)]))])
+    ]
+)
+
+# Tensor methods and torch functions that always return a new tensor (never a view, never their
+# input unchanged); a module call (``self.drop(x)`` may be an identity) is not one of them.
+_FRESH = frozenset(
+    {
+        "abs",
+        "add",
+        "sub",
+        "mul",
+        "div",
+        "true_divide",
+        "pow",
+        "neg",
+        "exp",
+        "expm1",
+        "log",
+        "log1p",
+        "log2",
+        "sqrt",
+        "rsqrt",
+        "reciprocal",
+        "sign",
+        "sin",
+        "cos",
+        "tanh",
+        "sigmoid",
+        "relu",
+        "gelu",
+        "silu",
+        "softplus",
+        "softmax",
+        "log_softmax",
+        "logsumexp",
+        "sum",
+        "mean",
+        "std",
+        "var",
+        "prod",
+        "norm",
+        "amax",
+        "amin",
+        "cumsum",
+        "cumprod",
+        "clamp",
+        "clip",
+        "where",
+        "masked_fill",
+        "nan_to_num",
+        "round",
+        "floor",
+        "ceil",
+        "matmul",
+        "mm",
+        "bmm",
+        "einsum",
+        "cat",
+        "stack",
+        "clone",
+        "zeros_like",
+        "ones_like",
+        "full_like",
+        "empty_like",
+        "zeros",
+        "ones",
+        "full",
+        "lerp",
+        "addcmul",
+        "addcdiv",
+        "maximum",
+        "minimum",
+        "fmod",
+        "remainder",
+        "normalize",
+        "linear",
+        "layer_norm",
+        "square",
+        "erf",
+        "logaddexp",
+        "outer",
+        "cross",
+        "diff",
+    }
+)
+
+
+def _fresh(value: cst.BaseExpression) -> bool:
+    """Whether ``value`` always makes a new tensor (arithmetic, or a torch function or tensor method
+    of ``_FRESH``): then a copy of it is indistinguishable from it."""
+    if isinstance(value, (cst.BinaryOperation, cst.UnaryOperation)):
+        return True
+    if isinstance(value, cst.Call) and isinstance(value.func, (cst.Attribute, cst.Name)):
+        receiver = value.func.value if isinstance(value.func, cst.Attribute) else None
+        if m.matches(receiver, m.Name("self")) or m.matches(receiver, m.Attribute(value=m.Name("self"))):
+            return False  # a module or method of the object: it may hand back its input
+        name = value.func.attr.value if isinstance(value.func, cst.Attribute) else value.func.value
+        return name in _FRESH
+    return False
+
+
+def _assigned_in_order(block) -> list[str]:
+    names: list[str] = []
+    for statement in block:
+        for target in statement.body[0].targets:
+            for name in m.findall(target.target, m.Name()):
+                if name.value not in names:
+                    names.append(name.value)
+    return names
+
+
+def _read_before_bound(block) -> set[str]:
+    bound: set[str] = set()
+    read: set[str] = set()
+    for statement in block:
+        assign = statement.body[0]
+        read |= {n.value for n in m.findall(assign.value, m.Name())} - bound
+        for target in assign.targets:
+            bound |= {n.value for n in m.findall(target.target, m.Name())}
+    return read & bound
+
+
+def _branch_function(name: str, params: list[str], statements) -> cst.FunctionDef:
+    return cst.FunctionDef(
+        name=cst.Name(name),
+        params=cst.Parameters([cst.Param(cst.Name(p)) for p in params]),
+        body=cst.IndentedBlock(body=list(statements)),
+    )
