@@ -648,8 +648,10 @@ def fuzz_file(
     functions_per_file: int = 3,
     locations_per_function: int = 2,
     codemods: Sequence[type[BreakfixCodemod]] = REGISTRY,
+    codemods_per_break: int | None = None,
 ) -> Report:
-    """Every codemod on breaks at sampled locations of one file."""
+    """Every codemod (or ``codemods_per_break`` of them, sampled per break) on breaks at sampled
+    locations of one file."""
     report = Report()
     source = Source.read(path)
     if source is None:
@@ -658,12 +660,15 @@ def fuzz_file(
     report.files += 1
     # One generator per file, seeded by its place in the package: its breaks do not depend on the sample.
     rng = random.Random(f"{seed}:{path.parent.name}/{path.name}")
+    # Its own generator: sampling codemods does not change which breaks the file gets.
+    codemod_rng = random.Random(f"{seed}:codemods:{path.parent.name}/{path.name}")
     functions, locations = set(), set()
     for case in cases(source, rng, functions_per_file, locations_per_function):
         report.breaks += 1
         functions.add(case.target_qualname)
         locations.add(case.brk.project_stack[0].lineno)
-        for codemod in codemods:
+        sampled = codemods_per_break is not None and codemods_per_break < len(codemods)
+        for codemod in codemod_rng.sample(list(codemods), codemods_per_break) if sampled else codemods:
             try:
                 check_application(codemod, case, source, report)
             except Exception:  # noqa: BLE001 (one broken check must not end a run of hours)
@@ -688,6 +693,7 @@ def fuzz_files(
     locations_per_function: int = 2,
     codemods: Sequence[type[BreakfixCodemod]] = REGISTRY,
     jobs: int = 1,
+    codemods_per_break: int | None = None,
 ) -> Iterator[tuple[Path, Report]]:
     """Each file with its report, in order; ``jobs`` files at a time in worker processes."""
     work = partial(
@@ -696,6 +702,7 @@ def fuzz_files(
         functions_per_file=functions_per_file,
         locations_per_function=locations_per_function,
         codemods=codemods,
+        codemods_per_break=codemods_per_break,
     )
     if jobs <= 1:
         yield from ((path, work(path)) for path in files)
@@ -711,8 +718,11 @@ def run(
     locations_per_function: int = 2,
     codemods: Sequence[type[BreakfixCodemod]] = REGISTRY,
     jobs: int = 1,
+    codemods_per_break: int | None = None,
 ) -> Report:
     report = Report()
-    for _, result in fuzz_files(files, seed, functions_per_file, locations_per_function, codemods, jobs):
+    for _, result in fuzz_files(
+        files, seed, functions_per_file, locations_per_function, codemods, jobs, codemods_per_break
+    ):
         report.add(result)
     return report
