@@ -14,7 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
@@ -24,6 +24,7 @@ from libcst.codemod import TransformSuccess
 
 from breakfix.codemods import BY_CODE, FixRequest
 from breakfix.engine import apply_codemod
+from breakfix.gb_ids import gb_id_of
 from breakfix.torch_apis import missing_apis, unavailable
 from breakfix.types import Applicability, BreakFacts
 
@@ -132,7 +133,12 @@ def test_torch_tier(case: Case, tmp_path: Path) -> None:
     assert (folder / "before.py").read_text() == (case.folder / "after.py").read_text()
     first = report["breaks"][0]
     recorded = case.break_at(folder)
-    assert (first["gb_id"], first["gb_type"]) == (recorded.gb_id, recorded.gb_type)
+    if first["gb_id"] == recorded.gb_id:
+        assert first["gb_type"] == recorded.gb_type
+    else:
+        # Another torch words the break under another id: the one the codemods answer is the same.
+        located = replace(recorded, gb_id=first["gb_id"], gb_type=first["gb_type"], explanation=first["explanation"])
+        assert gb_id_of(located) == recorded.gb_id, (first["gb_id"], first["gb_type"])
     assert (first["file"], first["line"]) == (os.path.relpath(recorded.site.filename, folder), recorded.site.lineno)
     if case.positive:
         assert report["verified"] and report["applied"]

@@ -152,6 +152,17 @@ def test_classifier_narrows_the_broader_ids_of_other_torch_releases() -> None:
     assert gb_id_of(other) == "GB0156"
 
 
+def test_classifier_maps_an_id_a_newer_torch_introduced_to_the_known_one() -> None:
+    # torch 2.14 reports numpy's sliding_window_view, called in a helper, as GB4818; 2.13 as GB0156,
+    # which BF202 answers (the fixture BF202_numpy_helper on 2.14.1).
+    brk = dataclasses.replace(
+        _break("GB4818", "call to a callable object with no traceable __call__"),
+        explanation="Dynamo could not trace a Python `__call__` method on this object.",
+    )
+    assert gb_id_of(brk) == "GB0156"
+    assert BY_CODE["BF202"] in classifier.candidates(brk)
+
+
 def test_classifier_orders_safe_first() -> None:
     breaks = [_break(g, "x") for c in BY_CODE.values() for g in c.GB_IDS]
     breaks += [_break(None, t) for c in BY_CODE.values() for t in c.GB_TYPES]

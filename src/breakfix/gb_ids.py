@@ -5,7 +5,9 @@ without GB ids, errors that carry none (data-dependent guards), and releases tha
 under a broader id: ``next()`` on an input iterator is GB4347, "Missing tp_iternext", on 2.13, but
 GB0156, "Unsupported method call", on 2.9 and GB9493, "C-implemented special method without
 VariableTracker model", on 2.14. Those are mapped from the break's text to the id the codemods
-answer; the report keeps torch's own.
+answer; the report keeps torch's own. A release may also give a break a new id of its own: 2.14
+reports a call to an object without a traceable ``__call__`` (numpy's ``sliding_window_view``) as
+GB4818, which 2.13 reported as GB0156, "Unsupported method call".
 """
 
 from __future__ import annotations
@@ -34,11 +36,17 @@ _NARROWED: dict[str, tuple[tuple[re.Pattern[str], str], ...]] = {
 }
 
 
+# An id another torch introduced -> the id the same break has on the release the codemods know.
+_RENAMED = {"GB4818": "GB0156"}
+
+
 def gb_id_of(brk: GraphBreak) -> str | None:
     """The GB id codemods answer for this break: torch's own, narrowed where a newer torch groups
-    several under one, or read off the text where torch gives none."""
+    several under one, renamed where it introduced a new one, or read off the text where torch
+    gives none."""
     if brk.gb_id:
         text = brk.explanation or brk.reason
-        return next((known for pattern, known in _NARROWED.get(brk.gb_id, ()) if pattern.search(text)), brk.gb_id)
+        narrowed = next((known for pattern, known in _NARROWED.get(brk.gb_id, ()) if pattern.search(text)), brk.gb_id)
+        return _RENAMED.get(narrowed, narrowed)
     text = f"{brk.gb_type}\n{brk.reason}"
     return next((gb_id for pattern, gb_id in _REASON_PATTERNS if pattern.search(text)), None)
