@@ -164,13 +164,14 @@ def _summary(lines: list[str], version: str, entries: list[dict]) -> dict[str, l
                 totals[name][0] += b
                 totals[name][1] += a
         run = entry.get("breakfix") or {}
-        codes = ", ".join(applied_codes(entry)) or ("none" if run else "not run")
+        applied = applied_codes(entry)
+        codes = ", ".join(applied) or ("none" if run else "not run")
         if run.get("error"):
             codes += f" (error: {run['error'][:80]})"
         lines.append(
             f"| {entry['model']} | {entry['family']} | {_arrow(*counts['default'])} | {_arrow(*counts['fullgraph'])} "
             f"| {_arrow(*counts['sites'])} | {fullgraph(before)} → {fullgraph(after) if after else 'n/a'} "
-            f"| {_yes(verified_equal(entry)) if after else 'n/a'} | {_kind(run)} | {codes} |"
+            f"| {_yes(verified_equal(entry)) if after else 'n/a'} | {_kind(run, applied)} | {codes} |"
         )
     lines.append(
         f"| **total** (models measured on both sides) | | {totals['default'][0]} → {totals['default'][1]} "
@@ -190,10 +191,13 @@ def _summary(lines: list[str], version: str, entries: list[dict]) -> dict[str, l
     return totals
 
 
-def _kind(run: dict) -> str:
-    """The kind of the verified rewrite breakfix wrote; rows measured before breakfix reported it say so."""
+def _kind(run: dict, applied: list[str]) -> str:
+    """The kind of the verified rewrite breakfix wrote: none when it wrote nothing; rows that wrote
+    a fix, measured before breakfix reported its kind, say so."""
     if "kind" not in run:
-        return "not recorded" if run else "n/a"
+        if not run:
+            return "n/a"
+        return "not recorded" if applied else "none"
     if run["kind"] == "split":
         return f"split ({run['coverage']:.0%})"
     return run["kind"] or "none"
