@@ -11,6 +11,7 @@ import importlib
 import inspect
 import pkgutil
 import re
+import types
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,10 @@ def test_every_codemod_class_is_registered() -> None:
         module = importlib.import_module(info.name)
         defined |= {
             obj
-            for _, obj in inspect.getmembers(module, inspect.isclass)
+            # On Python 3.10 a module-level `list[str]` alias passes inspect.isclass, and issubclass rejects it.
+            for _, obj in inspect.getmembers(
+                module, lambda member: inspect.isclass(member) and not isinstance(member, types.GenericAlias)
+            )
             if issubclass(obj, BreakfixCodemod) and obj is not BreakfixCodemod and obj.__module__ == module.__name__
         }
     unregistered = sorted(c.__qualname__ for c in defined - set(REGISTRY))
