@@ -10,13 +10,11 @@ show the verified fix.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import inspect
 import os
-import random
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +57,7 @@ def find_graph_breaks(fn: Callable, /, *args: Any, **kwargs: Any) -> list[GraphB
     """Every break ``fullgraph=True`` would hit in ``fn(*args, **kwargs)``, one per innermost site."""
     from breakfix.worker import torch_compat
     from breakfix.worker.breaks import collect_breaks
+    from breakfix.worker.sandbox import rng_preserved
 
     function, _ = _callable_and_args(fn, args)
     runnable = torch_compat.as_written(fn)
@@ -72,7 +71,7 @@ def find_graph_breaks(fn: Callable, /, *args: Any, **kwargs: Any) -> list[GraphB
 
     code = getattr(_definition(function), "__code__", None)
     root = _project_root(code.co_filename if code else os.getcwd())
-    with _rng_preserved(), torch_compat.fullgraph_config():
+    with rng_preserved(), torch_compat.fullgraph_config():
         found = collect_breaks(target, make_inputs, torch_compat.is_orchestrator(function), root, BACKEND).breaks
     return [GraphBreak.from_json(b) for b in found]
 
@@ -104,26 +103,6 @@ def _project_root(source_file: str) -> Path:
     else the file's own directory: breaks are reported, and fixed, inside it."""
     cwd, path = Path(os.getcwd()).resolve(), Path(source_file).resolve()
     return cwd if path.is_relative_to(cwd) else path.parent
-
-
-@contextlib.contextmanager
-def _rng_preserved() -> Iterator[None]:
-    """The break collection seeds torch, numpy and ``random``; the caller's test must not notice."""
-    import torch
-
-    state = random.getstate()
-    try:
-        import numpy
-    except ImportError:
-        numpy = None
-    numpy_state = numpy.random.get_state() if numpy else None
-    with torch.random.fork_rng(devices=[]):
-        try:
-            yield
-        finally:
-            random.setstate(state)
-            if numpy:
-                numpy.random.set_state(numpy_state)
 
 
 def _verified_fix(function: Callable, call_args: tuple, kwargs: dict) -> str:

@@ -12,6 +12,7 @@ import random
 import tempfile
 import traceback
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
@@ -160,18 +161,27 @@ def _fresh_iterators(args: tuple, make_inputs: Callable[[], tuple], seed: int) -
     The global random state is left as the previous call left it."""
     if not any(isinstance(arg, collections.abc.Iterator) for arg in args):
         return args
+    with rng_preserved():
+        seed_all(seed)
+        fresh = make_inputs()
+    return tuple(new if isinstance(old, collections.abc.Iterator) else old for old, new in zip(args, fresh))
+
+
+@contextlib.contextmanager
+def rng_preserved() -> Iterator[None]:
+    """Seeding torch, numpy and ``random`` inside leaves their states as they were outside."""
     import torch
 
-    python_state, torch_state = random.getstate(), torch.get_rng_state()
+    python_state = random.getstate()
     numpy_random = _numpy_random()
     numpy_state = numpy_random.get_state() if numpy_random else None
-    seed_all(seed)
-    fresh = make_inputs()
-    random.setstate(python_state)
-    torch.set_rng_state(torch_state)
-    if numpy_random:
-        numpy_random.set_state(numpy_state)
-    return tuple(new if isinstance(old, collections.abc.Iterator) else old for old, new in zip(args, fresh))
+    with torch.random.fork_rng(devices=[]):
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            if numpy_random:
+                numpy_random.set_state(numpy_state)
 
 
 def _from_torch(warning: warnings.WarningMessage) -> bool:
