@@ -5,9 +5,9 @@ from __future__ import annotations
 import libcst as cst
 import libcst.matchers as m
 from libcst.codemod.visitors import AddImportsVisitor
-from libcst.metadata import PositionProvider
+from libcst.metadata import MetadataWrapper, PositionProvider
 
-from breakfix.codemods._base import BreakfixCodemod, Refused, fresh_name, names_in, parameters
+from breakfix.codemods._base import BreakfixCodemod, Refused, fresh_name, function_at, names_in, parameters
 from breakfix.codemods.control_flow._cond import COND, cond_call
 from breakfix.types import DATA_DEPENDENT_GUARD, Applicability
 
@@ -25,7 +25,12 @@ class DataDependentBranch(BreakfixCodemod):
     last bound before it by an assignment that makes a new tensor (arithmetic, or a torch function
     or tensor method that never returns a view or its input, such as ``sum``, ``clamp``,
     ``softmax``, ``where``; not a call of a module or method of ``self``): the untaken branch
-    passes a copy of it through (``return grad.clone()``).
+    passes a copy of it through (``return grad.clone()``). So is one that rebinds a parameter
+    (``if not torch.all((p >= 0) & (p <= 1)): p = p.sigmoid()``) when no code can tell the copy
+    from the caller's tensor: the function does not update it in place after the ``if``, and
+    where it returns it, each caller up the break's stack binds the result to a name it neither
+    updates in place nor returns, or rebinds at once to a new tensor (``preds = preds > t``). A
+    ``not`` test becomes the predicate with the branches swapped.
 
     ## Why it breaks
     Dynamo traces one path through the code; which path a data-dependent condition takes is only
@@ -69,9 +74,11 @@ class DataDependentBranch(BreakfixCodemod):
     anywhere else in the function. ``elif`` chains are left alone. An ``if`` without ``else``
     keeps the very objects on its untaken branch, which ``torch.cond`` cannot return; the rewrite
     returns copies, which is the same only where nothing can tell a copy from the tensor. So it is
-    refused when a rebound name is a parameter or was bound another way (a loop, ``with``,
-    unpacking: it may be the caller's tensor, whose in-place updates would no longer reach the
-    caller), when its last value before the ``if`` may be a view or the input itself
+    refused when a rebound name was bound another way (a loop, ``with``, unpacking), when it is a
+    parameter the function returns to a caller that updates the result in place or returns it
+    to the user's code (the caller's tensor, whose in-place updates would no longer reach the
+    caller; the walk stops at a library frame), when its last value before the ``if`` may be a
+    view or the input itself
     (``x.view(...)``, ``x.to(...)``, ``x.float()``, ``self.block(x)``: a copy would not share its
     memory), and when the function updates it in place after the ``if`` (the update would reach
     the copy). A compound test with ``and``/``or`` (``a.item() > t and flag``) fails to compile and
@@ -144,7 +151,7 @@ class DataDependentBranch(BreakfixCodemod):
             _branch_function(true_fn, operands, true_body),
             _branch_function(false_fn, operands, false_body),
         ]
-        arguments = [updated.test, cst.Name(true_fn), cst.Name(false_fn)]
+        arguments = [*_predicate_and_branches(updated.test, cst.Name(true_fn), cst.Name(false_fn))]
         call = cond_call(arguments, operands)
         target = cst.AssignTarget(cst.parse_expression(", ".join(outputs)))
         assignment = cst.SimpleStatementLine(
@@ -167,7 +174,7 @@ class DataDependentBranch(BreakfixCodemod):
             return updated
         self.rewritten += 1
         lambdas = [cst.Lambda(params=cst.Parameters(), body=branch) for branch in (updated.body, updated.orelse)]
-        return cond_call([updated.test, *lambdas], [])
+        return cond_call([*_predicate_and_branches(updated.test, *lambdas)], [])
 
     def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
         if not self.rewritten:
@@ -192,28 +199,18 @@ class DataDependentBranch(BreakfixCodemod):
             if len(m.findall(function, m.Name(name))) == len(m.findall(node.body, m.Name(name))):
                 continue  # a temporary of the branch
             binding = self._binding_before(function, name, start)
-            if binding is None:
+            if binding is None and not self._private_parameter(function, name, end):
                 raise Refused(
-                    f"the if has no else and {name} is not bound by an assignment before it: on the "
+                    f"the if has no else and {name} is not bound by an assignment before it, or is a "
+                    "parameter the function returns to a caller that may update it in place: on the "
                     "untaken branch it would hold the caller's object (or nothing), which a copy is not"
                 )
-            if not _fresh(binding):
+            if binding is not None and not _fresh(binding):
                 raise Refused(
                     f"the if has no else and {name} may be a view or alias of another tensor before it "
                     f"(`{cst.Module([]).code_for_node(binding)}`): a copy would not share its memory"
                 )
-            mutated = (
-                m.Call(
-                    func=m.Attribute(
-                        value=m.Name(name),
-                        attr=m.Name(m.MatchIfTrue(lambda a: a.endswith("_") and not a.startswith("_"))),
-                    )
-                )
-                | m.AugAssign(target=m.Name(name))
-                | m.AssignTarget(target=m.Subscript(value=m.Name(name)) | m.Attribute(value=m.Name(name)))
-                | m.AugAssign(target=m.Subscript(value=m.Name(name)) | m.Attribute(value=m.Name(name)))
-            )
-            if any(self._lines(found)[0] > end for found in m.findall(function, mutated)):
+            if any(self._lines(found)[0] > end for found in m.findall(function, _updated_in_place(name))):
                 raise Refused(
                     f"{name} is updated in place after the if: on the untaken branch the update would reach a copy"
                 )
@@ -222,14 +219,54 @@ class DataDependentBranch(BreakfixCodemod):
             raise Refused("the if has no else and rebinds no name that is used after it")
         return outputs
 
-    def _lines(self, node: cst.CSTNode) -> tuple[int, int]:
-        position = self.get_metadata(PositionProvider, node)
-        return position.start.line, position.end.line
+    def _private_parameter(self, function: cst.FunctionDef, name: str, end: int) -> bool:
+        """Whether ``name`` is a parameter that no code can tell from a copy after the ``if``: the
+        function binds it no other way and, where it returns it, each caller up the break's stack
+        binds the result to a name it neither updates in place nor returns (where it returns it,
+        the question goes to its caller; the target's caller is the user's code, which may)."""
+        if name not in {p.name.value for p in parameters(function)} or self._bound_otherwise(function, name):
+            return False
+        returned = [r for r in m.findall(function, m.Return()) if self._lines(r)[0] > end and _mentions(r, name)]
+        if not returned:
+            return True
+        stack = self.request.brk.project_stack
+        if self.request.brk.user_stack[-len(stack) :] != stack:
+            return False  # a library frame between two project frames: its code is not read
+        for caller in reversed(stack[:-1]):
+            module = self.parse_file(caller.filename)
+            positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+            outer = function_at(module, caller.lineno)
+            if outer is None:
+                return False
+            statements = [
+                s
+                for s in m.findall(outer, m.SimpleStatementLine())
+                if s in positions and positions[s].start.line <= caller.lineno <= positions[s].end.line
+            ]
+            if len(statements) != 1:
+                return False
+            statement = statements[0].body[0] if len(statements[0].body) == 1 else None
+            if isinstance(statement, cst.Return):
+                continue  # the copy goes on to this function's caller
+            if not isinstance(statement, cst.Assign) or not m.matches(
+                statement, m.Assign(targets=[m.AssignTarget(target=m.Name())])
+            ):
+                return False
+            result = cst.ensure_type(statement.targets[0].target, cst.Name).value
+            if _rebound_fresh_next(outer, statements[0], result):
+                return True
+            after = positions[statements[0]].end.line
+            later = [
+                n for n in m.findall(outer, _updated_in_place(result) | m.Return()) if positions[n].start.line > after
+            ]
+            if any(not isinstance(n, cst.Return) for n in later):
+                return False
+            if not any(_mentions(n, result) for n in later):
+                return True
+        return False
 
-    def _binding_before(self, function: cst.FunctionDef, name: str, line: int) -> cst.BaseExpression | None:
-        """The value of the last binding of ``name`` before ``line`` in ``function``, when that is a
-        plain assignment and the function binds ``name`` no other way (parameters, loops, ``with``)."""
-        params = {p.name.value for p in parameters(function)}
+    def _bound_otherwise(self, function: cst.FunctionDef, name: str) -> bool:
+        """Whether ``function`` binds ``name`` other than by a plain assignment or as a parameter."""
         others = (
             m.For(target=m.MatchIfTrue(lambda t: bool(m.findall(t, m.Name(name)))))
             | m.AsName(name=m.Name(name))
@@ -237,7 +274,16 @@ class DataDependentBranch(BreakfixCodemod):
             | m.AugAssign(target=m.Name(name))
             | m.AssignTarget(target=m.Tuple() | m.List())
         )
-        if name in params or any(m.findall(a, m.Name(name)) for a in m.findall(function, others)):
+        return any(m.findall(a, m.Name(name)) for a in m.findall(function, others))
+
+    def _lines(self, node: cst.CSTNode) -> tuple[int, int]:
+        position = self.get_metadata(PositionProvider, node)
+        return position.start.line, position.end.line
+
+    def _binding_before(self, function: cst.FunctionDef, name: str, line: int) -> cst.BaseExpression | None:
+        """The value of the last binding of ``name`` before ``line`` in ``function``, when that is a
+        plain assignment and the function binds ``name`` no other way (parameters, loops, ``with``)."""
+        if name in {p.name.value for p in parameters(function)} or self._bound_otherwise(function, name):
             return None
         assignments = [
             a for a in m.findall(function, m.Assign(targets=[m.AssignTarget(m.Name(name))])) if self._lines(a)[1] < line
@@ -383,7 +429,7 @@ _FRESH = frozenset(
 def _fresh(value: cst.BaseExpression) -> bool:
     """Whether ``value`` always makes a new tensor (arithmetic, or a torch function or tensor method
     of ``_FRESH``): then a copy of it is indistinguishable from it."""
-    if isinstance(value, (cst.BinaryOperation, cst.UnaryOperation)):
+    if isinstance(value, (cst.BinaryOperation, cst.UnaryOperation, cst.Comparison)):
         return True
     if isinstance(value, cst.Call) and isinstance(value.func, (cst.Attribute, cst.Name)):
         receiver = value.func.value if isinstance(value.func, cst.Attribute) else None
@@ -392,6 +438,54 @@ def _fresh(value: cst.BaseExpression) -> bool:
         name = value.func.attr.value if isinstance(value.func, cst.Attribute) else value.func.value
         return name in _FRESH
     return False
+
+
+def _updated_in_place(name: str) -> m.BaseMatcherNode:
+    """A statement or call that updates the tensor ``name`` holds in place."""
+    return (
+        m.Call(
+            func=m.Attribute(
+                value=m.Name(name),
+                attr=m.Name(m.MatchIfTrue(lambda a: a.endswith("_") and not a.startswith("_"))),
+            )
+        )
+        | m.AugAssign(target=m.Name(name))
+        | m.AssignTarget(target=m.Subscript(value=m.Name(name)) | m.Attribute(value=m.Name(name)))
+        | m.AugAssign(target=m.Subscript(value=m.Name(name)) | m.Attribute(value=m.Name(name)))
+    )
+
+
+def _rebound_fresh_next(function: cst.FunctionDef, statement: cst.SimpleStatementLine, name: str) -> bool:
+    """Whether the statement after ``statement`` in its block rebinds ``name`` to a new tensor
+    (``preds = preds > threshold``): then nothing holds the value ``statement`` bound any more."""
+    for block in m.findall(function, m.IndentedBlock()):
+        body = list(block.body)
+        if any(s is statement for s in body):
+            index = next(i for i, s in enumerate(body) if s is statement)
+            following = body[index + 1] if index + 1 < len(body) else None
+            rebinding = m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(target=m.Name(name))])])
+            return (
+                isinstance(following, cst.SimpleStatementLine)
+                and m.matches(following, rebinding)
+                and _fresh(cst.ensure_type(following.body[0], cst.Assign).value)
+            )
+    return False
+
+
+def _mentions(node: cst.CSTNode, name: str) -> bool:
+    return bool(m.findall(node, m.Name(name)))
+
+
+def _predicate_and_branches(
+    test: cst.BaseExpression, if_true: cst.BaseExpression, if_false: cst.BaseExpression
+) -> tuple[cst.BaseExpression, cst.BaseExpression, cst.BaseExpression]:
+    """torch.cond's predicate and branches for ``test``: ``not x`` asks Python for the truth of a
+    tensor while tracing, so its operand becomes the predicate and the branches swap."""
+    while isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        test, if_true, if_false = test.expression, if_false, if_true
+    if test.lpar and isinstance(test, (cst.BinaryOperation, cst.BooleanOperation, cst.Comparison)):
+        test = test.with_changes(lpar=[], rpar=[])
+    return test, if_true, if_false
 
 
 def _assigned_in_order(block) -> list[str]:
