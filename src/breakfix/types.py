@@ -216,6 +216,7 @@ class ValueKind(str, enum.Enum):
     """What a value at the break held when the worker ran the target eagerly."""
 
     TENSOR = "tensor"  # a plain torch.Tensor that does not require grad
+    INDEX_TENSOR = "0-d integer tensor"  # one element, no dimension: indexes like an int
     TENSOR_GRAD = "tensor requiring grad"
     TENSOR_SUBCLASS = "parameter or tensor subclass"
     TENSORS = "list or tuple of tensors"

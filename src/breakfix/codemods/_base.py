@@ -144,6 +144,11 @@ def names_in(node: cst.CSTNode) -> set[str]:
     return {n.value for n in m.findall(node, m.Name()) if id(n) not in not_variables}
 
 
+def code_of(node: cst.CSTNode) -> str:
+    """The source text of ``node`` alone."""
+    return cst.Module([]).code_for_node(node)
+
+
 def fresh_name(base: str, taken: set[str]) -> str:
     """``base``, or ``base_2``, ``base_3``... : the first not in ``taken``."""
     name, number = base, 1

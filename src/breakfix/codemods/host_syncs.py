@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import libcst as cst
 import libcst.matchers as m
 from libcst.codemod.visitors import AddImportsVisitor
@@ -9,6 +11,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider, QualifiedNameProv
 
 from breakfix.codemods._base import (
     BreakfixCodemod,
+    code_of,
     existing_helper,
     index_after_imports,
     insert_top_level,
@@ -16,7 +19,7 @@ from breakfix.codemods._base import (
     parameter_names,
 )
 from breakfix.codemods._orchestration import NotSplittable, function_site, is_compiled_piece, single_caller
-from breakfix.types import TENSOR_ASSERT, Applicability
+from breakfix.types import DATA_DEPENDENT_GUARD, TENSOR_ASSERT, Applicability, ValueKind
 
 ARANGE = "torch.arange"
 HELPER = "_number"
@@ -305,3 +308,152 @@ def _with_int_sizes(test: cst.BaseExpression, maybe_tensors: set[str]) -> cst.Ba
         new_left = as_int(left)
         return test if new_left is left else test.with_changes(left=new_left)
     return test
+
+
+class IndexByScalarTensor(BreakfixCodemod):
+    """Index with a 0-d integer tensor through a one-element index tensor.
+
+    ## What it fixes
+    ``table[t]`` where the worker measured ``t`` holding a 0-d integer tensor and ``table`` a
+    tensor, as in a diffusion scheduler's ``self.alphas_cumprod[timestep]`` with the timestep
+    taken from ``self.timesteps``. The break is a data-dependent guard ("Could not extract
+    specialized integer from data-dependent expression", no GB id). Every such subscript of the
+    function holding the break is rewritten, in any expression of a simple statement
+    (assignments, returns, conditional expressions); the index and the indexed value must be
+    names, attributes, subscripts or constants.
+
+    ## Why it breaks
+    A 0-d tensor used as an index is read as a Python int (``__index__``): a host sync, which
+    dynamo traces as an unbacked integer and then has to guard on to pick a basic index. A
+    one-element index tensor is advanced indexing, which stays in the graph; ``.squeeze(0)``
+    drops the dimension it adds.
+
+    ## Example
+    ```python
+    alpha_prod_t = self.alphas_cumprod[timestep]
+    ```
+    becomes
+    ```python
+    alpha_prod_t = self.alphas_cumprod[timestep.reshape(1)].squeeze(0)
+    ```
+
+    ## Fix safety
+    Safe: the same element is read, with the same dtype and shape, and the same index errors
+    for an index out of range (an ``IndexError`` either way; the message differs); a negative
+    index counts from the end both ways. Only subscripts whose index the worker measured as a 0-d
+    integer tensor each time the line ran, and whose value as a tensor, are rewritten: a Python
+    int, a bool tensor (a mask) or a one-element 1-d tensor index is not one. The difference is
+    that a basic index returns a view of the table and advanced indexing a copy: so the rewrite is
+    refused when the function updates the table or the name it binds the element to in place, or
+    stores into a subscript of either (the update would reach one and not the other).
+    """
+
+    CODE = "BF703"
+    FIX_TITLE = "Index with a 0-d integer tensor as a one-element index tensor"
+    GB_TYPES = frozenset({DATA_DEPENDENT_GUARD})
+    APPLICABILITY = Applicability.SAFE
+
+    METADATA_DEPENDENCIES = (PositionProvider,)
+
+    def __init__(self, context, request) -> None:
+        super().__init__(context, request)
+        self.function: cst.FunctionDef | None = None  # the innermost function at the break's line
+        self.functions: list[cst.FunctionDef] = []
+        self.stores: set[cst.CSTNode] = set()  # subscripts that are assigned to, not read
+        self.rewritten = 0
+        self.rewritten_break_line = False
+        self.at_header = False
+        self.refused = ""
+
+    def visit_Module(self, node: cst.Module) -> None:
+        spanning = [f for f in m.findall(node, m.FunctionDef()) if self.spans_break(f)]
+        if spanning:  # nested functions start after the functions around them
+            self.function = max(spanning, key=lambda f: self.get_metadata(PositionProvider, f).start.line)
+            # Dynamo may place a guard at the function's header: any subscript of it is then at the break.
+            self.at_header = (
+                self.get_metadata(PositionProvider, self.function.name).start.line == self.request.brk.site.lineno
+            )
+            targets = m.findall(self.function, m.AssignTarget() | m.AugAssign() | m.Del() | m.AnnAssign())
+            self.stores = {t for t in (getattr(n, "target", None) for n in targets) if isinstance(t, cst.Subscript)}
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.functions.append(node)
+
+    def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef) -> cst.FunctionDef:
+        self.functions.pop()
+        return updated
+
+    def leave_Subscript(self, original: cst.Subscript, updated: cst.Subscript) -> cst.BaseExpression:
+        if self.function is None or self.function not in self.functions or original in self.stores:
+            return updated
+        if len(updated.slice) != 1 or not isinstance(updated.slice[0].slice, cst.Index):
+            return updated
+        index = updated.slice[0].slice.value
+        facts = self.request.facts
+        text = code_of(index)
+        if facts.kinds_of(text) != (ValueKind.INDEX_TENSOR,):
+            return updated
+        if (
+            not facts.kinds_of(code_of(updated.value))
+            or not set(facts.kinds_of(code_of(updated.value))) <= _TENSOR_KINDS
+        ):
+            return updated
+        for held in _updated_in_place(self.function, updated.value):
+            self.refused = f"`{code_of(updated.value)}` is updated in place in the function (`{code_of(held)}`): a view of it would see the update, a copy would not"
+            return updated
+        self.rewritten += 1
+        self.rewritten_break_line |= self.at_header or self.spans_break(original)
+        one_element = (
+            cst.parse_expression(f"{text}.reshape(1)")
+            if _atomic(index)
+            else cst.parse_expression(f"({text}).reshape(1)")
+        )
+        indexed = updated.with_changes(slice=[cst.SubscriptElement(cst.Index(one_element))])
+        return cst.Call(func=cst.Attribute(value=indexed, attr=cst.Name("squeeze")), args=[cst.Arg(cst.Integer("0"))])
+
+    def leave_Assign(self, original: cst.Assign, updated: cst.Assign) -> cst.Assign:
+        # The element a name is bound to: a view before, a copy after; an in-place update of the
+        # name later in the function would reach the table before and not after.
+        if self.function is None or updated.value is original.value or len(updated.targets) != 1:
+            return updated
+        target = updated.targets[0].target
+        if isinstance(target, cst.Name):
+            for held in _updated_in_place(self.function, target):
+                self.refused = (
+                    f"{target.value} is updated in place (`{code_of(held)}`): the element it holds would be a copy"
+                )
+                raise self.skip(self.refused)
+        return updated
+
+    def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
+        if not self.rewritten_break_line:
+            raise self.skip(
+                self.refused
+                or f"no subscript at line {self.request.brk.site.lineno} whose index was measured as a 0-d integer tensor"
+            )
+        return updated
+
+
+_TENSOR_KINDS = frozenset({ValueKind.TENSOR, ValueKind.TENSOR_GRAD, ValueKind.TENSOR_SUBCLASS, ValueKind.INDEX_TENSOR})
+
+
+def _atomic(node: cst.BaseExpression) -> bool:
+    return isinstance(node, (cst.Name, cst.Attribute, cst.Subscript)) and not node.lpar
+
+
+def _updated_in_place(function: cst.FunctionDef, value: cst.BaseExpression) -> Sequence[cst.CSTNode]:
+    """Statements and calls of ``function`` that update what ``value`` (a name or attribute read)
+    holds in place: a trailing-underscore method, an augmented assignment, a store into it."""
+    same: m.MatchIfTrue[cst.CSTNode] = m.MatchIfTrue(
+        lambda node: isinstance(node, cst.BaseExpression) and node.deep_equals(value)
+    )
+    return m.findall(
+        function,
+        m.Call(
+            func=m.Attribute(
+                value=same, attr=m.Name(m.MatchIfTrue(lambda a: a.endswith("_") and not a.startswith("_")))
+            )
+        )
+        | m.AugAssign(target=same | m.Subscript(value=same))
+        | m.AssignTarget(target=m.Subscript(value=same)),
+    )

@@ -10,7 +10,9 @@ guessed: the helper's arguments are captured during an eager run of the target, 
 The other kind: what each argument of a print or log call at a break held when the line ran
 (``BreakFacts.values``), so BF501 decides from the measured type instead of refusing on "may be
 a tensor". Only arguments made of names, attributes, subscripts and constants are read (reading
-them runs no user code but properties); each time the line runs adds the kinds it saw.
+them runs no user code but properties); each time the line runs adds the kinds it saw. At a
+data-dependent guard, the same is measured for every subscript ``x[i]`` of the function holding
+the break, both ``x`` and ``i``, so BF703 knows which index is a 0-d integer tensor.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 
 import torch
 
-from breakfix.types import BreakFacts, OpaqueOpFact, ValueKind
+from breakfix.types import DATA_DEPENDENT_GUARD, BreakFacts, OpaqueOpFact, ValueKind
 from breakfix.worker.fakes import (
     Rejected,
     annotation_of,
@@ -154,10 +156,38 @@ def _reported_expressions(filename: str, lineno: int) -> tuple[int, list[str]]:
     return 0, []
 
 
+def _subscript_expressions(filename: str, lineno: int) -> dict[int, list[str]]:
+    """Per first line of each simple statement of the function spanning ``lineno``: the readable
+    subscripts' values and single indexes it holds (``x[i]``: ``x`` and ``i``)."""
+    try:
+        tree = ast.parse(Path(filename).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return {}
+    functions = [
+        f
+        for f in ast.walk(tree)
+        if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and f.lineno <= lineno <= (f.end_lineno or f.lineno)
+    ]
+    if not functions:
+        return {}
+    function = min(functions, key=lambda f: (f.end_lineno or f.lineno) - f.lineno)
+    found: dict[int, list[str]] = {}
+    for statement in ast.walk(function):
+        if not isinstance(statement, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr, ast.Return)):
+            continue
+        for node in ast.walk(statement):
+            if isinstance(node, ast.Subscript) and not isinstance(node.slice, (ast.Slice, ast.Tuple)):
+                if _readable(node.value) and _readable(node.slice):
+                    found.setdefault(statement.lineno, []).extend([ast.unparse(node.value), ast.unparse(node.slice)])
+    return {line: list(dict.fromkeys(texts)) for line, texts in found.items()}
+
+
 def kind_of(value: Any) -> ValueKind:
     if isinstance(value, torch.Tensor):
         if type(value) is not torch.Tensor:
             return ValueKind.TENSOR_SUBCLASS
+        if value.dim() == 0 and not value.is_floating_point() and not value.is_complex() and value.dtype != torch.bool:
+            return ValueKind.INDEX_TENSOR
         return ValueKind.TENSOR_GRAD if value.requires_grad else ValueKind.TENSOR
     simple = {
         bool: ValueKind.BOOL,
@@ -182,22 +212,27 @@ def value_facts(
 ) -> dict[str, dict[str, tuple[ValueKind, ...]]]:
     """Per break site holding a print or log call: the kinds each readable argument held, over one
     eager run of the target."""
-    watched: dict[tuple[str, int], tuple[str, list[tuple[str, types.CodeType]]]] = {}
+    watched: dict[tuple[str, int], list[tuple[str, list[tuple[str, types.CodeType]]]]] = {}
     for brk in breaks:
         site = brk["project_stack"][-1]
+        key = f"{site['filename']}:{site['lineno']}"
         first, expressions = _reported_expressions(site["filename"], site["lineno"])
+        lines = (
+            _subscript_expressions(site["filename"], site["lineno"]) if brk["gb_type"] == DATA_DEPENDENT_GUARD else {}
+        )
         if expressions:
-            compiled = [(e, compile(e, site["filename"], "eval")) for e in expressions]
-            watched[(os.path.realpath(site["filename"]), first)] = (f"{site['filename']}:{site['lineno']}", compiled)
+            lines[first] = list(dict.fromkeys([*expressions, *lines.get(first, [])]))
+        for line, texts in lines.items():
+            compiled = [(e, compile(e, site["filename"], "eval")) for e in texts]
+            watched.setdefault((os.path.realpath(site["filename"]), line), []).append((key, compiled))
     if not watched:
         return {}
     files = {filename for filename, _ in watched}
-    seen: dict[str, dict[str, list[ValueKind]]] = {key: {} for key, _ in watched.values()}
+    seen: dict[str, dict[str, list[ValueKind]]] = {key: {} for entries in watched.values() for key, _ in entries}
 
     def local(frame: types.FrameType, event: str, arg: Any) -> Any:
-        entry = watched.get((os.path.realpath(frame.f_code.co_filename), frame.f_lineno)) if event == "line" else None
-        if entry is not None:
-            key, compiled = entry
+        entries = watched.get((os.path.realpath(frame.f_code.co_filename), frame.f_lineno)) if event == "line" else None
+        for key, compiled in entries or ():
             for text, code in compiled:
                 try:
                     # Names, attributes, subscripts and constants only (_readable): no user code runs.

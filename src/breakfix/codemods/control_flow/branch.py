@@ -7,7 +7,7 @@ import libcst.matchers as m
 from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from breakfix.codemods._base import BreakfixCodemod, Refused, fresh_name, function_at, names_in, parameters
+from breakfix.codemods._base import BreakfixCodemod, Refused, code_of, fresh_name, function_at, names_in, parameters
 from breakfix.codemods.control_flow._cond import COND, cond_call
 from breakfix.types import DATA_DEPENDENT_GUARD, Applicability
 
@@ -104,9 +104,18 @@ class DataDependentBranch(BreakfixCodemod):
         self.functions: list[cst.FunctionDef] = []
         self.in_test = 0
         self.elifs: set[cst.If] = set()  # Ifs in an elif position: their replacement must be an If
+        self.bound_to: dict[cst.IfExp, str] = {}  # conditional expressions that are an assignment's value
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self.functions.append(node)
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        if (
+            isinstance(node.value, cst.IfExp)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0].target, cst.Name)
+        ):
+            self.bound_to[node.value] = node.targets[0].target.value
 
     # A conditional expression inside an if's test is the if's business: rewriting it alone would
     # leave the if for a second pass (the rewrite must be idempotent).
@@ -172,8 +181,21 @@ class DataDependentBranch(BreakfixCodemod):
             # A nested conditional would be rewritten by a second pass: the rewrite must be idempotent.
             self.refused = "the conditional expression nests another, yields, awaits or binds a name"
             return updated
+        branches = [updated.body, updated.orelse]
+        if any(_read_only(b) for b in branches):
+            # A branch that reads an existing tensor would return it unchanged, which torch.cond
+            # refuses (an output may not alias an input); its copy is the same where the result is
+            # only ever read by arithmetic.
+            binding = self.bound_to.get(original)
+            if binding is None or not self._only_read_by_arithmetic(binding):
+                self.refused = (
+                    "a branch of the conditional expression returns an existing tensor, which torch.cond "
+                    "refuses, and a copy would be told apart: the result is not bound to a name only read by arithmetic"
+                )
+                return updated
+            branches = [cst.parse_expression(f"{code_of(b)}.clone()") if _read_only(b) else b for b in branches]
         self.rewritten += 1
-        lambdas = [cst.Lambda(params=cst.Parameters(), body=branch) for branch in (updated.body, updated.orelse)]
+        lambdas = [cst.Lambda(params=cst.Parameters(), body=branch) for branch in branches]
         return cond_call([*_predicate_and_branches(updated.test, *lambdas)], [])
 
     def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
@@ -208,7 +230,7 @@ class DataDependentBranch(BreakfixCodemod):
             if binding is not None and not _fresh(binding):
                 raise Refused(
                     f"the if has no else and {name} may be a view or alias of another tensor before it "
-                    f"(`{cst.Module([]).code_for_node(binding)}`): a copy would not share its memory"
+                    f"(`{code_of(binding)}`): a copy would not share its memory"
                 )
             if any(self._lines(found)[0] > end for found in m.findall(function, _updated_in_place(name))):
                 raise Refused(
@@ -264,6 +286,26 @@ class DataDependentBranch(BreakfixCodemod):
             if not any(_mentions(n, result) for n in later):
                 return True
         return False
+
+    def _only_read_by_arithmetic(self, name: str) -> bool:
+        """Whether every read of ``name`` in the function is an operand of an arithmetic or
+        comparison operator, or calls a method of it that is not an in-place one (``x.sqrt()``)."""
+        function = self.functions[-1]
+        parents = {
+            id(child): parent
+            for parent in m.findall(
+                function, m.BinaryOperation() | m.UnaryOperation() | m.Comparison() | m.ComparisonTarget()
+            )
+            for child in parent.children
+        }
+        methods = {
+            id(c.func.value)
+            for c in m.findall(function, m.Call(func=m.Attribute(value=m.Name(name))))
+            if isinstance(c.func, cst.Attribute) and not c.func.attr.value.endswith("_")
+        }
+        bound = {id(t.target) for t in m.findall(function, m.AssignTarget(target=m.Name(name)))}
+        reads = [n for n in m.findall(function, m.Name(name)) if id(n) not in bound]
+        return bool(reads) and all(id(n) in parents or id(n) in methods for n in reads)
 
     def _bound_otherwise(self, function: cst.FunctionDef, name: str) -> bool:
         """Whether ``function`` binds ``name`` other than by a plain assignment or as a parameter."""
@@ -438,6 +480,11 @@ def _fresh(value: cst.BaseExpression) -> bool:
         name = value.func.attr.value if isinstance(value.func, cst.Attribute) else value.func.value
         return name in _FRESH
     return False
+
+
+def _read_only(branch: cst.BaseExpression) -> bool:
+    """Whether a branch only reads an existing object (a name or an attribute)."""
+    return isinstance(branch, (cst.Name, cst.Attribute)) and not m.matches(branch, m.Name("None"))
 
 
 def _updated_in_place(name: str) -> m.BaseMatcherNode:
