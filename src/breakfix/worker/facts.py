@@ -218,7 +218,9 @@ def value_facts(
         key = f"{site['filename']}:{site['lineno']}"
         first, expressions = _reported_expressions(site["filename"], site["lineno"])
         lines = (
-            _subscript_expressions(site["filename"], site["lineno"]) if brk.get("gb_type") == DATA_DEPENDENT_GUARD else {}
+            _subscript_expressions(site["filename"], site["lineno"])
+            if brk.get("gb_type") == DATA_DEPENDENT_GUARD
+            else {}
         )
         if expressions:
             lines[first] = list(dict.fromkeys([*expressions, *lines.get(first, [])]))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import libcst as cst
 import libcst.matchers as m
 from libcst.codemod.visitors import AddImportsVisitor
@@ -22,9 +24,11 @@ class DataDependentBranch(BreakfixCodemod):
     frame), in a loop body too, whose branches only compute values: each branch is assignments to
     names; the names both assign are the results, and a name only one branch assigns is a
     temporary of that branch. An ``if`` without ``else`` is one too when each name it rebinds was
-    last bound before it by an assignment that makes a new tensor (arithmetic, or a torch function
-    or tensor method that never returns a view or its input, such as ``sum``, ``clamp``,
-    ``softmax``, ``where``; not a call of a module or method of ``self``): the untaken branch
+    last bound before it by an assignment that makes a new tensor (arithmetic; a function of the
+    torch namespace, ``torch.*``, ``F.*``, ``nn.functional.*``, other than those that may return a
+    view or their input, such as ``reshape``, ``flatten``, ``to``, ``detach``, ``dropout``; a tensor
+    method that never does, such as ``sum``, ``clamp``, ``softmax``; not a call of a module or
+    method of ``self``): the untaken branch
     passes a copy of it through (``return grad.clone()``). So is one that rebinds a parameter
     (``if not torch.all((p >= 0) & (p <= 1)): p = p.sigmoid()``) when no code can tell the copy
     from the caller's tensor: the function does not update it in place after the ``if``, and
@@ -104,7 +108,11 @@ class DataDependentBranch(BreakfixCodemod):
         self.functions: list[cst.FunctionDef] = []
         self.in_test = 0
         self.elifs: set[cst.If] = set()  # Ifs in an elif position: their replacement must be an If
+        self.torch_roots: frozenset[str] = frozenset()  # names the module binds to torch and its submodules
         self.bound_to: dict[cst.IfExp, str] = {}  # conditional expressions that are an assignment's value
+
+    def visit_Module(self, node: cst.Module) -> None:
+        self.torch_roots = _torch_roots(node)
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self.functions.append(node)
@@ -227,7 +235,7 @@ class DataDependentBranch(BreakfixCodemod):
                     "parameter the function returns to a caller that may update it in place: on the "
                     "untaken branch it would hold the caller's object (or nothing), which a copy is not"
                 )
-            if binding is not None and not _fresh(binding):
+            if binding is not None and not _fresh(binding, self.torch_roots):
                 raise Refused(
                     f"the if has no else and {name} may be a view or alias of another tensor before it "
                     f"(`{code_of(binding)}`): a copy would not share its memory"
@@ -275,7 +283,7 @@ class DataDependentBranch(BreakfixCodemod):
             ):
                 return False
             result = cst.ensure_type(statement.targets[0].target, cst.Name).value
-            if _rebound_fresh_next(outer, statements[0], result):
+            if _rebound_fresh_next(outer, statements[0], result, _torch_roots(module)):
                 return True
             after = positions[statements[0]].end.line
             later = [
@@ -468,9 +476,10 @@ _FRESH = frozenset(
 )
 
 
-def _fresh(value: cst.BaseExpression) -> bool:
-    """Whether ``value`` always makes a new tensor (arithmetic, or a torch function or tensor method
-    of ``_FRESH``): then a copy of it is indistinguishable from it."""
+def _fresh(value: cst.BaseExpression, torch_roots: frozenset[str]) -> bool:
+    """Whether ``value`` always makes a new tensor (arithmetic; a tensor method of ``_FRESH``; a
+    function of the torch namespace, reached through a name in ``torch_roots``, that is not one of
+    ``_MAY_ALIAS``): then a copy of it is indistinguishable from it."""
     if isinstance(value, (cst.BinaryOperation, cst.UnaryOperation, cst.Comparison)):
         return True
     if isinstance(value, cst.Call) and isinstance(value.func, (cst.Attribute, cst.Name)):
@@ -478,8 +487,106 @@ def _fresh(value: cst.BaseExpression) -> bool:
         if m.matches(receiver, m.Name("self")) or m.matches(receiver, m.Attribute(value=m.Name("self"))):
             return False  # a module or method of the object: it may hand back its input
         name = value.func.attr.value if isinstance(value.func, cst.Attribute) else value.func.value
+        root = value.func
+        while isinstance(root, cst.Attribute):
+            root = root.value
+        if isinstance(root, cst.Name) and root.value in torch_roots and root is not value.func:
+            return name not in _MAY_ALIAS and not name.endswith("_")
         return name in _FRESH
     return False
+
+
+def _torch_roots(module: cst.Module) -> frozenset[str]:
+    """The names a module binds to torch or one of its submodules (``torch``, ``F``, ``nn``)."""
+    roots = set()
+    for node in m.findall(module, m.Import() | m.ImportFrom()):
+        if isinstance(node, cst.Import):
+            for alias in node.names:
+                dotted = code_of(alias.name)
+                if dotted == "torch" or dotted.startswith("torch."):
+                    roots.add(code_of(alias.asname.name) if alias.asname else dotted.split(".")[0])
+        elif node.module is not None and not node.relative and code_of(node.module).split(".")[0] == "torch":
+            if isinstance(node.names, Sequence):
+                for alias in node.names:  # from torch import nn; from torch.nn import functional as F
+                    if code_of(alias.name) in _TORCH_SUBMODULES:
+                        roots.add(code_of(alias.asname.name) if alias.asname else code_of(alias.name))
+    return frozenset(roots)
+
+
+# Submodules of torch whose functions compute on tensors.
+_TORCH_SUBMODULES = frozenset({"nn", "functional", "linalg", "fft", "special"})
+
+# torch functions that may return a view of an argument or the argument itself: their result is not
+# always a new tensor (``F.dropout`` in eval mode and ``x.to(x.dtype)`` hand back their input).
+_MAY_ALIAS = frozenset(
+    {
+        "view",
+        "view_as",
+        "reshape",
+        "reshape_as",
+        "flatten",
+        "unflatten",
+        "ravel",
+        "squeeze",
+        "unsqueeze",
+        "transpose",
+        "permute",
+        "movedim",
+        "moveaxis",
+        "swapaxes",
+        "swapdims",
+        "t",
+        "adjoint",
+        "narrow",
+        "select",
+        "expand",
+        "expand_as",
+        "broadcast_to",
+        "broadcast_tensors",
+        "split",
+        "split_with_sizes",
+        "chunk",
+        "unbind",
+        "tensor_split",
+        "hsplit",
+        "vsplit",
+        "dsplit",
+        "diagonal",
+        "as_strided",
+        "detach",
+        "contiguous",
+        "to",
+        "type",
+        "type_as",
+        "real",
+        "imag",
+        "view_as_real",
+        "view_as_complex",
+        "conj",
+        "resolve_conj",
+        "resolve_neg",
+        "alias",
+        "unfold",
+        "atleast_1d",
+        "atleast_2d",
+        "atleast_3d",
+        "meshgrid",
+        "as_tensor",
+        "asarray",
+        "from_numpy",
+        "dropout",
+        "dropout1d",
+        "dropout2d",
+        "dropout3d",
+        "alpha_dropout",
+        "feature_alpha_dropout",
+        "identity",
+        "Identity",
+        "cast",
+        "align_to",
+        "rename",
+    }
+)
 
 
 def _read_only(branch: cst.BaseExpression) -> bool:
@@ -502,7 +609,9 @@ def _updated_in_place(name: str) -> m.BaseMatcherNode:
     )
 
 
-def _rebound_fresh_next(function: cst.FunctionDef, statement: cst.SimpleStatementLine, name: str) -> bool:
+def _rebound_fresh_next(
+    function: cst.FunctionDef, statement: cst.SimpleStatementLine, name: str, torch_roots: frozenset[str]
+) -> bool:
     """Whether the statement after ``statement`` in its block rebinds ``name`` to a new tensor
     (``preds = preds > threshold``): then nothing holds the value ``statement`` bound any more."""
     for block in m.findall(function, m.IndentedBlock()):
@@ -514,7 +623,7 @@ def _rebound_fresh_next(function: cst.FunctionDef, statement: cst.SimpleStatemen
             return (
                 isinstance(following, cst.SimpleStatementLine)
                 and m.matches(following, rebinding)
-                and _fresh(cst.ensure_type(following.body[0], cst.Assign).value)
+                and _fresh(cst.ensure_type(following.body[0], cst.Assign).value, torch_roots)
             )
     return False
 
