@@ -381,7 +381,16 @@ class Engine:
                 and (b.project_stack[0].line == brk.project_stack[0].line or b.project_stack[0].line not in old_lines)
                 for b in outcome.breaks
             )
-            moved = [b for b in outcome.breaks if b.site.filename == path and b.site.line not in old_lines]
+            # A break located before the rewrite, of the same type at the same line of the same
+            # function, is that break (the rewrite changed its line's text), not this one moved.
+            located_before = {(o.site.filename, o.site.lineno, o.site.name, o.gb_type) for o in request.other_breaks}
+            moved = [
+                b
+                for b in outcome.breaks
+                if b.site.filename == path
+                and b.site.line not in old_lines
+                and (b.site.filename, b.site.lineno, b.site.name, b.gb_type) not in located_before
+            ]
             if not gone or moved:
                 why = outcome.reason or (
                     f"the rewrite moved the break to a line it wrote ({moved[0].gb_type})"
