@@ -23,12 +23,36 @@ HELPER = "_deepcopy"
 # name is never overwritten.
 HELPER_SOURCE = f"""\
 def {HELPER}(value):
-    # copy.deepcopy, traceable by torch.compile where it equals a clone: a plain tensor with no
-    # autograd state deep-copies to an equal tensor with its own storage. Anything else (a tensor
-    # that requires grad or has a .grad, a Parameter, a subclass, a container) is deep-copied.
-    if type(value) is torch.Tensor and not value.requires_grad and value.grad is None:
-        return value.clone()
-    return copy.deepcopy(value)
+    # copy.deepcopy, traceable by torch.compile where it equals cloning: a plain tensor with no
+    # autograd state deep-copies to an equal tensor with its own storage, and a dict (str or int
+    # keys), list or tuple of such tensors and Python scalars to the same container of clones, when
+    # no tensor or container appears in it twice (a deep copy would share one copy of it). Anything
+    # else (a tensor that requires grad or has a .grad, a Parameter, a subclass, another object) is
+    # deep-copied.
+    seen = []
+
+    def clonable(item):
+        if type(item) in (int, float, bool, str, type(None)):
+            return True
+        if any(item is other for other in seen):
+            return False
+        seen.append(item)
+        if type(item) is torch.Tensor:
+            return not item.requires_grad and item.grad is None
+        if type(item) is dict:
+            return all(type(key) in (int, str) and clonable(entry) for key, entry in item.items())
+        return type(item) in (list, tuple) and all(clonable(entry) for entry in item)
+
+    def clone(item):
+        if type(item) is torch.Tensor:
+            return item.clone()
+        if type(item) is dict:
+            return {{key: clone(entry) for key, entry in item.items()}}
+        if type(item) in (list, tuple):
+            return type(item)([clone(entry) for entry in item])
+        return item
+
+    return clone(value) if clonable(value) else copy.deepcopy(value)
 """
 
 
@@ -37,16 +61,19 @@ class DeepcopyOfTensor(BreakfixCodemod):
 
     ## What it fixes
     ``copy.deepcopy(t)`` of a tensor inside compiled code (``targets = copy.deepcopy(probs)`` to
-    keep a value untouched), directly in the compiled function or in a helper it calls.
+    keep a value untouched), or of a dict (``str`` or ``int`` keys), list or tuple of tensors and
+    Python scalars, nested (an EMA's state, a batch), directly in the compiled function or in a
+    helper, a method or a child module it calls.
 
     ## Why it breaks
     Dynamo does not trace ``Tensor.__deepcopy__`` (it copies storage, autograd state and Python
     attributes), so it stops at the call. For the tensors people copy in a forward, teacher
     targets computed under ``no_grad``, masks, running statistics, the deep copy is a clone: an
     equal tensor (values, shape, dtype, device, strides of a dense tensor, ``requires_grad``
-    False) with its own storage. The call becomes a call to a small module-level helper,
-    ``_deepcopy``, that clones exactly those tensors and calls ``copy.deepcopy`` for anything else;
-    the test is on values dynamo knows while tracing, so the compiled graph holds only the clone.
+    False) with its own storage, and the deep copy of a container of them is the same container of
+    clones. The call becomes a call to a small module-level helper, ``_deepcopy``, that clones
+    exactly those and calls ``copy.deepcopy`` for anything else; the tests are on values dynamo
+    knows while tracing, so the compiled graph holds only the clones.
 
     ## Example
     ```python
@@ -57,9 +84,7 @@ class DeepcopyOfTensor(BreakfixCodemod):
     becomes
     ```python
     def _deepcopy(value):
-        if type(value) is torch.Tensor and not value.requires_grad and value.grad is None:
-            return value.clone()
-        return copy.deepcopy(value)
+        ...  # clone(value) if clonable(value) else copy.deepcopy(value)
 
 
     def sharpen(probs, temperature):
@@ -70,7 +95,12 @@ class DeepcopyOfTensor(BreakfixCodemod):
     ## Fix safety
     Safe: for a plain tensor without autograd state the clone equals the deep copy in values,
     shape, dtype, device, strides and ``requires_grad``, and shares no memory with the original;
-    for anything else the helper calls ``copy.deepcopy`` itself. Two things a deep copy carries are
+    a container is rebuilt with the same type, keys and order. A deep copy shares one copy of an
+    object that appears twice (tied weights: ``{"enc": w, "dec": w}``), so a container in which a
+    tensor or a list or dict appears twice, a dict with other keys, a subclass of dict, list or
+    tuple (``OrderedDict``, a named tuple) and any other object in it are deep-copied as before;
+    for anything else the helper calls ``copy.deepcopy`` itself. A tuple is always a new tuple
+    (a deep copy returns a tuple of only scalars unchanged). Two things a deep copy carries are
     not carried: a ``storage_offset`` (a view's copy starts at offset 0 and holds only its own
     elements) and Python attributes set on the tensor object (``t.note = ...``). A tensor that
     requires grad still breaks (its deep copy is a new leaf that requires grad, which compiled code
