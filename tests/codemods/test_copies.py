@@ -12,7 +12,7 @@ def test_deepcopy_helper_is_added_once_and_its_own_call_is_never_rewritten() -> 
     source = "import copy\n\n\ndef f(x):\n    a = copy.deepcopy(x)\n    return a\n"
     first = run_codemod("BF401", source, 5)
     assert isinstance(first, TransformSuccess) and "    a = _deepcopy(x)\n" in first.code
-    helper_line = line_of(first.code, "return copy.deepcopy(value)")
+    helper_line = line_of(first.code, "else copy.deepcopy(value)")
     assert isinstance(run_codemod("BF401", first.code, helper_line), TransformSkip)
     assert first.code.count("def _deepcopy(") == 1
     memo = "import copy\n\n\ndef f(x, memo):\n    return copy.deepcopy(x, memo)\n"

@@ -256,7 +256,11 @@ class DataDependentBranch(BreakfixCodemod):
         the question goes to its caller; the target's caller is the user's code, which may)."""
         if name not in {p.name.value for p in parameters(function)} or self._bound_otherwise(function, name):
             return False
-        returned = [r for r in m.findall(function, m.Return()) if self._lines(r)[0] > end and _mentions(r, name)]
+        returned = [
+            r
+            for r in m.findall(function, m.Return())
+            if self._lines(r)[0] > end and _hands_on(r, name, self.torch_roots)
+        ]
         if not returned:
             return True
         stack = self.request.brk.project_stack
@@ -291,7 +295,7 @@ class DataDependentBranch(BreakfixCodemod):
             ]
             if any(not isinstance(n, cst.Return) for n in later):
                 return False
-            if not any(_mentions(n, result) for n in later):
+            if not any(_hands_on(n, result, _torch_roots(module)) for n in later):
                 return True
         return False
 
@@ -628,8 +632,13 @@ def _rebound_fresh_next(
     return False
 
 
-def _mentions(node: cst.CSTNode, name: str) -> bool:
-    return bool(m.findall(node, m.Name(name)))
+def _hands_on(statement: cst.CSTNode, name: str, torch_roots: frozenset[str]) -> bool:
+    """Whether a ``return`` may hand the caller the object ``name`` holds (or a view of it): it
+    mentions ``name`` and its value is not a new tensor (``return y * 2`` hands on a new one)."""
+    value = statement.value if isinstance(statement, cst.Return) else None
+    if value is not None and _fresh(value, torch_roots):
+        return False
+    return bool(m.findall(statement, m.Name(name)))
 
 
 def _predicate_and_branches(
