@@ -2,8 +2,10 @@
 
     python scripts/new_codemod.py FAMILY CODE ClassName
 
-- appends a ``BreakfixCodemod`` subclass to ``src/breakfix/codemods/FAMILY.py`` (a new module for a
-  new family; a new module ``FAMILY/class_name.py`` when the family is a package of one module per codemod), with the docstring headings the docs need and a ``transform_module_impl`` that skips;
+- appends a ``SiteCodemod`` subclass to ``src/breakfix/codemods/FAMILY.py`` (a new module for a
+  new family; a new module ``FAMILY/class_name.py`` when the family is a package of one module per
+  codemod), with the docstring headings the docs need and a visitor that rewrites nothing yet
+  (the base then skips with "no <SITE> at line N");
 - registers it in ``REGISTRY`` before the catch-alls;
 - creates ``fixtures/FAMILY/CODE_positive/`` and ``CODE_negative/`` (before.py, after.py, inputs.py,
   case.toml) around a ``torch._dynamo.graph_break()`` to replace with the pattern.
@@ -29,14 +31,18 @@ NEW_MODULE = '''"""TODO: the fix family, in one line."""
 from __future__ import annotations
 
 import libcst as cst
+from libcst.metadata import PositionProvider
 
-from breakfix.codemods._base import BreakfixCodemod
+from breakfix.codemods._base import SiteCodemod
 from breakfix.types import Applicability
 '''
 
+# What an existing family module may lack for the new class (ruff check --fix sorts them).
+IMPORTS = ("from libcst.metadata import PositionProvider", "from breakfix.codemods._base import SiteCodemod")
+
 CLASS = '''
 
-class {name}(BreakfixCodemod):
+class {name}(SiteCodemod):
     """TODO: what the fix does, in one line.
 
     ## What it fixes
@@ -59,9 +65,14 @@ class {name}(BreakfixCodemod):
     FIX_TITLE = "TODO: the fix, as an imperative"
     GB_IDS = frozenset({{"GB0025"}})  # TODO: the GB ids it answers (breakfix explain GBnnnn)
     APPLICABILITY = Applicability.SAFE
+    SITE = "TODO: what it rewrites, as in 'no <SITE> at line N'"
 
-    def transform_module_impl(self, tree: cst.Module) -> cst.Module:
-        raise self.skip("TODO: not implemented")
+    METADATA_DEPENDENCIES = (PositionProvider,)
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        # TODO: rewrite the node at the break (self.spans_break(original)) and count it in
+        # self.rewritten, or set self.refused to why it is left alone.
+        return updated
 '''
 
 BEFORE = """import torch
@@ -134,6 +145,11 @@ def main(family: str, code: str, name: str) -> None:
         _fail(f"fixtures/{family}/{code}_positive or _negative already exists")
 
     source = module.read_text(encoding="utf-8") if module.exists() else NEW_MODULE
+    missing = [line for line in IMPORTS if line not in source]
+    if missing:
+        future = "from __future__ import annotations\n"
+        at = source.index(future) + len(future) if future in source else 0
+        source = source[:at] + "".join(f"{line}\n" for line in missing) + source[at:]
     module.write_text(source + CLASS.format(name=name, code=code), encoding="utf-8")
     init_path.write_text(init, encoding="utf-8")
     for kind, folder in folders.items():

@@ -16,6 +16,7 @@ from typing import ClassVar
 import libcst as cst
 import libcst.matchers as m
 from libcst.codemod import CodemodContext, SkipFile, VisitorBasedCodemodCommand
+from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from breakfix.piece_options import PieceOptions
@@ -95,6 +96,64 @@ class BreakfixCodemod(VisitorBasedCodemodCommand):
             return cst.parse_module(source)
         except (OSError, UnicodeDecodeError, cst.ParserSyntaxError) as e:
             raise self.skip(f"cannot read {path}: {e}") from e
+
+
+class SiteCodemod(BreakfixCodemod):
+    """A codemod that rewrites code at the break's site: the scaffolding such codemods share.
+
+    A subclass counts each rewrite in ``rewritten`` and records in ``refused`` why a candidate it
+    found was left alone; ``SITE`` names what it looks for, for the refusal when it
+    found nothing ("no <SITE> at line N"). ``functions`` is the stack of functions around the node
+    being visited (a subclass that overrides ``visit_FunctionDef`` or ``leave_FunctionDef`` calls
+    the base). Once something is rewritten, the modules in ``IMPORTS`` are imported and
+    ``HELPER_SOURCE``, a module-level function the rewrite calls, is inserted after the imports
+    once (an identical helper already there is reused, a different one of its name is refused).
+    """
+
+    SITE: ClassVar[str]
+    IMPORTS: ClassVar[tuple[str, ...]] = ("torch",)
+    HELPER_SOURCE: ClassVar[str] = ""
+
+    def __init__(self, context: CodemodContext, request: FixRequest) -> None:
+        super().__init__(context, request)
+        self.functions: list[cst.FunctionDef] = []
+        self.rewritten = 0
+        self.refused = ""  # why the last candidate at the site was left alone
+
+    def function_at_break(self, module: cst.Module) -> cst.FunctionDef | None:
+        """The innermost function of ``module`` spanning the break's line (the codemod declares
+        PositionProvider)."""
+        spanning = [
+            f for f in m.findall(module, m.FunctionDef()) if isinstance(f, cst.FunctionDef) and self.spans_break(f)
+        ]
+        # Nested functions start after the functions around them.
+        return max(spanning, key=lambda f: self.get_metadata(PositionProvider, f).start.line, default=None)
+
+    def done(self) -> bool:
+        """Whether the transform made its fix (by default: it rewrote something)."""
+        return bool(self.rewritten)
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.functions.append(node)
+
+    def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef) -> cst.FunctionDef:
+        self.functions.pop()
+        return updated
+
+    def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
+        if not self.done():
+            raise self.skip(self.refused or f"no {self.SITE} at line {self.request.brk.site.lineno}")
+        for module in self.IMPORTS:
+            AddImportsVisitor.add_needed_import(self.context, module)
+        if not self.HELPER_SOURCE:
+            return updated
+        helper = cst.ensure_type(
+            cst.parse_statement(self.HELPER_SOURCE, config=updated.config_for_parsing), cst.FunctionDef
+        )
+        body: list[cst.CSTNode] = list(updated.body)
+        if existing_helper(body, helper):
+            return updated
+        return updated.with_changes(body=insert_top_level(body, index_after_imports(body), helper))
 
 
 class Refused(Exception):

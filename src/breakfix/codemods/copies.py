@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
+from libcst.codemod.visitors import RemoveImportsVisitor
 from libcst.metadata import PositionProvider, QualifiedNameProvider
 
-from breakfix.codemods._base import (
-    BreakfixCodemod,
-    existing_helper,
-    fresh_name,
-    index_after_imports,
-    insert_top_level,
-    names_in,
-)
+from breakfix.codemods._base import SiteCodemod, fresh_name, names_in
 from breakfix.types import Applicability
 
 DEEPCOPY = "copy.deepcopy"
@@ -56,7 +49,7 @@ def {HELPER}(value):
 """
 
 
-class DeepcopyOfTensor(BreakfixCodemod):
+class DeepcopyOfTensor(SiteCodemod):
     """Deep-copy a tensor with no autograd state by cloning it, and everything else as before.
 
     ## What it fixes
@@ -112,24 +105,14 @@ class DeepcopyOfTensor(BreakfixCodemod):
     FIX_TITLE = "Clone the tensor instead of deep-copying it"
     GB_IDS = frozenset({"GB4198", "GB0179"})
     APPLICABILITY = Applicability.SAFE
+    SITE = "copy.deepcopy(value) call"
+    IMPORTS = ("copy", "torch")
+    HELPER_SOURCE = HELPER_SOURCE
 
     METADATA_DEPENDENCIES = (PositionProvider, QualifiedNameProvider)
 
-    def __init__(self, context, request) -> None:
-        super().__init__(context, request)
-        self.rewritten = 0
-        self.in_helper = 0
-        self.left_alone = ""  # why a deepcopy at the site was not rewritten
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self.in_helper += node.name.value == HELPER
-
-    def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef) -> cst.FunctionDef:
-        self.in_helper -= original.name.value == HELPER
-        return updated
-
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
-        if self.in_helper:
+        if any(f.name.value == HELPER for f in self.functions):
             return updated  # the helper's own deepcopy is the fallback, never rewritten
         if not self.spans_break(original):
             return updated
@@ -137,26 +120,19 @@ class DeepcopyOfTensor(BreakfixCodemod):
         if DEEPCOPY not in names:
             return updated
         if len(original.args) != 1 or original.args[0].keyword is not None or original.args[0].star:
-            self.left_alone = "copy.deepcopy is given a memo"  # the caller shares copies through it
+            self.refused = "copy.deepcopy is given a memo"  # the caller shares copies through it
             return updated
         self.rewritten += 1
         return updated.with_changes(func=cst.Name(HELPER))
 
     def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
-        if not self.rewritten:
-            raise self.skip(self.left_alone or f"no copy.deepcopy(value) call at line {self.request.brk.site.lineno}")
-        helper = cst.parse_statement(HELPER_SOURCE, config=updated.config_for_parsing)
-        if existing_helper(list(updated.body), helper):
-            return updated
-        AddImportsVisitor.add_needed_import(self.context, "copy")
-        AddImportsVisitor.add_needed_import(self.context, "torch")
+        updated = super().leave_Module(original, updated)
         # `from copy import deepcopy` goes when the rewritten calls were its only uses.
         RemoveImportsVisitor.remove_unused_import(self.context, "copy", "deepcopy")
-        body = list(updated.body)
-        return updated.with_changes(body=insert_top_level(body, index_after_imports(body), helper))
+        return updated
 
 
-class AttributeReassignedFromItself(BreakfixCodemod):
+class AttributeReassignedFromItself(SiteCodemod):
     """Assign an attribute its own object when a method returned it, and the method's result otherwise.
 
     ## What it fixes
@@ -207,20 +183,10 @@ class AttributeReassignedFromItself(BreakfixCodemod):
     GB_TYPES = frozenset({"Unsupported python_type() call"})
     APPLICABILITY = Applicability.SAFE
 
+    SITE = "attribute assignment"
+    IMPORTS = ()
+
     METADATA_DEPENDENCIES = (PositionProvider,)
-
-    def __init__(self, context, request) -> None:
-        super().__init__(context, request)
-        self.functions: list[cst.FunctionDef] = []
-        self.rewritten = 0
-        self.left_alone = ""  # why the assignment at the site was not rewritten
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self.functions.append(node)
-
-    def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef) -> cst.FunctionDef:
-        self.functions.pop()
-        return updated
 
     def leave_SimpleStatementLine(
         self,
@@ -233,16 +199,16 @@ class AttributeReassignedFromItself(BreakfixCodemod):
             targets=[m.AssignTarget(target=m.Attribute())], value=m.Call(func=m.Attribute(value=m.Attribute()))
         )
         if len(updated.body) != 1 or not m.matches(updated.body[0], pattern):
-            self.left_alone = f"line {self.request.brk.site.lineno} is not one `obj.attr = obj.attr.method(...)`"
+            self.refused = f"line {self.request.brk.site.lineno} is not one `obj.attr = obj.attr.method(...)`"
             return updated
         assign = updated.body[0]
         target = assign.targets[0].target
         receiver = assign.value.func.value
         if not receiver.deep_equals(target):
-            self.left_alone = "the method is called on another value than the one assigned"
+            self.refused = "the method is called on another value than the one assigned"
             return updated
         if not _plain_attribute_chain(target):
-            self.left_alone = "the attribute is not a chain of plain attribute reads: it would be evaluated again"
+            self.refused = "the attribute is not a chain of plain attribute reads: it would be evaluated again"
             return updated
         local = fresh_name(target.attr.value, names_in(self.functions[-1]))
         bind = updated.with_changes(body=[cst.Assign(targets=[cst.AssignTarget(cst.Name(local))], value=assign.value)])
@@ -263,11 +229,6 @@ class AttributeReassignedFromItself(BreakfixCodemod):
         )
         self.rewritten += 1
         return cst.FlattenSentinel([bind.with_changes(trailing_whitespace=cst.TrailingWhitespace()), reassign])
-
-    def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
-        if not self.rewritten:
-            raise self.skip(self.left_alone or f"no attribute assignment at line {self.request.brk.site.lineno}")
-        return updated
 
 
 def _plain_attribute_chain(node: cst.BaseExpression) -> bool:

@@ -6,18 +6,9 @@ from collections.abc import Sequence
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import MetadataWrapper, PositionProvider, QualifiedNameProvider
 
-from breakfix.codemods._base import (
-    BreakfixCodemod,
-    code_of,
-    existing_helper,
-    index_after_imports,
-    insert_top_level,
-    names_in,
-    parameter_names,
-)
+from breakfix.codemods._base import SiteCodemod, code_of, names_in, parameter_names
 from breakfix.codemods._orchestration import NotSplittable, function_site, is_compiled_piece, single_caller
 from breakfix.types import DATA_DEPENDENT_GUARD, TENSOR_ASSERT, Applicability, ValueKind
 
@@ -33,7 +24,7 @@ def {HELPER}(value):
 """
 
 
-class TensorBoundsOfArange(BreakfixCodemod):
+class TensorBoundsOfArange(SiteCodemod):
     """Read the bounds of ``torch.arange`` off their tensors with ``.item()`` before the call.
 
     ## What it fixes
@@ -81,12 +72,10 @@ class TensorBoundsOfArange(BreakfixCodemod):
     GB_TYPES = frozenset({"InternalTorchDynamoError"})
     APPLICABILITY = Applicability.SAFE
 
-    METADATA_DEPENDENCIES = (PositionProvider, QualifiedNameProvider)
+    SITE = "torch.arange(...) with bounds that may be tensors"
+    HELPER_SOURCE = HELPER_SOURCE
 
-    def __init__(self, context, request) -> None:
-        super().__init__(context, request)
-        self.rewritten = 0
-        self.in_helper = 0
+    METADATA_DEPENDENCIES = (PositionProvider, QualifiedNameProvider)
 
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:
         if _orchestrator_can_run_it(tree, self.request.brk.site.lineno):
@@ -96,15 +85,8 @@ class TensorBoundsOfArange(BreakfixCodemod):
             )
         return super().transform_module_impl(tree)
 
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self.in_helper += node.name.value == HELPER
-
-    def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef) -> cst.FunctionDef:
-        self.in_helper -= original.name.value == HELPER
-        return updated
-
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
-        if self.in_helper or not self.spans_break(original):
+        if any(f.name.value == HELPER for f in self.functions) or not self.spans_break(original):
             return updated
         if ARANGE not in {q.name for q in self.get_metadata(QualifiedNameProvider, original.func, set())}:
             return updated
@@ -116,18 +98,6 @@ class TensorBoundsOfArange(BreakfixCodemod):
             return updated
         self.rewritten += 1
         return updated.with_changes(args=args)
-
-    def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
-        if not self.rewritten:
-            raise self.skip(
-                f"no torch.arange(...) with bounds that may be tensors at line {self.request.brk.site.lineno}"
-            )
-        helper = cst.parse_statement(HELPER_SOURCE, config=updated.config_for_parsing)
-        AddImportsVisitor.add_needed_import(self.context, "torch")
-        body = list(updated.body)
-        if existing_helper(body, helper):
-            return updated
-        return updated.with_changes(body=insert_top_level(body, index_after_imports(body), helper))
 
 
 def _orchestrator_can_run_it(module: cst.Module, line: int) -> bool:
@@ -157,7 +127,7 @@ def _read_number(value: cst.BaseExpression) -> cst.BaseExpression:
     return cst.Call(func=cst.Name(HELPER), args=[cst.Arg(value)])
 
 
-class SizeAssertOnTensor(BreakfixCodemod):
+class SizeAssertOnTensor(SiteCodemod):
     """Compare sizes with ``int()`` of a value that may be a one-element tensor.
 
     ## What it fixes
@@ -210,27 +180,24 @@ class SizeAssertOnTensor(BreakfixCodemod):
     GB_TYPES = frozenset({TENSOR_ASSERT})
     APPLICABILITY = Applicability.SAFE
 
+    SITE = "assert comparing sizes with a name that may hold a tensor"
+    IMPORTS = ()
+
     METADATA_DEPENDENCIES = (PositionProvider,)
 
     def __init__(self, context, request) -> None:
         super().__init__(context, request)
         self.function: cst.FunctionDef | None = None  # the innermost function at the break's line
-        self.functions: list[cst.FunctionDef] = []
         self.rewritten_break_line = False
 
     def visit_Module(self, node: cst.Module) -> None:
-        spanning = [f for f in m.findall(node, m.FunctionDef()) if self.spans_break(f)]
-        if spanning:  # nested functions start after the functions around them
-            self.function = max(spanning, key=lambda f: self.get_metadata(PositionProvider, f).start.line)
+        self.function = self.function_at_break(node)
+        if self.function is not None:
             sized, unsized = _locals_by_origin(self.function)
             self.maybe_tensors = (set(parameter_names(self.function)) - sized) | unsized
 
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self.functions.append(node)
-
-    def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef) -> cst.FunctionDef:
-        self.functions.pop()
-        return updated
+    def done(self) -> bool:
+        return self.rewritten_break_line
 
     def leave_Assert(self, original: cst.Assert, updated: cst.Assert) -> cst.Assert:
         if not self.functions or self.functions[-1] is not self.function:
@@ -238,15 +205,9 @@ class SizeAssertOnTensor(BreakfixCodemod):
         test = _with_int_sizes(updated.test, self.maybe_tensors)
         if test is updated.test:
             return updated
+        self.rewritten += 1
         self.rewritten_break_line |= self.spans_break(original)
         return updated.with_changes(test=test)
-
-    def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
-        if not self.rewritten_break_line:
-            raise self.skip(
-                f"no assert comparing sizes with a name that may hold a tensor at line {self.request.brk.site.lineno}"
-            )
-        return updated
 
 
 _SIZE_READS = m.Attribute(attr=m.Name("size") | m.Name("shape") | m.Name("ndim")) | m.Call(
@@ -310,7 +271,7 @@ def _with_int_sizes(test: cst.BaseExpression, maybe_tensors: set[str]) -> cst.Ba
     return test
 
 
-class IndexByScalarTensor(BreakfixCodemod):
+class IndexByScalarTensor(SiteCodemod):
     """Index with a 0-d integer tensor through a one-element index tensor.
 
     ## What it fixes
@@ -353,22 +314,21 @@ class IndexByScalarTensor(BreakfixCodemod):
     GB_TYPES = frozenset({DATA_DEPENDENT_GUARD})
     APPLICABILITY = Applicability.SAFE
 
+    SITE = "subscript whose index was measured as a 0-d integer tensor"
+    IMPORTS = ()
+
     METADATA_DEPENDENCIES = (PositionProvider,)
 
     def __init__(self, context, request) -> None:
         super().__init__(context, request)
         self.function: cst.FunctionDef | None = None  # the innermost function at the break's line
-        self.functions: list[cst.FunctionDef] = []
         self.stores: set[cst.CSTNode] = set()  # subscripts that are assigned to, not read
-        self.rewritten = 0
         self.rewritten_break_line = False
         self.at_header = False
-        self.refused = ""
 
     def visit_Module(self, node: cst.Module) -> None:
-        spanning = [f for f in m.findall(node, m.FunctionDef()) if self.spans_break(f)]
-        if spanning:  # nested functions start after the functions around them
-            self.function = max(spanning, key=lambda f: self.get_metadata(PositionProvider, f).start.line)
+        self.function = self.function_at_break(node)
+        if self.function is not None:
             # Dynamo may place a guard at the function's header: any subscript of it is then at the break.
             self.at_header = (
                 self.get_metadata(PositionProvider, self.function.name).start.line == self.request.brk.site.lineno
@@ -376,12 +336,8 @@ class IndexByScalarTensor(BreakfixCodemod):
             targets = m.findall(self.function, m.AssignTarget() | m.AugAssign() | m.Del() | m.AnnAssign())
             self.stores = {t for t in (getattr(n, "target", None) for n in targets) if isinstance(t, cst.Subscript)}
 
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self.functions.append(node)
-
-    def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef) -> cst.FunctionDef:
-        self.functions.pop()
-        return updated
+    def done(self) -> bool:
+        return self.rewritten_break_line
 
     def leave_Subscript(self, original: cst.Subscript, updated: cst.Subscript) -> cst.BaseExpression:
         if self.function is None or self.function not in self.functions or original in self.stores:
@@ -423,14 +379,6 @@ class IndexByScalarTensor(BreakfixCodemod):
                     f"{target.value} is updated in place (`{code_of(held)}`): the element it holds would be a copy"
                 )
                 raise self.skip(self.refused)
-        return updated
-
-    def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
-        if not self.rewritten_break_line:
-            raise self.skip(
-                self.refused
-                or f"no subscript at line {self.request.brk.site.lineno} whose index was measured as a 0-d integer tensor"
-            )
         return updated
 
 

@@ -7,7 +7,14 @@ import libcst.matchers as m
 from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import ParentNodeProvider, PositionProvider, QualifiedNameProvider
 
-from breakfix.codemods._base import BreakfixCodemod, Refused, existing_helper, index_after_imports, insert_top_level
+from breakfix.codemods._base import (
+    BreakfixCodemod,
+    Refused,
+    SiteCodemod,
+    existing_helper,
+    index_after_imports,
+    insert_top_level,
+)
 from breakfix.codemods._logging_ops import EMITTER_SOURCE, LOG_SOURCES
 from breakfix.codemods._messages import (
     fstring_template,
@@ -25,7 +32,7 @@ ORDERED_PRINT = "torch._higher_order_ops.print"
 _SAME_TEXT_KINDS = frozenset({ValueKind.INT, ValueKind.FLOAT, ValueKind.BOOL, ValueKind.STR, ValueKind.NONE})
 
 
-class PrintInCompiledRegion(BreakfixCodemod):
+class PrintInCompiledRegion(SiteCodemod):
     """Print through torch's ordered print operator, so the print is part of the compiled graph.
 
     ## What it fixes
@@ -82,12 +89,9 @@ class PrintInCompiledRegion(BreakfixCodemod):
     GB_IDS = frozenset({"GB0059"})
     APPLICABILITY = Applicability.SAFE
 
-    METADATA_DEPENDENCIES = (PositionProvider, QualifiedNameProvider, ParentNodeProvider)
+    SITE = "print(...) statement"
 
-    def __init__(self, context, request) -> None:
-        super().__init__(context, request)
-        self.rewritten = 0
-        self.refused = ""  # why a print at the site was not rewritten
+    METADATA_DEPENDENCIES = (PositionProvider, QualifiedNameProvider, ParentNodeProvider)
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         if not self.spans_break(original):
@@ -103,12 +107,6 @@ class PrintInCompiledRegion(BreakfixCodemod):
         self.rewritten += 1
         args = [cst.Arg(cst.SimpleString(string_literal(text))), *(cst.Arg(v) for v in values)]
         return cst.Call(func=cst.parse_expression(ORDERED_PRINT), args=args)
-
-    def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
-        if not self.rewritten:
-            raise self.skip(self.refused or f"no print(...) statement at line {self.request.brk.site.lineno}")
-        AddImportsVisitor.add_needed_import(self.context, "torch")
-        return updated
 
     def _format(self, call: cst.Call) -> tuple[str, list[cst.BaseExpression]]:
         """The format string and the arguments that print the same text as ``call``."""

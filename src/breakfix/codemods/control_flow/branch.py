@@ -6,15 +6,14 @@ from collections.abc import Sequence
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from breakfix.codemods._base import BreakfixCodemod, Refused, code_of, fresh_name, function_at, names_in, parameters
+from breakfix.codemods._base import Refused, SiteCodemod, code_of, fresh_name, function_at, names_in, parameters
 from breakfix.codemods.control_flow._cond import COND, cond_call
 from breakfix.types import DATA_DEPENDENT_GUARD, Applicability
 
 
-class DataDependentBranch(BreakfixCodemod):
+class DataDependentBranch(SiteCodemod):
     """Turn an ``if``/``else`` (or a conditional expression) on a tensor's value into ``torch.cond``.
 
     ## What it fixes
@@ -94,6 +93,7 @@ class DataDependentBranch(BreakfixCodemod):
 
     CODE = "BF601"
     FIX_TITLE = "Branch inside the graph with torch.cond"
+    SITE = "if/else or conditional expression"
     REQUIRES = (COND,)
     GB_IDS = frozenset({"GB0170", "GB0035"})
     GB_TYPES = frozenset({DATA_DEPENDENT_GUARD, "Data-dependent branching"})
@@ -103,9 +103,6 @@ class DataDependentBranch(BreakfixCodemod):
 
     def __init__(self, context, request) -> None:
         super().__init__(context, request)
-        self.rewritten = 0
-        self.refused = ""  # why the branch at the site was not rewritten
-        self.functions: list[cst.FunctionDef] = []
         self.in_test = 0
         self.elifs: set[cst.If] = set()  # Ifs in an elif position: their replacement must be an If
         self.torch_roots: frozenset[str] = frozenset()  # names the module binds to torch and its submodules
@@ -113,9 +110,6 @@ class DataDependentBranch(BreakfixCodemod):
 
     def visit_Module(self, node: cst.Module) -> None:
         self.torch_roots = _torch_roots(node)
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self.functions.append(node)
 
     def visit_Assign(self, node: cst.Assign) -> None:
         if (
@@ -132,10 +126,6 @@ class DataDependentBranch(BreakfixCodemod):
 
     def leave_If_test(self, node: cst.If) -> None:
         self.in_test -= 1
-
-    def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef) -> cst.FunctionDef:
-        self.functions.pop()
-        return updated
 
     def visit_If(self, node: cst.If) -> None:
         if isinstance(node.orelse, cst.If):
@@ -205,14 +195,6 @@ class DataDependentBranch(BreakfixCodemod):
         self.rewritten += 1
         lambdas = [cst.Lambda(params=cst.Parameters(), body=branch) for branch in branches]
         return cond_call([*_predicate_and_branches(updated.test, *lambdas)], [])
-
-    def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
-        if not self.rewritten:
-            raise self.skip(
-                self.refused or f"no if/else or conditional expression at line {self.request.brk.site.lineno}"
-            )
-        AddImportsVisitor.add_needed_import(self.context, "torch")
-        return updated
 
     def _passthrough_outputs(self, node: cst.If) -> list[str]:
         """The names an ``if`` without ``else`` rebinds that the untaken branch passes through as

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import PositionProvider
 
-from breakfix.codemods._base import BreakfixCodemod, Refused, fresh_name, names_in, parameters
+from breakfix.codemods._base import Refused, SiteCodemod, fresh_name, names_in, parameters
 from breakfix.codemods.control_flow._cond import COND, cond_call
 from breakfix.types import DATA_DEPENDENT_GUARD, Applicability
 
 
-class DataDependentTail(BreakfixCodemod):
+class DataDependentTail(SiteCodemod):
     """Turn the rest of a function after ``if flag:`` into ``torch.cond`` over two specialised copies.
 
     ## What it fixes
@@ -95,14 +94,12 @@ class DataDependentTail(BreakfixCodemod):
     GB_TYPES = frozenset({DATA_DEPENDENT_GUARD, "Data-dependent branching"})
     APPLICABILITY = Applicability.SAFE
 
+    SITE = "`if` in a function body"
+
     METADATA_DEPENDENCIES = (PositionProvider,)
 
-    def __init__(self, context, request) -> None:
-        super().__init__(context, request)
-        self.rewritten = 0
-        self.refused = ""
-
     def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef) -> cst.FunctionDef:
+        updated = super().leave_FunctionDef(original, updated)
         if self.rewritten or not isinstance(original.body, cst.IndentedBlock):
             return updated
         statements = list(original.body.body)
@@ -132,12 +129,6 @@ class DataDependentTail(BreakfixCodemod):
         self.rewritten += 1
         body = [*statements[:index], *hoisted, *replacement]
         return updated.with_changes(body=updated.body.with_changes(body=body))
-
-    def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
-        if not self.rewritten:
-            raise self.skip(self.refused or f"no `if` in a function body at line {self.request.brk.site.lineno}")
-        AddImportsVisitor.add_needed_import(self.context, "torch")
-        return updated
 
     def _rewrite(self, function: cst.FunctionDef, index: int, flag: str) -> list[cst.BaseStatement]:
         before, tail = function.body.body[:index], function.body.body[index:]

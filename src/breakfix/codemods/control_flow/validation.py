@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import BuiltinAssignment, FunctionScope, PositionProvider, ScopeProvider
 
-from breakfix.codemods._base import BreakfixCodemod, Refused
+from breakfix.codemods._base import Refused, SiteCodemod
 from breakfix.types import DATA_DEPENDENT_GUARD, Applicability
 
 
@@ -34,7 +33,7 @@ _CHECK_RAISING = {
 }
 
 
-class ValidationRaise(BreakfixCodemod):
+class ValidationRaise(SiteCodemod):
     """Turn ``if COND: raise ValueError("...")`` on a tensor's value into ``torch._check_value``.
 
     ## What it fixes
@@ -103,12 +102,12 @@ class ValidationRaise(BreakfixCodemod):
         "code raises as before"
     )
 
+    SITE = "`if ...: raise`"
+
     METADATA_DEPENDENCIES = (PositionProvider, ScopeProvider)
 
     def __init__(self, context, request) -> None:
         super().__init__(context, request)
-        self.rewritten = 0
-        self.refused = ""
         self.elifs: set[cst.If] = set()
 
     def visit_If(self, node: cst.If) -> None:
@@ -142,12 +141,6 @@ class ValidationRaise(BreakfixCodemod):
             leading, trailing = list(updated.leading_lines), body.trailing_whitespace
         self.rewritten += 1
         return cst.SimpleStatementLine([cst.Expr(call)], leading_lines=leading, trailing_whitespace=trailing)
-
-    def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
-        if not self.rewritten:
-            raise self.skip(self.refused or f"no `if ...: raise` at line {self.request.brk.site.lineno}")
-        AddImportsVisitor.add_needed_import(self.context, "torch")
-        return updated
 
     def _check_and_message(self, node: cst.If) -> tuple[str, cst.BaseExpression]:
         """The torch._check* that raises the same class, and the message it must build."""
