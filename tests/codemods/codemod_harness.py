@@ -23,11 +23,13 @@ def run_codemod(
     qualname: str | None = None,
     path: str = PATH,
     facts: BreakFacts | None = None,
+    callers: tuple[tuple[int, str], ...] = (),
 ) -> TransformResult:
     """Codemod ``code`` on ``source`` (dedented) for a break at ``line`` of ``function``, with the
-    codemod's own GB id and Gb_type."""
+    codemod's own GB id and Gb_type; ``callers`` are the frames above it in the same source
+    (line, function), outermost first."""
     codemod = BY_CODE[code]
-    frames = [Frame(path, line, function)]
+    frames = [*(Frame(path, at, name) for at, name in callers), Frame(path, line, function)]
     brk = GraphBreak(
         gb_type=min(codemod.GB_TYPES, default=""),
         gb_id=min(codemod.GB_IDS, default=None),
@@ -37,8 +39,15 @@ def run_codemod(
         user_stack=frames,
         project_stack=frames,
     )
-    request = FixRequest(brk=brk, target_file=path, target_qualname=qualname or function, facts=facts or BreakFacts())
-    _, result = apply_codemod(codemod, request, path, textwrap.dedent(source))
+    text = textwrap.dedent(source)
+    request = FixRequest(
+        brk=brk,
+        target_file=path,
+        target_qualname=qualname or (callers[0][1] if callers else function),
+        facts=facts or BreakFacts(),
+        sources={path: text},
+    )
+    _, result = apply_codemod(codemod, request, path, text)
     return result
 
 

@@ -217,3 +217,69 @@ def test_validation_raise_keeps_comments_and_the_exact_message() -> None:
     assert isinstance(second, TransformSuccess), second
     assert '    torch._check(torch.sym_not(bool((x < 0).any())), lambda: "")\n    return x\n' in second.code
     assert second.code.count("import torch\n") == 1
+
+
+# --- BF601: an if without else that rebinds a parameter ------------------------------------------
+
+HELPER = """\
+import torch
+import torch.nn.functional as F
+
+
+def squash(p):
+    if not torch.all((p >= 0) & (p <= 1)):
+        p = p.sigmoid()
+    return p
+
+
+def caller(x):
+{body}
+"""
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "    p = squash(x)\n    return (p > 0.5).float().mean()",  # only read
+        "    p = squash(x)\n    p = p > 0.5\n    return p",  # rebound at once to a new tensor
+        "    return squash(x) * 2",  # arithmetic on the result
+        "    p = squash(x)\n    return F.softmax(p, -1)",  # a torch function makes a new tensor
+    ],
+)
+def test_a_parameter_passes_through_when_no_caller_can_tell_the_copy(body: str) -> None:
+    source = HELPER.format(body=body)
+    result = run_codemod("BF601", source, 6, function="squash", callers=((line_of(source, "squash(x)"), "caller"),))
+    assert isinstance(result, TransformSuccess), getattr(result, "skip_description", result)
+    assert "return p.clone()" in result.code and "torch.cond(torch.all(" in result.code
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "    p = squash(x)\n    p.mul_(2)\n    return p",  # the caller updates it in place
+        "    p = squash(x)\n    return p",  # handed on to the user's code
+        "    return other(squash(x))",  # another call may keep or update it
+        "    p, q = squash(x), x\n    return p",  # not a plain binding
+    ],
+)
+def test_a_parameter_the_caller_may_tell_from_a_copy_is_refused(body: str) -> None:
+    source = HELPER.format(body=body)
+    result = run_codemod("BF601", source, 6, function="squash", callers=((line_of(source, "squash(x)"), "caller"),))
+    assert isinstance(result, TransformSkip)
+    assert "parameter the function returns to a caller that may update it" in result.skip_description
+
+
+def test_a_conditional_expression_copies_a_branch_that_reads_an_existing_tensor_only_for_arithmetic() -> None:
+    source = """\
+    import torch
+
+
+    def f(self, t, x):
+        a = self.table[t.reshape(1)].squeeze(0) if t >= 0 else self.final
+        return x * a ** 0.5
+    """
+    result = run_codemod("BF601", source, 5)
+    assert isinstance(result, TransformSuccess)
+    assert "lambda: self.final.clone()" in result.code
+    kept = run_codemod("BF601", source.replace("return x * a ** 0.5", "a.add_(1)\n        return x * a"), 5)
+    assert isinstance(kept, TransformSkip) and "only read by arithmetic" in kept.skip_description

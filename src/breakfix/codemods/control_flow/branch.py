@@ -248,6 +248,7 @@ class DataDependentBranch(SiteCodemod):
         stack = self.request.brk.project_stack
         if self.request.brk.user_stack[-len(stack) :] != stack:
             return False  # a library frame between two project frames: its code is not read
+        callee = function.name.value
         for caller in reversed(stack[:-1]):
             module = self.parse_file(caller.filename)
             positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
@@ -259,16 +260,24 @@ class DataDependentBranch(SiteCodemod):
                 for s in m.findall(outer, m.SimpleStatementLine())
                 if s in positions and positions[s].start.line <= caller.lineno <= positions[s].end.line
             ]
-            if len(statements) != 1:
+            if len(statements) != 1 or len(statements[0].body) != 1:
                 return False
-            statement = statements[0].body[0] if len(statements[0].body) == 1 else None
+            statement = statements[0].body[0]
+            value = statement.value if isinstance(statement, (cst.Return, cst.Assign)) else None
+            calls_callee = m.Call(func=m.Name(callee) | m.Attribute(attr=m.Name(callee)))
+            if value is None:
+                return False
+            if not m.matches(value, calls_callee):
+                # The result only feeds arithmetic, which makes a new tensor of it.
+                operands = [getattr(value, f, None) for f in ("left", "right", "expression")]
+                operands += [c.comparator for c in getattr(value, "comparisons", ())]
+                return _fresh(value, _torch_roots(module)) and any(m.matches(o, calls_callee) for o in operands)
+            callee = outer.name.value
             if isinstance(statement, cst.Return):
                 continue  # the copy goes on to this function's caller
-            if not isinstance(statement, cst.Assign) or not m.matches(
-                statement, m.Assign(targets=[m.AssignTarget(target=m.Name())])
-            ):
+            if not m.matches(statement, m.Assign(targets=[m.AssignTarget(target=m.Name())])):
                 return False
-            result = cst.ensure_type(statement.targets[0].target, cst.Name).value
+            result = cst.ensure_type(cst.ensure_type(statement, cst.Assign).targets[0].target, cst.Name).value
             if _rebound_fresh_next(outer, statements[0], result, _torch_roots(module)):
                 return True
             after = positions[statements[0]].end.line
@@ -477,7 +486,14 @@ def _fresh(value: cst.BaseExpression, torch_roots: frozenset[str]) -> bool:
         while isinstance(root, cst.Attribute):
             root = root.value
         if isinstance(root, cst.Name) and root.value in torch_roots and root is not value.func:
-            return name not in _MAY_ALIAS and not name.endswith("_")
+            # ``F.relu(x, inplace=True)`` and ``torch.add(a, b, out=a)`` hand back a tensor they were given.
+            writes = any(
+                arg.keyword is not None
+                and arg.keyword.value in ("inplace", "out")
+                and not m.matches(arg.value, m.Name("False") | m.Name("None"))
+                for arg in value.args
+            )
+            return name not in _MAY_ALIAS and not name.endswith("_") and not writes
         return name in _FRESH
     return False
 
