@@ -243,8 +243,13 @@ class DataDependentBranch(SiteCodemod):
             for r in m.findall(function, m.Return())
             if self._lines(r)[0] > end and _hands_on(r, name, self.torch_roots)
         ]
-        if not returned:
-            return True
+        return not returned or self._callers_keep_private(function)
+
+    def _callers_keep_private(self, function: cst.FunctionDef) -> bool:
+        """Whether every caller up the break's stack of ``function``, which returns a copy where
+        the original returned an existing tensor, binds it to a name it neither updates in place
+        nor returns, or only computes on it (where it returns it, the question goes to its caller;
+        the target's caller is the user's code, which may tell)."""
         stack = self.request.brk.project_stack
         if self.request.brk.user_stack[-len(stack) :] != stack:
             return False  # a library frame between two project frames: its code is not read
@@ -264,7 +269,12 @@ class DataDependentBranch(SiteCodemod):
                 return False
             statement = statements[0].body[0]
             value = statement.value if isinstance(statement, (cst.Return, cst.Assign)) else None
-            calls_callee = m.Call(func=m.Name(callee) | m.Attribute(attr=m.Name(callee)))
+            # A child module's forward is called through the module object (``self.block(x)``).
+            calls_callee = (
+                m.Call(func=m.Name() | m.Attribute())
+                if callee == "forward"
+                else m.Call(func=m.Name(callee) | m.Attribute(attr=m.Name(callee)))
+            )
             if value is None:
                 return False
             if not m.matches(value, calls_callee):
@@ -292,7 +302,8 @@ class DataDependentBranch(SiteCodemod):
 
     def _only_read_by_arithmetic(self, name: str) -> bool:
         """Whether every read of ``name`` in the function is an operand of an arithmetic or
-        comparison operator, or calls a method of it that is not an in-place one (``x.sqrt()``)."""
+        comparison operator, calls a method of it that is not an in-place one (``x.sqrt()``), or
+        returns it to callers that keep it private (``_callers_keep_private``)."""
         function = self.functions[-1]
         parents = {
             id(child): parent
@@ -306,9 +317,16 @@ class DataDependentBranch(SiteCodemod):
             for c in m.findall(function, m.Call(func=m.Attribute(value=m.Name(name))))
             if isinstance(c.func, cst.Attribute) and not c.func.attr.value.endswith("_")
         }
+        returned = set()
+        for r in m.findall(function, m.Return()):
+            value = cst.ensure_type(r, cst.Return).value
+            values = [e.value for e in value.elements] if isinstance(value, (cst.Tuple, cst.List)) else [value]
+            returned |= {id(v) for v in values if m.matches(v, m.Name(name))}
         bound = {id(t.target) for t in m.findall(function, m.AssignTarget(target=m.Name(name)))}
         reads = [n for n in m.findall(function, m.Name(name)) if id(n) not in bound]
-        return bool(reads) and all(id(n) in parents or id(n) in methods for n in reads)
+        if not reads or not all(id(n) in parents or id(n) in methods or id(n) in returned for n in reads):
+            return False
+        return not any(id(n) in returned for n in reads) or self._callers_keep_private(function)
 
     def _bound_otherwise(self, function: cst.FunctionDef, name: str) -> bool:
         """Whether ``function`` binds ``name`` other than by a plain assignment or as a parameter."""
@@ -631,12 +649,14 @@ def _rebound_fresh_next(
 
 
 def _hands_on(statement: cst.CSTNode, name: str, torch_roots: frozenset[str]) -> bool:
-    """Whether a ``return`` may hand the caller the object ``name`` holds (or a view of it): it
-    mentions ``name`` and its value is not a new tensor (``return y * 2`` hands on a new one)."""
+    """Whether a ``return`` may hand the caller the object ``name`` holds (or a view of it): a
+    value it returns (or an element of the tuple or list it returns) mentions ``name`` and is not
+    a new tensor (``return y * 2, aux`` hands on a new one)."""
     value = statement.value if isinstance(statement, cst.Return) else None
-    if value is not None and _fresh(value, torch_roots):
-        return False
-    return bool(m.findall(statement, m.Name(name)))
+    if value is None:
+        return bool(m.findall(statement, m.Name(name)))
+    values = [e.value for e in value.elements] if isinstance(value, (cst.Tuple, cst.List)) else [value]
+    return any(bool(m.findall(v, m.Name(name))) and not _fresh(v, torch_roots) for v in values)
 
 
 def _predicate_and_branches(
