@@ -27,13 +27,18 @@ class DataDependentBranch(SiteCodemod):
     torch namespace, ``torch.*``, ``F.*``, ``nn.functional.*``, other than those that may return a
     view or their input, such as ``reshape``, ``flatten``, ``to``, ``detach``, ``dropout``; a tensor
     method that never does, such as ``sum``, ``clamp``, ``softmax``; not a call of a module or
-    method of ``self``): the untaken branch
-    passes a copy of it through (``return grad.clone()``). So is one that rebinds a parameter
+    method of ``self``, nor a call given ``inplace=`` or ``out=``): the untaken branch passes a
+    copy of it through (``return grad.clone()``). So is one that rebinds a parameter
     (``if not torch.all((p >= 0) & (p <= 1)): p = p.sigmoid()``) when no code can tell the copy
     from the caller's tensor: the function does not update it in place after the ``if``, and
-    where it returns it, each caller up the break's stack binds the result to a name it neither
-    updates in place nor returns, or rebinds at once to a new tensor (``preds = preds > t``). A
-    ``not`` test becomes the predicate with the branches swapped.
+    where it returns it as it is (alone or in a tuple), each caller up the break's stack calls
+    the function directly (a child module through its object) and binds the result to a name it
+    neither updates in place nor returns as it is, rebinds at once to a new tensor
+    (``preds = preds > t``), or only computes on it (``return f(x) * 2``). A conditional
+    expression whose branch reads an existing tensor (``a[t] if t >= 0 else self.final``) returns
+    a copy of it (``self.final.clone()``) under the same rule: its result is bound to a name only
+    read by arithmetic, non-in-place methods, or returned to such callers. A ``not`` test
+    becomes the predicate with the branches swapped.
 
     ## Why it breaks
     Dynamo traces one path through the code; which path a data-dependent condition takes is only
@@ -69,8 +74,8 @@ class DataDependentBranch(SiteCodemod):
     ## Fix safety
     Safe: exactly one branch runs, as before, on the same values, and gradients flow through it
     as before. ``torch.cond`` traces its branches even in eager code and rejects what would change
-    the meaning, so such a rewrite does not compile and is not written: a branch with side effects (print, I/O, mutating a tensor or a
-    Python object), branches whose results differ in shape or dtype, a result that is an input
+    the meaning, so such a rewrite does not compile and is not written: a branch with side
+    effects (print, I/O, mutating a tensor or a Python object), branches whose results differ in shape or dtype, a result that is an input
     unchanged (an alias), or results that are not tensors. Only branches that are plain
     assignments are rewritten (no ``+=``, which updates a tensor in place); the names both
     branches assign are the results, and a name only one branch assigns must not be mentioned
@@ -80,8 +85,8 @@ class DataDependentBranch(SiteCodemod):
     refused when a rebound name was bound another way (a loop, ``with``, unpacking), when it is a
     parameter the function returns to a caller that updates the result in place or returns it
     to the user's code (the caller's tensor, whose in-place updates would no longer reach the
-    caller; the walk stops at a library frame), when its last value before the ``if`` may be a
-    view or the input itself
+    caller; the walk stops at a library frame and at a call it cannot see the result of, such as
+    ``other(f(x))``), when its last value before the ``if`` may be a view or the input itself
     (``x.view(...)``, ``x.to(...)``, ``x.float()``, ``self.block(x)``: a copy would not share its
     memory), and when the function updates it in place after the ``if`` (the update would reach
     the copy). A compound test with ``and``/``or`` (``a.item() > t and flag``) fails to compile and
