@@ -57,6 +57,14 @@ def test_a_transformation_that_would_change_the_meaning_is_not_made() -> None:
     assert isinstance(skipped, generator.Skipped) and skipped.reason == "the statement may leave keys unbound"
 
 
+@pytest.mark.parametrize("how", ["helper_depth_1", "method", "child_module", "other_file"])
+def test_an_early_return_is_not_moved_into_a_helper(how: str) -> None:
+    """`if bad: return zeros` in a helper would return from the helper, not from the function."""
+    fixture = next(f for f in FIXTURES if f.id == "BF603_early_return_isnan")
+    (skipped,) = generator.variants(fixture, [how])
+    assert isinstance(skipped, generator.Skipped) and skipped.reason == "the statement returns from inside a block"
+
+
 def _all_variants() -> tuple[list[generator.Variant], list[generator.Skipped]]:
     made, skipped = [], []
     for fixture in FIXTURES:

@@ -736,10 +736,14 @@ def plan_extraction(site: Site, region: list[cst.CSTNode] | None = None) -> Extr
     region = region or [site.statement]
     function = site.function
     for statement in region:
-        left = escapes(statement) - {"return"} if statement is region[-1] else escapes(statement)
+        left = escapes(statement)
         is_return = m.matches(statement, m.SimpleStatementLine(body=[m.Return()]))
+        # The rest of a function is called as `return helper(...)`, and a lone `return x` becomes
+        # `return helper(...)`: their returns stay returns. A return inside a lone block would
+        # return from the helper only.
         if "return" in left and not is_return and len(region) == 1:
             raise NotApplicable("the statement returns from inside a block")
+        left -= {"return"}
         for what in ("yield", "await", "continue", "break", "super()", "global", "nonlocal"):
             if what in left:
                 raise NotApplicable(f"the statement uses {what}")
