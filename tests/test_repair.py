@@ -100,3 +100,46 @@ def test_a_split_whose_piece_raises_a_data_dependent_guard_is_split_again(tmp_pa
     assert result.code == 0, result.stderr
     revealed = [b for b in result.json()["breaks"] if b["why"].startswith("revealed by BF301's rewrite")]
     assert revealed and revealed[0]["fix"]["code"] == "BF301" and revealed[0]["status"] == "fixed"
+
+
+# A diffusion scheduler's step, called with a timestep taken from the schedule as pipelines do: the
+# schedule is read at that 0-d timestep (a data-dependent guard, BF703), and the line after already had its own break, a conditional expression on the previous
+# timestep (GB0170, BF601). BF703 rewrites both subscripts; the break left on the second line is
+# that line's own, not BF703's moved, so the next round fixes it and the step is one graph.
+SCHEDULER_STEP = """\
+import torch
+
+
+class Scheduler:
+    def __init__(self, steps=1000):
+        self.alphas_cumprod = torch.cumprod(1.0 - torch.linspace(1e-4, 0.02, steps), dim=0)
+        self.final_alpha_cumprod = torch.tensor(1.0)
+        self.stride = 20
+
+    def step(self, model_output, timestep, sample):
+        prev_timestep = timestep - self.stride
+        alpha_prod_t = self.alphas_cumprod[timestep]
+        alpha_prod_t_prev = self.alphas_cumprod[prev_timestep] if prev_timestep >= 0 else self.final_alpha_cumprod
+        pred_original_sample = (sample - (1 - alpha_prod_t) ** 0.5 * model_output) / alpha_prod_t**0.5
+        return alpha_prod_t_prev**0.5 * pred_original_sample + (1 - alpha_prod_t_prev) ** 0.5 * model_output
+
+
+def denoise(model_output, timesteps, sample):
+    return Scheduler().step(model_output, timesteps[0], sample)
+
+
+def example_inputs():
+    return torch.randn(2, 3), torch.tensor([{timestep}, 1]), torch.randn(2, 3)
+"""
+
+
+@pytest.mark.parametrize("timestep", [981, 7])  # the previous timestep in the schedule, and past its start
+def test_a_break_already_on_a_rewritten_line_is_fixed_in_the_next_round(tmp_path, timestep):
+    project = make_project(tmp_path, {"m.py": SCHEDULER_STEP.format(timestep=timestep)})
+    result = breakfix(project, "m.py:denoise", "--inputs", "m.py:example_inputs", "--apply", "--json")
+    assert result.code == 0, result.stderr
+    fixes = {b["fix"]["code"]: b["fix"]["kind"] for b in result.json()["breaks"] if b["fix"]}
+    assert fixes == {"BF703": "fullgraph", "BF601": "fullgraph"}, result.json()["breaks"]
+    written = (project / "m.py").read_text()
+    assert "self.alphas_cumprod[timestep.reshape(1)].squeeze(0)" in written
+    assert "lambda: self.final_alpha_cumprod.clone()" in written
