@@ -19,22 +19,22 @@ def {HELPER}(value):
     # copy.deepcopy, traceable by torch.compile where it equals cloning: a plain tensor with no
     # autograd state deep-copies to an equal tensor with its own storage, and a dict (str or int
     # keys), list or tuple of such tensors and Python scalars to the same container of clones, when
-    # no tensor or container appears in it twice (a deep copy would share one copy of it). Anything
-    # else (a tensor that requires grad or has a .grad, a Parameter, a subclass, another object) is
-    # deep-copied.
+    # no tensor or container appears in it twice and no tensor in it is a view (a deep copy would
+    # share one copy of it, or one storage between views). Anything else (a tensor that requires
+    # grad or has a .grad, a Parameter, a subclass, another object) is deep-copied.
     seen = []
 
-    def clonable(item):
+    def clonable(item, alone):
         if type(item) in (int, float, bool, str, type(None)):
             return True
         if any(item is other for other in seen):
             return False
         seen.append(item)
         if type(item) is torch.Tensor:
-            return not item.requires_grad and item.grad is None
+            return not item.requires_grad and item.grad is None and (alone or item._base is None)
         if type(item) is dict:
-            return all(type(key) in (int, str) and clonable(entry) for key, entry in item.items())
-        return type(item) in (list, tuple) and all(clonable(entry) for entry in item)
+            return all(type(key) in (int, str) and clonable(entry, False) for key, entry in item.items())
+        return type(item) in (list, tuple) and all(clonable(entry, False) for entry in item)
 
     def clone(item):
         if type(item) is torch.Tensor:
@@ -45,7 +45,7 @@ def {HELPER}(value):
             return type(item)([clone(entry) for entry in item])
         return item
 
-    return clone(value) if clonable(value) else copy.deepcopy(value)
+    return clone(value) if clonable(value, True) else copy.deepcopy(value)
 """
 
 
@@ -91,9 +91,12 @@ class DeepcopyOfTensor(SiteCodemod):
     a container is rebuilt with the same type, keys and order. A deep copy shares one copy of an
     object that appears twice (tied weights: ``{"enc": w, "dec": w}``), so a container in which a
     tensor or a list or dict appears twice, a dict with other keys, a subclass of dict, list or
-    tuple (``OrderedDict``, a named tuple) and any other object in it are deep-copied as before;
+    tuple (``OrderedDict``, a named tuple), a view in it (a deep copy keeps views of one storage
+    sharing a new one: ``{"x": x, "head": x[:2]}``) and any other object in it are deep-copied as
+    before;
     for anything else the helper calls ``copy.deepcopy`` itself. A tuple is always a new tuple
-    (a deep copy returns a tuple of only scalars unchanged). Two things a deep copy carries are
+    (a deep copy returns a tuple of only scalars unchanged), and two tensors made to share one
+    storage without being views (``set_``) are cloned apart. Two things a deep copy carries are
     not carried: a ``storage_offset`` (a view's copy starts at offset 0 and holds only its own
     elements) and Python attributes set on the tensor object (``t.note = ...``). A tensor that
     requires grad still breaks (its deep copy is a new leaf that requires grad, which compiled code

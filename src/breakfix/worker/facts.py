@@ -211,7 +211,8 @@ def value_facts(
     fn: Callable, make_inputs: Callable[[], tuple], breaks: list[dict], seed_all: Callable
 ) -> dict[str, dict[str, tuple[ValueKind, ...]]]:
     """Per break site holding a print or log call: the kinds each readable argument held, over one
-    eager run of the target."""
+    eager run of the target; at a data-dependent guard, also the kinds of the values and indexes
+    of the readable subscripts of the function holding it."""
     watched: dict[tuple[str, int], list[tuple[str, list[tuple[str, types.CodeType]]]]] = {}
     for brk in breaks:
         site = brk["project_stack"][-1]
