@@ -283,3 +283,34 @@ def test_a_conditional_expression_copies_a_branch_that_reads_an_existing_tensor_
     assert "lambda: self.final.clone()" in result.code
     kept = run_codemod("BF601", source.replace("return x * a ** 0.5", "a.add_(1)\n        return x * a"), 5)
     assert isinstance(kept, TransformSkip) and "only read by arithmetic" in kept.skip_description
+
+
+@pytest.mark.parametrize(
+    ("binding", "fresh"),
+    [
+        ("F.cross_entropy(logits, y)", True),
+        ("torch.linalg.vector_norm(logits, dim=-1).sum()", True),
+        ("nn.functional.softmax(logits, -1)", True),
+        ("torch.flatten(logits)", False),  # hands back its input when it is already flat
+        ("F.relu(logits, inplace=True)", False),  # hands back the tensor it was given
+        ("torch.utils.checkpoint.checkpoint(g, logits)", False),  # returns whatever g returns
+        ("self.head(logits)", False),  # a module may be an identity
+    ],
+)
+def test_an_if_without_else_passes_a_copy_only_of_a_new_tensor(binding: str, fresh: bool) -> None:
+    source = f"""\
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    def f(self, logits, y, g):
+        loss = {binding}
+        if torch.isnan(loss).any():
+            loss = torch.zeros_like(loss)
+        return loss * 2
+    """
+    result = run_codemod("BF601", source, 8)
+    assert isinstance(result, TransformSuccess) is fresh, getattr(result, "skip_description", "")
+    if not fresh:
+        assert "may be a view or alias" in result.skip_description

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import libcst as cst
 import libcst.matchers as m
@@ -23,8 +23,9 @@ class DataDependentBranch(SiteCodemod):
     frame), in a loop body too, whose branches only compute values: each branch is assignments to
     names; the names both assign are the results, and a name only one branch assigns is a
     temporary of that branch. An ``if`` without ``else`` is one too when each name it rebinds was
-    last bound before it by an assignment that makes a new tensor (arithmetic; a function of the
-    torch namespace, ``torch.*``, ``F.*``, ``nn.functional.*``, other than those that may return a
+    last bound before it by an assignment that makes a new tensor (arithmetic; a function of
+    ``torch``, ``torch.nn.functional``, ``torch.linalg``, ``torch.fft`` or ``torch.special``, under
+    the names the module imports them as (``F.cross_entropy``), other than those that may return a
     view or their input, such as ``reshape``, ``flatten``, ``to``, ``detach``, ``dropout``; a tensor
     method that never does, such as ``sum``, ``clamp``, ``softmax``; not a call of a module or
     method of ``self``, nor a call given ``inplace=`` or ``out=``): the untaken branch passes a
@@ -72,28 +73,28 @@ class DataDependentBranch(SiteCodemod):
     ```
 
     ## Fix safety
-    Safe: exactly one branch runs, as before, on the same values, and gradients flow through it
-    as before. ``torch.cond`` traces its branches even in eager code and rejects what would change
-    the meaning, so such a rewrite does not compile and is not written: a branch with side
-    effects (print, I/O, mutating a tensor or a Python object), branches whose results differ in shape or dtype, a result that is an input
-    unchanged (an alias), or results that are not tensors. Only branches that are plain
-    assignments are rewritten (no ``+=``, which updates a tensor in place); the names both
-    branches assign are the results, and a name only one branch assigns must not be mentioned
-    anywhere else in the function. ``elif`` chains are left alone. An ``if`` without ``else``
-    keeps the very objects on its untaken branch, which ``torch.cond`` cannot return; the rewrite
-    returns copies, which is the same only where nothing can tell a copy from the tensor. So it is
-    refused when a rebound name was bound another way (a loop, ``with``, unpacking), when it is a
-    parameter the function returns to a caller that updates the result in place or returns it
+    Safe: exactly one branch runs, as before, on the same values, and gradients flow through it as
+    before. ``torch.cond`` traces its branches even in eager code and rejects what would change the
+    meaning, so such a rewrite does not compile and is not written: a branch with side effects
+    (print, I/O, mutating a tensor or a Python object), branches whose results differ in shape or
+    dtype, a result that is an input unchanged (an alias), or results that are not tensors. Only
+    branches that are plain assignments are rewritten (no ``+=``, which updates a tensor in place);
+    the names both branches assign are the results, and a name only one branch assigns must not be
+    mentioned anywhere else in the function. ``elif`` chains are left alone. An ``if`` without
+    ``else`` keeps the very objects on its untaken branch, which ``torch.cond`` cannot return; the
+    rewrite returns copies, which is the same only where nothing can tell a copy from the tensor. So
+    it is refused when a rebound name was bound another way (a loop, ``with``, unpacking), when it
+    is a parameter the function returns to a caller that updates the result in place or returns it
     to the user's code (the caller's tensor, whose in-place updates would no longer reach the
     caller; the walk stops at a library frame and at a call it cannot see the result of, such as
     ``other(f(x))``), when its last value before the ``if`` may be a view or the input itself
     (``x.view(...)``, ``x.to(...)``, ``x.float()``, ``self.block(x)``: a copy would not share its
-    memory), and when the function updates it in place after the ``if`` (the update would reach
-    the copy). A compound test with ``and``/``or`` (``a.item() > t and flag``) fails to compile and
-    is not written: ``and`` needs the truth of its left side while tracing, and evaluating both
-    sides would run the right side where Python skips it. Both branches are traced when the code
-    compiles, so a branch that cannot be traced for the other branch's shapes fails to compile
-    instead of being skipped.
+    memory), and when the function updates it in place after the ``if`` (the update would reach the
+    copy). A compound test with ``and``/``or`` (``a.item() > t and flag``) fails to compile and is
+    not written: ``and`` needs the truth of its left side while tracing, and evaluating both sides
+    would run the right side where Python skips it. Both branches are traced when the code compiles,
+    so a branch that cannot be traced for the other branch's shapes fails to compile instead of
+    being skipped.
     """
 
     CODE = "BF601"
@@ -110,11 +111,11 @@ class DataDependentBranch(SiteCodemod):
         super().__init__(context, request)
         self.in_test = 0
         self.elifs: set[cst.If] = set()  # Ifs in an elif position: their replacement must be an If
-        self.torch_roots: frozenset[str] = frozenset()  # names the module binds to torch and its submodules
+        self.torch_modules: dict[str, str] = {}  # names the module binds to torch modules
         self.bound_to: dict[cst.IfExp, str] = {}  # conditional expressions that are an assignment's value
 
     def visit_Module(self, node: cst.Module) -> None:
-        self.torch_roots = _torch_roots(node)
+        self.torch_modules = _torch_modules(node)
 
     def visit_Assign(self, node: cst.Assign) -> None:
         if (
@@ -222,7 +223,7 @@ class DataDependentBranch(SiteCodemod):
                     "parameter the function returns to a caller that may update it in place: on the "
                     "untaken branch it would hold the caller's object (or nothing), which a copy is not"
                 )
-            if binding is not None and not _fresh(binding, self.torch_roots):
+            if binding is not None and not _fresh(binding, self.torch_modules):
                 raise Refused(
                     f"the if has no else and {name} may be a view or alias of another tensor before it "
                     f"(`{code_of(binding)}`): a copy would not share its memory"
@@ -246,7 +247,7 @@ class DataDependentBranch(SiteCodemod):
         returned = [
             r
             for r in m.findall(function, m.Return())
-            if self._lines(r)[0] > end and _hands_on(r, name, self.torch_roots)
+            if self._lines(r)[0] > end and _hands_on(r, name, self.torch_modules)
         ]
         return not returned or self._callers_keep_private(function)
 
@@ -286,14 +287,14 @@ class DataDependentBranch(SiteCodemod):
                 # The result only feeds arithmetic, which makes a new tensor of it.
                 operands = [getattr(value, f, None) for f in ("left", "right", "expression")]
                 operands += [c.comparator for c in getattr(value, "comparisons", ())]
-                return _fresh(value, _torch_roots(module)) and any(m.matches(o, calls_callee) for o in operands)
+                return _fresh(value, _torch_modules(module)) and any(m.matches(o, calls_callee) for o in operands)
             callee = outer.name.value
             if isinstance(statement, cst.Return):
                 continue  # the copy goes on to this function's caller
             if not m.matches(statement, m.Assign(targets=[m.AssignTarget(target=m.Name())])):
                 return False
             result = cst.ensure_type(cst.ensure_type(statement, cst.Assign).targets[0].target, cst.Name).value
-            if _rebound_fresh_next(outer, statements[0], result, _torch_roots(module)):
+            if _rebound_fresh_next(outer, statements[0], result, _torch_modules(module)):
                 return True
             after = positions[statements[0]].end.line
             later = [
@@ -301,7 +302,7 @@ class DataDependentBranch(SiteCodemod):
             ]
             if any(not isinstance(n, cst.Return) for n in later):
                 return False
-            if not any(_hands_on(n, result, _torch_roots(module)) for n in later):
+            if not any(_hands_on(n, result, _torch_modules(module)) for n in later):
                 return True
         return False
 
@@ -494,9 +495,10 @@ _FRESH = frozenset(
 )
 
 
-def _fresh(value: cst.BaseExpression, torch_roots: frozenset[str]) -> bool:
+def _fresh(value: cst.BaseExpression, torch_modules: Mapping[str, str]) -> bool:
     """Whether ``value`` always makes a new tensor (arithmetic; a tensor method of ``_FRESH``; a
-    function of the torch namespace, reached through a name in ``torch_roots``, that is not one of
+    function of ``torch``, ``torch.nn.functional``, ``torch.linalg``, ``torch.fft`` or
+    ``torch.special``, reached through the names in ``torch_modules``, that is not one of
     ``_MAY_ALIAS``): then a copy of it is indistinguishable from it."""
     if isinstance(value, (cst.BinaryOperation, cst.UnaryOperation, cst.Comparison)):
         return True
@@ -505,10 +507,13 @@ def _fresh(value: cst.BaseExpression, torch_roots: frozenset[str]) -> bool:
         if m.matches(receiver, m.Name("self")) or m.matches(receiver, m.Attribute(value=m.Name("self"))):
             return False  # a module or method of the object: it may hand back its input
         name = value.func.attr.value if isinstance(value.func, cst.Attribute) else value.func.value
-        root = value.func
-        while isinstance(root, cst.Attribute):
-            root = root.value
-        if isinstance(root, cst.Name) and root.value in torch_roots and root is not value.func:
+        chain = value.func
+        while isinstance(chain, cst.Attribute):
+            chain = chain.value
+        # A plain dotted name (``F.softmax``), not a method of a value (``torch.ones(3).sum``).
+        dotted = code_of(value.func).split(".") if isinstance(chain, cst.Name) else []
+        if len(dotted) > 1 and dotted[0] in torch_modules:
+            namespace = ".".join([torch_modules[dotted[0]], *dotted[1:-1]])
             # ``F.relu(x, inplace=True)`` and ``torch.add(a, b, out=a)`` hand back a tensor they were given.
             writes = any(
                 arg.keyword is not None
@@ -516,30 +521,35 @@ def _fresh(value: cst.BaseExpression, torch_roots: frozenset[str]) -> bool:
                 and not m.matches(arg.value, m.Name("False") | m.Name("None"))
                 for arg in value.args
             )
-            return name not in _MAY_ALIAS and not name.endswith("_") and not writes
+            return namespace in _TENSOR_NAMESPACES and name not in _MAY_ALIAS and not name.endswith("_") and not writes
         return name in _FRESH
     return False
 
 
-def _torch_roots(module: cst.Module) -> frozenset[str]:
-    """The names a module binds to torch or one of its submodules (``torch``, ``F``, ``nn``)."""
-    roots = set()
+def _torch_modules(module: cst.Module) -> dict[str, str]:
+    """The names a module binds to torch modules, and the module each is (``F``:
+    ``torch.nn.functional``)."""
+    bound: dict[str, str] = {}
     for node in m.findall(module, m.Import() | m.ImportFrom()):
         if isinstance(node, cst.Import):
             for alias in node.names:
                 dotted = code_of(alias.name)
                 if dotted == "torch" or dotted.startswith("torch."):
-                    roots.add(code_of(alias.asname.name) if alias.asname else dotted.split(".")[0])
-        elif node.module is not None and not node.relative and code_of(node.module).split(".")[0] == "torch":
-            if isinstance(node.names, Sequence):
+                    if alias.asname:
+                        bound[code_of(alias.asname.name)] = dotted
+                    else:
+                        bound["torch"] = "torch"
+        elif isinstance(node, cst.ImportFrom) and node.module is not None and not node.relative:
+            package = code_of(node.module)
+            if (package == "torch" or package.startswith("torch.")) and isinstance(node.names, Sequence):
                 for alias in node.names:  # from torch import nn; from torch.nn import functional as F
-                    if code_of(alias.name) in _TORCH_SUBMODULES:
-                        roots.add(code_of(alias.asname.name) if alias.asname else code_of(alias.name))
-    return frozenset(roots)
+                    name = code_of(alias.name)
+                    bound[code_of(alias.asname.name) if alias.asname else name] = f"{package}.{name}"
+    return bound
 
 
-# Submodules of torch whose functions compute on tensors.
-_TORCH_SUBMODULES = frozenset({"nn", "functional", "linalg", "fft", "special"})
+# The torch modules whose functions compute tensors from tensors (not torch.utils, torch.nn's classes).
+_TENSOR_NAMESPACES = frozenset({"torch", "torch.nn.functional", "torch.linalg", "torch.fft", "torch.special"})
 
 # torch functions that may return a view of an argument or the argument itself: their result is not
 # always a new tensor (``F.dropout`` in eval mode and ``x.to(x.dtype)`` hand back their input).
@@ -635,7 +645,7 @@ def _updated_in_place(name: str) -> m.BaseMatcherNode:
 
 
 def _rebound_fresh_next(
-    function: cst.FunctionDef, statement: cst.SimpleStatementLine, name: str, torch_roots: frozenset[str]
+    function: cst.FunctionDef, statement: cst.SimpleStatementLine, name: str, torch_modules: Mapping[str, str]
 ) -> bool:
     """Whether the statement after ``statement`` in its block rebinds ``name`` to a new tensor
     (``preds = preds > threshold``): then nothing holds the value ``statement`` bound any more."""
@@ -648,12 +658,12 @@ def _rebound_fresh_next(
             return (
                 isinstance(following, cst.SimpleStatementLine)
                 and m.matches(following, rebinding)
-                and _fresh(cst.ensure_type(following.body[0], cst.Assign).value, torch_roots)
+                and _fresh(cst.ensure_type(following.body[0], cst.Assign).value, torch_modules)
             )
     return False
 
 
-def _hands_on(statement: cst.CSTNode, name: str, torch_roots: frozenset[str]) -> bool:
+def _hands_on(statement: cst.CSTNode, name: str, torch_modules: Mapping[str, str]) -> bool:
     """Whether a ``return`` may hand the caller the object ``name`` holds (or a view of it): a
     value it returns (or an element of the tuple or list it returns) mentions ``name`` and is not
     a new tensor (``return y * 2, aux`` hands on a new one)."""
@@ -661,7 +671,7 @@ def _hands_on(statement: cst.CSTNode, name: str, torch_roots: frozenset[str]) ->
     if value is None:
         return bool(m.findall(statement, m.Name(name)))
     values = [e.value for e in value.elements] if isinstance(value, (cst.Tuple, cst.List)) else [value]
-    return any(bool(m.findall(v, m.Name(name))) and not _fresh(v, torch_roots) for v in values)
+    return any(bool(m.findall(v, m.Name(name))) and not _fresh(v, torch_modules) for v in values)
 
 
 def _predicate_and_branches(
