@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import libcst as cst
 import libcst.matchers as m
@@ -201,6 +201,23 @@ def names_in(node: cst.CSTNode) -> set[str]:
     not_variables = {id(a.attr) for a in m.findall(node, m.Attribute())}
     not_variables |= {id(a.keyword) for a in m.findall(node, m.Arg(keyword=m.Name()))}
     return {n.value for n in m.findall(node, m.Name()) if id(n) not in not_variables}
+
+
+def in_place_update_of(value: cst.BaseExpression) -> m.BaseMatcherNode:
+    """A statement or call that updates in place what ``value`` (a name or attribute read) holds: a
+    trailing-underscore method (``x.add_(1)``), an augmented assignment, a store into it."""
+    # Any: one matcher of an expression stands where libcst's stubs want each node type's own.
+    same: Any = m.MatchIfTrue(lambda node: isinstance(node, cst.BaseExpression) and node.deep_equals(value))
+    into = same | m.Subscript(value=same) | m.Attribute(value=same)
+    return (
+        m.Call(
+            func=m.Attribute(
+                value=same, attr=m.Name(m.MatchIfTrue(lambda a: a.endswith("_") and not a.startswith("_")))
+            )
+        )
+        | m.AugAssign(target=into)
+        | m.AssignTarget(target=m.Subscript(value=same) | m.Attribute(value=same))
+    )
 
 
 def code_of(node: cst.CSTNode) -> str:

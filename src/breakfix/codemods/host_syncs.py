@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import MetadataWrapper, PositionProvider, QualifiedNameProvider
 
-from breakfix.codemods._base import SiteCodemod, code_of, names_in, parameter_names
+from breakfix.codemods._base import SiteCodemod, code_of, in_place_update_of, names_in, parameter_names
 from breakfix.codemods._orchestration import NotSplittable, function_site, is_compiled_piece, single_caller
 from breakfix.types import DATA_DEPENDENT_GUARD, TENSOR_ASSERT, Applicability, ValueKind
 
@@ -354,8 +352,12 @@ class IndexByScalarTensor(SiteCodemod):
             or not set(facts.kinds_of(code_of(updated.value))) <= _TENSOR_KINDS
         ):
             return updated
-        for held in _updated_in_place(self.function, updated.value):
-            self.refused = f"`{code_of(updated.value)}` is updated in place in the function (`{code_of(held)}`): a view of it would see the update, a copy would not"
+        updates = m.findall(self.function, in_place_update_of(updated.value))
+        if updates:
+            self.refused = (
+                f"`{code_of(updated.value)}` is updated in place in the function (`{code_of(updates[0])}`): "
+                "a view of it would see the update, a copy would not"
+            )
             return updated
         self.rewritten += 1
         self.rewritten_break_line |= self.at_header or self.spans_break(original)
@@ -373,12 +375,11 @@ class IndexByScalarTensor(SiteCodemod):
         if self.function is None or updated.value is original.value or len(updated.targets) != 1:
             return updated
         target = updated.targets[0].target
-        if isinstance(target, cst.Name):
-            for held in _updated_in_place(self.function, target):
-                self.refused = (
-                    f"{target.value} is updated in place (`{code_of(held)}`): the element it holds would be a copy"
-                )
-                raise self.skip(self.refused)
+        updates = m.findall(self.function, in_place_update_of(target)) if isinstance(target, cst.Name) else []
+        if updates:
+            raise self.skip(
+                f"{code_of(target)} is updated in place (`{code_of(updates[0])}`): the element it holds would be a copy"
+            )
         return updated
 
 
@@ -387,21 +388,3 @@ _TENSOR_KINDS = frozenset({ValueKind.TENSOR, ValueKind.TENSOR_GRAD, ValueKind.TE
 
 def _atomic(node: cst.BaseExpression) -> bool:
     return isinstance(node, (cst.Name, cst.Attribute, cst.Subscript)) and not node.lpar
-
-
-def _updated_in_place(function: cst.FunctionDef, value: cst.BaseExpression) -> Sequence[cst.CSTNode]:
-    """Statements and calls of ``function`` that update what ``value`` (a name or attribute read)
-    holds in place: a trailing-underscore method, an augmented assignment, a store into it."""
-    same: m.MatchIfTrue[cst.CSTNode] = m.MatchIfTrue(
-        lambda node: isinstance(node, cst.BaseExpression) and node.deep_equals(value)
-    )
-    return m.findall(
-        function,
-        m.Call(
-            func=m.Attribute(
-                value=same, attr=m.Name(m.MatchIfTrue(lambda a: a.endswith("_") and not a.startswith("_")))
-            )
-        )
-        | m.AugAssign(target=same | m.Subscript(value=same))
-        | m.AssignTarget(target=m.Subscript(value=same)),
-    )

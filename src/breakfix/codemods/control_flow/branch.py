@@ -8,7 +8,16 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from breakfix.codemods._base import Refused, SiteCodemod, code_of, fresh_name, function_at, names_in, parameters
+from breakfix.codemods._base import (
+    Refused,
+    SiteCodemod,
+    code_of,
+    fresh_name,
+    function_at,
+    in_place_update_of,
+    names_in,
+    parameters,
+)
 from breakfix.codemods.control_flow._cond import COND, cond_call
 from breakfix.types import DATA_DEPENDENT_GUARD, Applicability
 
@@ -228,7 +237,7 @@ class DataDependentBranch(SiteCodemod):
                     f"the if has no else and {name} may be a view or alias of another tensor before it "
                     f"(`{code_of(binding)}`): a copy would not share its memory"
                 )
-            if any(self._lines(found)[0] > end for found in m.findall(function, _updated_in_place(name))):
+            if any(self._lines(found)[0] > end for found in m.findall(function, in_place_update_of(cst.Name(name)))):
                 raise Refused(
                     f"{name} is updated in place after the if: on the untaken branch the update would reach a copy"
                 )
@@ -298,7 +307,9 @@ class DataDependentBranch(SiteCodemod):
                 return True
             after = positions[statements[0]].end.line
             later = [
-                n for n in m.findall(outer, _updated_in_place(result) | m.Return()) if positions[n].start.line > after
+                n
+                for n in m.findall(outer, in_place_update_of(cst.Name(result)) | m.Return())
+                if positions[n].start.line > after
             ]
             if any(not isinstance(n, cst.Return) for n in later):
                 return False
@@ -627,21 +638,6 @@ _MAY_ALIAS = frozenset(
 def _read_only(branch: cst.BaseExpression) -> bool:
     """Whether a branch only reads an existing object (a name or an attribute)."""
     return isinstance(branch, (cst.Name, cst.Attribute)) and not m.matches(branch, m.Name("None"))
-
-
-def _updated_in_place(name: str) -> m.BaseMatcherNode:
-    """A statement or call that updates the tensor ``name`` holds in place."""
-    return (
-        m.Call(
-            func=m.Attribute(
-                value=m.Name(name),
-                attr=m.Name(m.MatchIfTrue(lambda a: a.endswith("_") and not a.startswith("_"))),
-            )
-        )
-        | m.AugAssign(target=m.Name(name))
-        | m.AssignTarget(target=m.Subscript(value=m.Name(name)) | m.Attribute(value=m.Name(name)))
-        | m.AugAssign(target=m.Subscript(value=m.Name(name)) | m.Attribute(value=m.Name(name)))
-    )
 
 
 def _rebound_fresh_next(
