@@ -45,3 +45,11 @@ def test_an_element_updated_in_place_is_refused() -> None:
     source = SOURCE.replace("    return x * a", "    a.add_(x.sum())\n    return a")
     result = run_codemod("BF703", source, 5, facts=_facts(table=ValueKind.TENSOR, t=ValueKind.INDEX_TENSOR))
     assert isinstance(result, TransformSkip) and "a is updated in place" in result.skip_description
+
+
+def test_a_name_bound_to_something_else_may_be_updated_in_place() -> None:
+    # Only the name bound to the element read through the rewritten subscript holds a copy.
+    source = SOURCE.replace("    a = table[t]\n", "    acc = torch.zeros(3)\n    acc.add_(x)\n    a = table[t]\n")
+    result = run_codemod("BF703", source, 7, facts=_facts(table=ValueKind.TENSOR, t=ValueKind.INDEX_TENSOR))
+    assert isinstance(result, TransformSuccess)
+    assert "a = table[t.reshape(1)].squeeze(0)" in result.code

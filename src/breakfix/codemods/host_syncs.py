@@ -323,6 +323,7 @@ class IndexByScalarTensor(SiteCodemod):
         self.stores: set[cst.CSTNode] = set()  # subscripts that are assigned to, not read
         self.rewritten_break_line = False
         self.at_header = False
+        self.rewritten_before: list[int] = []  # self.rewritten when each enclosing assignment was entered
 
     def visit_Module(self, node: cst.Module) -> None:
         self.function = self.function_at_break(node)
@@ -369,10 +370,15 @@ class IndexByScalarTensor(SiteCodemod):
         indexed = updated.with_changes(slice=[cst.SubscriptElement(cst.Index(one_element))])
         return cst.Call(func=cst.Attribute(value=indexed, attr=cst.Name("squeeze")), args=[cst.Arg(cst.Integer("0"))])
 
+    def visit_Assign(self, node: cst.Assign) -> None:
+        self.rewritten_before.append(self.rewritten)
+
     def leave_Assign(self, original: cst.Assign, updated: cst.Assign) -> cst.Assign:
         # The element a name is bound to: a view before, a copy after; an in-place update of the
-        # name later in the function would reach the table before and not after.
-        if self.function is None or updated.value is original.value or len(updated.targets) != 1:
+        # name later in the function would reach the table before and not after. Only an
+        # assignment whose value holds a rewritten subscript binds such an element.
+        holds_rewrite = self.rewritten > self.rewritten_before.pop()
+        if self.function is None or not holds_rewrite or len(updated.targets) != 1:
             return updated
         target = updated.targets[0].target
         updates = m.findall(self.function, in_place_update_of(target)) if isinstance(target, cst.Name) else []
