@@ -143,3 +143,39 @@ def test_a_break_already_on_a_rewritten_line_is_fixed_in_the_next_round(tmp_path
     written = (project / "m.py").read_text()
     assert "self.alphas_cumprod[timestep.reshape(1)].squeeze(0)" in written
     assert "lambda: self.final_alpha_cumprod.clone()" in written
+
+
+# DDIMParallelScheduler's shape: step's two schedule lines (as above) and a variance helper with the
+# same two lines. Once BF703 fixes step's first line, compiling with breaks allowed fails in the
+# backend on the helper's subscript (no user stack); the fullgraph=True error locates it, and the
+# repairs fix step's conditional expression (a break on a line BF703 wrote, that line's own) and
+# then the helper's two lines, measured afresh. All four verify together as one graph.
+SCHEDULER_STEP_WITH_VARIANCE = (
+    SCHEDULER_STEP.replace(
+        "        pred_original_sample =",
+        "        variance = self._variance(timestep, prev_timestep)\n        pred_original_sample =",
+    )
+    .replace(
+        "        return alpha_prod_t_prev**0.5 * pred_original_sample",
+        "        return variance + alpha_prod_t_prev**0.5 * pred_original_sample",
+    )
+    .replace(
+        "    def step(",
+        """    def _variance(self, timestep, prev_timestep):
+        alpha_prod_t = self.alphas_cumprod[timestep]
+        alpha_prod_t_prev = self.alphas_cumprod[prev_timestep] if prev_timestep >= 0 else self.final_alpha_cumprod
+        return (1 - alpha_prod_t_prev) / (1 - alpha_prod_t) * (1 - alpha_prod_t / alpha_prod_t_prev)
+
+    def step(""",
+    )
+)
+
+
+def test_a_break_the_backend_fails_on_is_located_and_repaired_with_the_facts_measured_at_it(tmp_path):
+    project = make_project(tmp_path, {"m.py": SCHEDULER_STEP_WITH_VARIANCE.format(timestep=981)})
+    result = breakfix(project, "m.py:denoise", "--inputs", "m.py:example_inputs", "--apply", "--json")
+    assert result.code == 0, result.stderr
+    assert result.json()["kind"] == "fullgraph", result.json()["breaks"]
+    written = (project / "m.py").read_text()
+    assert written.count("self.alphas_cumprod[timestep.reshape(1)].squeeze(0)") == 2
+    assert written.count("lambda: self.final_alpha_cumprod.clone()") == 2

@@ -46,7 +46,23 @@ from breakfix.worker.coverage import statement_span
 from breakfix.worker.protocol import CheckResult, LocateResult
 
 Progress = Callable[[str], None]
-REPAIR_DEPTH = 2  # how many breaks revealed one inside another's rewrite are repaired before giving up
+REPAIR_DEPTH = 4  # how many breaks revealed one inside another's rewrite are repaired before giving up
+
+
+def _moved_breaks(outcome: CheckResult, path: str, old_lines: set[str], request: FixRequest) -> list[GraphBreak]:
+    """The breaks of a rewrite of ``path`` that sit on lines it wrote. A rewrite that only moves
+    the break (wrapping the failing call) leaves one there; breaks revealed in untouched code, or
+    in code moved into a compiled piece, sit on lines that existed before. A break located before
+    the rewrite, of the same type at the same line of the same function, is that break (the
+    rewrite changed its line's text), not one moved."""
+    located_before = {(o.site.filename, o.site.lineno, o.site.name, o.gb_type) for o in request.other_breaks}
+    return [
+        b
+        for b in outcome.breaks
+        if b.site.filename == path
+        and b.site.line not in old_lines
+        and (b.site.filename, b.site.lineno, b.site.name, b.gb_type) not in located_before
+    ]
 
 
 @dataclass(frozen=True)
@@ -362,35 +378,28 @@ class Engine:
             self.progress(f"verifying {codemod.CODE} in a fresh worker")
             outcome = check(self.options, trial, reference)
             repairs: list[BreakReport] = []
-            if not outcome.ok and outcome.breaks and repairs_left:
-                repaired = self._repair(request, codemod, trial, outcome, reference, repairs_left - 1)
+            old_lines = {line.strip() for line in source.splitlines()}
+            # A break on a line the rewrite wrote may be one the line held beside the one fixed (a
+            # conditional expression around a rewritten subscript): it is repaired like a break the
+            # compiler failed on, and counts as moved only when no verified repair removes it.
+            moved = _moved_breaks(outcome, path, old_lines, request)
+            if outcome.breaks and repairs_left and (not outcome.ok or moved):
+                revealed = moved[0] if outcome.ok else outcome.breaks[0]
+                repaired = self._repair(request, codemod, trial, outcome, revealed, reference, repairs_left - 1)
                 if isinstance(repaired, _Fix):
                     trial, outcome, repairs = repaired.overlay, repaired.outcome, repaired.repairs
-                elif isinstance(repaired, _RepairRefused):
+                elif isinstance(repaired, _RepairRefused) and not outcome.ok:
                     outcome = CheckResult(ok=False, fullgraph=False, reason=f"{outcome.reason}; {repaired.reason}")
+                moved = _moved_breaks(outcome, path, old_lines, request)
             if outcome.mismatch:
                 self._require_reproducible(reference)
             outcome = self._no_new_recompiles(outcome)
-            # A rewrite that only moves the break (wrapping the failing call) leaves a break on a
-            # line it wrote; breaks revealed in untouched code, or in code moved into a compiled
-            # piece, sit on lines that existed before. The same break reached through a statement
-            # the rewrite wrote is still the same break.
-            old_lines = {line.strip() for line in source.splitlines()}
+            # The same break reached through a statement the rewrite wrote is still the same break.
             gone = outcome.ok and not any(
                 _identity(b)[:-1] == _identity(brk)[:-1]
                 and (b.project_stack[0].line == brk.project_stack[0].line or b.project_stack[0].line not in old_lines)
                 for b in outcome.breaks
             )
-            # A break located before the rewrite, of the same type at the same line of the same
-            # function, is that break (the rewrite changed its line's text), not this one moved.
-            located_before = {(o.site.filename, o.site.lineno, o.site.name, o.gb_type) for o in request.other_breaks}
-            moved = [
-                b
-                for b in outcome.breaks
-                if b.site.filename == path
-                and b.site.line not in old_lines
-                and (b.site.filename, b.site.lineno, b.site.name, b.gb_type) not in located_before
-            ]
             if not gone or moved:
                 why = outcome.reason or (
                     f"the rewrite moved the break to a line it wrote ({moved[0].gb_type})"
@@ -447,12 +456,12 @@ class Engine:
         candidate: type[BreakfixCodemod],
         trial: dict[str, str],
         outcome: CheckResult,
+        revealed: GraphBreak,
         reference: str,
         repairs_left: int,
     ) -> _Fix | _RepairRefused | None:
         """Fix the break a candidate rewrite revealed, on top of it: the fix of both, or why not
         (None when there is nothing to repair: the same break, or no fix made for it)."""
-        revealed = outcome.breaks[0]
         code = candidate.CODE
         report = BreakReport(brk=self._on_disk(revealed, trial), round=0, status=Status.UNFIXABLE)
         # A split (a last resort) whose compiled piece fails is split again, as a later round would;
@@ -469,6 +478,7 @@ class Engine:
             brk=revealed,
             target_file=request.target_file,
             target_qualname=request.target_qualname,
+            facts=outcome.facts.get(f"{revealed.site.filename}:{revealed.site.lineno}", BreakFacts()),
             sources=dict(trial),
             piece_options=request.piece_options,
         )

@@ -268,17 +268,21 @@ def check(request: CheckRequest, root: Path) -> CheckResult:
             }
         )
 
-    def raised(e: Exception) -> CheckResult:
+    def raised(e: Exception, located_by: BaseException | None = None) -> CheckResult:
         # The compiler failed inside the rewrite: when it failed on a project line (code a rewrite
         # made the compiler trace, like a torch.cond branch or a compiled piece), that line is a
-        # break the engine may repair.
+        # break the engine may repair, with the facts measured at it. A backend failure carries no
+        # user stack; the fullgraph=True error of the same rewrite (``located_by``) then says where
+        # tracing first failed.
         where = f"{seen.where}: " if seen.where and seen.call != 1 else ""
+        breaks = revealed_break(e, fn, root) or (revealed_break(located_by, fn, root) if located_by else [])
         return CheckResult.from_json(
             {
                 "ok": False,
                 "fullgraph": False,
-                "breaks": revealed_break(e, fn, root),
+                "breaks": breaks,
                 "reason": f"{where}the rewrite raised {one_line(e)}",
+                "facts": _facts(fn, make_inputs, breaks),
             }
         )
 
@@ -286,6 +290,7 @@ def check(request: CheckRequest, root: Path) -> CheckResult:
         return Verification(request.calls, len(reference["derived"]), tuple(seen.repeated(request.calls)))
 
     torch_compat.clear_counters()
+    fullgraph_error: BaseException | None = None
     try:
         with torch_compat.recompiles_logged(seen.record):
             problem = matches(fn if orchestrator else torch.compile(fn, fullgraph=True))
@@ -294,7 +299,7 @@ def check(request: CheckRequest, root: Path) -> CheckResult:
     except torch_compat.tracing_errors() as e:
         if seen.call != 1:
             return raised(e)  # a break on a later call or a new shape: a failure, not a break to locate
-        # breaks remain: check the rewrite with graph breaks allowed, below
+        fullgraph_error = e  # breaks remain: check the rewrite with graph breaks allowed, below
     except Exception as e:
         return raised(e)  # also below, with breaks allowed
     else:
@@ -318,7 +323,7 @@ def check(request: CheckRequest, root: Path) -> CheckResult:
         # accept a rewrite whose piece cannot compile); the engine may repair it as a revealed break.
         problem = matches(fn if orchestrator else torch.compile(fn, fullgraph=False))
     except Exception as e:
-        return raised(e)
+        return raised(e, located_by=fullgraph_error)
     finally:
         _pieces_allow_breaks = False
     if problem:
