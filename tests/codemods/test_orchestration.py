@@ -10,12 +10,13 @@ from __future__ import annotations
 import textwrap
 
 import libcst as cst
+import libcst.matchers as m
 import pytest
 
 from breakfix.codemods._flow import Flow
 from breakfix.codemods._orchestration import NotSplittable, function_site
 from breakfix.codemods.io_split import split_around
-from breakfix.codemods.iterators import consumption_of, iterator_parameter, pass_as_list
+from breakfix.codemods.iterators import Helper, consumption_of, iterator_parameter, pass_as_list
 
 
 def _module(source: str) -> cst.Module:
@@ -718,6 +719,83 @@ def _consumption(source: str):
 )
 def test_consumption(source: str, template: str, exact: bool) -> None:
     consumption = _consumption(source)
+    assert (consumption.template, consumption.exact) == (template, exact)
+
+
+def _helper_consumption(target: str, *helpers: str):
+    """The consumption of ``xs`` by ``f`` (the first function of ``target``), counting each of
+    ``helpers`` (the first function of each source, the next one on the stack)."""
+    module = _module(target)
+    chain = []
+    for source in helpers:
+        helper_module = _module(source)
+        function = next(n for n in m.findall(helper_module, m.FunctionDef()) if isinstance(n, cst.FunctionDef))
+        called_at = next(i for i, line in enumerate(module.code.splitlines(), start=1) if i > 1 and "xs" in line)
+        chain.append(Helper(helper_module, function, called_at=called_at))
+    return consumption_of(module, function_site(module, 1).function, "xs", tuple(chain))
+
+
+@pytest.mark.parametrize(
+    ("target", "helpers", "template", "exact"),
+    [
+        # a helper that takes one item, then one more in the target
+        (
+            "def f(xs):\n    a = part(xs)\n    return a + next(xs)\n",
+            ["def part(it):\n    return next(it)\n"],
+            "list(itertools.islice({}, 2))",
+            True,
+        ),
+        # two calls of the helper, each taking two items (passed by keyword once)
+        (
+            "def f(xs):\n    a = part(xs)\n    return a + part(it=xs)\n",
+            ["def part(it):\n    return next(it) + next(it)\n"],
+            "list(itertools.islice({}, 4))",
+            True,
+        ),
+        # a method of another object, two calls deep, whose loop runs to the end
+        (
+            "def f(xs, w):\n    return steps.run(w, xs)\n",
+            [
+                "class Steps:\n    def run(self, w, it):\n        return inner(it) * w\n",
+                "def inner(batches):\n    total = 0\n    for b in batches:\n        total = total + b\n    return total\n",
+            ],
+            "list({})",
+            True,
+        ),
+        # a child module's forward, called through the module object
+        (
+            "def f(xs):\n    return block(xs) + next(xs)\n",
+            ["class Block:\n    def forward(self, it):\n        return next(it)\n"],
+            "list(itertools.islice({}, 2))",
+            True,
+        ),
+        # the helper takes an item only sometimes
+        (
+            "def f(xs):\n    return part(xs, True)\n",
+            ["def part(it, flag):\n    return next(it) if flag else 0\n"],
+            "list({})",
+            False,
+        ),
+        # the helper is called only sometimes
+        (
+            "def f(xs, flag):\n    a = next(xs)\n    if flag:\n        a = a + part(xs)\n    return a\n",
+            ["def part(it):\n    return next(it)\n"],
+            "list({})",
+            False,
+        ),
+        # the helper keeps the iterator: what it takes later is unknown
+        (
+            "def f(xs):\n    return part(xs)\n",
+            ["def part(it):\n    global kept\n    kept = it\n    return next(it)\n"],
+            "list({})",
+            False,
+        ),
+        # the iterator is unpacked into the call: the parameter it binds is unknown
+        ("def f(xs):\n    return part(*[xs])\n", ["def part(it):\n    return next(it)\n"], "list({})", False),
+    ],
+)
+def test_consumption_through_helpers(target: str, helpers: list[str], template: str, exact: bool) -> None:
+    consumption = _helper_consumption(target, *helpers)
     assert (consumption.template, consumption.exact) == (template, exact)
 
 

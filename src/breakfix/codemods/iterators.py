@@ -9,7 +9,7 @@ import libcst.matchers as m
 from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import BuiltinScope, MetadataWrapper, ParentNodeProvider, PositionProvider, ScopeProvider
 
-from breakfix.codemods._base import BreakfixCodemod, FixRequest, parameter_names
+from breakfix.codemods._base import BreakfixCodemod, FixRequest, function_at, parameter_names
 from breakfix.codemods._flow import has_return, inside
 from breakfix.codemods._orchestration import (
     FunctionSite,
@@ -71,7 +71,10 @@ class IteratorInput(BreakfixCodemod):
 
     ## What it fixes
     ``next(xs)`` (GB4347, "Missing tp_iternext") or ``for x in xs`` (GB0811, "missing tp_iter")
-    on an iterator that is an argument of the compiled function, such as ``f(iter(tensors))``.
+    on an iterator that is an argument of the compiled function, such as ``f(iter(tensors))``,
+    whether the compiled function steps it itself or passes it on to a project function that
+    steps it: a helper in the same or another file, a method, a child module's ``forward``, 1 to 3
+    calls deep (positionally or by keyword).
 
     ## Why it breaks
     Dynamo cannot step an iterator created outside the compiled region: it does not own its
@@ -106,7 +109,11 @@ class IteratorInput(BreakfixCodemod):
     ## Fix safety
     Safe when breakfix can count what the original consumed: a fixed number of ``next()`` calls
     that always run (none in a loop, a branch or after an early ``return``), or a ``for`` loop over
-    the iterator with no ``break`` or ``return`` inside it. Otherwise the fix is unsafe: the
+    the iterator with no ``break`` or ``return`` inside it; a call of a helper the iterator is
+    passed to counts what the helper takes by the same rules, when the call always runs. A helper
+    that does anything else with it (keeps it, returns it, passes it to library code), a call that
+    unpacks arguments (``*args``), or library frames between the compiled function and the one
+    that steps it make the count unknown. Otherwise the fix is unsafe: the
     orchestrator drains the whole iterator before the call, so the caller's iterator is left
     empty where the original left items in it, and an infinite iterator never returns. In both
     cases the items are taken before the compiled code runs: a generator whose items depend on
@@ -126,11 +133,20 @@ class IteratorInput(BreakfixCodemod):
 
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:
         stack = self.request.brk.user_stack
-        if len(stack) > 1:
-            raise self.skip("the iterator is stepped in a helper, not in the compiled function")
+        if stack[-len(self.request.brk.project_stack) :] != self.request.brk.project_stack or len(
+            self.request.brk.project_stack
+        ) != len(stack):
+            raise self.skip("the iterator is stepped in library code, whose consumption is not read")
+        helpers = []
+        for caller, frame in zip(stack, stack[1:]):
+            module = self.parse_file(frame.filename)
+            function = function_at(module, frame.lineno)
+            if function is None:
+                raise self.skip(f"line {frame.lineno} of {frame.filename} is not in a function")
+            helpers.append(Helper(module, function, caller.lineno))
         try:
             compiled_function(tree, self.request)
-            result, consumption = pass_as_list(tree, stack[0].lineno, self.request.piece_options)
+            result, consumption = pass_as_list(tree, stack[0].lineno, self.request.piece_options, tuple(helpers))
         except NotSplittable as e:
             raise self.skip(str(e)) from e
         if not consumption.exact:
@@ -141,12 +157,25 @@ class IteratorInput(BreakfixCodemod):
         return result
 
 
-def pass_as_list(module: cst.Module, line: int, defaults: PieceOptions = ()) -> tuple[cst.Module, Consumption]:
-    """Make the function spanning ``line`` take the iterator it steps there as a list."""
+@dataclass(frozen=True)
+class Helper:
+    """A project function on the break's stack below the compiled one: each calls the next, the
+    last steps the iterator."""
+
+    module: cst.Module
+    function: cst.FunctionDef
+    called_at: int  # the line of its caller (the previous helper, or the compiled function) that calls it
+
+
+def pass_as_list(
+    module: cst.Module, line: int, defaults: PieceOptions = (), helpers: tuple[Helper, ...] = ()
+) -> tuple[cst.Module, Consumption]:
+    """Make the function spanning ``line`` take the iterator it steps there, or passes on there to
+    ``helpers[0]`` (which steps it or passes it on to ``helpers[1]``, ...), as a list."""
     site = function_site(module, line)
     check_movable(site.function)
-    param = iterator_parameter(module, site.function, line)
-    consumption = consumption_of(module, site.function, param)
+    param = iterator_parameter(module, site.function, line, helpers)
+    consumption = consumption_of(module, site.function, param, helpers)
     params = parameter_names(site.function)
     statements = list(site.function.body.body)
     doc = docstring(site.function)
@@ -183,13 +212,25 @@ def _edit_caller(
     return install(module, caller.orchestrator, orchestrator, {site.function.name.value: piece})
 
 
-def iterator_parameter(module: cst.Module, function: cst.FunctionDef, line: int) -> str:
-    """The parameter stepped on ``line``: ``next(p)`` or ``for ... in p``."""
+def iterator_parameter(
+    module: cst.Module, function: cst.FunctionDef, line: int, helpers: tuple[Helper, ...] = ()
+) -> str:
+    """The parameter stepped on ``line``: ``next(p)`` or ``for ... in p``; or, when the iterator
+    is stepped in ``helpers``, the parameter passed on there to the one that steps it."""
     positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
     params = set(parameter_names(function))
     found = set()
+    for call in _calls_of(module, function, helpers[0]) if helpers else ():
+        if positions[call].start.line <= line <= positions[call].end.line:
+            found |= {
+                a.value.value
+                for a in call.args
+                if isinstance(a.value, cst.Name)
+                and a.value.value in params
+                and _steps(helpers, _parameter_passed(call, a, helpers[0].function))
+            }
     stepped = m.Call(func=m.Name("next"), args=[m.Arg(value=m.Name()), m.ZeroOrMore()]) | m.For(iter=m.Name())
-    for node in m.findall(function.body, stepped):
+    for node in m.findall(function.body, stepped) if not helpers else ():
         name = node.args[0].value.value if isinstance(node, cst.Call) else node.iter.value
         if positions[node].start.line == line and name in params:
             found.add(name)
@@ -198,8 +239,83 @@ def iterator_parameter(module: cst.Module, function: cst.FunctionDef, line: int)
     return found.pop()
 
 
-def consumption_of(module: cst.Module, function: cst.FunctionDef, param: str) -> Consumption:
+def _calls_of(module: cst.Module, caller: cst.FunctionDef, helper: Helper) -> list[cst.Call]:
+    """The calls of ``helper`` in ``caller``: by its name (``f(...)``, ``obj.f(...)``), and for a
+    child module's ``forward``, called through the module object, the call at the line the stack
+    says it was called from."""
+    name = helper.function.name.value
+    calls = [cst.ensure_type(c, cst.Call) for c in m.findall(caller.body, m.Call(func=m.Name() | m.Attribute()))]
+    by_name = [c for c in calls if m.matches(c.func, m.Name(name) | m.Attribute(attr=m.Name(name)))]
+    if name != "forward" or by_name:
+        return by_name
+    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    at_line = [
+        c
+        for c in calls
+        if positions[c].start.line <= helper.called_at <= positions[c].end.line
+        and not m.matches(c.func, m.Name("next"))
+    ]
+    return at_line if len(at_line) == 1 else []
+
+
+def _steps(helpers: tuple[Helper, ...], param: str | None) -> bool:
+    """Whether ``helpers[0]`` steps its parameter ``param`` (``next``, ``for``), or passes it on to
+    ``helpers[1]``, which does."""
+    if param is None:
+        return False
+    function = helpers[0].function
+    stepped = m.Call(func=m.Name("next"), args=[m.Arg(value=m.Name(param)), m.ZeroOrMore()]) | m.For(iter=m.Name(param))
+    if m.findall(function.body, stepped):
+        return True
+    return len(helpers) > 1 and any(
+        _steps(helpers[1:], _parameter_passed(call, arg, helpers[1].function))
+        for call in _calls_of(helpers[0].module, function, helpers[1])
+        for arg in call.args
+        if m.matches(arg.value, m.Name(param))
+    )
+
+
+def _parameter_passed(call: cst.Call, arg: cst.Arg, helper: cst.FunctionDef) -> str | None:
+    """The parameter of ``helper`` that ``arg`` of ``call`` binds (None when unpacking makes that
+    unknowable). A method called through an object (``obj.f(...)``, or a module object whose
+    ``forward`` runs) binds ``self`` or ``cls`` itself."""
+    params = [p.name.value for p in (*helper.params.posonly_params, *helper.params.params)]
+    if any(a.star for a in call.args):
+        return None
+    if arg.keyword is not None:
+        return arg.keyword.value
+    through_object = not m.matches(call.func, m.Name(helper.name.value))
+    bound = params[1:] if through_object and params[:1] in (["self"], ["cls"]) else params
+    position = [a for a in call.args if a.keyword is None].index(arg)
+    return bound[position] if position < len(bound) else None
+
+
+def consumption_of(
+    module: cst.Module, function: cst.FunctionDef, param: str, helpers: tuple[Helper, ...] = ()
+) -> Consumption:
     """How many items the function takes from the iterator ``param``, when that can be counted."""
+    items = _items_taken(module, function, param, helpers)
+    if isinstance(items, _Everything):
+        return Consumption("list({})", exact=True, needs_iter=items is not _ALL_BY_FOR)
+    if isinstance(items, int):
+        return Consumption(f"list(itertools.islice({{}}, {items}))", exact=True, needs_itertools=True)
+    return Consumption("list({})", exact=False)
+
+
+class _Everything:
+    """The function takes every item (a loop that runs to the end)."""
+
+
+_ALL = _Everything()
+_ALL_BY_FOR = _Everything()  # ... and only its own ``for`` loops step it: a list needs no iter()
+
+
+def _items_taken(
+    module: cst.Module, function: cst.FunctionDef, param: str, helpers: tuple[Helper, ...]
+) -> int | _Everything | None:
+    """The number of items the function takes from ``param`` on every call, counting what the
+    helper it passes it to takes (``helpers[0]``, in turn counting ``helpers[1:]``); _ALL when it
+    always takes them all; None when that cannot be counted."""
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     scopes = wrapper.resolve(ScopeProvider)
     parents = wrapper.resolve(ParentNodeProvider)
@@ -211,9 +327,8 @@ def consumption_of(module: cst.Module, function: cst.FunctionDef, param: str) ->
     inner_scopes = {s for s in scopes.values() if s is not None and s is not scope and inside(s, scope)}
     uses += [a.node for s in inner_scopes for a in s.accesses[param] if any(r.scope is scope for r in a.referents)]
     rebinds = [a for a in scope.assignments[param] if not isinstance(a.node, cst.Param)]
-    drain = Consumption("list({})", exact=False)
     if rebinds or not uses:
-        return drain
+        return None
 
     def ancestors(node: cst.CSTNode) -> list[cst.CSTNode]:
         chain = []
@@ -237,26 +352,44 @@ def consumption_of(module: cst.Module, function: cst.FunctionDef, param: str) ->
         )
 
     next_is_builtin = all(isinstance(s, BuiltinScope) for s in _referent_scopes(scopes, function, "next"))
-    steps, loops = [], []
+    steps: list[tuple[cst.CSTNode, int]] = []  # each call that takes a counted number of items
+    loops: list[cst.CSTNode] = []  # each loop or call that takes every item
     for use in uses:
         parent = parents[use]
+        call = parents[parent] if isinstance(parent, cst.Arg) else None
         if (
             next_is_builtin
-            and isinstance(parent, cst.Arg)
-            and parents[parent].args[0] is parent
-            and m.matches(parents[parent], m.Call(func=m.Name("next")))
+            and isinstance(call, cst.Call)
+            and call.args[0] is parent
+            and m.matches(call, m.Call(func=m.Name("next")))
         ):
-            steps.append(parents[parent])
+            steps.append((call, 1))
         elif isinstance(parent, cst.For) and parent.iter is use:
             loops.append(parent)
+        elif helpers and isinstance(call, cst.Call) and call in _calls_of(module, function, helpers[0]):
+            passed = _parameter_passed(call, cst.ensure_type(parent, cst.Arg), helpers[0].function)
+            taken = (
+                _items_taken(helpers[0].module, helpers[0].function, passed, helpers[1:])
+                if passed is not None
+                else None
+            )
+            if taken is None:
+                return None
+            if isinstance(taken, int):
+                steps.append((call, taken))
+            else:
+                loops.append(call)
         else:
-            return drain
-    if any(unconditional(loop) and not returns_before(loop) and not _leaves_early(loop) for loop in loops):
-        return Consumption("list({})", exact=True, needs_iter=bool(steps))
-    steps.sort(key=lambda s: (positions[s].start.line, positions[s].start.column))
-    if steps and not loops and all(unconditional(s) for s in steps) and not returns_before(steps[-1]):
-        return Consumption(f"list(itertools.islice({{}}, {len(steps)}))", exact=True, needs_itertools=True)
-    return drain
+            return None
+    if any(
+        unconditional(loop) and not returns_before(loop) and not (isinstance(loop, cst.For) and _leaves_early(loop))
+        for loop in loops
+    ):
+        return _ALL_BY_FOR if not steps and all(isinstance(loop, cst.For) for loop in loops) else _ALL
+    steps.sort(key=lambda s: (positions[s[0]].start.line, positions[s[0]].start.column))
+    if steps and not loops and all(unconditional(s) for s, _ in steps) and not returns_before(steps[-1][0]):
+        return sum(n for _, n in steps)
+    return None
 
 
 def _referent_scopes(scopes: dict, function: cst.FunctionDef, name: str) -> set:
