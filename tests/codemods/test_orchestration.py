@@ -799,6 +799,47 @@ def test_consumption_through_helpers(target: str, helpers: list[str], template: 
     assert (consumption.template, consumption.exact) == (template, exact)
 
 
+@pytest.mark.parametrize(
+    ("source", "template", "exact"),
+    [
+        # a loop over range() of a parameter: the orchestrator evaluates the same range
+        (
+            "def f(xs, n):\n    acc = 0\n    for _ in range(n):\n        acc = acc + next(xs)\n    return acc\n",
+            "list(itertools.islice({}, len(range(n))))",
+            True,
+        ),
+        # nested ranges, bounds from arithmetic on parameters, and a step outside the loops
+        (
+            "def f(xs, n, k):\n    a = next(xs)\n    for i in range(1, n + 1):\n"
+            "        for j in range(2 * k):\n            a = a + next(xs) * 2\n    return a\n",
+            "list(itertools.islice({}, len(range(1, n + 1)) * len(range(2 * k)) + 1))",
+            True,
+        ),
+        # a continue before the step: some rounds take nothing
+        (
+            "def f(xs, n):\n    for i in range(n):\n        if i == 1:\n            continue\n        next(xs)\n",
+            "list({})",
+            False,
+        ),
+        # the bound is rebound in the function: the orchestrator would read another value
+        (
+            "def f(xs, n):\n    n = n * 2\n    for _ in range(n):\n        next(xs)\n",
+            "list({})",
+            False,
+        ),
+        # the bound is a call (it may have effects, or read what the function changes)
+        ("def f(xs, ys):\n    for _ in range(len(ys)):\n        next(xs)\n", "list({})", False),
+        # a loop with an else, and a while loop
+        ("def f(xs, n):\n    for _ in range(n):\n        next(xs)\n    else:\n        pass\n", "list({})", False),
+        ("def f(xs, n):\n    while n:\n        next(xs)\n        n = n - 1\n", "list({})", False),
+    ],
+)
+def test_consumption_in_range_loops(source: str, template: str, exact: bool) -> None:
+    module = _module(source)
+    consumption = consumption_of(module, function_site(module, 1).function, "xs")
+    assert (consumption.template, consumption.exact) == (template, exact)
+
+
 def test_a_shadowed_next_is_not_counted() -> None:
     assert not _consumption("""
         def f(xs):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import libcst as cst
@@ -61,6 +62,7 @@ class Consumption:
     exact: bool  # takes exactly the items the original took: the caller's iterator ends up the same
     needs_itertools: bool = False
     needs_iter: bool = True  # the body steps it (next, zip, ...); a plain `for` over a list needs no iter()
+    reads_parameters: bool = False  # the count is an expression of the function's parameters
 
     def of(self, iterator: str) -> str:
         return self.template.format(iterator)
@@ -182,6 +184,8 @@ def pass_as_list(
     stepping = [cst.parse_statement(f"{param} = iter({param})\n")] if consumption.needs_iter else []
     caller = single_caller(module, site.function) if is_compiled_piece(site.function) else None
     if caller is not None:
+        if consumption.reads_parameters:
+            raise NotSplittable("the number of items taken depends on arguments the orchestrator passes as expressions")
         return _edit_caller(module, site, caller, param, consumption, stepping), consumption
     args = [consumption.of(param) if p == param else p for p in params]
     body = [*stepping, *statements[len(doc) :]]
@@ -297,8 +301,13 @@ def consumption_of(
     items = _items_taken(module, function, param, helpers)
     if isinstance(items, _Everything):
         return Consumption("list({})", exact=True, needs_iter=items is not _ALL_BY_FOR)
-    if isinstance(items, int):
-        return Consumption(f"list(itertools.islice({{}}, {items}))", exact=True, needs_itertools=True)
+    if isinstance(items, (int, str)):
+        return Consumption(
+            f"list(itertools.islice({{}}, {items}))",
+            exact=True,
+            needs_itertools=True,
+            reads_parameters=isinstance(items, str),
+        )
     return Consumption("list({})", exact=False)
 
 
@@ -311,11 +320,13 @@ _ALL_BY_FOR = _Everything()  # ... and only its own ``for`` loops step it: a lis
 
 
 def _items_taken(
-    module: cst.Module, function: cst.FunctionDef, param: str, helpers: tuple[Helper, ...]
-) -> int | _Everything | None:
+    module: cst.Module, function: cst.FunctionDef, param: str, helpers: tuple[Helper, ...], compiled: bool = True
+) -> int | str | _Everything | None:
     """The number of items the function takes from ``param`` on every call, counting what the
     helper it passes it to takes (``helpers[0]``, in turn counting ``helpers[1:]``); _ALL when it
-    always takes them all; None when that cannot be counted."""
+    always takes them all; None when that cannot be counted. In the compiled function itself
+    (``compiled``), a step in a ``for`` loop over ``range(...)`` of its parameters counts as an
+    expression the orchestrator evaluates: ``3 * len(range(num_steps))``."""
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     scopes = wrapper.resolve(ScopeProvider)
     parents = wrapper.resolve(ParentNodeProvider)
@@ -342,6 +353,28 @@ def _items_taken(
             for a in ancestors(node)
         )
 
+    def constant(name: str) -> bool:
+        """A parameter of ``function`` it never rebinds: the orchestrator has its value."""
+        return compiled and all(isinstance(a.node, cst.Param) for a in scope.assignments[name])
+
+    def times(node: cst.CSTNode) -> str | None:
+        """How many times ``node`` runs on every call: 1 outside loops and branches, the length
+        of each ``range`` of parameters whose loop runs to the end around it; None otherwise."""
+        factors = []
+        for a in ancestors(node):
+            if isinstance(a, cst.For) and m.matches(a.iter, m.Call(func=m.Name("range"))):
+                args = cst.ensure_type(a.iter, cst.Call).args
+                countable = (
+                    all(not arg.keyword and not arg.star and _over(arg.value, constant) for arg in args)
+                    and 1 <= len(args) <= 3
+                )
+                if not countable or a.orelse or _leaves_early(a) or _continues(a) or not range_is_builtin:
+                    return None
+                factors.append(f"len({cst.Module([]).code_for_node(a.iter)})")
+            elif isinstance(a, _CONDITIONAL) or isinstance(a, cst.Comparison) and len(a.comparisons) > 1:
+                return None
+        return " * ".join(reversed(factors)) or "1"  # outermost loop first
+
     def returns_before(node: cst.CSTNode) -> bool:
         """A `return` that may run before ``node`` (one whose value holds ``node`` runs after it)."""
         start = positions[node].start
@@ -352,7 +385,8 @@ def _items_taken(
         )
 
     next_is_builtin = all(isinstance(s, BuiltinScope) for s in _referent_scopes(scopes, function, "next"))
-    steps: list[tuple[cst.CSTNode, int]] = []  # each call that takes a counted number of items
+    range_is_builtin = all(isinstance(s, BuiltinScope) for s in _referent_scopes(scopes, function, "range"))
+    steps: list[tuple[cst.CSTNode, int | str]] = []  # each call that takes a counted number of items
     loops: list[cst.CSTNode] = []  # each loop or call that takes every item
     for use in uses:
         parent = parents[use]
@@ -369,13 +403,13 @@ def _items_taken(
         elif helpers and isinstance(call, cst.Call) and call in _calls_of(module, function, helpers[0]):
             passed = _parameter_passed(call, cst.ensure_type(parent, cst.Arg), helpers[0].function)
             taken = (
-                _items_taken(helpers[0].module, helpers[0].function, passed, helpers[1:])
+                _items_taken(helpers[0].module, helpers[0].function, passed, helpers[1:], compiled=False)
                 if passed is not None
                 else None
             )
             if taken is None:
                 return None
-            if isinstance(taken, int):
+            if isinstance(taken, (int, str)):
                 steps.append((call, taken))
             else:
                 loops.append(call)
@@ -387,9 +421,35 @@ def _items_taken(
     ):
         return _ALL_BY_FOR if not steps and all(isinstance(loop, cst.For) for loop in loops) else _ALL
     steps.sort(key=lambda s: (positions[s[0]].start.line, positions[s[0]].start.column))
-    if steps and not loops and all(unconditional(s) for s, _ in steps) and not returns_before(steps[-1][0]):
-        return sum(n for _, n in steps)
-    return None
+    runs = [times(step) for step, _ in steps]
+    if not steps or loops or returns_before(steps[-1][0]):
+        return None
+    return _total([(n, t) for (_, n), t in zip(steps, runs) if t is not None]) if None not in runs else None
+
+
+def _total(terms: list[tuple[int | str, str]]) -> int | str:
+    """The sum of ``n * t`` over ``terms``: an int when every term is a constant, else the Python
+    expression of it (``n`` an int or an expression, ``t`` an expression, "1" outside loops)."""
+    fixed, varying = 0, []
+    for n, t in terms:
+        if isinstance(n, int) and t == "1":
+            fixed += n
+        else:
+            varying.append(" * ".join(p for p in (str(n) if isinstance(n, int) else f"({n})", t) if p != "1"))
+    return " + ".join([*varying, str(fixed)] if fixed else varying) if varying else fixed
+
+
+def _over(node: cst.BaseExpression, constant: Callable[[str], bool]) -> bool:
+    """An integer expression of constants and the names ``constant`` accepts, with no call."""
+    if isinstance(node, cst.Integer):
+        return True
+    if isinstance(node, cst.Name):
+        return constant(node.value)
+    if isinstance(node, cst.UnaryOperation):
+        return _over(node.expression, constant)
+    if isinstance(node, cst.BinaryOperation):
+        return _over(node.left, constant) and _over(node.right, constant)
+    return False
 
 
 def _referent_scopes(scopes: dict, function: cst.FunctionDef, name: str) -> set:
@@ -399,22 +459,24 @@ def _referent_scopes(scopes: dict, function: cst.FunctionDef, name: str) -> set:
 
 def _leaves_early(loop: cst.For) -> bool:
     """A ``return`` inside the loop or a ``break`` of this loop (not of a loop nested in it)."""
+    return _jumps(loop, cst.Break) or has_return(loop.body)
 
-    class Breaks(cst.CSTVisitor):
+
+def _continues(loop: cst.For) -> bool:
+    """A ``continue`` of this loop (not of a loop nested in it): the rest of its body may not run."""
+    return _jumps(loop, cst.Continue)
+
+
+def _jumps(loop: cst.For, kind: type[cst.Break] | type[cst.Continue]) -> bool:
+    """A ``break`` or ``continue`` (``kind``) of this loop, not of a loop nested in it."""
+
+    class Jumps(cst.CSTVisitor):
         found = False
 
-        def visit_For(self, node: cst.For) -> bool:
-            return False
+        def on_visit(self, node: cst.CSTNode) -> bool:
+            self.found |= isinstance(node, kind)
+            return not isinstance(node, (cst.For, cst.While, cst.FunctionDef))
 
-        def visit_While(self, node: cst.While) -> bool:
-            return False
-
-        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-            return False
-
-        def visit_Break(self, node: cst.Break) -> None:
-            self.found = True
-
-    finder = Breaks()
+    finder = Jumps()
     loop.body.visit(finder)
-    return finder.found or has_return(loop.body)
+    return finder.found
