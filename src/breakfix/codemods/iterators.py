@@ -110,8 +110,10 @@ class IteratorInput(BreakfixCodemod):
 
     ## Fix safety
     Safe when breakfix can count what the original consumed: a fixed number of ``next()`` calls
-    that always run (none in a loop, a branch or after an early ``return``), or a ``for`` loop over
-    the iterator with no ``break`` or ``return`` inside it; a call of a helper the iterator is
+    that always run (none in a branch or after an early ``return``; in a loop only when it is a
+    ``for`` over ``range(...)`` of parameters the function never rebinds, with no ``break``,
+    ``continue`` or ``else``: the orchestrator then takes ``len(range(...))`` items per step), or a
+    ``for`` loop over the iterator with no ``break`` or ``return`` inside it; a call of a helper the iterator is
     passed to counts what the helper takes by the same rules, when the call always runs. A helper
     that does anything else with it (keeps it, returns it, passes it to library code), a call that
     unpacks arguments (``*args``), or library frames between the compiled function and the one
