@@ -999,15 +999,34 @@ def test_a_loop_body_that_cannot_be_a_piece_is_refused(change: str, why: str) ->
         _split_loop(source, "for i, x")
 
 
-def test_a_break_inside_the_loop_body_is_not_a_loop_iteration() -> None:
+def test_a_break_inside_the_loop_body_keeps_that_statement_eager_and_compiles_the_rest_of_the_body() -> None:
     source = (
         textwrap.dedent(PROGRESS_LOOP)
         .replace("enumerate(tqdm(batches))", "enumerate(batches)")
-        .replace("        count += x.shape[0]\n", "        count += x.shape[0]\n        torch.save(out, 'out.pt')\n")
+        .replace("        count += x.shape[0]\n", "        torch.save(out, 'out.pt')\n        count += x.shape[0]\n")
     )
-    assert "torch.save" in source
-    with pytest.raises(NotSplittable, match="not the header of a for loop"):
-        _split_loop(source, "torch.save")
+    result = _split_loop(source, "torch.save")
+    # The loop runs eagerly; each pass calls the body's orchestrator, which keeps the save eager
+    # between the two compiled halves of the body.
+    assert (
+        "    for i, x in enumerate(batches):\n        total, count = _evaluate_piece_2(model, total, count, x)\n"
+        in result
+    )
+    orchestrator = result.split("def _evaluate_piece_2(")[1].split("\n\n\n")[0]
+    assert "torch.save(out, 'out.pt')" in orchestrator
+    assert result.count("@torch.compile(fullgraph=True)") == 4  # before the loop, the body's two halves, after
+    assert result.count("@torch.compiler.disable") == 2
+
+
+def test_a_break_in_a_loop_body_whose_statement_is_repeated_in_the_file_is_refused() -> None:
+    source = (
+        textwrap.dedent(PROGRESS_LOOP)
+        .replace("enumerate(tqdm(batches))", "enumerate(batches)")
+        .replace("        count += x.shape[0]\n", "        print(count)\n        count += x.shape[0]\n")
+        .replace("    return total / count\n", "    print(count)\n    return total / count\n")
+    )
+    with pytest.raises(NotSplittable, match="is repeated in the file"):
+        _split_loop(source, "print(count)")
 
 
 def test_a_loop_body_holding_another_located_break_is_refused() -> None:

@@ -301,6 +301,14 @@ class Flow:
             return None
         return loop if line < self._positions[loop.body.body[0]].start.line else None
 
+    def body_loop(self, index: int, line: int) -> cst.For | None:
+        """The ``for`` statement at ``index`` when ``line`` is in its body (a statement of the body
+        broke, not the iteration)."""
+        loop = self.statements[index]
+        if not isinstance(loop, cst.For) or not isinstance(loop.body, cst.IndentedBlock):
+            return None
+        return loop if line >= self._positions[loop.body.body[0]].start.line else None
+
     def loop_body(self, index: int, breaking_lines: frozenset[int] | set[int] = frozenset()) -> LoopBody:
         """The body of the ``for`` at ``index`` as a compiled piece called once per iteration: it
         takes the values its statements read (the loop variables, values bound before the loop,

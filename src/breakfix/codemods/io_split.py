@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 
 import libcst as cst
 import libcst.matchers as m
 from libcst.codemod.visitors import AddImportsVisitor
+from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from breakfix.codemods._base import BreakfixCodemod, FixRequest, parameter_names
 from breakfix.codemods._flow import Cut, Flow, is_trivial
@@ -165,7 +167,9 @@ class OpaqueLoopIteration(IoInCompiledRegion):
     ## What it fixes
     A ``for`` loop in compiled code whose iteration itself breaks: a ``tqdm`` progress bar, a
     data loader, a generator or any iterable dynamo refuses to trace, directly in the compiled
-    function (``for x in tqdm(batches):``).
+    function (``for x in tqdm(batches):``). Also a statement of the loop's body that breaks and
+    is not fixed otherwise (a log line of ``json.dumps(x.tolist())``, a file write, a call of
+    library code): the loop and that statement run eagerly, and the rest of each pass is compiled.
 
     ## Why it breaks
     Dynamo has to trace the iterator's ``__next__`` to unroll the loop; when that code is skipped
@@ -175,7 +179,10 @@ class OpaqueLoopIteration(IoInCompiledRegion):
     orchestrator, the ``for`` stays in it, and its body becomes a compiled piece called once per
     pass. The piece takes the loop variables and the values carried from the previous pass (and
     those bound before the loop that it reads), and returns the values the next pass or the code
-    after the loop reads. The code before and after the loop is compiled as in BF301.
+    after the loop reads. The code before and after the loop is compiled as in BF301. When a
+    statement of the body broke, the body's piece is split around it in the same rewrite: it
+    becomes an eager orchestrator (``@torch.compiler.disable``) of the compiled statements before
+    and after the one kept eager, which runs between them on every pass.
 
     ## Example
     ```python
@@ -209,13 +216,15 @@ class OpaqueLoopIteration(IoInCompiledRegion):
 
     ## Fix safety
     Safe: the iterator is created and advanced eagerly, exactly as before, and each pass runs the
-    same statements on the same values; only where they run changes. Not applied when the break
-    is in the loop body rather than its header, when the body returns, breaks or continues (the
-    piece could not leave the loop), defines a function or class, reads or rebinds a ``global``,
-    or reads a value that is not bound before the loop or earlier in the same pass, or when the
-    loop is async or has an ``else``; then BF301 keeps the whole loop eager. A value that changes
-    on every pass and is not a tensor (a Python ``int`` counter) is a compile-time constant of the
-    piece: it recompiles once, then is treated as dynamic.
+    same statements on the same values; only where they run changes. Not applied when the body
+    returns, breaks or continues (the piece could not leave the loop), defines a function or
+    class, reads or rebinds a ``global``, holds another break, or reads a value that is not bound
+    before the loop or earlier in the same pass, when the statement that broke is repeated word
+    for word elsewhere in the file, or when the loop is async or has an ``else``; then BF301
+    keeps the whole loop eager. A value that changes on every pass and is not a tensor (a Python
+    ``int`` counter) is a compile-time constant of the piece: it recompiles once, then is
+    treated as dynamic; one that changes its structure on every pass (a list it appends to) makes
+    the piece recompile on every pass, and verification refuses the rewrite.
     """
 
     CODE = "BF302"
@@ -355,21 +364,25 @@ def split_around(
     breaking_lines: frozenset[int] | set[int] = frozenset(),
     require_work: bool = True,
     defaults: PieceOptions = (),
+    body_breaks: bool = False,
 ) -> cst.Module:
     """Keep the top-level statement spanning ``line`` eager; compile what comes before and after.
     ``compile_loop_body``: the statement is a ``for`` whose header holds ``line`` (its iteration
     broke), and its body, which must hold none of ``breaking_lines``, is compiled as a piece
-    called once per pass. ``require_work``: refuse when nothing computational is left around the
-    statement."""
+    called once per pass; when its body holds ``line``, that piece is split around the statement
+    there too. ``require_work``: refuse when nothing computational is left around the
+    statement. ``body_breaks``: make the piece of a body that holds ``line`` (split next)."""
     site = function_site(module, line)
     flow = Flow(module, site.function)
     index = flow.index_at(line)
     caller = single_caller(module, site.function) if is_compiled_piece(site.function) else None
     loop_body = None
     if compile_loop_body:
-        loop = flow.header_loop(index, line)
+        loop = flow.body_loop(index, line) if body_breaks else flow.header_loop(index, line)
+        if loop is None and flow.body_loop(index, line) is not None:
+            return _split_in_loop_body(module, line, breaking_lines, defaults)
         if loop is None:
-            raise NotSplittable(f"line {line} is not the header of a for loop")
+            raise NotSplittable(f"line {line} is not in a for loop")
         loop_body = flow.loop_body(index, breaking_lines)
     # Only a piece its orchestrator calls may be left trivial: the orchestrator compiles the others.
     # A function the user compiled must keep work to compile, or the "fix" would compile nothing.
@@ -402,6 +415,44 @@ def split_around(
     )
     body = [*cut.prologue, *head, cut.eager, *tail]
     return install(module, site, as_orchestrator(site.function, body, compiled_by), pieces)
+
+
+def _split_in_loop_body(
+    module: cst.Module, line: int, breaking_lines: frozenset[int] | set[int], defaults: PieceOptions
+) -> cst.Module:
+    """Keep the statement of a ``for`` loop's body spanning ``line`` eager, with the loop itself:
+    the body becomes a piece called once per pass (as for a break in the loop's header), and that
+    piece is split around the statement in the same rewrite, so what the body computes before and
+    after it is compiled."""
+    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    statement = _innermost_statement(module, positions, line)
+    code = module.code_for_node(statement)
+    if sum(module.code_for_node(s) == code for s in _statements(module)) != 1:
+        raise NotSplittable(f"the statement at line {line} is repeated in the file: its copy in the piece is ambiguous")
+    # The body as a piece: it holds the break (this rewrite splits it next), not the other breaks.
+    with_body = split_around(
+        module,
+        line,
+        compile_loop_body=True,
+        breaking_lines=set(breaking_lines) - {line},
+        defaults=defaults,
+        body_breaks=True,
+    )
+    moved = next(s for s in _statements(with_body) if with_body.code_for_node(s) == code)
+    moved_positions = MetadataWrapper(with_body, unsafe_skip_copy=True).resolve(PositionProvider)
+    return split_around(with_body, moved_positions[moved].start.line, require_work=False, defaults=defaults)
+
+
+def _statements(module: cst.Module) -> list[cst.CSTNode]:
+    return list(m.findall(module, m.SimpleStatementLine() | m.If() | m.For() | m.While() | m.With() | m.Try()))
+
+
+def _innermost_statement(module: cst.Module, positions: Mapping[cst.CSTNode, CodeRange], line: int) -> cst.CSTNode:
+    """The innermost statement spanning ``line``."""
+    spanning = [s for s in _statements(module) if positions[s].start.line <= line <= positions[s].end.line]
+    if not spanning:
+        raise NotSplittable(f"no statement at line {line}")
+    return max(spanning, key=lambda s: positions[s].start.line)
 
 
 def _orchestrated(cut: Cut) -> list[cst.BaseStatement]:
