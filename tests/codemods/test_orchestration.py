@@ -1018,6 +1018,19 @@ def test_a_break_inside_the_loop_body_keeps_that_statement_eager_and_compiles_th
     assert result.count("@torch.compiler.disable") == 2
 
 
+def test_a_breaking_first_statement_of_a_loop_body_keeps_its_comment() -> None:
+    source = (
+        textwrap.dedent(PROGRESS_LOOP)
+        .replace("enumerate(tqdm(batches))", "enumerate(batches)")
+        .replace(
+            "        out = model(x)\n", "        # where we are\n        print(json.dumps(i))\n        out = model(x)\n"
+        )
+    )
+    result = _split_loop(source, "print(json")
+    assert "    # where we are\n    print(json.dumps(i))\n" in result
+    assert result.count("@torch.compile(fullgraph=True)") == 3  # before the loop, the body after the print, after
+
+
 def test_a_break_in_a_loop_body_whose_statement_is_repeated_in_the_file_is_refused() -> None:
     source = (
         textwrap.dedent(PROGRESS_LOOP)

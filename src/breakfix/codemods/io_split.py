@@ -425,9 +425,8 @@ def _split_in_loop_body(
     piece is split around the statement in the same rewrite, so what the body computes before and
     after it is compiled."""
     positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
-    statement = _innermost_statement(module, positions, line)
-    code = module.code_for_node(statement)
-    if sum(module.code_for_node(s) == code for s in _statements(module)) != 1:
+    code = _text(_innermost_statement(module, positions, line))
+    if sum(_text(s) == code for s in _statements(module)) != 1:
         raise NotSplittable(f"the statement at line {line} is repeated in the file: its copy in the piece is ambiguous")
     # The body as a piece: it holds the break (this rewrite splits it next), not the other breaks.
     with_body = split_around(
@@ -438,9 +437,16 @@ def _split_in_loop_body(
         defaults=defaults,
         body_breaks=True,
     )
-    moved = next(s for s in _statements(with_body) if with_body.code_for_node(s) == code)
+    moved = next((s for s in _statements(with_body) if _text(s) == code), None)
+    if moved is None:
+        raise NotSplittable(f"the statement at line {line} is not in the piece made of the loop's body")
     moved_positions = MetadataWrapper(with_body, unsafe_skip_copy=True).resolve(PositionProvider)
     return split_around(with_body, moved_positions[moved].start.line, require_work=False, defaults=defaults)
+
+
+def _text(statement: cst.CSTNode) -> str:
+    """A statement's code without the comments and blank lines above it (a split may move those)."""
+    return cst.Module([]).code_for_node(statement.with_changes(leading_lines=()))
 
 
 def _statements(module: cst.Module) -> list[cst.CSTNode]:
