@@ -1018,6 +1018,18 @@ def test_a_break_inside_the_loop_body_keeps_that_statement_eager_and_compiles_th
     assert result.count("@torch.compiler.disable") == 2
 
 
+def test_a_loop_body_of_the_breaking_statement_alone_is_not_split() -> None:
+    # An orchestrator of that statement alone would compile nothing: BF301 keeps the loop eager.
+    source = textwrap.dedent("""\
+        def forward(self, hidden):
+            for block in self.blocks:
+                hidden = block(hidden)
+            return hidden
+    """)
+    with pytest.raises(NotSplittable, match="nothing in the loop's body is left to compile"):
+        _split_loop(source, "hidden = block")
+
+
 def test_a_breaking_first_statement_of_a_loop_body_keeps_its_comment() -> None:
     source = (
         textwrap.dedent(PROGRESS_LOOP)

@@ -379,8 +379,9 @@ def split_around(
     loop_body = None
     if compile_loop_body:
         loop = flow.body_loop(index, line) if body_breaks else flow.header_loop(index, line)
-        if loop is None and flow.body_loop(index, line) is not None:
-            return _split_in_loop_body(module, line, breaking_lines, defaults)
+        outer = flow.body_loop(index, line)
+        if loop is None and outer is not None:
+            return _split_in_loop_body(module, outer, line, breaking_lines, defaults)
         if loop is None:
             raise NotSplittable(f"line {line} is not in a for loop")
         loop_body = flow.loop_body(index, breaking_lines)
@@ -418,13 +419,17 @@ def split_around(
 
 
 def _split_in_loop_body(
-    module: cst.Module, line: int, breaking_lines: frozenset[int] | set[int], defaults: PieceOptions
+    module: cst.Module, loop: cst.For, line: int, breaking_lines: frozenset[int] | set[int], defaults: PieceOptions
 ) -> cst.Module:
     """Keep the statement of a ``for`` loop's body spanning ``line`` eager, with the loop itself:
     the body becomes a piece called once per pass (as for a break in the loop's header), and that
     piece is split around the statement in the same rewrite, so what the body computes before and
     after it is compiled."""
     positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    around = [s for s in loop.body.body if not positions[s].start.line <= line <= positions[s].end.line]
+    if all(is_trivial(s) for s in around):
+        # An orchestrator of the statement alone would compile nothing: BF301 keeps the loop eager.
+        raise NotSplittable("nothing in the loop's body is left to compile around the statement to keep eager")
     code = _text(_innermost_statement(module, positions, line))
     if sum(_text(s) == code for s in _statements(module)) != 1:
         raise NotSplittable(f"the statement at line {line} is repeated in the file: its copy in the piece is ambiguous")
