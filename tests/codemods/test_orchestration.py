@@ -827,6 +827,8 @@ def test_consumption_through_helpers(target: str, helpers: list[str], template: 
             "list({})",
             False,
         ),
+        # the bound is a global: what the function calls may rebind it
+        ("STEPS = 2\n\n\ndef f(xs):\n    for _ in range(STEPS):\n        next(xs)\n", "list({})", False),
         # the bound is a call (it may have effects, or read what the function changes)
         ("def f(xs, ys):\n    for _ in range(len(ys)):\n        next(xs)\n", "list({})", False),
         # a loop with an else, and a while loop
@@ -836,7 +838,7 @@ def test_consumption_through_helpers(target: str, helpers: list[str], template: 
 )
 def test_consumption_in_range_loops(source: str, template: str, exact: bool) -> None:
     module = _module(source)
-    consumption = consumption_of(module, function_site(module, 1).function, "xs")
+    consumption = consumption_of(module, function_site(module, _line_of(module, "def f")).function, "xs")
     assert (consumption.template, consumption.exact) == (template, exact)
 
 

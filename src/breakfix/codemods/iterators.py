@@ -356,8 +356,13 @@ def _items_taken(
         )
 
     def constant(name: str) -> bool:
-        """A parameter of ``function`` it never rebinds: the orchestrator has its value."""
-        return compiled and all(isinstance(a.node, cst.Param) for a in scope.assignments[name])
+        """A parameter of ``function`` it never rebinds: the orchestrator has its value (a global
+        may be rebound by what the function calls)."""
+        return (
+            compiled
+            and name in parameter_names(function)
+            and all(isinstance(a.node, cst.Param) for a in scope.assignments[name])
+        )
 
     def times(node: cst.CSTNode) -> str | None:
         """How many times ``node`` runs on every call: 1 outside loops and branches, the length
