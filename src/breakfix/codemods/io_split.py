@@ -378,10 +378,10 @@ def split_around(
     caller = single_caller(module, site.function) if is_compiled_piece(site.function) else None
     loop_body = None
     if compile_loop_body:
-        loop = flow.body_loop(index, line) if body_breaks else flow.header_loop(index, line)
-        outer = flow.body_loop(index, line)
-        if loop is None and outer is not None:
-            return _split_in_loop_body(module, outer, line, breaking_lines, defaults)
+        in_body = flow.body_loop(index, line)
+        loop = in_body if body_breaks else flow.header_loop(index, line)
+        if loop is None and in_body is not None:
+            return _split_in_loop_body(module, in_body, line, breaking_lines, defaults)
         if loop is None:
             raise NotSplittable(f"line {line} is not in a for loop")
         loop_body = flow.loop_body(index, breaking_lines)

@@ -428,10 +428,15 @@ def _items_taken(
     ):
         return _ALL_BY_FOR if not steps and all(isinstance(loop, cst.For) for loop in loops) else _ALL
     steps.sort(key=lambda s: (positions[s[0]].start.line, positions[s[0]].start.column))
-    runs = [times(step) for step, _ in steps]
     if not steps or loops or returns_before(steps[-1][0]):
         return None
-    return _total([(n, t) for (_, n), t in zip(steps, runs) if t is not None]) if None not in runs else None
+    terms = []
+    for step, n in steps:
+        t = times(step)
+        if t is None:
+            return None
+        terms.append((n, t))
+    return _total(terms)
 
 
 def _total(terms: list[tuple[int | str, str]]) -> int | str:
