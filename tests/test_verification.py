@@ -248,3 +248,30 @@ def test_derived_inputs_of_a_target_running_parallel_ops_are_tried_without_hangi
     assert result.code == 0, result.stderr
     [brk] = result.json()["breaks"]
     assert brk["status"] == "fixed" and brk["verification"]["derived_inputs"] > 0, brk
+
+
+# Compiles at the example's sizes; at the next batch size dynamo makes the sizes dynamic, and
+# torch.randn given generator=None rejects them (torch 2.13).
+SECOND_SIZE_ONLY = """\
+import torch
+
+
+def f(x, generator=None):
+    return x + torch.randn(x.shape, generator=generator)
+
+
+def example_inputs():
+    return (torch.randn(3, 4),)
+"""
+
+
+@pytest.mark.torch
+def test_a_break_only_at_another_size_is_located_not_reported_as_compiling(tmp_path: Path) -> None:
+    project = make_project(tmp_path, {"m.py": SECOND_SIZE_ONLY})
+    # On the example inputs alone nothing breaks: the old claim, "compiles with fullgraph=True".
+    alone = breakfix(project, "m.py:f", "--no-derived-inputs", "--json")
+    assert alone.code == 0 and alone.json()["breaks"] == [], alone.stdout
+    result = breakfix(project, "m.py:f", "--json")
+    [brk] = result.json()["breaks"]
+    assert (brk["gb_id"], brk["line"]) == ("GB4315", 5), brk
+    assert (brk["status"], brk["fix"]["code"], brk["verified"]) == ("proposed", "BF901", True), brk

@@ -14,6 +14,7 @@ from breakfix.codemods.host_syncs import IndexByScalarTensor, SizeAssertOnTensor
 from breakfix.codemods.io_split import BreakInLibraryCall, IoInCompiledRegion, OpaqueLoopIteration
 from breakfix.codemods.iterators import IteratorInput
 from breakfix.codemods.opaque_ops import NumpyScalarMath, OpaqueComputation
+from breakfix.codemods.random_streams import NoneGeneratorOfRandomFactory
 from breakfix.codemods.side_effects import LoggingInCompiledRegion, PrintInCompiledRegion, WarningOnceInCompiledRegion
 
 REGISTRY: tuple[type[BreakfixCodemod], ...] = (
@@ -32,6 +33,7 @@ REGISTRY: tuple[type[BreakfixCodemod], ...] = (
     TensorBoundsOfArange,
     SizeAssertOnTensor,
     IndexByScalarTensor,
+    NoneGeneratorOfRandomFactory,
     UntraceablePureHelper,
     OpaqueComputation,
     OpaqueLoopIteration,

@@ -11,6 +11,7 @@ import linecache
 import os
 import re
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
@@ -167,10 +168,18 @@ class CollectedBreaks(NamedTuple):
 
 
 def collect_breaks(
-    fn: Callable, make_inputs: Callable[[], tuple], orchestrator: bool, root: Path, backend: str
+    fn: Callable,
+    make_inputs: Callable[[], tuple],
+    orchestrator: bool,
+    root: Path,
+    backend: str,
+    resized_inputs: Sequence[Callable[[], tuple]] = (),
 ) -> CollectedBreaks:
     """Every break ``fullgraph=True`` would hit, one per innermost project site, the graph count and
-    the operations compiled code executed.
+    the operations compiled code executed. With ``resized_inputs`` (makers of inputs of other sizes
+    the original accepts), a target that compiles on the example is called again on each: dynamo
+    then makes the sizes dynamic (a size of 1 stays static), and some code that traced with the
+    example's sizes breaks there, as on the user's second batch size.
 
     Also run in the user's own process by ``breakfix.testing``, where ``torch.compile`` is not
     redirected to the requested backend: the backend is passed explicitly."""
@@ -218,7 +227,10 @@ def collect_breaks(
         args = make_inputs()
         with sandboxed_call():
             try:
-                torch.compile(fn, fullgraph=True, backend=backend)(*args)
+                compiled = torch.compile(fn, fullgraph=True, backend=backend)
+                compiled(*args)
+                for resized in resized_inputs:
+                    compiled(*resized())
             except Exception as e:
                 collector.add_exception(e, fn)
     return CollectedBreaks(

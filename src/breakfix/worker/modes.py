@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import pickle
@@ -63,16 +64,18 @@ def locate(request: LocateRequest, root: Path) -> LocateResult:
     COUNTER.root = root
     module, fn, target_file = resolve(request.target, root, request.overlay)
     make_inputs = example_inputs(request, module, root)
+    resized: list[Callable[[], tuple]] = []
     if request.reference:
         calls = run_calls(fn, make_inputs, request.calls, user_errors=True)
         derived = _accepted_derived_inputs(fn, make_inputs, calls[0]["warnings"]) if request.derived_inputs else []
         reference = {"calls": calls, "derived": derived}
+        resized = [functools.partial(_derived_args, make_inputs, entry["number"]) for entry in derived]
         try:
             with open(request.reference, "wb") as f:
                 torch.save(reference, f)
         except (pickle.PicklingError, TypeError, AttributeError) as e:
             raise UserCodeError(f"cannot verify: the target's outputs cannot be pickled ({one_line(e)})") from e
-    found = collect_breaks(fn, make_inputs, torch_compat.is_orchestrator(fn), root, request.backend)
+    found = collect_breaks(fn, make_inputs, torch_compat.is_orchestrator(fn), root, request.backend, resized)
     return LocateResult.from_json(
         {
             "breaks": found.breaks,
@@ -87,6 +90,13 @@ def locate(request: LocateRequest, root: Path) -> LocateResult:
             "torch_fallbacks": torch_compat.fallbacks(),
         }
     )
+
+
+def _derived_args(make_inputs: Callable[[], tuple], number: int) -> tuple:
+    """The arguments of derived input ``number``, seeded as the reference ran them."""
+    _, args = derived_input(make_inputs, seed_all, number)
+    seed_all(DERIVED_SEED)
+    return args
 
 
 def _accepted_derived_inputs(fn: Callable, make_inputs: Callable[[], tuple], warnings: list) -> list[dict]:
