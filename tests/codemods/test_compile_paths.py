@@ -1,15 +1,18 @@
-"""BF801: every is-compiling check that ran on the way to the break takes its eager value, False."""
+"""BF801: every is-compiling check that ran on the way to the break takes its eager value, False.
+BF802: a function the project disabled with a decorator is compiled, unless a split wrote it."""
 
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 from codemod_harness import line_of, run_codemod
 from libcst.codemod import TransformSkip, TransformSuccess
 
-from breakfix.codemods import FixRequest
+from breakfix.codemods import BY_CODE, FixRequest
 from breakfix.codemods.compile_paths import CompileOnlyPath
+from breakfix.engine import apply_codemod
 from breakfix.types import Frame, GraphBreak
 
 
@@ -127,7 +130,7 @@ def test_a_check_that_did_not_run_on_the_way_to_the_break_is_left_alone(source: 
     assert "no call of is_compiling()" in result.skip_description
 
 
-def test_the_innermost_file_holding_a_check_is_the_one_edited(tmp_path) -> None:
+def test_the_innermost_file_holding_a_check_is_the_one_edited(tmp_path: Path) -> None:
     caller = tmp_path / "model.py"
     helper = tmp_path / "blocks.py"
     clean = tmp_path / "util.py"
@@ -149,3 +152,95 @@ def test_the_innermost_file_holding_a_check_is_the_one_edited(tmp_path) -> None:
     brk = GraphBreak("Observed exception", "GB0088", "", "", [], frames, frames)
     request = FixRequest(brk=brk, target_file=str(caller), target_qualname="forward")
     assert CompileOnlyPath.file_to_edit(request) == str(caller)
+
+
+def _disabled(source: str, call: str, function: str = "f", explanation: str = "") -> TransformSkip | TransformSuccess:
+    text = textwrap.dedent(source)
+    frame = Frame("/project/m.py", line_of(text, call), function)
+    brk = GraphBreak(
+        "Skip calling `torch.compiler.disable()`d function", "GB0098", "", explanation, [], [frame], [frame]
+    )
+    request = FixRequest(brk=brk, target_file=frame.filename, target_qualname=function, sources={frame.filename: text})
+    _, result = apply_codemod(BY_CODE["BF802"], request, frame.filename, text)
+    assert isinstance(result, (TransformSkip, TransformSuccess)), result
+    return result
+
+
+def test_a_disabled_method_called_through_self_is_compiled() -> None:
+    source = """\
+    import torch
+
+
+    class Head(torch.nn.Module):
+        @torch._dynamo.disable(recursive=False)
+        def scale(self, x):
+            return x * 2
+
+        def forward(self, x):
+            return self.scale(x) + 1
+    """
+    result = _disabled(source, "return self.scale(x)", "forward")
+    assert isinstance(result, TransformSuccess)
+    assert "disable" not in result.code and "    def scale(self, x):" in result.code
+
+
+def test_the_function_dynamo_names_is_the_one_compiled() -> None:
+    source = """\
+    import torch
+
+
+    @torch.compiler.disable
+    def a(x):
+        return x + 1
+
+
+    @torch.compiler.disable
+    def b(x):
+        return x * 2
+
+
+    def f(x):
+        return a(b(x))
+    """
+    result = _disabled(source, "return a(b(x))", explanation="Skip calling function `<function b at 0x7f00>`")
+    assert isinstance(result, TransformSuccess)
+    assert "@torch.compiler.disable\ndef a(x):" in result.code and "\n\ndef b(x):" in result.code
+
+
+def test_an_orchestrator_of_compiled_pieces_stays_disabled() -> None:
+    source = """\
+    import torch
+
+
+    @torch.compiler.disable
+    def step(x):
+        y = _step_piece(x)
+        print(y)
+        return y
+
+
+    def f(x):
+        return step(x)
+
+
+    @torch.compile(fullgraph=True)
+    def _step_piece(x):
+        return x + 1
+    """
+    result = _disabled(source, "return step(x)")
+    assert isinstance(result, TransformSkip)
+    assert "an eager orchestrator of compiled pieces" in result.skip_description
+
+
+def test_a_disabled_helper_imported_from_a_project_module_is_edited_there(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    helper = tmp_path / "pkg" / "blocks.py"
+    helper.write_text("import torch\n\n\n@torch.compiler.disable\ndef normalize(x):\n    return x / 2\n")
+    for line in ("from .blocks import normalize", "from pkg.blocks import normalize"):
+        caller = tmp_path / "pkg" / "model.py"
+        caller.write_text(f"{line}\n\n\ndef forward(x):\n    return normalize(x)\n")
+        frame = Frame(str(caller), 5, "forward")
+        brk = GraphBreak("Skip calling `torch.compiler.disable()`d function", "GB0098", "", "", [], [frame], [frame])
+        request = FixRequest(brk=brk, target_file=str(caller), target_qualname="forward")
+        assert BY_CODE["BF802"].file_to_edit(request) == str(helper), line

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from breakfix.codemods._base import BreakfixCodemod, FixRequest
-from breakfix.codemods.compile_paths import CompileOnlyPath
+from breakfix.codemods.compile_paths import CompileOnlyPath, DisabledHelper
 from breakfix.codemods.control_flow.branch import DataDependentBranch
 from breakfix.codemods.control_flow.expert_loop import DataDependentExpertLoop
 from breakfix.codemods.control_flow.tail import DataDependentTail
@@ -36,6 +36,7 @@ REGISTRY: tuple[type[BreakfixCodemod], ...] = (
     NoneGeneratorOfRandomFactory,
     UntraceablePureHelper,
     OpaqueComputation,
+    DisabledHelper,
     OpaqueLoopIteration,
     IoInCompiledRegion,
     BreakInLibraryCall,

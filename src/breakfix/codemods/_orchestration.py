@@ -104,14 +104,21 @@ def docstring(function: cst.FunctionDef) -> list[cst.BaseStatement]:
     return [first] if m.matches(first, m.SimpleStatementLine(body=[m.Expr(value=string)])) else []
 
 
+def _decorator_name(decorator: cst.Decorator) -> str:
+    """``torch.compile`` for ``@torch.compile`` and ``@torch.compile(fullgraph=True)``."""
+    expression = decorator.decorator
+    if isinstance(expression, cst.Call):
+        expression = expression.func
+    return get_full_name_for_node(expression) or ""
+
+
 def _decorator_names(function: cst.FunctionDef) -> list[str]:
-    names = []
-    for decorator in function.decorators:
-        expression = decorator.decorator
-        if isinstance(expression, cst.Call):
-            expression = expression.func
-        names.append(get_full_name_for_node(expression) or "")
-    return names
+    return [_decorator_name(decorator) for decorator in function.decorators]
+
+
+def disables(decorator: cst.Decorator) -> bool:
+    """``@torch.compiler.disable`` or ``@torch._dynamo.disable``, with or without arguments."""
+    return _decorator_name(decorator) in _DISABLE_NAMES
 
 
 def is_compiled_piece(function: cst.FunctionDef) -> bool:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import libcst as cst
 import libcst.matchers as m
 from libcst.codemod import CodemodContext
+from libcst.helpers import get_full_name_for_node
 from libcst.metadata import MetadataWrapper, PositionProvider, QualifiedNameProvider, QualifiedNameSource
 
-from breakfix.codemods._base import FixRequest, SiteCodemod, spans
+from breakfix.codemods._base import BreakfixCodemod, FixRequest, SiteCodemod, spans
+from breakfix.codemods._orchestration import disables, is_compiled_piece
 from breakfix.types import Applicability, Frame
 
 # The functions that say whether the code runs under torch.compile: torch's
@@ -251,3 +254,173 @@ def _statements(
         for s in cst.ensure_type(body, cst.IndentedBlock).body
         if isinstance(s, (cst.SimpleStatementLine, cst.BaseCompoundStatement))
     ]
+
+
+class DisabledHelper(BreakfixCodemod):
+    """Compile the project function the code disabled with ``torch.compiler.disable``.
+
+    ## What it fixes
+    A function of the project decorated with ``@torch.compiler.disable`` (or
+    ``@torch._dynamo.disable``, with or without arguments such as ``recursive=False``), called
+    from compiled code: a helper disabled while a kernel or an old torch could not compile it,
+    and never re-enabled (GB0098, "Skip calling ``torch.compiler.disable()``d function"; GB0099
+    when it is inlined). The function is found by the name the break reports, defined in the file
+    of the call (a module-level function or a method) or imported into it from a project module
+    (``from .blocks import normalize``, ``from model.blocks import normalize``). Its disabling
+    decorator is removed; nothing else changes.
+
+    It refuses a function that calls compiled pieces (an eager orchestrator a split wrote: it is
+    disabled on purpose), a function it cannot find in the project, and a function disabled by a
+    call rather than a decorator (``f = torch.compiler.disable(g)``).
+
+    ## Why it breaks
+    ``torch.compiler.disable`` tells dynamo to run the function eagerly: every call of it from
+    compiled code ends the graph before the call and starts another after it, and
+    ``fullgraph=True`` refuses. Often the reason it was disabled is gone; whether it is, is what
+    the verification of the rewrite measures.
+
+    ## Example
+    ```python
+    @torch.compiler.disable
+    def normalize(x):
+        return x / x.norm(dim=-1, keepdim=True)
+    ```
+    becomes
+    ```python
+    def normalize(x):
+        return x / x.norm(dim=-1, keepdim=True)
+    ```
+
+    ## Fix safety
+    Safe: the decorator changes nothing when the code runs eagerly, so neither does its removal;
+    compiled, the function is traced into the graph, and the rewrite is written only when it
+    compiles and computes what the original computes eagerly, with the same side effects. A
+    function that still cannot be traced gives back the break inside it, which another codemod
+    may fix, or the rewrite is not verified.
+    """
+
+    CODE = "BF802"
+    FIX_TITLE = "Compile the function the code disabled with torch.compiler.disable"
+    GB_IDS = frozenset({"GB0098", "GB0099"})
+    APPLICABILITY = Applicability.SAFE
+
+    @classmethod
+    def file_to_edit(cls, request: FixRequest) -> str:
+        found = _disabled_definition(request)
+        return found[0] if found is not None else request.brk.site.filename
+
+    def transform_module_impl(self, tree: cst.Module) -> cst.Module:
+        found = _disabled_definition(self.request)
+        if found is None:
+            raise self.skip(
+                "no function called at the break is defined with a torch.compiler.disable decorator in the "
+                "project (in the call's file, or a project module it imports it from)"
+            )
+        qualname = found[1]
+        definition = _definition(tree, qualname)
+        if definition is None:
+            raise self.skip(f"cannot find {qualname} in {self.context.filename}")
+        functions = [f for f in m.findall(tree, m.FunctionDef()) if isinstance(f, cst.FunctionDef)]
+        pieces = {f.name.value for f in functions if is_compiled_piece(f)}
+        if pieces & {
+            get_full_name_for_node(c.func) for c in m.findall(definition, m.Call()) if isinstance(c, cst.Call)
+        }:
+            raise self.skip(f"{qualname} is an eager orchestrator of compiled pieces (a split), disabled on purpose")
+        # The comments above the removed decorator stay above the function.
+        leading = [line for d in definition.decorators if disables(d) for line in d.leading_lines]
+        updated = definition.with_changes(
+            decorators=[d for d in definition.decorators if not disables(d)],
+            leading_lines=[*definition.leading_lines, *leading],
+        )
+        return cst.ensure_type(tree.deep_replace(definition, updated), cst.Module)
+
+
+def _disabled_qualname(explanation: str) -> str | None:
+    """The function dynamo skipped, from "Skip calling function `<function Head.norm at 0x..>`"."""
+    found = re.search(r"<function ([\w.]+) at 0x", explanation)
+    return found.group(1) if found else None
+
+
+def _definition(module: cst.Module, qualname: str) -> cst.FunctionDef | None:
+    """The module-level function or method (``Class.method``) of that qualified name."""
+    *owners, name = qualname.split(".")
+    body: Sequence[cst.CSTNode] = module.body
+    for owner in owners:
+        found = next((s for s in body if isinstance(s, cst.ClassDef) and s.name.value == owner), None)
+        if found is None:
+            return None
+        body = found.body.body
+    return next((s for s in body if isinstance(s, cst.FunctionDef) and s.name.value == name), None)
+
+
+def _disabled_definition(request: FixRequest) -> tuple[str, str] | None:
+    """The file and qualified name of the disabled function the break's call reaches: the one
+    dynamo names, else a function called on the break's line; defined with a disabling decorator
+    in the call's file, or in the project module the call's file imports it from."""
+    call_file = request.brk.site.filename
+    call_module = _parse(call_file, request)
+    if call_module is None:
+        return None
+    named = _disabled_qualname(request.brk.explanation)
+    for qualname in [named] if named else _called_at(call_module, request.brk.site.lineno):
+        for filename in [call_file, *_imported_from(call_file, call_module, qualname.split(".")[0])]:
+            module = call_module if filename == call_file else _parse(filename, request)
+            definition = _definition(module, qualname) if module is not None else None
+            if definition is not None and any(disables(d) for d in definition.decorators):
+                return filename, qualname
+    return None
+
+
+def _parse(filename: str, request: FixRequest) -> cst.Module | None:
+    try:
+        return cst.parse_module(request.sources.get(filename) or Path(filename).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, cst.ParserSyntaxError):
+        return None
+
+
+def _called_at(module: cst.Module, line: int) -> list[str]:
+    """The qualified names of the functions called on ``line``: ``f(...)`` is ``f``, and
+    ``self.f(...)`` in a method of ``Head`` is ``Head.f``."""
+    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    names: list[str] = []
+    for owner in [module, *m.findall(module, m.ClassDef())]:
+        statements = owner.body if isinstance(owner, cst.Module) else cst.ensure_type(owner, cst.ClassDef).body.body
+        for statement in statements:
+            if not isinstance(statement, cst.FunctionDef) or not spans(positions[statement], line):
+                continue
+            for call in m.findall(statement, m.Call()):
+                call = cst.ensure_type(call, cst.Call)
+                if not spans(positions[call], line):
+                    continue
+                if isinstance(call.func, cst.Name):
+                    names.append(call.func.value)
+                elif m.matches(call.func, m.Attribute(value=m.Name("self"))) and isinstance(owner, cst.ClassDef):
+                    names.append(f"{owner.name.value}.{cst.ensure_type(call.func, cst.Attribute).attr.value}")
+    return list(dict.fromkeys(names))
+
+
+def _imported_from(filename: str, module: cst.Module, name: str) -> list[str]:
+    """The project files ``filename`` (parsed: ``module``) may import ``name`` from
+    (``from .m import name``, ``from pkg.m import name``), nearest first."""
+    here = Path(filename).parent
+    found: list[str] = []
+    for node in m.findall(module, m.ImportFrom()):
+        node = cst.ensure_type(node, cst.ImportFrom)
+        # An alias (``import normalize as norm``) is not followed: the definition has the other name.
+        if isinstance(node.names, cst.ImportStar) or not any(
+            a.asname is None and get_full_name_for_node(a.name) == name for a in node.names
+        ):
+            continue
+        dotted = (get_full_name_for_node(node.module) or "") if node.module is not None else ""
+        parts = [p for p in dotted.split(".") if p]
+        if node.relative:
+            levels = len(node.relative) - 1  # ``.m`` is beside the file, ``..m`` one folder up
+            bases = [here.parents[levels - 1] if levels else here] if levels <= len(here.parents) else []
+        else:
+            bases = [here, *here.parents]
+        for base in bases:
+            path = base.joinpath(*parts)
+            for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+                if candidate.is_file():
+                    found.append(str(candidate))
+    return found
