@@ -244,3 +244,22 @@ def test_a_disabled_helper_imported_from_a_project_module_is_edited_there(tmp_pa
         brk = GraphBreak("Skip calling `torch.compiler.disable()`d function", "GB0098", "", "", [], [frame], [frame])
         request = FixRequest(brk=brk, target_file=str(caller), target_qualname="forward")
         assert BY_CODE["BF802"].file_to_edit(request) == str(helper), line
+
+
+def test_a_disabled_function_with_side_effects_stays_disabled() -> None:
+    source = """\
+    import torch
+
+
+    class Cache(torch.nn.Module):
+        @torch.compiler.disable
+        def store(self, x):
+            self.last = x
+            return x
+
+        def forward(self, x):
+            return self.store(x) + 1
+    """
+    result = _disabled(source, "return self.store(x)", "forward")
+    assert isinstance(result, TransformSkip)
+    assert "has side effects, which may be why it was disabled" in result.skip_description

@@ -14,6 +14,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider, QualifiedNameProv
 
 from breakfix.codemods._base import BreakfixCodemod, FixRequest, SiteCodemod, spans
 from breakfix.codemods._orchestration import disables, is_compiled_piece
+from breakfix.codemods._purity import impurity
 from breakfix.types import Applicability, Frame
 
 # The functions that say whether the code runs under torch.compile: torch's
@@ -270,8 +271,11 @@ class DisabledHelper(BreakfixCodemod):
     decorator is removed; nothing else changes.
 
     It refuses a function that calls compiled pieces (an eager orchestrator a split wrote: it is
-    disabled on purpose), a function it cannot find in the project, and a function disabled by a
-    call rather than a decorator (``f = torch.compiler.disable(g)``).
+    disabled on purpose), a function with side effects (I/O, logging, writes to its arguments,
+    attributes or globals, in it or the same-module helpers it calls: a cache hook, an offload or
+    a step counter may be disabled for them), a function it cannot find in the project, a name
+    imported under an alias, and a function disabled by a call rather than a decorator
+    (``f = torch.compiler.disable(g)``).
 
     ## Why it breaks
     ``torch.compiler.disable`` tells dynamo to run the function eagerly: every call of it from
@@ -326,6 +330,11 @@ class DisabledHelper(BreakfixCodemod):
             get_full_name_for_node(c.func) for c in m.findall(definition, m.Call()) if isinstance(c, cst.Call)
         }:
             raise self.skip(f"{qualname} is an eager orchestrator of compiled pieces (a split), disabled on purpose")
+        reasons = impurity(definition, tree)
+        if reasons:
+            # A cache hook, an offload or a counter may be disabled for its effects: those are
+            # verified on the example's calls only.
+            raise self.skip(f"{qualname} has side effects, which may be why it was disabled: {reasons[0]}")
         # The comments above the removed decorator stay above the function.
         leading = [line for d in definition.decorators if disables(d) for line in d.leading_lines]
         updated = definition.with_changes(
