@@ -10,7 +10,7 @@ from libcst.helpers import get_full_name_for_node
 from libcst.metadata import PositionProvider, QualifiedNameProvider
 from libcst.metadata.base_provider import LazyValue
 
-from breakfix.codemods._base import BreakfixCodemod, function_at
+from breakfix.codemods._base import BreakfixCodemod, code_of, function_at
 from breakfix.codemods._purity import impurity
 from breakfix.types import Applicability, OpaqueOpFact
 
@@ -73,6 +73,7 @@ class OpaqueComputation(BreakfixCodemod):
             "GB0158",
             "GB0147",  # unsupported (ndarray) method or function call
             "GB0087",  # fake tensor exception on a traced numpy op
+            "GB0090",  # an operator without a fake kernel (np.histogram traced as torch.histogram)
             "GB0109",  # float .tolist()
             "GB0007",
             "GB0059",
@@ -102,7 +103,7 @@ class OpaqueComputation(BreakfixCodemod):
             raise self.skip("the helper's parameters differ from the ones observed at runtime")
 
         op = self._as_custom_op(definition, fact, tree)
-        fake = self._fake(definition, fact, names, tree)
+        fake = self._fake(definition, fact, tree)
         index = tree.body.index(definition)
         AddImportsVisitor.add_needed_import(self.context, "torch")
         return tree.with_changes(body=[*tree.body[:index], op, fake, *tree.body[index + 1 :]])
@@ -112,7 +113,15 @@ class OpaqueComputation(BreakfixCodemod):
 
         def annotated(param: cst.Param) -> cst.Param:
             text = fact.annotations[param.name.value].replace("Sequence", sequence)
-            return param.with_changes(annotation=cst.Annotation(cst.parse_expression(text)))
+            annotated = param.with_changes(annotation=cst.Annotation(cst.parse_expression(text)))
+            if param.default is None:
+                return annotated
+            # An annotated parameter's default takes spaces around "=" (PEP 8).
+            return annotated.with_changes(
+                equal=cst.AssignEqual(
+                    whitespace_before=cst.SimpleWhitespace(" "), whitespace_after=cst.SimpleWhitespace(" ")
+                )
+            )
 
         params = definition.params.with_changes(
             params=[annotated(p) for p in definition.params.params],
@@ -126,12 +135,13 @@ class OpaqueComputation(BreakfixCodemod):
             decorators=[decorator], params=params, body=body, returns=cst.Annotation(cst.parse_expression(fact.returns))
         )
 
-    def _fake(
-        self, definition: cst.FunctionDef, fact: OpaqueOpFact, names: list[str], tree: cst.Module
-    ) -> cst.FunctionDef:
+    def _fake(self, definition: cst.FunctionDef, fact: OpaqueOpFact, tree: cst.Module) -> cst.FunctionDef:
         # ``_`` as in the torch docs, unless the module already means something by it.
         name = f"_{definition.name.value}_fake" if m.findall(tree, m.Name("_")) else "_"
-        source = f"@{definition.name.value}.register_fake\ndef {name}({', '.join(names)}):\n    return {fact.fake}\n"
+        # The helper's parameters and defaults: a call that leaves one to its default reaches the
+        # fake without it.
+        params = definition.params.visit(_WithoutAnnotations())
+        source = f"@{definition.name.value}.register_fake\ndef {name}({code_of(params)}):\n    return {fact.fake}\n"
         fake = cst.parse_statement(source, config=tree.config_for_parsing)
         return fake.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()])
 
@@ -149,6 +159,11 @@ class OpaqueComputation(BreakfixCodemod):
                     return f"{get_full_name_for_node(alias.name)}.Sequence"
         AddImportsVisitor.add_needed_import(self.context, "collections.abc", "Sequence")
         return "Sequence"
+
+
+class _WithoutAnnotations(cst.CSTTransformer):
+    def leave_Param(self, original: cst.Param, updated: cst.Param) -> cst.Param:
+        return updated.with_changes(annotation=None)
 
 
 class _WrapReturns(cst.CSTTransformer):

@@ -383,10 +383,16 @@ def check_fake(
     """The rendered fake agrees with every run, and opcheck passes on a scratch op built like the
     rewrite for the ``base`` first runs (the captured calls) and for a run of every other
     combination of argument ranks."""
-    params = list(signature.parameters)
+    # The fake takes the helper's parameters with the helper's defaults, as the rewrite writes it:
+    # a call that leaves a parameter to its default reaches the fake without it.
+    bare = signature.replace(
+        parameters=[p.replace(annotation=p.empty, default=p.empty) for p in signature.parameters.values()],
+        return_annotation=signature.empty,
+    )
     namespace: dict[str, Any] = {"torch": torch}
-    exec(f"def _fake({', '.join(params)}):\n    return {fake_return(outputs, returns)}\n", namespace)  # noqa: S102
+    exec(f"def _fake{bare}:\n    return {fake_return(outputs, returns)}\n", namespace)  # noqa: S102
     fake = namespace["_fake"]
+    fake.__defaults__, fake.__kwdefaults__ = helper.__defaults__, helper.__kwdefaults__
     for run in runs:
         produced = _as_outputs(fake(**run.args)) or ()
         for want, got in zip((_wrapped(o, wrap) for o in run.outputs), produced):
