@@ -92,19 +92,16 @@ class CompileOnlyPath(SiteCodemod):
     def file_to_edit(cls, request: FixRequest) -> str:
         """The innermost file of the break's stack holding a check that ran before the break."""
         for filename in dict.fromkeys(frame.filename for frame in reversed(request.brk.project_stack)):
-            try:
-                source = request.sources.get(filename) or Path(filename).read_text(encoding="utf-8")
-                module = cst.parse_module(source)
-            except (OSError, UnicodeDecodeError, cst.ParserSyntaxError):
-                continue
-            if checks_that_ran(module, _lines_in(request.brk.project_stack, filename)):
+            module = _parse(filename, request)
+            if module is not None and checks_that_ran(module, _lines_in(request.brk.project_stack, filename)):
                 return filename
         return request.brk.site.filename
 
     def __init__(self, context: CodemodContext, request: FixRequest) -> None:
         super().__init__(context, request)
         self.checks: set[cst.Call] = set()  # the calls that ran before the break, in this file
-        self.constants: set[int] = set()  # ids of the True/False names the rewrite wrote
+        # The True/False names the rewrite wrote, by id (held here, so no other node takes an id).
+        self.constants: dict[int, cst.Name] = {}
         self.elifs: set[cst.If] = set()
 
     def visit_Module(self, node: cst.Module) -> None:
@@ -172,7 +169,7 @@ class CompileOnlyPath(SiteCodemod):
 
     def _constant(self, value: bool, replaced: cst.BaseExpression) -> cst.Name:
         name = cst.Name(str(value), lpar=replaced.lpar, rpar=replaced.rpar)
-        self.constants.add(id(name))
+        self.constants[id(name)] = name
         return name
 
     def _value_of(self, node: cst.BaseExpression) -> bool | None:
@@ -250,7 +247,7 @@ def _lines_in(stack: Sequence[Frame], filename: str) -> list[int]:
     return [frame.lineno for frame in stack if frame.filename == filename]
 
 
-def _as_test(test: cst.BaseExpression, constants: set[int]) -> cst.BaseExpression:
+def _as_test(test: cst.BaseExpression, constants: dict[int, cst.Name]) -> cst.BaseExpression:
     """``test`` where only its truth matters: ``x and True`` and ``x or False`` are ``x``."""
     if not isinstance(test, cst.BooleanOperation) or id(test.right) not in constants:
         return test
