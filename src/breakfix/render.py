@@ -70,8 +70,9 @@ class Renderer:
         """`breakfix codemods`: one row per codemod, in the order the classifier tries them, with
         whether the installed torch offers it (``availability``: code -> "yes" or what it needs)."""
         table = Table(title=f"breakfix codemods on torch {torch_version} (breakfix explain CODE for one page)")
+        # Long lists of GB ids wrap (six to a line), so that a wide terminal keeps each fix's title on one line.
         for column in ("code", "fix", "family", "applicability", "GB ids", f"available on {torch_version}"):
-            table.add_column(column, overflow="fold")
+            table.add_column(column, overflow="fold", max_width=48 if column == "GB ids" else None)
         for codemod in codemods:
             gb_ids = ", ".join(sorted(codemod.GB_IDS)) or "-"
             if codemod.CATCH_ALL:
