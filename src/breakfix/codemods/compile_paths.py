@@ -36,20 +36,18 @@ class CompileOnlyPath(SiteCodemod):
     ``mask`` None in compiled code only, and a helper three calls down reads ``mask.shape``
     (GB0088, "Observed exception": the compiled run raises where the eager one does not). The
     checks rewritten are every call of such a function that ran on the way to the break: in the
-    function holding the break before its line, in each caller up the break's stack before the
-    line of its call, and in the functions these called before those lines and that returned (a
-    function of the same file, ``default_mask(x)``, or a method of the same class,
-    ``self.default_mask(x)``), in any file of the project (the innermost file holding one first,
-    one file per round). Each call becomes ``False``, its value when the code runs eagerly, and the tests it
+    function holding the break before its line, and in each caller up the break's stack before the
+    line of its call, in any file of the project (the innermost file holding one first, one file
+    per round). Each call becomes ``False``, its value when the code runs eagerly, and the tests it
     decides are simplified: ``if mask is None and not is_compiling():`` becomes
     ``if mask is None:``; ``if is_compiling(): A else: B`` becomes ``B``; ``if not is_compiling():
     A`` becomes ``A``; an ``elif`` on it is dropped or becomes the ``else``; ``a if is_compiling()
     else b`` becomes ``b``; ``flag = is_compiling()`` becomes ``flag = False``.
 
-    It refuses when no such call ran on the way to the break, and leaves alone a function of one
-    of those names defined in the project (its meaning is the project's), checks after the
-    break's line (they did not run), functions called after it, and calls through other objects
-    (``self.masks.default(x)``: which class's method runs is not known from the code).
+    It refuses when no such call ran before the break in the functions on its stack, and leaves
+    alone a function of one of those names defined in the project (its meaning is the project's),
+    checks after the break's line (they did not run) and functions off the break's stack, even
+    one called before the break that returned (a rewrite stays in the functions of the stack).
 
     ## Why it breaks
     Dynamo traces the code as it runs under ``torch.compile``, where the check is True, so it
@@ -202,15 +200,11 @@ class _CheckFinder(cst.CSTVisitor):
             if not around:
                 continue
             function = max(around, key=lambda f: self.get_metadata(PositionProvider, f).start.line)
-            ran = [
-                cst.ensure_type(c, cst.Call)
-                for c in m.findall(function, m.Call())
-                if self.get_metadata(PositionProvider, c).start.line <= line
-            ]
-            # The functions of this file it called before the line ran whole (and returned).
-            for callee in _callees(node, function, ran):
-                ran += [cst.ensure_type(c, cst.Call) for c in m.findall(callee, m.Call())]
-            self.found += [c for c in ran if not c.args and self._is_compiling_check(c) and c not in self.found]
+            for call in m.findall(function, m.Call(args=[])):
+                call = cst.ensure_type(call, cst.Call)
+                ran = self.get_metadata(PositionProvider, call).start.line <= line
+                if ran and self._is_compiling_check(call) and call not in self.found:
+                    self.found.append(call)
 
     def _is_compiling_check(self, call: cst.Call) -> bool:
         """A call of torch's or a library's is-compiling function (resolved through the imports;
@@ -219,27 +213,6 @@ class _CheckFinder(cst.CSTVisitor):
             q.source is QualifiedNameSource.IMPORT and q.name.rsplit(".", 1)[-1] in PREDICATES
             for q in self.get_metadata(QualifiedNameProvider, call.func, set())
         )
-
-
-def _callees(module: cst.Module, caller: cst.FunctionDef, calls: Sequence[cst.Call]) -> list[cst.FunctionDef]:
-    """The functions of ``module`` that ``calls`` (made in ``caller``) call: ``f(...)`` a
-    module-level function, ``self.f(...)`` a method of the class holding ``caller``."""
-    functions = {s.name.value: s for s in module.body if isinstance(s, cst.FunctionDef)}
-    owner = next(
-        (c for c in m.findall(module, m.ClassDef()) if isinstance(c, cst.ClassDef) and caller in c.body.body), None
-    )
-    methods = {s.name.value: s for s in owner.body.body if isinstance(s, cst.FunctionDef)} if owner else {}
-    found: list[cst.FunctionDef] = []
-    for call in calls:
-        if isinstance(call.func, cst.Name):
-            callee = functions.get(call.func.value)
-        elif m.matches(call.func, m.Attribute(value=m.Name("self"))):
-            callee = methods.get(cst.ensure_type(call.func, cst.Attribute).attr.value)
-        else:
-            callee = None
-        if callee is not None and callee is not caller and callee not in found:
-            found.append(callee)
-    return found
 
 
 def _lines_in(stack: Sequence[Frame], filename: str) -> list[int]:
