@@ -1,4 +1,5 @@
-"""Paths only compiled code takes: checks of whether the code is being compiled."""
+"""Code that runs differently under torch.compile: checks of whether it is being compiled, and
+functions disabled for it."""
 
 from __future__ import annotations
 
