@@ -264,10 +264,11 @@ class DisabledHelper(BreakfixCodemod):
     ``@torch._dynamo.disable``, with or without arguments such as ``recursive=False``), called
     from compiled code: a helper disabled while a kernel or an old torch could not compile it,
     and never re-enabled (GB0098, "Skip calling ``torch.compiler.disable()``d function"; GB0099
-    when it is inlined). The function is found by the name the break reports, defined in the file
-    of the call (a module-level function or a method) or imported into it from a project module
-    (``from .blocks import normalize``, ``from model.blocks import normalize``). Its disabling
-    decorator is removed; nothing else changes.
+    when it is inlined). The function is found by the name the break reports (or, when it names
+    none, among the functions called on the break's line: ``f(...)``, ``self.f(...)``), defined
+    in the file of the call (a module-level function or a method) or imported into it from a
+    project module (``from .blocks import normalize``, ``from model.blocks import normalize``).
+    Its disabling decorator is removed; nothing else changes.
 
     It refuses a function that calls compiled pieces (an eager orchestrator a split wrote: it is
     disabled on purpose), a function with side effects (I/O, logging, writes to its arguments,
