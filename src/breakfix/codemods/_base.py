@@ -92,10 +92,19 @@ class BreakfixCodemod(VisitorBasedCodemodCommand):
     def parse_file(self, path: str) -> cst.Module:
         """Another file of the project, as rewritten so far in memory."""
         try:
-            source = self.request.sources.get(path) or Path(path).read_text(encoding="utf-8")
-            return cst.parse_module(source)
-        except (OSError, UnicodeDecodeError, cst.ParserSyntaxError) as e:
+            return read_module(self.request, path)
+        except UNREADABLE as e:
             raise self.skip(f"cannot read {path}: {e}") from e
+
+
+# What reading a project file may raise: gone, not text, or not Python.
+UNREADABLE = (OSError, UnicodeDecodeError, cst.ParserSyntaxError)
+
+
+def read_module(request: FixRequest, path: str) -> cst.Module:
+    """The file at ``path`` as rewritten so far in memory (else as on disk), parsed; raises one of
+    ``UNREADABLE``."""
+    return cst.parse_module(request.sources.get(path) or Path(path).read_text(encoding="utf-8"))
 
 
 class SiteCodemod(BreakfixCodemod):

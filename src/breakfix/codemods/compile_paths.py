@@ -13,7 +13,7 @@ from libcst.codemod import CodemodContext
 from libcst.helpers import get_full_name_for_node
 from libcst.metadata import MetadataWrapper, PositionProvider, QualifiedNameProvider, QualifiedNameSource
 
-from breakfix.codemods._base import BreakfixCodemod, FixRequest, SiteCodemod, spans
+from breakfix.codemods._base import UNREADABLE, BreakfixCodemod, FixRequest, SiteCodemod, read_module, spans
 from breakfix.codemods._orchestration import disables, is_compiled_piece
 from breakfix.codemods._purity import impurity
 from breakfix.types import Applicability, Frame
@@ -382,8 +382,8 @@ def _disabled_definition(request: FixRequest) -> tuple[str, str] | None:
 
 def _parse(filename: str, request: FixRequest) -> cst.Module | None:
     try:
-        return cst.parse_module(request.sources.get(filename) or Path(filename).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, cst.ParserSyntaxError):
+        return read_module(request, filename)
+    except UNREADABLE:
         return None
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from pathlib import Path
 
 import libcst as cst
 import libcst.matchers as m
 from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
-from breakfix.codemods._base import BreakfixCodemod, FixRequest, parameter_names
+from breakfix.codemods._base import UNREADABLE, BreakfixCodemod, FixRequest, parameter_names, read_module
 from breakfix.codemods._flow import Cut, Flow, is_trivial
 from breakfix.codemods._orchestration import (
     FunctionSite,
@@ -325,12 +324,11 @@ class BreakInLibraryCall(BreakfixCodemod):
         frames = request.brk.project_stack[1:]
         for frame in reversed(frames):
             try:
-                source = request.sources.get(frame.filename) or Path(frame.filename).read_text(encoding="utf-8")
-                module = cst.parse_module(source)
+                module = read_module(request, frame.filename)
                 if is_orchestrator(function_site(module, frame.lineno).function):
                     return frame  # split already: the code around the break is compiled
                 _split(module, frame.lineno, request.piece_options)
-            except (OSError, UnicodeDecodeError, cst.ParserSyntaxError, NotSplittable):
+            except (*UNREADABLE, NotSplittable):
                 continue
             return frame
         return frames[-1] if frames else request.brk.site
