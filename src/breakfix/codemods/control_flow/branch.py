@@ -87,8 +87,10 @@ class DataDependentBranch(SiteCodemod):
     meaning, so such a rewrite does not compile and is not written: a branch with side effects
     (print, I/O, mutating a tensor or a Python object), branches whose results differ in shape or
     dtype, a result that is an input unchanged (an alias), or results that are not tensors. Only
-    branches that are plain assignments are rewritten (no ``+=``, which updates a tensor in place);
-    the names both branches assign are the results, and a name only one branch assigns must not be
+    branches that are plain assignments are rewritten; an augmented one (``idx += col``) updates
+    its tensor in place, so it is taken only for a name the same branch bound before to a new
+    tensor (``idx = row * n``), whose update nothing outside the branch can see; the names both
+    branches assign are the results, and a name only one branch assigns must not be
     mentioned anywhere else in the function. ``elif`` chains are left alone. An ``if`` without
     ``else`` keeps the very objects on its untaken branch, which ``torch.cond`` cannot return; the
     rewrite returns copies, which is the same only where nothing can tell a copy from the tensor. So
@@ -215,9 +217,8 @@ class DataDependentBranch(SiteCodemod):
         """The names an ``if`` without ``else`` rebinds that the untaken branch passes through as
         copies; refuse where a copy is not the same as the tensor it copies."""
         body = node.body.body
-        if not all(m.matches(s, _ASSIGNMENT) for s in body) or m.findall(
-            node.body, m.Yield() | m.Await() | m.NamedExpr() | m.Lambda()
-        ):
+        self._check_assignments(body, "the if has no else and its body does more than assign names")
+        if m.findall(node.body, m.Yield() | m.Await() | m.NamedExpr() | m.Lambda()):
             raise Refused("the if has no else and its body does more than assign names")
         function = self.functions[-1]
         start, end = self._lines(node)
@@ -245,6 +246,29 @@ class DataDependentBranch(SiteCodemod):
         if not outputs:
             raise Refused("the if has no else and rebinds no name that is used after it")
         return outputs
+
+    def _check_assignments(self, block: Sequence[cst.BaseStatement], refusal: str) -> None:
+        """Refuse a branch that is not assignments to names. An augmented assignment
+        (``idx += other``) updates its tensor in place, which only that branch can see when the
+        branch itself bound the name before, to a new tensor (``idx = row * n``): it is a step of
+        building the branch's value."""
+        fresh: set[str] = set()
+        for statement in block:
+            if m.matches(statement, _ASSIGNMENT):
+                assign = cst.ensure_type(cst.ensure_type(statement, cst.SimpleStatementLine).body[0], cst.Assign)
+                bound = {n.value for t in assign.targets for n in m.findall(t.target, m.Name())}
+                single = m.matches(assign, m.Assign(targets=[m.AssignTarget(target=m.Name())]))
+                fresh = (fresh - bound) | (bound if single and _fresh(assign.value, self.torch_modules) else set())
+            elif m.matches(statement, _AUGMENTED):
+                update = cst.ensure_type(cst.ensure_type(statement, cst.SimpleStatementLine).body[0], cst.AugAssign)
+                name = cst.ensure_type(update.target, cst.Name).value
+                if name not in fresh:
+                    raise Refused(
+                        f"a branch updates {name} in place (`{code_of(update)}`) where it did not bind it to a "
+                        "new tensor itself: the update would reach a tensor the other branch or the caller sees"
+                    )
+            else:
+                raise Refused(refusal)
 
     def _private_parameter(self, function: cst.FunctionDef, name: str, end: int) -> bool:
         """Whether ``name`` is a parameter that no code can tell from a copy after the ``if``: the
@@ -382,24 +406,9 @@ class DataDependentBranch(SiteCodemod):
             raise Refused("an elif chain")
         reads = []
         for block in (node.body.body, node.orelse.body.body):
-            for statement in block:
-                if not m.matches(
-                    statement,
-                    m.SimpleStatementLine(
-                        body=[
-                            m.Assign(
-                                targets=[
-                                    m.AssignTarget(
-                                        target=m.Name() | m.Tuple(elements=[m.AtLeastN(m.Element(m.Name()), n=1)])
-                                    )
-                                ]
-                            )
-                        ]
-                    ),
-                ):
-                    raise Refused("a branch does more than assign names")
-                if m.findall(statement, m.Yield() | m.Await() | m.NamedExpr() | m.Lambda()):
-                    raise Refused("a branch yields, awaits, or defines a function")
+            self._check_assignments(block, "a branch does more than assign names")
+            if any(m.findall(s, m.Yield() | m.Await() | m.NamedExpr() | m.Lambda()) for s in block):
+                raise Refused("a branch yields, awaits, or defines a function")
             reads.append(_read_before_bound(block))
         true_names, false_names = (set(_assigned_in_order(b)) for b in (node.body.body, node.orelse.body.body))
         if not true_names & false_names:
@@ -421,6 +430,7 @@ _ASSIGNMENT = m.SimpleStatementLine(
         m.Assign(targets=[m.AssignTarget(target=m.Name() | m.Tuple(elements=[m.AtLeastN(m.Element(m.Name()), n=1)]))])
     ]
 )
+_AUGMENTED = m.SimpleStatementLine(body=[m.AugAssign(target=m.Name())])
 
 # Tensor methods and torch functions that always return a new tensor (never a view, never their
 # input unchanged); a module call (``self.drop(x)`` may be an identity) is not one of them.
@@ -682,11 +692,16 @@ def _predicate_and_branches(
     return test, if_true, if_false
 
 
+def _targets(statement: cst.Assign | cst.AugAssign) -> list[cst.BaseExpression]:
+    """What an assignment binds (an augmented one reads its target too)."""
+    return [statement.target] if isinstance(statement, cst.AugAssign) else [t.target for t in statement.targets]
+
+
 def _assigned_in_order(block) -> list[str]:
     names: list[str] = []
     for statement in block:
-        for target in statement.body[0].targets:
-            for name in m.findall(target.target, m.Name()):
+        for target in _targets(statement.body[0]):
+            for name in m.findall(target, m.Name()):
                 if name.value not in names:
                     names.append(name.value)
     return names
@@ -697,9 +712,10 @@ def _read_before_bound(block) -> set[str]:
     read: set[str] = set()
     for statement in block:
         assign = statement.body[0]
-        read |= {n.value for n in m.findall(assign.value, m.Name())} - bound
-        for target in assign.targets:
-            bound |= {n.value for n in m.findall(target.target, m.Name())}
+        reads = [assign.value, assign.target] if isinstance(assign, cst.AugAssign) else [assign.value]
+        read |= {n.value for r in reads for n in m.findall(r, m.Name())} - bound
+        for target in _targets(assign):
+            bound |= {n.value for n in m.findall(target, m.Name())}
     return read & bound
 
 
