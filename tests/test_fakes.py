@@ -216,6 +216,33 @@ def test_collect_facts_keys_by_site_one_capture_for_all_helpers() -> None:
     assert "nested in" in inner.rejected
 
 
+def array_of(x):
+    return x.numpy() * 2
+
+
+def doubled(x):
+    return torch.from_numpy(array_of(x))
+
+
+def calls_doubled(x):
+    return doubled(x) + flatten_numpy(x).sum()
+
+
+def test_collect_facts_takes_the_innermost_helper_that_can_be_an_op() -> None:
+    """A break in a function that returns an ndarray (no op returns one) is answered by the
+    helper that calls it; a break with no such helper reports the innermost one's reason."""
+    here = os.path.realpath(__file__)
+    outer, middle, inner = (
+        {"filename": here, "lineno": _line_in(f), "name": f.__name__} for f in (calls_doubled, doubled, array_of)
+    )
+    flat_site = {"filename": here, "lineno": _line_in(flatten_numpy), "name": "flatten_numpy"}
+    breaks = [{"project_stack": [outer, middle, inner]}, {"project_stack": [outer, flat_site]}]
+    facts = facts_module.collect_facts(calls_doubled, lambda: (torch.rand(4, 4),), breaks, seed_all)
+    deep, flat = (facts[f"{here}:{site['lineno']}"].opaque_op for site in (inner, flat_site))
+    assert deep.helper == "doubled" and not deep.rejected
+    assert flat.rejected.startswith("no size rule")
+
+
 def test_only_module_level_functions() -> None:
     def nested(x):
         return x.numpy()
@@ -308,6 +335,43 @@ def test_codemod_wraps_each_tuple_element(tmp_path) -> None:
 )
 def test_codemod_skips(change, fact, why, tmp_path) -> None:
     assert why in fix(change(HELPER), fact, tmp_path)
+
+
+WINDOWS = """\
+import numpy as np
+
+
+def windows(x, window):
+    return np.lib.stride_tricks.sliding_window_view(x.numpy(), window, axis=-1)
+"""
+
+
+def fix_deep(tmp_path, windows: str) -> TransformSuccess | str:
+    """BF202 on a break in ``windows`` (another file, returning an ndarray), called by ``smooth``."""
+    (tmp_path / "steps.py").write_text(windows)
+    source = HELPER.replace("import torch\n", "import torch\n\nfrom steps import windows\n").replace(
+        '    values = np.convolve(x.numpy(), np.ones(window), mode="valid")',
+        "    values = windows(x, window).mean(axis=-1)",
+    )
+    path = tmp_path / "mod.py"
+    path.write_text(source)
+    frames = [Frame(str(path), 14, "f"), Frame(str(path), 9, "smooth"), Frame(str(tmp_path / "steps.py"), 5, "windows")]
+    brk = GraphBreak("Unsupported method call", "GB0156", "", "", [], frames, frames)
+    request = FixRequest(brk, str(path), "f", facts=BreakFacts.from_json({"opaque_op": FACT}))
+    assert OpaqueComputation.file_to_edit(request) == str(path)
+    result = transform_module(OpaqueComputation(CodemodContext(filename=str(path)), request), source)
+    return result if isinstance(result, TransformSuccess) else result.skip_description
+
+
+def test_codemod_makes_the_helper_up_the_stack_an_op(tmp_path) -> None:
+    code = fix_deep(tmp_path, WINDOWS).code
+    assert '@torch.library.custom_op("breakfix::mod_smooth", mutates_args=())\ndef smooth(' in code
+    assert "    values = windows(x, window).mean(axis=-1)\n" in code
+
+
+def test_codemod_reads_the_purity_of_functions_imported_from_the_project(tmp_path) -> None:
+    noisy = WINDOWS.replace("    return np.lib", "    print(window)\n    return np.lib")
+    assert "not pure: windows calls print" in fix_deep(tmp_path, noisy)
 
 
 def test_facts_are_json() -> None:

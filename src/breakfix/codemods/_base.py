@@ -17,6 +17,7 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.codemod import CodemodContext, SkipFile, VisitorBasedCodemodCommand
 from libcst.codemod.visitors import AddImportsVisitor
+from libcst.helpers import get_full_name_for_node
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from breakfix.piece_options import PieceOptions
@@ -105,6 +106,14 @@ def read_module(request: FixRequest, path: str) -> cst.Module:
     """The file at ``path`` as rewritten so far in memory (else as on disk), parsed; raises one of
     ``UNREADABLE``."""
     return cst.parse_module(request.sources.get(path) or Path(path).read_text(encoding="utf-8"))
+
+
+def readable_module(request: FixRequest, path: str) -> cst.Module | None:
+    """``read_module``, or None when the file cannot be read."""
+    try:
+        return read_module(request, path)
+    except UNREADABLE:
+        return None
 
 
 class SiteCodemod(BreakfixCodemod):
@@ -279,3 +288,38 @@ def index_after_imports(body: list[cst.CSTNode]) -> int:
             break
         index += 1
     return index
+
+
+def imported_from(filename: str, module: cst.Module, name: str) -> list[str]:
+    """The project files ``filename`` (parsed: ``module``) may import ``name`` from
+    (``from .m import name``, ``from pkg.m import name``), nearest first."""
+    found: list[str] = []
+    for node in m.findall(module, m.ImportFrom()):
+        node = cst.ensure_type(node, cst.ImportFrom)
+        # An alias (``import normalize as norm``) is not followed: the definition has the other name.
+        if isinstance(node.names, cst.ImportStar) or not any(
+            a.asname is None and get_full_name_for_node(a.name) == name for a in node.names
+        ):
+            continue
+        found += module_files(filename, node)
+    return found
+
+
+def module_files(filename: str, node: cst.ImportFrom) -> list[str]:
+    """The project files an ``import from`` in ``filename`` may read (``from .m import x``: ``m.py``
+    beside it, or ``m/__init__.py``), nearest first; none for a library."""
+    here = Path(filename).parent
+    dotted = (get_full_name_for_node(node.module) or "") if node.module is not None else ""
+    parts = [p for p in dotted.split(".") if p]
+    if node.relative:
+        levels = len(node.relative) - 1  # ``.m`` is beside the file, ``..m`` one folder up
+        bases = [here.parents[levels - 1] if levels else here] if levels <= len(here.parents) else []
+    else:
+        bases = [here, *here.parents]
+    found: list[str] = []
+    for base in bases:
+        path = base.joinpath(*parts)
+        for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+            if candidate.is_file():
+                found.append(str(candidate))
+    return found

@@ -4,14 +4,19 @@ The escape hatches are only sound for pure code: ``nonstrict_trace`` runs its bo
 only (under aot_eager and inductor), and a custom op's side effects are invisible to the compiler.
 The verifier catches a changed stdout or a missing file, but not a lost write to a global, so a
 helper must also pass this check. It answers "no side effect is visible in the source", looking
-into helpers defined in the same module; unknown calls are assumed pure unless denylisted.
+into helpers defined in the same module and, given a reader of project files, in the project
+modules it imports them from; library calls are assumed pure unless denylisted.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import libcst as cst
 import libcst.matchers as m
 from libcst.helpers import get_full_name_for_node
+
+from breakfix.codemods._base import module_files
 
 # Calls whose whole purpose is a side effect or host state.
 IMPURE_CALLS = frozenset(
@@ -153,13 +158,51 @@ def module_functions(module: cst.Module) -> dict[str, cst.FunctionDef]:
     return {f.name.value: f for f in module.body if isinstance(f, cst.FunctionDef)}
 
 
-def impurity(function: cst.FunctionDef, module: cst.Module, _seen: frozenset[str] = frozenset()) -> list[str]:
-    """Why ``function`` is not pure, or ``[]``: it, and same-module helpers it calls, show no side effect."""
+def impurity(
+    function: cst.FunctionDef,
+    module: cst.Module,
+    path: str = "",
+    read: Callable[[str], cst.Module | None] | None = None,
+    _seen: frozenset[tuple[str, str]] = frozenset(),
+) -> list[str]:
+    """Why ``function`` is not pure, or ``[]``: it, and the helpers it calls, show no side effect.
+    The helpers are those defined in the same module and, given the module's ``path`` and a
+    ``read`` of project files, those it imports from project modules; a project function whose
+    definition cannot be read is a reason (its effects are unknown)."""
     finder = _ImpurityFinder(_assigned_names(function))
     function.body.visit(finder)
     reasons = [f"{function.name.value} {r}" for r in finder.reasons]
     helpers = module_functions(module)
-    for name in sorted(finder.called_names - _seen - {function.name.value}):
+    seen = _seen | {(path, function.name.value)}
+    imported = _project_imports(path, module) if read is not None and path else {}
+    for name in sorted(finder.called_names - {function.name.value}):
         if name in helpers:
-            reasons += impurity(helpers[name], module, _seen | {function.name.value, name})
+            if (path, name) not in seen:
+                reasons += impurity(helpers[name], module, path, read, seen)
+        elif name in imported and read is not None:
+            files, original = imported[name]
+            other = read(files[0])
+            definition = None if other is None else module_functions(other).get(original)
+            if other is None or definition is None:
+                reasons.append(f"{function.name.value} calls {name}, a function of {files[0]} whose code is not read")
+            elif (files[0], original) not in seen:
+                reasons += impurity(definition, other, files[0], read, seen)
     return reasons
+
+
+def _project_imports(path: str, module: cst.Module) -> dict[str, tuple[list[str], str]]:
+    """The names ``module`` (at ``path``) imports from project modules: the files each may come
+    from, nearest first, and its name there."""
+    imported: dict[str, tuple[list[str], str]] = {}
+    for node in m.findall(module, m.ImportFrom()):
+        node = cst.ensure_type(node, cst.ImportFrom)
+        if isinstance(node.names, cst.ImportStar):
+            continue
+        files = module_files(path, node)
+        if not files:
+            continue  # a library
+        for alias in node.names:
+            original = get_full_name_for_node(alias.name) or ""
+            local = get_full_name_for_node(alias.asname.name) if alias.asname else original
+            imported[local or original] = (files, original)
+    return imported

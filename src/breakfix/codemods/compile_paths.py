@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from pathlib import Path
+from functools import partial
 
 import libcst as cst
 import libcst.matchers as m
@@ -13,7 +13,14 @@ from libcst.codemod import CodemodContext
 from libcst.helpers import get_full_name_for_node
 from libcst.metadata import MetadataWrapper, PositionProvider, QualifiedNameProvider, QualifiedNameSource
 
-from breakfix.codemods._base import UNREADABLE, BreakfixCodemod, FixRequest, SiteCodemod, read_module, spans
+from breakfix.codemods._base import (
+    BreakfixCodemod,
+    FixRequest,
+    SiteCodemod,
+    imported_from,
+    readable_module,
+    spans,
+)
 from breakfix.codemods._orchestration import disables, is_compiled_piece
 from breakfix.codemods._purity import impurity
 from breakfix.types import Applicability, Frame
@@ -91,7 +98,7 @@ class CompileOnlyPath(SiteCodemod):
     def file_to_edit(cls, request: FixRequest) -> str:
         """The innermost file of the break's stack holding a check that ran before the break."""
         for filename in dict.fromkeys(frame.filename for frame in reversed(request.brk.project_stack)):
-            module = _parse(filename, request)
+            module = readable_module(request, filename)
             if module is not None and checks_that_ran(module, _lines_in(request.brk.project_stack, filename)):
                 return filename
         return request.brk.site.filename
@@ -330,7 +337,7 @@ class DisabledHelper(BreakfixCodemod):
             get_full_name_for_node(c.func) for c in m.findall(definition, m.Call()) if isinstance(c, cst.Call)
         }:
             raise self.skip(f"{qualname} is an eager orchestrator of compiled pieces (a split), disabled on purpose")
-        reasons = impurity(definition, tree)
+        reasons = impurity(definition, tree, self.context.filename or "", partial(readable_module, self.request))
         if reasons:
             # A cache hook, an offload or a counter may be disabled for its effects: those are
             # verified on the example's calls only.
@@ -367,24 +374,17 @@ def _disabled_definition(request: FixRequest) -> tuple[str, str] | None:
     dynamo names, else a function called on the break's line; defined with a disabling decorator
     in the call's file, or in the project module the call's file imports it from."""
     call_file = request.brk.site.filename
-    call_module = _parse(call_file, request)
+    call_module = readable_module(request, call_file)
     if call_module is None:
         return None
     named = _disabled_qualname(request.brk.explanation)
     for qualname in [named] if named else _called_at(call_module, request.brk.site.lineno):
-        for filename in [call_file, *_imported_from(call_file, call_module, qualname.split(".")[0])]:
-            module = call_module if filename == call_file else _parse(filename, request)
+        for filename in [call_file, *imported_from(call_file, call_module, qualname.split(".")[0])]:
+            module = call_module if filename == call_file else readable_module(request, filename)
             definition = _definition(module, qualname) if module is not None else None
             if definition is not None and any(disables(d) for d in definition.decorators):
                 return filename, qualname
     return None
-
-
-def _parse(filename: str, request: FixRequest) -> cst.Module | None:
-    try:
-        return read_module(request, filename)
-    except UNREADABLE:
-        return None
 
 
 def _called_at(module: cst.Module, line: int) -> list[str]:
@@ -406,30 +406,3 @@ def _called_at(module: cst.Module, line: int) -> list[str]:
                 elif m.matches(call.func, m.Attribute(value=m.Name("self"))) and isinstance(owner, cst.ClassDef):
                     names.append(f"{owner.name.value}.{cst.ensure_type(call.func, cst.Attribute).attr.value}")
     return list(dict.fromkeys(names))
-
-
-def _imported_from(filename: str, module: cst.Module, name: str) -> list[str]:
-    """The project files ``filename`` (parsed: ``module``) may import ``name`` from
-    (``from .m import name``, ``from pkg.m import name``), nearest first."""
-    here = Path(filename).parent
-    found: list[str] = []
-    for node in m.findall(module, m.ImportFrom()):
-        node = cst.ensure_type(node, cst.ImportFrom)
-        # An alias (``import normalize as norm``) is not followed: the definition has the other name.
-        if isinstance(node.names, cst.ImportStar) or not any(
-            a.asname is None and get_full_name_for_node(a.name) == name for a in node.names
-        ):
-            continue
-        dotted = (get_full_name_for_node(node.module) or "") if node.module is not None else ""
-        parts = [p for p in dotted.split(".") if p]
-        if node.relative:
-            levels = len(node.relative) - 1  # ``.m`` is beside the file, ``..m`` one folder up
-            bases = [here.parents[levels - 1] if levels else here] if levels <= len(here.parents) else []
-        else:
-            bases = [here, *here.parents]
-        for base in bases:
-            path = base.joinpath(*parts)
-            for candidate in (path.with_suffix(".py"), path / "__init__.py"):
-                if candidate.is_file():
-                    found.append(str(candidate))
-    return found

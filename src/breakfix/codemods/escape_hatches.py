@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import libcst as cst
 import libcst.matchers as m
 from libcst.codemod.visitors import AddImportsVisitor
 from libcst.helpers import get_full_name_for_node
 
-from breakfix.codemods._base import BreakfixCodemod, FixRequest, function_at
+from breakfix.codemods._base import BreakfixCodemod, FixRequest, function_at, readable_module
 from breakfix.codemods._purity import impurity
 from breakfix.types import Applicability, Frame
 
@@ -87,7 +89,7 @@ class UntraceablePureHelper(BreakfixCodemod):
         definition = function_at(helper_module, helper.lineno)
         if definition is None:
             raise self.skip("cannot find the helper's definition")
-        reasons = impurity(definition, helper_module)
+        reasons = impurity(definition, helper_module, helper.filename, partial(readable_module, self.request))
         if reasons:
             raise self.skip(f"the helper is not pure: {reasons[0]}")
         AddImportsVisitor.add_needed_import(self.context, "torch")

@@ -3,6 +3,8 @@ scalar math that has an exact Python counterpart."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import libcst as cst
 import libcst.matchers as m
 from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
@@ -10,9 +12,9 @@ from libcst.helpers import get_full_name_for_node
 from libcst.metadata import PositionProvider, QualifiedNameProvider
 from libcst.metadata.base_provider import LazyValue
 
-from breakfix.codemods._base import BreakfixCodemod, code_of, function_at
+from breakfix.codemods._base import BreakfixCodemod, FixRequest, code_of, function_at, readable_module
 from breakfix.codemods._purity import impurity
-from breakfix.types import Applicability, OpaqueOpFact
+from breakfix.types import Applicability, Frame, OpaqueOpFact
 
 CUSTOM_OP = "torch.library.custom_op"
 _ATOMIC = (cst.Name, cst.Attribute, cst.Call, cst.Subscript)
@@ -25,7 +27,10 @@ class OpaqueComputation(BreakfixCodemod):
     A graph break inside a helper function of your project that computes tensors through code
     dynamo cannot trace: PIL, numpy functions torch does not implement, byte-level tricks, C
     extensions. The helper must be pure, defined at module level, and take only tensors, ints,
-    floats, bools, strings and sequences of ints.
+    floats, bools, strings and sequences of ints. The break may be deeper, in a function the
+    helper calls (in its file or another): when that function cannot be an op itself (a method,
+    one that returns an ndarray or a list), the innermost function of the break's stack that can
+    is made one, below the compiled function, and the calls under it run inside the op.
 
     ## Why it breaks
     Dynamo traces Python bytecode and stops where the values stop being tensors it can model
@@ -57,7 +62,9 @@ class OpaqueComputation(BreakfixCodemod):
     when the helper takes other ranks too, so the fake holds for them), checks the fake
     against every run and with ``torch.library.opcheck``, and the rewrite is verified in a fresh
     process. Helpers with side effects are skipped (a custom op's effects are invisible to the
-    compiler, and one returning nothing is dead-code-eliminated), and so are differentiable ones
+    compiler, and one returning nothing is dead-code-eliminated), looking into the functions they
+    call that are defined in the same module or imported from the project's (a project function
+    whose code cannot be read is taken as impure), and so are differentiable ones
     (the op has no autograd formula). When a result may alias an argument it is cloned. Other
     callers of the helper must pass the same kinds of arguments: the op checks them.
     """
@@ -82,6 +89,11 @@ class OpaqueComputation(BreakfixCodemod):
     )
     APPLICABILITY = Applicability.SAFE
 
+    @classmethod
+    def file_to_edit(cls, request: FixRequest) -> str:
+        frame = _helper_frame(request)
+        return request.brk.site.filename if frame is None else frame.filename
+
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:
         if len(self.request.brk.project_stack) < 2:
             raise self.skip("the break is in the compiled function itself, not in a helper it calls")
@@ -90,12 +102,13 @@ class OpaqueComputation(BreakfixCodemod):
             raise self.skip("no runtime facts about the helper: its fake kernel cannot be derived")
         if fact.rejected:
             raise self.skip(f"no fake kernel: {fact.rejected}")
-        definition = function_at(tree, self.request.brk.site.lineno)
+        frame = _helper_frame(self.request)
+        definition = None if frame is None else function_at(tree, frame.lineno)
         if definition is None or definition not in tree.body or definition.name.value != fact.helper:
-            raise self.skip(f"{fact.helper} is not a module-level function of this file")
+            raise self.skip(f"{fact.helper} is not a module-level function of a file on the break's stack")
         if definition.decorators or definition.asynchronous:
             raise self.skip(f"{fact.helper} is decorated or async; a custom op wraps a plain function")
-        reasons = impurity(definition, tree)
+        reasons = impurity(definition, tree, self.context.filename or "", partial(readable_module, self.request))
         if reasons:
             raise self.skip(f"the helper is not pure: {reasons[0]}")
         names = [p.name.value for p in (*definition.params.params, *definition.params.kwonly_params)]
@@ -159,6 +172,18 @@ class OpaqueComputation(BreakfixCodemod):
                     return f"{get_full_name_for_node(alias.name)}.Sequence"
         AddImportsVisitor.add_needed_import(self.context, "collections.abc", "Sequence")
         return "Sequence"
+
+
+def _helper_frame(request: FixRequest) -> Frame | None:
+    """The frame of the helper the worker chose to make opaque: the innermost frame of the break's
+    project stack, below the compiled function, running a function of that name (the break may
+    be in a function the helper calls, which could not be one: a method, or one that returns an
+    array)."""
+    fact = request.facts.opaque_op
+    if fact is None or not fact.helper:
+        return None
+    frames = request.brk.project_stack[1:]
+    return next((f for f in reversed(frames) if f.name == fact.helper), None)
 
 
 class _WithoutAnnotations(cst.CSTTransformer):

@@ -62,34 +62,51 @@ def collect_facts(
 def opaque_facts(
     fn: Callable, make_inputs: Callable[[], tuple], breaks: list[dict], seed_all: Callable
 ) -> dict[str, OpaqueOpFact]:
-    """BF202's facts per break site whose innermost project frame is a helper's."""
-    helpers: dict[str, types.FunctionType | Rejected] = {}
+    """BF202's facts per break site whose innermost project frame is a helper's. The helper made
+    opaque is the innermost function of the break's project stack, below the compiled function,
+    that can be one: the break may be in a function it calls that cannot (a method, or one that
+    returns an ndarray), and the custom op runs that call eagerly too. When none can, the reason
+    is the innermost one's."""
+    candidates: dict[str, list[types.FunctionType | Rejected]] = {}
     for brk in breaks:
         project = brk["project_stack"]
         if len(project) < 2:
             continue  # the break is in the compiled function itself: no helper to make opaque
         site = project[-1]
-        try:
-            helpers[f"{site['filename']}:{site['lineno']}"] = helper_at(site["filename"], site["lineno"])
-        except Rejected as e:
-            helpers[f"{site['filename']}:{site['lineno']}"] = e
-    found = list({h.__code__: h for h in helpers.values() if not isinstance(h, Rejected)}.values())
-    if not found:
-        return {key: OpaqueOpFact(rejected=str(e)) for key, e in helpers.items()}
+        found: list[types.FunctionType | Rejected] = []
+        for frame in reversed(project[1:]):
+            try:
+                found.append(helper_at(frame["filename"], frame["lineno"]))
+            except Rejected as e:
+                found.append(e)
+        candidates[f"{site['filename']}:{site['lineno']}"] = found
+    helpers = list(
+        {h.__code__: h for found in candidates.values() for h in found if not isinstance(h, Rejected)}.values()
+    )
+    if not helpers:
+        return {key: OpaqueOpFact(rejected=str(found[0])) for key, found in candidates.items()}
     try:
-        calls = capture_calls(fn, make_inputs, found, seed_all)
+        calls = capture_calls(fn, make_inputs, helpers, seed_all)
     except Rejected as e:
-        return {key: OpaqueOpFact(rejected=str(e)) for key in helpers}
+        return {key: OpaqueOpFact(rejected=str(e)) for key in candidates}
     derived: dict[types.CodeType, OpaqueOpFact] = {}
-    for helper in found:
-        try:
-            derived[helper.__code__] = opaque_op_facts(helper, calls[helper.__code__], seed_all)
-        except Rejected as e:
-            derived[helper.__code__] = OpaqueOpFact(rejected=str(e))
-    return {
-        key: OpaqueOpFact(rejected=str(h)) if isinstance(h, Rejected) else derived[h.__code__]
-        for key, h in helpers.items()
-    }
+
+    def fact_of(helper: types.FunctionType | Rejected) -> OpaqueOpFact:
+        if isinstance(helper, Rejected):
+            return OpaqueOpFact(rejected=str(helper))
+        if helper.__code__ not in derived:
+            try:
+                derived[helper.__code__] = opaque_op_facts(helper, calls[helper.__code__], seed_all)
+            except Rejected as e:
+                derived[helper.__code__] = OpaqueOpFact(rejected=str(e))
+        return derived[helper.__code__]
+
+    chosen: dict[str, OpaqueOpFact] = {}
+    for key, found in candidates.items():
+        # Lazily: an outer helper is derived only when the inner ones cannot be ops (a derivation reruns it).
+        facts = (fact_of(helper) for helper in found)
+        chosen[key] = next((fact for fact in facts if not fact.rejected), None) or fact_of(found[0])
+    return chosen
 
 
 # --- what the arguments of a print or log call held ------------------------------------------------

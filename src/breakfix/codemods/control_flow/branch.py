@@ -27,7 +27,8 @@ class DataDependentBranch(SiteCodemod):
 
     ## What it fixes
     A branch on a value computed from tensors, ``if x.sum() > 0:``, ``if x.abs().max() > t:``,
-    ``if torch.isnan(loss).any():``, ``if a.item() > t:`` or ``y = a if (x < 0).any() else b``, in
+    ``if torch.isnan(loss).any():``, ``if a.item() > t:``, tests joined by ``and``/``or``/``not``
+    (``if huber and err.max() > 1:``) or ``y = a if (x < 0).any() else b``, in
     the compiled function, a helper, a method or a child module (the file of the innermost project
     frame), in a loop body too, whose branches only compute values: each branch is assignments to
     names; the names both assign are the results, and a name only one branch assigns is a
@@ -101,9 +102,11 @@ class DataDependentBranch(SiteCodemod):
     ``other(f(x))``), when its last value before the ``if`` may be a view or the input itself
     (``x.view(...)``, ``x.to(...)``, ``x.float()``, ``self.block(x)``: a copy would not share its
     memory), and when the function updates it in place after the ``if`` (the update would reach the
-    copy). A compound test with ``and``/``or`` (``a.item() > t and flag``) fails to compile and is
-    not written: ``and`` needs the truth of its left side while tracing, and evaluating both sides
-    would run the right side where Python skips it. Both branches are traced when the code compiles,
+    copy). A compound test with ``and``/``or`` branches on its left operand and on its
+    right one only on the branch where Python evaluates it (``a and b``: ``b`` only where ``a``
+    holds), so an operand Python skips is never run; an operand that reads no tensor (a name, an
+    attribute, an ``is`` test, ``isinstance``) stays a Python conditional expression, the others
+    are nested ``torch.cond`` calls. Both branches are traced when the code compiles,
     so a branch that cannot be traced for the other branch's shapes fails to compile instead of
     being skipped.
     """
@@ -175,8 +178,7 @@ class DataDependentBranch(SiteCodemod):
             _branch_function(true_fn, operands, true_body),
             _branch_function(false_fn, operands, false_body),
         ]
-        arguments = [*_predicate_and_branches(updated.test, cst.Name(true_fn), cst.Name(false_fn))]
-        call = cond_call(arguments, operands)
+        call = _branch_on(updated.test, cst.Name(true_fn), cst.Name(false_fn), operands)
         target = cst.AssignTarget(cst.parse_expression(", ".join(outputs)))
         assignment = cst.SimpleStatementLine(
             [cst.Assign(targets=[target], value=call)], leading_lines=[cst.EmptyLine(indent=False)]
@@ -690,6 +692,63 @@ def _predicate_and_branches(
     if test.lpar and isinstance(test, (cst.BinaryOperation, cst.BooleanOperation, cst.Comparison)):
         test = test.with_changes(lpar=[], rpar=[])
     return test, if_true, if_false
+
+
+def _branch_on(
+    test: cst.BaseExpression, if_true: cst.BaseExpression, if_false: cst.BaseExpression, operands: list[str]
+) -> cst.BaseExpression:
+    """The value of ``if_true(*operands) if test else if_false(*operands)`` as the graph can take
+    it. An ``and``/``or`` test branches on its left operand, and on its right one only on the
+    branch where Python evaluates it (``a and b``: ``b`` only where ``a`` holds), so an operand
+    Python would skip is never run; an operand that reads no tensor (a name, an attribute, an
+    ``is`` test, ``isinstance``) is a Python conditional expression, any other a ``torch.cond``
+    (when every operand looks static, each is taken as a tensor's: the break says one is)."""
+    tests = _boolean_operands(test)
+    # A single test is at the break, and so is an and/or whose operands all look static.
+    python_tests = len(tests) > 1 and not all(_reads_no_tensor(t) for t in tests)
+
+    def build(
+        test: cst.BaseExpression, if_true: cst.BaseExpression, if_false: cst.BaseExpression
+    ) -> cst.BaseExpression:
+        test, if_true, if_false = _predicate_and_branches(test, if_true, if_false)
+        if isinstance(test, cst.BooleanOperation):
+            params = cst.Parameters([cst.Param(cst.Name(o)) for o in operands])
+            right = cst.Lambda(params=params, body=build(test.right, if_true, if_false))
+            if isinstance(test.operator, cst.And):
+                return build(test.left, right, if_false)
+            return build(test.left, if_true, right)
+        if python_tests and _reads_no_tensor(test):
+            return cst.IfExp(test=test, body=_called(if_true, operands), orelse=_called(if_false, operands))
+        return cond_call([test, if_true, if_false], operands)
+
+    return build(test, if_true, if_false)
+
+
+def _boolean_operands(test: cst.BaseExpression) -> list[cst.BaseExpression]:
+    """The operands of the ``and``/``or``/``not`` tree of ``test`` (``test`` itself when it is none),
+    with the parentheses ``_predicate_and_branches`` strips."""
+    while isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        test = test.expression
+    if isinstance(test, cst.BooleanOperation):
+        return [*_boolean_operands(test.left), *_boolean_operands(test.right)]
+    return [_predicate_and_branches(test, test, test)[0]]
+
+
+def _reads_no_tensor(test: cst.BaseExpression) -> bool:
+    """Whether a test only reads Python state: a name or attribute (a flag), an ``is`` comparison,
+    ``isinstance``/``hasattr``/``callable``."""
+    if isinstance(test, (cst.Name, cst.Attribute)):
+        return True
+    if isinstance(test, cst.Comparison):
+        return all(isinstance(c.operator, (cst.Is, cst.IsNot)) for c in test.comparisons)
+    return m.matches(test, m.Call(func=m.Name("isinstance") | m.Name("hasattr") | m.Name("callable")))
+
+
+def _called(branch: cst.BaseExpression, operands: list[str]) -> cst.BaseExpression:
+    """``branch(*operands)``; a lambda over the operands is its body (its parameters are the names)."""
+    if isinstance(branch, cst.Lambda):
+        return branch.body
+    return cst.Call(func=branch, args=[cst.Arg(cst.Name(o)) for o in operands])
 
 
 def _targets(statement: cst.Assign | cst.AugAssign) -> list[cst.BaseExpression]:
