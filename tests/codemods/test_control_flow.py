@@ -4,6 +4,8 @@ source text: where they refuse and what they write. The fixtures show one case e
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from codemod_harness import PATH, line_of, run_codemod
 from libcst.codemod import TransformSkip, TransformSuccess
@@ -14,9 +16,13 @@ from libcst.codemod import TransformSkip, TransformSuccess
     [
         ("def f(x):\n    if x.sum() > 0:\n        y = x * 2\n    return y\n", "no else"),
         (
-            "def f(x):\n    if x.sum() > 0:\n        y = x * 2\n    elif x.sum() < -1:\n        y = x\n    else:\n"
-            "        y = -x\n    return y\n",
-            "elif",
+            "def f(x):\n    if x.sum() > 0:\n        y = x * 2\n    elif x.sum() < -1:\n        y = -x\n    return y\n",
+            "the elif chain has no else",
+        ),
+        (
+            "def f(x):\n    if x.sum() > 0:\n        y = x * 2\n    elif x.sum() < -1:\n        y = -x\n        z = y\n"
+            "    else:\n        y = x + 1\n    return y, z\n",
+            "z is assigned on some branches only",
         ),
         (
             "def f(x):\n    if x.sum() > 0:\n        x.add_(1)\n        y = x\n    else:\n        y = x\n"
@@ -30,7 +36,7 @@ from libcst.codemod import TransformSkip, TransformSuccess
         (
             "def f(x):\n    t = x\n    if x.sum() > 0:\n        t = x * 2\n        y = t\n    else:\n        y = x\n"
             "    return y, t\n",
-            "t is assigned on one branch only",
+            "t is assigned on some branches only",
         ),
     ],
 )
@@ -53,6 +59,75 @@ def test_branch_operands_are_the_names_a_branch_rebinds_after_reading() -> None:
     cond = {"cond": lambda pred, t, f, ops=(): t(*ops) if pred else f(*ops)}  # torch.cond's meaning, eagerly
     exec(compile(plain, PATH, "exec"), cond, namespace)  # noqa: S102 (runs the rewrite, which the test wrote)
     assert namespace["f"](_Num(2), 3).value == 6 and namespace["f"](_Num(-2), 3).value == -1
+
+
+@pytest.mark.parametrize(
+    "test",
+    [
+        "a(x) and flag",
+        "flag and a(x)",
+        "a(x) or b(x)",
+        "not (a(x) and b(x))",
+        "a(x) and (b(x) or flag)",
+        "x is not None and not a(x)",
+        "(flag or a(x)) and b(x)",
+    ],
+)
+def test_a_compound_test_evaluates_its_operands_as_python_does(test: str) -> None:
+    """Each operand of an and/or test runs only where Python runs it, and the branch taken is the
+    same, for every truth of every operand (torch.cond stood in for by its eager meaning)."""
+    source = f"def f(x, flag, a, b):\n    if {test}:\n        y = x * 2\n    else:\n        y = x - 1\n    return y\n"
+    result = run_codemod("BF601", source, 2)
+    assert isinstance(result, TransformSuccess), result
+    assert "if " + test not in result.code
+    cond = {"cond": lambda pred, t, f, ops=(): t(*ops) if pred else f(*ops)}
+    original: dict = {}
+    rewritten: dict = {}
+    exec(compile(source, PATH, "exec"), {}, original)  # noqa: S102 (the test's own source)
+    plain = result.code.replace("import torch\n", "").replace("torch.cond", "cond")
+    exec(compile(plain, PATH, "exec"), cond, rewritten)  # noqa: S102 (runs the rewrite, which the test wrote)
+    for truths in itertools.product([True, False], repeat=3):
+        logs: list[list[str]] = []
+        results = []
+        for namespace in (original, rewritten):
+            log: list[str] = []
+            a = lambda x, log=log, v=truths[0]: log.append("a") or v  # noqa: E731
+            b = lambda x, log=log, v=truths[1]: log.append("b") or v  # noqa: E731
+            results.append(namespace["f"](3, truths[2], a, b))
+            logs.append(log)
+        assert results[0] == results[1] and logs[0] == logs[1], (truths, result.code)
+
+
+@pytest.mark.parametrize(
+    "tests",
+    [("a(x)", "b(x)"), ("a(x)", "mode == 1"), ("a(x) and flag", "b(x) or flag"), ("a(x)", "b(x)", "mode == 2")],
+)
+def test_an_elif_chain_takes_the_branch_python_takes(tests: tuple[str, ...]) -> None:
+    """Each test of an if/elif/else chain runs only where Python runs it, a test of Python state
+    (``mode == 1``) stays Python, and the branch taken is the same, for every truth of every test."""
+    arms = "".join(
+        f"    {'if' if i == 0 else 'elif'} {t}:\n        y = x * {i + 2}\n        tmp = y\n"
+        for i, t in enumerate(tests)
+    )
+    source = f"def f(x, flag, mode, a, b):\n{arms}    else:\n        y = x - 1\n    return y\n"
+    result = run_codemod("BF601", source, 2)
+    assert isinstance(result, TransformSuccess), result
+    assert "elif " not in result.code and "_elif_true" in result.code
+    assert "torch.cond(mode" not in result.code
+    cond = {"cond": lambda pred, t, f, ops=(): t(*ops) if pred else f(*ops)}
+    original: dict = {}
+    rewritten: dict = {}
+    exec(compile(source, PATH, "exec"), {}, original)  # noqa: S102 (the test's own source)
+    plain = result.code.replace("import torch\n", "").replace("torch.cond", "cond")
+    exec(compile(plain, PATH, "exec"), cond, rewritten)  # noqa: S102 (runs the rewrite, which the test wrote)
+    for truths in itertools.product([True, False], [True, False], [True, False], [0, 1, 2]):
+        outcomes = []
+        for namespace in (original, rewritten):
+            log: list[str] = []
+            a = lambda x, log=log, v=truths[0]: log.append("a") or v  # noqa: E731
+            b = lambda x, log=log, v=truths[1]: log.append("b") or v  # noqa: E731
+            outcomes.append((namespace["f"](3, truths[2], truths[3], a, b), log))
+        assert outcomes[0] == outcomes[1], (truths, result.code)
 
 
 class _Num:

@@ -32,7 +32,9 @@ class DataDependentBranch(SiteCodemod):
     the compiled function, a helper, a method or a child module (the file of the innermost project
     frame), in a loop body too, whose branches only compute values: each branch is assignments to
     names; the names both assign are the results, and a name only one branch assigns is a
-    temporary of that branch. An ``if`` without ``else`` is one too when each name it rebinds was
+    temporary of that branch. An ``if``/``elif``/``else`` chain is one too, when the break is at
+    its first test: the names every block assigns are the results, and each ``elif`` is the
+    ``else`` of the test before it. An ``if`` without ``else`` is one too when each name it rebinds was
     last bound before it by an assignment that makes a new tensor (arithmetic; a function of
     ``torch``, ``torch.nn.functional``, ``torch.linalg``, ``torch.fft`` or ``torch.special``, under
     the names the module imports them as (``F.cross_entropy``), other than those that may return a
@@ -91,8 +93,13 @@ class DataDependentBranch(SiteCodemod):
     branches that are plain assignments are rewritten; an augmented one (``idx += col``) updates
     its tensor in place, so it is taken only for a name the same branch bound before to a new
     tensor (``idx = row * n``), whose update nothing outside the branch can see; the names both
-    branches assign are the results, and a name only one branch assigns must not be
-    mentioned anywhere else in the function. ``elif`` chains are left alone. An ``if`` without
+    branches assign are the results, and a name only some branches assign must not be
+    mentioned anywhere else in the function. An ``elif`` chain without a final ``else`` is refused
+    (its last branch would pass inputs through), and so is a break at an ``elif``'s test (the
+    tests before it are Python's; their replacement would have to be an ``else`` block). An
+    ``elif``'s test was never traced: one that looks like Python state (a flag, a mode, ``is
+    None``; not a name bound to a call's result) stays a Python conditional expression, any
+    other is a nested ``torch.cond``. An ``if`` without
     ``else`` keeps the very objects on its untaken branch, which ``torch.cond`` cannot return; the
     rewrite returns copies, which is the same only where nothing can tell a copy from the tensor. So
     it is refused when a rebound name was bound another way (a loop, ``with``, unpacking), when it
@@ -160,31 +167,42 @@ class DataDependentBranch(SiteCodemod):
         try:
             if updated.orelse is None:
                 outputs = self._passthrough_outputs(original)
-                true_names, false_names = _read_before_bound(updated.body.body), set(outputs)
-                false_body = [cst.parse_statement(f"return {', '.join(f'{n}.clone()' for n in outputs)}\n")]
+                arms = [(updated.test, [*updated.body.body])]
+                otherwise = [cst.parse_statement(f"return {', '.join(f'{n}.clone()' for n in outputs)}\n")]
+                reads = _read_before_bound(updated.body.body) | set(outputs)
             else:
-                true_names, false_names = self._branches(updated)
-                false_assigned = _assigned_in_order(updated.orelse.body.body)
-                outputs = [name for name in _assigned_in_order(updated.body.body) if name in false_assigned]
-                false_body = [*updated.orelse.body.body, cst.parse_statement(f"return {', '.join(outputs)}\n")]
+                arms, otherwise, reads = self._chain(updated)
+                assigned = [_assigned_in_order(body) for _, body in arms[1:]] + [_assigned_in_order(otherwise)]
+                outputs = [n for n in _assigned_in_order(arms[0][1]) if all(n in a for a in assigned)]
+                otherwise = [*otherwise, cst.parse_statement(f"return {', '.join(outputs)}\n")]
         except Refused as why:
             self.refused = str(why)
             return updated
         taken = names_in(self.functions[-1])
-        true_fn, false_fn = fresh_name("_if_true", taken), fresh_name("_if_false", taken)
-        operands = sorted(true_names | false_names, key=lambda n: outputs.index(n) if n in outputs else len(outputs))
-        true_body = [*updated.body.body, cst.parse_statement(f"return {', '.join(outputs)}\n")]
+        names = [fresh_name("_if_true", taken)]
+        for _ in arms[1:]:
+            names.append(fresh_name("_elif_true", taken | set(names)))
+        false_fn = fresh_name("_if_false", taken | set(names))
+        operands = sorted(reads, key=lambda n: outputs.index(n) if n in outputs else len(outputs))
+        returns = cst.parse_statement(f"return {', '.join(outputs)}\n")
         definitions = [
-            _branch_function(true_fn, operands, true_body),
-            _branch_function(false_fn, operands, false_body),
+            *(_branch_function(name, operands, [*body, returns]) for name, (_, body) in zip(names, arms)),
+            _branch_function(false_fn, operands, otherwise),
         ]
-        call = _branch_on(updated.test, cst.Name(true_fn), cst.Name(false_fn), operands)
+        # if A: ... elif B: ... else: ...  is  if A: ... else: (if B: ... else: ...)
+        computed = _computed_names(self.functions[-1])
+        call: cst.BaseExpression = cst.Name(false_fn)
+        for name, (test, _) in reversed(list(zip(names, arms))[1:]):
+            call = _branch_on(test, cst.Name(name), _as_branch(call, operands), operands, computed, at_break=False)
+        call = _branch_on(updated.test, cst.Name(names[0]), _as_branch(call, operands), operands, computed)
         target = cst.AssignTarget(cst.parse_expression(", ".join(outputs)))
         assignment = cst.SimpleStatementLine(
             [cst.Assign(targets=[target], value=call)], leading_lines=[cst.EmptyLine(indent=False)]
         )
-        definitions[0] = definitions[0].with_changes(leading_lines=updated.leading_lines)
-        definitions[1] = definitions[1].with_changes(leading_lines=[cst.EmptyLine(indent=False)])
+        definitions = [
+            d.with_changes(leading_lines=updated.leading_lines if i == 0 else [cst.EmptyLine(indent=False)])
+            for i, d in enumerate(definitions)
+        ]
         self.rewritten += 1
         return cst.FlattenSentinel([*definitions, assignment])
 
@@ -396,35 +414,42 @@ class DataDependentBranch(SiteCodemod):
         ]
         return max(assignments, key=lambda a: self._lines(a)[0]).value if assignments else None
 
-    def _branches(self, node: cst.If) -> tuple[set[str], set[str]]:
-        """Names each branch reads before it binds them (they become operands); refuse what is not
-        two blocks of plain assignments binding the same names."""
-        if node.orelse is None:
+    def _chain(self, node: cst.If) -> tuple[list[tuple[cst.BaseExpression, list]], list, set[str]]:
+        """The tests and blocks of an ``if``/``elif`` chain, its ``else`` block, and the names a block
+        reads before it binds them (they become operands); refuse what is not blocks of plain
+        assignments that all bind the results."""
+        arms: list[tuple[cst.BaseExpression, list]] = []
+        blocks: list[cst.BaseSuite] = []
+        link: cst.If | cst.Else | None = node
+        while isinstance(link, cst.If):
+            arms.append((link.test, [*link.body.body]))
+            blocks.append(link.body)
+            link = link.orelse
+        if link is None:
             raise Refused(
-                "the if has no else: the other branch would return its inputs unchanged, which "
+                "the elif chain has no else: the last branch would return its inputs unchanged, which "
                 "torch.cond refuses (an output may not alias an input) and a copy would not be the same object"
             )
-        if isinstance(node.orelse, cst.If):
-            raise Refused("an elif chain")
-        reads = []
-        for block in (node.body.body, node.orelse.body.body):
-            self._check_assignments(block, "a branch does more than assign names")
-            if any(m.findall(s, m.Yield() | m.Await() | m.NamedExpr() | m.Lambda()) for s in block):
+        blocks.append(link.body)
+        reads: set[str] = set()
+        assigned = []
+        for block in blocks:
+            statements = list(block.body)
+            self._check_assignments(statements, "a branch does more than assign names")
+            if any(m.findall(s, m.Yield() | m.Await() | m.NamedExpr() | m.Lambda()) for s in statements):
                 raise Refused("a branch yields, awaits, or defines a function")
-            reads.append(_read_before_bound(block))
-        true_names, false_names = (set(_assigned_in_order(b)) for b in (node.body.body, node.orelse.body.body))
-        if not true_names & false_names:
+            reads |= _read_before_bound(statements)
+            assigned.append(set(_assigned_in_order(statements)))
+        if not set.intersection(*assigned):
             raise Refused("the branches assign no name in common")
-        # A name only one branch assigns stays inside that branch's function: only when nothing
-        # else in the enclosing function mentions it (a temporary of the branch).
+        # A name only some branches assign stays inside their functions: only when nothing else in
+        # the enclosing function mentions it (a temporary of those branches).
         function = self.functions[-1]
-        for name, block in [
-            *((n, node.body) for n in true_names - false_names),
-            *((n, node.orelse.body) for n in false_names - true_names),
-        ]:
-            if len(m.findall(function, m.Name(name))) != len(m.findall(block, m.Name(name))):
-                raise Refused(f"{name} is assigned on one branch only and used outside it")
-        return reads[0], reads[1]
+        for name in set.union(*assigned) - set.intersection(*assigned):
+            inside = sum(len(m.findall(b, m.Name(name))) for b, a in zip(blocks, assigned) if name in a)
+            if len(m.findall(function, m.Name(name))) != inside:
+                raise Refused(f"{name} is assigned on some branches only and used outside them")
+        return arms, [*link.body.body], reads
 
 
 _ASSIGNMENT = m.SimpleStatementLine(
@@ -695,17 +720,24 @@ def _predicate_and_branches(
 
 
 def _branch_on(
-    test: cst.BaseExpression, if_true: cst.BaseExpression, if_false: cst.BaseExpression, operands: list[str]
+    test: cst.BaseExpression,
+    if_true: cst.BaseExpression,
+    if_false: cst.BaseExpression,
+    operands: list[str],
+    computed: frozenset[str],
+    at_break: bool = True,
 ) -> cst.BaseExpression:
     """The value of ``if_true(*operands) if test else if_false(*operands)`` as the graph can take
     it. An ``and``/``or`` test branches on its left operand, and on its right one only on the
     branch where Python evaluates it (``a and b``: ``b`` only where ``a`` holds), so an operand
-    Python would skip is never run; an operand that reads no tensor (a name, an attribute, an
-    ``is`` test, ``isinstance``) is a Python conditional expression, any other a ``torch.cond``
-    (when every operand looks static, each is taken as a tensor's: the break says one is)."""
+    Python would skip is never run; an operand that reads no tensor (``_reads_no_tensor``) is a
+    Python conditional expression, any other a ``torch.cond``. At the break, when every operand
+    looks static, each is taken as a tensor's (the break says one is); an elif's test was never
+    traced, so it is judged by its looks alone (``at_break=False``)."""
     tests = _boolean_operands(test)
-    # A single test is at the break, and so is an and/or whose operands all look static.
-    python_tests = len(tests) > 1 and not all(_reads_no_tensor(t) for t in tests)
+    # A single test at the break reads a tensor, and so does one operand of an and/or there whose
+    # operands all look static; an elif's test was never traced, so nothing is known of it.
+    python_tests = not at_break or (len(tests) > 1 and not all(_reads_no_tensor(t, computed) for t in tests))
 
     def build(
         test: cst.BaseExpression, if_true: cst.BaseExpression, if_false: cst.BaseExpression
@@ -717,7 +749,7 @@ def _branch_on(
             if isinstance(test.operator, cst.And):
                 return build(test.left, right, if_false)
             return build(test.left, if_true, right)
-        if python_tests and _reads_no_tensor(test):
+        if python_tests and _reads_no_tensor(test, computed):
             return cst.IfExp(test=test, body=_called(if_true, operands), orelse=_called(if_false, operands))
         return cond_call([test, if_true, if_false], operands)
 
@@ -734,14 +766,46 @@ def _boolean_operands(test: cst.BaseExpression) -> list[cst.BaseExpression]:
     return [_predicate_and_branches(test, test, test)[0]]
 
 
-def _reads_no_tensor(test: cst.BaseExpression) -> bool:
-    """Whether a test only reads Python state: a name or attribute (a flag), an ``is`` comparison,
-    ``isinstance``/``hasattr``/``callable``."""
-    if isinstance(test, (cst.Name, cst.Attribute)):
+def _reads_no_tensor(test: cst.BaseExpression, computed: frozenset[str]) -> bool:
+    """Whether a test looks like it only reads Python state: names (but those in ``computed``) and
+    attributes (a flag, a mode), constants, arithmetic and comparisons of those, an ``is`` test,
+    ``isinstance``, ``hasattr``, ``callable`` and ``len``. A guess either way costs no soundness:
+    a tensor's test taken for Python state breaks the graph again, and Python state taken for a
+    tensor's makes torch.cond warn; either rewrite fails verification and is not written."""
+    if isinstance(test, cst.Name):
+        return test.value not in computed
+    if isinstance(test, (cst.Attribute, cst.BaseNumber, cst.BaseString)):
         return True
+    if isinstance(test, cst.UnaryOperation):
+        return _reads_no_tensor(test.expression, computed)
+    if isinstance(test, cst.BinaryOperation):
+        return _reads_no_tensor(test.left, computed) and _reads_no_tensor(test.right, computed)
     if isinstance(test, cst.Comparison):
-        return all(isinstance(c.operator, (cst.Is, cst.IsNot)) for c in test.comparisons)
-    return m.matches(test, m.Call(func=m.Name("isinstance") | m.Name("hasattr") | m.Name("callable")))
+        if all(isinstance(c.operator, (cst.Is, cst.IsNot)) for c in test.comparisons):
+            return True
+        return _reads_no_tensor(test.left, computed) and all(
+            _reads_no_tensor(c.comparator, computed) for c in test.comparisons
+        )
+    return m.matches(test, m.Call(func=m.Name("isinstance") | m.Name("hasattr") | m.Name("callable") | m.Name("len")))
+
+
+def _computed_names(function: cst.FunctionDef) -> frozenset[str]:
+    """The names ``function`` binds to a value a call computes (``peak = err.abs().max()``,
+    ``n = int(x.sum())``): a test of one may read a tensor."""
+    return frozenset(
+        cst.ensure_type(t.target, cst.Name).value
+        for a in m.findall(function, m.Assign())
+        if m.findall(cst.ensure_type(a, cst.Assign).value, m.Call())
+        for t in cst.ensure_type(a, cst.Assign).targets
+        if isinstance(t.target, cst.Name)
+    )
+
+
+def _as_branch(value: cst.BaseExpression, operands: list[str]) -> cst.BaseExpression:
+    """A branch function computing ``value``: a function's name as it is, else a lambda over the operands."""
+    if isinstance(value, cst.Name):
+        return value
+    return cst.Lambda(params=cst.Parameters([cst.Param(cst.Name(o)) for o in operands]), body=value)
 
 
 def _called(branch: cst.BaseExpression, operands: list[str]) -> cst.BaseExpression:
