@@ -6,10 +6,12 @@ functions, found by file and line like a located break.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 import os
 import random
+import sys
 
 import numpy as np
 import pytest
@@ -18,7 +20,7 @@ from libcst.codemod import CodemodContext, TransformSuccess, transform_module
 
 from breakfix.codemods import FixRequest
 from breakfix.codemods.opaque_ops import OpaqueComputation
-from breakfix.types import BreakFacts, Frame, GraphBreak
+from breakfix.types import BreakFacts, Frame, GraphBreak, ValueKind
 from breakfix.worker import facts as facts_module
 from breakfix.worker.facts import opaque_op_facts
 from breakfix.worker.fakes import Rejected, atoms, fit_size, perturbations
@@ -241,6 +243,57 @@ def test_collect_facts_takes_the_innermost_helper_that_can_be_an_op() -> None:
     deep, flat = (facts[f"{here}:{site['lineno']}"].opaque_op for site in (inner, flat_site))
     assert deep.helper == "doubled" and not deep.rejected
     assert flat.rejected.startswith("no size rule")
+
+
+ON_DISK = """\
+import torch
+
+TABLE = torch.arange(10) * 10
+
+
+def step(t):
+    return TABLE[t]
+"""
+
+REWRITTEN = """\
+import torch
+
+TABLE = torch.arange(10) * 10
+
+
+def step(t):
+    def _next():
+        return TABLE[t + 1]
+
+    return _next()
+"""
+
+
+def test_value_facts_read_the_code_that_ran_not_the_file(tmp_path, monkeypatch) -> None:
+    """A rewrite under verification is served by the overlay: the expressions measured at a break
+    are those of its lines (here ``t + 1`` at line 8, where the file has nothing), arithmetic of
+    a 0-d tensor index included."""
+    from breakfix.types import DATA_DEPENDENT_GUARD
+    from breakfix.worker.loader import OverlayFinder
+
+    path = tmp_path / "overlaid_steps.py"
+    path.write_text(ON_DISK)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "meta_path", [OverlayFinder({str(path): REWRITTEN}), *sys.meta_path])
+    module = importlib.import_module("overlaid_steps")
+    try:
+        here = os.path.realpath(path)
+        brk = {
+            "gb_type": DATA_DEPENDENT_GUARD,
+            "project_stack": [
+                {"filename": here, "lineno": 10, "name": "step"},
+                {"filename": here, "lineno": 8, "name": "_next"},
+            ],
+        }
+        facts = facts_module.value_facts(module.step, lambda: (torch.tensor(3),), [brk], seed_all)
+    finally:
+        sys.modules.pop("overlaid_steps", None)
+    assert facts[f"{here}:8"] == {"TABLE": (ValueKind.TENSOR,), "t + 1": (ValueKind.INDEX_TENSOR,)}
 
 
 def test_only_module_level_functions() -> None:

@@ -136,6 +136,20 @@ def _readable(node: ast.expr) -> bool:
     return False
 
 
+def _arithmetic_leaves(node: ast.expr) -> list[ast.expr] | None:
+    """The readable operands of an arithmetic expression of them (``i + 1``, ``-k``, ``n - i - 1``),
+    constants left out; None for any other expression. Evaluated on tensors and numbers only, it
+    runs no user code."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Mod)):
+        left, right = _arithmetic_leaves(node.left), _arithmetic_leaves(node.right)
+        return None if left is None or right is None else [*left, *right]
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        return _arithmetic_leaves(node.operand)
+    if isinstance(node, ast.Constant):
+        return [] if isinstance(node.value, int) else None
+    return [node] if _readable(node) else None
+
+
 def _argument_expressions(call: ast.Call) -> Iterator[ast.expr]:
     """The values a print or log call formats: its arguments, an f-string's fields, a ``.format``
     call's arguments and a ``%`` operator's right side."""
@@ -152,12 +166,26 @@ def _argument_expressions(call: ast.Call) -> Iterator[ast.expr]:
             yield arg
 
 
+def source_of(filename: str) -> str:
+    """The source the run executes for ``filename``: a rewrite's, served by the overlay's loader,
+    when the module was imported from one; else the file's. The lines of a break are the lines of
+    the code that ran."""
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        loader = getattr(module, "__loader__", None)
+        if path and os.path.realpath(path) == os.path.realpath(filename) and hasattr(loader, "get_source"):
+            source = loader.get_source(module.__name__)
+            if source is not None:
+                return source
+    return Path(filename).read_text(encoding="utf-8")
+
+
 def _reported_expressions(filename: str, lineno: int) -> tuple[int, list[str]]:
     """(the first line of the statement holding the print or log call at ``lineno``, the readable
     expressions it formats), or (0, []) when there is none."""
     try:
-        tree = ast.parse(Path(filename).read_text(encoding="utf-8"))
-    except (OSError, SyntaxError, UnicodeDecodeError):
+        tree = ast.parse(source_of(filename))
+    except (OSError, SyntaxError, UnicodeDecodeError, ImportError):
         return 0, []
     for statement in ast.walk(tree):
         if not isinstance(statement, ast.stmt) or isinstance(
@@ -177,8 +205,8 @@ def _subscript_expressions(filename: str, lineno: int) -> dict[int, list[str]]:
     """Per first line of each simple statement of the function spanning ``lineno``: the readable
     subscripts' values and single indexes it holds (``x[i]``: ``x`` and ``i``)."""
     try:
-        tree = ast.parse(Path(filename).read_text(encoding="utf-8"))
-    except (OSError, SyntaxError, UnicodeDecodeError):
+        tree = ast.parse(source_of(filename))
+    except (OSError, SyntaxError, UnicodeDecodeError, ImportError):
         return {}
     functions = [
         f
@@ -194,9 +222,16 @@ def _subscript_expressions(filename: str, lineno: int) -> dict[int, list[str]]:
             continue
         for node in ast.walk(statement):
             if isinstance(node, ast.Subscript) and not isinstance(node.slice, (ast.Slice, ast.Tuple)):
-                if _readable(node.value) and _readable(node.slice):
+                if _readable(node.value) and (_readable(node.slice) or _arithmetic_leaves(node.slice)):
                     found.setdefault(statement.lineno, []).extend([ast.unparse(node.value), ast.unparse(node.slice)])
     return {line: list(dict.fromkeys(texts)) for line, texts in found.items()}
+
+
+def _leaf_codes(text: str, filename: str) -> list[types.CodeType]:
+    """The operands to check before ``text`` is evaluated: those of an arithmetic expression."""
+    node = ast.parse(text, mode="eval").body
+    leaves = [] if _readable(node) else (_arithmetic_leaves(node) or [])
+    return [compile(ast.Expression(leaf), filename, "eval") for leaf in leaves]
 
 
 def kind_of(value: Any) -> ValueKind:
@@ -230,7 +265,7 @@ def value_facts(
     """Per break site holding a print or log call: the kinds each readable argument held, over one
     eager run of the target; at a data-dependent guard, also the kinds of the values and indexes
     of the readable subscripts of the function holding it."""
-    watched: dict[tuple[str, int], list[tuple[str, list[tuple[str, types.CodeType]]]]] = {}
+    watched: dict[tuple[str, int], list[tuple[str, list[tuple[str, types.CodeType, list[types.CodeType]]]]]] = {}
     for brk in breaks:
         site = brk["project_stack"][-1]
         key = f"{site['filename']}:{site['lineno']}"
@@ -243,7 +278,7 @@ def value_facts(
         if expressions:
             lines[first] = list(dict.fromkeys([*expressions, *lines.get(first, [])]))
         for line, texts in lines.items():
-            compiled = [(e, compile(e, site["filename"], "eval")) for e in texts]
+            compiled = [(e, compile(e, site["filename"], "eval"), _leaf_codes(e, site["filename"])) for e in texts]
             watched.setdefault((os.path.realpath(site["filename"]), line), []).append((key, compiled))
     if not watched:
         return {}
@@ -253,9 +288,13 @@ def value_facts(
     def local(frame: types.FrameType, event: str, arg: Any) -> Any:
         entries = watched.get((os.path.realpath(frame.f_code.co_filename), frame.f_lineno)) if event == "line" else None
         for key, compiled in entries or ():
-            for text, code in compiled:
+            for text, code, leaves in compiled:
                 try:
-                    # Names, attributes, subscripts and constants only (_readable): no user code runs.
+                    # Names, attributes, subscripts and constants (_readable), and arithmetic of them on
+                    # tensors and numbers: no user code runs.
+                    operands = [eval(leaf, frame.f_globals, frame.f_locals) for leaf in leaves]
+                    if any(type(o) not in (torch.Tensor, int, bool) for o in operands):
+                        continue
                     kind = kind_of(eval(code, frame.f_globals, frame.f_locals))
                 except Exception:
                     continue
