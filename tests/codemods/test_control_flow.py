@@ -130,6 +130,42 @@ def test_an_elif_chain_takes_the_branch_python_takes(tests: tuple[str, ...]) -> 
         assert outcomes[0] == outcomes[1], (truths, result.code)
 
 
+def test_a_break_at_an_elif_keeps_the_python_tests_before_it() -> None:
+    """The tests above the break ran in Python while tracing: they stay, and the chain from the
+    break's test on becomes their else block, taking the branch Python takes."""
+    source = (
+        "def f(x, mode, a, b):\n    if mode == 1:\n        y = x * 2\n    elif mode == 2:\n        y = x * 5\n"
+        "    elif a(x):\n        y = x * 3\n    elif b(x):\n        y = x * 4\n    else:\n        y = x - 1\n"
+        "    return y\n"
+    )
+    result = run_codemod("BF601", source, line_of(source, "elif a(x)"))
+    assert isinstance(result, TransformSuccess), result
+    assert "    if mode == 1:\n" in result.code and "    elif mode == 2:\n" in result.code
+    assert "        y = torch.cond(a(x), _if_true, lambda: torch.cond(b(x), _elif_true, _if_false))\n" in result.code
+    cond = {"cond": lambda pred, t, f, ops=(): t(*ops) if pred else f(*ops)}
+    original: dict = {}
+    rewritten: dict = {}
+    exec(compile(source, PATH, "exec"), {}, original)  # noqa: S102 (the test's own source)
+    plain = result.code.replace("import torch\n", "").replace("torch.cond", "cond")
+    exec(compile(plain, PATH, "exec"), cond, rewritten)  # noqa: S102 (runs the rewrite, which the test wrote)
+    for mode, va, vb in itertools.product([0, 1, 2], [True, False], [True, False]):
+        outcomes = []
+        for namespace in (original, rewritten):
+            log: list[str] = []
+            a = lambda x, log=log, v=va: log.append("a") or v  # noqa: E731
+            b = lambda x, log=log, v=vb: log.append("b") or v  # noqa: E731
+            outcomes.append((namespace["f"](3, mode, a, b), log))
+        assert outcomes[0] == outcomes[1], (mode, va, vb)
+
+
+def test_a_break_at_an_elif_without_else_is_refused() -> None:
+    source = (
+        "def f(x, mode):\n    if mode:\n        y = x * 2\n    elif x.sum() > 0:\n        y = x * 3\n    return y\n"
+    )
+    result = run_codemod("BF601", source, 4)
+    assert isinstance(result, TransformSkip) and "the elif at the break has no else" in result.skip_description
+
+
 class _Num:
     """A stand-in with .sum() so the branch runs in plain Python."""
 

@@ -32,9 +32,8 @@ class DataDependentBranch(SiteCodemod):
     the compiled function, a helper, a method or a child module (the file of the innermost project
     frame), in a loop body too, whose branches only compute values: each branch is assignments to
     names; the names both assign are the results, and a name only one branch assigns is a
-    temporary of that branch. An ``if``/``elif``/``else`` chain is one too, when the break is at
-    its first test: the names every block assigns are the results, and each ``elif`` is the
-    ``else`` of the test before it. An ``if`` without ``else`` is one too when each name it rebinds was
+    temporary of that branch. An ``if``/``elif``/``else`` chain is one too: the names every block
+    assigns are the results, and each ``elif`` is the ``else`` of the test before it. An ``if`` without ``else`` is one too when each name it rebinds was
     last bound before it by an assignment that makes a new tensor (arithmetic; a function of
     ``torch``, ``torch.nn.functional``, ``torch.linalg``, ``torch.fft`` or ``torch.special``, under
     the names the module imports them as (``F.cross_entropy``), other than those that may return a
@@ -95,8 +94,9 @@ class DataDependentBranch(SiteCodemod):
     tensor (``idx = row * n``), whose update nothing outside the branch can see; the names both
     branches assign are the results, and a name only some branches assign must not be
     mentioned anywhere else in the function. An ``elif`` chain without a final ``else`` is refused
-    (its last branch would pass inputs through), and so is a break at an ``elif``'s test (the
-    tests before it are Python's; their replacement would have to be an ``else`` block). An
+    (its last branch would pass inputs through). At a break at an ``elif``'s test, the tests
+    before it ran in Python while tracing: they stay, and the chain from the break's test on
+    becomes the ``else`` block of the one before it. An
     ``elif``'s test was never traced: one that looks like Python state (a flag, a mode, ``is
     None``; not a name bound to a call's result) stays a Python conditional expression, any
     other is a nested ``torch.cond``. An ``if`` without
@@ -159,12 +159,30 @@ class DataDependentBranch(SiteCodemod):
             self.elifs.add(node.orelse)
 
     def leave_If(self, original: cst.If, updated: cst.If) -> cst.BaseStatement | cst.FlattenSentinel:
-        if self.rewritten or not self.functions or not self.spans_break(original.test):
+        # An elif is rewritten from the top of its chain: its replacement is an `else:` block.
+        if self.rewritten or not self.functions or original in self.elifs:
             return updated
-        if original in self.elifs:  # its replacement would have to be an `else:` block, not statements
-            self.refused = "the condition is an elif's"
+        at_break, rewritten, depth = original, updated, 0
+        while not self.spans_break(at_break.test):
+            if not isinstance(at_break.orelse, cst.If) or not isinstance(rewritten.orelse, cst.If):
+                return updated
+            at_break, rewritten, depth = at_break.orelse, rewritten.orelse, depth + 1
+        statements = self._as_cond(at_break, rewritten)
+        if statements is None:
             return updated
+        if depth == 0:
+            return cst.FlattenSentinel(statements)
+        # The tests before the break ran in Python while tracing: they stay, and the chain from
+        # the break's test on becomes the else block of the one before it.
+        return _with_else(updated, depth, statements)
+
+    def _as_cond(self, original: cst.If, updated: cst.If) -> list[cst.BaseStatement] | None:
+        """The branch functions and the assignment of their results through ``torch.cond`` that
+        replace the chain from ``updated`` on; None when refused (``self.refused`` says why)."""
         try:
+            if updated.orelse is None and original in self.elifs:
+                # What a name held before the chain is not what the blocks above bound: no copy rule holds.
+                raise Refused("the elif at the break has no else: its untaken branch would pass on values")
             if updated.orelse is None:
                 outputs = self._passthrough_outputs(original)
                 arms = [(updated.test, [*updated.body.body])]
@@ -177,7 +195,7 @@ class DataDependentBranch(SiteCodemod):
                 otherwise = [*otherwise, cst.parse_statement(f"return {', '.join(outputs)}\n")]
         except Refused as why:
             self.refused = str(why)
-            return updated
+            return None
         taken = names_in(self.functions[-1])
         names = [fresh_name("_if_true", taken)]
         for _ in arms[1:]:
@@ -199,12 +217,14 @@ class DataDependentBranch(SiteCodemod):
         assignment = cst.SimpleStatementLine(
             [cst.Assign(targets=[target], value=call)], leading_lines=[cst.EmptyLine(indent=False)]
         )
+        # An elif's comments go above its else block.
+        first = [] if original in self.elifs else updated.leading_lines
         definitions = [
-            d.with_changes(leading_lines=updated.leading_lines if i == 0 else [cst.EmptyLine(indent=False)])
+            d.with_changes(leading_lines=first if i == 0 else [cst.EmptyLine(indent=False)])
             for i, d in enumerate(definitions)
         ]
         self.rewritten += 1
-        return cst.FlattenSentinel([*definitions, assignment])
+        return [*definitions, assignment]
 
     def leave_IfExp(self, original: cst.IfExp, updated: cst.IfExp) -> cst.BaseExpression:
         if self.rewritten or self.in_test or not self.functions or not self.spans_break(original.test):
@@ -717,6 +737,14 @@ def _predicate_and_branches(
     if test.lpar and isinstance(test, (cst.BinaryOperation, cst.BooleanOperation, cst.Comparison)):
         test = test.with_changes(lpar=[], rpar=[])
     return test, if_true, if_false
+
+
+def _with_else(node: cst.If, depth: int, statements: list[cst.BaseStatement]) -> cst.If:
+    """``node`` with the elif ``depth`` links down its chain replaced by an else block of ``statements``."""
+    link = cst.ensure_type(node.orelse, cst.If)
+    if depth > 1:
+        return node.with_changes(orelse=_with_else(link, depth - 1, statements))
+    return node.with_changes(orelse=cst.Else(body=cst.IndentedBlock(body=statements), leading_lines=link.leading_lines))
 
 
 def _branch_on(
