@@ -33,8 +33,8 @@ class DataDependentBranch(SiteCodemod):
     frame), in a loop body too, whose branches only compute values: each branch is assignments to
     names; the names both assign are the results, and a name only one branch assigns is a
     temporary of that branch. An ``if``/``elif``/``else`` chain is one too: the names every block
-    assigns are the results, and each ``elif`` is the ``else`` of the test before it. An ``if`` without ``else`` is one too when each name it rebinds was
-    last bound before it by an assignment that makes a new tensor (arithmetic; a function of
+    assigns are the results, and each ``elif`` is the ``else`` of the test before it. An ``if``
+    without ``else`` is one too when each name it rebinds was last bound before it by an assignment that makes a new tensor (arithmetic; a function of
     ``torch``, ``torch.nn.functional``, ``torch.linalg``, ``torch.fft`` or ``torch.special``, under
     the names the module imports them as (``F.cross_entropy``), other than those that may return a
     view or their input, such as ``reshape``, ``flatten``, ``to``, ``detach``, ``dropout``; a tensor
@@ -96,11 +96,10 @@ class DataDependentBranch(SiteCodemod):
     mentioned anywhere else in the function. An ``elif`` chain without a final ``else`` is refused
     (its last branch would pass inputs through). At a break at an ``elif``'s test, the tests
     before it ran in Python while tracing: they stay, and the chain from the break's test on
-    becomes the ``else`` block of the one before it. An
-    ``elif``'s test was never traced: one that looks like Python state (a flag, a mode, ``is
-    None``; not a name bound to a call's result) stays a Python conditional expression, any
-    other is a nested ``torch.cond``. An ``if`` without
-    ``else`` keeps the very objects on its untaken branch, which ``torch.cond`` cannot return; the
+    becomes the ``else`` block of the one before it. An ``elif``'s test was never traced: one
+    that looks like Python state (a flag, a mode, ``is None``; not a name bound to a call's
+    result) stays a Python conditional expression, any other is a nested ``torch.cond``. An
+    ``if`` without ``else`` keeps the very objects on its untaken branch, which ``torch.cond`` cannot return; the
     rewrite returns copies, which is the same only where nothing can tell a copy from the tensor. So
     it is refused when a rebound name was bound another way (a loop, ``with``, unpacking), when it
     is a parameter the function returns to a caller that updates the result in place or returns it
@@ -763,8 +762,6 @@ def _branch_on(
     looks static, each is taken as a tensor's (the break says one is); an elif's test was never
     traced, so it is judged by its looks alone (``at_break=False``)."""
     tests = _boolean_operands(test)
-    # A single test at the break reads a tensor, and so does one operand of an and/or there whose
-    # operands all look static; an elif's test was never traced, so nothing is known of it.
     python_tests = not at_break or (len(tests) > 1 and not all(_reads_no_tensor(t, computed) for t in tests))
 
     def build(
