@@ -61,6 +61,30 @@ def test_branch_operands_are_the_names_a_branch_rebinds_after_reading() -> None:
     assert namespace["f"](_Num(2), 3).value == 6 and namespace["f"](_Num(-2), 3).value == -1
 
 
+def assert_same_branches(source: str, line: int, **options: list) -> str:
+    """Rewrite ``f`` in ``source`` for a break at ``line`` and run it with ``torch.cond`` stood in for
+    by its eager meaning, beside the original, for every combination of ``options`` (the values of
+    ``f``'s parameters after ``x``, ``a`` and ``b``) and every truth of the tests ``a(x)`` and
+    ``b(x)``: the same branch is taken, and the same tests run, in the same order. The rewrite."""
+    result = run_codemod("BF601", source, line)
+    assert isinstance(result, TransformSuccess), result
+    cond = {"cond": lambda pred, t, f, ops=(): t(*ops) if pred else f(*ops)}
+    original: dict = {}
+    rewritten: dict = {}
+    exec(compile(source, PATH, "exec"), {}, original)  # noqa: S102 (the test's own source)
+    plain = result.code.replace("import torch\n", "").replace("torch.cond", "cond")
+    exec(compile(plain, PATH, "exec"), cond, rewritten)  # noqa: S102 (runs the rewrite, which the test wrote)
+    for va, vb, *values in itertools.product([True, False], [True, False], *options.values()):
+        outcomes = []
+        for namespace in (original, rewritten):
+            log: list[str] = []
+            a = lambda x, log=log, v=va: log.append("a") or v  # noqa: E731
+            b = lambda x, log=log, v=vb: log.append("b") or v  # noqa: E731
+            outcomes.append((namespace["f"](3, *values, a, b), log))
+        assert outcomes[0] == outcomes[1], (va, vb, values, result.code)
+    return result.code
+
+
 @pytest.mark.parametrize(
     "test",
     [
@@ -74,28 +98,9 @@ def test_branch_operands_are_the_names_a_branch_rebinds_after_reading() -> None:
     ],
 )
 def test_a_compound_test_evaluates_its_operands_as_python_does(test: str) -> None:
-    """Each operand of an and/or test runs only where Python runs it, and the branch taken is the
-    same, for every truth of every operand (torch.cond stood in for by its eager meaning)."""
+    """Each operand of an and/or test runs only where Python runs it."""
     source = f"def f(x, flag, a, b):\n    if {test}:\n        y = x * 2\n    else:\n        y = x - 1\n    return y\n"
-    result = run_codemod("BF601", source, 2)
-    assert isinstance(result, TransformSuccess), result
-    assert "if " + test not in result.code
-    cond = {"cond": lambda pred, t, f, ops=(): t(*ops) if pred else f(*ops)}
-    original: dict = {}
-    rewritten: dict = {}
-    exec(compile(source, PATH, "exec"), {}, original)  # noqa: S102 (the test's own source)
-    plain = result.code.replace("import torch\n", "").replace("torch.cond", "cond")
-    exec(compile(plain, PATH, "exec"), cond, rewritten)  # noqa: S102 (runs the rewrite, which the test wrote)
-    for truths in itertools.product([True, False], repeat=3):
-        logs: list[list[str]] = []
-        results = []
-        for namespace in (original, rewritten):
-            log: list[str] = []
-            a = lambda x, log=log, v=truths[0]: log.append("a") or v  # noqa: E731
-            b = lambda x, log=log, v=truths[1]: log.append("b") or v  # noqa: E731
-            results.append(namespace["f"](3, truths[2], a, b))
-            logs.append(log)
-        assert results[0] == results[1] and logs[0] == logs[1], (truths, result.code)
+    assert "if " + test not in assert_same_branches(source, 2, flag=[True, False])
 
 
 @pytest.mark.parametrize(
@@ -103,59 +108,28 @@ def test_a_compound_test_evaluates_its_operands_as_python_does(test: str) -> Non
     [("a(x)", "b(x)"), ("a(x)", "mode == 1"), ("a(x) and flag", "b(x) or flag"), ("a(x)", "b(x)", "mode == 2")],
 )
 def test_an_elif_chain_takes_the_branch_python_takes(tests: tuple[str, ...]) -> None:
-    """Each test of an if/elif/else chain runs only where Python runs it, a test of Python state
-    (``mode == 1``) stays Python, and the branch taken is the same, for every truth of every test."""
+    """Each test of an if/elif/else chain runs only where Python runs it, and a test of Python
+    state (``mode == 1``) stays Python."""
     arms = "".join(
         f"    {'if' if i == 0 else 'elif'} {t}:\n        y = x * {i + 2}\n        tmp = y\n"
         for i, t in enumerate(tests)
     )
     source = f"def f(x, flag, mode, a, b):\n{arms}    else:\n        y = x - 1\n    return y\n"
-    result = run_codemod("BF601", source, 2)
-    assert isinstance(result, TransformSuccess), result
-    assert "elif " not in result.code and "_elif_true" in result.code
-    assert "torch.cond(mode" not in result.code
-    cond = {"cond": lambda pred, t, f, ops=(): t(*ops) if pred else f(*ops)}
-    original: dict = {}
-    rewritten: dict = {}
-    exec(compile(source, PATH, "exec"), {}, original)  # noqa: S102 (the test's own source)
-    plain = result.code.replace("import torch\n", "").replace("torch.cond", "cond")
-    exec(compile(plain, PATH, "exec"), cond, rewritten)  # noqa: S102 (runs the rewrite, which the test wrote)
-    for truths in itertools.product([True, False], [True, False], [True, False], [0, 1, 2]):
-        outcomes = []
-        for namespace in (original, rewritten):
-            log: list[str] = []
-            a = lambda x, log=log, v=truths[0]: log.append("a") or v  # noqa: E731
-            b = lambda x, log=log, v=truths[1]: log.append("b") or v  # noqa: E731
-            outcomes.append((namespace["f"](3, truths[2], truths[3], a, b), log))
-        assert outcomes[0] == outcomes[1], (truths, result.code)
+    code = assert_same_branches(source, 2, flag=[True, False], mode=[0, 1, 2])
+    assert "elif " not in code and "_elif_true" in code and "torch.cond(mode" not in code
 
 
 def test_a_break_at_an_elif_keeps_the_python_tests_before_it() -> None:
     """The tests above the break ran in Python while tracing: they stay, and the chain from the
-    break's test on becomes their else block, taking the branch Python takes."""
+    break's test on becomes their else block."""
     source = (
         "def f(x, mode, a, b):\n    if mode == 1:\n        y = x * 2\n    elif mode == 2:\n        y = x * 5\n"
         "    elif a(x):\n        y = x * 3\n    elif b(x):\n        y = x * 4\n    else:\n        y = x - 1\n"
         "    return y\n"
     )
-    result = run_codemod("BF601", source, line_of(source, "elif a(x)"))
-    assert isinstance(result, TransformSuccess), result
-    assert "    if mode == 1:\n" in result.code and "    elif mode == 2:\n" in result.code
-    assert "        y = torch.cond(a(x), _if_true, lambda: torch.cond(b(x), _elif_true, _if_false))\n" in result.code
-    cond = {"cond": lambda pred, t, f, ops=(): t(*ops) if pred else f(*ops)}
-    original: dict = {}
-    rewritten: dict = {}
-    exec(compile(source, PATH, "exec"), {}, original)  # noqa: S102 (the test's own source)
-    plain = result.code.replace("import torch\n", "").replace("torch.cond", "cond")
-    exec(compile(plain, PATH, "exec"), cond, rewritten)  # noqa: S102 (runs the rewrite, which the test wrote)
-    for mode, va, vb in itertools.product([0, 1, 2], [True, False], [True, False]):
-        outcomes = []
-        for namespace in (original, rewritten):
-            log: list[str] = []
-            a = lambda x, log=log, v=va: log.append("a") or v  # noqa: E731
-            b = lambda x, log=log, v=vb: log.append("b") or v  # noqa: E731
-            outcomes.append((namespace["f"](3, mode, a, b), log))
-        assert outcomes[0] == outcomes[1], (mode, va, vb)
+    code = assert_same_branches(source, line_of(source, "elif a(x)"), mode=[0, 1, 2])
+    assert "    if mode == 1:\n" in code and "    elif mode == 2:\n" in code
+    assert "        y = torch.cond(a(x), _if_true, lambda: torch.cond(b(x), _elif_true, _if_false))\n" in code
 
 
 def test_a_break_at_an_elif_without_else_is_refused() -> None:
