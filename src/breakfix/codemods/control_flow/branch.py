@@ -791,6 +791,10 @@ def _boolean_operands(test: cst.BaseExpression) -> list[cst.BaseExpression]:
     return [_predicate_and_branches(test, test, test)[0]]
 
 
+# Calls that read Python state only (a tensor's len is its static first size).
+_PYTHON_STATE_CALLS = m.Name("isinstance") | m.Name("hasattr") | m.Name("callable") | m.Name("len")
+
+
 def _reads_no_tensor(test: cst.BaseExpression, computed: frozenset[str]) -> bool:
     """Whether a test looks like it only reads Python state: names (but those in ``computed``) and
     attributes (a flag, a mode), constants, arithmetic and comparisons of those, an ``is`` test,
@@ -811,16 +815,16 @@ def _reads_no_tensor(test: cst.BaseExpression, computed: frozenset[str]) -> bool
         return _reads_no_tensor(test.left, computed) and all(
             _reads_no_tensor(c.comparator, computed) for c in test.comparisons
         )
-    return m.matches(test, m.Call(func=m.Name("isinstance") | m.Name("hasattr") | m.Name("callable") | m.Name("len")))
+    return m.matches(test, m.Call(func=_PYTHON_STATE_CALLS))
 
 
 def _computed_names(function: cst.FunctionDef) -> frozenset[str]:
     """The names ``function`` binds to a value a call computes (``peak = err.abs().max()``,
-    ``n = int(x.sum())``): a test of one may read a tensor."""
+    ``n = int(x.sum())``, not ``n = len(x)``): a test of one may read a tensor."""
     return frozenset(
         cst.ensure_type(t.target, cst.Name).value
         for a in m.findall(function, m.Assign())
-        if m.findall(cst.ensure_type(a, cst.Assign).value, m.Call())
+        if m.findall(cst.ensure_type(a, cst.Assign).value, m.Call(func=~_PYTHON_STATE_CALLS))
         for t in cst.ensure_type(a, cst.Assign).targets
         if isinstance(t.target, cst.Name)
     )
