@@ -20,10 +20,11 @@ from libcst.codemod import CodemodContext, TransformSuccess, transform_module
 
 from breakfix.codemods import FixRequest
 from breakfix.codemods.opaque_ops import OpaqueComputation
-from breakfix.types import BreakFacts, Frame, GraphBreak, ValueKind
+from breakfix.types import DATA_DEPENDENT_GUARD, BreakFacts, Frame, GraphBreak, ValueKind
 from breakfix.worker import facts as facts_module
 from breakfix.worker.facts import opaque_op_facts
 from breakfix.worker.fakes import Rejected, atoms, fit_size, perturbations
+from breakfix.worker.loader import OverlayFinder
 
 
 def seed_all(seed: int) -> None:
@@ -273,9 +274,6 @@ def test_value_facts_read_the_code_that_ran_not_the_file(tmp_path, monkeypatch) 
     """A rewrite under verification is served by the overlay: the expressions measured at a break
     are those of its lines (here ``t + 1`` at line 8, where the file has nothing), arithmetic of
     a 0-d tensor index included."""
-    from breakfix.types import DATA_DEPENDENT_GUARD
-    from breakfix.worker.loader import OverlayFinder
-
     path = tmp_path / "overlaid_steps.py"
     path.write_text(ON_DISK)
     monkeypatch.syspath_prepend(str(tmp_path))
