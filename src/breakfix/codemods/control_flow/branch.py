@@ -161,12 +161,12 @@ class DataDependentBranch(SiteCodemod):
         # An elif is rewritten from the top of its chain: its replacement is an `else:` block.
         if self.rewritten or not self.functions or original in self.elifs:
             return updated
-        at_break, rewritten, depth = original, updated, 0
+        at_break, updated_at_break, depth = original, updated, 0
         while not self.spans_break(at_break.test):
-            if not isinstance(at_break.orelse, cst.If) or not isinstance(rewritten.orelse, cst.If):
+            if not isinstance(at_break.orelse, cst.If) or not isinstance(updated_at_break.orelse, cst.If):
                 return updated
-            at_break, rewritten, depth = at_break.orelse, rewritten.orelse, depth + 1
-        statements = self._as_cond(at_break, rewritten)
+            at_break, updated_at_break, depth = at_break.orelse, updated_at_break.orelse, depth + 1
+        statements = self._as_cond(at_break, updated_at_break)
         if statements is None:
             return updated
         if depth == 0:
@@ -782,13 +782,12 @@ def _branch_on(
 
 
 def _boolean_operands(test: cst.BaseExpression) -> list[cst.BaseExpression]:
-    """The operands of the ``and``/``or``/``not`` tree of ``test`` (``test`` itself when it is none),
-    with the parentheses ``_predicate_and_branches`` strips."""
+    """The operands of the ``and``/``or``/``not`` tree of ``test`` (``test`` itself when it is none)."""
     while isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
         test = test.expression
     if isinstance(test, cst.BooleanOperation):
         return [*_boolean_operands(test.left), *_boolean_operands(test.right)]
-    return [_predicate_and_branches(test, test, test)[0]]
+    return [test]
 
 
 # Calls that read Python state only (a tensor's len is its static first size).
