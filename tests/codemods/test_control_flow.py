@@ -61,11 +61,12 @@ def test_branch_operands_are_the_names_a_branch_rebinds_after_reading() -> None:
     assert namespace["f"](_Num(2), 3).value == 6 and namespace["f"](_Num(-2), 3).value == -1
 
 
-def assert_same_branches(source: str, line: int, **options: list) -> str:
-    """Rewrite ``f`` in ``source`` for a break at ``line`` and run it with ``torch.cond`` stood in for
-    by its eager meaning, beside the original, for every combination of ``options`` (the values of
-    ``f``'s parameters after ``x``, ``a`` and ``b``) and every truth of the tests ``a(x)`` and
-    ``b(x)``: the same branch is taken, and the same tests run, in the same order. The rewrite."""
+def assert_same_branches(source: str, line: int, x: object = 3, **options: list) -> str:
+    """Rewrite ``f`` in ``source`` for a break at ``line`` and run it on ``x`` with ``torch.cond``
+    stood in for by its eager meaning, beside the original, for every combination of ``options``
+    (the values of ``f``'s parameters after ``x``, ``a`` and ``b``) and every truth of the tests
+    ``a(x)`` and ``b(x)``: the same branch is taken, and the same tests run, in the same order. The
+    rewrite."""
     result = run_codemod("BF601", source, line)
     assert isinstance(result, TransformSuccess), result
     cond = {"cond": lambda pred, t, f, ops=(): t(*ops) if pred else f(*ops)}
@@ -80,7 +81,7 @@ def assert_same_branches(source: str, line: int, **options: list) -> str:
             log: list[str] = []
             a = lambda x, log=log, v=va: log.append("a") or v  # noqa: E731
             b = lambda x, log=log, v=vb: log.append("b") or v  # noqa: E731
-            outcomes.append((namespace["f"](3, *values, a, b), log))
+            outcomes.append((namespace["f"](x, *values, a, b), log))
         assert outcomes[0] == outcomes[1], (va, vb, values, result.code)
     return result.code
 
@@ -140,14 +141,67 @@ def test_a_break_at_an_elif_without_else_is_refused() -> None:
     assert isinstance(result, TransformSkip) and "the elif at the break has no else" in result.skip_description
 
 
+@pytest.mark.parametrize("otherwise", ["    else:\n        y = x - 1\n", ""])
+def test_a_branch_may_branch_on_python_state(otherwise: str) -> None:
+    """An ``if`` on Python state inside the branch (``if mode == 1:``, an ``elif``, an ``else`` that
+    raises) is taken while the branch is traced: the rewrite takes the path Python takes, with
+    and without an ``else`` at the break."""
+    source = (
+        "def f(x, mode, a, b):\n    y = x * 1\n    if a(x):\n        z = x * 2\n"
+        "        if mode == 1:\n            y = z + 1\n        elif mode == 2:\n            w = z * 3\n"
+        "            y = w - 1\n        elif mode == 9:\n            raise ValueError(mode)\n"
+        f"        else:\n            y = z\n{otherwise}    return y\n"
+    )
+    code = assert_same_branches(source, line_of(source, "if a(x)"), x=_Num(3), mode=[0, 1, 2])
+    assert "        if mode == 1:\n" in code and "            raise ValueError(mode)\n" in code
+    assert "    y = torch.cond(a(x), _if_true, _if_false" in code  # y is the one result
+
+
+@pytest.mark.parametrize(
+    ("inner", "why"),
+    [
+        ("        if x.sum() > 1:\n            y = x * 3\n", "a branch holds an `if` whose test may read a tensor"),
+        ("        if mode:\n            print(x)\n", "more than assign names and branch on Python state"),
+        ("        raise ValueError(x)\n", "more than assign names and branch on Python state"),
+    ],
+)
+def test_a_branch_branching_on_a_tensor_or_acting_is_refused(inner: str, why: str) -> None:
+    source = (
+        f"def f(x, mode):\n    if x.mean() > 0:\n        y = x * 2\n{inner}    else:\n        y = x\n    return y\n"
+    )
+    result = run_codemod("BF601", source, 2)
+    assert isinstance(result, TransformSkip) and why in result.skip_description, result
+
+
+def test_a_name_bound_on_some_paths_of_a_branch_is_no_result() -> None:
+    """A name an inner ``if`` binds only when its test holds is not bound on every path: it is no
+    result of the branch."""
+    source = (
+        "def f(x, mode):\n    if x.mean() > 0:\n        y = x * 2\n        if mode:\n            z = x\n"
+        "    else:\n        y = x\n        z = x\n    return y, z\n"
+    )
+    result = run_codemod("BF601", source, 2)
+    assert isinstance(result, TransformSkip), result
+    assert "z is assigned on some branches only" in result.skip_description
+
+
 class _Num:
-    """A stand-in with .sum() so the branch runs in plain Python."""
+    """A stand-in with .sum() and .clone() so the branch runs in plain Python."""
 
     def __init__(self, value: float) -> None:
         self.value = value
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Num) and other.value == self.value
+
     def sum(self) -> float:
         return self.value
+
+    def clone(self) -> _Num:
+        return _Num(self.value)
+
+    def __sub__(self, other):
+        return _Num(self.value - other)
 
     def __mul__(self, other):
         return _Num(self.value * other)

@@ -31,8 +31,10 @@ class DataDependentBranch(SiteCodemod):
     (``if huber and err.max() > 1:``) or ``y = a if (x < 0).any() else b``, in
     the compiled function, a helper, a method or a child module (the file of the innermost project
     frame), in a loop body too, whose branches only compute values: each branch is assignments to
-    names; the names both assign are the results, and a name only one branch assigns is a
-    temporary of that branch. An ``if``/``elif``/``else`` chain is one too: the names every block
+    names, and ``if`` statements on Python state (``if self.mode == "tanh":``, its ``elif`` and
+    ``else`` blocks of the same kind, an ``else`` that raises on a bad configuration), whose path
+    dynamo takes while it traces the branch; the names both bind on every path are the results,
+    and a name only one branch (or one path) binds is a temporary of that branch. An ``if``/``elif``/``else`` chain is one too: the names every block
     assigns are the results, and each ``elif`` is the ``else`` of the test before it. An ``if``
     without ``else`` is one too when each name it rebinds was last bound before it by an assignment that makes a new tensor (arithmetic; a function of
     ``torch``, ``torch.nn.functional``, ``torch.linalg``, ``torch.fft`` or ``torch.special``, under
@@ -89,7 +91,13 @@ class DataDependentBranch(SiteCodemod):
     meaning, so such a rewrite does not compile and is not written: a branch with side effects
     (print, I/O, mutating a tensor or a Python object), branches whose results differ in shape or
     dtype, a result that is an input unchanged (an alias), or results that are not tensors. Only
-    branches that are plain assignments are rewritten; an augmented one (``idx += col``) updates
+    branches that are plain assignments and ``if`` statements on Python state are rewritten (an
+    inner ``if`` whose test may read a tensor, a name bound to a call's result, is refused: a
+    test that only looks like Python state and reads a tensor fails to compile). A ``raise`` on a
+    bad configuration inside a branch is traced with it: with a configuration that reaches it,
+    the rewrite raises ``UncapturedHigherOrderOpError`` on every call, where the original raised
+    its own error only on the calls that took the branch (verification runs the configuration
+    the inputs build, which does not reach it); an augmented one (``idx += col``) updates
     its tensor in place, so it is taken only for a name the same branch bound before to a new
     tensor (``idx = row * n``), whose update nothing outside the branch can see; the names both
     branches assign are the results, and a name only some branches assign must not be
@@ -189,8 +197,8 @@ class DataDependentBranch(SiteCodemod):
                 reads = _read_before_bound(updated.body.body) | set(outputs)
             else:
                 arms, otherwise, reads = self._chain(updated)
-                assigned = [_assigned_in_order(body) for _, body in arms[1:]] + [_assigned_in_order(otherwise)]
-                outputs = [n for n in _assigned_in_order(arms[0][1]) if all(n in a for a in assigned)]
+                surely = [_surely_bound(body) for _, body in arms] + [_surely_bound(otherwise)]
+                outputs = [n for n in _assigned_in_order(arms[0][1]) if all(n in b for b in surely)]
                 otherwise = [*otherwise, cst.parse_statement(f"return {', '.join(outputs)}\n")]
         except Refused as why:
             self.refused = str(why)
@@ -256,9 +264,11 @@ class DataDependentBranch(SiteCodemod):
         """The names an ``if`` without ``else`` rebinds that the untaken branch passes through as
         copies; refuse where a copy is not the same as the tensor it copies."""
         body = node.body.body
-        self._check_assignments(body, "the if has no else and its body does more than assign names")
+        self._check_assignments(
+            body, "the if has no else and its body does more than assign names and branch on Python state"
+        )
         if m.findall(node.body, m.Yield() | m.Await() | m.NamedExpr() | m.Lambda()):
-            raise Refused("the if has no else and its body does more than assign names")
+            raise Refused("the if has no else and its body yields, awaits or defines a function")
         function = self.functions[-1]
         start, end = self._lines(node)
         outputs = []
@@ -286,14 +296,38 @@ class DataDependentBranch(SiteCodemod):
             raise Refused("the if has no else and rebinds no name that is used after it")
         return outputs
 
-    def _check_assignments(self, block: Sequence[cst.BaseStatement], refusal: str) -> None:
-        """Refuse a branch that is not assignments to names. An augmented assignment
+    def _check_assignments(
+        self,
+        block: Sequence[cst.BaseStatement],
+        refusal: str,
+        fresh: frozenset[str] = frozenset(),
+        nested: bool = False,
+    ) -> frozenset[str]:
+        """Refuse a branch that is not assignments to names, and ``if`` statements on Python state
+        (``if self.use_bias:``, ``elif mode == "sum":``) whose blocks are such branches too, or end
+        in a ``raise``: dynamo takes their path while it traces the branch. An augmented assignment
         (``idx += other``) updates its tensor in place, which only that branch can see when the
         branch itself bound the name before, to a new tensor (``idx = row * n``): it is a step of
-        building the branch's value."""
-        fresh: set[str] = set()
+        building the branch's value. Returns the names bound to a new tensor on every path
+        through ``block`` (``fresh``: those bound so before it)."""
+        computed = _computed_names(self.functions[-1])
         for statement in block:
-            if m.matches(statement, _ASSIGNMENT):
+            if isinstance(statement, cst.If):
+                test = next((t for t in _tests(statement) if not _reads_no_tensor(t, computed)), None)
+                if test is not None:
+                    raise Refused(
+                        f"a branch holds an `if` whose test may read a tensor (`{code_of(test)}`): only "
+                        "tests of Python state are taken while the branch is traced"
+                    )
+                after = [
+                    self._check_assignments(arm, refusal, fresh, nested=True)
+                    for arm in _arms(statement)
+                    if not _raises(arm)
+                ]
+                fresh = frozenset.intersection(*after) if after else fresh
+            elif nested and statement is block[-1] and _raises([statement]):
+                continue
+            elif m.matches(statement, _ASSIGNMENT):
                 assign = cst.ensure_type(cst.ensure_type(statement, cst.SimpleStatementLine).body[0], cst.Assign)
                 bound = {n.value for t in assign.targets for n in m.findall(t.target, m.Name())}
                 single = m.matches(assign, m.Assign(targets=[m.AssignTarget(target=m.Name())]))
@@ -308,6 +342,7 @@ class DataDependentBranch(SiteCodemod):
                     )
             else:
                 raise Refused(refusal)
+        return fresh
 
     def _private_parameter(self, function: cst.FunctionDef, name: str, end: int) -> bool:
         """Whether ``name`` is a parameter that no code can tell from a copy after the ``if``: the
@@ -451,20 +486,22 @@ class DataDependentBranch(SiteCodemod):
             )
         blocks.append(link.body)
         reads: set[str] = set()
-        assigned = []
+        assigned: list[set[str]] = []
+        surely: list[frozenset[str]] = []
         for block in blocks:
             statements = list(block.body)
-            self._check_assignments(statements, "a branch does more than assign names")
+            self._check_assignments(statements, "a branch does more than assign names and branch on Python state")
             if any(m.findall(s, m.Yield() | m.Await() | m.NamedExpr() | m.Lambda()) for s in statements):
                 raise Refused("a branch yields, awaits, or defines a function")
             reads |= _read_before_bound(statements)
             assigned.append(set(_assigned_in_order(statements)))
-        if not set.intersection(*assigned):
+            surely.append(_surely_bound(statements))
+        if not frozenset.intersection(*surely):
             raise Refused("the branches assign no name in common")
-        # A name only some branches assign stays inside their functions: only when nothing else in
-        # the enclosing function mentions it (a temporary of those branches).
+        # A name only some branches (or paths through them) assign stays inside their functions:
+        # only when nothing else in the enclosing function mentions it (a temporary of those branches).
         function = self.functions[-1]
-        for name in set.union(*assigned) - set.intersection(*assigned):
+        for name in set.union(*assigned) - frozenset.intersection(*surely):
             inside = sum(len(m.findall(b, m.Name(name))) for b, a in zip(blocks, assigned) if name in a)
             if len(m.findall(function, m.Name(name))) != inside:
                 raise Refused(f"{name} is assigned on some branches only and used outside them")
@@ -848,26 +885,77 @@ def _targets(statement: cst.Assign | cst.AugAssign) -> list[cst.BaseExpression]:
     return [statement.target] if isinstance(statement, cst.AugAssign) else [t.target for t in statement.targets]
 
 
-def _assigned_in_order(block) -> list[str]:
+def _tests(node: cst.If) -> list[cst.BaseExpression]:
+    """The tests of an ``if`` and of its ``elif`` chain."""
+    tests = [node.test]
+    while isinstance(node.orelse, cst.If):
+        node = node.orelse
+        tests.append(node.test)
+    return tests
+
+
+def _arms(node: cst.If) -> list[list[cst.BaseStatement]]:
+    """The blocks an ``if``/``elif``/``else`` chain may run; an empty one where it has no ``else``."""
+    arms: list[list[cst.BaseStatement]] = []
+    link: cst.If | cst.Else | None = node
+    while isinstance(link, cst.If):
+        arms.append(list(link.body.body))
+        link = link.orelse
+    arms.append(list(link.body.body) if link is not None else [])
+    return arms
+
+
+def _raises(block: Sequence[cst.BaseStatement]) -> bool:
+    return bool(block) and m.matches(block[-1], m.SimpleStatementLine(body=[m.Raise()]))
+
+
+def _assigned_in_order(block: Sequence[cst.BaseStatement]) -> list[str]:
+    """The names a branch of assignments (and ``if`` statements on Python state) may bind, in order."""
     names: list[str] = []
     for statement in block:
-        for target in _targets(statement.body[0]):
-            for name in m.findall(target, m.Name()):
-                if name.value not in names:
-                    names.append(name.value)
+        if isinstance(statement, cst.If):
+            bound = [n for arm in _arms(statement) for n in _assigned_in_order(arm)]
+        elif _raises([statement]):
+            bound = []
+        else:
+            bound = [n.value for t in _targets(statement.body[0]) for n in m.findall(t, m.Name())]
+        names += [n for n in dict.fromkeys(bound) if n not in names]
     return names
 
 
-def _read_before_bound(block) -> set[str]:
-    bound: set[str] = set()
+def _flow(block: Sequence[cst.BaseStatement], bound: frozenset[str]) -> tuple[set[str], frozenset[str]]:
+    """The names ``block`` reads where they may not be bound yet (``bound``: the names bound before
+    it), and the names bound on every path through it that does not raise."""
     read: set[str] = set()
     for statement in block:
-        assign = statement.body[0]
-        reads = [assign.value, assign.target] if isinstance(assign, cst.AugAssign) else [assign.value]
+        if isinstance(statement, cst.If):
+            read |= {n.value for t in _tests(statement) for n in m.findall(t, m.Name())} - bound
+            after = []
+            for arm in _arms(statement):
+                arm_read, arm_bound = _flow(arm, bound)
+                read |= arm_read
+                if not _raises(arm):
+                    after.append(arm_bound)
+            bound = frozenset.intersection(*after) if after else bound
+            continue
+        small = statement.body[0]
+        if isinstance(small, cst.Raise):
+            read |= {n.value for n in m.findall(small, m.Name())} - bound
+            continue
+        reads = [small.value, small.target] if isinstance(small, cst.AugAssign) else [small.value]
         read |= {n.value for r in reads for n in m.findall(r, m.Name())} - bound
-        for target in _targets(assign):
-            bound |= {n.value for n in m.findall(target, m.Name())}
-    return read & bound
+        bound |= {n.value for t in _targets(small) for n in m.findall(t, m.Name())}
+    return read, bound
+
+
+def _surely_bound(block: Sequence[cst.BaseStatement]) -> frozenset[str]:
+    """The names every path through ``block`` that does not raise binds."""
+    return _flow(block, frozenset())[1]
+
+
+def _read_before_bound(block: Sequence[cst.BaseStatement]) -> set[str]:
+    """The names ``block`` binds that it may read before binding them: the branch's operands."""
+    return _flow(block, frozenset())[0] & set(_assigned_in_order(block))
 
 
 def _branch_function(name: str, params: list[str], statements) -> cst.FunctionDef:
