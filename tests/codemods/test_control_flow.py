@@ -373,6 +373,20 @@ def squash(p):
 
 def caller(x):
 {body}
+
+
+def score(p, x):
+    return (p * x).sum() - p.mean()
+
+
+def keep(p, x):
+    p.clamp_(0.1, 0.9)
+    return x
+
+
+def pair(x):
+    p = squash(x)
+    return p, x.sum()
 """
 
 
@@ -383,6 +397,8 @@ def caller(x):
         "    p = squash(x)\n    p = p > 0.5\n    return p",  # rebound at once to a new tensor
         "    return squash(x) * 2",  # arithmetic on the result
         "    p = squash(x)\n    return F.softmax(p, -1)",  # a torch function makes a new tensor
+        "    p = squash(x)\n    return score(p, x)",  # a project function that only computes on it
+        "    p = squash(x)\n    return torch.sigmoid(p) + len(p)",  # torch functions and len only read it
     ],
 )
 def test_a_parameter_passes_through_when_no_caller_can_tell_the_copy(body: str) -> None:
@@ -399,6 +415,9 @@ def test_a_parameter_passes_through_when_no_caller_can_tell_the_copy(body: str) 
         "    p = squash(x)\n    return p",  # handed on to the user's code
         "    return other(squash(x))",  # another call may keep or update it
         "    p, q = squash(x), x\n    return p",  # not a plain binding
+        "    p = squash(x)\n    return keep(p, x)",  # a project function that updates it in place
+        "    p = squash(x)\n    return helper(p)",  # a function whose code is not read
+        "    p = squash(x)\n    q = p\n    return q * 2",  # another name for it
     ],
 )
 def test_a_parameter_the_caller_may_tell_from_a_copy_is_refused(body: str) -> None:
@@ -406,6 +425,35 @@ def test_a_parameter_the_caller_may_tell_from_a_copy_is_refused(body: str) -> No
     result = run_codemod("BF601", source, 6, function="squash", callers=((line_of(source, "squash(x)"), "caller"),))
     assert isinstance(result, TransformSkip)
     assert "parameter the function returns to a caller that may update it" in result.skip_description
+
+
+@pytest.mark.parametrize(
+    ("body", "private"),
+    [
+        ("    p, total = pair(x)\n    return p * total", True),  # the element is only computed on
+        ("    p, total = pair(x)\n    p.mul_(2)\n    return p", False),  # the element is updated in place
+        ("    total, p = pair(x)\n    p.mul_(2)\n    return p", True),  # the other element is
+        ("    pair_ = pair(x)\n    return pair_[0] * 2", False),  # the tuple is kept whole
+    ],
+)
+def test_a_parameter_returned_in_a_tuple_follows_its_element(body: str, private: bool) -> None:
+    """The helper returns the copy as the first element of a tuple: the caller that unpacks it
+    decides, by what it does with that element."""
+    source = HELPER.format(body=body.replace("pair(x)", "pair(x)  # here"))
+    callers = ((line_of(source, "# here"), "caller"), (line_of(source, "p = squash(x)"), "pair"))
+    result = run_codemod("BF601", source, 6, function="squash", callers=callers)
+    assert isinstance(result, TransformSuccess) is private, getattr(result, "skip_description", result)
+
+
+def test_an_if_without_else_is_refused_when_the_function_passes_the_name_on_to_an_updater() -> None:
+    source = HELPER.format(body="    return x").replace(
+        "        p = p.sigmoid()\n    return p", "        p = p.sigmoid()\n    keep(p, p)\n    return p * 2"
+    )
+    result = run_codemod("BF601", source, 6, function="squash")
+    assert isinstance(result, TransformSkip)
+    assert "p is passed after the if to a function that may update it" in result.skip_description
+    kept = run_codemod("BF601", source.replace("keep(p, p)", "score(p, p)"), 6, function="squash")
+    assert isinstance(kept, TransformSuccess), getattr(kept, "skip_description", kept)
 
 
 def test_a_conditional_expression_copies_a_branch_that_reads_an_existing_tensor_only_for_arithmetic() -> None:

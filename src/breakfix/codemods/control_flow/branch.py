@@ -14,9 +14,11 @@ from breakfix.codemods._base import (
     code_of,
     fresh_name,
     function_at,
+    imported_from,
     in_place_update_of,
     names_in,
     parameters,
+    readable_module,
 )
 from breakfix.codemods.control_flow._cond import COND, cond_call
 from breakfix.types import DATA_DEPENDENT_GUARD, Applicability
@@ -291,6 +293,13 @@ class DataDependentBranch(SiteCodemod):
                 raise Refused(
                     f"{name} is updated in place after the if: on the untaken branch the update would reach a copy"
                 )
+            later_calls = [c for c in m.findall(function, m.Call()) if self._lines(c)[0] > end]
+            filename = self.request.brk.site.filename
+            if not all(self._keeps_arguments(filename, self.module, c, name) for c in later_calls):
+                raise Refused(
+                    f"{name} is passed after the if to a function that may update it in place or keep it: "
+                    "on the untaken branch it would get a copy"
+                )
             outputs.append(name)
         if not outputs:
             raise Refused("the if has no else and rebinds no name that is used after it")
@@ -356,19 +365,25 @@ class DataDependentBranch(SiteCodemod):
             for r in m.findall(function, m.Return())
             if self._lines(r)[0] > end and _hands_on(r, name, self.torch_modules)
         ]
-        return not returned or self._callers_keep_private(function)
+        if not returned:
+            return True
+        handed_at = _handed_at(returned, name, self.torch_modules)
+        return len(handed_at) == 1 and self._callers_keep_private(function, *handed_at)
 
-    def _callers_keep_private(self, function: cst.FunctionDef) -> bool:
+    def _callers_keep_private(self, function: cst.FunctionDef, position: int | None) -> bool:
         """Whether every caller up the break's stack of ``function``, which returns a copy where
-        the original returned an existing tensor, binds it to a name it neither updates in place
-        nor returns, or only computes on it (where it returns it, the question goes to its caller;
-        the target's caller is the user's code, which may tell)."""
+        the original returned an existing tensor (as its value, or as the element ``position`` of
+        the tuple it returns), binds it to a name (``y = f(x)``; ``y, aux = f(x)``) it neither
+        updates in place, nor passes to a function that may, nor returns, or only computes on it
+        (where it returns it, the question goes to its caller; the target's caller is the user's
+        code, which may tell)."""
         stack = self.request.brk.project_stack
         if self.request.brk.user_stack[-len(stack) :] != stack:
             return False  # a library frame between two project frames: its code is not read
         callee = function.name.value
         for caller in reversed(stack[:-1]):
             module = self.parse_file(caller.filename)
+            torch_modules = _torch_modules(module)
             positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
             outer = function_at(module, caller.lineno)
             if outer is None:
@@ -394,26 +409,88 @@ class DataDependentBranch(SiteCodemod):
                 # The result only feeds arithmetic, which makes a new tensor of it.
                 operands = [getattr(value, f, None) for f in ("left", "right", "expression")]
                 operands += [c.comparator for c in getattr(value, "comparisons", ())]
-                return _fresh(value, _torch_modules(module)) and any(m.matches(o, calls_callee) for o in operands)
+                return (
+                    position is None
+                    and _fresh(value, torch_modules)
+                    and any(m.matches(o, calls_callee) for o in operands)
+                )
             callee = outer.name.value
             if isinstance(statement, cst.Return):
-                continue  # the copy goes on to this function's caller
-            if not m.matches(statement, m.Assign(targets=[m.AssignTarget(target=m.Name())])):
+                continue  # the copy goes on to this function's caller, where it was
+            result = _bound_at(cst.ensure_type(statement, cst.Assign), position)
+            if result is None:
                 return False
-            result = cst.ensure_type(cst.ensure_type(statement, cst.Assign).targets[0].target, cst.Name).value
-            if _rebound_fresh_next(outer, statements[0], result, _torch_modules(module)):
+            if _rebound_fresh_next(outer, statements[0], result, torch_modules):
                 return True
             after = positions[statements[0]].end.line
-            later = [
-                n
-                for n in m.findall(outer, in_place_update_of(cst.Name(result)) | m.Return())
-                if positions[n].start.line > after
-            ]
-            if any(not isinstance(n, cst.Return) for n in later):
+            if any(positions[n].start.line > after for n in m.findall(outer, in_place_update_of(cst.Name(result)))):
                 return False
-            if not any(_hands_on(n, result, _torch_modules(module)) for n in later):
+            # Every later read of the name computes on it, gives it to a call that keeps its
+            # arguments, or returns it (to this function's caller).
+            kept = _computed_on(outer, torch_modules)
+            for node in m.findall(outer, m.Call()):
+                call = cst.ensure_type(node, cst.Call)
+                if positions[call].start.line > after and self._keeps_arguments(caller.filename, module, call, result):
+                    kept |= {id(a.value) for a in call.args}
+            kept |= {id(t.target) for t in m.findall(outer, m.AssignTarget(target=m.Name(result)))}
+            handing = []
+            for node in m.findall(outer, m.Return()):
+                value = cst.ensure_type(node, cst.Return).value
+                values = [e.value for e in value.elements] if isinstance(value, (cst.Tuple, cst.List)) else [value]
+                returned = {id(v) for v in values if m.matches(v, m.Name(result))}
+                if returned and positions[node].start.line > after:
+                    handing.append(node)
+                    kept |= returned
+            reads = [n for n in m.findall(outer, m.Name(result)) if positions[n].start.line > after]
+            if any(id(n) not in kept for n in reads):
+                return False
+            if not handing:
                 return True
+            handed_at = _handed_at(handing, result, torch_modules)
+            if len(handed_at) != 1:
+                return False
+            (position,) = handed_at
         return False
+
+    def _keeps_arguments(self, filename: str, module: cst.Module, call: cst.Call, name: str) -> bool:
+        """Whether ``call``, where it is given the object ``name`` holds, cannot update it in place
+        (nor keep it): a function of torch's tensor namespaces that makes a new tensor, ``len``,
+        ``isinstance`` and the like, or a function of the project whose parameter for it is only
+        computed on (``_only_computed_on``). A method, a module call or a library function may."""
+        given = [i for i, a in enumerate(call.args) if m.matches(a.value, m.Name(name))]
+        if not given:
+            return True
+        torch_modules = _torch_modules(module)
+        if _fresh(call, torch_modules) and isinstance(call.func, cst.Attribute):
+            return True  # torch.sigmoid(x), F.softmax(x): a new tensor, the argument untouched
+        if m.matches(call.func, m.Name(m.MatchIfTrue(lambda n: n in _INERT_BUILTINS))):
+            return True
+        if not isinstance(call.func, cst.Name):
+            return False
+        callee = _defined_function(module, call.func.value)
+        if callee is None:
+            for path in imported_from(filename, module, call.func.value):
+                source = readable_module(self.request, path)
+                callee = _defined_function(source, call.func.value) if source is not None else None
+                if callee is not None:
+                    module = source
+                    break
+        if callee is None:
+            return False
+        params = parameters(callee, variadic=False)
+        for index in given:
+            arg = call.args[index]
+            if arg.star:
+                return False
+            if arg.keyword is not None:
+                param = arg.keyword.value
+            elif index < len(params) and all(a.keyword is None for a in call.args[:index]):
+                param = params[index].name.value
+            else:
+                return False
+            if not _only_computed_on(callee, param, _torch_modules(module)):
+                return False
+        return True
 
     def _only_read_by_arithmetic(self, name: str) -> bool:
         """Whether every read of ``name`` in the function is an operand of an arithmetic or
@@ -441,7 +518,13 @@ class DataDependentBranch(SiteCodemod):
         reads = [n for n in m.findall(function, m.Name(name)) if id(n) not in bound]
         if not reads or not all(id(n) in parents or id(n) in methods or id(n) in returned for n in reads):
             return False
-        return not any(id(n) in returned for n in reads) or self._callers_keep_private(function)
+        returns = [
+            r for r in m.findall(function, m.Return()) if any(id(n) in returned for n in m.findall(r, m.Name(name)))
+        ]
+        if not returns:
+            return True
+        handed_at = _handed_at(returns, name, self.torch_modules)
+        return len(handed_at) == 1 and self._callers_keep_private(function, *handed_at)
 
     def _bound_otherwise(self, function: cst.FunctionDef, name: str) -> bool:
         """Whether ``function`` binds ``name`` other than by a plain assignment or as a parameter."""
@@ -761,6 +844,77 @@ def _hands_on(statement: cst.CSTNode, name: str, torch_modules: Mapping[str, str
         return bool(m.findall(statement, m.Name(name)))
     values = [e.value for e in value.elements] if isinstance(value, (cst.Tuple, cst.List)) else [value]
     return any(bool(m.findall(v, m.Name(name))) and not _fresh(v, torch_modules) for v in values)
+
+
+def _handed_at(returns: Sequence[cst.CSTNode], name: str, torch_modules: Mapping[str, str]) -> set[int | None]:
+    """Where ``returns`` hand the caller the object ``name`` holds: None for the returned value
+    itself, ``k`` for the ``k``-th element of a returned tuple (two places, or a starred element,
+    give more than one answer)."""
+    handed: set[int | None] = set()
+    for statement in returns:
+        value = cst.ensure_type(statement, cst.Return).value
+        if isinstance(value, (cst.Tuple, cst.List)):
+            for k, element in enumerate(value.elements):
+                if m.findall(element.value, m.Name(name)) and not _fresh(element.value, torch_modules):
+                    handed |= {k, -1} if isinstance(element, cst.StarredElement) else {k}
+        elif value is not None:
+            handed.add(None)
+    return handed
+
+
+def _bound_at(assign: cst.Assign, position: int | None) -> str | None:
+    """The name ``assign`` binds the returned value to (``position`` None), or its element
+    ``position`` to (``y, aux = f(x)``); None when it binds it any other way."""
+    if len(assign.targets) != 1:
+        return None
+    target = assign.targets[0].target
+    if position is None:
+        return target.value if isinstance(target, cst.Name) else None
+    if not isinstance(target, (cst.Tuple, cst.List)) or position >= len(target.elements):
+        return None
+    elements = target.elements
+    if not all(isinstance(e, cst.Element) and isinstance(e.value, cst.Name) for e in elements):
+        return None
+    return cst.ensure_type(elements[position].value, cst.Name).value
+
+
+# Builtins that read an object and keep no reference to it.
+_INERT_BUILTINS = frozenset({"len", "isinstance", "float", "int", "bool", "str", "repr", "print", "hasattr", "type"})
+
+
+def _defined_function(module: cst.Module, name: str) -> cst.FunctionDef | None:
+    """The module-level function ``name`` of ``module``."""
+    return next(
+        (s for s in module.body if isinstance(s, cst.FunctionDef) and s.name.value == name),
+        None,
+    )
+
+
+def _computed_on(function: cst.FunctionDef, torch_modules: Mapping[str, str]) -> set[int]:
+    """The expressions of ``function`` that are only computed on (by id): the operands of
+    arithmetic and comparisons, the receivers of methods that neither update in place nor may
+    return a view or the object (``x.sum()``, not ``x.add_(1)`` or ``x.view(-1)``), and the
+    arguments of torch functions that make a new tensor (``torch.sigmoid(x)``)."""
+    computed_on: set[int] = set()
+    for parent in m.findall(function, m.BinaryOperation() | m.UnaryOperation() | m.Comparison() | m.ComparisonTarget()):
+        computed_on |= {id(child) for child in parent.children}
+    for node in m.findall(function, m.Call()):
+        call = cst.ensure_type(node, cst.Call)
+        if isinstance(call.func, cst.Attribute):
+            method = call.func.attr.value
+            if not method.endswith("_") and method not in _MAY_ALIAS:
+                computed_on.add(id(call.func.value))
+            if _fresh(call, torch_modules):
+                computed_on |= {id(a.value) for a in call.args if not a.star}
+    return computed_on
+
+
+def _only_computed_on(function: cst.FunctionDef, name: str, torch_modules: Mapping[str, str]) -> bool:
+    """Whether ``function`` only computes new values from its parameter ``name`` (``_computed_on``)."""
+    bound = {id(t.target) for t in m.findall(function, m.AssignTarget(target=m.Name(name)))}
+    declared = {id(p.name) for p in parameters(function)}
+    computed_on = _computed_on(function, torch_modules)
+    return all(id(n) in computed_on | bound | declared for n in m.findall(function, m.Name(name)))
 
 
 def _predicate_and_branches(
