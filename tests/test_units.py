@@ -269,3 +269,19 @@ def test_the_progress_line_names_the_file_the_codemod_rewrites(tmp_path) -> None
     assert _place_in(str(model), brk, tmp_path) == "model.py:846"
     assert _place_in(str(target), brk, tmp_path) == "target.py:13"  # not the model's line 846
     assert _place_in(str(tmp_path / "other.py"), brk, tmp_path) == "other.py"
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("boom\nstack line", "RuntimeError: boom"),
+        (
+            "This higher order operator doesn't work. Got graph break/error:\n\n"
+            "Unsupported Tensor.item() call\n  Explanation: ...",
+            "RuntimeError: This higher order operator doesn't work. Got graph break/error: Unsupported Tensor.item() call",
+        ),
+        ("", "RuntimeError"),
+    ],
+)
+def test_a_reason_names_the_cause_a_header_line_introduces(message: str, expected: str) -> None:
+    assert sandbox.one_line(RuntimeError(message)) == expected

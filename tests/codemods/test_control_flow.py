@@ -5,6 +5,7 @@ source text: where they refuse and what they write. The fixtures show one case e
 from __future__ import annotations
 
 import itertools
+import types
 
 import pytest
 from codemod_harness import PATH, line_of, run_codemod
@@ -501,3 +502,23 @@ def test_an_if_without_else_passes_a_copy_only_of_a_new_tensor(binding: str, fre
     assert isinstance(result, TransformSuccess) is fresh, getattr(result, "skip_description", "")
     if not fresh:
         assert "may be a view or alias" in result.skip_description
+
+
+@pytest.mark.parametrize("test", ["not a(y)", "not (a(y))", "not not a(y)", "not flag"])
+def test_a_tail_under_a_negated_test_branches_on_the_value_itself(test: str) -> None:
+    """``not t`` would ask Python for a tensor's truth: BF603 names ``t`` and the tail tests
+    ``not`` of the name, so the branch taken is Python's."""
+    source = f"def f(x, a, flag):\n    y = x * 2\n    if {test}:\n        return y - 1\n    return y + 1\n"
+    result = run_codemod("BF603", source, 3)
+    assert isinstance(result, TransformSuccess), getattr(result, "skip_description", result)
+    assert "_taken = not" not in result.code
+    torch = types.SimpleNamespace(
+        cond=lambda pred, t, f, ops=(): t(*ops) if pred else f(*ops), SymBool=bool, Tensor=bool
+    )
+    original: dict = {}
+    rewritten: dict = {}
+    exec(compile(source, PATH, "exec"), {}, original)  # noqa: S102 (the test's own source)
+    exec(compile(result.code.replace("import torch\n", ""), PATH, "exec"), {"torch": torch}, rewritten)  # noqa: S102
+    for truth, flag in itertools.product([True, False], [True, False]):
+        a = lambda y, truth=truth: truth  # noqa: E731
+        assert original["f"](3, a, flag) == rewritten["f"](3, a, flag), (truth, flag, result.code)

@@ -45,8 +45,14 @@ def _numpy_random() -> Any:
 
 
 def one_line(e: BaseException) -> str:
-    first = (str(e).strip().splitlines() or [""])[0]
-    return f"{type(e).__name__}: {first}" if first else type(e).__name__
+    """The exception's type and the first line of its message; a line that ends in a colon
+    introduces the cause on the lines after it (torch's "Got graph break/error:"), so those follow
+    it, up to the first that does not."""
+    lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+    taken = lines[:1]
+    while taken and taken[-1].endswith(":") and len(taken) < min(len(lines), 4):
+        taken.append(lines[len(taken)])
+    return f"{type(e).__name__}: {' '.join(taken)}" if taken else type(e).__name__
 
 
 @contextlib.contextmanager

@@ -109,20 +109,29 @@ class DataDependentTail(SiteCodemod):
         else:
             return updated
         hoisted: list[cst.BaseStatement] = []
-        if not isinstance(statement.test, cst.Name):
+        # `not t` asks Python for a tensor's truth: the flag is `t`, and the tail tests `not flag`.
+        test, negations = statement.test, 0
+        while isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+            test, negations = test.expression, negations + 1
+        if isinstance(test, cst.Name):
+            flag = test.value
+        else:
             # `if torch.isnan(loss).any():` tests a value once, where it stands: name it there, and
             # the tail tests the name (which nothing else binds) with the same truth.
             flag = fresh_name("_taken", names_in(original))
             hoisted = [
                 cst.SimpleStatementLine(
-                    [cst.Assign([cst.AssignTarget(cst.Name(flag))], statement.test)],
+                    [cst.Assign([cst.AssignTarget(cst.Name(flag))], test.with_changes(lpar=[], rpar=[]))],
                     leading_lines=statement.leading_lines,
                 )
             ]
-            statements[index] = statement.with_changes(test=cst.Name(flag), leading_lines=())
+            flag_test: cst.BaseExpression = cst.Name(flag)
+            for _ in range(negations):
+                flag_test = cst.UnaryOperation(operator=cst.Not(), expression=flag_test)
+            statements[index] = statement.with_changes(test=flag_test, leading_lines=())
             original = original.with_changes(body=original.body.with_changes(body=statements))
         try:
-            replacement = self._rewrite(original, index, cst.ensure_type(statements[index], cst.If).test.value)
+            replacement = self._rewrite(original, index, flag)
         except Refused as why:
             self.refused = str(why)
             return updated
