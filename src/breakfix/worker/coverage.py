@@ -79,6 +79,7 @@ class OperationCounter:
         self.executed: dict[str, int] = {}
         self.executed_at: Counter[tuple[str, int]] = Counter()  # by the line that made them
         self.pieces_run: set[str] = set()
+        self.graphs_first_call = 0  # graphs dynamo compiled by the end of the first call
 
     @property
     def total(self) -> int:
@@ -88,6 +89,7 @@ class OperationCounter:
         self.executed.clear()
         self.executed_at.clear()
         self.pieces_run.clear()
+        self.graphs_first_call = 0
 
     @contextlib.contextmanager
     def counting(self) -> Iterator[None]:
@@ -132,14 +134,20 @@ class OperationCounter:
         return counting_backend
 
     def first_call(self, fn: Callable) -> Callable:
-        """``fn``, counting during its first call only: later calls reuse the same graphs."""
+        """``fn``, counting during its first call only: later calls reuse the same graphs (and
+        new shapes compile new ones, which ``graphs_first_call`` leaves out)."""
         calls = 0
 
         def call(*args: Any, **kwargs: Any) -> Any:
             nonlocal calls
             calls += 1
-            with self.counting() if calls == 1 else contextlib.nullcontext():
+            if calls > 1:
                 return fn(*args, **kwargs)
+            try:
+                with self.counting():
+                    return fn(*args, **kwargs)
+            finally:
+                self.graphs_first_call = torch_compat.graph_count()
 
         return call
 

@@ -321,7 +321,7 @@ def check(request: CheckRequest, root: Path) -> CheckResult:
         # to eager. Fewer recompiles are compared with the original's by the engine.
         if any(number == request.calls for number, _ in seen.guards):
             return CheckResult(ok=False, fullgraph=False, reason=_recompiles_reason(seen, request.calls, ""))
-        return verified(True, graph_count=torch_compat.graph_count(), complete=True)
+        return verified(True, graph_count=COUNTER.graphs_first_call, complete=True)
 
     global _pieces_allow_breaks
     torch._dynamo.reset()
