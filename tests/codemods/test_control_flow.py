@@ -400,6 +400,7 @@ def pair(x):
         "    p = squash(x)\n    return F.softmax(p, -1)",  # a torch function makes a new tensor
         "    p = squash(x)\n    return score(p, x)",  # a project function that only computes on it
         "    p = squash(x)\n    return torch.sigmoid(p) + len(p)",  # torch functions and len only read it
+        "    p = squash(x)\n    return score(p, x).to(p.device)",  # its device describes it
     ],
 )
 def test_a_parameter_passes_through_when_no_caller_can_tell_the_copy(body: str) -> None:
@@ -419,6 +420,7 @@ def test_a_parameter_passes_through_when_no_caller_can_tell_the_copy(body: str) 
         "    p = squash(x)\n    return keep(p, x)",  # a project function that updates it in place
         "    p = squash(x)\n    return helper(p)",  # a function whose code is not read
         "    p = squash(x)\n    q = p\n    return q * 2",  # another name for it
+        "    p = squash(x)\n    return p.data * 2",  # its data is its memory
     ],
 )
 def test_a_parameter_the_caller_may_tell_from_a_copy_is_refused(body: str) -> None:

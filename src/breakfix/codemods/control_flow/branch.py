@@ -893,8 +893,9 @@ def _defined_function(module: cst.Module, name: str) -> cst.FunctionDef | None:
 def _computed_on(function: cst.FunctionDef, torch_modules: Mapping[str, str]) -> set[int]:
     """The expressions of ``function`` that are only computed on (by id): the operands of
     arithmetic and comparisons, the receivers of methods that neither update in place nor may
-    return a view or the object (``x.sum()``, not ``x.add_(1)`` or ``x.view(-1)``), and the
-    arguments of torch functions that make a new tensor (``torch.sigmoid(x)``)."""
+    return a view or the object (``x.sum()``, not ``x.add_(1)`` or ``x.view(-1)``) and of
+    attributes that describe a tensor (``x.device``), and the arguments of torch functions that
+    make a new tensor (``torch.sigmoid(x)``)."""
     computed_on: set[int] = set()
     for parent in m.findall(function, m.BinaryOperation() | m.UnaryOperation() | m.Comparison() | m.ComparisonTarget()):
         computed_on |= {id(child) for child in parent.children}
@@ -906,7 +907,13 @@ def _computed_on(function: cst.FunctionDef, torch_modules: Mapping[str, str]) ->
                 computed_on.add(id(call.func.value))
             if _fresh(call, torch_modules):
                 computed_on |= {id(a.value) for a in call.args if not a.star}
+    for node in m.findall(function, m.Attribute(attr=m.Name(m.MatchIfTrue(lambda a: a in _METADATA)))):
+        computed_on.add(id(cst.ensure_type(node, cst.Attribute).value))
     return computed_on
+
+
+# Tensor attributes that describe it and share none of its memory (``x.data``, ``x.T`` do).
+_METADATA = frozenset({"shape", "dtype", "device", "ndim", "layout", "is_cuda", "requires_grad", "is_sparse"})
 
 
 def _only_computed_on(function: cst.FunctionDef, name: str, torch_modules: Mapping[str, str]) -> bool:
