@@ -275,3 +275,31 @@ def test_a_break_only_at_another_size_is_located_not_reported_as_compiling(tmp_p
     [brk] = result.json()["breaks"]
     assert (brk["gb_id"], brk["line"]) == ("GB4315", 5), brk
     assert (brk["status"], brk["fix"]["code"], brk["verified"]) == ("proposed", "BF901", True), brk
+
+
+def test_a_copy_where_the_original_handed_back_an_input_is_told_apart() -> None:
+    """A caller that updates a returned tensor in place changes the input it shares memory with: a
+    rewrite that returns a copy there (or shares where the original did not) is a mismatch."""
+    from breakfix.worker.compare import compare_call
+    from breakfix.worker.sandbox import record_call
+
+    x = torch.ones(3)
+    model = torch.nn.Linear(3, 3)
+    handed_back = record_call(lambda m, t: (t.view(3), m.weight.sum()), (model, x), user_errors=True)
+    assert handed_back["shares_memory"] == [("output[0]", "args[1]")]
+    copied = record_call(lambda m, t: (t.clone(), m.weight.sum()), (model, x), user_errors=True)
+    assert "outputs share memory with inputs differently" in compare_call(handed_back, copied, None, None)
+    weight = record_call(lambda m, t: (t.clone(), m.weight), (model, x), user_errors=True)
+    assert weight["shares_memory"] == [("output[1]", "args[0].weight")]
+    again = record_call(lambda m, t: (t.reshape(3), m.weight.sum()), (model, x), user_errors=True)
+    assert compare_call(handed_back, again, None, None) == ""
+
+
+def test_two_elements_of_one_storage_share_no_memory() -> None:
+    from breakfix.worker.sandbox import record_call
+
+    table = torch.arange(10.0)
+    other = record_call(lambda t: table[5], (table[3],), user_errors=True)
+    assert other["shares_memory"] == []
+    same = record_call(lambda t: table[3], (table[3],), user_errors=True)
+    assert same["shares_memory"] == [("output", "args[0]")]

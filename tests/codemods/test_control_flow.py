@@ -524,3 +524,17 @@ def test_a_tail_under_a_negated_test_branches_on_the_value_itself(test: str) -> 
     for truth, flag in itertools.product([True, False], [True, False]):
         a = lambda y, truth=truth: truth  # noqa: E731
         assert original["f"](3, a, flag) == rewritten["f"](3, a, flag), (truth, flag, result.code)
+
+
+def test_a_tail_returns_copies_of_the_locals_it_hands_back() -> None:
+    """torch.cond's outputs may not alias its inputs: a local bound before the tail, or a view or
+    detached alias of one, is returned as a copy; a parameter (the caller's own tensor) and a new
+    value are returned as they are."""
+    source = (
+        "def f(x, a):\n    h = x * 2\n    if a(h):\n        return h.detach(), x\n"
+        "    return (h + 1).detach(), h.view(-1)\n"
+    )
+    result = run_codemod("BF603", source, 3)
+    assert isinstance(result, TransformSuccess), getattr(result, "skip_description", result)
+    assert "return h.detach().clone(), x\n" in result.code
+    assert "return (h + 1).detach(), h.view(-1).clone()\n" in result.code

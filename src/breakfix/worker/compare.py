@@ -68,6 +68,11 @@ def compare_call(expected: dict, actual: dict, rtol: float | None, atol: float |
     for kind in ("warnings", "logs"):
         if expected[kind] != actual[kind]:
             return f"{kind} differ: expected {expected[kind][:3]!r}, got {actual[kind][:3]!r}"
+    if expected["shares_memory"] != actual["shares_memory"]:
+        return (
+            f"outputs share memory with inputs differently: expected {expected['shares_memory'][:3]!r}, "
+            f"got {actual['shares_memory'][:3]!r}"
+        )
     if set(expected["files"]) != set(actual["files"]):
         return f"files written differ: expected {sorted(expected['files'])}, got {sorted(actual['files'])}"
     for name, data in expected["files"].items():

@@ -117,6 +117,48 @@ def _snapshot_inputs(args: tuple) -> list:
     return [snap(a) for a in args]
 
 
+def _tensor_leaves(value: Any, path: str) -> Iterator[tuple[str, Any]]:
+    """The tensors in ``value`` with where each is (``[0]['logits']``): in lists, tuples and dicts,
+    and a module's parameters and buffers."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        yield path, value
+    elif isinstance(value, torch.nn.Module):
+        for name, tensor in value.state_dict(keep_vars=True).items():
+            yield from _tensor_leaves(tensor, f"{path}.{name}")
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _tensor_leaves(item, f"{path}[{index}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _tensor_leaves(item, f"{path}[{key!r}]")
+
+
+def _memory_shared_with_inputs(output: Any, args: tuple) -> list[tuple[str, str]]:
+    """Which tensors of the output share memory with which tensors of the arguments (their bytes
+    overlap: a view of an element, not another element of the same storage): a caller that
+    updates the one in place sees the other change, so a rewrite must share the same."""
+
+    def span(tensor: Any) -> tuple[int, int] | None:
+        try:
+            start = tensor.data_ptr()
+        except (RuntimeError, NotImplementedError):  # sparse and other storage-less layouts
+            return None
+        if not tensor.numel() or not start:
+            return None
+        extent = sum((size - 1) * abs(stride) for size, stride in zip(tensor.shape, tensor.stride()))
+        return start, start + (extent + 1) * tensor.element_size()
+
+    inputs = [(path, span(tensor)) for path, tensor in _tensor_leaves(args, "args")]
+    shared = []
+    for path, tensor in _tensor_leaves(output, "output"):
+        bytes_ = span(tensor)
+        if bytes_ is not None:
+            shared += [(path, other) for other, b in inputs if b is not None and b[0] < bytes_[1] and bytes_[0] < b[1]]
+    return sorted(shared)
+
+
 def record_call(fn: Callable, args: tuple, user_errors: bool, where: str = "") -> dict:
     """Call ``fn(*args)`` once in the sandbox; everything observable about the call."""
     with sandboxed_call() as state:
@@ -133,6 +175,7 @@ def record_call(fn: Callable, args: tuple, user_errors: bool, where: str = "") -
         "warnings": [(w.category.__name__, str(w.message)) for w in state["warnings"] if not _from_torch(w)],
         "logs": state["logs"],
         "inputs_after": _snapshot_inputs(args),
+        "shares_memory": _memory_shared_with_inputs(output, args),
     }
 
 

@@ -322,7 +322,14 @@ class DataDependentBranch(SiteCodemod):
         computed = _computed_names(self.functions[-1])
         for statement in block:
             if isinstance(statement, cst.If):
-                test = next((t for t in _tests(statement) if not _reads_no_tensor(t, computed)), None)
+                test = next(
+                    (
+                        t
+                        for t in _tests(statement)
+                        if not all(_reads_no_tensor(o, computed) for o in _boolean_operands(t))
+                    ),
+                    None,
+                )
                 if test is not None:
                     raise Refused(
                         f"a branch holds an `if` whose test may read a tensor (`{code_of(test)}`): only "
@@ -686,7 +693,7 @@ def _fresh(value: cst.BaseExpression, torch_modules: Mapping[str, str]) -> bool:
     """Whether ``value`` always makes a new tensor (arithmetic; a tensor method of ``_FRESH``; a
     function of ``torch``, ``torch.nn.functional``, ``torch.linalg``, ``torch.fft`` or
     ``torch.special``, reached through the names in ``torch_modules``, that is not one of
-    ``_MAY_ALIAS``): then a copy of it is indistinguishable from it."""
+    ``MAY_ALIAS``): then a copy of it is indistinguishable from it."""
     if isinstance(value, (cst.BinaryOperation, cst.UnaryOperation, cst.Comparison)):
         return True
     if isinstance(value, cst.Call) and isinstance(value.func, (cst.Attribute, cst.Name)):
@@ -708,7 +715,7 @@ def _fresh(value: cst.BaseExpression, torch_modules: Mapping[str, str]) -> bool:
                 and not m.matches(arg.value, m.Name("False") | m.Name("None"))
                 for arg in value.args
             )
-            return namespace in _TENSOR_NAMESPACES and name not in _MAY_ALIAS and not name.endswith("_") and not writes
+            return namespace in _TENSOR_NAMESPACES and name not in MAY_ALIAS and not name.endswith("_") and not writes
         return name in _FRESH
     return False
 
@@ -740,7 +747,7 @@ _TENSOR_NAMESPACES = frozenset({"torch", "torch.nn.functional", "torch.linalg", 
 
 # torch functions that may return a view of an argument or the argument itself: their result is not
 # always a new tensor (``F.dropout`` in eval mode and ``x.to(x.dtype)`` hand back their input).
-_MAY_ALIAS = frozenset(
+MAY_ALIAS = frozenset(
     {
         "view",
         "view_as",
@@ -903,7 +910,7 @@ def _computed_on(function: cst.FunctionDef, torch_modules: Mapping[str, str]) ->
         call = cst.ensure_type(node, cst.Call)
         if isinstance(call.func, cst.Attribute):
             method = call.func.attr.value
-            if not method.endswith("_") and method not in _MAY_ALIAS:
+            if not method.endswith("_") and method not in MAY_ALIAS:
                 computed_on.add(id(call.func.value))
             if _fresh(call, torch_modules):
                 computed_on |= {id(a.value) for a in call.args if not a.star}

@@ -8,6 +8,7 @@ from libcst.metadata import PositionProvider
 
 from breakfix.codemods._base import Refused, SiteCodemod, fresh_name, names_in, parameters
 from breakfix.codemods.control_flow._cond import COND, cond_call
+from breakfix.codemods.control_flow.branch import MAY_ALIAS
 from breakfix.types import DATA_DEPENDENT_GUARD, Applicability
 
 
@@ -75,11 +76,18 @@ class DataDependentTail(SiteCodemod):
     were bound before it are passed in as operands (in eager code ``torch.cond`` runs the chosen
     copy directly on them); the rest are read from the enclosing function. ``torch.cond`` rejects
     what would change the meaning, so such a rewrite does not compile and is not written: a tail
-    that updates an input or a captured tensor in place, returns an input unchanged, returns
+    that updates an input or a captured tensor in place, returns a parameter unchanged, returns
     results whose dtype or number differ between the copies, or rebinds a name that is not a
     tensor. A test that is not a plain name (``if torch.isnan(loss).any():`` over an early
     ``return``) is first named where it stands (``_taken = torch.isnan(loss).any()``), which
-    evaluates it once, at the same point, as the ``if`` did. Refused before trying: the ``if`` is
+    evaluates it once, at the same point, as the ``if`` did. A ``not`` test (``if not
+    torch.isfinite(x).all():``) names the value it negates, and the tail tests ``not`` of the
+    name. A returned local bound before the ``if``, or a view or detached alias of it
+    (``return loss, recon.detach()``), is returned as a copy (``recon.detach().clone()``):
+    ``torch.cond``'s outputs may not alias its inputs, and no caller holds the function's own
+    local; where the local was a view of an argument after all (a module that hands back its
+    input), verification sees the output no longer share the argument's memory and refuses
+    the rewrite. Refused before trying: the ``if`` is
     not a statement of the function's own body; the tail rebinds the flag, has no final
     ``return``, returns from inside a block, yields, awaits, defines a function, class or lambda, or declares
     ``global``/``nonlocal``; an ``elif`` tests the flag; the function's own nested functions use
@@ -159,8 +167,11 @@ class DataDependentTail(SiteCodemod):
         for scope in m.findall(cst.Module(body=list(before)), m.FunctionDef() | m.ClassDef() | m.Lambda()):
             if {n.value for n in m.findall(scope, m.Name())} & tail_bound:
                 raise Refused("a nested function of the function uses a name the tail binds")
-        copies = [_returning_copy(tail_module, flag, value) for value in (True, False)]
-        bound_before = {p.name.value for p in parameters(function)} | _bound_names(cst.Module(body=list(before)))
+        params = {p.name.value for p in parameters(function)}
+        bound_before = params | _bound_names(cst.Module(body=list(before)))
+        copies = [
+            _copying_locals(_returning_copy(tail_module, flag, value), bound_before - params) for value in (True, False)
+        ]
         operands = [
             name
             for name in _names_in_order(tail_module)
@@ -168,9 +179,9 @@ class DataDependentTail(SiteCodemod):
         ]
         taken = names_in(function)
         names = [fresh_name("_tail_true", taken), fresh_name("_tail_false", taken)]
-        params = cst.Parameters([cst.Param(cst.Name(p)) for p in operands])
+        signature = cst.Parameters([cst.Param(cst.Name(p)) for p in operands])
         definitions = [
-            cst.FunctionDef(name=cst.Name(name), params=params, body=cst.IndentedBlock(body=copy.body))
+            cst.FunctionDef(name=cst.Name(name), params=signature, body=cst.IndentedBlock(body=copy.body))
             for name, copy in zip(names, copies)
         ]
         definitions[0] = definitions[0].with_changes(leading_lines=tail[0].leading_lines)
@@ -322,6 +333,32 @@ class _Specialise(cst.CSTTransformer):
 
     def leave_IndentedBlock(self, original: cst.IndentedBlock, updated: cst.IndentedBlock) -> cst.IndentedBlock:
         return updated if updated.body else updated.with_changes(body=[cst.SimpleStatementLine([cst.Pass()])])
+
+
+def _copying_locals(copy: cst.Module, local_names: set[str]) -> cst.Module:
+    """``copy`` returning a copy of each value it returns that is a local bound before the tail, or
+    a view or detached alias of one (``recon.detach()``): torch.cond's outputs may not alias its
+    inputs, and the local is the function's own, which no caller holds."""
+    kept = local_names - _bound_names(copy)
+
+    def copied(value: cst.BaseExpression) -> cst.BaseExpression:
+        receiver = value
+        while m.matches(receiver, m.Call(func=m.Attribute(attr=m.Name(m.MatchIfTrue(lambda a: a in MAY_ALIAS))))):
+            receiver = cst.ensure_type(cst.ensure_type(receiver, cst.Call).func, cst.Attribute).value
+        if isinstance(receiver, cst.Name) and receiver.value in kept:
+            return cst.Call(func=cst.Attribute(value=value, attr=cst.Name("clone")))
+        return value
+
+    body = list(copy.body)
+    statement = cst.ensure_type(body[-1], cst.SimpleStatementLine)
+    returned = cst.ensure_type(statement.body[-1], cst.Return)
+    value = returned.value
+    if isinstance(value, (cst.Tuple, cst.List)):
+        value = value.with_changes(elements=[e.with_changes(value=copied(e.value)) for e in value.elements])
+    elif value is not None:
+        value = copied(value)
+    body[-1] = statement.with_changes(body=[*statement.body[:-1], returned.with_changes(value=value)])
+    return copy.with_changes(body=body)
 
 
 def _returning_copy(tail: cst.Module, flag: str, value: bool) -> cst.Module:
