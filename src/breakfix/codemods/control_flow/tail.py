@@ -85,9 +85,10 @@ class DataDependentTail(SiteCodemod):
     name. A returned local bound before the ``if``, or a view or detached alias of it
     (``return loss, recon.detach()``), is returned as a copy (``recon.detach().clone()``):
     ``torch.cond``'s outputs may not alias its inputs, and no caller holds the function's own
-    local; where the local was a view of an argument after all (a module that hands back its
-    input), verification sees the output no longer share the argument's memory and refuses
-    the rewrite. Refused before trying: the ``if`` is
+    local. Where the local is a view of an argument after all (a module that hands back its
+    input), the copy is told apart by a caller that updates the result in place: verification
+    compares which outputs share memory with which arguments, on the copies its calls take; a
+    copy no call takes is not checked for it. Refused before trying: the ``if`` is
     not a statement of the function's own body; the tail rebinds the flag, has no final
     ``return``, returns from inside a block, yields, awaits, defines a function, class or lambda, or declares
     ``global``/``nonlocal``; an ``elif`` tests the flag; the function's own nested functions use
