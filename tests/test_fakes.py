@@ -429,3 +429,43 @@ def test_facts_are_json() -> None:
     facts = derived(crop_pil, torch.rand(3, 16, 16), [2, 2, 10, 12])
     typed = BreakFacts(opaque_op=facts)
     assert BreakFacts.from_json(json.loads(json.dumps(typed.to_json()))) == typed
+
+
+SHAPES = """\
+class Box:
+    calls = 0
+
+    def __len__(self):
+        Box.calls += 1
+        return 1
+
+
+def report(x, layers, box):
+    print(tuple(x.shape), x.size(1), len(layers), list(x.size()), len(box), x.dim())
+    return x
+"""
+
+
+def test_value_facts_measure_shape_queries_without_running_user_code(tmp_path, monkeypatch) -> None:
+    """``tuple(x.shape)``, ``x.size(1)``, ``len(layers)`` in a print are measured (ints); ``len(box)``
+    of an object whose ``__len__`` is user code is not evaluated."""
+    path = tmp_path / "shape_report.py"
+    path.write_text(SHAPES)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("shape_report")
+    try:
+        here = os.path.realpath(path)
+        brk = {"gb_type": "Unsupported", "project_stack": [{"filename": here, "lineno": 10, "name": "report"}]}
+        facts = facts_module.value_facts(
+            module.report, lambda: (torch.zeros(2, 3), [1, 2], module.Box()), [brk], seed_all
+        )
+    finally:
+        sys.modules.pop("shape_report", None)
+    assert module.Box.calls == 1  # the print's own call: measuring it ran no user code
+    assert facts[f"{here}:10"] == {
+        "tuple(x.shape)": (ValueKind.INTS,),
+        "x.size(1)": (ValueKind.INT,),
+        "len(layers)": (ValueKind.INT,),
+        "list(x.size())": (ValueKind.INTS,),
+        "x.dim()": (ValueKind.INT,),
+    }

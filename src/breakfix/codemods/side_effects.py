@@ -29,6 +29,7 @@ from breakfix.types import Applicability, ValueKind
 ORDERED_PRINT = "torch._higher_order_ops.print"
 # What a value measured at the break (BreakFacts.values) may have held for its text to be the same
 # in a graph: Python scalars and strings, which torch.compile passes to the print operator as they are.
+# A list or tuple of ints is not: torch's print operator takes no structured argument.
 _SAME_TEXT_KINDS = frozenset({ValueKind.INT, ValueKind.FLOAT, ValueKind.BOOL, ValueKind.STR, ValueKind.NONE})
 
 
@@ -73,8 +74,10 @@ class PrintInCompiledRegion(SiteCodemod):
     same point. Only prints whose every value prints the same inside a graph are rewritten: not a
     tensor without a format spec (its repr inside a graph has no ``grad_fn=``), nor a name or
     attribute measured holding one, a list of tensors, a module or any other object (their text
-    is not the graph's), nor one whose type was not measured (an expression that calls something
-    is not evaluated to measure it); the measure is the example inputs' run, and the rewrite is
+    is not the graph's, and torch's print operator takes no list or tuple), nor one whose type was
+    not measured (an expression that calls something is not evaluated to measure it, but for a
+    question about a shape, ``x.size(0)``, ``len(self.layers)``, ``x.dim()``, asked of a tensor, a
+    ``torch.Size``, a list or a tuple); the measure is the example inputs' run, and the rewrite is
     verified on the same inputs. Not ``!r``/``!s``
     conversions, ``{x=}``, nested format specs, or ``sep``/``end``/``file``/``flush`` arguments;
     those prints are kept eager by BF301 instead. Logging and ``warnings.warn`` are BF503's (an

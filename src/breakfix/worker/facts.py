@@ -136,6 +136,21 @@ def _readable(node: ast.expr) -> bool:
     return False
 
 
+def _shape_query(node: ast.expr) -> ast.expr | None:
+    """The readable operand of a question about a shape (``tuple(x.shape)``, ``list(x.size())``,
+    ``len(x)``, ``x.size()``, ``x.size(1)``, ``x.dim()``, ``x.numel()``), else None. Evaluated on a
+    tensor, a ``torch.Size``, a list or a tuple only, it runs no user code."""
+    if isinstance(node, ast.Call) and not node.keywords:
+        func = node.func
+        if isinstance(func, ast.Name) and func.id in ("tuple", "list", "len") and len(node.args) == 1:
+            inner = node.args[0]
+            return _shape_query(inner) if isinstance(inner, ast.Call) else inner if _readable(inner) else None
+        if isinstance(func, ast.Attribute) and func.attr in ("size", "dim", "numel", "ndimension"):
+            constant_args = all(isinstance(a, ast.Constant) and type(a.value) is int for a in node.args)
+            return func.value if _readable(func.value) and constant_args and len(node.args) <= 1 else None
+    return None
+
+
 def _arithmetic_leaves(node: ast.expr) -> list[ast.expr] | None:
     """The readable operands of an arithmetic expression of them (``i + 1``, ``-k``, ``n - i - 1``),
     constants left out; None for any other expression. Evaluated on tensors and numbers only, it
@@ -196,7 +211,12 @@ def _reported_expressions(filename: str, lineno: int) -> tuple[int, list[str]]:
         if not statement.lineno <= lineno <= (statement.end_lineno or statement.lineno):
             continue
         calls = [n for n in ast.walk(statement) if isinstance(n, ast.Call) and _reported_call(n)]
-        found = [ast.unparse(e) for c in calls for e in _argument_expressions(c) if _readable(e)]
+        found = [
+            ast.unparse(e)
+            for c in calls
+            for e in _argument_expressions(c)
+            if _readable(e) or _shape_query(e) is not None
+        ]
         return statement.lineno, list(dict.fromkeys(found))
     return 0, []
 
@@ -227,11 +247,15 @@ def _subscript_expressions(filename: str, lineno: int) -> dict[int, list[str]]:
     return {line: list(dict.fromkeys(texts)) for line, texts in found.items()}
 
 
-def _leaf_codes(text: str, filename: str) -> list[types.CodeType]:
-    """The operands to check before ``text`` is evaluated: those of an arithmetic expression."""
+def _leaf_codes(text: str, filename: str) -> tuple[list[types.CodeType], tuple[type, ...]]:
+    """The operands to check before ``text`` is evaluated (those of an arithmetic expression, the
+    tensor of a shape query), and the types each must have for the evaluation to run no user code."""
     node = ast.parse(text, mode="eval").body
+    queried = _shape_query(node)
+    if queried is not None:
+        return [compile(ast.Expression(queried), filename, "eval")], (torch.Tensor, torch.Size, list, tuple)
     leaves = [] if _readable(node) else (_arithmetic_leaves(node) or [])
-    return [compile(ast.Expression(leaf), filename, "eval") for leaf in leaves]
+    return [compile(ast.Expression(leaf), filename, "eval") for leaf in leaves], (torch.Tensor, int, bool)
 
 
 def kind_of(value: Any) -> ValueKind:
@@ -265,7 +289,9 @@ def value_facts(
     """Per break site holding a print or log call: the kinds each readable argument held, over one
     eager run of the target; at a data-dependent guard, also the kinds of the values and indexes
     of the readable subscripts of the function holding it."""
-    watched: dict[tuple[str, int], list[tuple[str, list[tuple[str, types.CodeType, list[types.CodeType]]]]]] = {}
+    watched: dict[
+        tuple[str, int], list[tuple[str, list[tuple[str, types.CodeType, list[types.CodeType], tuple[type, ...]]]]]
+    ] = {}
     for brk in breaks:
         site = brk["project_stack"][-1]
         key = f"{site['filename']}:{site['lineno']}"
@@ -278,7 +304,7 @@ def value_facts(
         if expressions:
             lines[first] = list(dict.fromkeys([*expressions, *lines.get(first, [])]))
         for line, texts in lines.items():
-            compiled = [(e, compile(e, site["filename"], "eval"), _leaf_codes(e, site["filename"])) for e in texts]
+            compiled = [(e, compile(e, site["filename"], "eval"), *_leaf_codes(e, site["filename"])) for e in texts]
             watched.setdefault((os.path.realpath(site["filename"]), line), []).append((key, compiled))
     if not watched:
         return {}
@@ -288,12 +314,12 @@ def value_facts(
     def local(frame: types.FrameType, event: str, arg: Any) -> Any:
         entries = watched.get((os.path.realpath(frame.f_code.co_filename), frame.f_lineno)) if event == "line" else None
         for key, compiled in entries or ():
-            for text, code, leaves in compiled:
+            for text, code, leaves, safe_types in compiled:
                 try:
-                    # Names, attributes, subscripts and constants (_readable), and arithmetic of them on
-                    # tensors and numbers: no user code runs.
+                    # Names, attributes, subscripts and constants (_readable), arithmetic of them on
+                    # tensors and numbers, and shape queries of tensors: no user code runs.
                     operands = [eval(leaf, frame.f_globals, frame.f_locals) for leaf in leaves]
-                    if any(type(o) not in (torch.Tensor, int, bool) for o in operands):
+                    if any(type(o) not in safe_types for o in operands):
                         continue
                     kind = kind_of(eval(code, frame.f_globals, frame.f_locals))
                 except Exception:
