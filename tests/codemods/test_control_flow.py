@@ -421,6 +421,9 @@ def test_a_parameter_passes_through_when_no_caller_can_tell_the_copy(body: str) 
         "    p = squash(x)\n    return helper(p)",  # a function whose code is not read
         "    p = squash(x)\n    q = p\n    return q * 2",  # another name for it
         "    p = squash(x)\n    return p.data * 2",  # its data is its memory
+        "    p = squash(x)\n    return p.numpy() * 2",  # so is its array
+        "    p = squash(x)\n    return (p is x) * p.sum()",  # identity tells a copy apart
+        "    p = squash(x)\n    seen.add(p)\n    return p.sum()",  # a method of another object may keep it
     ],
 )
 def test_a_parameter_the_caller_may_tell_from_a_copy_is_refused(body: str) -> None:

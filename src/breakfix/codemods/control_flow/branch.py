@@ -36,8 +36,8 @@ class DataDependentBranch(SiteCodemod):
     names, and ``if`` statements on Python state (``if self.mode == "tanh":``, its ``elif`` and
     ``else`` blocks of the same kind, an ``else`` that raises on a bad configuration), whose path
     dynamo takes while it traces the branch; the names both bind on every path are the results,
-    and a name only one branch (or one path) binds is a temporary of that branch. An ``if``/``elif``/``else`` chain is one too: the names every block
-    assigns are the results, and each ``elif`` is the ``else`` of the test before it. An ``if``
+    and a name only one branch (or one path) binds is a temporary of that branch. An
+    ``if``/``elif``/``else`` chain is one too: the names every block assigns are the results, and each ``elif`` is the ``else`` of the test before it. An ``if``
     without ``else`` is one too when each name it rebinds was last bound before it by an assignment that makes a new tensor (arithmetic; a function of
     ``torch``, ``torch.nn.functional``, ``torch.linalg``, ``torch.fft`` or ``torch.special``, under
     the names the module imports them as (``F.cross_entropy``), other than those that may return a
@@ -95,13 +95,13 @@ class DataDependentBranch(SiteCodemod):
     dtype, a result that is an input unchanged (an alias), or results that are not tensors. Only
     branches that are plain assignments and ``if`` statements on Python state are rewritten (an
     inner ``if`` whose test may read a tensor, a name bound to a call's result, is refused: a
-    test that only looks like Python state and reads a tensor fails to compile). A ``raise`` on a
-    bad configuration inside a branch is traced with it: with a configuration that reaches it,
-    the rewrite raises ``UncapturedHigherOrderOpError`` on every call, where the original raised
-    its own error only on the calls that took the branch (verification runs the configuration
-    the inputs build, which does not reach it); an augmented one (``idx += col``) updates
-    its tensor in place, so it is taken only for a name the same branch bound before to a new
-    tensor (``idx = row * n``), whose update nothing outside the branch can see; the names both
+    test that only looks like Python state and reads a tensor fails to compile); an augmented
+    assignment (``idx += col``) updates its tensor in place, so it is taken only for a name the
+    same branch bound before to a new tensor (``idx = row * n``), whose update nothing outside
+    the branch can see. A ``raise`` on a bad configuration inside a branch is traced with it:
+    with a configuration that reaches it, the rewrite raises ``UncapturedHigherOrderOpError`` on
+    every call, where the original raised its own error only on the calls that took the branch
+    (verification runs the configuration the inputs build, which does not reach it). The names both
     branches assign are the results, and a name only some branches assign must not be
     mentioned anywhere else in the function. An ``elif`` chain without a final ``else`` is refused
     (its last branch would pass inputs through). At a break at an ``elif``'s test, the tests
@@ -112,13 +112,19 @@ class DataDependentBranch(SiteCodemod):
     ``if`` without ``else`` keeps the very objects on its untaken branch, which ``torch.cond`` cannot return; the
     rewrite returns copies, which is the same only where nothing can tell a copy from the tensor. So
     it is refused when a rebound name was bound another way (a loop, ``with``, unpacking), when it
-    is a parameter the function returns to a caller that updates the result in place or returns it
+    is a parameter the function returns (alone, or as an element of a tuple the caller unpacks:
+    ``preds, target = fmt(preds, target)``) to a caller that may tell the copy apart or returns it
     to the user's code (the caller's tensor, whose in-place updates would no longer reach the
-    caller; the walk stops at a library frame and at a call it cannot see the result of, such as
-    ``other(f(x))``), when its last value before the ``if`` may be a view or the input itself
-    (``x.view(...)``, ``x.to(...)``, ``x.float()``, ``self.block(x)``: a copy would not share its
-    memory), and when the function updates it in place after the ``if`` (the update would reach the
-    copy). A compound test with ``and``/``or`` branches on its left operand and on its
+    caller): each later read of the result in a caller must compute on it (arithmetic, a
+    comparison other than ``is``, a method that makes a new tensor, its shape, dtype or device, a
+    torch function), give it to a project function whose parameter is only so read, or return it
+    on to that function's caller; another name for it, a store, an in-place update, a view, a
+    library function, method or module given it refuse; the walk stops at a library frame and
+    at a call it cannot see the result of, such as ``other(f(x))``. It is refused when the
+    name's last value before the ``if`` may be a view or the input itself (``x.view(...)``,
+    ``x.to(...)``, ``x.float()``, ``self.block(x)``: a copy would not share its memory), and when
+    the function updates it in place after the ``if``, or gives it to a call that may (the
+    update would reach the copy). A compound test with ``and``/``or`` branches on its left operand and on its
     right one only on the branch where Python evaluates it (``a and b``: ``b`` only where ``a``
     holds), so an operand Python skips is never run; an operand that reads no tensor (a name, an
     attribute, an ``is`` test, ``isinstance``) stays a Python conditional expression, the others
@@ -468,7 +474,7 @@ class DataDependentBranch(SiteCodemod):
         if not given:
             return True
         torch_modules = _torch_modules(module)
-        if _fresh(call, torch_modules) and isinstance(call.func, cst.Attribute):
+        if _torch_function(call, torch_modules):
             return True  # torch.sigmoid(x), F.softmax(x): a new tensor, the argument untouched
         if m.matches(call.func, m.Name(m.MatchIfTrue(lambda n: n in _INERT_BUILTINS))):
             return True
@@ -899,24 +905,48 @@ def _defined_function(module: cst.Module, name: str) -> cst.FunctionDef | None:
 
 def _computed_on(function: cst.FunctionDef, torch_modules: Mapping[str, str]) -> set[int]:
     """The expressions of ``function`` that are only computed on (by id): the operands of
-    arithmetic and comparisons, the receivers of methods that neither update in place nor may
-    return a view or the object (``x.sum()``, not ``x.add_(1)`` or ``x.view(-1)``) and of
-    attributes that describe a tensor (``x.device``), and the arguments of torch functions that
-    make a new tensor (``torch.sigmoid(x)``)."""
+    arithmetic and comparisons (not ``is``, which tells a copy apart), the receivers of methods
+    that neither update in place nor may return a view, the object or its memory (``x.sum()``,
+    not ``x.add_(1)``, ``x.view(-1)`` or ``x.numpy()``) and of attributes that describe a tensor
+    (``x.device``), and the arguments of torch functions that make a new tensor
+    (``torch.sigmoid(x)``)."""
     computed_on: set[int] = set()
-    for parent in m.findall(function, m.BinaryOperation() | m.UnaryOperation() | m.Comparison() | m.ComparisonTarget()):
-        computed_on |= {id(child) for child in parent.children}
+    for parent in m.findall(function, m.BinaryOperation() | m.UnaryOperation() | m.Comparison()):
+        if isinstance(parent, cst.Comparison):
+            if any(isinstance(c.operator, (cst.Is, cst.IsNot)) for c in parent.comparisons):
+                continue
+            computed_on |= {id(parent.left), *(id(c.comparator) for c in parent.comparisons)}
+        else:
+            computed_on |= {id(child) for child in parent.children}
     for node in m.findall(function, m.Call()):
         call = cst.ensure_type(node, cst.Call)
         if isinstance(call.func, cst.Attribute):
             method = call.func.attr.value
-            if not method.endswith("_") and method not in MAY_ALIAS:
+            if not method.endswith("_") and method not in MAY_ALIAS and method not in _REACHES_MEMORY:
                 computed_on.add(id(call.func.value))
-            if _fresh(call, torch_modules):
-                computed_on |= {id(a.value) for a in call.args if not a.star}
+        if _torch_function(call, torch_modules):
+            computed_on |= {id(a.value) for a in call.args if not a.star}
     for node in m.findall(function, m.Attribute(attr=m.Name(m.MatchIfTrue(lambda a: a in _METADATA)))):
         computed_on.add(id(cst.ensure_type(node, cst.Attribute).value))
     return computed_on
+
+
+def _torch_function(call: cst.Call, torch_modules: Mapping[str, str]) -> bool:
+    """Whether ``call`` is a function of torch's tensor namespaces, reached through a name the
+    module binds to one (``torch.sigmoid(x)``, ``F.softmax(x)``), that makes a new tensor."""
+    root = call.func
+    while isinstance(root, cst.Attribute):
+        root = root.value
+    return (
+        isinstance(call.func, cst.Attribute)
+        and isinstance(root, cst.Name)
+        and root.value in torch_modules
+        and _fresh(call, torch_modules)
+    )
+
+
+# Tensor methods that hand out its memory or act on the object itself.
+_REACHES_MEMORY = frozenset({"numpy", "storage", "untyped_storage", "data_ptr", "register_hook", "retain_grad"})
 
 
 # Tensor attributes that describe it and share none of its memory (``x.data``, ``x.T`` do).
