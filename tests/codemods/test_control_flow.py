@@ -541,3 +541,7 @@ def test_a_tail_returns_copies_of_the_locals_it_hands_back() -> None:
     assert isinstance(result, TransformSuccess), getattr(result, "skip_description", result)
     assert "return h.detach().clone(), x\n" in result.code
     assert "return (h + 1).detach(), h.view(-1).clone()\n" in result.code
+    python_values = source.replace("    h = x * 2\n", "    h = x * 2\n    n = len(x)\n").replace(", x\n", ", n\n")
+    kept = run_codemod("BF603", python_values, 4)
+    assert isinstance(kept, TransformSuccess), getattr(kept, "skip_description", kept)
+    assert "return h.detach().clone(), n\n" in kept.code  # an int is returned as it is

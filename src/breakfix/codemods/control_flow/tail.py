@@ -82,7 +82,8 @@ class DataDependentTail(SiteCodemod):
     ``return``) is first named where it stands (``_taken = torch.isnan(loss).any()``), which
     evaluates it once, at the same point, as the ``if`` did. A ``not`` test (``if not
     torch.isfinite(x).all():``) names the value it negates, and the tail tests ``not`` of the
-    name. A returned local bound before the ``if``, or a view or detached alias of it
+    name. A returned local bound before the ``if`` to what looks like a tensor (a call's result
+    or arithmetic, not ``len(...)`` or ``.item()``), or a view or detached alias of it
     (``return loss, recon.detach()``), is returned as a copy (``recon.detach().clone()``):
     ``torch.cond``'s outputs may not alias its inputs, and no caller holds the function's own
     local. Where the local is a view of an argument after all (a module that hands back its
@@ -170,9 +171,8 @@ class DataDependentTail(SiteCodemod):
                 raise Refused("a nested function of the function uses a name the tail binds")
         params = {p.name.value for p in parameters(function)}
         bound_before = params | _bound_names(cst.Module(body=list(before)))
-        copies = [
-            _copying_locals(_returning_copy(tail_module, flag, value), bound_before - params) for value in (True, False)
-        ]
+        tensors_before = _tensor_locals(list(before)) - params
+        copies = [_copying_locals(_returning_copy(tail_module, flag, value), tensors_before) for value in (True, False)]
         operands = [
             name
             for name in _names_in_order(tail_module)
@@ -336,11 +336,47 @@ class _Specialise(cst.CSTTransformer):
         return updated if updated.body else updated.with_changes(body=[cst.SimpleStatementLine([cst.Pass()])])
 
 
-def _copying_locals(copy: cst.Module, local_names: set[str]) -> cst.Module:
-    """``copy`` returning a copy of each value it returns that is a local bound before the tail, or
-    a view or detached alias of one (``recon.detach()``): torch.cond's outputs may not alias its
-    inputs, and the local is the function's own, which no caller holds."""
-    kept = local_names - _bound_names(copy)
+# Calls that compute a Python value, not a tensor (``n = len(xs)``, ``k = x.size(0)``).
+_PYTHON_VALUED_FUNCTIONS = frozenset(
+    {"len", "int", "float", "bool", "str", "tuple", "list", "dict", "set", "range", "round", "abs", "max", "min", "sum"}
+)
+_PYTHON_VALUED_METHODS = frozenset({"item", "tolist", "size", "dim", "numel", "keys", "values", "items", "get"})
+
+
+def _tensor_valued(value: cst.BaseExpression, operand: bool = False) -> bool:
+    """Whether ``value`` looks like it computes a tensor: a call that is not one of Python's
+    value functions nor a method returning a Python value, or arithmetic on one or on a name
+    (``x * 2``). A wrong guess costs no soundness: a copy of a Python value fails to compile and
+    is not written."""
+    if isinstance(value, cst.Call):
+        if isinstance(value.func, cst.Name):
+            return value.func.value not in _PYTHON_VALUED_FUNCTIONS
+        return not (isinstance(value.func, cst.Attribute) and value.func.attr.value in _PYTHON_VALUED_METHODS)
+    if isinstance(value, cst.BinaryOperation):
+        return _tensor_valued(value.left, True) or _tensor_valued(value.right, True)
+    if isinstance(value, cst.UnaryOperation):
+        return _tensor_valued(value.expression, True)
+    return operand and isinstance(value, (cst.Name, cst.Attribute))
+
+
+def _tensor_locals(before: list[cst.BaseStatement]) -> set[str]:
+    """The names whose last binding in ``before`` is a plain assignment of a value that looks like
+    a tensor (``_tensor_valued``)."""
+    last: dict[str, cst.BaseExpression | None] = {}
+    for node in m.findall(cst.Module(body=before), m.Assign() | m.AugAssign() | m.For() | m.AsName()):
+        if isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
+            last[node.targets[0].target.value] = node.value
+        else:
+            for name in m.findall(node.target if not isinstance(node, cst.AsName) else node.name, m.Name()):
+                last[cst.ensure_type(name, cst.Name).value] = None
+    return {name for name, value in last.items() if value is not None and _tensor_valued(value)}
+
+
+def _copying_locals(copy: cst.Module, tensor_locals: set[str]) -> cst.Module:
+    """``copy`` returning a copy of each value it returns that is a tensor local bound before the
+    tail, or a view or detached alias of one (``recon.detach()``): torch.cond's outputs may not
+    alias its inputs, and the local is the function's own, which no caller holds."""
+    kept = tensor_locals - _bound_names(copy)
 
     def copied(value: cst.BaseExpression) -> cst.BaseExpression:
         receiver = value
