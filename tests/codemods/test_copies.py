@@ -19,6 +19,38 @@ def test_deepcopy_helper_is_added_once_and_its_own_call_is_never_rewritten() -> 
     assert "memo" in run_codemod("BF401", memo, 5).skip_description
 
 
+def test_a_snapshot_read_at_the_break_is_the_site() -> None:
+    """At a break on the line that reads a deep copy (a state dict's, which dynamo copies empty),
+    the deep copy bound to the name it reads is rewritten, and no other."""
+    source = (
+        "import copy\n\n\ndef f(m, x):\n    ref = copy.deepcopy(m.state_dict())\n"
+        "    other = copy.deepcopy(x)\n    return ref['w'] + x\n"
+    )
+    result = run_codemod("BF401", source, line_of(source, "return ref"))
+    assert isinstance(result, TransformSuccess), result
+    assert "    ref = _deepcopy(m.state_dict())\n" in result.code
+    assert "    other = copy.deepcopy(x)\n" in result.code
+
+
+def test_the_helper_rebuilds_a_state_dict_as_a_deep_copy_does() -> None:
+    import collections
+    import copy
+
+    import torch
+
+    from breakfix.codemods.copies import HELPER, HELPER_SOURCE
+
+    namespace: dict = {"torch": torch, "copy": copy, "collections": collections}
+    exec(HELPER_SOURCE, namespace)  # noqa: S102 (the helper's own text)
+    state = torch.nn.BatchNorm1d(3).state_dict()
+    copied, expected = namespace[HELPER](state), copy.deepcopy(state)
+    assert type(copied) is collections.OrderedDict and list(copied) == list(expected)
+    assert all(torch.equal(copied[k], expected[k]) and copied[k] is not state[k] for k in state)
+    assert copied._metadata == expected._metadata and copied._metadata is not state._metadata
+    state.note = "other attribute"
+    assert namespace[HELPER](state).note == "other attribute"  # deep-copied as before
+
+
 # --- BF402: the local it introduces never captures a name the function already uses -----------
 
 SOURCE = """\

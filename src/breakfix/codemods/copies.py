@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import libcst as cst
 import libcst.matchers as m
+from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import RemoveImportsVisitor
 from libcst.metadata import PositionProvider, QualifiedNameProvider
 
-from breakfix.codemods._base import SiteCodemod, fresh_name, names_in
+from breakfix.codemods._base import FixRequest, SiteCodemod, fresh_name, names_in
 from breakfix.types import Applicability
 
 DEEPCOPY = "copy.deepcopy"
@@ -20,9 +21,19 @@ def {HELPER}(value):
     # autograd state deep-copies to an equal tensor with its own storage, and a dict (str or int
     # keys), list or tuple of such tensors and Python scalars to the same container of clones, when
     # no tensor or container appears in it twice and no tensor in it is a view (a deep copy would
-    # share one copy of it, or one storage between views). Anything else (a tensor that requires
-    # grad or has a .grad, a Parameter, a subclass, another object) is deep-copied.
+    # share one copy of it, or one storage between views); an OrderedDict too (a state dict), with
+    # its _metadata of versions, when it has no other attribute (torch.compile's own deep copy of
+    # an OrderedDict comes back empty). Anything else (a tensor that requires grad or has a .grad,
+    # a Parameter, a subclass, another object) is deep-copied.
     seen = []
+
+    def versions(item):
+        return type(item) is collections.OrderedDict and all(
+            type(key) is str
+            and type(entry) is dict
+            and all(type(number) in (int, str, type(None)) for number in entry.values())
+            for key, entry in item.items()
+        )
 
     def clonable(item, alone):
         if type(item) in (int, float, bool, str, type(None)):
@@ -32,15 +43,24 @@ def {HELPER}(value):
         seen.append(item)
         if type(item) is torch.Tensor:
             return not item.requires_grad and item.grad is None and (alone or item._base is None)
-        if type(item) is dict:
-            return all(type(key) in (int, str) and clonable(entry, False) for key, entry in item.items())
-        return type(item) in (list, tuple) and all(clonable(entry, False) for entry in item)
+        if type(item) is collections.OrderedDict:
+            extra = vars(item)
+            if set(extra) - {{"_metadata"}} or ("_metadata" in extra and not versions(extra["_metadata"])):
+                return False
+        elif type(item) is not dict:
+            return type(item) in (list, tuple) and all(clonable(entry, False) for entry in item)
+        return all(type(key) in (int, str) and clonable(entry, False) for key, entry in item.items())
 
     def clone(item):
         if type(item) is torch.Tensor:
             return item.clone()
         if type(item) is dict:
             return {{key: clone(entry) for key, entry in item.items()}}
+        if type(item) is collections.OrderedDict:
+            copied = collections.OrderedDict((key, clone(entry)) for key, entry in item.items())
+            if "_metadata" in vars(item):
+                copied._metadata = collections.OrderedDict((key, dict(entry)) for key, entry in item._metadata.items())
+            return copied
         if type(item) in (list, tuple):
             return type(item)([clone(entry) for entry in item])
         return item
@@ -56,11 +76,16 @@ class DeepcopyOfTensor(SiteCodemod):
     ``copy.deepcopy(t)`` of a tensor inside compiled code (``targets = copy.deepcopy(probs)`` to
     keep a value untouched), or of a dict (``str`` or ``int`` keys), list or tuple of tensors and
     Python scalars, nested (an EMA's state, a batch), directly in the compiled function or in a
-    helper, a method or a child module it calls.
+    helper, a method or a child module it calls. A snapshot of a state dict
+    (``reference = copy.deepcopy(model.state_dict())``) too, where the break is the line that
+    reads it (GB0088): the deep copies bound, earlier in the break's function, to a name that
+    line reads are rewritten.
 
     ## Why it breaks
     Dynamo does not trace ``Tensor.__deepcopy__`` (it copies storage, autograd state and Python
-    attributes), so it stops at the call. For the tensors people copy in a forward, teacher
+    attributes), so it stops at the call. Its deep copy of an ``OrderedDict`` (torch 2.13) comes
+    back empty, with no break: a state dict copied inside compiled code is empty, and reading it
+    raises ``KeyError`` there. For the tensors people copy in a forward, teacher
     targets computed under ``no_grad``, masks, running statistics, the deep copy is a clone: an
     equal tensor (values, shape, dtype, device, strides of a dense tensor, ``requires_grad``
     False) with its own storage, and the deep copy of a container of them is the same container of
@@ -91,7 +116,8 @@ class DeepcopyOfTensor(SiteCodemod):
     a container is rebuilt with the same type, keys and order. A deep copy shares one copy of an
     object that appears twice (tied weights: ``{"enc": w, "dec": w}``), so a container in which a
     tensor or a list or dict appears twice, a dict with other keys, a subclass of dict, list or
-    tuple (``OrderedDict``, a named tuple), a view in it (a deep copy keeps views of one storage
+    tuple (a named tuple; an ``OrderedDict`` is rebuilt as one, with a state dict's ``_metadata``
+    of versions, when it has no other attribute), a view in it (a deep copy keeps views of one storage
     sharing a new one: ``{"x": x, "head": x[:2]}``) and any other object in it are deep-copied as
     before;
     for anything else the helper calls ``copy.deepcopy`` itself. A tuple is always a new tuple
@@ -106,18 +132,42 @@ class DeepcopyOfTensor(SiteCodemod):
 
     CODE = "BF401"
     FIX_TITLE = "Clone the tensor instead of deep-copying it"
-    GB_IDS = frozenset({"GB4198", "GB0179"})
+    # GB0088: a deep copy of a state dict came back empty, and reading it raised (KeyError).
+    GB_IDS = frozenset({"GB4198", "GB0179", "GB0088"})
     APPLICABILITY = Applicability.SAFE
     SITE = "copy.deepcopy(value) call"
-    IMPORTS = ("copy", "torch")
+    IMPORTS = ("collections", "copy", "torch")
     HELPER_SOURCE = HELPER_SOURCE
 
     METADATA_DEPENDENCIES = (PositionProvider, QualifiedNameProvider)
 
+    def __init__(self, context: CodemodContext, request: FixRequest) -> None:
+        super().__init__(context, request)
+        self.feeding: set[cst.Call] = set()  # deep copies whose result the break's line reads
+
+    def visit_Module(self, node: cst.Module) -> None:
+        # torch.compile's deep copy of an OrderedDict (a state dict) comes back empty, without a
+        # break: the break shows where the copy is read. The calls bound, earlier in the break's
+        # function, to a name its line reads are sites too.
+        function = self.function_at_break(node)
+        if function is None:
+            return
+        line = self.request.brk.site.lineno
+        read = {
+            cst.ensure_type(n, cst.Name).value
+            for n in m.findall(function, m.Name())
+            if self.get_metadata(PositionProvider, n).start.line == line
+        }
+        for found in m.findall(function, m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.Call())):
+            assign = cst.ensure_type(found, cst.Assign)
+            name = cst.ensure_type(assign.targets[0].target, cst.Name).value
+            if name in read and self.get_metadata(PositionProvider, assign).end.line < line:
+                self.feeding.add(cst.ensure_type(assign.value, cst.Call))
+
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         if any(f.name.value == HELPER for f in self.functions):
             return updated  # the helper's own deepcopy is the fallback, never rewritten
-        if not self.spans_break(original):
+        if not self.spans_break(original) and original not in self.feeding:
             return updated
         names = {q.name for q in self.get_metadata(QualifiedNameProvider, original.func, set())}
         if DEEPCOPY not in names:
