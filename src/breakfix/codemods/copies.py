@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import libcst as cst
 import libcst.matchers as m
 from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import RemoveImportsVisitor
 from libcst.metadata import PositionProvider, QualifiedNameProvider
 
-from breakfix.codemods._base import FixRequest, SiteCodemod, fresh_name, names_in
+from breakfix.codemods._base import FixRequest, SiteCodemod, fresh_name, names_in, spans
 from breakfix.types import Applicability
 
 DEEPCOPY = "copy.deepcopy"
@@ -78,8 +80,10 @@ class DeepcopyOfTensor(SiteCodemod):
     Python scalars, nested (an EMA's state, a batch), directly in the compiled function or in a
     helper, a method or a child module it calls. A snapshot of a state dict
     (``reference = copy.deepcopy(model.state_dict())``) too, where the break is the line that
-    reads it (GB0088): the deep copies bound, earlier in the break's function, to a name that
-    line reads are rewritten.
+    reads it (GB0088): the deep copies bound, earlier in a function of the break's stack in the
+    break's file, to a name read on that function's line of the stack (the break's line, or the
+    call that passes the snapshot on to a helper) are rewritten; a snapshot taken in another
+    file than the read is not.
 
     ## Why it breaks
     Dynamo does not trace ``Tensor.__deepcopy__`` (it copies storage, autograd state and Python
@@ -147,22 +151,28 @@ class DeepcopyOfTensor(SiteCodemod):
 
     def visit_Module(self, node: cst.Module) -> None:
         # torch.compile's deep copy of an OrderedDict (a state dict) comes back empty, without a
-        # break: the break shows where the copy is read. The calls bound, earlier in the break's
-        # function, to a name its line reads are sites too.
-        function = self.function_at_break(node)
-        if function is None:
-            return
-        line = self.request.brk.site.lineno
-        read = {
-            cst.ensure_type(n, cst.Name).value
-            for n in m.findall(function, m.Name())
-            if self.get_metadata(PositionProvider, n).start.line == line
-        }
-        for found in m.findall(function, m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.Call())):
-            assign = cst.ensure_type(found, cst.Assign)
-            name = cst.ensure_type(assign.targets[0].target, cst.Name).value
-            if name in read and self.get_metadata(PositionProvider, assign).end.line < line:
-                self.feeding.add(cst.ensure_type(assign.value, cst.Call))
+        # break: the break shows where the copy is read. The calls bound, earlier in a function of
+        # the break's stack in this file, to a name its line reads (the break's line, or the call
+        # that passes the copy on) are sites too.
+        here = os.path.realpath(self.request.brk.site.filename)
+        functions = [cst.ensure_type(f, cst.FunctionDef) for f in m.findall(node, m.FunctionDef())]
+        for frame in self.request.brk.project_stack:
+            if os.path.realpath(frame.filename) != here:
+                continue
+            spanning = [f for f in functions if spans(self.get_metadata(PositionProvider, f), frame.lineno)]
+            if not spanning:
+                continue
+            function = max(spanning, key=lambda f: self.get_metadata(PositionProvider, f).start.line)
+            read = {
+                cst.ensure_type(n, cst.Name).value
+                for n in m.findall(function, m.Name())
+                if self.get_metadata(PositionProvider, n).start.line == frame.lineno
+            }
+            for found in m.findall(function, m.Assign(targets=[m.AssignTarget(target=m.Name())], value=m.Call())):
+                assign = cst.ensure_type(found, cst.Assign)
+                name = cst.ensure_type(assign.targets[0].target, cst.Name).value
+                if name in read and self.get_metadata(PositionProvider, assign).end.line < frame.lineno:
+                    self.feeding.add(cst.ensure_type(assign.value, cst.Call))
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         if any(f.name.value == HELPER for f in self.functions):
