@@ -30,7 +30,9 @@ def test_a_snapshot_read_at_the_break_is_the_site() -> None:
     assert isinstance(result, TransformSuccess), result
     assert "    ref = _deepcopy(m.state_dict())\n" in result.code
     assert "    other = copy.deepcopy(x)\n" in result.code
-    helper = source.replace("    return ref['w'] + x\n", "    return g(ref, x)\n\n\ndef g(ref, x):\n    return ref['w'] + x\n")
+    helper = source.replace(
+        "    return ref['w'] + x\n", "    return g(ref, x)\n\n\ndef g(ref, x):\n    return ref['w'] + x\n"
+    )
     callers = ((line_of(helper, "return g(ref"), "f"),)
     deeper = run_codemod("BF401", helper, line_of(helper, "return ref['w']"), function="g", callers=callers)
     assert isinstance(deeper, TransformSuccess), deeper
