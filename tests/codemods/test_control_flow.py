@@ -545,3 +545,7 @@ def test_a_tail_returns_copies_of_the_locals_it_hands_back() -> None:
     kept = run_codemod("BF603", python_values, 4)
     assert isinstance(kept, TransformSuccess), getattr(kept, "skip_description", kept)
     assert "return h.detach().clone(), n\n" in kept.code  # an int is returned as it is
+    unpacked = source.replace("    h = x * 2\n", "    h, g = x * 2, x\n    k = j = x * 3\n")
+    rebound = run_codemod("BF603", unpacked, 4)
+    assert isinstance(rebound, TransformSuccess), getattr(rebound, "skip_description", rebound)
+    assert "return h.detach(), x\n" in rebound.code  # bound by unpacking: not known to be a local tensor

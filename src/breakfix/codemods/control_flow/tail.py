@@ -366,9 +366,15 @@ def _tensor_locals(before: list[cst.BaseStatement]) -> set[str]:
     for node in m.findall(cst.Module(body=before), m.Assign() | m.AugAssign() | m.For() | m.AsName()):
         if isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
             last[node.targets[0].target.value] = node.value
+            continue
+        if isinstance(node, cst.Assign):
+            targets: list[cst.CSTNode] = [t.target for t in node.targets]  # a, b = ...; a = b = ...
+        elif isinstance(node, cst.AsName):
+            targets = [node.name]
         else:
-            for name in m.findall(node.target if not isinstance(node, cst.AsName) else node.name, m.Name()):
-                last[cst.ensure_type(name, cst.Name).value] = None
+            targets = [node.target]
+        for name in (n for t in targets for n in m.findall(t, m.Name())):
+            last[cst.ensure_type(name, cst.Name).value] = None
     return {name for name, value in last.items() if value is not None and _tensor_valued(value)}
 
 
