@@ -17,8 +17,9 @@ import pytest
 import torch
 from conftest import breakfix, make_project, snapshot
 
+from breakfix.worker.compare import compare_call
 from breakfix.worker.derived import MAX_TRIED, derived_input, size_changes
-from breakfix.worker.sandbox import seed_all
+from breakfix.worker.sandbox import record_call, seed_all
 
 # BF301 used to split this: the counter update went into a compiled piece, which guards on
 # `self.calls == N`, recompiles on every call and fails on the 9th (FailOnRecompileLimitHit).
@@ -280,9 +281,6 @@ def test_a_break_only_at_another_size_is_located_not_reported_as_compiling(tmp_p
 def test_a_copy_where_the_original_handed_back_an_input_is_told_apart() -> None:
     """A caller that updates a returned tensor in place changes the input it shares memory with: a
     rewrite that returns a copy there (or shares where the original did not) is a mismatch."""
-    from breakfix.worker.compare import compare_call
-    from breakfix.worker.sandbox import record_call
-
     x = torch.ones(3)
     model = torch.nn.Linear(3, 3)
     handed_back = record_call(lambda m, t: (t.view(3), m.weight.sum()), (model, x), user_errors=True)
@@ -296,8 +294,6 @@ def test_a_copy_where_the_original_handed_back_an_input_is_told_apart() -> None:
 
 
 def test_two_elements_of_one_storage_share_no_memory() -> None:
-    from breakfix.worker.sandbox import record_call
-
     table = torch.arange(10.0)
     other = record_call(lambda t: table[5], (table[3],), user_errors=True)
     assert other["shares_memory"] == []
