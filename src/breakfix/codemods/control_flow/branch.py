@@ -46,11 +46,15 @@ class DataDependentBranch(SiteCodemod):
     method of ``self``, nor a call given ``inplace=`` or ``out=``): the untaken branch passes a
     copy of it through (``return grad.clone()``). So is one that rebinds a parameter
     (``if not torch.all((p >= 0) & (p <= 1)): p = p.sigmoid()``) when no code can tell the copy
-    from the caller's tensor: the function does not update it in place after the ``if``, and
+    from the caller's tensor: the function neither updates it in place after the ``if`` nor
+    gives it to a call that may, and
     where it returns it as it is (alone or in a tuple), each caller up the break's stack calls
-    the function directly (a child module through its object) and binds the result to a name it
-    neither updates in place nor returns as it is, rebinds at once to a new tensor
-    (``preds = preds > t``), or only computes on it (``return f(x) * 2``). A conditional
+    the function directly (a child module through its object) and binds the result to a name
+    (or unpacks the tuple: ``preds, target = fmt(preds, target)``) that it rebinds at once to a
+    new tensor (``preds = preds > t``) or only computes on (arithmetic, its ``device``, a torch
+    function, a project function that only computes on it; see Fix safety) or returns on to its
+    own caller, which is asked the same, or it only computes on the call's result
+    (``return f(x) * 2``). A conditional
     expression whose branch reads an existing tensor (``a[t] if t >= 0 else self.final``) returns
     a copy of it (``self.final.clone()``) under the same rule: its result is bound to a name only
     read by arithmetic, non-in-place methods, or returned to such callers. A ``not`` test
