@@ -305,7 +305,7 @@ class DataDependentBranch(SiteCodemod):
                 )
             later_calls = [c for c in m.findall(function, m.Call()) if self._lines(c)[0] > end]
             filename = self.request.brk.site.filename
-            if not all(self._keeps_arguments(filename, self.module, c, name) for c in later_calls):
+            if not all(self._keeps_arguments(filename, self.module, self.torch_modules, c, name) for c in later_calls):
                 raise Refused(
                     f"{name} is passed after the if to a function that may update it in place or keep it: "
                     "on the untaken branch it would get a copy"
@@ -447,14 +447,14 @@ class DataDependentBranch(SiteCodemod):
             kept = _computed_on(outer, torch_modules)
             for node in m.findall(outer, m.Call()):
                 call = cst.ensure_type(node, cst.Call)
-                if positions[call].start.line > after and self._keeps_arguments(caller.filename, module, call, result):
+                if positions[call].start.line > after and self._keeps_arguments(
+                    caller.filename, module, torch_modules, call, result
+                ):
                     kept |= {id(a.value) for a in call.args}
             kept |= {id(t.target) for t in m.findall(outer, m.AssignTarget(target=m.Name(result)))}
             handing = []
             for node in m.findall(outer, m.Return()):
-                value = cst.ensure_type(node, cst.Return).value
-                values = [e.value for e in value.elements] if isinstance(value, (cst.Tuple, cst.List)) else [value]
-                returned = {id(v) for v in values if m.matches(v, m.Name(result))}
+                returned = {id(v) for v in _returned_values(node) if m.matches(v, m.Name(result))}
                 if returned and positions[node].start.line > after:
                     handing.append(node)
                     kept |= returned
@@ -469,7 +469,9 @@ class DataDependentBranch(SiteCodemod):
             (position,) = handed_at
         return False
 
-    def _keeps_arguments(self, filename: str, module: cst.Module, call: cst.Call, name: str) -> bool:
+    def _keeps_arguments(
+        self, filename: str, module: cst.Module, torch_modules: Mapping[str, str], call: cst.Call, name: str
+    ) -> bool:
         """Whether ``call``, where it is given the object ``name`` holds, cannot update it in place
         (nor keep it): a function of torch's tensor namespaces that makes a new tensor, ``len``,
         ``isinstance`` and the like, or a function of the project whose parameter for it is only
@@ -477,7 +479,6 @@ class DataDependentBranch(SiteCodemod):
         given = [i for i, a in enumerate(call.args) if m.matches(a.value, m.Name(name))]
         if not given:
             return True
-        torch_modules = _torch_modules(module)
         if _torch_function(call, torch_modules):
             return True  # torch.sigmoid(x), F.softmax(x): a new tensor, the argument untouched
         if m.matches(call.func, m.Name(m.MatchIfTrue(lambda n: n in _INERT_BUILTINS))):
@@ -526,18 +527,17 @@ class DataDependentBranch(SiteCodemod):
             for c in m.findall(function, m.Call(func=m.Attribute(value=m.Name(name))))
             if isinstance(c.func, cst.Attribute) and not c.func.attr.value.endswith("_")
         }
-        returned = set()
+        returned: set[int] = set()
+        returns = []  # the returns that hand ``name`` back as it is
         for r in m.findall(function, m.Return()):
-            value = cst.ensure_type(r, cst.Return).value
-            values = [e.value for e in value.elements] if isinstance(value, (cst.Tuple, cst.List)) else [value]
-            returned |= {id(v) for v in values if m.matches(v, m.Name(name))}
+            handed = {id(v) for v in _returned_values(r) if m.matches(v, m.Name(name))}
+            if handed:
+                returned |= handed
+                returns.append(r)
         bound = {id(t.target) for t in m.findall(function, m.AssignTarget(target=m.Name(name)))}
         reads = [n for n in m.findall(function, m.Name(name)) if id(n) not in bound]
         if not reads or not all(id(n) in parents or id(n) in methods or id(n) in returned for n in reads):
             return False
-        returns = [
-            r for r in m.findall(function, m.Return()) if any(id(n) in returned for n in m.findall(r, m.Name(name)))
-        ]
         if not returns:
             return True
         handed_at = _handed_at(returns, name, self.torch_modules)
@@ -856,11 +856,17 @@ def _hands_on(statement: cst.CSTNode, name: str, torch_modules: Mapping[str, str
     """Whether a ``return`` may hand the caller the object ``name`` holds (or a view of it): a
     value it returns (or an element of the tuple or list it returns) mentions ``name`` and is not
     a new tensor (``return y * 2, aux`` hands on a new one)."""
-    value = statement.value if isinstance(statement, cst.Return) else None
-    if value is None:
+    if not isinstance(statement, cst.Return) or statement.value is None:
         return bool(m.findall(statement, m.Name(name)))
-    values = [e.value for e in value.elements] if isinstance(value, (cst.Tuple, cst.List)) else [value]
-    return any(bool(m.findall(v, m.Name(name))) and not _fresh(v, torch_modules) for v in values)
+    return any(bool(m.findall(v, m.Name(name))) and not _fresh(v, torch_modules) for v in _returned_values(statement))
+
+
+def _returned_values(statement: cst.CSTNode) -> list[cst.BaseExpression]:
+    """What a ``return`` hands back: its value, or each element of the tuple or list it returns."""
+    value = cst.ensure_type(statement, cst.Return).value
+    if value is None:
+        return []
+    return [e.value for e in value.elements] if isinstance(value, (cst.Tuple, cst.List)) else [value]
 
 
 def _handed_at(returns: Sequence[cst.CSTNode], name: str, torch_modules: Mapping[str, str]) -> set[int | None]:
