@@ -549,3 +549,109 @@ def test_a_tail_returns_copies_of_the_locals_it_hands_back() -> None:
     rebound = run_codemod("BF603", unpacked, 4)
     assert isinstance(rebound, TransformSuccess), getattr(rebound, "skip_description", rebound)
     assert "return h.detach(), x\n" in rebound.code  # bound by unpacking: not known to be a local tensor
+
+
+def _run_with_eager_cond(code: str) -> dict:
+    """Run a rewrite with ``torch.cond`` stood in for by its eager meaning (the real torch makes
+    the tensors the numbers cross as); the rewrite's namespace."""
+    import torch
+
+    eager = types.SimpleNamespace(
+        cond=lambda pred, t, f, ops=(): t(*ops) if pred else f(*ops), tensor=torch.tensor, float64=torch.float64
+    )
+    namespace: dict = {"torch": eager}
+    exec(compile(code, PATH, "exec"), namespace)  # noqa: S102 (runs the rewrite, which the test wrote)
+    return namespace
+
+
+@pytest.mark.parametrize(
+    ("source", "marker"),
+    [
+        (  # an elif chain binding constants, its tests on a float read off the data
+            "def f(x, a, b):\n    v = float(x)\n    if a(v):\n        coef = 0.1\n    elif b(v):\n        coef = 0.3\n"
+            "    else:\n        coef = 0.5\n    return coef, type(coef)\n",
+            "if a(v):",
+        ),
+        (  # an if without else updating an int the function bound before, reading an int off the data
+            "def f(x, a, b):\n    n = int(x) + 1\n    steps = 2\n    if a(x):\n        steps *= n\n"
+            "    return steps, type(steps)\n",
+            "if a(x):",
+        ),
+        (  # a conditional expression computing on a float read off the data
+            "import math\n\ndef f(x, a, b):\n    var = x.item()\n    scale = 1.0 / math.sqrt(var) if a(var) else 1.0\n"
+            "    return scale, type(scale)\n",
+            "scale = ",
+        ),
+        (  # bools, and a float computed in the branch from one read off the data
+            "def f(x, a, b):\n    v = x.item()\n    if a(v) and b(v):\n        clipped = True\n        s = v * 2.5\n"
+            "    else:\n        clipped = False\n        s = 1.0\n    return clipped, s, type(s)\n",
+            "if a(v)",
+        ),
+    ],
+)
+def test_python_numbers_cross_the_branches_as_tensors_and_come_back_the_same(source: str, marker: str) -> None:
+    """A branch binding Python numbers returns them as tensors that hold them exactly, read back
+    with ``.item()``; a float read off the data that a branch reads is passed in the same way.
+    Run with ``torch.cond``'s eager meaning beside the original, every truth of the tests gives
+    the same numbers, of the same type, and runs the same tests."""
+    result = run_codemod("BF601", source, line_of(source, marker))
+    assert isinstance(result, TransformSuccess), result
+    assert "_number_as_tensor(" in result.code and ".item()" in result.code
+    original: dict = {}
+    exec(compile(source, PATH, "exec"), original)  # noqa: S102 (the test's own source)
+    rewritten = _run_with_eager_cond(result.code)
+    for va, vb, x in itertools.product([True, False], [True, False], [4, 0.25]):
+        outcomes = []
+        for namespace in (original, rewritten):
+            log: list[str] = []
+            a = lambda v, log=log, t=va: log.append(f"a{v!r}") or t  # noqa: E731
+            b = lambda v, log=log, t=vb: log.append(f"b{v!r}") or t  # noqa: E731
+            outcomes.append((namespace["f"](x if "item" not in source else _Item(x), a, b), log))
+        assert outcomes[0] == outcomes[1], (va, vb, x, result.code)
+
+
+class _Item:
+    """A stand-in for a 0-d tensor: ``.item()`` gives its number."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def item(self) -> float:
+        return self.value
+
+
+@pytest.mark.parametrize(
+    ("value", "number"),
+    [
+        ("0.5", True),
+        ("-2", True),
+        ("loss.item() * 0.5", True),
+        ("1.0 / math.sqrt(var)", True),
+        ("max(lo, 0.1)", True),
+        ("float(x)", True),
+        ("x * 0.5", False),  # x is a parameter: maybe a tensor
+        ("torch.tensor(0.5)", False),
+        ("math.sqrt(x)", False),
+        ("max(x, 0.1)", False),
+        ("lo if lo else 1.0", False),
+    ],
+)
+def test_a_number_is_what_surely_gives_one(value: str, number: bool) -> None:
+    import libcst as cst
+
+    from breakfix.codemods.control_flow._numbers import number_names, number_valued
+
+    function = cst.ensure_type(
+        cst.parse_statement("def f(x, loss):\n    lo = 0.2\n    var = loss.item()\n    y = x * 2\n    var += 1\n"),
+        cst.FunctionDef,
+    )
+    numbers = number_names(function)
+    assert numbers == {"lo", "var"}
+    assert number_valued(cst.parse_expression(value), numbers) is number
+
+
+def test_a_name_a_branch_binds_to_a_tensor_is_not_crossed_as_a_number() -> None:
+    source = "def f(x, w):\n    if x.sum() > 0:\n        coef = w * 0.1\n    else:\n        coef = 0.5\n    return x * coef\n"
+    result = run_codemod("BF601", source, 2)
+    assert isinstance(result, TransformSuccess), result
+    assert "_number_as_tensor" not in result.code and ".item()" not in result.code

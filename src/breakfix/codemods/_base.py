@@ -123,9 +123,10 @@ class SiteCodemod(BreakfixCodemod):
     found was left alone; ``SITE`` names what it looks for, for the refusal when it
     found nothing ("no <SITE> at line N"). ``functions`` is the stack of functions around the node
     being visited (a subclass that overrides ``visit_FunctionDef`` or ``leave_FunctionDef`` calls
-    the base). Once something is rewritten, the modules in ``IMPORTS`` are imported and
-    ``HELPER_SOURCE``, a module-level function the rewrite calls, is inserted after the imports
-    once (an identical helper already there is reused, a different one of its name is refused).
+    the base). Once something is rewritten, the modules in ``IMPORTS`` are imported and the
+    module-level functions the rewrite calls (``helpers()``: ``HELPER_SOURCE`` unless a subclass
+    says otherwise) are inserted after the imports once (an identical helper already there is
+    reused, a different one of its name is refused).
     """
 
     SITE: ClassVar[str]
@@ -163,15 +164,16 @@ class SiteCodemod(BreakfixCodemod):
             raise self.skip(self.refused or f"no {self.SITE} at line {self.request.brk.site.lineno}")
         for module in self.IMPORTS:
             AddImportsVisitor.add_needed_import(self.context, module)
-        if not self.HELPER_SOURCE:
-            return updated
-        helper = cst.ensure_type(
-            cst.parse_statement(self.HELPER_SOURCE, config=updated.config_for_parsing), cst.FunctionDef
-        )
         body: list[cst.CSTNode] = list(updated.body)
-        if existing_helper(body, helper):
-            return updated
-        return updated.with_changes(body=insert_top_level(body, index_after_imports(body), helper))
+        for source in self.helpers():
+            helper = cst.ensure_type(cst.parse_statement(source, config=updated.config_for_parsing), cst.FunctionDef)
+            if not existing_helper(body, helper):
+                body = insert_top_level(body, index_after_imports(body), helper)
+        return updated.with_changes(body=body)
+
+    def helpers(self) -> list[str]:
+        """The source of the module-level functions the rewrite calls: ``HELPER_SOURCE``."""
+        return [self.HELPER_SOURCE] if self.HELPER_SOURCE else []
 
 
 class Refused(Exception):

@@ -21,6 +21,16 @@ from breakfix.codemods._base import (
     readable_module,
 )
 from breakfix.codemods.control_flow._cond import COND, cond_call
+from breakfix.codemods.control_flow._numbers import (
+    NUMBER_AS_TENSOR,
+    NUMBER_HELPER,
+    as_tensor,
+    item_of,
+    number_names,
+    number_valued,
+    read_off_data,
+    reading_items,
+)
 from breakfix.types import DATA_DEPENDENT_GUARD, Applicability
 
 
@@ -58,7 +68,10 @@ class DataDependentBranch(SiteCodemod):
     expression whose branch reads an existing tensor (``a[t] if t >= 0 else self.final``) returns
     a copy of it (``self.final.clone()``) under the same rule: its result is bound to a name only
     read by arithmetic, non-in-place methods, or returned to such callers. A ``not`` test
-    becomes the predicate with the branches swapped.
+    becomes the predicate with the branches swapped. The branches may compute Python numbers
+    (``if v > 2.0: coef = 0.1 elif v > 0.5: coef = 0.3 else: coef = 0.5``, ``scale = 1.0 /
+    math.sqrt(var) if var > eps else 1.0``, an ``if`` without ``else`` updating a number bound
+    before it), and read numbers read off the data (``var = x.var().item()``).
 
     ## Why it breaks
     Dynamo traces one path through the code; which path a data-dependent condition takes is only
@@ -66,7 +79,16 @@ class DataDependentBranch(SiteCodemod):
     ``torch.cond(pred, true_fn, false_fn, operands)`` is a branch inside the graph: both branches
     are traced, and exactly one runs, on the values of the call. The branches become two nested
     functions returning the names they assign; a name a branch reads before rebinding it is
-    passed in as an operand, the rest are read from the enclosing function.
+    passed in as an operand, the rest are read from the enclosing function. ``torch.cond`` takes
+    and returns tensors (and ints) only: a Python number crosses it as a 0-d tensor that holds it
+    exactly (float64 for a float, int64 for an int, bool for a bool, made by a module-level
+    ``_number_as_tensor``), and ``.item()`` reads it back, the same number of the same type. A
+    number is crossed so when it is surely one: a numeric literal, ``True``/``False``,
+    ``x.item()``, ``float``/``int``/``bool`` of anything, ``math`` functions, ``abs``/``min``/
+    ``max``/``round`` and arithmetic of numbers, or a local the function binds only to such
+    values. A number a branch returns crosses out; a number passed in (read before a branch
+    rebinds it) crosses in, and so does a float or bool read off the data that a branch or a
+    nested test reads (an unbacked symbol, which a branch cannot close over; an int it can).
 
     ## Example
     ```python
@@ -96,7 +118,9 @@ class DataDependentBranch(SiteCodemod):
     before. ``torch.cond`` traces its branches even in eager code and rejects what would change the
     meaning, so such a rewrite does not compile and is not written: a branch with side effects
     (print, I/O, mutating a tensor or a Python object), branches whose results differ in shape or
-    dtype, a result that is an input unchanged (an alias), or results that are not tensors. Only
+    dtype, a result that is an input unchanged (an alias), or results that are not tensors (a
+    Python number is crossed as a tensor that holds it exactly, see above; a name one branch binds
+    to a number and another to a tensor is not a number, and fails to compile). Only
     branches that are plain assignments and ``if`` statements on Python state are rewritten (an
     inner ``if`` whose test may read a tensor, a name bound to a call's result, is refused: a
     test that only looks like Python state and reads a tensor fails to compile); an augmented
@@ -153,6 +177,7 @@ class DataDependentBranch(SiteCodemod):
         self.elifs: set[cst.If] = set()  # Ifs in an elif position: their replacement must be an If
         self.torch_modules: dict[str, str] = {}  # names the module binds to torch modules
         self.bound_to: dict[cst.IfExp, str] = {}  # conditional expressions that are an assignment's value
+        self.numbers_cross = False  # whether a rewrite passes Python numbers through torch.cond
 
     def visit_Module(self, node: cst.Module) -> None:
         self.torch_modules = _torch_modules(node)
@@ -198,52 +223,92 @@ class DataDependentBranch(SiteCodemod):
     def _as_cond(self, original: cst.If, updated: cst.If) -> list[cst.BaseStatement] | None:
         """The branch functions and the assignment of their results through ``torch.cond`` that
         replace the chain from ``updated`` on; None when refused (``self.refused`` says why)."""
+        function = self.functions[-1]
+        numbers = number_names(function)
         try:
             if updated.orelse is None and original in self.elifs:
                 # What a name held before the chain is not what the blocks above bound: no copy rule holds.
                 raise Refused("the elif at the break has no else: its untaken branch would pass on values")
             if updated.orelse is None:
-                outputs = self._passthrough_outputs(original)
+                outputs = self._passthrough_outputs(original, numbers)
                 arms = [(updated.test, [*updated.body.body])]
-                otherwise = [cst.parse_statement(f"return {', '.join(f'{n}.clone()' for n in outputs)}\n")]
+                otherwise: list[cst.BaseStatement] = []
                 reads = _read_before_bound(updated.body.body) | set(outputs)
             else:
-                arms, otherwise, reads = self._chain(updated)
+                arms, otherwise, reads = self._chain(updated, numbers)
                 surely = [_surely_bound(body) for _, body in arms] + [_surely_bound(otherwise)]
                 outputs = [n for n in _assigned_in_order(arms[0][1]) if all(n in b for b in surely)]
-                otherwise = [*otherwise, cst.parse_statement(f"return {', '.join(outputs)}\n")]
         except Refused as why:
             self.refused = str(why)
             return None
-        taken = names_in(self.functions[-1])
+        blocks = [body for _, body in arms] + [otherwise]
+        number_outputs = {n for n in outputs if all(_binds_number(b, n, numbers) for b in blocks)}
+        # Python numbers cross the branch functions' boundary as tensors (_numbers): those passed
+        # in, and those read off the data that a branch or a test inside one reads.
+        # The first test runs outside the branches, but for the right operand of an and/or.
+        inside = [i > 0 or len(_boolean_operands(t)) > 1 for i, (t, _) in enumerate(arms)]
+        mentioned = {n for b in blocks for n in _flow(b, frozenset())[0]}
+        mentioned |= {n for (t, _), nested in zip(arms, inside) if nested for n in names_in(t)}
+        crossing = sorted((reads & (numbers | number_outputs)) | (read_off_data(function, numbers) & mentioned))
+        taken = names_in(function)
+        tensors: dict[str, str] = {}
+        for name in crossing:
+            tensors[name] = fresh_name(f"{name}_tensor", taken | set(tensors.values()))
         names = [fresh_name("_if_true", taken)]
         for _ in arms[1:]:
             names.append(fresh_name("_elif_true", taken | set(names)))
         false_fn = fresh_name("_if_false", taken | set(names))
-        operands = sorted(reads, key=lambda n: outputs.index(n) if n in outputs else len(outputs))
-        returns = cst.parse_statement(f"return {', '.join(outputs)}\n")
+        reads |= set(crossing)
+        ordered = sorted(reads, key=lambda n: outputs.index(n) if n in outputs else len(outputs))
+        operands = [tensors.get(n, n) for n in ordered]
+
+        def returned(name: str, passed_through: bool) -> str:
+            if name in number_outputs:
+                return f"{NUMBER_AS_TENSOR}({name})"
+            return f"{name}.clone()" if passed_through else name
+
+        def branch(name: str, body: list[cst.BaseStatement], passed_through: bool) -> cst.FunctionDef:
+            values = ", ".join(returned(n, passed_through) for n in outputs)
+            # A number passed in is read back at the top of the branch, where it is used.
+            used = _flow(body, frozenset())[0] | (set(outputs) if passed_through else set())
+            prologue = [cst.parse_statement(f"{n} = {tensors[n]}.item()\n") for n in crossing if n in used]
+            return _branch_function(name, operands, [*prologue, *body, cst.parse_statement(f"return {values}\n")])
+
         definitions = [
-            *(_branch_function(name, operands, [*body, returns]) for name, (_, body) in zip(names, arms)),
-            _branch_function(false_fn, operands, otherwise),
+            *(branch(name, body, False) for name, (_, body) in zip(names, arms)),
+            branch(false_fn, otherwise, updated.orelse is None),
         ]
+        tests = [reading_items(t, tensors) if nested else t for (t, _), nested in zip(arms, inside)]
         # if A: ... elif B: ... else: ...  is  if A: ... else: (if B: ... else: ...)
-        computed = _computed_names(self.functions[-1])
+        computed = _computed_names(function)
         call: cst.BaseExpression = cst.Name(false_fn)
-        for name, (test, _) in reversed(list(zip(names, arms))[1:]):
+        for name, test in reversed(list(zip(names, tests))[1:]):
             call = _branch_on(test, cst.Name(name), _as_branch(call, operands), operands, computed, at_break=False)
-        call = _branch_on(updated.test, cst.Name(names[0]), _as_branch(call, operands), operands, computed)
+        call = _branch_on(tests[0], cst.Name(names[0]), _as_branch(call, operands), operands, computed)
+        if len(outputs) == 1 and number_outputs:
+            call = item_of(call)
         target = cst.AssignTarget(cst.parse_expression(", ".join(outputs)))
+        passing = [cst.parse_statement(f"{tensors[n]} = {NUMBER_AS_TENSOR}({n})\n") for n in crossing]
         assignment = cst.SimpleStatementLine(
             [cst.Assign(targets=[target], value=call)], leading_lines=[cst.EmptyLine(indent=False)]
         )
+        reading = (
+            []
+            if len(outputs) == 1
+            else [cst.parse_statement(f"{n} = {n}.item()\n") for n in outputs if n in number_outputs]
+        )
         # An elif's comments go above its else block.
         first = [] if original in self.elifs else updated.leading_lines
-        definitions = [
-            d.with_changes(leading_lines=first if i == 0 else [cst.EmptyLine(indent=False)])
-            for i, d in enumerate(definitions)
+        statements = [*passing, *definitions]
+        statements = [
+            d.with_changes(
+                leading_lines=first if i == 0 else [cst.EmptyLine(indent=False)] if i >= len(passing) else []
+            )
+            for i, d in enumerate(statements)
         ]
         self.rewritten += 1
-        return [*definitions, assignment]
+        self.numbers_cross |= bool(crossing or number_outputs)
+        return [*statements, assignment, *reading]
 
     def leave_IfExp(self, original: cst.IfExp, updated: cst.IfExp) -> cst.BaseExpression:
         if self.rewritten or self.in_test or not self.functions or not self.spans_break(original.test):
@@ -255,8 +320,14 @@ class DataDependentBranch(SiteCodemod):
             # A nested conditional would be rewritten by a second pass: the rewrite must be idempotent.
             self.refused = "the conditional expression nests another, yields, awaits or binds a name"
             return updated
+        function = self.functions[-1]
+        numbers = number_names(function)
         branches = [updated.body, updated.orelse]
-        if any(_read_only(b) for b in branches):
+        numeric = all(number_valued(b, numbers) for b in branches)
+        if numeric:
+            # Python numbers cross torch.cond as tensors (_numbers), and are read back after it.
+            branches = [as_tensor(b) for b in branches]
+        elif any(_read_only(b) for b in branches):
             # A branch that reads an existing tensor would return it unchanged, which torch.cond
             # refuses (an output may not alias an input); its copy is the same where the result is
             # only ever read by arithmetic.
@@ -268,16 +339,32 @@ class DataDependentBranch(SiteCodemod):
                 )
                 return updated
             branches = [cst.parse_expression(f"{code_of(b)}.clone()") if _read_only(b) else b for b in branches]
+        # A number read off the data is an unbacked symbol a branch cannot close over: it is passed in.
+        mentioned = {n for b in branches for n in names_in(b)}
+        crossing = sorted(read_off_data(function, numbers) & mentioned)
+        taken = names_in(function)
+        tensors: dict[str, str] = {}
+        for name in crossing:
+            tensors[name] = fresh_name(f"{name}_tensor", taken | set(tensors.values()))
+        params = cst.Parameters([cst.Param(cst.Name(tensors[n])) for n in crossing])
+        lambdas = [cst.Lambda(params=params, body=reading_items(b, tensors)) for b in branches]
         self.rewritten += 1
-        lambdas = [cst.Lambda(params=cst.Parameters(), body=branch) for branch in branches]
-        return cond_call([*_predicate_and_branches(updated.test, *lambdas)], [])
+        self.numbers_cross |= numeric or bool(crossing)
+        call = cond_call(
+            [*_predicate_and_branches(updated.test, *lambdas)], [f"{NUMBER_AS_TENSOR}({n})" for n in crossing]
+        )
+        return item_of(call) if numeric else call
 
-    def _passthrough_outputs(self, node: cst.If) -> list[str]:
+    def helpers(self) -> list[str]:
+        return [NUMBER_HELPER] if self.numbers_cross else []
+
+    def _passthrough_outputs(self, node: cst.If, numbers: frozenset[str]) -> list[str]:
         """The names an ``if`` without ``else`` rebinds that the untaken branch passes through as
-        copies; refuse where a copy is not the same as the tensor it copies."""
+        copies; refuse where a copy is not the same as the tensor it copies (a Python number,
+        ``numbers``, is immutable: it is passed through as it is)."""
         body = node.body.body
         self._check_assignments(
-            body, "the if has no else and its body does more than assign names and branch on Python state"
+            body, "the if has no else and its body does more than assign names and branch on Python state", numbers
         )
         if m.findall(node.body, m.Yield() | m.Await() | m.NamedExpr() | m.Lambda()):
             raise Refused("the if has no else and its body yields, awaits or defines a function")
@@ -287,6 +374,9 @@ class DataDependentBranch(SiteCodemod):
         for name in _assigned_in_order(body):
             if len(m.findall(function, m.Name(name))) == len(m.findall(node.body, m.Name(name))):
                 continue  # a temporary of the branch
+            if name in numbers:
+                outputs.append(name)
+                continue
             binding = self._binding_before(function, name, start)
             if binding is None and not self._private_parameter(function, name, end):
                 raise Refused(
@@ -319,6 +409,7 @@ class DataDependentBranch(SiteCodemod):
         self,
         block: Sequence[cst.BaseStatement],
         refusal: str,
+        numbers: frozenset[str],
         fresh: frozenset[str] = frozenset(),
         nested: bool = False,
     ) -> frozenset[str]:
@@ -327,8 +418,9 @@ class DataDependentBranch(SiteCodemod):
         in a ``raise``: dynamo takes their path while it traces the branch. An augmented assignment
         (``idx += other``) updates its tensor in place, which only that branch can see when the
         branch itself bound the name before, to a new tensor (``idx = row * n``): it is a step of
-        building the branch's value. Returns the names bound to a new tensor on every path
-        through ``block`` (``fresh``: those bound so before it)."""
+        building the branch's value; on a Python number (``numbers``) it makes a new one. Returns
+        the names bound to a new tensor on every path through ``block`` (``fresh``: those bound so
+        before it)."""
         computed = _computed_names(self.functions[-1])
         for statement in block:
             if isinstance(statement, cst.If):
@@ -346,7 +438,7 @@ class DataDependentBranch(SiteCodemod):
                         "tests of Python state are taken while the branch is traced"
                     )
                 after = [
-                    self._check_assignments(arm, refusal, fresh, nested=True)
+                    self._check_assignments(arm, refusal, numbers, fresh, nested=True)
                     for arm in _arms(statement)
                     if not _raises(arm)
                 ]
@@ -361,7 +453,7 @@ class DataDependentBranch(SiteCodemod):
             elif m.matches(statement, _AUGMENTED):
                 update = cst.ensure_type(cst.ensure_type(statement, cst.SimpleStatementLine).body[0], cst.AugAssign)
                 name = cst.ensure_type(update.target, cst.Name).value
-                if name not in fresh:
+                if name not in fresh and name not in numbers:
                     raise Refused(
                         f"a branch updates {name} in place (`{code_of(update)}`) where it did not bind it to a "
                         "new tensor itself: the update would reach a tensor the other branch or the caller sees"
@@ -568,7 +660,9 @@ class DataDependentBranch(SiteCodemod):
         ]
         return max(assignments, key=lambda a: self._lines(a)[0]).value if assignments else None
 
-    def _chain(self, node: cst.If) -> tuple[list[tuple[cst.BaseExpression, list]], list, set[str]]:
+    def _chain(
+        self, node: cst.If, numbers: frozenset[str]
+    ) -> tuple[list[tuple[cst.BaseExpression, list]], list, set[str]]:
         """The tests and blocks of an ``if``/``elif`` chain, its ``else`` block, and the names a block
         reads before it binds them (they become operands); refuse what is not blocks of plain
         assignments that all bind the results."""
@@ -590,7 +684,9 @@ class DataDependentBranch(SiteCodemod):
         surely: list[frozenset[str]] = []
         for block in blocks:
             statements = list(block.body)
-            self._check_assignments(statements, "a branch does more than assign names and branch on Python state")
+            self._check_assignments(
+                statements, "a branch does more than assign names and branch on Python state", numbers
+            )
             if any(m.findall(s, m.Yield() | m.Await() | m.NamedExpr() | m.Lambda()) for s in statements):
                 raise Refused("a branch yields, awaits, or defines a function")
             reads |= _read_before_bound(statements)
@@ -1172,3 +1268,19 @@ def _branch_function(name: str, params: list[str], statements) -> cst.FunctionDe
         params=cst.Parameters([cst.Param(cst.Name(p)) for p in params]),
         body=cst.IndentedBlock(body=list(statements)),
     )
+
+
+def _binds_number(block: Sequence[cst.BaseStatement], name: str, numbers: frozenset[str]) -> bool:
+    """Whether ``name`` holds a Python number after ``block``: each assignment of it there gives
+    one (``numbers``, and the block's own temporaries that hold one, being known numbers), and it
+    holds one before the block where a path through it leaves the name alone."""
+    local = cst.FunctionDef(name=cst.Name("_block"), params=cst.Parameters(), body=cst.IndentedBlock(list(block)))
+    known = numbers | number_names(local, numbers)
+    values = [
+        a.value
+        for a in m.findall(local, m.Assign() | m.AugAssign())
+        if isinstance(a, (cst.Assign, cst.AugAssign)) and any(m.matches(t, m.Name(name)) for t in _targets(a))
+    ]
+    if not all(number_valued(v, known) for v in values):
+        return False
+    return name in _surely_bound(block) or name in numbers
