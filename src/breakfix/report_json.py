@@ -43,7 +43,6 @@ def _break(report: BreakReport, root: str) -> dict:
             "calls": report.verification.calls,
             "derived_inputs": report.verification.derived_inputs,
             "recompiles": list(report.verification.recompiles),
-            "recompiles_per_value": list(report.verification.recompiles_per_value),
         },
         "attempts": [
             {"code": a.code, "applicability": a.applicability.value, "verified": a.verified, "reason": a.reason}

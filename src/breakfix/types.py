@@ -105,26 +105,17 @@ class GraphBreak:
 @dataclass(frozen=True)
 class Verification:
     """What a fix was verified on: calls on the example inputs (state carried from call to call,
-    plus one call on fresh inputs), derived inputs of other sizes and of other values of the
-    Python numbers the target is passed that the original accepts, the recompiles seen after the
-    first call (each by the guard that failed; only ones the original makes too are accepted), and
-    the number arguments it recompiles on for every new value ("`n` (guard on `n == 4`)"):
-    compiled with fullgraph=True, a loop passing new values fails on the ninth."""
+    plus one call on fresh inputs), derived inputs of other sizes the original accepts, and the
+    recompiles seen after the first call (each by the guard that failed; only ones the original
+    makes too are accepted)."""
 
     calls: int
     derived_inputs: int
     recompiles: tuple[str, ...] = ()
-    recompiles_per_value: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, data: dict) -> Verification:
-        return cls(
-            **{
-                **data,
-                "recompiles": tuple(data["recompiles"]),
-                "recompiles_per_value": tuple(data.get("recompiles_per_value", ())),
-            }
-        )
+        return cls(**{**data, "recompiles": tuple(data["recompiles"])})
 
 
 @dataclass

@@ -7,9 +7,12 @@ from __future__ import annotations
 import itertools
 import types
 
+import libcst as cst
 import pytest
 from codemod_harness import PATH, line_of, run_codemod
 from libcst.codemod import TransformSkip, TransformSuccess
+
+from breakfix.codemods.control_flow._numbers import number_names, number_valued
 
 
 @pytest.mark.parametrize(
@@ -637,10 +640,6 @@ class _Item:
     ],
 )
 def test_a_number_is_what_surely_gives_one(value: str, number: bool) -> None:
-    import libcst as cst
-
-    from breakfix.codemods.control_flow._numbers import number_names, number_valued
-
     function = cst.ensure_type(
         cst.parse_statement("def f(x, loss):\n    lo = 0.2\n    var = loss.item()\n    y = x * 2\n    var += 1\n"),
         cst.FunctionDef,
@@ -655,3 +654,21 @@ def test_a_name_a_branch_binds_to_a_tensor_is_not_crossed_as_a_number() -> None:
     result = run_codemod("BF601", source, 2)
     assert isinstance(result, TransformSuccess), result
     assert "_number_as_tensor" not in result.code and ".item()" not in result.code
+
+
+@pytest.mark.parametrize(
+    ("after", "copied"),
+    [
+        ("    return h * 3\n", True),  # only arithmetic reads it: a copy is the same
+        ("    h.add_(1)\n    return h\n", False),  # updated in place: the copy would miss x
+        ("    return h.view(-1), x\n", False),  # a view of it: it shares memory with x
+    ],
+)
+def test_a_branch_handing_back_an_existing_tensor_returns_a_copy_only_where_one_is_the_same(
+    after: str, copied: bool
+) -> None:
+    source = f"def f(x):\n    if x.sum() > 0:\n        h = x * 2\n    else:\n        h = x.float()\n{after}"
+    result = run_codemod("BF601", source, 2)
+    assert isinstance(result, TransformSuccess), result
+    assert ("return h.clone()" in result.code) is copied, result.code
+    assert "def _if_true():\n        h = x * 2\n        return h\n" in result.code  # a new tensor: no copy

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import ast
 
+import libcst as cst
 import pytest
 from codemod_harness import run_codemod
 from libcst.codemod import TransformSkip, TransformSuccess
 
-from breakfix.codemods._messages import string_literal
+from breakfix.codemods._messages import numeric_conversions, string_literal
 
 
 @pytest.mark.parametrize(
@@ -55,3 +56,30 @@ def test_literal_round_trips(text: str) -> None:
 def test_counter_rebound_elsewhere_is_not_a_counter() -> None:
     source = "def f(x):\n    for i in range(3):\n        i = x\n        print(f'{i}')\n"
     assert isinstance(run_codemod("BF501", source, 4), TransformSkip)
+
+
+@pytest.mark.parametrize(
+    ("call", "numbers"),
+    [
+        ('logger.info("step %d loss %.4f (%s) %5.1f%%", step, loss, name, pct)', ".nn.n"),
+        ('logger.info(f"loss {loss:.3f} acc {acc} {loss!r:>9} {loss:e}")', ".n..n"),
+        ('logger.info("loss {1:.2f} at {0}".format(step, loss))', "..n"),
+        ('logger.info("loss %.4f" % loss)', ".n"),
+        ('logger.info("%(loss).4f", values)', ".."),  # a mapping key: no value per conversion
+        ("logger.info(message, loss)", ".."),  # not a literal template
+        ('logger.info("loss %.4f %d", loss)', ".."),  # fewer values than conversions
+    ],
+)
+def test_a_value_formatted_as_a_number_is_marked_so(call: str, numbers: str) -> None:
+    """The values the message formats as numbers are passed detached: a tensor's number is the
+    same as its detached copy's, where its %s or {} text (a grad_fn) is not."""
+    source = f"import logging\nlogger = logging.getLogger(__name__)\n\ndef f(step, loss, acc, name, pct, message, values):\n    {call}\n"
+    result = run_codemod("BF503", source, 5)
+    assert isinstance(result, TransformSuccess), result
+    rewritten = next(line for line in result.code.splitlines() if line.strip().startswith("_log_in_graph("))
+    assert ast.literal_eval(ast.parse(rewritten.strip()).body[0].value.args[2]) == numbers, rewritten
+
+
+def test_numeric_conversions_read_a_format_template() -> None:
+    template = cst.SimpleString('"{0:.2f} {0} {:d}"')
+    assert numeric_conversions("format", [template, cst.Name("a"), cst.Name("b")]) == "..."  # {0} both ways; mixed

@@ -31,10 +31,12 @@ def _log_op_fake(emitter, style, kinds, tensors, scalars, ints, strings):
 """,
     "torch.library._register_effectful_op(_log_op._qualname, torch._library.effects.EffectType.ORDERED)\n",
     """\
-def _log_in_graph(emitter, style, *values):
+def _log_in_graph(emitter, style, numbers, *values):
     # Under torch.compile the values go to the graph's operator; a value whose text would differ there
     # (a tensor that requires grad or is a subclass) or that it cannot take is logged directly instead,
-    # which breaks the graph as the original call did.
+    # which breaks the graph as the original call did. A tensor the message formats as a number
+    # (numbers[i] == "n": "%.4f", "{:.3f}") is the same number detached.
+    values = [v.detach() if n == "n" and isinstance(v, torch.Tensor) else v for n, v in zip(numbers, values)]
     kinds = [_graph_kind(v) for v in values]
     if not torch.compiler.is_compiling() or "" in kinds:
         return _emit(emitter, style, values)

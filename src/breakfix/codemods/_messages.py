@@ -4,6 +4,8 @@ template and its values, and whether each value's text is the same inside a comp
 from __future__ import annotations
 
 import ast
+import re
+import string
 
 import libcst as cst
 import libcst.matchers as m
@@ -131,3 +133,49 @@ def message_values(args: list[cst.Arg]) -> tuple[str, list[cst.BaseExpression]]:
             return "percent", [message.left, *(e.value for e in right.elements)]
         return "percent-one", [message.left, right]
     return "", [message, *rest]
+
+
+# A %-conversion: flags, width, precision, length modifier, and its type (``%%`` is none).
+_PERCENT = re.compile(r"%(\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?(.)")
+_NUMERIC_PERCENT = frozenset("dieEfFgG")
+_NUMERIC_SPEC = frozenset("deEfFgGn%")
+
+
+def numeric_conversions(style: str, values: list[cst.BaseExpression]) -> str:
+    """One character per value of ``message_values``: ``n`` where the message formats it as a
+    number (``%.4f``, ``%d``, ``{:.3f}``, ``{:e}``), ``.`` elsewhere (the template itself, ``%s``,
+    ``{}``, ``{!r}``, a template that is not a plain literal). A tensor's number is the same
+    detached, where its text (``grad_fn=``) is not."""
+    plain = "." * len(values)
+    template = values[0] if values else None
+    if not isinstance(template, cst.SimpleString) or not isinstance(template.evaluated_value, str):
+        return plain
+    text = template.evaluated_value
+    if style == "format":
+        automatic = 0
+        try:
+            fields = list(string.Formatter().parse(text))
+        except ValueError:
+            return plain
+        numbered: dict[int, bool] = {}
+        for _, name, spec, conversion in fields:
+            if name is None:
+                continue  # the literal text after the last field
+            spec = spec or ""
+            if name == "":
+                index, automatic = automatic, automatic + 1
+            elif name.isdigit():
+                index = int(name)
+            else:
+                return plain  # a keyword or an attribute of a value: not one value per field
+            numeric = conversion is None and bool(spec) and spec[-1] in _NUMERIC_SPEC and "{" not in spec
+            numbered[index] = numbered.get(index, True) and numeric
+        flags = ["n" if numbered.get(i, False) else "." for i in range(len(values) - 1)]
+        return "." + "".join(flags)
+    # A %-template: the message of a "percent" style, or a logger's message with lazy arguments.
+    conversions = [c for c in _PERCENT.finditer(text) if c.group(4) != "%"]
+    if any(c.group(1) or c.group(2) == "*" or c.group(3) == "*" for c in conversions):
+        return plain  # a mapping key or a * width takes arguments another way
+    if len(conversions) != len(values) - 1:
+        return plain
+    return "." + "".join("n" if c.group(4) in _NUMERIC_PERCENT else "." for c in conversions)

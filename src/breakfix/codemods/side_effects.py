@@ -20,6 +20,7 @@ from breakfix.codemods._messages import (
     fstring_template,
     loop_counters,
     message_values,
+    numeric_conversions,
     prints_the_same,
     refuse,
     string_literal,
@@ -327,12 +328,14 @@ class LoggingInCompiledRegion(BreakfixCodemod):
     Ignoring them (``ignore_logging_functions``) drops the record; reordering them logs the values
     as they are *after* the graph. A custom operator registered as an ordered effect is kept by
     every backend and runs on every call, in program order with the graph's other effects, with the
-    values of that point. The call becomes ``_log_in_graph("<emitter>", style, *values)``: while
+    values of that point. The call becomes ``_log_in_graph("<emitter>", style, numbers, *values)``: while
     torch.compile traces it, the values go to the operator ``_log_op``, which makes the original
     call (through a small module-level emitter, ``_logger_info`` for ``logger.info``) when the
     graph runs; outside compiled code it makes the call directly. An f-string, ``.format`` or
     ``%`` message is passed as its template and values and formatted when the call is made, as
-    before.
+    before. ``numbers`` marks the values the message formats as numbers (``%.4f``, ``%d``,
+    ``{:.3f}``, ``{:e}``): a tensor there is passed detached, the same number, so the loss of a
+    training step, which requires grad, is logged from the graph too.
 
     ## Example
     ```python
@@ -347,7 +350,7 @@ class LoggingInCompiledRegion(BreakfixCodemod):
     ```python
     def forward(self, x):
         loss = (self.proj(x) ** 2).mean()
-        _log_in_graph("_logger_info", "", "loss %.4f", loss)
+        _log_in_graph("_logger_info", "", ".n", "loss %.4f", loss)
         return loss
     ```
     with ``_log_in_graph``, ``_log_op`` and ``_logger_info`` defined once in the module.
@@ -359,15 +362,16 @@ class LoggingInCompiledRegion(BreakfixCodemod):
     record). The record's location fields (``pathname``, ``lineno``, ``funcName``) are the emitter's,
     as for BF502: a format showing them changes. Whether a value can go to the operator is decided
     while torch.compile traces, from the value itself: a tensor that requires grad (its text names
-    a ``grad_fn``, which the graph's copy has not), a parameter or tensor subclass (their text
-    differs), a list, a dict, a module or any other object is logged by the direct call instead,
+    a ``grad_fn``, which the graph's copy has not; formatted as a number it is passed detached,
+    ``float(t)`` being ``float(t.detach())``), a parameter or tensor subclass (their text
+    differs; as a number, the same), a list, a dict, a module or any other object is logged by the direct call instead,
     which breaks the graph as before; so a rewrite that only compiles for other inputs still logs
     the same text. Unsafe for ``warnings.warn``: its location becomes the emitter's line, and the
     once-per-location registry behind the default filter tells call sites apart by line, so two
     sites warning the same text warn once. Refused: a logger that is an attribute, a call result
     or a local name (the operator reads a module global), ``logger.exception`` (it reads the
     exception being handled), ``.log`` with a level that is not a literal or a module-level
-    constant, keyword arguments other than a warning's ``category`` and ``stacklevel`` (``extra``,
+    constant, keyword arguments other than a warning's ``category`` (``stacklevel``, ``extra``,
     ``exc_info``, ``stack_info``), ``*args``, a used return value, a ``{x=}`` or a nested format
     spec in an f-string, ``.format`` with keywords and a ``%(name)s`` template. The operator is
     built with ``torch.library.custom_op`` and the private ``torch.library._register_effectful_op``;
@@ -419,6 +423,7 @@ class LoggingInCompiledRegion(BreakfixCodemod):
         args = [
             cst.Arg(cst.SimpleString(string_literal(name))),
             cst.Arg(cst.SimpleString(string_literal(style))),
+            cst.Arg(cst.SimpleString(string_literal(numeric_conversions(style, values)))),
             *(cst.Arg(v) for v in values),
         ]
         return cst.Call(func=cst.Name("_log_in_graph"), args=args)

@@ -1,5 +1,4 @@
-"""Derived inputs: the example inputs with other sizes, and with other values of the Python
-numbers they pass, to verify a rewrite beyond the one example.
+"""Derived inputs: the example inputs with other sizes, to verify a rewrite beyond the one shape.
 
 Each tensor argument (also inside lists, tuples and dicts; modules are left alone) gets new sizes:
 dims that share a size across the arguments change together (a batch dim), to 1 and to an odd
@@ -7,34 +6,16 @@ size above the example's. The values are drawn with the example's dtype and rang
 generator seeded by the candidate's number, so the check worker re-derives the very tensors the
 reference worker ran, without pickling them. Which candidates the original accepts is found by
 running it eagerly (``modes.locate``); the reference keeps at most ``MAX_DERIVED`` of them.
-
-An int or float the target is passed (a step, a learning rate) gets ``NEW_VALUES`` new values in
-a row, as a loop passes them: dynamo recompiles on the first new value and then takes the
-number as a symbol, so a rewrite that recompiles on the second too guards on the value itself,
-and a loop hits the recompile limit on its ninth value.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-MAX_DERIVED = 4  # derived inputs of other sizes kept in the reference
-MAX_TRIED = 8  # candidates of other sizes run eagerly to find the ones the original accepts
-NEW_VALUES = 2  # new values in a row of each Python number argument
-MAX_NUMBER_ARGUMENTS = 2  # Python number arguments given new values (the recompile limit is 8)
+MAX_DERIVED = 4  # derived inputs kept in the reference
+MAX_TRIED = 8  # candidates run eagerly to find the ones the original accepts
 DERIVED_SEED = 2  # the seed the inputs of every candidate are made with
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A derived input: what it changes ("size 4 -> 1", "argument 3: 0.1 -> 0.125"), its arguments,
-    and the index of the Python number argument it gives a new value (None for a size change)."""
-
-    changes: str
-    args: tuple
-    argument: int | None = None
 
 
 def _tensors(value: Any) -> list:
@@ -95,33 +76,17 @@ def _resized(value: Any, old: int, new: int, generator: Any) -> Any:
     return value
 
 
-def number_changes(args: tuple) -> list[tuple[int, float, float]]:
-    """(argument index, old value, new value) per candidate: ``NEW_VALUES`` new values in a row of
-    each int or float argument (not a bool), for the first ``MAX_NUMBER_ARGUMENTS`` of them."""
-    changes: list[tuple[int, float, float]] = []
-    numbers = [i for i, a in enumerate(args) if isinstance(a, (int, float)) and not isinstance(a, bool)]
-    for index in numbers[:MAX_NUMBER_ARGUMENTS]:
-        old = args[index]
-        for step in range(1, NEW_VALUES + 1):
-            new = old + step if isinstance(old, int) else (old or 0.1) * (1 + step / 8)
-            changes.append((index, old, new))
-    return changes
-
-
-def derived_input(make_inputs: Callable[[], tuple], seed_all: Callable[[int], None], number: int) -> Candidate | None:
-    """Candidate ``number`` (sizes first, then Python number values); None past the last."""
+def derived_input(
+    make_inputs: Callable[[], tuple], seed_all: Callable[[int], None], number: int
+) -> tuple[str, tuple] | None:
+    """Candidate ``number``: what it changes ("size 4 -> 1") and its arguments; None past the last."""
     import torch
 
     seed_all(DERIVED_SEED)
     args = make_inputs()
-    sizes = size_changes(args)
-    if number < len(sizes):
-        old, new = sizes[number]
-        generator = torch.Generator().manual_seed(DERIVED_SEED * 1000 + number)
-        return Candidate(f"size {old} -> {new}", _resized(args, old, new, generator))
-    values = number_changes(args)
-    if number - len(sizes) >= len(values):
+    changes = size_changes(args)
+    if number >= len(changes):
         return None
-    index, old_value, new_value = values[number - len(sizes)]
-    changed = (*args[:index], new_value, *args[index + 1 :])
-    return Candidate(f"argument {index + 1}: {old_value!r} -> {new_value!r}", changed, index)
+    old, new = changes[number]
+    generator = torch.Generator().manual_seed(DERIVED_SEED * 1000 + number)
+    return f"size {old} -> {new}", _resized(args, old, new, generator)

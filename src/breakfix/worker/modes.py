@@ -32,7 +32,7 @@ from breakfix.worker import torch_compat
 from breakfix.worker.breaks import collect_breaks, revealed_break
 from breakfix.worker.compare import compare_call, first_mismatch, load_reference
 from breakfix.worker.coverage import COUNTER
-from breakfix.worker.derived import DERIVED_SEED, MAX_DERIVED, derived_input
+from breakfix.worker.derived import DERIVED_SEED, MAX_DERIVED, MAX_TRIED, derived_input
 from breakfix.worker.loader import example_inputs, resolve
 from breakfix.worker.protocol import (
     CheckRequest,
@@ -72,11 +72,7 @@ def locate(request: LocateRequest, root: Path) -> LocateResult:
         calls = run_calls(fn, make_inputs, request.calls, user_errors=True)
         derived = _accepted_derived_inputs(fn, make_inputs, calls[0]["warnings"]) if request.derived_inputs else []
         reference = {"calls": calls, "derived": derived}
-        resized = [
-            functools.partial(_derived_args, make_inputs, entry["number"])
-            for entry in derived
-            if entry["argument"] is None
-        ]
+        resized = [functools.partial(_derived_args, make_inputs, entry["number"]) for entry in derived]
         try:
             with open(request.reference, "wb") as f:
                 torch.save(reference, f)
@@ -101,16 +97,14 @@ def locate(request: LocateRequest, root: Path) -> LocateResult:
 
 def _derived_args(make_inputs: Callable[[], tuple], number: int) -> tuple:
     """The arguments of derived input ``number``, seeded as the reference ran them."""
-    candidate = derived_input(make_inputs, seed_all, number)
-    assert candidate is not None, number  # the reference derived it from the same inputs
+    _, args = derived_input(make_inputs, seed_all, number)
     seed_all(DERIVED_SEED)
-    return candidate.args
+    return args
 
 
 def _accepted_derived_inputs(fn: Callable, make_inputs: Callable[[], tuple], warnings: list) -> list[dict]:
     """The derived inputs the original runs on eagerly (one that raises, or warns other than the
-    example's first call, such as a broadcast of mismatched sizes, is outside its domain; a new
-    value of a number may change the text of its warnings, not their categories), with
+    example's first call, such as a broadcast of mismatched sizes, is outside its domain), with
     their calls: a rewrite must match on each of them. Which ones it accepts is found in a forked
     child: a candidate that raises may have changed global state first (a step counter), which the
     check, making only the accepted calls, would not repeat."""
@@ -124,25 +118,15 @@ def _accepted_derived_inputs(fn: Callable, make_inputs: Callable[[], tuple], war
         # inline; which candidates raise or warn does not depend on it.
         torch.set_num_threads(1)
         accepted = []
-        sizes = 0
         try:
-            number = -1
-            while (candidate := derived_input(make_inputs, seed_all, number := number + 1)) is not None:
-                if candidate.argument is None and sizes == MAX_DERIVED:
-                    continue
+            for number in range(MAX_TRIED):
+                candidate = derived_input(make_inputs, seed_all, number)
+                if candidate is None or len(accepted) == MAX_DERIVED:
+                    break
                 seed_all(DERIVED_SEED)
                 with contextlib.suppress(Exception):
-                    warned = record_call(fn, candidate.args, user_errors=False)["warnings"]
-                    # A warning's text may quote the number a candidate changes ("step 1201 is past
-                    # the end"): for those, the same warnings are the same categories.
-                    same = (
-                        warned == warnings
-                        if candidate.argument is None
-                        else [c for c, _ in warned] == [c for c, _ in warnings]
-                    )
-                    if same:
+                    if record_call(fn, candidate[1], user_errors=False)["warnings"] == warnings:
                         accepted.append(number)
-                        sizes += candidate.argument is None
         finally:
             os.write(write, json.dumps(accepted).encode())
             os._exit(0)
@@ -152,12 +136,10 @@ def _accepted_derived_inputs(fn: Callable, make_inputs: Callable[[], tuple], war
     os.waitpid(child, 0)
     calls = []
     for number in json.loads(reported or b"[]"):
-        candidate = derived_input(make_inputs, seed_all, number)
-        assert candidate is not None, number  # the child derived it from the same inputs
+        changes, args = derived_input(make_inputs, seed_all, number)
         seed_all(DERIVED_SEED)
         with contextlib.suppress(Exception):
-            call = record_call(fn, candidate.args, user_errors=False)
-            calls.append({"number": number, "changes": candidate.changes, "argument": candidate.argument, "call": call})
+            calls.append({"number": number, "changes": changes, "call": record_call(fn, args, user_errors=False)})
     return calls
 
 
@@ -234,7 +216,7 @@ def _run_reference_calls(
         return problem
     for index, entry in enumerate(reference["derived"], start=1):
         # No dynamo reset between shapes: a user's compiled function sees a new shape the same way.
-        watch.call = -index
+        watch.call = -1
         watch.where = f"derived input {index} ({entry['changes']})"
         args = _derived_args(make_inputs, entry["number"])
         problem = compare_call(entry["call"], record_call(fn, args, user_errors=False), rtol, atol)
@@ -271,7 +253,7 @@ def check(request: CheckRequest, root: Path) -> CheckResult:
 
     torch_compat.configure_dynamo()
     _force_backend(request.backend)
-    _computed_numbers.clear()
+    _computed_floats.clear()
     COUNTER.root = root
     module, fn, _ = resolve(request.target, root, request.overlay)
     make_inputs = example_inputs(request, module, root)
@@ -318,12 +300,7 @@ def check(request: CheckRequest, root: Path) -> CheckResult:
         )
 
     def verification() -> Verification:
-        return Verification(
-            request.calls,
-            len(reference["derived"]),
-            tuple(seen.repeated(request.calls)),
-            tuple(_recompiled_per_value(reference["derived"], seen, fn)),
-        )
+        return Verification(request.calls, len(reference["derived"]), tuple(seen.repeated(request.calls)))
 
     torch_compat.clear_counters()
     fullgraph_error: BaseException | None = None
@@ -348,20 +325,17 @@ def check(request: CheckRequest, root: Path) -> CheckResult:
         # to eager. Fewer recompiles are compared with the original's by the engine.
         if any(number == request.calls for number, _ in seen.guards):
             return CheckResult(ok=False, fullgraph=False, reason=_recompiles_reason(seen, request.calls, ""))
-        # A split's pieces compile with fullgraph=True: where they recompile on every new value of
-        # a number the target is passed, a loop passing new values (a step, a learning rate) makes
-        # them raise on the ninth, where the original, compiled with breaks allowed, falls back to
-        # eager. A whole-graph fix reports it (the user's fullgraph=True asks for it).
         result = verified(True, graph_count=COUNTER.graphs_first_call, complete=True)
-        if not orchestrator:
-            return result
-        per_value = _recompiled_per_value(reference["derived"], seen, fn) or _pieces_per_value()
+        # A split's pieces compile with fullgraph=True: where one recompiles on every new value of a
+        # float the eager code computes, a loop makes it raise on the ninth value, where the
+        # original, compiled with breaks allowed, falls back to eager.
+        per_value = _pieces_per_value() if orchestrator else []
         if per_value:
             return CheckResult(
                 ok=False,
                 fullgraph=False,
                 reason=f"the split's pieces recompile on every new value of {', '.join(per_value)}: a loop "
-                "passing a new value each call hits their recompile limit on its ninth, where the original, "
+                "computing a new value each call hits their recompile limit on its ninth, where the original, "
                 "compiled with graph breaks allowed, falls back to eager",
             )
         return result
@@ -391,23 +365,6 @@ def check(request: CheckRequest, root: Path) -> CheckResult:
     )
 
 
-def _recompiled_per_value(derived: list[dict], seen: _RecompileWatch, fn: Callable) -> list[str]:
-    """The Python number arguments of ``fn`` dynamo recompiled on for every new value: each value
-    of the argument's derived inputs after the first made it recompile (the first one may, before
-    it takes the number as a symbol), named with the guard that failed last."""
-    parameters = list(inspect.signature(fn).parameters)
-    guards = {-number: guard for number, guard in seen.guards if number < 0}  # derived input -> its last guard
-    series: dict[int, list[int]] = {}
-    for index, entry in enumerate(derived, start=1):
-        if entry["argument"] is not None:
-            series.setdefault(entry["argument"], []).append(index)
-    return [
-        f"`{parameters[argument] if argument < len(parameters) else argument + 1}` (guard on `{guards[indices[-1]]}`)"
-        for argument, indices in series.items()
-        if len(indices) > 1 and all(i in guards for i in indices[1:])
-    ]
-
-
 def _recompiles_reason(seen: _RecompileWatch, calls: int, limit_error: str) -> str:
     """Why a rewrite that recompiles is refused, naming the guard that failed last: "the rewrite
     recompiles on every call (guard on `self.calls == 7`)"."""
@@ -424,38 +381,36 @@ def _recompiles_reason(seen: _RecompileWatch, calls: int, limit_error: str) -> s
 
 
 _pieces_allow_breaks = False  # True while a rewrite is checked with graph breaks allowed
-# Per compiled piece: its strict form, its last call's arguments, and which of them are numbers
-# its eager caller computed (not passed on from the caller's own parameters).
-_computed_numbers: dict[str, tuple[Callable, Callable, tuple, dict, list[int]]] = {}
+# Per compiled piece: the function, its strict form, its last call's arguments, and which of them
+# are floats its eager caller computed (not passed on from the caller's own parameters).
+_computed_floats: dict[str, tuple[Callable, Callable, tuple, dict, list[int]]] = {}
 
 
 def _computed_by_caller(args: tuple, caller: types.FrameType) -> list[int]:
-    """The positions of the int and float arguments a piece's caller computed itself (a learning
-    rate from a schedule, a number read off the data): not one of the caller's parameters."""
+    """The positions of the float arguments a piece's caller computed itself (a learning rate from
+    a schedule, a loss read off the data): not one of the caller's parameters."""
     code = caller.f_code
     count = code.co_argcount + code.co_kwonlyargcount
     passed_on = [caller.f_locals.get(n) for n in code.co_varnames[:count]]
-    return [
-        i
-        for i, a in enumerate(args)
-        if isinstance(a, (int, float)) and not isinstance(a, bool) and not any(a is p for p in passed_on)
-    ]
+    return [i for i, a in enumerate(args) if isinstance(a, float) and not any(a is p for p in passed_on)]
 
 
 def _pieces_per_value() -> list[str]:
-    """The numbers a split's eager code computes and passes to a piece that the piece recompiles
+    """The floats a split's eager code computes and passes to a piece that the piece recompiles
     on for every new value.
 
     The reference's calls compute the same values each time, so a piece's guard on one never
-    fails there; in a loop such a value changes (a learning rate from a schedule, a number read
-    off the data), and a piece guarding on the value itself (``lr == 0.0003``: a float given to
-    an op as a scalar) raises on the ninth, where the original, tracing the computation, took the
+    fails there; in a loop such a value changes (a learning rate from a schedule, a loss read off
+    the data), and a piece guarding on the value itself (``lr == 0.0003``: a float given to an op
+    as a scalar) raises on the ninth, where the original, tracing the computation, took the
     number as a symbol. After the comparisons (these calls may update their arguments in place),
     each such argument of each piece's last call is given two new values in a row: the first may
     recompile, before dynamo takes the number as a symbol; the second recompiling too is a guard
-    on the value. A new value the piece raises on tells nothing and is let be."""
+    on the value. A new value the piece raises on tells nothing and is let be. An int is left
+    alone: one the eager code computes is as often a count that stays (``len(self.layers)``) as
+    one that changes."""
     specialized = []
-    for name, (model, strict, args, kw, computed) in sorted(_computed_numbers.items()):
+    for name, (model, strict, args, kw, computed) in sorted(_computed_floats.items()):
         parameters = list(inspect.signature(model).parameters)
         for index in computed:
             value = args[index]
@@ -464,9 +419,8 @@ def _pieces_per_value() -> list[str]:
                 before = 0
                 try:
                     for step in (1, 2):
-                        new = value + step if isinstance(value, int) else (value or 0.1) * (1 + step / 8)
                         before = len(guards)
-                        strict(*args[:index], new, *args[index + 1 :], **kw)
+                        strict(*args[:index], (value or 0.1) * (1 + step / 8), *args[index + 1 :], **kw)
                 except torch_compat.recompile_limit_errors():
                     guards.append("the recompile limit")
                 except Exception:
@@ -507,7 +461,7 @@ def _force_backend(backend: str) -> None:
 
         @functools.wraps(model)
         def piece(*args: Any, **kw: Any) -> Any:
-            _computed_numbers[model.__qualname__] = (
+            _computed_floats[model.__qualname__] = (
                 model,
                 strict,
                 args,

@@ -64,7 +64,10 @@ class DataDependentBranch(SiteCodemod):
     new tensor (``preds = preds > t``) or only computes on (arithmetic, its ``device``, a torch
     function, a project function that only computes on it; see Fix safety) or returns on to its
     own caller, which is asked the same, or it only computes on the call's result
-    (``return f(x) * 2``). A conditional
+    (``return f(x) * 2``). A branch of an ``if``/``else`` that binds a result to an existing
+    tensor (``h = x``, ``h = x.float()``, which is ``x`` for a float32 ``x``) returns a copy of it
+    under the same rule: everything after reads the result only by arithmetic, non-in-place
+    methods, or returns it to such callers. A conditional
     expression whose branch reads an existing tensor (``a[t] if t >= 0 else self.final``) returns
     a copy of it (``self.final.clone()``) under the same rule: its result is bound to a name only
     read by arithmetic, non-in-place methods, or returned to such callers. A ``not`` test
@@ -262,13 +265,15 @@ class DataDependentBranch(SiteCodemod):
         ordered = sorted(reads, key=lambda n: outputs.index(n) if n in outputs else len(outputs))
         operands = [tensors.get(n, n) for n in ordered]
 
-        def returned(name: str, passed_through: bool) -> str:
+        def returned(name: str, body: list[cst.BaseStatement], passed_through: bool) -> str:
             if name in number_outputs:
                 return f"{NUMBER_AS_TENSOR}({name})"
-            return f"{name}.clone()" if passed_through else name
+            if passed_through or self._may_alias_where_a_copy_is_the_same(name, body):
+                return f"{name}.clone()"
+            return name
 
         def branch(name: str, body: list[cst.BaseStatement], passed_through: bool) -> cst.FunctionDef:
-            values = ", ".join(returned(n, passed_through) for n in outputs)
+            values = ", ".join(returned(n, body, passed_through) for n in outputs)
             # A number passed in is read back at the top of the branch, where it is used.
             used = _flow(body, frozenset())[0] | (set(outputs) if passed_through else set())
             prologue = [cst.parse_statement(f"{n} = {tensors[n]}.item()\n") for n in crossing if n in used]
@@ -357,6 +362,19 @@ class DataDependentBranch(SiteCodemod):
 
     def helpers(self) -> list[str]:
         return [NUMBER_HELPER] if self.numbers_cross else []
+
+    def _may_alias_where_a_copy_is_the_same(self, name: str, body: Sequence[cst.BaseStatement]) -> bool:
+        """Whether a branch may bind ``name`` to an existing tensor (``h = x``, ``h = x.float()``,
+        a view), which torch.cond refuses to return (an output may not alias an input), where a
+        copy of it is the same: everything after reads the result only by arithmetic
+        (``_only_read_by_arithmetic``)."""
+        values = [
+            a.value
+            for a in m.findall(cst.IndentedBlock(body=list(body)), m.Assign())
+            if isinstance(a, cst.Assign) and any(m.matches(t.target, m.Name(name)) for t in a.targets)
+        ]
+        aliasing = [v for v in values if not _fresh(v, self.torch_modules) and not m.matches(v, m.Name("None"))]
+        return bool(aliasing) and self._only_read_by_arithmetic(name)
 
     def _passthrough_outputs(self, node: cst.If, numbers: frozenset[str]) -> list[str]:
         """The names an ``if`` without ``else`` rebinds that the untaken branch passes through as
@@ -604,7 +622,8 @@ class DataDependentBranch(SiteCodemod):
 
     def _only_read_by_arithmetic(self, name: str) -> bool:
         """Whether every read of ``name`` in the function is an operand of an arithmetic or
-        comparison operator, calls a method of it that is not an in-place one (``x.sqrt()``), or
+        comparison operator, calls a method of it that is neither in-place nor may return it or a
+        view of it (``x.sqrt()``, not ``x.view(-1)``), or
         returns it to callers that keep it private (``_callers_keep_private``)."""
         function = self.functions[-1]
         parents = {
@@ -617,7 +636,9 @@ class DataDependentBranch(SiteCodemod):
         methods = {
             id(c.func.value)
             for c in m.findall(function, m.Call(func=m.Attribute(value=m.Name(name))))
-            if isinstance(c.func, cst.Attribute) and not c.func.attr.value.endswith("_")
+            if isinstance(c.func, cst.Attribute)
+            and not c.func.attr.value.endswith("_")
+            and c.func.attr.value not in MAY_ALIAS
         }
         returned: set[int] = set()
         returns = []  # the returns that hand ``name`` back as it is
