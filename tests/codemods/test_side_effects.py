@@ -83,3 +83,42 @@ def test_a_value_formatted_as_a_number_is_marked_so(call: str, numbers: str) -> 
 def test_numeric_conversions_read_a_format_template() -> None:
     template = cst.SimpleString('"{0:.2f} {0} {:d}"')
     assert numeric_conversions("format", [template, cst.Name("a"), cst.Name("b")]) == "..."  # {0} both ways; mixed
+
+
+def test_a_rewritten_warning_warns_from_its_own_line_once_per_site_as_warnings_warn_does() -> None:
+    """warnings.warn(message, category) is warn_explicit with the caller's file, line, module and
+    registry: the rewrite passes the line of its call, so the default filter still warns once per
+    site, and two sites with the same text warn once each."""
+    import warnings
+
+    source = (
+        "import warnings\n\n\ndef f(x):\n    if x > 1:\n        warnings.warn(f'x={x} is big', RuntimeWarning)\n"
+        "    warnings.warn(f'x={x} is big', RuntimeWarning)\n    return x\n"
+    )
+    code = source
+    for _ in range(2):  # one site per rewrite, as two breaks are fixed
+        line = next(i for i, text in enumerate(code.splitlines(), start=1) if "warnings.warn(" in text)
+        result = run_codemod("BF503", code, line)
+        assert isinstance(result, TransformSuccess), result
+        code = result.code
+    sites = [i for i, text in enumerate(code.splitlines(), start=1) if '_log_in_graph("_warnings_warn_' in text]
+    assert [f':{line}"' in code.splitlines()[line - 1] for line in sites] == [True, True], code
+    runs = []
+    for text, name in ((source, "warn_sites_original"), (code, "warn_sites_rewritten")):
+        namespace: dict = {"__name__": name}
+        exec(compile(text, f"/project/{name}.py", "exec"), namespace)  # noqa: S102 (the test's source and its rewrite)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            for _ in range(3):
+                namespace["f"](2)
+        runs.append([(w.category, str(w.message), w.filename, w.lineno) for w in caught])
+    original, rewritten = runs
+    assert (
+        [(c, t) for c, t, _, _ in rewritten]
+        == [(c, t) for c, t, _, _ in original]
+        == [
+            (RuntimeWarning, "x=2 is big"),
+            (RuntimeWarning, "x=2 is big"),
+        ]
+    )
+    assert [(f, n) for _, _, f, n in rewritten] == [("/project/warn_sites_rewritten.py", line) for line in sites]

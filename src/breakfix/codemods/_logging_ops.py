@@ -71,7 +71,9 @@ def _emit(emitter, style, values):
         values = [values[0] % tuple(values[1:])]
     elif style == "percent-one":
         values = [values[0] % values[1]]
-    globals()[emitter](*values)
+    # A warning's emitter is given the line of its call too, which warnings.warn reads off its caller.
+    name, _, line = emitter.partition(":")
+    globals()[name](*values, *([int(line)] if line else []))
 """,
 )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import libcst as cst
 import libcst.matchers as m
 from libcst.codemod.visitors import AddImportsVisitor
-from libcst.metadata import ParentNodeProvider, PositionProvider, QualifiedNameProvider
+from libcst.metadata import MetadataWrapper, ParentNodeProvider, PositionProvider, QualifiedNameProvider
 
 from breakfix.codemods._base import (
     BreakfixCodemod,
@@ -308,6 +308,29 @@ _LOGGER_METHODS = frozenset({"debug", "info", "warning", "warn", "error", "criti
 _LOGGING_FUNCTIONS = frozenset({f"logging.{name}" for name in _LOGGER_METHODS})
 
 
+# A rewritten warnings.warn names its emitter and its line ("_warnings_warn_UserWarning:12"): the
+# line is written once the module is whole (helpers and imports inserted above it).
+_WARNING_LINE = "LINE"
+
+
+def _with_warning_lines(module: cst.Module) -> cst.Module:
+    """``module`` with the line placeholder of each warning's emitter replaced by its line."""
+    wrapper = MetadataWrapper(module)
+    lines = wrapper.resolve(PositionProvider)
+    placeholder = m.SimpleString(
+        value=m.MatchIfTrue(lambda v: v.startswith('"_warnings_warn_') and v.endswith(f':{_WARNING_LINE}"'))
+    )
+
+    class Lines(cst.CSTTransformer):
+        def leave_SimpleString(self, original: cst.SimpleString, updated: cst.SimpleString) -> cst.SimpleString:
+            if not m.matches(original, placeholder):
+                return updated
+            line = str(lines[original].start.line)
+            return updated.with_changes(value=updated.value.replace(f":{_WARNING_LINE}", f":{line}"))
+
+    return wrapper.module.visit(Lines())
+
+
 class LoggingInCompiledRegion(BreakfixCodemod):
     """Log through an ordered custom operator, so every log call is part of the compiled graph.
 
@@ -366,9 +389,13 @@ class LoggingInCompiledRegion(BreakfixCodemod):
     ``float(t)`` being ``float(t.detach())``), a parameter or tensor subclass (their text
     differs; as a number, the same), a list, a dict, a module or any other object is logged by the direct call instead,
     which breaks the graph as before; so a rewrite that only compiles for other inputs still logs
-    the same text. Unsafe for ``warnings.warn``: its location becomes the emitter's line, and the
-    once-per-location registry behind the default filter tells call sites apart by line, so two
-    sites warning the same text warn once. Refused: a logger that is an attribute, a call result
+    the same text. Safe for ``warnings.warn(message, category)`` too: it is
+    ``warnings.warn_explicit`` with the site it reads off its caller's frame (the file, the line,
+    the module and its ``__warningregistry__``), and the emitter makes that call with the line of
+    the rewritten call, which the rewrite writes into the call (``"_warnings_warn_UserWarning:42"``):
+    the filters, the once-per-location registry and the location shown are those of the call
+    site. A ``stacklevel`` names another frame's line, which is not known where the call is
+    written: refused. Refused: a logger that is an attribute, a call result
     or a local name (the operator reads a module global), ``logger.exception`` (it reads the
     exception being handled), ``.log`` with a level that is not a literal or a module-level
     constant, keyword arguments other than a warning's ``category`` (``stacklevel``, ``extra``,
@@ -415,13 +442,9 @@ class LoggingInCompiledRegion(BreakfixCodemod):
             self.refused = str(why)
             return updated
         self.emitters[name] = call
-        if name.startswith("_warnings_"):
-            self.applicability = Applicability.UNSAFE
-            self.changes = (
-                "the warning's location becomes the emitter's line: two sites warning the same text warn once"
-            )
+        site = f"{name}:{_WARNING_LINE}" if name.startswith("_warnings_") else name
         args = [
-            cst.Arg(cst.SimpleString(string_literal(name))),
+            cst.Arg(cst.SimpleString(string_literal(site))),
             cst.Arg(cst.SimpleString(string_literal(style))),
             cst.Arg(cst.SimpleString(string_literal(numeric_conversions(style, values)))),
             *(cst.Arg(v) for v in values),
@@ -498,8 +521,19 @@ class LoggingInCompiledRegion(BreakfixCodemod):
             raise Refused("warnings.warn is given a stacklevel: the warning would be attributed to another frame")
         if call.args[0].keyword is not None:
             raise Refused("the warning's message is a keyword argument")
-        # Only the message goes through the operator; the category is the emitter's.
-        return f"_warnings_warn_{suffix}", f"warnings.warn(*args, {category_text})", slice(0, 1)
+        # Only the message goes through the operator, with the line of the call (_WARNING_LINE); the
+        # category is the emitter's. warnings.warn(message, category) at a line is warn_explicit
+        # with the site warn reads off its caller's frame: file, line, module, its registry.
+        name = f"_warnings_warn_{suffix}"
+        call_text = (
+            f"warnings.warn_explicit(args[0], {category_text}, {name}.__code__.co_filename, args[-1], __name__, "
+            'globals().setdefault("__warningregistry__", {}), globals())'
+        )
+        return name, call_text, slice(0, 1)
+
+    def transform_module(self, tree: cst.Module) -> cst.Module:
+        # A warning's line is known once the module is whole (helpers and imports inserted above it).
+        return _with_warning_lines(super().transform_module(tree))
 
     def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
         if not self.emitters:
