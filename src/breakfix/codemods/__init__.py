@@ -10,7 +10,7 @@ from breakfix.codemods.control_flow.tail import DataDependentTail
 from breakfix.codemods.control_flow.validation import ValidationRaise
 from breakfix.codemods.copies import AttributeReassignedFromItself, DeepcopyOfTensor
 from breakfix.codemods.escape_hatches import UntraceablePureHelper
-from breakfix.codemods.host_syncs import IndexByScalarTensor, SizeAssertOnTensor, TensorBoundsOfArange
+from breakfix.codemods.host_syncs import IndexByScalarTensor, SizeAssertOnTensor, SortedTensors, TensorBoundsOfArange
 from breakfix.codemods.io_split import BreakInLibraryCall, IoInCompiledRegion, OpaqueLoopIteration
 from breakfix.codemods.iterators import IteratorInput
 from breakfix.codemods.opaque_ops import NumpyScalarMath, OpaqueComputation
@@ -33,6 +33,7 @@ REGISTRY: tuple[type[BreakfixCodemod], ...] = (
     TensorBoundsOfArange,
     SizeAssertOnTensor,
     IndexByScalarTensor,
+    SortedTensors,
     NoneGeneratorOfRandomFactory,
     UntraceablePureHelper,
     OpaqueComputation,

@@ -394,3 +394,122 @@ _TENSOR_KINDS = frozenset({ValueKind.TENSOR, ValueKind.TENSOR_GRAD, ValueKind.TE
 
 def _atomic(node: cst.BaseExpression) -> bool:
     return isinstance(node, (cst.Name, cst.Attribute, cst.Subscript)) and not node.lpar
+
+
+SORTED_HELPER = "_sorted_tensors"
+# The helper's exact text: a module that already has it is reused.
+SORTED_HELPER_SOURCE = f"""\
+def {SORTED_HELPER}(values, descending=False):
+    # sorted() of one-element tensors as torch's stable sort, which keeps equal values in the order
+    # sorted() keeps them and stays in the graph: the same values, with their gradients.
+    values = list(values)
+    if not values:
+        return []
+    return list(torch.stack(values).sort(dim=0, descending=descending, stable=True).values.unbind(0))
+"""
+
+# Keys that sort one-element tensors by their own value: sorted() compares them so already.
+_VALUE_KEYS = (
+    m.Name("float")
+    | m.Attribute(value=m.Attribute(value=m.Name("torch"), attr=m.Name("Tensor")), attr=m.Name("item"))
+    | m.Lambda(
+        params=m.Parameters(params=[m.Param(name=m.SaveMatchedNode(m.Name(), "parameter"))]),
+        body=m.SaveMatchedNode(m.DoNotCare(), "body"),
+    )
+)
+
+
+class SortedTensors(SiteCodemod):
+    """Sort a list of one-element tensors with torch's stable sort instead of ``sorted()``.
+
+    ## What it fixes
+    ``sorted(losses)``, ``sorted(losses, reverse=True)``, ``sorted(scores, key=lambda s:
+    s.item())`` (or ``key=float``, ``key=lambda s: float(s)``, ``key=torch.Tensor.item``) over
+    a list, tuple or generator of one-element tensors (per-micro-batch losses, per-scale losses,
+    scores), in the compiled function, a helper, a method or a child module, in any expression
+    (``sorted(losses, reverse=True)[:k]``). The break is GB0207 ("sort with non-constant keys").
+
+    ## Why it breaks
+    ``sorted()`` compares the tensors with ``<`` and asks Python for each answer (or calls the
+    key, which reads each value with ``.item()``): a host sync per comparison, which dynamo
+    cannot put in a graph. ``torch.sort`` orders the stacked values inside the graph;
+    ``unbind`` gives the list back.
+
+    ## Example
+    ```python
+    hardest = sorted(losses, reverse=True)[:k]
+    ```
+    becomes
+    ```python
+    hardest = _sorted_tensors(losses, descending=True)[:k]
+    ```
+    with ``_sorted_tensors`` defined once in the module (``torch.stack``, a stable ``sort``,
+    ``unbind``).
+
+    ## Fix safety
+    Safe: the result is a list of the same values in the same order (equal values keep the
+    order ``sorted()`` keeps them in, ascending or with ``reverse``: the sort is stable), of the
+    same shape and dtype, with the same gradients to the tensors they came from. Each element is
+    a new tensor: an in-place update of one no longer reaches the tensor it was sorted from, and
+    ``is`` tells them apart; verification compares what a call returns and leaves in its
+    arguments. A list holding NaN is ordered differently: ``sorted()``'s comparisons with NaN all
+    answer False, so its order is whatever its algorithm leaves, where ``torch.sort`` puts NaN
+    last (first with ``descending``). Tensors of different shapes, dtypes or devices do not
+    stack: such a rewrite fails verification and is not written. Refused: a key that sorts by
+    something else than the value (``key=lambda s: -s.item()``, ``key=len``), other keywords,
+    ``*args``.
+    """
+
+    CODE = "BF704"
+    FIX_TITLE = "Sort one-element tensors with a stable torch.sort"
+    GB_IDS = frozenset({"GB0207"})
+    APPLICABILITY = Applicability.SAFE
+    SITE = "sorted(...) call"
+    HELPER_SOURCE = SORTED_HELPER_SOURCE
+
+    METADATA_DEPENDENCIES = (PositionProvider,)
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        if not m.matches(updated.func, m.Name("sorted")) or not self.spans_break(original):
+            return updated
+        positional = [a for a in updated.args if a.keyword is None]
+        keywords = {a.keyword.value: a.value for a in updated.args if a.keyword is not None}
+        if any(a.star for a in updated.args) or len(positional) != 1 or set(keywords) - {"key", "reverse"}:
+            self.refused = "sorted() is given *args or arguments other than the values, key and reverse"
+            return updated
+        key = keywords.get("key")
+        if key is not None and not _sorts_by_value(key):
+            self.refused = f"the key `{code_of(key)}` sorts by something else than each tensor's value"
+            return updated
+        args = [positional[0]]
+        reverse = keywords.get("reverse")
+        if reverse is not None and not m.matches(reverse, m.Name("False")):
+            descending = (
+                reverse if m.matches(reverse, m.Name("True")) else cst.parse_expression(f"bool({code_of(reverse)})")
+            )
+            equal = cst.AssignEqual(
+                whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")
+            )
+            args.append(cst.Arg(descending, keyword=cst.Name("descending"), equal=equal))
+        self.rewritten += 1
+        return cst.Call(
+            func=cst.Name(SORTED_HELPER), args=[a.with_changes(comma=cst.MaybeSentinel.DEFAULT) for a in args]
+        )
+
+
+def _sorts_by_value(key: cst.BaseExpression) -> bool:
+    """Whether ``key`` orders one-element tensors by their own value: ``float``,
+    ``torch.Tensor.item``, or a lambda returning its parameter, its ``.item()`` or ``float()`` of it."""
+    found = m.extract(key, _VALUE_KEYS)
+    if found is None:
+        return False
+    if "parameter" not in found:
+        return True
+    name = cst.ensure_type(found["parameter"], cst.Name).value
+    body = found["body"]
+    return isinstance(body, cst.CSTNode) and m.matches(
+        body,
+        m.Name(name)
+        | m.Call(func=m.Attribute(value=m.Name(name), attr=m.Name("item")), args=[])
+        | m.Call(func=m.Name("float"), args=[m.Arg(value=m.Name(name))]),
+    )
