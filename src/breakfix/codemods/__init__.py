@@ -13,7 +13,7 @@ from breakfix.codemods.escape_hatches import UntraceablePureHelper
 from breakfix.codemods.host_syncs import IndexByScalarTensor, SizeAssertOnTensor, SortedTensors, TensorBoundsOfArange
 from breakfix.codemods.io_split import BreakInLibraryCall, IoInCompiledRegion, OpaqueLoopIteration
 from breakfix.codemods.iterators import IteratorInput
-from breakfix.codemods.opaque_ops import NumpyScalarMath, OpaqueComputation
+from breakfix.codemods.opaque_ops import NumpyScalarMath, OpaqueComputation, UntracedNumpyFunction
 from breakfix.codemods.random_streams import NoneGeneratorOfRandomFactory
 from breakfix.codemods.side_effects import LoggingInCompiledRegion, PrintInCompiledRegion, WarningOnceInCompiledRegion
 
@@ -30,6 +30,7 @@ REGISTRY: tuple[type[BreakfixCodemod], ...] = (
     DataDependentTail,
     ValidationRaise,
     NumpyScalarMath,
+    UntracedNumpyFunction,
     TensorBoundsOfArange,
     SizeAssertOnTensor,
     IndexByScalarTensor,

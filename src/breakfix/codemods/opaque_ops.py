@@ -12,7 +12,7 @@ from libcst.helpers import get_full_name_for_node
 from libcst.metadata import PositionProvider, QualifiedNameProvider
 from libcst.metadata.base_provider import LazyValue
 
-from breakfix.codemods._base import BreakfixCodemod, FixRequest, code_of, function_at, readable_module
+from breakfix.codemods._base import BreakfixCodemod, FixRequest, SiteCodemod, code_of, function_at, readable_module
 from breakfix.codemods._purity import impurity
 from breakfix.types import Applicability, Frame, OpaqueOpFact
 
@@ -449,3 +449,88 @@ def _assignments(function: cst.FunctionDef, name: str) -> list[cst.Assign | cst.
             for target in ([t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target])
         )
     ]
+
+
+DIGITIZE_HELPER = "_np_digitize"
+# The helper's exact text: a module that already has it is reused.
+DIGITIZE_SOURCE = f"""\
+def {DIGITIZE_HELPER}(x, bins, right=False):
+    # numpy's own np.digitize, which dynamo cannot trace, less its check that the bins are monotonic
+    # (a host sync): np.searchsorted, which it traces, on the bins as they rise or as they fall.
+    x, bins = numpy.asarray(x), numpy.asarray(bins)
+    side = "left" if right else "right"
+    rising = numpy.searchsorted(bins, x, side=side)
+    falling = len(bins) - numpy.searchsorted(bins[::-1], x, side=side)
+    return numpy.where(bins[0] <= bins[-1] if len(bins) else True, rising, falling)[()]
+"""
+
+
+class UntracedNumpyFunction(SiteCodemod):
+    """Compute ``np.digitize`` with ``np.searchsorted``, which torch.compile traces.
+
+    ## What it fixes
+    ``np.digitize(x, bins)`` and ``np.digitize(x, bins, right=True)`` (``numpy.digitize``,
+    any alias numpy is imported as) in compiled code: bucketing values by edges (calibration
+    bins, relative-position buckets, histogram equalization), on arrays, scalars or
+    ``t.numpy()`` of a tensor, in the compiled function, a helper, a method or a child module.
+    The break is GB0294 ("attempted to trace numpy function unsupported by PyTorch").
+
+    ## Why it breaks
+    Dynamo traces numpy code by running it on torch (``torch._numpy``), which has no
+    ``digitize``. numpy's ``digitize`` is itself two ``np.searchsorted`` calls, on the bins as
+    they rise or reversed as they fall, after a check that they are monotonic; ``searchsorted``
+    is traced. The rewrite calls a module-level helper doing just that, so the values stay in
+    the graph (and differentiable code around them stays differentiable, where BF202's opaque
+    op would cut the gradient).
+
+    ## Example
+    ```python
+    bin_ids = np.digitize(confidences.detach().numpy(), edges[1:-1])
+    ```
+    becomes
+    ```python
+    bin_ids = _np_digitize(confidences.detach().numpy(), edges[1:-1])
+    ```
+    with ``_np_digitize`` defined once in the module.
+
+    ## Fix safety
+    Safe: the same indices of the same integer type, for rising and falling bins, ``right`` or
+    not, arrays and scalars (a scalar gives a numpy integer, as before), since it is numpy's own
+    algorithm; outside compiled code it runs on numpy itself. The one difference is bins that
+    neither rise nor fall: ``np.digitize`` raises ``ValueError``, the rewrite returns the indices
+    of ``searchsorted`` on them (by the direction of their ends). Refused: other arguments than
+    ``x``, ``bins`` and ``right``, ``*args``.
+    """
+
+    CODE = "BF204"
+    FIX_TITLE = "Compute np.digitize with np.searchsorted, which torch.compile traces"
+    GB_IDS = frozenset({"GB0294"})
+    APPLICABILITY = Applicability.SAFE
+    SITE = "np.digitize(...) call"
+    IMPORTS = ("numpy",)
+    HELPER_SOURCE = DIGITIZE_SOURCE
+
+    METADATA_DEPENDENCIES = (PositionProvider, QualifiedNameProvider)
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        if not self.spans_break(original):
+            return updated
+        names = {q.name for q in self.get_metadata(QualifiedNameProvider, original.func, set())}
+        if "numpy.digitize" not in names:
+            return updated
+        positional = [a for a in updated.args if a.keyword is None]
+        keywords = {a.keyword.value for a in updated.args if a.keyword is not None}
+        if (
+            any(a.star for a in updated.args)
+            or not 2 <= len(positional) + len(keywords) <= 3
+            or keywords
+            - {
+                "x",
+                "bins",
+                "right",
+            }
+        ):
+            self.refused = "np.digitize is given *args or arguments other than x, bins and right"
+            return updated
+        self.rewritten += 1
+        return updated.with_changes(func=cst.Name(DIGITIZE_HELPER))
