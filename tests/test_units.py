@@ -175,7 +175,7 @@ def test_an_unsafe_fix_for_the_pattern_comes_before_the_safe_last_resort() -> No
     # Without --unsafe-fixes the engine only reports it and tries the last resort next.
     codes = [c.CODE for c in classifier.candidates(_break(None, "Data-dependent guard"))]
     # BF303 last: the break is one frame below the compiled one (g called by f), where it may split.
-    assert codes == ["BF601", "BF603", "BF703", "BF602", "BF604", "BF302", "BF301", "BF303"]
+    assert codes == ["BF601", "BF603", "BF703", "BF202", "BF602", "BF604", "BF302", "BF301", "BF303"]
 
 
 def test_unknown_break_gets_only_the_last_resorts() -> None:

@@ -14,7 +14,7 @@ from libcst.metadata.base_provider import LazyValue
 
 from breakfix.codemods._base import BreakfixCodemod, FixRequest, SiteCodemod, code_of, function_at, readable_module
 from breakfix.codemods._purity import impurity
-from breakfix.types import Applicability, Frame, OpaqueOpFact
+from breakfix.types import DATA_DEPENDENT_GUARD, Applicability, Frame, OpaqueOpFact
 
 CUSTOM_OP = "torch.library.custom_op"
 _ATOMIC = (cst.Name, cst.Attribute, cst.Call, cst.Subscript)
@@ -26,7 +26,8 @@ class OpaqueComputation(BreakfixCodemod):
     ## What it fixes
     A graph break inside a helper function of your project that computes tensors through code
     dynamo cannot trace: PIL, numpy functions torch does not implement, byte-level tricks, C
-    extensions. The helper must be pure, defined at module level, and take only tensors, ints,
+    extensions, Python math on numbers read off tensors (``counts.tolist()`` and a loop that
+    branches on each, a data-dependent guard). The helper must be pure, defined at module level, and take only tensors, ints,
     floats, bools, strings and sequences of ints. The break may be deeper, in a function the
     helper calls (in its file or another): when that function cannot be an op itself (a method,
     one that returns an ndarray or a list), the innermost function of the break's stack that can
@@ -87,6 +88,9 @@ class OpaqueComputation(BreakfixCodemod):
             "GB0025",  # skipped function, untraceable builtin, graph_break()
         }
     )
+    # A helper doing Python math on numbers read off tensors (``counts.tolist()``, then a loop
+    # that branches on each): a guard on data, with no GB id.
+    GB_TYPES = frozenset({DATA_DEPENDENT_GUARD})
     APPLICABILITY = Applicability.SAFE
 
     @classmethod
