@@ -422,12 +422,13 @@ def _pieces_per_value() -> list[str]:
                         before = len(guards)
                         strict(*args[:index], (value or 0.1) * (1 + step / 8), *args[index + 1 :], **kw)
                 except torch_compat.recompile_limit_errors():
-                    guards.append("the recompile limit")
+                    guards.append("")  # the limit was hit before the second value
                 except Exception:
                     continue
             if len(guards) > before:
                 parameter = parameters[index] if index < len(parameters) else f"argument {index + 1}"
-                specialized.append(f"`{parameter}` of {name} (guard on `{guards[-1]}`)")
+                guard = f"guard on `{guards[-1]}`" if guards[-1] else "its recompile limit hit"
+                specialized.append(f"`{parameter}` of {name} ({guard})")
     return specialized
 
 

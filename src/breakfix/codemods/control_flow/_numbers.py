@@ -15,7 +15,7 @@ from typing import cast
 import libcst as cst
 import libcst.matchers as m
 
-from breakfix.codemods._base import names_in, parameter_names
+from breakfix.codemods._base import fresh_name, names_in, parameter_names
 
 NUMBER_AS_TENSOR = "_number_as_tensor"
 
@@ -155,6 +155,14 @@ def read_off_data(function: cst.FunctionDef, numbers: frozenset[str]) -> frozens
         if grown == found:
             return found
         found = grown
+
+
+def tensor_names(numbers: list[str], taken: set[str]) -> dict[str, str]:
+    """A fresh name for the tensor each of ``numbers`` crosses as (``var`` -> ``var_tensor``)."""
+    tensors: dict[str, str] = {}
+    for name in numbers:
+        tensors[name] = fresh_name(f"{name}_tensor", taken | set(tensors.values()))
+    return tensors
 
 
 def as_tensor(value: cst.BaseExpression) -> cst.Call:

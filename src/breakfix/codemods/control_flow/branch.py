@@ -30,6 +30,7 @@ from breakfix.codemods.control_flow._numbers import (
     number_valued,
     read_off_data,
     reading_items,
+    tensor_names,
 )
 from breakfix.types import DATA_DEPENDENT_GUARD, Applicability
 
@@ -254,10 +255,8 @@ class DataDependentBranch(SiteCodemod):
         mentioned |= {n for (t, _), nested in zip(arms, inside) if nested for n in names_in(t)}
         crossing = sorted((reads & (numbers | number_outputs)) | (read_off_data(function, numbers) & mentioned))
         taken = names_in(function)
-        tensors: dict[str, str] = {}
-        for name in crossing:
-            tensors[name] = fresh_name(f"{name}_tensor", taken | set(tensors.values()))
-        names = [fresh_name("_if_true", taken)]
+        tensors = tensor_names(crossing, taken)
+        names = [fresh_name("_if_true", taken | set(tensors.values()))]
         for _ in arms[1:]:
             names.append(fresh_name("_elif_true", taken | set(names)))
         false_fn = fresh_name("_if_false", taken | set(names))
@@ -347,10 +346,7 @@ class DataDependentBranch(SiteCodemod):
         # A number read off the data is an unbacked symbol a branch cannot close over: it is passed in.
         mentioned = {n for b in branches for n in names_in(b)}
         crossing = sorted(read_off_data(function, numbers) & mentioned)
-        taken = names_in(function)
-        tensors: dict[str, str] = {}
-        for name in crossing:
-            tensors[name] = fresh_name(f"{name}_tensor", taken | set(tensors.values()))
+        tensors = tensor_names(crossing, names_in(function))
         params = cst.Parameters([cst.Param(cst.Name(tensors[n])) for n in crossing])
         lambdas = [cst.Lambda(params=params, body=reading_items(b, tensors)) for b in branches]
         self.rewritten += 1
