@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import breakfix, make_project
+from conftest import breakfix, make_project, snapshot
 
 pytestmark = pytest.mark.torch
 
@@ -95,11 +95,18 @@ def test_a_split_whose_piece_raises_a_data_dependent_guard_is_split_again(tmp_pa
     # The corpus' CTC case: BF301 keeps the CTC loss eager; its second piece then slices rows by
     # lengths read off a tensor and raises GuardOnDataDependentSymNode (not a graph break, so the
     # check cannot continue with breaks allowed). A split may repair a split: BF301 splits the piece.
+    # The split as a whole is then refused: its last piece makes `torch.tensor(cer)` of the error
+    # rate the eager code computes and guards on its value, so an evaluation loop would raise on its
+    # ninth batch. Nothing is written.
     project = _corpus_project(tmp_path, "22_char_error_rate_levenshtein")
+    before = snapshot(project)
     result = breakfix(project, "main.py:evaluate_ctc", "--inputs", "main.py:example_inputs", "--apply", "--json")
-    assert result.code == 0, result.stderr
-    revealed = [b for b in result.json()["breaks"] if b["why"].startswith("revealed by BF301's rewrite")]
-    assert revealed and revealed[0]["fix"]["code"] == "BF301" and revealed[0]["status"] == "fixed"
+    assert result.code == 1 and snapshot(project) == before, result.stderr
+    breaks = result.json()["breaks"]
+    repaired = [b for b in breaks if b["function"] == "<listcomp>"]
+    assert repaired and repaired[0]["fix"]["code"] == "BF301" and repaired[0]["status"] == "proposed", breaks
+    refused = [a["reason"] for b in breaks for a in b["attempts"] if a["code"] == "BF301" and not a["verified"]]
+    assert any("recompile on every new value of `cer`" in r for r in refused), refused
 
 
 # A diffusion scheduler's step, called with a timestep taken from the schedule as pipelines do: the
