@@ -93,16 +93,18 @@ def test_a_rewritten_warning_warns_from_its_own_line_once_per_site_as_warnings_w
 
     source = (
         "import warnings\n\n\ndef f(x):\n    if x > 1:\n        warnings.warn(f'x={x} is big', RuntimeWarning)\n"
-        "    warnings.warn(f'x={x} is big', RuntimeWarning)\n    return x\n"
+        "    warnings.warn(f'x={x} is big', RuntimeWarning)\n    warnings.warn('done')\n    return x\n"
     )
     code = source
-    for _ in range(2):  # one site per rewrite, as two breaks are fixed
+    # One site per rewrite, as breaks are fixed: the third inserts UserWarning's emitter above the
+    # sites rewritten before, whose lines it sets again.
+    for _ in range(3):
         line = next(i for i, text in enumerate(code.splitlines(), start=1) if "warnings.warn(" in text)
         result = run_codemod("BF503", code, line)
         assert isinstance(result, TransformSuccess), result
         code = result.code
     sites = [i for i, text in enumerate(code.splitlines(), start=1) if '_log_in_graph("_warnings_warn_' in text]
-    assert [f':{line}"' in code.splitlines()[line - 1] for line in sites] == [True, True], code
+    assert [f':{line}"' in code.splitlines()[line - 1] for line in sites] == [True, True, True], code
     runs = []
     for text, name in ((source, "warn_sites_original"), (code, "warn_sites_rewritten")):
         namespace: dict = {"__name__": name}
@@ -119,6 +121,7 @@ def test_a_rewritten_warning_warns_from_its_own_line_once_per_site_as_warnings_w
         == [
             (RuntimeWarning, "x=2 is big"),
             (RuntimeWarning, "x=2 is big"),
+            (UserWarning, "done"),
         ]
     )
     assert [(f, n) for _, _, f, n in rewritten] == [("/project/warn_sites_rewritten.py", line) for line in sites]

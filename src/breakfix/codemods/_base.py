@@ -20,6 +20,7 @@ from libcst.codemod.visitors import AddImportsVisitor
 from libcst.helpers import get_full_name_for_node
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
+from breakfix.codemods._logging_ops import with_warning_lines
 from breakfix.piece_options import PieceOptions
 from breakfix.types import Applicability, BreakFacts, GraphBreak
 
@@ -82,6 +83,10 @@ class BreakfixCodemod(VisitorBasedCodemodCommand):
         return self.FIX_TITLE
 
     # --- helpers shared by the codemods ---------------------------------------------------------
+
+    def transform_module(self, tree: cst.Module) -> cst.Module:
+        # A rewritten warnings.warn (BF503) passes the line of its call: any rewrite may move it.
+        return with_warning_lines(super().transform_module(tree))
 
     def spans_break(self, node: cst.CSTNode) -> bool:
         """Whether ``node`` spans the line of the break (the codemod declares PositionProvider)."""

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
+import libcst as cst
+import libcst.matchers as m
+from libcst.metadata import MetadataWrapper, PositionProvider
+
 # The helpers a rewritten module gets once, in this order, after its imports. Their exact text: a
 # module that already has them is reused, a different function of the same name is never overwritten.
 LOG_SOURCES = (
@@ -81,3 +87,29 @@ EMITTER_SOURCE = """\
 def {name}(*args):
     {call}
 """
+
+
+# A rewritten warnings.warn names its emitter and the line of its call ("_warnings_warn_UserWarning:86",
+# which warnings.warn reads off its caller's frame); WARNING_LINE stands for the line until it is known.
+WARNING_LINE = "LINE"
+_WARNING_SITE = re.compile(rf'^"(_warnings_warn_\w+):(?:{WARNING_LINE}|\d+)"$')
+
+
+def with_warning_lines(module: cst.Module) -> cst.Module:
+    """``module`` with the line each rewritten warning names set to the line its call is on: written
+    once the module is whole (helpers and imports inserted above it), and kept right when a later
+    rewrite of the file moves the call."""
+    site = m.SimpleString(value=m.MatchRegex(_WARNING_SITE))
+    if not m.findall(module, site):
+        return module
+    wrapper = MetadataWrapper(module)
+    lines = wrapper.resolve(PositionProvider)
+
+    class Lines(cst.CSTTransformer):
+        def leave_SimpleString(self, original: cst.SimpleString, updated: cst.SimpleString) -> cst.SimpleString:
+            found = _WARNING_SITE.match(original.value)
+            if found is None:
+                return updated
+            return updated.with_changes(value=f'"{found[1]}:{lines[original].start.line}"')
+
+    return wrapper.module.visit(Lines())

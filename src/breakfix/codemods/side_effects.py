@@ -5,7 +5,7 @@ from __future__ import annotations
 import libcst as cst
 import libcst.matchers as m
 from libcst.codemod.visitors import AddImportsVisitor
-from libcst.metadata import MetadataWrapper, ParentNodeProvider, PositionProvider, QualifiedNameProvider
+from libcst.metadata import ParentNodeProvider, PositionProvider, QualifiedNameProvider
 
 from breakfix.codemods._base import (
     BreakfixCodemod,
@@ -15,7 +15,7 @@ from breakfix.codemods._base import (
     index_after_imports,
     insert_top_level,
 )
-from breakfix.codemods._logging_ops import EMITTER_SOURCE, LOG_SOURCES
+from breakfix.codemods._logging_ops import EMITTER_SOURCE, LOG_SOURCES, WARNING_LINE
 from breakfix.codemods._messages import (
     fstring_template,
     loop_counters,
@@ -308,29 +308,6 @@ _LOGGER_METHODS = frozenset({"debug", "info", "warning", "warn", "error", "criti
 _LOGGING_FUNCTIONS = frozenset({f"logging.{name}" for name in _LOGGER_METHODS})
 
 
-# A rewritten warnings.warn names its emitter and its line ("_warnings_warn_UserWarning:12"): the
-# line is written once the module is whole (helpers and imports inserted above it).
-_WARNING_LINE = "LINE"
-
-
-def _with_warning_lines(module: cst.Module) -> cst.Module:
-    """``module`` with the line placeholder of each warning's emitter replaced by its line."""
-    wrapper = MetadataWrapper(module)
-    lines = wrapper.resolve(PositionProvider)
-    placeholder = m.SimpleString(
-        value=m.MatchIfTrue(lambda v: v.startswith('"_warnings_warn_') and v.endswith(f':{_WARNING_LINE}"'))
-    )
-
-    class Lines(cst.CSTTransformer):
-        def leave_SimpleString(self, original: cst.SimpleString, updated: cst.SimpleString) -> cst.SimpleString:
-            if not m.matches(original, placeholder):
-                return updated
-            line = str(lines[original].start.line)
-            return updated.with_changes(value=updated.value.replace(f":{_WARNING_LINE}", f":{line}"))
-
-    return wrapper.module.visit(Lines())
-
-
 class LoggingInCompiledRegion(BreakfixCodemod):
     """Log through an ordered custom operator, so every log call is part of the compiled graph.
 
@@ -442,7 +419,8 @@ class LoggingInCompiledRegion(BreakfixCodemod):
             self.refused = str(why)
             return updated
         self.emitters[name] = call
-        site = f"{name}:{_WARNING_LINE}" if name.startswith("_warnings_") else name
+        # A warning's line is written once the module is whole (BreakfixCodemod.transform_module).
+        site = f"{name}:{WARNING_LINE}" if name.startswith("_warnings_") else name
         args = [
             cst.Arg(cst.SimpleString(string_literal(site))),
             cst.Arg(cst.SimpleString(string_literal(style))),
@@ -521,7 +499,7 @@ class LoggingInCompiledRegion(BreakfixCodemod):
             raise Refused("warnings.warn is given a stacklevel: the warning would be attributed to another frame")
         if call.args[0].keyword is not None:
             raise Refused("the warning's message is a keyword argument")
-        # Only the message goes through the operator, with the line of the call (_WARNING_LINE); the
+        # Only the message goes through the operator, with the line of the call (WARNING_LINE); the
         # category is the emitter's. warnings.warn(message, category) at a line is warn_explicit
         # with the site warn reads off its caller's frame: file, line, module, its registry.
         name = f"_warnings_warn_{suffix}"
@@ -530,10 +508,6 @@ class LoggingInCompiledRegion(BreakfixCodemod):
             'globals().setdefault("__warningregistry__", {}), globals())'
         )
         return name, call_text, slice(0, 1)
-
-    def transform_module(self, tree: cst.Module) -> cst.Module:
-        # A warning's line is known once the module is whole (helpers and imports inserted above it).
-        return _with_warning_lines(super().transform_module(tree))
 
     def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
         if not self.emitters:
