@@ -369,7 +369,8 @@ class LoggingInCompiledRegion(BreakfixCodemod):
     the same text. Safe for ``warnings.warn(message, category)`` too: it is
     ``warnings.warn_explicit`` with the site it reads off its caller's frame (the file, the line,
     the module and its ``__warningregistry__``), and the emitter makes that call with the line of
-    the rewritten call, which the rewrite writes into the call (``"_warnings_warn_UserWarning:42"``):
+    the rewritten call, which the rewrite writes into the call (``"_warnings_warn_UserWarning:42"``,
+    set again by every later rewrite of the file, which may move the call):
     the filters, the once-per-location registry and the location shown are those of the call
     site. A ``stacklevel`` names another frame's line, which is not known where the call is
     written: refused. Refused: a logger that is an attribute, a call result
