@@ -64,12 +64,13 @@ def number_valued(value: cst.BaseExpression, numbers: frozenset[str]) -> bool:
     if isinstance(value, cst.Call):
         if m.matches(value, m.Call(func=m.Attribute(attr=m.Name("item")), args=[])):
             return True
-        if m.matches(value.func, m.Name()) and cst.ensure_type(value.func, cst.Name).value in _NUMBER_BUILTINS:
+        builtin = value.func.value if isinstance(value.func, cst.Name) else None
+        if builtin in _NUMBER_BUILTINS:
             return not any(a.star or a.keyword for a in value.args)
         arguments_are_numbers = all(not a.star and number_valued(a.value, numbers) for a in value.args)
         if m.matches(value.func, m.Attribute(value=m.Name("math"))):
             return arguments_are_numbers
-        if m.matches(value.func, m.Name()) and cst.ensure_type(value.func, cst.Name).value in _NUMBER_OF_NUMBERS:
+        if builtin in _NUMBER_OF_NUMBERS:
             return bool(value.args) and arguments_are_numbers
     return False
 
