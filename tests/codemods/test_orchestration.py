@@ -12,6 +12,7 @@ import textwrap
 import libcst as cst
 import libcst.matchers as m
 import pytest
+import torch
 
 from breakfix.codemods._flow import Flow
 from breakfix.codemods._orchestration import NotSplittable, function_site
@@ -251,13 +252,12 @@ def test_a_global_rebound_in_the_head_is_passed_in_and_returned() -> None:
         ),
         (
             """
-        def f(x, flag):
-            if flag:
-                return x
+        def f(x):
+            y = x * 2
+            return y
             torch.save(x, "a.pt")
-            return x + 1
      """,
-            "may return before",
+            "returns before the statement to keep eager, which never runs",
         ),
         (
             """
@@ -395,6 +395,46 @@ def test_refuses(source: str, why: str) -> None:
 
 
 # --- the rewrite -------------------------------------------------------------------------------
+
+
+def test_a_return_before_the_statement_is_returned_by_the_first_piece() -> None:
+    # Every way out before the eager statement, run for real: the rewrite returns the same values,
+    # and the eager statement runs exactly on the calls that reached it.
+    source = textwrap.dedent(
+        """
+        import torch
+
+        seen = []
+
+
+        def f(x, mode):
+            h = x * 2
+            if mode == "raw":
+                return h
+            for step in range(2):
+                if mode == f"stop{step}":
+                    return h + step, step
+            if mode == "none":
+                return
+            seen.append(h.sum().item())
+            return torch.tanh(h) - 1
+        """
+    ).lstrip("\n")
+    module = cst.parse_module(source)
+    rewritten = split_around(module, _line_of(module, "seen.append")).code
+    assert "if _returned:\n        return _returned_value" in rewritten
+    assert "return True, (h + step, step), None" in rewritten  # None stands for h, the output
+    original: dict = {}
+    exec(compile(source, "before.py", "exec"), original)  # noqa: S102 (the test's own source)
+    split: dict = {}
+    exec(  # noqa: S102 (runs the rewrite, which the test wrote)
+        compile(rewritten.replace("fullgraph=True", 'fullgraph=True, backend="aot_eager"'), "after.py", "exec"), split
+    )
+    x = torch.randn(3)
+    for mode in ("raw", "stop0", "stop1", "none", "go"):
+        want, got = original["f"](x, mode), split["f"](x, mode)
+        torch.testing.assert_close(got, want)
+        assert split["seen"] == original["seen"], mode
 
 
 def test_a_compound_statement_with_the_break_stays_eager_as_a_whole() -> None:

@@ -94,6 +94,9 @@ class Cut:
     head_outputs: list[str]
     tail_inputs: list[str]
     tail_returns: bool  # the tail has a `return`: the orchestrator returns what piece 2 returns
+    # The head has a `return` inside a compound statement (`if not flag: return x`): piece 1 also
+    # returns whether it returned, and what, and the orchestrator returns that value when it did.
+    head_returns: bool
     prologue: list[cst.BaseStatement]  # the docstring and `global` declarations: stay in the orchestrator
 
 
@@ -257,8 +260,10 @@ class Flow:
             raise NotSplittable(f"the break is inside a definition nested in {name}")
         head = list(range(start, index))
         tail = list(range(index + 1, len(self.statements)))
-        if any(has_return(self.statements[i]) for i in head):
-            raise NotSplittable(f"{name} may return before the statement to keep eager")
+        if any(
+            isinstance(self.statements[i], cst.SimpleStatementLine) and has_return(self.statements[i]) for i in head
+        ):
+            raise NotSplittable(f"{name} returns before the statement to keep eager, which never runs")
         # A return nested in a compound statement returns from the orchestrator, as it did from
         # the function; only an unconditional one makes the tail unreachable.
         if tail and isinstance(eager, cst.SimpleStatementLine) and has_return(eager):
@@ -290,6 +295,7 @@ class Flow:
             head_outputs=self._sorted(outputs),
             tail_inputs=self._sorted(tail_inputs),
             tail_returns=any(has_return(self.statements[i]) for i in tail),
+            head_returns=any(has_return(self.statements[i]) for i in head),
             prologue=self.statements[:start],
         )
 

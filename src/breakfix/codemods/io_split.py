@@ -10,8 +10,16 @@ import libcst.matchers as m
 from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
-from breakfix.codemods._base import UNREADABLE, BreakfixCodemod, FixRequest, parameter_names, read_module
-from breakfix.codemods._flow import Cut, Flow, is_trivial
+from breakfix.codemods._base import (
+    UNREADABLE,
+    BreakfixCodemod,
+    FixRequest,
+    fresh_name,
+    names_in,
+    parameter_names,
+    read_module,
+)
+from breakfix.codemods._flow import Cut, Flow, has_return, is_trivial
 from breakfix.codemods._orchestration import (
     FunctionSite,
     NotSplittable,
@@ -93,13 +101,17 @@ class IoInCompiledRegion(BreakfixCodemod):
     place in the class; their pieces are module-level functions taking ``self``. A function that
     declares ``global`` names keeps the declarations: the pieces take a global's value as a
     parameter, the first piece returns it when it rebinds it, and the orchestrator's assignment
-    rebinds the module's name, as the function did.
+    rebinds the module's name, as the function did. A ``return`` before the statement, inside an
+    ``if``, a loop or another block (``if not normalization: return x``), stays in the first
+    piece, which then returns whether it returned and what (``return True, (x), None``, and
+    ``False, None`` with its outputs when it did not): the orchestrator returns that value when
+    it did, so the statement and what follows run exactly when they did.
 
     ## Fix safety
     Safe: the statement runs once per call, eagerly, in the same order, on the same values; only
     the code around it is compiled. A block kept eager as a whole is not compiled at all (a loop
     with a ``print`` in it runs eagerly), which is correct but gains nothing for that block. Not
-    applied after an early ``return``, in a nested function, in a function that calls
+    applied after an unconditional ``return`` (the statement never runs), in a nested function, in a function that calls
     ``super()`` or is a generator, when a global is rebound after the statement kept eager or read
     by a nested function, when nothing computational is left to compile, or when names are rebound
     in ways the name analysis cannot follow. One exception to "nothing left": a statement that
@@ -290,7 +302,7 @@ class BreakInLibraryCall(BreakfixCodemod):
     function, or, when no specific fix verifies and BF301's split of the compiled function would
     compile too little (``--min-coverage``), any statement that breaks in a project function the
     target calls (a model's ``forward`` writing a checkpoint); refused on the same grounds as BF301 (nothing left to
-    compile around the call, an early ``return``, ``super()``, a generator, names the analysis
+    compile around the call, an unconditional ``return`` before it, ``super()``, a generator, names the analysis
     cannot follow). The split function is not the target: any other caller that compiles it with
     ``fullgraph=True`` now calls an eager function and must compile its pieces instead.
     """
@@ -394,7 +406,19 @@ def split_around(
         pieces[BODY] = compiled_piece(BODY, loop_body.inputs, loop_body.statements, loop_body.outputs, options)
         call = piece_call(BODY, loop_body.inputs, loop_body.outputs, like=loop_body.statements[0])
         cut = dataclasses.replace(cut, eager=loop.with_changes(body=loop.body.with_changes(body=[call])))
-    if cut.head:
+    head_outputs = cut.head_outputs
+    early_return: list[cst.BaseStatement] = []
+    if cut.head_returns:
+        # Piece 1 says whether it returned and what: (True, value, None...) or (False, None, outputs...).
+        taken = names_in(site.function)
+        returned = fresh_name("_returned", taken)
+        value = fresh_name("_returned_value", taken | {returned})
+        head_outputs = [returned, value, *cut.head_outputs]
+        early_return = [cst.parse_statement(f"if {returned}:\n    return {value}\n")]
+        flagged = _FlaggedReturns(len(cut.head_outputs))
+        head_body = [s.visit(flagged) for s in cut.head]
+        pieces[HEAD] = compiled_piece(HEAD, cut.head_inputs, head_body, ["False", "None", *cut.head_outputs], options)
+    elif cut.head:
         pieces[HEAD] = compiled_piece(HEAD, cut.head_inputs, cut.head, cut.head_outputs, options)
     if cut.tail:
         pieces[TAIL] = compiled_piece(TAIL, cut.tail_inputs, cut.tail, options=options)
@@ -405,7 +429,7 @@ def split_around(
     head = (
         cut.head
         if all(is_trivial(s) for s in cut.head)
-        else [piece_call(HEAD, cut.head_inputs, cut.head_outputs, like=cut.head[0])]
+        else [piece_call(HEAD, cut.head_inputs, head_outputs, like=cut.head[0]), *early_return]
     )
     tail = (
         cut.tail
@@ -473,10 +497,14 @@ def _inlinable(piece: FunctionSite, flow: Flow, index: int, cut: Cut, caller: Pi
     orchestrator: the piece is called with its own parameter names, and the names its split binds
     in the orchestrator are not read there afterwards (they then are the original function's
     variables, and inlining equals splitting the original function at both places)."""
+    if cut.head_returns:
+        return False  # its returns would leave the orchestrator with piece 1's flagged values
+    statement = caller.orchestrator.function.body.body[caller.index]
+    if has_return(cut.eager) and not m.matches(statement, m.SimpleStatementLine(body=[m.Return()])):
+        return False  # a return in the eager statement returns what the piece returned, not its caller
     args = [arg.value for arg in caller.call.args]
     if not all(isinstance(a, cst.Name) for a in args) or [a.value for a in args] != parameter_names(piece.function):
         return False
-    statement = caller.orchestrator.function.body.body[caller.index]
     targets = {n.value for t in m.findall(statement, m.AssignTarget()) for n in m.findall(t, m.Name())}
     if not cut.tail and targets:
         return False
@@ -487,6 +515,25 @@ def _inlinable(piece: FunctionSite, flow: Flow, index: int, cut: Cut, caller: Pi
     piece_locals = set(flow.params) | set(flow.binders)
     free_in_eager = {n.value for n in m.findall(cut.eager, m.Name())} - piece_locals
     return not (introduced & read_later) and not (free_in_eager & _bound_names(orchestrator))
+
+
+class _FlaggedReturns(cst.CSTTransformer):
+    """A head piece's ``return x`` as ``return True, (x), None...``: the orchestrator learns that the
+    function returned, and what, where piece 1 otherwise returns ``False, None`` and its outputs.
+    The returns of nested functions are theirs."""
+
+    def __init__(self, outputs: int) -> None:
+        self.placeholders = ", None" * outputs
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False
+
+    def leave_Return(self, original: cst.Return, updated: cst.Return) -> cst.Return:
+        value = cst.Module([]).code_for_node(updated.value) if updated.value is not None else "None"
+        return updated.with_changes(
+            value=cst.parse_expression(f"True, ({value}){self.placeholders}"),
+            whitespace_after_return=cst.SimpleWhitespace(" "),
+        )
 
 
 def _bound_names(function: cst.FunctionDef) -> set[str]:
