@@ -672,3 +672,111 @@ def test_a_branch_handing_back_an_existing_tensor_returns_a_copy_only_where_one_
     assert isinstance(result, TransformSuccess), result
     assert ("return h.clone()" in result.code) is copied, result.code
     assert "def _if_true():\n        h = x * 2\n        return h\n" in result.code  # a new tensor: no copy
+
+
+_LOGGED_BRANCH = """\
+import logging
+import warnings
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+
+def f(x, w, mode):
+    loss = ((x @ w) ** 2).mean()
+    if {test}:
+        logger.warning("odd loss %.3f for a batch of %d", loss, x.shape[0])
+        loss = torch.zeros_like(loss)
+        warnings.warn(f"skipped a batch of {{x.shape[0]}}", RuntimeWarning)
+    else:
+        logger.info("kept %s", mode)
+    return loss * 2
+"""
+
+
+@pytest.mark.parametrize("test", ["not torch.isfinite(loss)", "(x > 3).any()"])
+def test_log_calls_of_a_branch_are_made_on_its_condition(test: str, tmp_path, monkeypatch) -> None:
+    """Real torch: the rewrite, eager and compiled with fullgraph=True (aot_eager, which keeps the
+    graph's effects), logs and warns the same records as the original, each on the calls that
+    took its block, and computes the same value."""
+    import importlib.util
+    import logging
+    import sys
+    import warnings
+
+    import torch
+
+    source = _LOGGED_BRANCH.format(test=test)
+    result = run_codemod("BF601", source, line_of(source, "    if "))
+    assert isinstance(result, TransformSuccess), getattr(result, "skip_description", result)
+    assert "logger.warning(" not in result.code.split("def f(")[1]
+    modules = {}
+    for name, code in (("original", source), ("rewritten", result.code)):
+        # A module of its own per case: the log operator is registered under the module's name.
+        path = tmp_path / f"logged_branch_{'isfinite' in test}_{name}.py"
+        path.write_text(code)
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, path.stem, module)
+        spec.loader.exec_module(module)
+        modules[name] = module
+
+    def run(module, fn, x):
+        records = []
+        handler = logging.Handler()
+        handler.emit = lambda r: records.append((r.levelname, r.getMessage()))
+        logger = module.logger
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                value = fn(x, torch.ones(3, 2), "mean")
+        finally:
+            logger.removeHandler(handler)
+        return value, records, [(w.category, str(w.message)) for w in caught]
+
+    compiled = torch.compile(modules["rewritten"].f, fullgraph=True, backend="aot_eager")
+    for odd in (False, True):
+        x = torch.rand(4, 3)
+        if odd:
+            x[0, 0] = float("inf") if "isfinite" in test else 5.0
+        want = run(modules["original"], modules["original"].f, x)
+        assert want[1], "the original logs on every call"
+        for fn in (modules["rewritten"].f, compiled):
+            got = run(modules["rewritten"], fn, x)
+            torch.testing.assert_close(got[0], want[0])
+            assert got[1:] == want[1:], (odd, fn)
+
+
+@pytest.mark.parametrize(
+    ("branch", "why"),
+    [
+        (
+            "    if x.sum() > 0:\n        y = x * 2\n        logger.info('y %s', y)\n    else:\n        y = x\n",
+            "reads y, which the branch binds before it",
+        ),
+        (
+            "    if x.sum() > 0:\n        logger.info('norm %s', x.norm())\n        y = x * 2\n    else:\n        y = x\n",
+            "computes a value",
+        ),
+        (
+            "    if x.sum() > 0:\n        logger.info('up')\n        y = x * 2\n    elif x.sum() < -1:\n        y = -x\n"
+            "    else:\n        y = x\n",
+            "elif chain",
+        ),
+        (
+            "    if flag and x.sum() > 0:\n        logger.info('up')\n        y = x * 2\n    else:\n        y = x + 1\n",
+            "joined by and/or",
+        ),
+        (
+            "    if x.sum() > 0:\n        logger.info('up')\n    else:\n        y = x + 1\n",
+            "only logs and its else block computes",
+        ),
+    ],
+)
+def test_log_calls_of_a_branch_refusals(branch: str, why: str) -> None:
+    source = f"import logging\n\nlogger = logging.getLogger(__name__)\n\n\ndef f(x, flag):\n{branch}    return y\n"
+    result = run_codemod("BF601", source, line_of(source, "    if "))
+    assert isinstance(result, TransformSkip) and why in result.skip_description, result

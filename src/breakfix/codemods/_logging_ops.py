@@ -20,7 +20,10 @@ def _log_op(emitter: str, style: str, kinds: str, tensors: list[torch.Tensor], s
     given = {"t": iter(tensors), "n": iter(scalars), "s": iter(strings.split("\\0")), "i": iter(ints)}
     values = []
     for kind in kinds:
-        if kind in "zul":  # a torch.Size, tuple or list of ints: its length, then its items
+        if kind == "w":  # the condition of the branch the call was in, a tensor: made only when true
+            if not next(given["t"]):
+                return
+        elif kind in "zul":  # a torch.Size, tuple or list of ints: its length, then its items
             items = [next(given["i"]) for _ in range(next(given["i"]))]
             values.append(torch.Size(items) if kind == "z" else tuple(items) if kind == "u" else items)
         elif kind in "dv":  # a dtype or device, by its text
@@ -41,16 +44,23 @@ def _log_in_graph(emitter, style, numbers, *values):
     # Under torch.compile the values go to the graph's operator; a value whose text would differ there
     # (a tensor that requires grad or is a subclass) or that it cannot take is logged directly instead,
     # which breaks the graph as the original call did. A tensor the message formats as a number
-    # (numbers[i] == "n": "%.4f", "{:.3f}") is the same number detached.
+    # (numbers[i] == "n": "%.4f", "{:.3f}") is the same number detached. A first value marked "w" is
+    # the condition of the branch on a tensor the call was in: the call is made only when it is true.
     values = [v.detach() if n == "n" and isinstance(v, torch.Tensor) else v for n, v in zip(numbers, values)]
     kinds = [_graph_kind(v) for v in values]
+    if numbers.startswith("w"):
+        kinds[0] = "w" if kinds[0] == "t" else ""
     if not torch.compiler.is_compiling() or "" in kinds:
+        if numbers.startswith("w"):
+            if not values[0]:
+                return None
+            values = values[1:]
         return _emit(emitter, style, values)
     ints = []
     for kind, value in zip(kinds, values):
         if kind in "zul":
             ints += [len(value), *value]
-    _log_op(emitter, style, "".join(kinds), [v for k, v in zip(kinds, values) if k == "t"],
+    _log_op(emitter, style, "".join(kinds), [v for k, v in zip(kinds, values) if k in "tw"],
             [v for k, v in zip(kinds, values) if k == "n"], ints,
             "\\0".join(str(v) for k, v in zip(kinds, values) if k in "sdv"))
 """,

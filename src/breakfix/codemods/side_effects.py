@@ -12,15 +12,12 @@ from breakfix.codemods._base import (
     Refused,
     SiteCodemod,
     existing_helper,
-    index_after_imports,
     insert_top_level,
 )
-from breakfix.codemods._logging_ops import EMITTER_SOURCE, LOG_SOURCES, WARNING_LINE
+from breakfix.codemods._log_calls import InGraphLogs, bound_locally
 from breakfix.codemods._messages import (
     fstring_template,
     loop_counters,
-    message_values,
-    numeric_conversions,
     prints_the_same,
     refuse,
     string_literal,
@@ -159,21 +156,6 @@ class PrintInCompiledRegion(SiteCodemod):
         return node if isinstance(node, cst.FunctionDef) else None
 
 
-def _bound_locally(codemod: BreakfixCodemod, node: cst.CSTNode, name: str) -> bool:
-    """Whether a function or lambda around ``node`` binds ``name`` (the codemod declares ParentNodeProvider)."""
-    binders = (
-        m.Param(name=m.Name(name))
-        | m.AssignTarget(target=m.Name(name))
-        | m.AsName(name=m.Name(name))
-        | m.For(target=m.Name(name))
-    )
-    while not isinstance(node, cst.Module):
-        node = codemod.get_metadata(ParentNodeProvider, node)
-        if isinstance(node, (cst.FunctionDef, cst.Lambda)) and m.findall(node, binders):
-            return True
-    return False
-
-
 class WarningOnceInCompiledRegion(BreakfixCodemod):
     """Emit a ``logger.warning_once(...)`` while torch.compile traces it, which is once, as in eager.
 
@@ -257,7 +239,7 @@ class WarningOnceInCompiledRegion(BreakfixCodemod):
             self.refused = "warning_once is given something other than string literals and f-strings"
             return updated
         logger = original.func.value.value
-        if _bound_locally(self, original, logger):
+        if bound_locally(self, original, logger):
             self.refused = f"`{logger}` is a local name where warning_once is called, not the module's logger"
             return updated
         self.loggers.append(logger)
@@ -300,12 +282,6 @@ def {helper}(*args):
 
 def _warning_once_helper(logger: str) -> str:
     return f"_{logger.lstrip('_')}_warning_once"
-
-
-# Logger methods that make one record at their level; `exception` also reads the exception being
-# handled (sys.exc_info()), which a graph's operator does not see, and `warning_once` is BF502's.
-_LOGGER_METHODS = frozenset({"debug", "info", "warning", "warn", "error", "critical", "fatal", "log"})
-_LOGGING_FUNCTIONS = frozenset({f"logging.{name}" for name in _LOGGER_METHODS})
 
 
 class LoggingInCompiledRegion(BreakfixCodemod):
@@ -393,147 +369,30 @@ class LoggingInCompiledRegion(BreakfixCodemod):
 
     def __init__(self, context, request) -> None:
         super().__init__(context, request)
-        self.emitters: dict[str, str] = {}  # emitter name -> the call it makes
+        self.logs = InGraphLogs(self)
         self.refused = ""
-        self.loggers: set[str] = set()  # module-level names bound to getLogger(...)/get_logger(...)
 
     def visit_Module(self, node: cst.Module) -> None:
-        getter = m.Call(func=m.Name("getLogger") | m.Attribute(attr=m.Name("getLogger") | m.Name("get_logger")))
-        for statement in node.body:
-            if m.matches(
-                statement, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(m.Name())], value=getter)])
-            ):
-                self.loggers.add(statement.body[0].targets[0].target.value)
+        self.logs.find_loggers(node)
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         if not self.spans_break(original):
             return updated
         try:
-            emitter = self._emitter(original)
-            if emitter is None:
+            if self.logs.emitter(original) is None:
                 return updated
             if not isinstance(self.get_metadata(ParentNodeProvider, original), cst.Expr):
                 raise Refused("the value of the log call is used")
-            name, call, message_args = emitter
-            style, values = message_values(list(updated.args[message_args]))
+            return cst.ensure_type(self.logs.in_graph(original, updated), cst.Call)
         except Refused as why:
             self.refused = str(why)
             return updated
-        self.emitters[name] = call
-        # A warning's line is written once the module is whole (BreakfixCodemod.transform_module).
-        site = f"{name}:{WARNING_LINE}" if name.startswith("_warnings_") else name
-        args = [
-            cst.Arg(cst.SimpleString(string_literal(site))),
-            cst.Arg(cst.SimpleString(string_literal(style))),
-            cst.Arg(cst.SimpleString(string_literal(numeric_conversions(style, values)))),
-            *(cst.Arg(v) for v in values),
-        ]
-        return cst.Call(func=cst.Name("_log_in_graph"), args=args)
-
-    def _emitter(self, call: cst.Call) -> tuple[str, str, slice] | None:
-        """(emitter name, the call it makes, which arguments the emitter is given: the message and
-        its lazy arguments), or None when ``call`` is no log call."""
-        names = {q.name for q in self.get_metadata(QualifiedNameProvider, call.func, set())}
-        func = call.func
-        if "warnings.warn" in names:
-            return self._warning(call)
-        if names & _LOGGING_FUNCTIONS and m.matches(func, m.Attribute(value=m.Name("logging"))):
-            owner, method = "logging", func.attr.value
-        elif m.matches(func, m.Attribute(attr=m.Name("exception"))) or "logging.exception" in names:
-            raise Refused("logger.exception reads the exception being handled, which a graph's operator does not see")
-        elif m.matches(func, m.Attribute(attr=m.Name(m.MatchIfTrue(lambda n: n in _LOGGER_METHODS)))):
-            owner, method = self.module.code_for_node(func.value), func.attr.value
-            if not isinstance(func.value, cst.Name):
-                if "log" not in owner.rpartition(".")[2].lower():
-                    return None  # `torch.special.log(...)`, `self.norm.log(...)`: no logger
-                raise Refused(
-                    f"the logger `{owner}` is not a module-level name: the graph's operator reads a module global"
-                )
-            if owner not in self.loggers:
-                return None  # `np.log(x)`, `math.log(x)`: a module-level name, but no logger
-            if _bound_locally(self, call, owner):
-                raise Refused(f"`{owner}` is a local name where it logs, not the module-level logger")
-        else:
-            return None
-        if any(arg.star or arg.keyword is not None for arg in call.args):
-            raise Refused(f"{owner}.{method} is given keyword arguments or *args")
-        base = f"_{owner.strip('_')}_{method}"
-        if method != "log":
-            return base, f"{owner}.{method}(*args)", slice(0, None)
-        if not call.args:
-            raise Refused(f"{owner}.log without a level")
-        level = call.args[0].value
-        if not (
-            isinstance(level, cst.Integer)
-            or m.matches(level, m.Attribute(value=m.Name(), attr=m.Name()))
-            and not _bound_locally(self, call, level.value.value)
-        ):
-            raise Refused("the level of .log is not a literal or a module-level constant")
-        level_text = self.module.code_for_node(level)
-        suffix = level.value if isinstance(level, cst.Integer) else level.attr.value
-        return f"{base}_{suffix}", f"{owner}.log({level_text}, *args)", slice(1, None)
-
-    def _warning(self, call: cst.Call) -> tuple[str, str, slice]:
-        """``warnings.warn(message[, category][, stacklevel])`` as an emitter."""
-        positional = [a for a in call.args if a.keyword is None]
-        keywords = {a.keyword.value: a.value for a in call.args if a.keyword is not None}
-        if (
-            any(a.star for a in call.args)
-            or set(keywords) - {"category", "stacklevel"}
-            or len(positional) > 3
-            or (len(positional) > 1 and "category" in keywords)
-            or not positional
-        ):
-            raise Refused("warnings.warn is given *args, `source` or arguments in an unusual form")
-        category = positional[1].value if len(positional) > 1 else keywords.get("category")
-        if category is None:
-            category_text, suffix = "UserWarning", "UserWarning"
-        elif isinstance(category, cst.Name) and not _bound_locally(self, call, category.value):
-            category_text = suffix = category.value
-        elif m.matches(category, m.Attribute(value=m.Name(), attr=m.Name())) and not _bound_locally(
-            self, call, category.value.value
-        ):
-            category_text, suffix = self.module.code_for_node(category), category.attr.value
-        else:
-            raise Refused("the warning's category is not a module-level class")
-        if len(positional) > 2 or "stacklevel" in keywords:
-            raise Refused("warnings.warn is given a stacklevel: the warning would be attributed to another frame")
-        if call.args[0].keyword is not None:
-            raise Refused("the warning's message is a keyword argument")
-        # Only the message goes through the operator, with the line of the call (WARNING_LINE); the
-        # category is the emitter's. warnings.warn(message, category) at a line is warn_explicit
-        # with the site warn reads off its caller's frame: file, line, module, its registry.
-        name = f"_warnings_warn_{suffix}"
-        call_text = (
-            f"warnings.warn_explicit(args[0], {category_text}, {name}.__code__.co_filename, args[-1], __name__, "
-            'globals().setdefault("__warningregistry__", {}), globals())'
-        )
-        return name, call_text, slice(0, 1)
 
     def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
-        if not self.emitters:
+        if not self.logs.emitters:
             raise self.skip(
                 self.refused
                 or f"no log call (logger method, logging function or warnings.warn) "
                 f"at line {self.request.brk.site.lineno}"
             )
-        body = list(updated.body)
-        config = updated.config_for_parsing
-        shared = [cst.parse_statement(text, config=config) for text in LOG_SOURCES]
-        if all(existing_helper(body, h) for h in shared if isinstance(h, cst.FunctionDef)):
-            # A fix applied before: the emitters go after the shared helpers it wrote.
-            at = 1 + next(i for i, s in enumerate(body) if m.matches(s, m.FunctionDef(name=m.Name("_emit"))))
-            helpers = []
-        else:
-            at, helpers = index_after_imports(body), shared
-        helpers += [
-            cst.parse_statement(EMITTER_SOURCE.format(name=name, call=call), config=config)
-            for name, call in sorted(self.emitters.items())
-        ]
-        for helper in helpers:
-            if isinstance(helper, cst.FunctionDef) and existing_helper(body, helper):
-                continue
-            body = insert_top_level(body, at, helper)
-            at += 1
-        AddImportsVisitor.add_needed_import(self.context, "torch")
-        return updated.with_changes(body=body)
+        return self.logs.with_helpers(updated)

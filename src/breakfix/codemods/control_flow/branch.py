@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.metadata import MetadataWrapper, PositionProvider
+from libcst.metadata import MetadataWrapper, ParentNodeProvider, PositionProvider, QualifiedNameProvider
 
 from breakfix.codemods._base import (
     Refused,
@@ -20,6 +20,7 @@ from breakfix.codemods._base import (
     parameters,
     readable_module,
 )
+from breakfix.codemods._log_calls import InGraphLogs
 from breakfix.codemods.control_flow._cond import COND, cond_call
 from breakfix.codemods.control_flow._numbers import (
     NUMBER_AS_TENSOR,
@@ -75,7 +76,11 @@ class DataDependentBranch(SiteCodemod):
     becomes the predicate with the branches swapped. The branches may compute Python numbers
     (``if v > 2.0: coef = 0.1 elif v > 0.5: coef = 0.3 else: coef = 0.5``, ``scale = 1.0 /
     math.sqrt(var) if var > eps else 1.0``, an ``if`` without ``else`` updating a number bound
-    before it), and read numbers read off the data (``var = x.var().item()``).
+    before it), and read numbers read off the data (``var = x.var().item()``). The ``if`` and
+    ``else`` blocks may log too (``if not torch.isfinite(loss): warnings.warn(...); loss =
+    torch.zeros_like(loss)``, or a block that only logs, ``if (s > t).any(): logger.warning(...)``):
+    each log call BF503 takes (a logger method, a ``logging`` function, ``warnings.warn``) is
+    made before the branch, on its condition.
 
     ## Why it breaks
     Dynamo traces one path through the code; which path a data-dependent condition takes is only
@@ -133,7 +138,19 @@ class DataDependentBranch(SiteCodemod):
     the branch can see. A ``raise`` on a bad configuration inside a branch is traced with it:
     with a configuration that reaches it, the rewrite raises ``UncapturedHigherOrderOpError`` on
     every call, where the original raised its own error only on the calls that took the branch
-    (verification runs the configuration the inputs build, which does not reach it). The names both
+    (verification runs the configuration the inputs build, which does not reach it). A log call
+    in a branch cannot run inside ``torch.cond`` (a branch has no side effects): it is made
+    before it, through BF503's ordered log operator, given the test's tensor (bound once,
+    ``_condition = torch.isfinite(loss)``; ``torch.logical_not`` of it for the ``else`` block or
+    under ``not``), and the operator makes the call only when it is true: the same records, in
+    the same order with the graph's other effects, on the calls that took the block. Its values
+    are then evaluated on every call, so they must only read (names, attributes, constants,
+    constant subscripts such as ``x.shape[0]``, strings formatted of those, ``.item()``), and it
+    must read no name the block binds before it (it would log the value from before the block);
+    refused otherwise, in an ``elif`` chain, and under a test joined by ``and``/``or`` (whose
+    condition is not one tensor); a block that only logs with an ``else`` that computes is
+    refused too. BF503's limits hold (see its page: ``stacklevel``, a logger that is not a
+    module-level name). The names both
     branches assign are the results, and a name only some branches assign must not be
     mentioned anywhere else in the function. An ``elif`` chain without a final ``else`` is refused
     (its last branch would pass inputs through). At a break at an ``elif``'s test, the tests
@@ -173,10 +190,11 @@ class DataDependentBranch(SiteCodemod):
     GB_TYPES = frozenset({DATA_DEPENDENT_GUARD, "Data-dependent branching"})
     APPLICABILITY = Applicability.SAFE
 
-    METADATA_DEPENDENCIES = (PositionProvider,)
+    METADATA_DEPENDENCIES = (PositionProvider, QualifiedNameProvider, ParentNodeProvider)
 
     def __init__(self, context, request) -> None:
         super().__init__(context, request)
+        self.logs = InGraphLogs(self)  # the log calls of a branch, made on its condition
         self.in_test = 0
         self.elifs: set[cst.If] = set()  # Ifs in an elif position: their replacement must be an If
         self.torch_modules: dict[str, str] = {}  # names the module binds to torch modules
@@ -185,6 +203,7 @@ class DataDependentBranch(SiteCodemod):
 
     def visit_Module(self, node: cst.Module) -> None:
         self.torch_modules = _torch_modules(node)
+        self.logs.find_loggers(node)
 
     def visit_Assign(self, node: cst.Assign) -> None:
         if (
@@ -230,11 +249,18 @@ class DataDependentBranch(SiteCodemod):
         function = self.functions[-1]
         numbers = number_names(function)
         try:
+            logged = self._logs_on_condition(original, updated)
+            if logged is not None:
+                updated, made_on = logged
+                if not updated.body.body:
+                    # The branch only logged: its log calls, made on its condition, are all there is.
+                    self.rewritten += 1
+                    return [made_on[0].with_changes(leading_lines=updated.leading_lines), *made_on[1:]]
             if updated.orelse is None and original in self.elifs:
                 # What a name held before the chain is not what the blocks above bound: no copy rule holds.
                 raise Refused("the elif at the break has no else: its untaken branch would pass on values")
             if updated.orelse is None:
-                outputs = self._passthrough_outputs(original, numbers)
+                outputs = self._passthrough_outputs(original, updated.body.body, numbers)
                 arms = [(updated.test, [*updated.body.body])]
                 otherwise: list[cst.BaseStatement] = []
                 reads = _read_before_bound(updated.body.body) | set(outputs)
@@ -303,6 +329,10 @@ class DataDependentBranch(SiteCodemod):
         )
         # An elif's comments go above its else block.
         first = [] if original in self.elifs else updated.leading_lines
+        made_before = logged[1] if logged is not None else []
+        if made_before:
+            made_before = [made_before[0].with_changes(leading_lines=first), *made_before[1:]]
+            first = [cst.EmptyLine(indent=False)]
         statements = [*passing, *definitions]
         statements = [
             d.with_changes(
@@ -312,7 +342,71 @@ class DataDependentBranch(SiteCodemod):
         ]
         self.rewritten += 1
         self.numbers_cross |= bool(crossing or number_outputs)
-        return [*statements, assignment, *reading]
+        return [*made_before, *statements, assignment, *reading]
+
+    def _logs_on_condition(self, original: cst.If, updated: cst.If) -> tuple[cst.If, list[cst.BaseStatement]] | None:
+        """The log calls of an ``if`` on a tensor, made before it on its condition: ``updated``
+        without them, testing the condition bound once, and the statements that bind it and make
+        the calls (``_condition = torch.isnan(loss).any()``, ``_log_in_graph(..., _condition, ...)``,
+        ``torch.logical_not(_condition)`` for those of the ``else`` block); None when it has none.
+        A log call is a statement of the ``if`` or ``else`` block (``logger.warning(...)``,
+        ``logging.info(...)``, ``warnings.warn(...)``, as BF503 takes them); it reads no name the
+        block binds before it, and its values only read (names, attributes, constants, strings
+        formatted of those, ``x.shape[0]``, ``.item()``): made before the branch, it is evaluated on
+        every call."""
+        blocks = [(original.body.body, updated.body.body)]
+        if isinstance(updated.orelse, cst.Else):
+            blocks.append((cst.ensure_type(original.orelse, cst.Else).body.body, updated.orelse.body.body))
+        kept: list[list[cst.BaseStatement]] = []
+        calls: list[tuple[cst.Call, cst.Call, bool, cst.BaseStatement]] = []
+        for in_else, (originals, updates) in enumerate(blocks):
+            kept.append([])
+            for before, after in zip(originals, updates):
+                original_call, updated_call = _log_statement(before), _log_statement(after)
+                if original_call is None or updated_call is None or self.logs.emitter(original_call) is None:
+                    kept[-1].append(after)
+                    continue
+                read = {n for v in updated_call.args for n in names_in(v.value)}
+                bound_before = read & set(_assigned_in_order(kept[-1]))
+                if bound_before:
+                    raise Refused(
+                        f"a log call in the branch reads {', '.join(sorted(bound_before))}, which the branch "
+                        "binds before it: made before the branch, it would log the value before it"
+                    )
+                if not all(_only_reads(a.value) for a in updated_call.args):
+                    raise Refused(
+                        "a log call in the branch computes a value (a call other than .item()): made before "
+                        "the branch, it would compute it on every call"
+                    )
+                calls.append((original_call, updated_call, bool(in_else), after))
+        if not calls:
+            return None
+        if isinstance(updated.orelse, cst.If) or original in self.elifs:
+            raise Refused("a log call in a block of an elif chain: only an if's and its else's are made on a condition")
+        if len(_boolean_operands(updated.test)) > 1:
+            raise Refused("a log call under a test joined by and/or: its condition is not one tensor")
+        if kept[0] == [] and len(kept) > 1 and kept[1]:
+            raise Refused("the if's block only logs and its else block computes")
+        test, negated = updated.test, False
+        while isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+            test, negated = test.expression, not negated
+        condition = fresh_name("_condition", names_in(self.functions[-1]))
+        made: list[cst.BaseStatement] = [
+            cst.parse_statement(f"{condition} = {code_of(test.with_changes(lpar=[], rpar=[]))}\n")
+        ]
+        for original_call, updated_call, in_else, statement in calls:
+            holds = cst.parse_expression(condition if in_else == negated else f"torch.logical_not({condition})")
+            call = cst.ensure_type(self.logs.in_graph(original_call, updated_call, holds), cst.Call)
+            made.append(cst.SimpleStatementLine([cst.Expr(call)], leading_lines=statement.leading_lines))
+        orelse = updated.orelse
+        if isinstance(orelse, cst.Else):
+            orelse = orelse.with_changes(body=orelse.body.with_changes(body=kept[1])) if kept[1] else None
+        branch = updated.with_changes(
+            test=cst.parse_expression(("not " if negated else "") + condition),
+            body=updated.body.with_changes(body=kept[0]),
+            orelse=orelse,
+        )
+        return branch, made
 
     def leave_IfExp(self, original: cst.IfExp, updated: cst.IfExp) -> cst.BaseExpression:
         if self.rewritten or self.in_test or not self.functions or not self.spans_break(original.test):
@@ -359,6 +453,10 @@ class DataDependentBranch(SiteCodemod):
     def helpers(self) -> list[str]:
         return [NUMBER_HELPER] if self.numbers_cross else []
 
+    def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
+        updated = super().leave_Module(original, updated)
+        return self.logs.with_helpers(updated) if self.logs.emitters else updated
+
     def _may_alias_where_a_copy_is_the_same(self, name: str, body: Sequence[cst.BaseStatement]) -> bool:
         """Whether a branch may bind ``name`` to an existing tensor (``h = x``, ``h = x.float()``,
         a view), which torch.cond refuses to return (an output may not alias an input), where a
@@ -372,21 +470,25 @@ class DataDependentBranch(SiteCodemod):
         aliasing = [v for v in values if not _fresh(v, self.torch_modules) and not m.matches(v, m.Name("None"))]
         return bool(aliasing) and self._only_read_by_arithmetic(name)
 
-    def _passthrough_outputs(self, node: cst.If, numbers: frozenset[str]) -> list[str]:
-        """The names an ``if`` without ``else`` rebinds that the untaken branch passes through as
-        copies; refuse where a copy is not the same as the tensor it copies (a Python number,
-        ``numbers``, is immutable: it is passed through as it is)."""
-        body = node.body.body
+    def _passthrough_outputs(
+        self, node: cst.If, body: Sequence[cst.BaseStatement], numbers: frozenset[str]
+    ) -> list[str]:
+        """The names an ``if`` without ``else`` rebinds in ``body`` (its block, but for the log calls
+        made before it) that the untaken branch passes through as copies; refuse where a copy is not
+        the same as the tensor it copies (a Python number, ``numbers``, is immutable: it is passed
+        through as it is)."""
         self._check_assignments(
             body, "the if has no else and its body does more than assign names and branch on Python state", numbers
         )
-        if m.findall(node.body, m.Yield() | m.Await() | m.NamedExpr() | m.Lambda()):
+        if m.findall(cst.IndentedBlock(body=list(body)), m.Yield() | m.Await() | m.NamedExpr() | m.Lambda()):
             raise Refused("the if has no else and its body yields, awaits or defines a function")
         function = self.functions[-1]
         start, end = self._lines(node)
         outputs = []
         for name in _assigned_in_order(body):
-            if len(m.findall(function, m.Name(name))) == len(m.findall(node.body, m.Name(name))):
+            if len(m.findall(function, m.Name(name))) == len(
+                m.findall(cst.IndentedBlock(body=list(body)), m.Name(name))
+            ):
                 continue  # a temporary of the branch
             if name in numbers:
                 outputs.append(name)
@@ -1285,6 +1387,40 @@ def _branch_function(name: str, params: list[str], statements) -> cst.FunctionDe
         params=cst.Parameters([cst.Param(cst.Name(p)) for p in params]),
         body=cst.IndentedBlock(body=list(statements)),
     )
+
+
+def _log_statement(statement: cst.BaseStatement) -> cst.Call | None:
+    """The call of a statement that is a call alone (``logger.warning(...)``), else None."""
+    if m.matches(statement, m.SimpleStatementLine(body=[m.Expr(value=m.Call())])):
+        expression = cst.ensure_type(cst.ensure_type(statement, cst.SimpleStatementLine).body[0], cst.Expr)
+        return cst.ensure_type(expression.value, cst.Call)
+    return None
+
+
+def _only_reads(value: cst.BaseExpression) -> bool:
+    """Whether evaluating ``value`` only reads: names, attributes, constants, constant subscripts
+    (``x.shape[0]``), strings (f-strings, ``%`` and ``.format``) of such, tuples of such and
+    ``x.item()``."""
+    if isinstance(value, (cst.Name, cst.BaseNumber, cst.SimpleString)):
+        return True
+    if isinstance(value, cst.Attribute):
+        return _only_reads(value.value)
+    if isinstance(value, cst.Subscript):
+        constant = m.SubscriptElement(slice=m.Index(value=m.Integer() | m.SimpleString()))
+        return _only_reads(value.value) and m.matches(value, m.Subscript(slice=[constant]))
+    if isinstance(value, cst.ConcatenatedString):
+        return _only_reads(value.left) and _only_reads(value.right)
+    if isinstance(value, cst.FormattedString):
+        return all(_only_reads(p.expression) for p in value.parts if isinstance(p, cst.FormattedStringExpression))
+    if isinstance(value, (cst.Tuple, cst.List)):
+        return all(_only_reads(e.value) for e in value.elements)
+    if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Modulo):
+        return isinstance(value.left, cst.SimpleString) and _only_reads(value.right)
+    if m.matches(value, m.Call(func=m.Attribute(attr=m.Name("item")), args=[])):
+        return _only_reads(cst.ensure_type(value.func, cst.Attribute).value)
+    if m.matches(value, m.Call(func=m.Attribute(value=m.SimpleString(), attr=m.Name("format")))):
+        return all(not a.keyword and not a.star and _only_reads(a.value) for a in value.args)
+    return False
 
 
 def _binds_number(block: Sequence[cst.BaseStatement], name: str, numbers: frozenset[str]) -> bool:
