@@ -691,15 +691,16 @@ def f(x, w, mode):
         warnings.warn(f"skipped a batch of {{x.shape[0]}}", RuntimeWarning)
     else:
         logger.info("kept %s", mode)
+        print(f"kept {{loss.item():.3f}} for", x.shape, x.dtype)
     return loss * 2
 """
 
 
 @pytest.mark.parametrize("test", ["not torch.isfinite(loss)", "(x > 3).any()"])
-def test_log_calls_of_a_branch_are_made_on_its_condition(test: str, tmp_path, monkeypatch) -> None:
+def test_log_calls_of_a_branch_are_made_on_its_condition(test: str, tmp_path, monkeypatch, capsys) -> None:
     """Real torch: the rewrite, eager and compiled with fullgraph=True (aot_eager, which keeps the
-    graph's effects), logs and warns the same records as the original, each on the calls that
-    took its block, and computes the same value."""
+    graph's effects), logs, warns and prints the same records and text as the original, each on
+    the calls that took its block, and computes the same value."""
     import importlib.util
     import logging
     import sys
@@ -710,7 +711,7 @@ def test_log_calls_of_a_branch_are_made_on_its_condition(test: str, tmp_path, mo
     source = _LOGGED_BRANCH.format(test=test)
     result = run_codemod("BF601", source, line_of(source, "    if "))
     assert isinstance(result, TransformSuccess), getattr(result, "skip_description", result)
-    assert "logger.warning(" not in result.code.split("def f(")[1]
+    assert "logger.warning(" not in result.code.split("def f(")[1] and "print(" not in result.code.split("def f(")[1]
     modules = {}
     for name, code in (("original", source), ("rewritten", result.code)):
         # A module of its own per case: the log operator is registered under the module's name.
@@ -735,7 +736,7 @@ def test_log_calls_of_a_branch_are_made_on_its_condition(test: str, tmp_path, mo
                 value = fn(x, torch.ones(3, 2), "mean")
         finally:
             logger.removeHandler(handler)
-        return value, records, [(w.category, str(w.message)) for w in caught]
+        return value, records, [(w.category, str(w.message)) for w in caught], capsys.readouterr().out
 
     compiled = torch.compile(modules["rewritten"].f, fullgraph=True, backend="aot_eager")
     for odd in (False, True):

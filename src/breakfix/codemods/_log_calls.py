@@ -1,5 +1,5 @@
 """Log calls as calls of the graph's ordered log operator: what BF503 writes at a log call, and
-BF601 for the log calls of a branch on a tensor."""
+BF601 for the log calls (and prints) of a branch on a tensor."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from breakfix.codemods._base import (
     insert_top_level,
 )
 from breakfix.codemods._logging_ops import EMITTER_SOURCE, LOG_SOURCES, WARNING_LINE
-from breakfix.codemods._messages import message_values, numeric_conversions, string_literal
+from breakfix.codemods._messages import message_values, numeric_conversions, print_values, string_literal
 
 
 def bound_locally(codemod: BreakfixCodemod, node: cst.CSTNode, name: str) -> bool:
@@ -38,6 +38,7 @@ def bound_locally(codemod: BreakfixCodemod, node: cst.CSTNode, name: str) -> boo
 # handled (sys.exc_info()), which a graph's operator does not see, and `warning_once` is BF502's.
 _LOGGER_METHODS = frozenset({"debug", "info", "warning", "warn", "error", "critical", "fatal", "log"})
 _LOGGING_FUNCTIONS = frozenset({f"logging.{name}" for name in _LOGGER_METHODS})
+PRINT_EMITTER = "_print"
 # The mark of the first value of a conditional log call: the condition it is made on.
 CONDITION = "w"
 
@@ -48,8 +49,11 @@ class InGraphLogs:
     branch on a tensor (made on the branch's condition). The codemod declares
     QualifiedNameProvider and ParentNodeProvider and calls ``find_loggers`` on the module first."""
 
-    def __init__(self, codemod: BreakfixCodemod) -> None:
+    def __init__(self, codemod: BreakfixCodemod, prints: bool = False) -> None:
         self.codemod = codemod
+        # Whether a print is a log call too (its text through the operator): BF501 has its own
+        # operator for prints it keeps in the graph; a print a branch makes on its condition uses this one.
+        self.prints = prints
         self.emitters: dict[str, str] = {}  # emitter name -> the call it makes
         self.loggers: set[str] = set()  # module-level names bound to getLogger(...)/get_logger(...)
 
@@ -70,7 +74,8 @@ class InGraphLogs:
         if emitter is None:
             return None
         name, call, message_args = emitter
-        style, values = message_values(list(updated.args[message_args]))
+        given = list(updated.args[message_args])
+        style, values = print_values(given) if name == PRINT_EMITTER else message_values(given)
         self.emitters[name] = call
         # A warning's line is written once the module is whole (BreakfixCodemod.transform_module).
         site = f"{name}:{WARNING_LINE}" if name.startswith("_warnings_") else name
@@ -92,6 +97,10 @@ class InGraphLogs:
         func = call.func
         if "warnings.warn" in names:
             return self._warning(call)
+        if self.prints and "builtins.print" in names:
+            if any(arg.star or arg.keyword is not None for arg in call.args):
+                raise Refused("print is given sep, end, file, flush or *args")
+            return PRINT_EMITTER, "print(*args)", slice(0, None)
         if names & _LOGGING_FUNCTIONS and m.matches(func, m.Attribute(value=m.Name("logging"))):
             owner, method = "logging", func.attr.value
         elif m.matches(func, m.Attribute(attr=m.Name("exception"))) or "logging.exception" in names:

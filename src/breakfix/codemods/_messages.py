@@ -135,6 +135,27 @@ def message_values(args: list[cst.Arg]) -> tuple[str, list[cst.BaseExpression]]:
     return "", [message, *rest]
 
 
+def print_values(args: list[cst.Arg]) -> tuple[str, list[cst.BaseExpression]]:
+    """(style, values) of ``print(*args)`` for ``_emit``: one ``str.format`` template of what print
+    writes, each argument's text joined by a space (print's default ``sep``), an f-string's fields in
+    place, any other argument as ``{n!s}`` (print writes ``str`` of it, which ``{}`` is not for a
+    0-d tensor), so ``print(template.format(*values))`` writes the same line."""
+    if not args:
+        raise Refused("print with no arguments")
+    values: list[cst.BaseExpression] = []
+
+    def field(expression: cst.BaseExpression, spec: str, conversion: str) -> str:
+        values.append(expression)
+        conversion = f"!{conversion}" if conversion else ""
+        return "{" + str(len(values) - 1) + conversion + (f":{spec}" if spec else "") + "}"
+
+    parts = [
+        fstring_template(a.value, field) if isinstance(a.value, cst.FormattedString) else field(a.value, "", "s")
+        for a in args
+    ]
+    return "format", [cst.SimpleString(string_literal(" ".join(parts))), *values]
+
+
 # A %-conversion: flags, width, precision, length modifier, and its type (``%%`` is none).
 _PERCENT = re.compile(r"%(\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?(.)")
 _NUMERIC_PERCENT = frozenset("dieEfFgG")

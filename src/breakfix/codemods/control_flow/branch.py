@@ -79,7 +79,8 @@ class DataDependentBranch(SiteCodemod):
     before it), and read numbers read off the data (``var = x.var().item()``). The ``if`` and
     ``else`` blocks may log too (``if not torch.isfinite(loss): warnings.warn(...); loss =
     torch.zeros_like(loss)``, or a block that only logs, ``if (s > t).any(): logger.warning(...)``):
-    each log call BF503 takes (a logger method, a ``logging`` function, ``warnings.warn``) is
+    each log call BF503 takes (a logger method, a ``logging`` function, ``warnings.warn``) and
+    each ``print`` without ``sep``/``end``/``file`` (``print(f"nan at {step}", x.shape)``) is
     made before the branch, on its condition.
 
     ## Why it breaks
@@ -140,7 +141,8 @@ class DataDependentBranch(SiteCodemod):
     every call, where the original raised its own error only on the calls that took the branch
     (verification runs the configuration the inputs build, which does not reach it). A log call
     in a branch cannot run inside ``torch.cond`` (a branch has no side effects): it is made
-    before it, through BF503's ordered log operator, given the test's tensor (bound once,
+    before it, through BF503's ordered log operator (a print as one ``str.format`` template of
+    the line it writes, each argument as ``{!s}``), given the test's tensor (bound once,
     ``_condition = torch.isfinite(loss)``; ``torch.logical_not`` of it for the ``else`` block or
     under ``not``), and the operator makes the call only when it is true: the same records, in
     the same order with the graph's other effects, on the calls that took the block. Its values
@@ -194,7 +196,7 @@ class DataDependentBranch(SiteCodemod):
 
     def __init__(self, context, request) -> None:
         super().__init__(context, request)
-        self.logs = InGraphLogs(self)  # the log calls of a branch, made on its condition
+        self.logs = InGraphLogs(self, prints=True)  # the log calls of a branch, made on its condition
         self.in_test = 0
         self.elifs: set[cst.If] = set()  # Ifs in an elif position: their replacement must be an If
         self.torch_modules: dict[str, str] = {}  # names the module binds to torch modules
@@ -350,7 +352,7 @@ class DataDependentBranch(SiteCodemod):
         the calls (``_condition = torch.isnan(loss).any()``, ``_log_in_graph(..., _condition, ...)``,
         ``torch.logical_not(_condition)`` for those of the ``else`` block); None when it has none.
         A log call is a statement of the ``if`` or ``else`` block (``logger.warning(...)``,
-        ``logging.info(...)``, ``warnings.warn(...)``, as BF503 takes them); it reads no name the
+        ``logging.info(...)``, ``warnings.warn(...)``, as BF503 takes them, or ``print(...)``); it reads no name the
         block binds before it, and its values only read (names, attributes, constants, strings
         formatted of those, ``x.shape[0]``, ``.item()``): made before the branch, it is evaluated on
         every call."""
