@@ -111,9 +111,9 @@ class IoInCompiledRegion(BreakfixCodemod):
     Safe: the statement runs once per call, eagerly, in the same order, on the same values; only
     the code around it is compiled. A block kept eager as a whole is not compiled at all (a loop
     with a ``print`` in it runs eagerly), which is correct but gains nothing for that block. Not
-    applied after an unconditional ``return`` (the statement never runs), in a nested function, in a function that calls
-    ``super()`` or is a generator, when a global is rebound after the statement kept eager or read
-    by a nested function, when nothing computational is left to compile, or when names are rebound
+    applied after an unconditional ``return`` (the statement never runs), in a nested function,
+    in a function that calls ``super()`` or is a generator, when a global is rebound after the
+    statement kept eager or read by a nested function, when nothing computational is left to compile, or when names are rebound
     in ways the name analysis cannot follow. One exception to "nothing left": a statement that
     itself calls a function already running eagerly (GB0098, GB0099; an orchestrator BF303 made
     of the project function it calls) makes the compiled function an eager caller of it; the
@@ -301,9 +301,9 @@ class BreakInLibraryCall(BreakfixCodemod):
     below the compiled one: a call into a library, a call to a ``torch.compiler.disable``'d
     function, or, when no specific fix verifies and BF301's split of the compiled function would
     compile too little (``--min-coverage``), any statement that breaks in a project function the
-    target calls (a model's ``forward`` writing a checkpoint); refused on the same grounds as BF301 (nothing left to
-    compile around the call, an unconditional ``return`` before it, ``super()``, a generator, names the analysis
-    cannot follow). The split function is not the target: any other caller that compiles it with
+    target calls (a model's ``forward`` writing a checkpoint); refused on the same grounds as BF301
+    (nothing left to compile around the call, an unconditional ``return`` before it, ``super()``,
+    a generator, names the analysis cannot follow). The split function is not the target: any other caller that compiles it with
     ``fullgraph=True`` now calls an eager function and must compile its pieces instead.
     """
 

@@ -152,9 +152,8 @@ class DataDependentBranch(SiteCodemod):
     refused otherwise, in an ``elif`` chain, and under a test joined by ``and``/``or`` (whose
     condition is not one tensor); a block that only logs with an ``else`` that computes is
     refused too. BF503's limits hold (see its page: ``stacklevel``, a logger that is not a
-    module-level name). The names both
-    branches assign are the results, and a name only some branches assign must not be
-    mentioned anywhere else in the function. An ``elif`` chain without a final ``else`` is refused
+    module-level name). The names both branches assign are the results, and a name only some
+    branches assign must not be mentioned anywhere else in the function. An ``elif`` chain without a final ``else`` is refused
     (its last branch would pass inputs through). At a break at an ``elif``'s test, the tests
     before it ran in Python while tracing: they stay, and the chain from the break's test on
     becomes the ``else`` block of the one before it. An ``elif``'s test was never traced: one
@@ -352,10 +351,10 @@ class DataDependentBranch(SiteCodemod):
         the calls (``_condition = torch.isnan(loss).any()``, ``_log_in_graph(..., _condition, ...)``,
         ``torch.logical_not(_condition)`` for those of the ``else`` block); None when it has none.
         A log call is a statement of the ``if`` or ``else`` block (``logger.warning(...)``,
-        ``logging.info(...)``, ``warnings.warn(...)``, as BF503 takes them, or ``print(...)``); it reads no name the
-        block binds before it, and its values only read (names, attributes, constants, strings
-        formatted of those, ``x.shape[0]``, ``.item()``): made before the branch, it is evaluated on
-        every call."""
+        ``logging.info(...)``, ``warnings.warn(...)``, as BF503 takes them, or ``print(...)``); it
+        reads no name the block binds before it, and its values only read (names, attributes,
+        constants, strings formatted of those, ``x.shape[0]``, ``.item()``): made before the
+        branch, it is evaluated on every call."""
         blocks = [(original.body.body, updated.body.body)]
         if isinstance(updated.orelse, cst.Else):
             blocks.append((cst.ensure_type(original.orelse, cst.Else).body.body, updated.orelse.body.body))
