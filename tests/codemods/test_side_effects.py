@@ -18,18 +18,35 @@ from breakfix.codemods._messages import numeric_conversions, string_literal
 @pytest.mark.parametrize(
     ("statement", "why"),
     [
-        ('print(f"x={x}")', "may be a tensor"),
-        ('print(f"{x.sum().item()!r}")', "conversion"),
         ('print(f"{x.sum().item()=}")', "conversion"),
         ('print(f"{x.sum():.{p}f}")', "nested format spec"),
         ('print("loss", x.sum().item(), sep=",")', "sep/end/file/flush"),
-        ('print(f"{step}")', "may be a tensor"),  # a loop variable over a list, not range/enumerate
     ],
 )
 def test_print_refusals(statement: str, why: str) -> None:
     source = f"def f(x, p, steps):\n    for step in steps:\n        {statement}\n"
     result = run_codemod("BF501", source, 3)
     assert isinstance(result, TransformSkip) and why in result.skip_description
+
+
+@pytest.mark.parametrize(
+    ("statement", "logged"),
+    [
+        # The text of a value torch's print operator cannot show the same is decided as it is traced.
+        ('print(f"x={x}")', '_log_in_graph("_print", "format", "..", "x={0}", x)'),
+        ('print(f"{x.sum().item()!r}")', '_log_in_graph("_print", "format", "..", "{0!r}", x.sum().item())'),
+        ('print(f"{step}")', '_log_in_graph("_print", "format", "..", "{0}", step)'),  # a loop over a list
+        (
+            'print("ema", x, x.shape)',
+            '_log_in_graph("_print", "format", "....", "{0!s} {1!s} {2!s}", "ema", x, x.shape)',
+        ),
+    ],
+)
+def test_prints_whose_text_is_decided_when_traced_go_to_the_log_operator(statement: str, logged: str) -> None:
+    source = f"def f(x, p, steps):\n    for step in steps:\n        {statement}\n"
+    result = run_codemod("BF501", source, 3)
+    assert isinstance(result, TransformSuccess), getattr(result, "skip_description", "")
+    assert f"        {logged}\n" in result.code and "def _print(*args):\n    print(*args)" in result.code
 
 
 def test_print_format_string_prints_the_same_text() -> None:
@@ -54,8 +71,11 @@ def test_literal_round_trips(text: str) -> None:
 
 
 def test_counter_rebound_elsewhere_is_not_a_counter() -> None:
+    # `i` may be a tensor here: not torch's print operator, the log operator that decides as it traces.
     source = "def f(x):\n    for i in range(3):\n        i = x\n        print(f'{i}')\n"
-    assert isinstance(run_codemod("BF501", source, 4), TransformSkip)
+    result = run_codemod("BF501", source, 4)
+    assert isinstance(result, TransformSuccess) and "_higher_order_ops.print" not in result.code
+    assert '_log_in_graph("_print", "format", "..", "{0}", i)' in result.code
 
 
 @pytest.mark.parametrize(

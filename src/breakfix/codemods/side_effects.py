@@ -42,7 +42,9 @@ class PrintInCompiledRegion(SiteCodemod):
     ``range``/``enumerate``, dtypes and devices, any value formatted with a format spec
     (``{loss:.4f}``), or a name, attribute or subscript (``self.step``, ``lr``, ``cfg["name"]``)
     that the worker measured holding an int, float, bool, str or None every time the line ran
-    during the eager run of the target.
+    during the eager run of the target. Any other print (a tensor, a tuple of sizes, a name
+    whose type was not measured, ``!r``) goes through BF503's log operator instead, which decides
+    from each value while torch.compile traces the call.
 
     ## Why it breaks
     Dynamo cannot put the builtin ``print`` into a graph, so it stops there (GB0059). Torch has a
@@ -69,16 +71,23 @@ class PrintInCompiledRegion(SiteCodemod):
 
     ## Fix safety
     Safe: the same text is printed, on every call, in the same order, from values computed at the
-    same point. Only prints whose every value prints the same inside a graph are rewritten: not a
-    tensor without a format spec (its repr inside a graph has no ``grad_fn=``), nor a name or
-    attribute measured holding one, a list of tensors, a module or any other object (their text
-    is not the graph's, and torch's print operator takes no list or tuple), nor one whose type was
-    not measured (an expression that calls something is not evaluated to measure it, but for a
-    question about a shape, ``x.size(0)``, ``len(self.layers)``, ``x.dim()``, asked of a tensor, a
-    ``torch.Size``, a list or a tuple); the measure is the example inputs' run, and the rewrite is
-    verified on the same inputs. Not ``!r``/``!s``
-    conversions, ``{x=}``, nested format specs, or ``sep``/``end``/``file``/``flush`` arguments;
-    those prints are kept eager by BF301 instead. Logging and ``warnings.warn`` are BF503's (an
+    same point. Torch's print operator is used only where every value prints the same inside a
+    graph: not a tensor without a format spec (its repr inside a graph has no ``grad_fn=``), nor a
+    name or attribute measured holding one, a list of tensors, a module or any other object (their
+    text is not the graph's, and torch's print operator takes no list or tuple), nor one whose
+    type was not measured (an expression that calls something is not evaluated to measure it, but
+    for a question about a shape, ``x.size(0)``, ``len(self.layers)``, ``x.dim()``, asked of a
+    tensor, a ``torch.Size``, a list or a tuple); the measure is the example inputs' run, and the
+    rewrite is verified on the same inputs. Those prints, and ``!r``/``!s`` conversions, become
+    ``_log_in_graph("_print", "format", ...)``: one ``str.format`` template of the line print
+    writes (each plain argument as ``{n!s}``, an f-string's fields as written, which
+    ``str.format`` formats as the f-string did), whose values go to BF503's ordered operator as
+    they are when torch.compile traces the call, and are printed from the graph when it runs:
+    a plain tensor is the same tensor there, so its text is eager's; a value the operator cannot
+    take, or whose text would differ (a tensor that requires grad or is a subclass, a list of
+    tensors, a module), is printed by a direct call, which breaks the graph as the print did, and
+    such a rewrite is not written. Not ``{x=}``, nested format specs, or
+    ``sep``/``end``/``file``/``flush`` arguments; those prints are kept eager by BF301 instead. Logging and ``warnings.warn`` are BF503's (an
     ordered custom op makes the original call when the graph runs), ``logger.warning_once`` is
     BF502's; progress bars are kept eager by BF301. The operator is a private torch API
     (``torch._higher_order_ops``); the rewrite is verified with the torch it runs on.
@@ -94,6 +103,10 @@ class PrintInCompiledRegion(SiteCodemod):
 
     METADATA_DEPENDENCIES = (PositionProvider, QualifiedNameProvider, ParentNodeProvider)
 
+    def __init__(self, context, request) -> None:
+        super().__init__(context, request)
+        self.logs = InGraphLogs(self, prints=True)  # the prints whose text is decided as they are traced
+
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         if not self.spans_break(original):
             return updated
@@ -103,11 +116,23 @@ class PrintInCompiledRegion(SiteCodemod):
         try:
             text, values = self._format(original)
         except Refused as why:
-            self.refused = str(why)
-            return updated
+            # Values whose text inside a graph is not known here (a tensor, a tuple, an unmeasured
+            # name) go to BF503's log operator, which decides from each value as torch.compile
+            # traces it: real tensors print as in eager, and what it cannot take prints directly.
+            try:
+                logged = cst.ensure_type(self.logs.in_graph(original, updated), cst.Call)
+            except Refused as also:
+                self.refused = f"{why}; the log operator: {also}"
+                return updated
+            self.rewritten += 1
+            return logged
         self.rewritten += 1
         args = [cst.Arg(cst.SimpleString(string_literal(text))), *(cst.Arg(v) for v in values)]
         return cst.Call(func=cst.parse_expression(ORDERED_PRINT), args=args)
+
+    def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
+        updated = super().leave_Module(original, updated)
+        return self.logs.with_helpers(updated) if self.logs.emitters else updated
 
     def _format(self, call: cst.Call) -> tuple[str, list[cst.BaseExpression]]:
         """The format string and the arguments that print the same text as ``call``."""
