@@ -434,13 +434,13 @@ SUPPRESSED = """
 
     @torch.compile
     def f(x):
-        print(x)  # breakfix: ignore[BF301]
+        print(x)  # breakfix: ignore[BF501]
         print(x)  # breakfix: ignore[BF101]
         print(x)  # breakfix: ignore
         print(x)  # noqa
         print(
             x,
-        )  # breakfix: ignore[bf101, BF301]
+        )  # breakfix: ignore[bf101, BF501]
         s = "# breakfix: ignore"; print(s)
         return x
 """
@@ -449,7 +449,7 @@ SUPPRESSED = """
 def test_suppression_comments() -> None:
     findings = scan(SUPPRESSED)
     assert [f.line for f in findings] == [7, 9, 13]
-    assert all(f.code == "BF301" for f in findings)
+    assert all(f.code == "BF501" for f in findings)
 
 
 def test_quick_fix_of_a_user_compiled_function_is_the_fixture() -> None:
@@ -463,7 +463,8 @@ def test_quick_fix_of_a_user_compiled_function_is_the_fixture() -> None:
 
 
 def test_quick_fix_is_none_when_the_codemod_skips() -> None:
-    source = "import torch\n\n@torch.compile\ndef f(x):\n    print(x)\n"  # nothing left to compile around it
+    # BF501 takes no print to a file; BF301 finds nothing left to compile around it.
+    source = "import sys\n\nimport torch\n\n@torch.compile\ndef f(x):\n    print(x, file=sys.stderr)\n"
     (finding,) = scan_source(source, "m.py")
     assert finding.code == "BF301"
     assert quick_fix(source, "m.py", finding) is None
@@ -536,7 +537,7 @@ def project(tmp_path: Path) -> Path:
 def test_cli_text_and_exit_codes(project: Path) -> None:
     found = check(project, "pkg")
     assert found.returncode == 1, found.stderr
-    line = f"{os.path.join('pkg', 'broken.py')}:7:5: BF301 likely graph break: print() in compiled code"
+    line = f"{os.path.join('pkg', 'broken.py')}:7:5: BF501 likely graph break: print() in compiled code"
     assert found.stdout.splitlines()[0].startswith(line)
     assert "[GB0059 Failed to trace builtin operator]" in found.stdout
     assert "Found 1 likely graph break(s) in 2 files" in found.stdout  # .hidden/ and notes.txt are not walked
@@ -552,7 +553,7 @@ def test_cli_a_file_that_does_not_parse_is_an_error_and_the_others_are_still_che
         result.stderr.startswith(f"breakfix: error: {os.path.join('pkg', 'bad.py')}:")
         and "cannot parse" in result.stderr
     )
-    assert "broken.py:7:5: BF301" in result.stdout
+    assert "broken.py:7:5: BF501" in result.stdout
     missing = check(project, "nope.py")
     assert missing.returncode == 2 and missing.stderr.startswith("breakfix: error: ") and "nope.py" in missing.stderr
 
@@ -569,7 +570,7 @@ def test_cli_json(project: Path) -> None:
         "column": 4,
         "end_line": 7,
         "end_column": 12,
-        "code": "BF301",
+        "code": "BF501",
         "title": None,
         "gb_id": "GB0059",
         "gb_type": "Failed to trace builtin operator",
@@ -579,7 +580,7 @@ def test_cli_json(project: Path) -> None:
         "compiled": "f",
         "verified": False,
     }
-    assert finding["title"] == BY_CODE["BF301"].FIX_TITLE
+    assert finding["title"] == BY_CODE["BF501"].FIX_TITLE
 
 
 # SARIF 2.1.0 properties sarif-pydantic does not model (so they land in its "extra" fields).
@@ -626,7 +627,7 @@ def test_cli_sarif(project: Path) -> None:
     log = validate_sarif(document)
     (run,) = log.runs
     (result_,) = run.results
-    assert (result_.rule_id, result_.level.value) == ("BF301", "warning")
+    assert (result_.rule_id, result_.level.value) == ("BF501", "warning")
     assert result_.message.text.startswith("likely graph break: print() in compiled code")
     location = result_.locations[0].physical_location
     assert (location.artifact_location.uri, location.artifact_location.uri_base_id) == ("pkg/broken.py", "%SRCROOT%")
@@ -854,7 +855,7 @@ def test_pre_commit_hook(tmp_path: Path) -> None:
 
     failing = run("broken.py", "clean.py", "notes.txt")
     assert failing.returncode == 1, failing.stdout + failing.stderr
-    assert "broken.py:7:5: BF301 likely graph break: print()" in failing.stdout
+    assert "broken.py:7:5: BF501 likely graph break: print()" in failing.stdout
     assert "in 2 files" in failing.stdout  # types: [python] leaves notes.txt out
     passing = run("clean.py")
     assert passing.returncode == 0, passing.stdout + passing.stderr

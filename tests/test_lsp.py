@@ -156,7 +156,7 @@ async def test_static_diagnostic_and_quick_fix_follow_the_text(tmp_path: Path) -
         uri = open_document(client, path, PRINT_IN_COMPILED)
         (diagnostic,) = await diagnostics_for(client, uri)
         assert diagnostic.range == print_range(PRINT_IN_COMPILED)
-        assert (diagnostic.code, diagnostic.source) == ("BF301", "breakfix")
+        assert (diagnostic.code, diagnostic.source) == ("BF501", "breakfix")
         assert "GB0059" in diagnostic.message
 
         action, run = await code_actions(client, uri, diagnostic.range.start.line)
@@ -225,7 +225,7 @@ async def test_run_command_returns_the_verified_edit_and_caches_it(tmp_path: Pat
     shutil.copy(FIXTURE / "inputs.py", tmp_path / "inputs.py")
     path = tmp_path / "before.py"
     before, after = (FIXTURE / "before.py").read_text(), (FIXTURE / "after.py").read_text()
-    break_line = before.splitlines().index("    print(y)")  # inside @torch.compile(fullgraph=True)
+    break_line = before.splitlines().index("    print(y, file=sys.stderr)")  # inside @torch.compile(fullgraph=True)
     async with lsp_session(tmp_path) as client:
         uri = open_document(client, path, before)
         result = await client.workspace_execute_command_async(
