@@ -1,5 +1,5 @@
-"""Log calls as calls of the graph's ordered log operator: what BF503 writes at a log call, and
-BF601 for the log calls (and prints) of a branch on a tensor."""
+"""Log calls as calls of the graph's ordered log operator: what BF503 writes at a log call, BF501
+at a print, and BF601 for the log calls and prints of a branch on a tensor."""
 
 from __future__ import annotations
 
@@ -45,14 +45,15 @@ CONDITION = "w"
 
 class InGraphLogs:
     """Log calls written as ``_log_in_graph(...)`` calls of the graph's ordered operator, and the
-    module-level helpers they need: what BF503 does at a log call, and BF601 for the log calls of a
-    branch on a tensor (made on the branch's condition). The codemod declares
-    QualifiedNameProvider and ParentNodeProvider and calls ``find_loggers`` on the module first."""
+    module-level helpers they need: what BF503 does at a log call, BF501 at a print whose values
+    torch's print operator cannot show the same, and BF601 for the log calls and prints of a branch
+    on a tensor (made on the branch's condition). The codemod declares QualifiedNameProvider and
+    ParentNodeProvider, and calls ``find_loggers`` on the module first to take logger calls."""
 
     def __init__(self, codemod: BreakfixCodemod, prints: bool = False) -> None:
         self.codemod = codemod
-        # Whether a print is a log call too (its text through the operator): BF501 has its own
-        # operator for prints it keeps in the graph; a print a branch makes on its condition uses this one.
+        # Whether a print is a log call too: for BF501's prints that torch's print operator cannot
+        # show the same, and the prints of a branch BF601 makes on its condition; BF503 takes none.
         self.prints = prints
         self.emitters: dict[str, str] = {}  # emitter name -> the call it makes
         self.loggers: set[str] = set()  # module-level names bound to getLogger(...)/get_logger(...)
