@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import re
 import string
+from collections.abc import Callable
 
 import libcst as cst
 import libcst.matchers as m
@@ -104,6 +105,18 @@ def string_literal(text: str) -> str:
     return '"' + inner.replace('"', '\\"') + '"'
 
 
+def _numbered_field(values: list[cst.BaseExpression]) -> Callable[[cst.BaseExpression, str, str], str]:
+    """The ``field`` of ``fstring_template`` that appends each field's expression to ``values`` and
+    writes it as a numbered ``str.format`` field with its conversion and spec."""
+
+    def field(expression: cst.BaseExpression, spec: str, conversion: str) -> str:
+        values.append(expression)
+        conversion = f"!{conversion}" if conversion else ""
+        return "{" + str(len(values) - 1) + conversion + (f":{spec}" if spec else "") + "}"
+
+    return field
+
+
 def message_values(args: list[cst.Arg]) -> tuple[str, list[cst.BaseExpression]]:
     """(style, values) that ``_emit`` turns back into the message arguments ``args``: the style is
     "" (passed as they are), "format" (a ``str.format`` template and its values), "percent" (a
@@ -113,13 +126,7 @@ def message_values(args: list[cst.Arg]) -> tuple[str, list[cst.BaseExpression]]:
     message, rest = args[0].value, [a.value for a in args[1:]]
     if isinstance(message, cst.FormattedString) and not rest:
         values: list[cst.BaseExpression] = []
-
-        def field(expression: cst.BaseExpression, spec: str, conversion: str) -> str:
-            values.append(expression)
-            conversion = f"!{conversion}" if conversion else ""
-            return "{" + str(len(values) - 1) + conversion + (f":{spec}" if spec else "") + "}"
-
-        template = fstring_template(message, field)
+        template = fstring_template(message, _numbered_field(values))
         return "format", [cst.SimpleString(string_literal(template)), *values]
     if m.matches(message, m.Call(func=m.Attribute(value=m.SimpleString(), attr=m.Name("format")))) and not rest:
         if any(a.keyword is not None or a.star for a in message.args):
@@ -143,12 +150,7 @@ def print_values(args: list[cst.Arg]) -> tuple[str, list[cst.BaseExpression]]:
     if not args:
         raise Refused("print with no arguments")
     values: list[cst.BaseExpression] = []
-
-    def field(expression: cst.BaseExpression, spec: str, conversion: str) -> str:
-        values.append(expression)
-        conversion = f"!{conversion}" if conversion else ""
-        return "{" + str(len(values) - 1) + conversion + (f":{spec}" if spec else "") + "}"
-
+    field = _numbered_field(values)
     parts = [
         fstring_template(a.value, field) if isinstance(a.value, cst.FormattedString) else field(a.value, "", "s")
         for a in args

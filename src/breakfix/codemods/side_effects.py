@@ -87,9 +87,9 @@ class PrintInCompiledRegion(SiteCodemod):
     take, or whose text would differ (a tensor that requires grad or is a subclass, a list of
     tensors, a module), is printed by a direct call, which breaks the graph as the print did, and
     such a rewrite is not written. Not ``{x=}``, nested format specs, or
-    ``sep``/``end``/``file``/``flush`` arguments; those prints are kept eager by BF301 instead. Logging and ``warnings.warn`` are BF503's (an
-    ordered custom op makes the original call when the graph runs), ``logger.warning_once`` is
-    BF502's; progress bars are kept eager by BF301. The operator is a private torch API
+    ``sep``/``end``/``file``/``flush`` arguments; those prints are kept eager by BF301 instead.
+    Logging and ``warnings.warn`` are BF503's (an ordered custom op makes the original call when
+    the graph runs), ``logger.warning_once`` is BF502's; progress bars are kept eager by BF301. The operator is a private torch API
     (``torch._higher_order_ops``); the rewrite is verified with the torch it runs on.
     """
 
