@@ -151,7 +151,8 @@ class DataDependentBranch(SiteCodemod):
     must read no name the block binds before it (it would log the value from before the block);
     refused otherwise, in an ``elif`` chain, and under a test joined by ``and``/``or`` (whose
     condition is not one tensor); a block that only logs with an ``else`` that computes is
-    refused too. BF503's limits hold (see its page: ``stacklevel``, a logger that is not a
+    refused too. Under a test of Python numbers (``if loss.item() > limit:``) the condition is a
+    bool, which the operator does not take: that rewrite fails verification and is not written. BF503's limits hold (see its page: ``stacklevel``, a logger that is not a
     module-level name). The names both branches assign are the results, and a name only some
     branches assign must not be mentioned anywhere else in the function. An ``elif`` chain without a final ``else`` is refused
     (its last branch would pass inputs through). At a break at an ``elif``'s test, the tests
